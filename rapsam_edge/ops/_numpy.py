@@ -401,7 +401,7 @@ def linear_assignment(cost: np.ndarray, maximize: bool = False) -> tuple[np.ndar
     if transposed:
         rows = np.flatnonzero(row_of_col >= 0)
         return rows.astype(np.int64), row_of_col[rows].astype(np.int64)
-    return np.arange(n_rows, dtype=np.int64), col_of_row.astype(np.int64)
+    return np.arange(c.shape[0], dtype=np.int64), col_of_row.astype(np.int64)
 
 
 def _shortest_augmenting_path(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
