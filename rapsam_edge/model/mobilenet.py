@@ -1,0 +1,116 @@
+"""MobileNetV2 trunk for the edge variants (torchvision parameter names, no classifier).
+
+Why MobileNetV2 for CPU / Jetson real time in INT8:
+  * Only Conv2d + BatchNorm + ReLU6 + residual Add. BN folds into the convs, ReLU6 bounds every
+    activation to [0, 6] (easy per-tensor INT8 activation calibration), and there is no
+    hard-swish, squeeze-excitation, LayerNorm or attention (MobileNetV3, EdgeNeXt, TopFormer),
+    which are the usual sources of INT8 accuracy loss and of unfused / fallback kernels.
+  * Every op exports to ONNX opset 13+ and runs natively in ONNX Runtime (QDQ INT8), OpenVINO
+    and TensorRT (depthwise convs included), so one graph serves all deployment targets.
+  * ~0.3 GMACs at 224x224 (width 1.0): about 1.6 GMACs for the stride-32 trunk at 640x480,
+    which leaves room for the neck and decoder inside the edge-s budget; a width multiplier
+    gives the narrower trunk used by edge-xs.
+  * Layer names follow torchvision's ``mobilenet_v2`` (``features.N...``), so ImageNet weights
+    in that layout load without renaming (minus the final 1x1 conv and the classifier).
+
+``forward`` returns [C2, C3, C4, C5] at strides 4/8/16/32 (24/32/96/320 channels at width 1).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["MobileNetV2", "mobilenet_v2"]
+
+# (expand ratio t, output channels c, repeats n, first stride s), torchvision's table.
+_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+             (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+# Index into ``features`` after which C2..C5 are taken (strides 4, 8, 16, 32).
+_TAPS = (3, 6, 13, 17)
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def _conv_bn_relu6(cin: int, cout: int, *, kernel: int = 3, stride: int = 1,
+                   groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU6(inplace=True),
+    )
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, *, in_channels: int, out_channels: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = in_channels * expand
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers.append(_conv_bn_relu6(in_channels, hidden, kernel=1))
+        layers += [
+            _conv_bn_relu6(hidden, hidden, stride=stride, groups=hidden),
+            nn.Conv2d(hidden, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x)
+        return x + y if self.use_res_connect else y
+
+
+class MobileNetV2(nn.Module):
+    """MobileNetV2 trunk. Input B x 3 x H x W (normalised); output [C2, C3, C4, C5]."""
+
+    def __init__(self, *, width: float = 1.0, frozen_bn: bool = False) -> None:
+        super().__init__()
+        self.frozen_bn = frozen_bn
+        cin = _make_divisible(32 * width)
+        layers: list[nn.Module] = [_conv_bn_relu6(3, cin, stride=2)]
+        for t, c, n, s in _SETTINGS:
+            cout = _make_divisible(c * width)
+            for i in range(n):
+                layers.append(InvertedResidual(
+                    in_channels=cin, out_channels=cout, stride=s if i == 0 else 1, expand=t))
+                cin = cout
+        self.features = nn.Sequential(*layers)
+        self.out_channels: tuple[int, ...] = tuple(
+            _make_divisible(c * width) for c in (24, 32, 96, 320))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def train(self, mode: bool = True) -> MobileNetV2:
+        super().train(mode)
+        if self.frozen_bn:
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """x: B x 3 x H x W -> [B x C2 x H/4 x W/4, ..., B x C5 x H/32 x W/32]."""
+        outs = []
+        start = 0
+        for tap in _TAPS:
+            for layer in self.features[start:tap + 1]:
+                x = layer(x)
+            outs.append(x)
+            start = tap + 1
+        return outs
+
+
+def mobilenet_v2(*, frozen_bn: bool = False, width: float = 1.0) -> MobileNetV2:
+    return MobileNetV2(width=width, frozen_bn=frozen_bn)

@@ -1,0 +1,1 @@
+"""Training side (needs torch): matcher, losses, co-training loop with torch.distributed."""

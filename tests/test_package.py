@@ -1,0 +1,90 @@
+"""Package-level promises: the runtime half never imports torch, the ops dispatcher works."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rapsam_edge.ops as ops
+from rapsam_edge.ops import _numpy
+
+BLOCK_TORCH = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+
+
+def test_import_does_not_import_torch():
+    code = "import sys, rapsam_edge, rapsam_edge.ops; print('torch' in sys.modules)"
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_runtime_works_with_torch_blocked():
+    code = BLOCK_TORCH + (
+        "import numpy as np, rapsam_edge.ops as ops\n"
+        "m = np.zeros((4, 5), bool); m[1:3, 2:4] = True\n"
+        "print(ops.masks_to_boxes(m).tolist())\n"
+    )
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[2, 1, 4, 3]"
+
+
+def test_dispatcher_switches_between_implementations():
+    before = ops.implementation()
+    try:
+        ops.use("numpy")
+        assert ops.implementation() == "numpy"
+        assert ops.letterbox is _numpy.letterbox
+        if ops.core_available():
+            ops.use("cpp")
+            assert ops.letterbox is not _numpy.letterbox
+        with pytest.raises(ValueError, match="unknown ops implementation"):
+            ops.use("fortran")
+    finally:
+        ops.use(before)
+
+
+def test_env_var_forces_numpy():
+    proc = run_python(
+        "import rapsam_edge.ops as o; print(o.implementation())", RAPSAM_EDGE_OPS="numpy"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "numpy"
+
+
+def test_ci_requires_the_compiled_core():
+    """Under RAPSAM_EDGE_OPS=cpp (as in CI) the compiled core must be the one in use."""
+    if os.environ.get(ops.ENV_VAR) != "cpp":
+        pytest.skip("only meaningful when RAPSAM_EDGE_OPS=cpp (CI sets it)")
+    assert ops.core_available()
+    assert ops.implementation() == "cpp"
+
+
+def test_segment_dtype_is_shared():
+    assert ops.SEGMENT_DTYPE.names == ("id", "class", "query", "score", "area", "is_thing")
+    empty = _numpy.panoptic_fuse(
+        np.zeros((1, 3), np.float32), np.zeros((1, 4, 4), np.float32), (4, 4), (8, 8),
+        np.array([True, False]),
+    )[1]  # fmt: skip
+    assert empty.dtype == ops.SEGMENT_DTYPE
