@@ -63,13 +63,19 @@ class DeformUpLayer(nn.Module):
         return self.relu(self.up_bn(self.up_sample(x)))
 
 
+def _linspace_pm1(n: int, like: Tensor) -> Tensor:
+    """torch.linspace(-1, 1, n) written with arange, so that n stays symbolic under
+    torch.export / ONNX (linspace specialises its length); same symmetric formula."""
+    idx = torch.arange(n, dtype=like.dtype, device=like.device)
+    step = 2.0 / (n - 1)
+    return torch.where(idx < n // 2, idx * step - 1.0, 1.0 - (n - 1 - idx) * step)
+
+
 def coord_features(x: Tensor) -> Tensor:
     """B x C x H x W -> B x 2 x H x W: (x, y) coordinates, each in [-1, 1]."""
     b, _, h, w = x.shape
-    xs = torch.linspace(-1.0, 1.0, w, dtype=x.dtype, device=x.device)
-    ys = torch.linspace(-1.0, 1.0, h, dtype=x.dtype, device=x.device)
-    gx = xs.view(1, 1, 1, w).expand(b, 1, h, w)
-    gy = ys.view(1, 1, h, 1).expand(b, 1, h, w)
+    gx = _linspace_pm1(w, x).view(1, 1, 1, w).expand(b, 1, h, w)
+    gy = _linspace_pm1(h, x).view(1, 1, h, 1).expand(b, 1, h, w)
     return torch.cat((gx, gy), dim=1)
 
 
@@ -127,7 +133,7 @@ class LiteDeformFPN(nn.Module):
         """feats: [B x C_l x H_l x W_l] finest first -> B x out_dim x H_0 x W_0."""
         n = self.num_levels
         # Top-down: lateral of the coarsest, then upsample + lateral add per level.
-        x = getattr(self, "lateral_conv0")(feats[n - 1])
+        x = self.lateral_conv0(feats[n - 1])
         tops = [x]
         for i in range(1, n):
             up = getattr(self, f"deform_conv{i}")(x)

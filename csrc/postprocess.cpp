@@ -1,0 +1,730 @@
+// Twins of rapsam_edge.ops._numpy: letterbox, panoptic_fuse, prompt_masks, masks_to_boxes.
+//
+// Exactness: sampling positions and weights are computed in double as sample_grid does,
+// float weights are rounded as _float_weights, interpolation is done in float with the
+// twin's operation order (horizontal w0*a + w1*b, then vertical), probabilities in double.
+// The library is compiled with -ffp-contract=off so that no FMA changes a rounding.
+//
+// Speed: a bilinear output pixel between source taps (y0, y1) x (x0, x1) is a convex
+// combination of the four corner logits, so whole "cells" (the output pixels that share
+// the same four taps) are decided from their corners when possible: the sign of a logit,
+// threshold tests and, with probability bounds, which kept query can win the cell. Only
+// undecided cells are evaluated per pixel, with exactly the twin's arithmetic.
+#include "postprocess.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace rapsam {
+
+// ------------------------------------------------------------------ shared helpers
+Taps sample_grid(int64_t out_len, double valid_len, int64_t src_len) {
+    Taps t;
+    t.i0.resize(out_len);
+    t.i1.resize(out_len);
+    t.frac.resize(out_len);
+    const double step = valid_len / static_cast<double>(out_len);
+    for (int64_t i = 0; i < out_len; ++i) {
+        double pos = (static_cast<double>(i) + 0.5) * step - 0.5;
+        pos = std::max(pos, 0.0);
+        const int64_t i0 = std::min(static_cast<int64_t>(std::floor(pos)), src_len - 1);
+        t.i0[i] = i0;
+        t.i1[i] = std::min(i0 + 1, src_len - 1);
+        t.frac[i] = std::min(pos - static_cast<double>(i0), 1.0);
+    }
+    return t;
+}
+
+bool all_finite(const float* data, size_t n) {
+    // exponent bits all set <=> inf or NaN; an integer OR-reduction vectorises well
+    const uint32_t* bits = reinterpret_cast<const uint32_t*>(data);
+    uint32_t bad = 0;
+    size_t i = 0;
+    constexpr size_t kBlock = 4096;
+    while (i < n) {
+        const size_t end = std::min(n, i + kBlock);
+        for (; i < end; ++i) bad |= static_cast<uint32_t>((bits[i] & 0x7f800000u) == 0x7f800000u);
+        if (bad) return false;
+    }
+    return true;
+}
+
+namespace {
+
+// Runs body(part, n_parts) on n_parts threads (the calling thread does part 0) and
+// rethrows the first exception.
+void run_parallel(int n_parts, const std::function<void(int, int)>& body) {
+    if (n_parts <= 1) {
+        body(0, 1);
+        return;
+    }
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    auto guarded = [&](int part) {
+        try {
+            body(part, n_parts);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    };
+    std::vector<std::thread> threads;
+    threads.reserve(n_parts - 1);
+    for (int p = 1; p < n_parts; ++p) threads.emplace_back(guarded, p);
+    guarded(0);
+    for (auto& t : threads) t.join();
+    if (error) std::rethrow_exception(error);
+}
+
+int thread_count(int requested, double work) {
+    if (work < 2e5) return 1;  // thread start-up costs more than it saves
+    unsigned hw = std::thread::hardware_concurrency();
+    int n = requested > 0 ? requested : static_cast<int>(hw ? hw : 1);
+    return std::max(1, std::min(n, 64));
+}
+
+// Output samples sharing the same pair of source taps.
+struct Band {
+    int64_t t0, t1;
+    int begin, end;
+};
+
+std::vector<Band> make_bands(const Taps& t) {
+    std::vector<Band> bands;
+    const int n = static_cast<int>(t.i0.size());
+    for (int i = 0; i < n; ++i) {
+        if (!bands.empty() && bands.back().t0 == t.i0[i] && bands.back().t1 == t.i1[i]) {
+            bands.back().end = i + 1;
+        } else {
+            bands.push_back({t.i0[i], t.i1[i], i, i + 1});
+        }
+    }
+    return bands;
+}
+
+// Float weights as _float_weights: ((1 - frac) as float32, frac as float32).
+void float_weights(const Taps& t, std::vector<float>& w0, std::vector<float>& w1) {
+    const size_t n = t.frac.size();
+    w0.resize(n);
+    w1.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+        w0[i] = static_cast<float>(1.0 - t.frac[i]);
+        w1[i] = static_cast<float>(t.frac[i]);
+    }
+}
+
+// Splits row bands into n_parts contiguous groups of about equal output rows.
+std::vector<size_t> split_bands(const std::vector<Band>& bands, int n_parts) {
+    std::vector<size_t> cut(n_parts + 1, bands.size());
+    cut[0] = 0;
+    const double total = bands.empty() ? 0.0 : bands.back().end;
+    size_t b = 0;
+    for (int p = 1; p < n_parts; ++p) {
+        const double target = total * p / n_parts;
+        while (b < bands.size() && bands[b].begin < target) ++b;
+        cut[p] = b;
+    }
+    return cut;
+}
+
+// Interpolated logits of one cell's columns for its two source rows (the twin's
+// horizontal pass): top[c] = wx0*a + wx1*b, bot[c] = wx0*c + wx1*d.
+inline void horizontal(const float* wx0, const float* wx1, int c0, int c1, float a, float b,
+                       float c, float d, float* top, float* bot) {
+    for (int x = c0; x < c1; ++x) {
+        top[x - c0] = wx0[x] * a + wx1[x] * b;
+        bot[x - c0] = wx0[x] * c + wx1[x] * d;
+    }
+}
+
+// Largest possible rounding error of a float bilinear value whose corners are bounded
+// by m in magnitude (a safe over-estimate: the exact bound is about 3e-7 * m).
+inline double interp_margin(double m) { return 4e-6 * m + 1e-30; }
+
+void check_valid(double valid_h, double valid_w, int mask_h, int mask_w) {
+    if (!(std::isfinite(valid_h) && std::isfinite(valid_w) && valid_h > 0 &&
+          valid_h <= mask_h && valid_w > 0 && valid_w <= mask_w)) {
+        fail("valid_hw must be in (0, mask size " + std::to_string(mask_h) + " x " +
+             std::to_string(mask_w) + "], got (" + std::to_string(valid_h) + ", " +
+             std::to_string(valid_w) + ")");
+    }
+}
+
+void check_out(int out_h, int out_w) {
+    if (!(out_h >= 1 && out_h <= kMaxSide && out_w >= 1 && out_w <= kMaxSide)) {
+        fail("out_hw must be in [1, " + std::to_string(kMaxSide) + "], got (" +
+             std::to_string(out_h) + ", " + std::to_string(out_w) + ")");
+    }
+}
+
+// numpy's pairwise summation (used by ndarray.sum along a contiguous axis).
+double pairwise_sum(const double* a, int64_t n) {
+    if (n < 8) {
+        double res = 0.0;
+        for (int64_t i = 0; i < n; ++i) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (int j = 0; j < 8; ++j) r[j] = a[j];
+        int64_t i = 8;
+        for (; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; ++i) res += a[i];
+        return res;
+    }
+    int64_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ letterbox
+LetterboxGeometry letterbox_geometry(int in_h, int in_w, int box_h, int box_w,
+                                     int pad_divisor) {
+    if (in_h < 1 || in_w < 1 || in_h > kMaxSide || in_w > kMaxSide)
+        fail("image sides must be in [1, " + std::to_string(kMaxSide) + "]");
+    if (box_h < 1 || box_w < 1 || box_h > kMaxSide || box_w > kMaxSide)
+        fail("size must be in [1, " + std::to_string(kMaxSide) + "]");
+    if (pad_divisor < 1 || pad_divisor > 4096)
+        fail("pad_divisor must be in [1, 4096], got " + std::to_string(pad_divisor));
+    LetterboxGeometry g;
+    g.scale = std::min(static_cast<double>(box_h) / in_h, static_cast<double>(box_w) / in_w);
+    auto side = [&](int in, int box) {
+        const double v = std::floor(in * g.scale + 0.5);
+        return static_cast<int>(std::min<double>(box, std::max(1.0, v)));
+    };
+    g.new_h = side(in_h, box_h);
+    g.new_w = side(in_w, box_w);
+    g.pad_h = (g.new_h + pad_divisor - 1) / pad_divisor * pad_divisor;
+    g.pad_w = (g.new_w + pad_divisor - 1) / pad_divisor * pad_divisor;
+    return g;
+}
+
+void letterbox(const uint8_t* image, int in_h, int in_w, int channels,
+               const LetterboxGeometry& g, int pad_value, bool swap_rb, uint8_t* out,
+               int n_threads) {
+    if (channels < 1 || channels > 4) fail("image must have 1 to 4 channels");
+    if (pad_value < 0 || pad_value > 255)
+        fail("pad_value must be in [0, 255], got " + std::to_string(pad_value));
+    if (swap_rb && channels < 3)
+        fail("swap_rb needs an image with >= 3 channels, got " + std::to_string(channels));
+    constexpr int kBits = 11;
+    constexpr int64_t kOne = int64_t{1} << kBits;
+    const Taps ty = sample_grid(g.new_h, static_cast<double>(in_h), in_h);
+    const Taps tx = sample_grid(g.new_w, static_cast<double>(in_w), in_w);
+    std::vector<int32_t> wy1(g.new_h), wx1(g.new_w), xo0(g.new_w), xo1(g.new_w);
+    for (int y = 0; y < g.new_h; ++y)
+        wy1[y] = static_cast<int32_t>(std::floor(ty.frac[y] * kOne + 0.5));
+    for (int x = 0; x < g.new_w; ++x) {
+        wx1[x] = static_cast<int32_t>(std::floor(tx.frac[x] * kOne + 0.5));
+        xo0[x] = static_cast<int32_t>(tx.i0[x] * channels);
+        xo1[x] = static_cast<int32_t>(tx.i1[x] * channels);
+    }
+    const int64_t out_stride = int64_t{g.pad_w} * channels;
+    const int64_t in_stride = int64_t{in_w} * channels;
+    // swap_rb: output channel ch reads source channel src_ch[ch]
+    int src_ch[4] = {0, 1, 2, 3};
+    if (swap_rb) std::swap(src_ch[0], src_ch[2]);
+    auto body = [&](int part, int parts) {
+        const int r0 = static_cast<int>(int64_t{g.pad_h} * part / parts);
+        const int r1 = static_cast<int>(int64_t{g.pad_h} * (part + 1) / parts);
+        std::vector<uint32_t> top(static_cast<size_t>(g.new_w) * channels),
+            bot(static_cast<size_t>(g.new_w) * channels);
+        for (int y = r0; y < r1; ++y) {
+            uint8_t* row = out + y * out_stride;
+            if (y >= g.new_h) {
+                std::memset(row, pad_value, out_stride);
+                continue;
+            }
+            const uint8_t* s0 = image + ty.i0[y] * in_stride;
+            const uint8_t* s1 = image + ty.i1[y] * in_stride;
+            const uint32_t b1 = static_cast<uint32_t>(wy1[y]);
+            const uint32_t b0 = static_cast<uint32_t>(kOne) - b1;
+            for (int x = 0; x < g.new_w; ++x) {
+                const uint32_t a1 = static_cast<uint32_t>(wx1[x]);
+                const uint32_t a0 = static_cast<uint32_t>(kOne) - a1;
+                const uint8_t* p00 = s0 + xo0[x];
+                const uint8_t* p01 = s0 + xo1[x];
+                const uint8_t* p10 = s1 + xo0[x];
+                const uint8_t* p11 = s1 + xo1[x];
+                uint8_t* o = row + int64_t{x} * channels;
+                for (int ch = 0; ch < channels; ++ch) {
+                    const int sc = src_ch[ch];
+                    const uint32_t t = a0 * p00[sc] + a1 * p01[sc];
+                    const uint32_t b = a0 * p10[sc] + a1 * p11[sc];
+                    // max 2048 * 2048 * 255 + 2^21 < 2^32: exact in uint32
+                    const uint32_t acc = b0 * t + b1 * b;
+                    o[ch] = static_cast<uint8_t>((acc + (1u << (2 * kBits - 1))) >> (2 * kBits));
+                }
+            }
+            if (g.pad_w > g.new_w)
+                std::memset(row + int64_t{g.new_w} * channels, pad_value,
+                            out_stride - int64_t{g.new_w} * channels);
+        }
+    };
+    run_parallel(thread_count(n_threads, double(g.pad_h) * g.pad_w * channels), body);
+}
+
+// ------------------------------------------------------------------ panoptic fusion
+namespace {
+
+enum Sign : uint8_t { kPos = 0, kNeg = 1, kMixed = 2 };
+
+struct PanopticState {
+    int K = 0, h = 0, w = 0, out_w = 0;
+    std::vector<const float*> logits;  // kept query k -> its h x w logits
+    std::vector<double> scores;        // kept scores (double, as the twin)
+    std::vector<Band> ybands, xbands;
+    std::vector<float> wy0, wy1, wx0, wx1;
+    int pw = 0;                 // columns of the probability table
+    std::vector<double> prob;   // K x (ymax+1) x pw: score * sigmoid(corner logit)
+};
+
+struct PanopticCounts {
+    std::vector<int64_t> own, won, fg;
+};
+
+// Processes the output rows of row bands [b_lo, b_hi).
+void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, int32_t* label_map,
+                   PanopticCounts& cnt) {
+    const int K = st.K, out_w = st.out_w, w = st.w;
+    const int n_xb = static_cast<int>(st.xbands.size());
+    int max_cw = 1;
+    for (const Band& b : st.xbands) max_cw = std::max(max_cw, b.end - b.begin);
+    std::vector<float> top(static_cast<size_t>(K) * max_cw), bot(static_cast<size_t>(K) * max_cw);
+    std::vector<int32_t> templ(out_w);
+    std::vector<double> lb(K), ub(K);
+    std::vector<uint8_t> sign(K);
+    std::vector<int> cand(K);
+    // undecided cells of the current band: (x band, first candidate, candidate count)
+    struct Pending {
+        int xb, first, count;
+    };
+    std::vector<Pending> pending;
+    std::vector<int> pending_cands;
+    std::vector<double> best_p(max_cw);
+    std::vector<float> best_v(max_cw);
+    std::vector<int> best_k(max_cw);
+    const float* wx0 = st.wx0.data();
+    const float* wx1 = st.wx1.data();
+    const size_t plane = static_cast<size_t>(st.prob.size() / std::max(K, 1));
+
+    for (size_t yb = b_lo; yb < b_hi; ++yb) {
+        const Band& rb = st.ybands[yb];
+        const int rh = rb.end - rb.begin;
+        pending.clear();
+        pending_cands.clear();
+        for (int xbi = 0; xbi < n_xb; ++xbi) {
+            const Band& cb = st.xbands[xbi];
+            const int cw = cb.end - cb.begin;
+            const int64_t npix = int64_t{rh} * cw;
+            const size_t ia = rb.t0 * w + cb.t0, ib = rb.t0 * w + cb.t1;
+            const size_t ic = rb.t1 * w + cb.t0, id = rb.t1 * w + cb.t1;
+            const size_t pa = rb.t0 * st.pw + cb.t0, pb = rb.t0 * st.pw + cb.t1;
+            const size_t pc = rb.t1 * st.pw + cb.t0, pd = rb.t1 * st.pw + cb.t1;
+            double max_lb = -1.0;
+            for (int k = 0; k < K; ++k) {
+                const float* L = st.logits[k];
+                const float a = L[ia], b = L[ib], c = L[ic], d = L[id];
+                const float mn = std::min(std::min(a, b), std::min(c, d));
+                const float mx = std::max(std::max(a, b), std::max(c, d));
+                // every value >= 0 when all corners are (non-negative products and sums);
+                // every value < 0 when all corners are <= -1e-30 (no underflow to 0)
+                if (mn >= 0.0f) {
+                    sign[k] = kPos;
+                    cnt.own[k] += npix;
+                } else if (mx <= -1e-30f) {
+                    sign[k] = kNeg;
+                } else {
+                    sign[k] = kMixed;
+                    float* tp = top.data() + static_cast<size_t>(k) * max_cw;
+                    float* bt = bot.data() + static_cast<size_t>(k) * max_cw;
+                    horizontal(wx0, wx1, cb.begin, cb.end, a, b, c, d, tp, bt);
+                    int64_t n = 0;
+                    for (int y = rb.begin; y < rb.end; ++y) {
+                        const float v0 = st.wy0[y], v1 = st.wy1[y];
+                        for (int x = 0; x < cw; ++x) n += (v0 * tp[x] + v1 * bt[x]) >= 0.0f;
+                    }
+                    cnt.own[k] += n;
+                }
+                // probability bounds: the logit lies in [mn - e, mx + e]; log-sigmoid is
+                // 1-Lipschitz, so the probability lies in [P(mn) e^-e, P(mx) e^e]
+                const double* P = st.prob.data() + k * plane;
+                const double pmin = std::min(std::min(P[pa], P[pb]), std::min(P[pc], P[pd]));
+                const double pmax = std::max(std::max(P[pa], P[pb]), std::max(P[pc], P[pd]));
+                const double m = std::max(std::fabs(double(mn)), std::fabs(double(mx)));
+                const double e = interp_margin(m);
+                if (e > 0.5) {
+                    lb[k] = 0.0;
+                    ub[k] = st.scores[k] * (1.0 + 1e-12) + 1e-300;
+                } else {
+                    lb[k] = std::max(0.0, pmin * (1.0 - e - 1e-12) - 1e-300);
+                    ub[k] = pmax * (1.0 + 2.0 * e + 1e-12) + 1e-300;
+                }
+                max_lb = std::max(max_lb, lb[k]);
+            }
+            int n_cand = 0;
+            for (int k = 0; k < K; ++k)
+                if (ub[k] >= max_lb) cand[n_cand++] = k;
+            if (n_cand == 1 && sign[cand[0]] != kMixed) {
+                const int k = cand[0];
+                cnt.won[k] += npix;
+                const int32_t code = sign[k] == kPos ? k + 1 : 0;
+                if (code) cnt.fg[k] += npix;
+                std::fill(templ.begin() + cb.begin, templ.begin() + cb.end, code);
+            } else {
+                pending.push_back({xbi, static_cast<int>(pending_cands.size()), n_cand});
+                pending_cands.insert(pending_cands.end(), cand.begin(), cand.begin() + n_cand);
+            }
+        }
+        for (int y = rb.begin; y < rb.end; ++y)
+            std::memcpy(label_map + static_cast<size_t>(y) * out_w, templ.data(),
+                        sizeof(int32_t) * out_w);
+        // per-pixel evaluation of the undecided cells, exactly as the twin
+        for (const Pending& pe : pending) {
+            const Band& cb = st.xbands[pe.xb];
+            const int cw = cb.end - cb.begin;
+            const size_t ia = rb.t0 * w + cb.t0, ib = rb.t0 * w + cb.t1;
+            const size_t ic = rb.t1 * w + cb.t0, id = rb.t1 * w + cb.t1;
+            const int* cands = pending_cands.data() + pe.first;
+            for (int j = 0; j < pe.count; ++j) {
+                const int k = cands[j];
+                const float* L = st.logits[k];
+                horizontal(wx0, wx1, cb.begin, cb.end, L[ia], L[ib], L[ic], L[id],
+                           top.data() + static_cast<size_t>(k) * max_cw,
+                           bot.data() + static_cast<size_t>(k) * max_cw);
+            }
+            for (int y = rb.begin; y < rb.end; ++y) {
+                const float v0 = st.wy0[y], v1 = st.wy1[y];
+                int32_t* row = label_map + static_cast<size_t>(y) * out_w + cb.begin;
+                if (pe.count == 1) {
+                    const int k = cands[0];
+                    const float* tp = top.data() + static_cast<size_t>(k) * max_cw;
+                    const float* bt = bot.data() + static_cast<size_t>(k) * max_cw;
+                    int64_t n = 0;
+                    for (int x = 0; x < cw; ++x) {
+                        const bool fg = (v0 * tp[x] + v1 * bt[x]) >= 0.0f;
+                        row[x] = fg ? k + 1 : 0;
+                        n += fg;
+                    }
+                    cnt.won[k] += cw;
+                    cnt.fg[k] += n;
+                    continue;
+                }
+                for (int j = 0; j < pe.count; ++j) {
+                    const int k = cands[j];
+                    const float* tp = top.data() + static_cast<size_t>(k) * max_cw;
+                    const float* bt = bot.data() + static_cast<size_t>(k) * max_cw;
+                    const double s = st.scores[k];
+                    for (int x = 0; x < cw; ++x) {
+                        const float v = v0 * tp[x] + v1 * bt[x];
+                        const double p = s / (1.0 + std::exp(-static_cast<double>(v)));
+                        if (j == 0 || p > best_p[x]) {
+                            best_p[x] = p;
+                            best_v[x] = v;
+                            best_k[x] = k;
+                        }
+                    }
+                }
+                for (int x = 0; x < cw; ++x) {
+                    const int k = best_k[x];
+                    const bool fg = best_v[x] >= 0.0f;
+                    row[x] = fg ? k + 1 : 0;
+                    cnt.won[k] += 1;
+                    cnt.fg[k] += fg;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n_cls1,
+                                   const float* mask_logits, int mask_h, int mask_w,
+                                   const bool* is_thing, const PanopticParams& params,
+                                   int32_t* label_map) {
+    if (n_queries < 0) fail("cls_logits must have a non-negative number of rows");
+    if (n_cls1 < 1) fail("cls_logits needs at least one column");
+    if (mask_h < 1 || mask_w < 1) fail("mask_logits masks are empty");
+    const int out_h = params.out_h, out_w = params.out_w;
+    check_out(out_h, out_w);
+    check_valid(params.valid_h, params.valid_w, mask_h, mask_w);
+    const size_t hw = static_cast<size_t>(mask_h) * mask_w;
+    if (params.check_finite) {
+        if (!all_finite(cls_logits, static_cast<size_t>(n_queries) * n_cls1))
+            fail("cls_logits contains NaN or infinity");
+        if (!all_finite(mask_logits, static_cast<size_t>(n_queries) * hw))
+            fail("mask_logits contains NaN or infinity");
+    }
+    const size_t n_out = static_cast<size_t>(out_h) * out_w;
+
+    // 1. class scores (softmax in double, numpy's pairwise sum) and the kept queries
+    const int n_cls = n_cls1 - 1;
+    std::vector<int> labels(n_queries, 0);
+    std::vector<double> scores(n_queries, 0.0), ex(n_cls1);
+    std::vector<int> kept;
+    for (int q = 0; q < n_queries; ++q) {
+        const float* x = cls_logits + static_cast<size_t>(q) * n_cls1;
+        double mx = x[0];
+        for (int i = 1; i < n_cls1; ++i) mx = std::max(mx, static_cast<double>(x[i]));
+        for (int i = 0; i < n_cls1; ++i) ex[i] = std::exp(static_cast<double>(x[i]) - mx);
+        const double sum = pairwise_sum(ex.data(), n_cls1);
+        if (n_cls == 0) continue;  // no class at all: nothing can be kept
+        int best = 0;
+        double best_p = ex[0] / sum;
+        for (int i = 1; i < n_cls; ++i) {
+            const double p = ex[i] / sum;
+            if (p > best_p) {
+                best_p = p;
+                best = i;
+            }
+        }
+        labels[q] = best;
+        scores[q] = best_p;
+        if (best_p > params.score_threshold) kept.push_back(q);
+    }
+    std::fill(label_map, label_map + n_out, 0);
+    const int K = static_cast<int>(kept.size());
+    if (K == 0) return {};
+
+    // 2. per-pixel winner and own areas, cell by cell
+    PanopticState st;
+    st.K = K;
+    st.h = mask_h;
+    st.w = mask_w;
+    st.out_w = out_w;
+    for (int q : kept) {
+        st.logits.push_back(mask_logits + static_cast<size_t>(q) * hw);
+        st.scores.push_back(scores[q]);
+    }
+    const Taps ty = sample_grid(out_h, params.valid_h, mask_h);
+    const Taps tx = sample_grid(out_w, params.valid_w, mask_w);
+    st.ybands = make_bands(ty);
+    st.xbands = make_bands(tx);
+    float_weights(ty, st.wy0, st.wy1);
+    float_weights(tx, st.wx0, st.wx1);
+    const int ymax = static_cast<int>(st.ybands.back().t1);
+    const int xmax = static_cast<int>(st.xbands.back().t1);
+    st.pw = xmax + 1;
+    const size_t plane = static_cast<size_t>(ymax + 1) * st.pw;
+    st.prob.resize(plane * K);
+    const double cell_work = double(st.ybands.size()) * st.xbands.size() * K + double(n_out);
+    const int n_threads = thread_count(params.n_threads, cell_work * 4);
+    run_parallel(n_threads, [&](int part, int parts) {
+        for (int k = part; k < K; k += parts) {
+            const float* L = st.logits[k];
+            double* P = st.prob.data() + k * plane;
+            const double s = st.scores[k];
+            for (int y = 0; y <= ymax; ++y)
+                for (int x = 0; x <= xmax; ++x)
+                    P[y * st.pw + x] =
+                        s / (1.0 + std::exp(-static_cast<double>(L[static_cast<size_t>(y) * mask_w + x])));
+        }
+    });
+    std::vector<PanopticCounts> counts(n_threads);
+    for (auto& c : counts) {
+        c.own.assign(K, 0);
+        c.won.assign(K, 0);
+        c.fg.assign(K, 0);
+    }
+    const std::vector<size_t> cut = split_bands(st.ybands, n_threads);
+    run_parallel(n_threads, [&](int part, int) {
+        panoptic_rows(st, cut[part], cut[part + 1], label_map, counts[part]);
+    });
+    std::vector<int64_t> own(K, 0), won(K, 0), fg(K, 0);
+    for (const auto& c : counts)
+        for (int k = 0; k < K; ++k) {
+            own[k] += c.own[k];
+            won[k] += c.won[k];
+            fg[k] += c.fg[k];
+        }
+
+    // 3. MaskFormer's walk: overlap test, stuff merging, ids
+    std::vector<Segment> segments;
+    std::vector<int32_t> seg_of(K + 1, 0);  // label code (k + 1) -> segment id
+    std::map<int, int> stuff_ids;
+    for (int k = 0; k < K; ++k) {
+        const int q = kept[k];
+        const int cls = labels[q];
+        if (won[k] == 0 || own[k] == 0 || fg[k] == 0) continue;
+        if (static_cast<double>(won[k]) / static_cast<double>(own[k]) < params.overlap_threshold)
+            continue;
+        const float score = static_cast<float>(st.scores[k]);
+        const bool thing = is_thing[cls];
+        if (!thing) {
+            auto it = stuff_ids.find(cls);
+            if (it != stuff_ids.end()) {
+                Segment& seg = segments[it->second - 1];
+                seg_of[k + 1] = it->second;
+                if (score > seg.score) seg.score = score;
+                seg.area += fg[k];
+                continue;
+            }
+        }
+        const int id = static_cast<int>(segments.size()) + 1;
+        if (!thing) stuff_ids[cls] = id;
+        seg_of[k + 1] = id;
+        segments.push_back({id, cls, q, score, fg[k], thing});
+    }
+    run_parallel(thread_count(params.n_threads, double(n_out)), [&](int part, int parts) {
+        const size_t lo = n_out * part / parts, hi = n_out * (part + 1) / parts;
+        for (size_t i = lo; i < hi; ++i) label_map[i] = seg_of[label_map[i]];
+    });
+    return segments;
+}
+
+// ------------------------------------------------------------------ prompt masks
+void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, double valid_h,
+                  double valid_w, int out_h, int out_w, double threshold,
+                  double stability_offset, uint8_t* masks, float* stability, int n_threads,
+                  bool check_finite) {
+    if (n < 0) fail("mask_logits must have a non-negative number of masks");
+    if (mask_h < 1 || mask_w < 1) fail("mask_logits masks are empty");
+    check_out(out_h, out_w);
+    check_valid(valid_h, valid_w, mask_h, mask_w);
+    if (!std::isfinite(threshold)) fail("threshold must be finite, got " + std::to_string(threshold));
+    if (!std::isfinite(stability_offset))
+        fail("stability_offset must be finite, got " + std::to_string(stability_offset));
+    if (stability_offset < 0)
+        fail("stability_offset must be >= 0, got " + std::to_string(stability_offset));
+    const size_t hw = static_cast<size_t>(mask_h) * mask_w;
+    if (check_finite && !all_finite(mask_logits, hw * n))
+        fail("mask_logits contains NaN or infinity");
+    const size_t plane = static_cast<size_t>(out_h) * out_w;
+    if (n == 0) return;
+    // thresholds: float32(threshold +- offset) computed in double, compared in float
+    const float t[3] = {static_cast<float>(threshold),
+                        static_cast<float>(threshold + stability_offset),
+                        static_cast<float>(threshold - stability_offset)};
+    const Taps ty = sample_grid(out_h, valid_h, mask_h);
+    const Taps tx = sample_grid(out_w, valid_w, mask_w);
+    const std::vector<Band> ybands = make_bands(ty), xbands = make_bands(tx);
+    std::vector<float> wy0, wy1, wx0, wx1;
+    float_weights(ty, wy0, wy1);
+    float_weights(tx, wx0, wx1);
+    int max_cw = 1;
+    for (const Band& b : xbands) max_cw = std::max(max_cw, b.end - b.begin);
+    const int parts = thread_count(n_threads, double(plane) * n);
+    std::vector<std::vector<int64_t>> hi(parts, std::vector<int64_t>(n, 0)),
+        lo(parts, std::vector<int64_t>(n, 0));
+    const std::vector<size_t> cut = split_bands(ybands, parts);
+    run_parallel(parts, [&](int part, int) {
+        std::vector<uint8_t> templ(out_w);
+        std::vector<float> top(max_cw), bot(max_cw);
+        std::vector<int> mixed;
+        int64_t* nh = hi[part].data();
+        int64_t* nl = lo[part].data();
+        for (int p = 0; p < n; ++p) {
+            const float* L = mask_logits + p * hw;
+            uint8_t* out = masks + p * plane;
+            for (size_t yb = cut[part]; yb < cut[part + 1]; ++yb) {
+                const Band& rb = ybands[yb];
+                const int rh = rb.end - rb.begin;
+                mixed.clear();
+                for (int xbi = 0; xbi < static_cast<int>(xbands.size()); ++xbi) {
+                    const Band& cb = xbands[xbi];
+                    const int cw = cb.end - cb.begin;
+                    const float a = L[rb.t0 * mask_w + cb.t0], b = L[rb.t0 * mask_w + cb.t1];
+                    const float c = L[rb.t1 * mask_w + cb.t0], d = L[rb.t1 * mask_w + cb.t1];
+                    const float mn = std::min(std::min(a, b), std::min(c, d));
+                    const float mx = std::max(std::max(a, b), std::max(c, d));
+                    const double e =
+                        interp_margin(std::max(std::fabs(double(mn)), std::fabs(double(mx))));
+                    const double lo_v = double(mn) - e, hi_v = double(mx) + e;
+                    // state per threshold: 1 = all above, 0 = none above, 2 = mixed
+                    int state[3];
+                    for (int i = 0; i < 3; ++i)
+                        state[i] = lo_v > t[i] ? 1 : (hi_v <= t[i] ? 0 : 2);
+                    const int64_t npix = int64_t{rh} * cw;
+                    if (state[1] == 1) nh[p] += npix;
+                    if (state[2] == 1) nl[p] += npix;
+                    if (state[0] == 2 || state[1] == 2 || state[2] == 2) mixed.push_back(xbi);
+                    // a mixed mask cell is written per pixel after the row copy
+                    if (state[0] != 2) std::memset(templ.data() + cb.begin, state[0], cw);
+                }
+                for (int y = rb.begin; y < rb.end; ++y)
+                    std::memcpy(out + static_cast<size_t>(y) * out_w, templ.data(), out_w);
+                for (int xbi : mixed) {
+                    const Band& cb = xbands[xbi];
+                    const int cw = cb.end - cb.begin;
+                    const float a = L[rb.t0 * mask_w + cb.t0], b = L[rb.t0 * mask_w + cb.t1];
+                    const float c = L[rb.t1 * mask_w + cb.t0], d = L[rb.t1 * mask_w + cb.t1];
+                    const float mn = std::min(std::min(a, b), std::min(c, d));
+                    const float mx = std::max(std::max(a, b), std::max(c, d));
+                    const double e =
+                        interp_margin(std::max(std::fabs(double(mn)), std::fabs(double(mx))));
+                    const double lo_v = double(mn) - e, hi_v = double(mx) + e;
+                    const bool decided_hi = lo_v > t[1] || hi_v <= t[1];
+                    const bool decided_lo = lo_v > t[2] || hi_v <= t[2];
+                    horizontal(wx0.data(), wx1.data(), cb.begin, cb.end, a, b, c, d,
+                               top.data(), bot.data());
+                    int64_t ch = 0, cl = 0;
+                    for (int y = rb.begin; y < rb.end; ++y) {
+                        const float v0 = wy0[y], v1 = wy1[y];
+                        uint8_t* row = out + static_cast<size_t>(y) * out_w + cb.begin;
+                        for (int x = 0; x < cw; ++x) {
+                            const float v = v0 * top[x] + v1 * bot[x];
+                            row[x] = v > t[0];
+                            ch += v > t[1];
+                            cl += v > t[2];
+                        }
+                    }
+                    // decided thresholds were already counted in the first pass
+                    if (!decided_hi) nh[p] += ch;
+                    if (!decided_lo) nl[p] += cl;
+                }
+            }
+        }
+    });
+    for (int p = 0; p < n; ++p) {
+        int64_t h_sum = 0, l_sum = 0;
+        for (int i = 0; i < parts; ++i) {
+            h_sum += hi[i][p];
+            l_sum += lo[i][p];
+        }
+        stability[p] = l_sum > 0 ? static_cast<float>(double(h_sum) / double(l_sum)) : 0.0f;
+    }
+}
+
+// ------------------------------------------------------------------ boxes
+void masks_to_boxes(const uint8_t* masks, int64_t n, int64_t h, int64_t w, int32_t* boxes) {
+    for (int64_t i = 0; i < n; ++i) {
+        const uint8_t* m = masks + i * h * w;
+        int64_t y0 = -1, y1 = -1, x0 = w, x1 = -1;
+        for (int64_t y = 0; y < h; ++y) {
+            const uint8_t* row = m + y * w;
+            int64_t first = 0;
+            while (first < w && !row[first]) ++first;
+            if (first == w) continue;
+            int64_t last = w - 1;
+            while (!row[last]) --last;
+            if (y0 < 0) y0 = y;
+            y1 = y;
+            x0 = std::min(x0, first);
+            x1 = std::max(x1, last);
+        }
+        int32_t* b = boxes + 4 * i;
+        if (y0 < 0) {
+            b[0] = b[1] = b[2] = b[3] = 0;
+        } else {
+            b[0] = static_cast<int32_t>(x0);
+            b[1] = static_cast<int32_t>(y0);
+            b[2] = static_cast<int32_t>(x1 + 1);
+            b[3] = static_cast<int32_t>(y1 + 1);
+        }
+    }
+}
+
+}  // namespace rapsam

@@ -1,0 +1,117 @@
+// COCO compressed RLE (pycocotools rleToString / rleFrString), twin of _numpy.rle_*.
+#include "rle.hpp"
+
+#include <cstring>
+#include <string>
+
+#include "common.hpp"
+
+namespace rapsam {
+
+std::vector<int64_t> rle_runs(const uint8_t* mask, int64_t h, int64_t w) {
+    std::vector<int64_t> runs;
+    const int64_t total = h * w;
+    if (total == 0) {
+        runs.push_back(0);
+        return runs;
+    }
+    bool current = false;  // COCO starts with a run of zeros
+    int64_t run = 0;
+    for (int64_t x = 0; x < w; ++x) {  // column-major
+        for (int64_t y = 0; y < h; ++y) {
+            const bool v = mask[y * w + x] != 0;
+            if (v != current) {
+                runs.push_back(run);
+                run = 0;
+                current = v;
+            }
+            ++run;
+        }
+    }
+    runs.push_back(run);
+    return runs;
+}
+
+std::string rle_counts_to_string(const std::vector<int64_t>& counts) {
+    std::string out;
+    out.reserve(counts.size() * 2);
+    for (size_t i = 0; i < counts.size(); ++i) {
+        int64_t x = counts[i];
+        if (i > 2) x -= counts[i - 2];
+        bool more = true;
+        while (more) {
+            int64_t c = x & 0x1f;
+            x >>= 5;  // arithmetic shift, as Python's >>
+            more = (c & 0x10) ? x != -1 : x != 0;
+            if (more) c |= 0x20;
+            out.push_back(static_cast<char>(c + 48));
+        }
+    }
+    return out;
+}
+
+std::vector<int64_t> rle_counts_from_string(const char* data, size_t size) {
+    std::vector<int64_t> counts;
+    size_t pos = 0;
+    constexpr int64_t kLimit = int64_t{1} << 61;
+    while (pos < size) {
+        int64_t x = 0;
+        int shift = 0;
+        bool more = true;
+        while (more) {
+            if (pos >= size) fail("rle counts string is truncated");
+            const int c = static_cast<unsigned char>(data[pos]) - 48;
+            if (c < 0 || c >= 64)
+                fail(std::string("rle counts has an invalid character '") + data[pos] + "'");
+            if (5 * shift >= 58) fail("rle counts has a value out of range");
+            x |= static_cast<int64_t>(c & 0x1f) << (5 * shift);
+            more = (c & 0x20) != 0;
+            ++pos;
+            ++shift;
+            if (!more && (c & 0x10)) x |= static_cast<int64_t>(-1) * (int64_t{1} << (5 * shift));
+        }
+        if (counts.size() > 2) x += counts[counts.size() - 2];
+        if (x >= kLimit || x <= -kLimit) fail("rle counts has a value out of range");
+        counts.push_back(x);
+    }
+    return counts;
+}
+
+std::string rle_encode(const uint8_t* mask, int64_t h, int64_t w) {
+    return rle_counts_to_string(rle_runs(mask, h, w));
+}
+
+void rle_check_runs(const std::vector<int64_t>& runs, int64_t h, int64_t w) {
+    if (h < 0 || w < 0) fail("rle size must be non-negative");
+    int64_t sum = 0;
+    bool overflow = false;
+    for (int64_t r : runs) {
+        if (r < 0) fail("rle counts must be non-negative");
+    }
+    for (int64_t r : runs) {
+        if (__builtin_add_overflow(sum, r, &sum)) overflow = true;
+    }
+    int64_t total = 0;
+    if (__builtin_mul_overflow(h, w, &total)) fail("rle size is too large");
+    if (overflow || sum != total)
+        fail("rle counts sum to " + (overflow ? std::string("more than 2^63") : std::to_string(sum)) +
+             ", expected H*W = " + std::to_string(total));
+}
+
+void rle_decode(const std::vector<int64_t>& runs, int64_t h, int64_t w, uint8_t* out) {
+    // column-major runs -> row-major mask
+    int64_t x = 0, y = 0;
+    uint8_t value = 0;
+    for (int64_t r : runs) {
+        for (int64_t i = 0; i < r; ++i) {
+            out[y * w + x] = value;
+            if (++y == h) {
+                y = 0;
+                ++x;
+            }
+        }
+        value ^= 1;
+    }
+}
+
+}  // namespace rapsam

@@ -1,0 +1,207 @@
+"""COCO panoptic format: writer (for generated data) and reader (also for real datasets).
+
+Layout under ``root``::
+
+    annotations/panoptic_<split>.json   images, annotations (segments_info), categories
+    panoptic_<split>/<name>.png         segment ids as RGB, id = R + 256 G + 256**2 B
+    <split>/<name>.png|.jpg             the images
+
+The reader also finds the PNG folder at ``annotations/panoptic_<split>/`` (COCO's zip layout).
+Category ids are mapped to contiguous train class ids (sorted by category id), unless a
+``category_map`` is given (categories left out of it become void).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .classes import CLASSES, ClassInfo, coco_categories
+from .imageio import read_rgb, write_rgb
+from .panoptic_ids import id_to_rgb, rgb_to_id
+from .segments import Segment
+
+
+def _dump_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, separators=(",", ":")) + "\n")
+
+
+@dataclass
+class PanopticSample:
+    """One image: ``image`` H x W x 3 uint8 RGB, ``ids`` H x W int32 segment ids (0 = void),
+    ``segments`` in the file's order with train class ids."""
+
+    image: np.ndarray
+    ids: np.ndarray
+    segments: list[Segment]
+    image_id: int
+    file_name: str
+
+
+class CocoPanopticWriter:
+    """Streams images + id maps to disk; ``close()`` writes the annotation JSON.
+
+    ``categories``: COCO category dicts (default: the synthetic table); ``class_to_category``:
+    train class id -> category id (default: ``ClassInfo.coco_id``)."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        *,
+        categories: Sequence[Mapping[str, Any]] | None = None,
+        class_to_category: Mapping[int, int] | None = None,
+        image_ext: str = ".png",
+    ) -> None:
+        if image_ext not in (".png", ".jpg"):
+            raise ValueError(f"image_ext must be .png or .jpg, got {image_ext!r}")
+        self.root = Path(root)
+        self.split = split
+        self.image_ext = image_ext
+        self.categories = [dict(c) for c in (categories or coco_categories())]
+        self.class_to_category = dict(class_to_category or {c.id: c.coco_id for c in CLASSES})
+        self._images: list[dict[str, Any]] = []
+        self._annotations: list[dict[str, Any]] = []
+
+    @property
+    def ann_file(self) -> Path:
+        return self.root / "annotations" / f"panoptic_{self.split}.json"
+
+    def add(self, image: np.ndarray, ids: np.ndarray, segments: Iterable[Segment]) -> int:
+        """Write one image (H x W x 3 uint8 RGB) and its id map (H x W int); returns its id."""
+        if image.shape[:2] != ids.shape:
+            raise ValueError(f"image {image.shape} and ids {ids.shape} sizes differ")
+        image_id = len(self._images) + 1
+        stem = f"{image_id:012d}"
+        file_name = stem + self.image_ext
+        write_rgb(self.root / self.split / file_name, image)
+        write_rgb(self.root / f"panoptic_{self.split}" / f"{stem}.png", id_to_rgb(ids))
+        h, w = ids.shape
+        self._images.append({"id": image_id, "file_name": file_name, "height": h, "width": w})
+        infos = [
+            {
+                "id": int(s.id),
+                "category_id": int(self.class_to_category[s.class_id]),
+                "iscrowd": int(s.iscrowd),
+                "bbox": [int(v) if float(v).is_integer() else float(v) for v in s.bbox],
+                "area": int(s.area),
+            }
+            for s in segments
+        ]
+        self._annotations.append(
+            {"image_id": image_id, "file_name": f"{stem}.png", "segments_info": infos}
+        )
+        return image_id
+
+    def close(self) -> Path:
+        """Write ``annotations/panoptic_<split>.json``; returns its path."""
+        _dump_json(
+            self.ann_file,
+            {
+                "info": {"description": f"rapsam-edge synthetic panoptic ({self.split})"},
+                "licenses": [],
+                "images": self._images,
+                "annotations": self._annotations,
+                "categories": self.categories,
+            },
+        )
+        return self.ann_file
+
+    def __enter__(self) -> CocoPanopticWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+
+
+def contiguous_classes(
+    categories: Sequence[Mapping[str, Any]], category_map: Mapping[int, int] | None = None
+) -> tuple[dict[int, int], list[ClassInfo]]:
+    """Category dicts -> ({category id: train class id}, train classes). Default mapping:
+    contiguous ids in order of category id; ``isthing`` defaults to 1 (YouTube-VIS)."""
+    by_id = {int(c["id"]): c for c in categories}
+    if category_map is None:
+        category_map = {cid: i for i, cid in enumerate(sorted(by_id))}
+    classes: dict[int, ClassInfo] = {}
+    for cid, train in category_map.items():
+        if cid not in by_id:
+            raise ValueError(f"category_map names category {cid}, absent from the file")
+        cat = by_id[cid]
+        classes.setdefault(
+            int(train),
+            ClassInfo(int(train), str(cat.get("name", cid)), bool(cat.get("isthing", 1)), cid),
+        )
+    return dict(category_map), [classes[k] for k in sorted(classes)]
+
+
+class CocoPanopticDataset(Sequence[PanopticSample]):
+    """Reads a COCO panoptic dataset (ours or a real one) lazily, one image per item."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        *,
+        ann_file: str | Path | None = None,
+        image_dir: str | Path | None = None,
+        panoptic_dir: str | Path | None = None,
+        category_map: Mapping[int, int] | None = None,
+    ) -> None:
+        root = Path(root)
+        self.ann_file = Path(ann_file or root / "annotations" / f"panoptic_{split}.json")
+        self.image_dir = Path(image_dir or root / split)
+        if panoptic_dir is None:
+            panoptic_dir = root / f"panoptic_{split}"
+            if not panoptic_dir.is_dir():
+                panoptic_dir = root / "annotations" / f"panoptic_{split}"
+        self.panoptic_dir = Path(panoptic_dir)
+        data = json.loads(self.ann_file.read_text())
+        self.categories: list[dict[str, Any]] = data["categories"]
+        self.cat_to_train, self.classes = contiguous_classes(self.categories, category_map)
+        self._thing = {c.id: c.is_thing for c in self.classes}
+        self._images = {int(im["id"]): im for im in data["images"]}
+        self._annotations: list[dict[str, Any]] = list(data["annotations"])
+
+    def __len__(self) -> int:
+        return len(self._annotations)
+
+    def __iter__(self) -> Iterator[PanopticSample]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __getitem__(self, index: int) -> PanopticSample:  # type: ignore[override]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        ann = self._annotations[index]
+        info = self._images[int(ann["image_id"])]
+        image = read_rgb(self.image_dir / info["file_name"])
+        ids = rgb_to_id(read_rgb(self.panoptic_dir / ann["file_name"]))
+        if ids.shape != image.shape[:2]:
+            raise ValueError(
+                f"{ann['file_name']}: panoptic PNG {ids.shape} and image {image.shape[:2]} differ"
+            )
+        segments = []
+        for s in ann["segments_info"]:
+            train = self.cat_to_train.get(int(s["category_id"]))
+            if train is None:
+                continue
+            segments.append(
+                Segment(
+                    id=int(s["id"]),
+                    class_id=train,
+                    is_thing=self._thing[train],
+                    area=int(s["area"]),
+                    bbox=tuple(s["bbox"]),
+                    iscrowd=bool(s.get("iscrowd", 0)),
+                )
+            )
+        known = np.array([s.id for s in segments], dtype=np.int32)
+        ids = np.where(np.isin(ids, known), ids, 0).astype(np.int32)
+        return PanopticSample(image, ids, segments, int(ann["image_id"]), info["file_name"])

@@ -1,0 +1,175 @@
+"""Write a model bundle: graphs (ONNX, OpenVINO IR), optional torch weights, manifest.json.
+
+See ``rapsam_edge.bundle`` for the manifest schema; the writer validates what it wrote by
+loading it back with ``load_bundle`` (sha256 included) before returning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..bundle import FORMAT_NAME, FORMAT_VERSION, GRAPH_FORMATS, MANIFEST_NAME, load_bundle
+from ..bundle import sha256_file as _sha256
+from ..model.rapsam import RapSam
+from .graphs import GRAPHS, graph_spec
+from .onnx_export import DEFAULT_OPSET, export_onnx
+
+__all__ = ["DEFAULT_POSTPROCESS", "ClassLike", "export_bundle", "normalize_classes"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POSTPROCESS = {"score_threshold": 0.8, "overlap_threshold": 0.8, "prompt_threshold": 0.0}
+
+#: a class: an object with id / name / is_thing (e.g. data.classes.ClassInfo) or such a dict
+ClassLike = Any
+
+
+def normalize_classes(classes: Iterable[ClassLike]) -> list[dict[str, Any]]:
+    """-> [{"id", "name", "is_thing"}] with ids 0..C-1 in order."""
+    out = []
+    for i, c in enumerate(classes):
+        get = c.get if isinstance(c, Mapping) else lambda k, c=c: getattr(c, k)
+        entry = {"id": int(get("id")), "name": str(get("name")), "is_thing": bool(get("is_thing"))}
+        if entry["id"] != i:
+            raise ValueError(f"class {entry['name']!r} has id {entry['id']}, expected {i}")
+        out.append(entry)
+    return out
+
+
+def _tool_versions() -> dict[str, str]:
+    import onnx
+
+    versions = {"torch": torch.__version__, "onnx": onnx.__version__,
+                "python": platform.python_version()}
+    for mod in ("onnxslim", "onnxsim", "openvino", "onnxruntime"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except (ImportError, AttributeError):
+            pass
+    return versions
+
+
+def export_bundle(
+    model: RapSam,
+    out_dir: str | Path,
+    *,
+    name: str,
+    classes: Sequence[ClassLike],
+    provenance: Mapping[str, Any] | None = None,
+    input_size: int | None = None,
+    formats: Sequence[str] = ("onnx", "openvino"),
+    graphs: Sequence[str] = GRAPHS,
+    opset: int = DEFAULT_OPSET,
+    simplifier: str = "auto",
+    include_weights: bool = False,
+    overwrite: bool = True,
+) -> Path:
+    """Export ``model`` (built with ``deform=False``) to a bundle directory ``out_dir``.
+
+    Arguments:
+      classes: C entries (id, name, is_thing); C must equal ``model.num_classes``.
+      input_size: default long side of the letterboxed input (default ``model.input_size``).
+      formats: subset of ("onnx", "openvino"); OpenVINO IR is converted from the ONNX (which
+        is kept only if "onnx" is requested).
+      include_weights: also ship ``model.safetensors`` + ``config.json`` (torch reference
+        backend, parity checks).
+    Returns the bundle directory.
+    """
+    unknown = sorted(set(formats) - set(GRAPH_FORMATS))
+    if unknown or not formats:
+        raise ValueError(f"formats {list(formats)}: choose from {sorted(GRAPH_FORMATS)}")
+    cls = normalize_classes(classes)
+    if len(cls) != model.num_classes:
+        raise ValueError(f"{len(cls)} classes given, the model has {model.num_classes}")
+    input_size = int(input_size or model.input_size)
+    if input_size % model.pad_divisor:
+        raise ValueError(f"input_size {input_size} is not a multiple of {model.pad_divisor}")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty")
+        if not (out / MANIFEST_NAME).is_file():
+            raise FileExistsError(f"{out} is not empty and not a bundle; refusing to clear it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+
+    graph_entries: dict[str, Any] = {}
+    simplifiers = set()
+    for g in graphs:
+        onnx_path = out / f"{g}.onnx"
+        res = export_onnx(model, g, onnx_path, opset=opset, simplifier=simplifier)
+        simplifiers.add(res.simplifier)
+        files: dict[str, str] = {}
+        if "openvino" in formats:
+            from .openvino_convert import convert_to_openvino
+
+            xml, _ = convert_to_openvino(onnx_path, out / f"{g}.xml")
+            files["openvino"] = xml.name
+        if "onnx" in formats:
+            files["onnx"] = onnx_path.name
+        else:
+            onnx_path.unlink()
+        graph_entries[g] = {"files": dict(sorted(files.items())), "precision": "fp32",
+                            **graph_spec(model, g)}
+
+    weights = None
+    if include_weights:
+        from ..model.io import save_model
+
+        save_model(model, out)
+        weights = {"file": "model.safetensors", "config": "config.json"}
+
+    config = getattr(model, "config", {})
+    manifest: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "variant": config.get("variant", type(model).__name__),
+        "input": {
+            "resize": "letterbox",
+            "long_side": input_size,
+            "pad_divisor": model.pad_divisor,
+            "pad_value": 0,
+            "placement": "top-left",
+            "layout": "NHWC",
+            "dtype": "uint8",
+            "color_order": "RGB",
+            "normalization": "in_graph",
+            "mean": [round(float(v), 6) for v in model.pixel_mean.flatten()],
+            "std": [round(float(v), 6) for v in model.pixel_std.flatten()],
+        },
+        "feat_stride": model.feat_stride,
+        "num_queries": model.num_queries,
+        "num_classes": model.num_classes,
+        "classes": cls,
+        "graphs": graph_entries,
+        "postprocess": dict(DEFAULT_POSTPROCESS),
+        "weights": weights,
+        "export": {
+            "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
+            "opset": opset,
+            "simplifier": "+".join(sorted(simplifiers)),
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": _tool_versions(),
+        },
+        "files": {},
+        "provenance": dict(provenance or {}),
+    }
+    manifest["files"] = {
+        p.relative_to(out).as_posix(): _sha256(p)
+        for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST_NAME
+    }
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    load_bundle(out)  # validate what we wrote (schema + sha256)
+    log.info("wrote bundle %s (%s; graphs %s)", out, ", ".join(formats), ", ".join(graphs))
+    return out

@@ -1,0 +1,60 @@
+"""Our model format: ``model.safetensors`` (state dict) + ``config.json`` (build arguments).
+
+Loading never unpickles: weights come from safetensors, the architecture from the variants
+table via ``build_model(**config)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+__all__ = ["CONFIG_NAME", "FORMAT_VERSION", "WEIGHTS_NAME", "load_model", "save_model"]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+FORMAT_VERSION = 1
+_BUILD_KEYS = ("variant", "num_classes", "deform", "class_prototypes")
+
+
+def _paths(path: str | Path) -> tuple[Path, Path]:
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return path, path.with_name(CONFIG_NAME)
+    return path / WEIGHTS_NAME, path / CONFIG_NAME
+
+
+def save_model(model: torch.nn.Module, dir_or_file: str | Path) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` into a directory (created if needed), or
+    to ``X.safetensors`` with ``config.json`` beside it. Returns the weights path."""
+    weights, config = _paths(dir_or_file)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    cfg = dict(getattr(model, "config", {}))
+    missing = [k for k in _BUILD_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(f"model.config lacks {missing}; build models with build_model()")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(weights), metadata={"format_version": str(FORMAT_VERSION)})
+    info = {"format_version": FORMAT_VERSION, **{k: cfg[k] for k in _BUILD_KEYS},
+            "input_size": model.input_size, "pad_divisor": model.pad_divisor,
+            "feat_stride": model.feat_stride, "num_queries": model.num_queries}
+    config.write_text(json.dumps(info, indent=2) + "\n")
+    return weights
+
+
+def load_model(path: str | Path, *, map_location: str = "cpu") -> torch.nn.Module:
+    """Rebuild a model from a directory (or a ``.safetensors`` file with ``config.json``
+    beside it) and load its weights strictly. Returns the model in eval mode."""
+    from .variants import build_model
+
+    weights, config = _paths(path)
+    cfg = json.loads(config.read_text())
+    if cfg.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported format_version {cfg.get('format_version')!r}")
+    model = build_model(cfg["variant"], num_classes=cfg["num_classes"], deform=cfg["deform"],
+                        class_prototypes=cfg["class_prototypes"])
+    model.load_state_dict(load_file(str(weights), device=map_location), strict=True)
+    return model.to(map_location).eval()

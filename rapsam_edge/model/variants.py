@@ -1,0 +1,118 @@
+"""The variants table (the only place where model shapes are defined) and ``build_model``.
+
+* ``rapsam-r50``: the official RAP-SAM shape (ResNet-50, D=256, 100 queries, 3 stages,
+  stride-4 features, deformable neck, cosine class head against 155 x 768 CLIP embeddings).
+* ``rapsam-r18``: the same neck rule (widths = backbone channels / 2) and head on ResNet-18.
+* ``edge-s``: Jetson / CPU real-time variant: MobileNetV2 trunk, neck on C3..C5 (stride-8
+  features), D=128, 50 queries, linear class head; 2.56 GMACs = 5.1 GFLOPs for encoder +
+  panoptic decoder at 640x480 (trunk 1.71, neck 0.52, decoder 0.34 GMACs; see ``flops.py``).
+  Deploy form by default (``deform=False``: plain 3x3 conv in the neck).
+* ``edge-xs``: tiny variant for tests and fast CPU training (MobileNetV2 x0.5, D=64,
+  32 queries, stride 8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from .mask_decoder import MaskDecoder
+from .mobilenet import mobilenet_v2
+from .neck import LiteDeformFPN
+from .prompt_encoder import PromptEncoder
+from .rapsam import RapSam
+from .resnet import resnet18, resnet34, resnet50
+
+__all__ = ["BACKBONES", "VARIANTS", "Variant", "build_model"]
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
+    "mobilenet_v2": mobilenet_v2,
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    backbone: str                   # key of BACKBONES
+    backbone_width: float           # width multiplier (mobile trunks only)
+    frozen_bn: bool                 # backbone BN statistics frozen in training
+    levels: tuple[int, ...]         # backbone levels fed to the neck, finest first (2..5)
+    neck_widths: tuple[int, ...]    # top-down width per level, finest first
+    agg_dim: int                    # neck fusion width
+    dim: int                        # D: query and feature width
+    num_queries: int                # N
+    num_stages: int
+    num_heads: int
+    ffn_dim: int
+    class_head: str                 # "cosine" (reference) or "linear"
+    num_classes: int                # default C (without no-object)
+    class_embed_dim: int            # E for the cosine head
+    deform: bool                    # DCNv2 in the neck by default
+    input_size: int                 # default long side of the network input
+    pad_divisor: int = 32
+
+    @property
+    def feat_stride(self) -> int:
+        return 2 ** self.levels[0]
+
+
+VARIANTS: dict[str, Variant] = {
+    "rapsam-r50": Variant(
+        backbone="resnet50", backbone_width=1.0, frozen_bn=True, levels=(2, 3, 4, 5),
+        neck_widths=(128, 256, 512, 1024), agg_dim=128, dim=256, num_queries=100, num_stages=3,
+        num_heads=8, ffn_dim=2048, class_head="cosine", num_classes=155, class_embed_dim=768,
+        deform=True, input_size=1344),
+    "rapsam-r18": Variant(
+        backbone="resnet18", backbone_width=1.0, frozen_bn=True, levels=(2, 3, 4, 5),
+        neck_widths=(32, 64, 128, 256), agg_dim=128, dim=256, num_queries=100, num_stages=3,
+        num_heads=8, ffn_dim=2048, class_head="cosine", num_classes=155, class_embed_dim=768,
+        deform=True, input_size=1344),
+    "edge-s": Variant(
+        backbone="mobilenet_v2", backbone_width=1.0, frozen_bn=False, levels=(3, 4, 5),
+        neck_widths=(64, 96, 160), agg_dim=64, dim=128, num_queries=50, num_stages=3,
+        num_heads=4, ffn_dim=512, class_head="linear", num_classes=12, class_embed_dim=0,
+        deform=False, input_size=640),
+    "edge-xs": Variant(
+        backbone="mobilenet_v2", backbone_width=0.5, frozen_bn=False, levels=(3, 4, 5),
+        neck_widths=(32, 64, 96), agg_dim=48, dim=64, num_queries=32, num_stages=3,
+        num_heads=4, ffn_dim=256, class_head="linear", num_classes=12, class_embed_dim=0,
+        deform=False, input_size=320),
+}
+
+
+def build_model(
+    variant_name: str,
+    *,
+    num_classes: int | None = None,
+    deform: bool | None = None,
+    class_prototypes: int = 1,
+) -> RapSam:
+    """Build a variant from the table. ``None`` = the variant's default.
+
+    ``class_prototypes``: embeddings per class for the cosine head (reference: max over
+    synonyms); ignored by linear heads.
+    """
+    if variant_name not in VARIANTS:
+        raise KeyError(f"unknown variant {variant_name!r}; known: {sorted(VARIANTS)}")
+    v = VARIANTS[variant_name]
+    num_classes = v.num_classes if num_classes is None else num_classes
+    deform = v.deform if deform is None else deform
+    backbone = BACKBONES[v.backbone](frozen_bn=v.frozen_bn, width=v.backbone_width)
+    in_channels = [backbone.out_channels[lvl - 2] for lvl in v.levels]
+    neck = LiteDeformFPN(in_channels=in_channels, widths=v.neck_widths, levels=v.levels,
+                         agg_dim=v.agg_dim, out_dim=v.dim, deform=deform)
+    decoder = MaskDecoder(
+        dim=v.dim, num_queries=v.num_queries, num_stages=v.num_stages, num_heads=v.num_heads,
+        ffn_dim=v.ffn_dim, class_head=v.class_head, num_classes=num_classes,
+        class_embed_dim=v.class_embed_dim, class_prototypes=class_prototypes)
+    model = RapSam(backbone=backbone, neck=neck, decoder=decoder,
+                   prompt_encoder=PromptEncoder(dim=v.dim), backbone_levels=v.levels,
+                   pad_divisor=v.pad_divisor, input_size=v.input_size)
+    # What ``save_model`` writes to config.json to rebuild this model.
+    model.config = {"variant": variant_name, "num_classes": num_classes, "deform": deform,
+                    "class_prototypes": class_prototypes}
+    return model

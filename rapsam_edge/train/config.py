@@ -1,0 +1,53 @@
+"""Training configuration: one flat, JSON-serialisable dataclass (no config machinery)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class TrainConfig:
+    variant: str = "edge-xs"
+    data: str = "data/synthetic"  # dataset root with coco/ and ytvis/ (make-data layout)
+    split: str = "train"
+    out: str = "runs/train"
+    steps: int = 2000
+    batch_size: int = 8
+    image_size: int = 320  # square training crops
+    prompts_per_image: int = 8
+    video_every: int = 2  # a video clip batch every k steps (0 = no video co-training)
+    video_batch_size: int = 4
+    clip_length: int = 2
+    lr: float = 1e-3  # from scratch (the reference fine-tunes pretrained weights at 1e-4)
+    backbone_lr_mult: float = 1.0
+    weight_decay: float = 0.05
+    warmup_steps: int = 200
+    lr_milestones: tuple[float, ...] = (0.75, 0.92)  # fractions of steps, x lr_gamma each
+    lr_gamma: float = 0.1
+    grad_clip: float = 1.0
+    num_points: int = 4096
+    aux_loss: bool = True
+    seed: int = 0
+    workers: int = 1
+    threads: int = 0  # torch intra-op threads per process (0 = torch default)
+    checkpoint_every: int = 200
+    log_every: int = 10
+    resume: bool = True
+    init_weights: str | None = None  # start from these weights (fine-tuning)
+    extra: dict = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        raw = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys in {path}: {unknown}")
+        if "lr_milestones" in raw:
+            raw["lr_milestones"] = tuple(raw["lr_milestones"])
+        return cls(**raw)

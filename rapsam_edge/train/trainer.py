@@ -1,0 +1,201 @@
+"""Co-training loop: panoptic + interactive (prompt) batches every step, video clips every
+``video_every`` steps; AdamW, warm-up + step decay, gradient clipping, checkpoint / resume,
+progress bar with live loss, and torch.distributed (DDP, launched by ``torchrun``)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..model import build_model
+from ..model.io import load_model, save_model
+from . import distributed as dist_utils
+from .batches import PanopticBatch, VideoBatch, build_loaders
+from .config import TrainConfig
+from .losses import LossWeights, prompt_loss, set_loss
+from .optim import build_optimizer, build_scheduler
+
+CHECKPOINT = "last.ckpt"
+
+
+class TrainStep(nn.Module):
+    """Everything one step needs in a single forward (what DDP wraps), so every parameter
+    takes part in every step."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, images: Tensor, boxes: Tensor, clip: Tensor | None = None
+    ) -> tuple[dict, dict, dict | None]:
+        feats = self.model.encode(images)
+        panoptic = self.model.decode_panoptic(feats, all_stages=True)
+        prompts = self.model.decode_prompts(feats, boxes, all_stages=True)
+        video = self.model.forward_clip(clip, all_stages=True) if clip is not None else None
+        return panoptic, prompts, video
+
+
+def _stages(out: dict, use_aux: bool) -> list[dict]:
+    return [out, *out.get("aux", [])] if use_aux else [out]
+
+
+def _clip_as_image(out: dict) -> dict:
+    """B x N x T x h x w clip masks -> B x N x (T h) x w, as the clip's features are stacked."""
+    return {"cls_logits": out["cls_logits"], "mask_logits": out["mask_logits"].flatten(2, 3)}
+
+
+def compute_losses(
+    outputs: tuple[dict, dict, dict | None],
+    pan: PanopticBatch,
+    vid: VideoBatch | None,
+    weights: LossWeights,
+    use_aux: bool,
+) -> dict[str, Tensor]:
+    panoptic, prompts, video = outputs
+    n_masks = dist_utils.mean_over_processes(float(sum(len(t["classes"]) for t in pan.targets)))
+    losses = set_loss(_stages(panoptic, use_aux), pan.targets, weights, max(n_masks, 1.0))
+    losses.update(prompt_loss(_stages(prompts, use_aux), pan.prompt_masks, weights))
+    if video is not None and vid is not None:
+        n_vid = dist_utils.mean_over_processes(float(sum(len(t["classes"]) for t in vid.targets)))
+        stages = [_clip_as_image(o) for o in _stages(video, use_aux)]
+        for key, value in set_loss(stages, vid.targets, weights, max(n_vid, 1.0)).items():
+            losses[f"{key}_video"] = value
+    return losses
+
+
+def _save_checkpoint(path: Path, step: int, model, optimizer, scheduler) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp,
+    )
+    tmp.replace(path)  # atomic: an interrupted save never corrupts the last checkpoint
+
+
+def _load_checkpoint(path: Path, model, optimizer, scheduler) -> int:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"])
+
+
+def _forever(loader) -> Iterator:
+    epoch = 0
+    while True:
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is in the train extra
+        return None
+    return tqdm(total=total, initial=initial, disable=not enabled, dynamic_ncols=True, unit="step")
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train according to ``cfg``; returns the directory holding ``model.safetensors``,
+    ``config.json``, ``train_config.json``, ``log.jsonl`` and ``last.ckpt``."""
+    rank, world = dist_utils.init_from_env()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "train_config.json")
+    dist_utils.barrier()
+
+    # same initial weights on every rank; per-rank data order comes from the samplers
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    pan_loader, vid_loader, num_classes = build_loaders(cfg, rank=rank, world=world)
+    model = (
+        load_model(cfg.init_weights)
+        if cfg.init_weights
+        else build_model(cfg.variant, num_classes=num_classes)
+    )
+    if model.num_classes != num_classes:
+        raise ValueError(f"model has {model.num_classes} classes but the dataset has {num_classes}")
+    step_module = TrainStep(model)
+    runner = DistributedDataParallel(step_module) if world > 1 else step_module
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    weights = LossWeights(num_points=cfg.num_points)
+
+    ckpt = out / CHECKPOINT
+    start = 0
+    if cfg.resume and ckpt.exists():
+        start = _load_checkpoint(ckpt, model, optimizer, scheduler)
+    torch.manual_seed(cfg.seed * 1000 + rank + start)  # point sampling differs per rank
+
+    pan_iter = _forever(pan_loader)
+    vid_iter = _forever(vid_loader) if vid_loader is not None else None
+    bar = _progress(cfg.steps, start, enabled=rank == 0)
+    log = (out / "log.jsonl").open("a") if rank == 0 else None
+    model.train()
+    t_last, images_since = time.perf_counter(), 0
+    for step in range(start, cfg.steps):
+        pan = next(pan_iter)
+        use_video = vid_iter is not None and cfg.video_every > 0 and step % cfg.video_every == 0
+        vid = next(vid_iter) if use_video else None
+        outputs = runner(pan.images, pan.prompt_boxes, vid.clips if vid is not None else None)
+        losses = compute_losses(outputs, pan, vid, weights, cfg.aux_loss)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {step}: {losses}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        images_since += pan.images.shape[0] + (
+            vid.clips.shape[0] * vid.clips.shape[1] if vid else 0
+        )
+
+        done = step + 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        if log is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+            now = time.perf_counter()
+            record = {
+                "step": done,
+                "loss": round(loss.item(), 5),
+                **{k: round(float(v.detach()), 5) for k, v in losses.items()},
+                "grad_norm": round(float(grad_norm), 4),
+                "lr": scheduler.get_last_lr()[0],
+                "images_per_s": round(images_since * world / (now - t_last), 3),
+            }
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            t_last, images_since = now, 0
+        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            _save_checkpoint(ckpt, done, model, optimizer, scheduler)
+            save_model(model, out)
+    if bar is not None:
+        bar.close()
+    if log is not None:
+        log.close()
+    dist_utils.barrier()
+    return out
