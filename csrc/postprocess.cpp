@@ -43,7 +43,18 @@ Taps sample_grid(int64_t out_len, double valid_len, int64_t src_len) {
     return t;
 }
 
+static bool all_finite_serial(const float* data, size_t n);
+
 bool all_finite(const float* data, size_t n) {
+    if (n < (size_t{1} << 20)) return all_finite_serial(data, n);
+    bool ok[2] = {true, true};
+    std::thread other([&] { ok[1] = all_finite_serial(data + n / 2, n - n / 2); });
+    ok[0] = all_finite_serial(data, n / 2);
+    other.join();
+    return ok[0] && ok[1];
+}
+
+static bool all_finite_serial(const float* data, size_t n) {
     // exponent bits all set <=> inf or NaN; an integer OR-reduction vectorises well
     const uint32_t* bits = reinterpret_cast<const uint32_t*>(data);
     uint32_t bad = 0;
@@ -279,170 +290,256 @@ void letterbox(const uint8_t* image, int in_h, int in_w, int channels,
 // ------------------------------------------------------------------ panoptic fusion
 namespace {
 
+// exp(x) with a relative error below 1e-8 for -708 <= x <= 709; arguments are clamped to
+// that range (so the result over-estimates tiny and under-estimates huge values). Used only
+// for bounds and to separate clear winners, never as a result. Branch-free.
+inline double fast_exp(double x) {
+    x = std::min(std::max(x, -708.0), 709.0);
+    const double kMagic = 6755399441055744.0;  // 1.5 * 2^52: round to nearest integer
+    const double t = x * 1.4426950408889634 + kMagic;
+    const double n = t - kMagic;
+    const double f = (x - n * 0.693145751953125) - n * 1.4286068203094173e-06;  // |f| <= 0.35
+    const double p =
+        1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6 + f * (1.0 / 24 + f * (1.0 / 120 +
+        f * (1.0 / 720 + f * (1.0 / 5040)))))));
+    int64_t bits;
+    std::memcpy(&bits, &t, sizeof(bits));
+    bits = (bits + 1023) << 52;  // the low bits of t hold n (two's complement)
+    double scale;
+    std::memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+// Relative error of the fast probabilities (a generous over-estimate of fast_exp's).
+constexpr double kFastRel = 1e-7;
+
 enum Sign : uint8_t { kPos = 0, kNeg = 1, kMixed = 2 };
+
+inline uint8_t sign_class(float mn, float mx) {
+    // every value >= 0 when all corners are (non-negative products and sums); every value
+    // < 0 when all corners are <= -1e-30 (no underflow to 0)
+    return mn >= 0.0f ? kPos : (mx <= -1e-30f ? kNeg : kMixed);
+}
+
+// Bounds of score * sigmoid(v) over the bilinear values v of corners in [mn, mx]: v lies
+// in [mn - e, mx + e] (float rounding); with a 1e-6 relative margin for fast_exp.
+inline void prob_bounds(double s, float mn, float mx, double& lb, double& ub) {
+    const double e = interp_margin(std::max(-double(mn), double(mx)));
+    const double lo = double(mn) - e, hi = double(mx) + e;
+    lb = std::max(0.0, s / (1.0 + fast_exp(-lo)) * (1.0 - 1e-6) - 1e-300);
+    ub = s / (1.0 + fast_exp(-hi)) * (1.0 + 1e-6) + 1e-300;
+}
 
 struct PanopticState {
     int K = 0, h = 0, w = 0, out_w = 0;
     std::vector<const float*> logits;  // kept query k -> its h x w logits
     std::vector<double> scores;        // kept scores (double, as the twin)
     std::vector<Band> ybands, xbands;
+    std::vector<int> xb_t0, xb_t1, xb_w;
+    std::vector<int> groups;  // x band index where each group of cells starts (+ end)
     std::vector<float> wy0, wy1, wx0, wx1;
-    int pw = 0;                 // columns of the probability table
-    std::vector<double> prob;   // K x (ymax+1) x pw: score * sigmoid(corner logit)
+    int xmax = 0;
 };
 
 struct PanopticCounts {
     std::vector<int64_t> own, won, fg;
 };
 
-// Processes the output rows of row bands [b_lo, b_hi).
-void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, int32_t* label_map,
+// Processes the output rows of row bands [b_lo, b_hi). Cells (output pixels sharing the
+// same four source taps) are pruned in two levels: groups of consecutive cells, then
+// cells; only cells left undecided are evaluated per pixel with the twin's arithmetic.
+template <class Code>
+void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* label_map,
                    PanopticCounts& cnt) {
     const int K = st.K, out_w = st.out_w, w = st.w;
-    const int n_xb = static_cast<int>(st.xbands.size());
+    const int cols = st.xmax + 1;
     int max_cw = 1;
-    for (const Band& b : st.xbands) max_cw = std::max(max_cw, b.end - b.begin);
+    for (int c : st.xb_w) max_cw = std::max(max_cw, c);
+    std::vector<float> rmn(static_cast<size_t>(K) * cols), rmx(static_cast<size_t>(K) * cols);
+    std::vector<double> glb(K), gub(K), clb(K), cub(K);
+    std::vector<uint8_t> gsign(K);
+    std::vector<int> gcand(K), ccand(K), mixed_q(K);
     std::vector<float> top(static_cast<size_t>(K) * max_cw), bot(static_cast<size_t>(K) * max_cw);
-    std::vector<int32_t> templ(out_w);
-    std::vector<double> lb(K), ub(K);
-    std::vector<uint8_t> sign(K);
-    std::vector<int> cand(K);
-    // undecided cells of the current band: (x band, first candidate, candidate count)
-    struct Pending {
-        int xb, first, count;
-    };
-    std::vector<Pending> pending;
-    std::vector<int> pending_cands;
-    std::vector<double> best_p(max_cw);
-    std::vector<float> best_v(max_cw);
-    std::vector<int> best_k(max_cw);
+    std::vector<float> vals(static_cast<size_t>(K) * max_cw);
+    std::vector<double> fast_p(static_cast<size_t>(K) * max_cw);
+    const int* xt0 = st.xb_t0.data();
+    const int* xt1 = st.xb_t1.data();
     const float* wx0 = st.wx0.data();
     const float* wx1 = st.wx1.data();
-    const size_t plane = static_cast<size_t>(st.prob.size() / std::max(K, 1));
+    const int n_groups = static_cast<int>(st.groups.size()) - 1;
 
     for (size_t yb = b_lo; yb < b_hi; ++yb) {
         const Band& rb = st.ybands[yb];
         const int rh = rb.end - rb.begin;
-        pending.clear();
-        pending_cands.clear();
-        for (int xbi = 0; xbi < n_xb; ++xbi) {
-            const Band& cb = st.xbands[xbi];
-            const int cw = cb.end - cb.begin;
-            const int64_t npix = int64_t{rh} * cw;
-            const size_t ia = rb.t0 * w + cb.t0, ib = rb.t0 * w + cb.t1;
-            const size_t ic = rb.t1 * w + cb.t0, id = rb.t1 * w + cb.t1;
-            const size_t pa = rb.t0 * st.pw + cb.t0, pb = rb.t0 * st.pw + cb.t1;
-            const size_t pc = rb.t1 * st.pw + cb.t0, pd = rb.t1 * st.pw + cb.t1;
-            double max_lb = -1.0;
-            for (int k = 0; k < K; ++k) {
-                const float* L = st.logits[k];
-                const float a = L[ia], b = L[ib], c = L[ic], d = L[id];
-                const float mn = std::min(std::min(a, b), std::min(c, d));
-                const float mx = std::max(std::max(a, b), std::max(c, d));
-                // every value >= 0 when all corners are (non-negative products and sums);
-                // every value < 0 when all corners are <= -1e-30 (no underflow to 0)
-                if (mn >= 0.0f) {
-                    sign[k] = kPos;
-                    cnt.own[k] += npix;
-                } else if (mx <= -1e-30f) {
-                    sign[k] = kNeg;
-                } else {
-                    sign[k] = kMixed;
-                    float* tp = top.data() + static_cast<size_t>(k) * max_cw;
-                    float* bt = bot.data() + static_cast<size_t>(k) * max_cw;
-                    horizontal(wx0, wx1, cb.begin, cb.end, a, b, c, d, tp, bt);
-                    int64_t n = 0;
-                    for (int y = rb.begin; y < rb.end; ++y) {
-                        const float v0 = st.wy0[y], v1 = st.wy1[y];
-                        for (int x = 0; x < cw; ++x) n += (v0 * tp[x] + v1 * bt[x]) >= 0.0f;
-                    }
-                    cnt.own[k] += n;
-                }
-                // probability bounds: the logit lies in [mn - e, mx + e]; log-sigmoid is
-                // 1-Lipschitz, so the probability lies in [P(mn) e^-e, P(mx) e^e]
-                const double* P = st.prob.data() + k * plane;
-                const double pmin = std::min(std::min(P[pa], P[pb]), std::min(P[pc], P[pd]));
-                const double pmax = std::max(std::max(P[pa], P[pb]), std::max(P[pc], P[pd]));
-                const double m = std::max(std::fabs(double(mn)), std::fabs(double(mx)));
-                const double e = interp_margin(m);
-                if (e > 0.5) {
-                    lb[k] = 0.0;
-                    ub[k] = st.scores[k] * (1.0 + 1e-12) + 1e-300;
-                } else {
-                    lb[k] = std::max(0.0, pmin * (1.0 - e - 1e-12) - 1e-300);
-                    ub[k] = pmax * (1.0 + 2.0 * e + 1e-12) + 1e-300;
-                }
-                max_lb = std::max(max_lb, lb[k]);
-            }
-            int n_cand = 0;
-            for (int k = 0; k < K; ++k)
-                if (ub[k] >= max_lb) cand[n_cand++] = k;
-            if (n_cand == 1 && sign[cand[0]] != kMixed) {
-                const int k = cand[0];
-                cnt.won[k] += npix;
-                const int32_t code = sign[k] == kPos ? k + 1 : 0;
-                if (code) cnt.fg[k] += npix;
-                std::fill(templ.begin() + cb.begin, templ.begin() + cb.end, code);
-            } else {
-                pending.push_back({xbi, static_cast<int>(pending_cands.size()), n_cand});
-                pending_cands.insert(pending_cands.end(), cand.begin(), cand.begin() + n_cand);
+        // element-wise min / max of the band's two source rows, per query
+        for (int k = 0; k < K; ++k) {
+            const float* r0 = st.logits[k] + rb.t0 * w;
+            const float* r1 = st.logits[k] + rb.t1 * w;
+            float* mn = rmn.data() + static_cast<size_t>(k) * cols;
+            float* mx = rmx.data() + static_cast<size_t>(k) * cols;
+            for (int x = 0; x < cols; ++x) {
+                mn[x] = std::min(r0[x], r1[x]);
+                mx[x] = std::max(r0[x], r1[x]);
             }
         }
-        for (int y = rb.begin; y < rb.end; ++y)
-            std::memcpy(label_map + static_cast<size_t>(y) * out_w, templ.data(),
-                        sizeof(int32_t) * out_w);
-        // per-pixel evaluation of the undecided cells, exactly as the twin
-        for (const Pending& pe : pending) {
-            const Band& cb = st.xbands[pe.xb];
-            const int cw = cb.end - cb.begin;
-            const size_t ia = rb.t0 * w + cb.t0, ib = rb.t0 * w + cb.t1;
-            const size_t ic = rb.t1 * w + cb.t0, id = rb.t1 * w + cb.t1;
-            const int* cands = pending_cands.data() + pe.first;
-            for (int j = 0; j < pe.count; ++j) {
-                const int k = cands[j];
-                const float* L = st.logits[k];
-                horizontal(wx0, wx1, cb.begin, cb.end, L[ia], L[ib], L[ic], L[id],
-                           top.data() + static_cast<size_t>(k) * max_cw,
-                           bot.data() + static_cast<size_t>(k) * max_cw);
-            }
-            for (int y = rb.begin; y < rb.end; ++y) {
-                const float v0 = st.wy0[y], v1 = st.wy1[y];
-                int32_t* row = label_map + static_cast<size_t>(y) * out_w + cb.begin;
-                if (pe.count == 1) {
-                    const int k = cands[0];
-                    const float* tp = top.data() + static_cast<size_t>(k) * max_cw;
-                    const float* bt = bot.data() + static_cast<size_t>(k) * max_cw;
-                    int64_t n = 0;
-                    for (int x = 0; x < cw; ++x) {
-                        const bool fg = (v0 * tp[x] + v1 * bt[x]) >= 0.0f;
-                        row[x] = fg ? k + 1 : 0;
-                        n += fg;
-                    }
-                    cnt.won[k] += cw;
-                    cnt.fg[k] += n;
-                    continue;
+        for (int g = 0; g < n_groups; ++g) {
+            const int j0 = st.groups[g], j1 = st.groups[g + 1];
+            const int c0 = xt0[j0], c1 = xt1[j1 - 1];  // source columns of the group
+            const int gx0 = st.xbands[j0].begin, gx1 = st.xbands[j1 - 1].end;
+            // group level: sign class, bounds, candidates
+            double max_lb = 0.0;
+            int n_mixed = 0;
+            for (int k = 0; k < K; ++k) {
+                const float* mn = rmn.data() + static_cast<size_t>(k) * cols;
+                const float* mx = rmx.data() + static_cast<size_t>(k) * cols;
+                float gmn = mn[c0], gmx = mx[c0];
+                for (int x = c0 + 1; x <= c1; ++x) {
+                    gmn = std::min(gmn, mn[x]);
+                    gmx = std::max(gmx, mx[x]);
                 }
-                for (int j = 0; j < pe.count; ++j) {
-                    const int k = cands[j];
-                    const float* tp = top.data() + static_cast<size_t>(k) * max_cw;
-                    const float* bt = bot.data() + static_cast<size_t>(k) * max_cw;
-                    const double s = st.scores[k];
-                    for (int x = 0; x < cw; ++x) {
-                        const float v = v0 * tp[x] + v1 * bt[x];
-                        const double p = s / (1.0 + std::exp(-static_cast<double>(v)));
-                        if (j == 0 || p > best_p[x]) {
-                            best_p[x] = p;
-                            best_v[x] = v;
-                            best_k[x] = k;
+                gsign[k] = sign_class(gmn, gmx);
+                if (gsign[k] == kPos) cnt.own[k] += int64_t{rh} * (gx1 - gx0);
+                if (gsign[k] == kMixed) mixed_q[n_mixed++] = k;
+                prob_bounds(st.scores[k], gmn, gmx, glb[k], gub[k]);
+                max_lb = std::max(max_lb, glb[k]);
+            }
+            int n_gc = 0;
+            for (int k = 0; k < K; ++k)
+                if (gub[k] >= max_lb) gcand[n_gc++] = k;
+            // own area of the queries whose sign changes somewhere in the group
+            for (int i = 0; i < n_mixed; ++i) {
+                const int k = mixed_q[i];
+                const float* mn = rmn.data() + static_cast<size_t>(k) * cols;
+                const float* mx = rmx.data() + static_cast<size_t>(k) * cols;
+                const float* L = st.logits[k];
+                int64_t n = 0;
+                for (int j = j0; j < j1; ++j) {
+                    const uint8_t sg = sign_class(std::min(mn[xt0[j]], mn[xt1[j]]),
+                                                  std::max(mx[xt0[j]], mx[xt1[j]]));
+                    const Band& cb = st.xbands[j];
+                    const int cw = cb.end - cb.begin;
+                    if (sg == kPos) n += int64_t{rh} * cw;
+                    if (sg != kMixed) continue;
+                    horizontal(wx0, wx1, cb.begin, cb.end, L[rb.t0 * w + cb.t0],
+                               L[rb.t0 * w + cb.t1], L[rb.t1 * w + cb.t0], L[rb.t1 * w + cb.t1],
+                               top.data(), bot.data());
+                    for (int y = rb.begin; y < rb.end; ++y) {
+                        const float v0 = st.wy0[y], v1 = st.wy1[y];
+                        for (int x = 0; x < cw; ++x) n += (v0 * top[x] + v1 * bot[x]) >= 0.0f;
+                    }
+                }
+                cnt.own[k] += n;
+            }
+            // cell level: winner among the group's candidates
+            for (int j = j0; j < j1; ++j) {
+                const Band& cb = st.xbands[j];
+                const int cw = cb.end - cb.begin;
+                int nc = 0;
+                if (n_gc == 1) {
+                    ccand[nc++] = gcand[0];
+                } else {
+                    double cell_max_lb = 0.0;
+                    for (int i = 0; i < n_gc; ++i) {
+                        const int k = gcand[i];
+                        const float* mn = rmn.data() + static_cast<size_t>(k) * cols;
+                        const float* mx = rmx.data() + static_cast<size_t>(k) * cols;
+                        prob_bounds(st.scores[k], std::min(mn[xt0[j]], mn[xt1[j]]),
+                                    std::max(mx[xt0[j]], mx[xt1[j]]), clb[i], cub[i]);
+                        cell_max_lb = std::max(cell_max_lb, clb[i]);
+                    }
+                    for (int i = 0; i < n_gc; ++i)
+                        if (cub[i] >= cell_max_lb) ccand[nc++] = gcand[i];
+                }
+                if (nc == 1) {
+                    const int k = ccand[0];
+                    const float* mn = rmn.data() + static_cast<size_t>(k) * cols;
+                    const float* mx = rmx.data() + static_cast<size_t>(k) * cols;
+                    const uint8_t sg = sign_class(std::min(mn[xt0[j]], mn[xt1[j]]),
+                                                  std::max(mx[xt0[j]], mx[xt1[j]]));
+                    if (sg != kMixed) {
+                        const int64_t npix = int64_t{rh} * cw;
+                        cnt.won[k] += npix;
+                        if (sg == kPos) cnt.fg[k] += npix;
+                        const Code code = static_cast<Code>(sg == kPos ? k + 1 : 0);
+                        for (int y = rb.begin; y < rb.end; ++y)
+                            std::fill_n(label_map + static_cast<size_t>(y) * out_w + cb.begin, cw, code);
+                        continue;
+                    }
+                }
+                // per pixel, exactly as the twin
+                for (int i = 0; i < nc; ++i) {
+                    const float* L = st.logits[ccand[i]];
+                    horizontal(wx0, wx1, cb.begin, cb.end, L[rb.t0 * w + cb.t0],
+                               L[rb.t0 * w + cb.t1], L[rb.t1 * w + cb.t0], L[rb.t1 * w + cb.t1],
+                               top.data() + static_cast<size_t>(i) * max_cw,
+                               bot.data() + static_cast<size_t>(i) * max_cw);
+                }
+                for (int y = rb.begin; y < rb.end; ++y) {
+                    const float v0 = st.wy0[y], v1 = st.wy1[y];
+                    Code* row = label_map + static_cast<size_t>(y) * out_w + cb.begin;
+                    if (nc == 1) {
+                        const int k = ccand[0];
+                        int64_t n = 0;
+                        for (int x = 0; x < cw; ++x) {
+                            const bool fg = (v0 * top[x] + v1 * bot[x]) >= 0.0f;
+                            row[x] = static_cast<Code>(fg ? k + 1 : 0);
+                            n += fg;
+                        }
+                        cnt.won[k] += cw;
+                        cnt.fg[k] += n;
+                        continue;
+                    }
+                    for (int i = 0; i < nc; ++i) {
+                        const float* tp = top.data() + static_cast<size_t>(i) * max_cw;
+                        const float* bt = bot.data() + static_cast<size_t>(i) * max_cw;
+                        float* vi = vals.data() + static_cast<size_t>(i) * max_cw;
+                        double* fi = fast_p.data() + static_cast<size_t>(i) * max_cw;
+                        for (int x = 0; x < cw; ++x) {
+                            const float v = v0 * tp[x] + v1 * bt[x];
+                            vi[x] = v;
+                            fi[x] = 1.0 + fast_exp(-static_cast<double>(v));  // s / p
                         }
                     }
-                }
-                for (int x = 0; x < cw; ++x) {
-                    const int k = best_k[x];
-                    const bool fg = best_v[x] >= 0.0f;
-                    row[x] = fg ? k + 1 : 0;
-                    cnt.won[k] += 1;
-                    cnt.fg[k] += fg;
+                    for (int x = 0; x < cw; ++x) {
+                        // the fast probabilities s / d (d = 1 + fast_exp(-v), all normal
+                        // numbers) decide when the best one is clearly ahead; compared
+                        // without divisions: s_i / d_i > s_b / d_b <=> s_i * d_b > s_b * d_i
+                        int best = 0;
+                        double best_s = st.scores[ccand[0]], best_d = fast_p[x];
+                        for (int i = 1; i < nc; ++i) {
+                            const double s = st.scores[ccand[i]];
+                            const double d = fast_p[static_cast<size_t>(i) * max_cw + x];
+                            if (s * best_d > best_s * d) {
+                                best_s = s;
+                                best_d = d;
+                                best = i;
+                            }
+                        }
+                        bool clear = best_d < 1e290;  // not in fast_exp's clamped range
+                        for (int i = 0; i < nc && clear; ++i) {
+                            if (i == best) continue;
+                            const double s = st.scores[ccand[i]];
+                            const double d = fast_p[static_cast<size_t>(i) * max_cw + x];
+                            clear = s * best_d * (1.0 + 4 * kFastRel) < best_s * d;
+                        }
+                        double best_p = 0.0;
+                        if (!clear) {  // near tie: the twin's exact probabilities, first max
+                            best = 0;
+                            for (int i = 0; i < nc; ++i) {
+                                const double v = vals[static_cast<size_t>(i) * max_cw + x];
+                                const double p = st.scores[ccand[i]] / (1.0 + std::exp(-v));
+                                if (i == 0 || p > best_p) {
+                                    best_p = p;
+                                    best = i;
+                                }
+                            }
+                        }
+                        const int k = ccand[best];
+                        const bool fg = vals[static_cast<size_t>(best) * max_cw + x] >= 0.0f;
+                        row[x] = static_cast<Code>(fg ? k + 1 : 0);
+                        cnt.won[k] += 1;
+                        cnt.fg[k] += fg;
+                    }
                 }
             }
         }
@@ -495,9 +592,11 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
         scores[q] = best_p;
         if (best_p > params.score_threshold) kept.push_back(q);
     }
-    std::fill(label_map, label_map + n_out, 0);
     const int K = static_cast<int>(kept.size());
-    if (K == 0) return {};
+    if (K == 0) {
+        std::fill(label_map, label_map + n_out, 0);
+        return {};
+    }
 
     // 2. per-pixel winner and own areas, cell by cell
     PanopticState st;
@@ -513,26 +612,19 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
     const Taps tx = sample_grid(out_w, params.valid_w, mask_w);
     st.ybands = make_bands(ty);
     st.xbands = make_bands(tx);
+    for (const Band& b : st.xbands) {
+        st.xb_t0.push_back(static_cast<int>(b.t0));
+        st.xb_t1.push_back(static_cast<int>(b.t1));
+        st.xb_w.push_back(b.end - b.begin);
+    }
     float_weights(ty, st.wy0, st.wy1);
     float_weights(tx, st.wx0, st.wx1);
-    const int ymax = static_cast<int>(st.ybands.back().t1);
-    const int xmax = static_cast<int>(st.xbands.back().t1);
-    st.pw = xmax + 1;
-    const size_t plane = static_cast<size_t>(ymax + 1) * st.pw;
-    st.prob.resize(plane * K);
+    st.xmax = static_cast<int>(st.xbands.back().t1);
+    constexpr int kGroup = 32;  // cells per pruning group
+    for (int j = 0; j < static_cast<int>(st.xbands.size()); j += kGroup) st.groups.push_back(j);
+    st.groups.push_back(static_cast<int>(st.xbands.size()));
     const double cell_work = double(st.ybands.size()) * st.xbands.size() * K + double(n_out);
     const int n_threads = thread_count(params.n_threads, cell_work * 4);
-    run_parallel(n_threads, [&](int part, int parts) {
-        for (int k = part; k < K; k += parts) {
-            const float* L = st.logits[k];
-            double* P = st.prob.data() + k * plane;
-            const double s = st.scores[k];
-            for (int y = 0; y <= ymax; ++y)
-                for (int x = 0; x <= xmax; ++x)
-                    P[y * st.pw + x] =
-                        s / (1.0 + std::exp(-static_cast<double>(L[static_cast<size_t>(y) * mask_w + x])));
-        }
-    });
     std::vector<PanopticCounts> counts(n_threads);
     for (auto& c : counts) {
         c.own.assign(K, 0);
@@ -540,8 +632,15 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
         c.fg.assign(K, 0);
     }
     const std::vector<size_t> cut = split_bands(st.ybands, n_threads);
+    // label codes (k + 1 where query k wins with logit >= 0, else 0): one byte per pixel
+    // when possible (less memory traffic), else straight into the label map
+    std::vector<uint8_t> codes8(K <= 255 ? n_out : 0);
     run_parallel(n_threads, [&](int part, int) {
-        panoptic_rows(st, cut[part], cut[part + 1], label_map, counts[part]);
+        if (K <= 255) {
+            panoptic_rows(st, cut[part], cut[part + 1], codes8.data(), counts[part]);
+        } else {
+            panoptic_rows(st, cut[part], cut[part + 1], label_map, counts[part]);
+        }
     });
     std::vector<int64_t> own(K, 0), won(K, 0), fg(K, 0);
     for (const auto& c : counts)
@@ -580,7 +679,13 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
     }
     run_parallel(thread_count(params.n_threads, double(n_out)), [&](int part, int parts) {
         const size_t lo = n_out * part / parts, hi = n_out * (part + 1) / parts;
-        for (size_t i = lo; i < hi; ++i) label_map[i] = seg_of[label_map[i]];
+        const int32_t* map = seg_of.data();
+        if (K <= 255) {
+            const uint8_t* c = codes8.data();
+            for (size_t i = lo; i < hi; ++i) label_map[i] = map[c[i]];
+        } else {
+            for (size_t i = lo; i < hi; ++i) label_map[i] = map[label_map[i]];
+        }
     });
     return segments;
 }

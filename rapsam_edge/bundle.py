@@ -177,8 +177,10 @@ class Bundle:
         """Absolute path of ``graph`` in format ``fmt`` ("onnx" | "openvino")."""
         info = self._graph(graph)
         if fmt not in info.files:
-            raise KeyError(f"bundle {self.name!r} has no {fmt!r} file for graph {graph!r}; "
-                           f"it has {sorted(info.files)}")
+            raise KeyError(
+                f"bundle {self.name!r} has no {fmt!r} file for graph {graph!r}; "
+                f"it has {sorted(info.files)}"
+            )
         return self.root / info.files[fmt]
 
     def sha256(self, relpath: str) -> str:
@@ -209,8 +211,9 @@ def _typed(value: Any, types: type | tuple[type, ...], where: str) -> Any:
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
         raise ManifestError(f"{where}: expected {_tname(types)}, got bool {value!r}")
     if not isinstance(value, types):
-        raise ManifestError(f"{where}: expected {_tname(types)}, got {type(value).__name__} "
-                            f"{value!r}")
+        raise ManifestError(
+            f"{where}: expected {_tname(types)}, got {type(value).__name__} {value!r}"
+        )
     return value
 
 
@@ -259,8 +262,11 @@ def _tensor(t: Any, where: str) -> TensorSpec:
         _typed(d, (int, str), f"{where}.shape[{i}]")
         if isinstance(d, int) and d < 1:
             raise ManifestError(f"{where}.shape[{i}]: {d} < 1")
-    return TensorSpec(name=_str(t, "name", where), dtype=_str(t, "dtype", where, choices=DTYPES),
-                      shape=tuple(shape))
+    return TensorSpec(
+        name=_str(t, "name", where),
+        dtype=_str(t, "dtype", where, choices=DTYPES),
+        shape=tuple(shape),
+    )
 
 
 def _graph(name: str, g: Any, where: str) -> GraphInfo:
@@ -271,12 +277,14 @@ def _graph(name: str, g: Any, where: str) -> GraphInfo:
     checked = {}
     for fmt, rel in files.items():
         if fmt not in GRAPH_FORMATS:
-            raise ManifestError(f"{where}.files.{fmt}: unknown format; known "
-                                f"{sorted(GRAPH_FORMATS)}")
+            raise ManifestError(
+                f"{where}.files.{fmt}: unknown format; known {sorted(GRAPH_FORMATS)}"
+            )
         rel = _relpath(_typed(rel, str, f"{where}.files.{fmt}"), f"{where}.files.{fmt}")
         if not rel.endswith(GRAPH_FORMATS[fmt]):
-            raise ManifestError(f"{where}.files.{fmt}: {rel!r} should end with "
-                                f"{GRAPH_FORMATS[fmt]}")
+            raise ManifestError(
+                f"{where}.files.{fmt}: {rel!r} should end with {GRAPH_FORMATS[fmt]}"
+            )
         checked[fmt] = rel
     ios = []
     for key in ("inputs", "outputs"):
@@ -284,10 +292,13 @@ def _graph(name: str, g: Any, where: str) -> GraphInfo:
         if not lst:
             raise ManifestError(f"{where}.{key}: empty")
         ios.append(tuple(_tensor(t, f"{where}.{key}[{i}]") for i, t in enumerate(lst)))
-    return GraphInfo(name=name, files=MappingProxyType(checked),
-                     precision=_str(g, "precision", where,
-                                    choices=frozenset({"fp32", "fp16", "int8", "mixed"})),
-                     inputs=ios[0], outputs=ios[1])
+    return GraphInfo(
+        name=name,
+        files=MappingProxyType(checked),
+        precision=_str(g, "precision", where, choices=frozenset({"fp32", "fp16", "int8", "mixed"})),
+        inputs=ios[0],
+        outputs=ios[1],
+    )
 
 
 def _input_spec(d: Mapping, where: str) -> InputSpec:
@@ -295,24 +306,26 @@ def _input_spec(d: Mapping, where: str) -> InputSpec:
         v = _typed(_get(d, key, where), list, f"{where}.{key}")
         if len(v) != 3:
             raise ManifestError(f"{where}.{key}: expected 3 values, got {len(v)}")
-        return tuple(float(_typed(x, (int, float), f"{where}.{key}[{i}]"))
-                     for i, x in enumerate(v))  # type: ignore[return-value]
+        return tuple(float(_typed(x, (int, float), f"{where}.{key}[{i}]")) for i, x in enumerate(v))  # type: ignore[return-value]
 
     pad_divisor = _int(d, "pad_divisor", where, minimum=1)
     long_side = _int(d, "long_side", where, minimum=1)
     if long_side % pad_divisor:
-        raise ManifestError(f"{where}.long_side: {long_side} is not a multiple of "
-                            f"pad_divisor {pad_divisor}")
+        raise ManifestError(
+            f"{where}.long_side: {long_side} is not a multiple of pad_divisor {pad_divisor}"
+        )
     return InputSpec(
         resize=_str(d, "resize", where, choices=frozenset({"letterbox"})),
-        long_side=long_side, pad_divisor=pad_divisor,
+        long_side=long_side,
+        pad_divisor=pad_divisor,
         pad_value=_int(d, "pad_value", where),
         placement=_str(d, "placement", where, choices=frozenset({"top-left"})),
         layout=_str(d, "layout", where, choices=frozenset({"NHWC"})),
         dtype=_str(d, "dtype", where, choices=frozenset({"uint8"})),
         color_order=_str(d, "color_order", where, choices=frozenset({"RGB", "BGR"})),
         normalization=_str(d, "normalization", where, choices=frozenset({"in_graph"})),
-        mean=triple("mean"), std=triple("std"),
+        mean=triple("mean"),
+        std=triple("std"),
     )
 
 
@@ -325,8 +338,10 @@ def parse_manifest(manifest: Mapping[str, Any], root: str | Path) -> Bundle:
         raise ManifestError(f"{w}.format: {fmt!r} is not {FORMAT_NAME!r}")
     version = _get(manifest, "format_version", w)
     if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
-        raise ManifestError(f"{w}.format_version: unsupported version {version!r}; this "
-                            f"rapsam-edge reads {sorted(SUPPORTED_VERSIONS)}")
+        raise ManifestError(
+            f"{w}.format_version: unsupported version {version!r}; this "
+            f"rapsam-edge reads {sorted(SUPPORTED_VERSIONS)}"
+        )
 
     files_raw = _dict(manifest, "files", w)
     files = {}
@@ -343,8 +358,9 @@ def parse_manifest(manifest: Mapping[str, Any], root: str | Path) -> Bundle:
             raise ManifestError(f"{w}.graphs.{g}: unknown graph; known {list(GRAPH_NAMES)}")
     if "encoder" not in graphs_raw:
         raise ManifestError(f"{w}.graphs.encoder: missing")
-    graphs = {g: _graph(g, graphs_raw[g], f"{w}.graphs.{g}") for g in GRAPH_NAMES
-              if g in graphs_raw}
+    graphs = {
+        g: _graph(g, graphs_raw[g], f"{w}.graphs.{g}") for g in GRAPH_NAMES if g in graphs_raw
+    }
     for g, info in graphs.items():
         for fmt, rel in info.files.items():
             needed = [rel] + ([rel[:-4] + ".bin"] if fmt == "openvino" else [])
@@ -360,9 +376,13 @@ def parse_manifest(manifest: Mapping[str, Any], root: str | Path) -> Bundle:
         cid = _int(c, "id", cw)
         if cid != i:
             raise ManifestError(f"{cw}.id: {cid} != its position {i} (ids must be 0..C-1)")
-        classes.append(ClassEntry(id=cid, name=_str(c, "name", cw),
-                                  is_thing=_typed(_get(c, "is_thing", cw), bool,
-                                                  f"{cw}.is_thing")))
+        classes.append(
+            ClassEntry(
+                id=cid,
+                name=_str(c, "name", cw),
+                is_thing=_typed(_get(c, "is_thing", cw), bool, f"{cw}.is_thing"),
+            )
+        )
     num_classes = _int(manifest, "num_classes", w, minimum=1)
     if num_classes != len(classes):
         raise ManifestError(f"{w}.num_classes: {num_classes} != {len(classes)} listed classes")
@@ -391,7 +411,8 @@ def parse_manifest(manifest: Mapping[str, Any], root: str | Path) -> Bundle:
         postprocess=PostprocessDefaults(
             score_threshold=_float(pp, "score_threshold", f"{w}.postprocess"),
             overlap_threshold=_float(pp, "overlap_threshold", f"{w}.postprocess"),
-            prompt_threshold=_float(pp, "prompt_threshold", f"{w}.postprocess")),
+            prompt_threshold=_float(pp, "prompt_threshold", f"{w}.postprocess"),
+        ),
         weights=weights,
         export=MappingProxyType(dict(_dict(manifest, "export", w, optional=True))),
         files=MappingProxyType(files),
@@ -412,12 +433,15 @@ def verify_files(bundle: Bundle) -> None:
     for rel, digest in bundle.files.items():
         path = bundle.root / rel
         if not path.is_file():
-            raise MissingFileError(f"bundle {bundle.root}: {rel!r} is listed in the manifest "
-                                   "but missing")
+            raise MissingFileError(
+                f"bundle {bundle.root}: {rel!r} is listed in the manifest but missing"
+            )
         got = sha256_file(path)
         if got != digest:
-            raise ChecksumError(f"bundle {bundle.root}: {rel!r} sha256 {got} does not match "
-                                f"the manifest's {digest} (corrupt or modified file)")
+            raise ChecksumError(
+                f"bundle {bundle.root}: {rel!r} sha256 {got} does not match "
+                f"the manifest's {digest} (corrupt or modified file)"
+            )
 
 
 def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:

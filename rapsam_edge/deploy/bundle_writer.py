@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,14 +47,42 @@ def normalize_classes(classes: Iterable[ClassLike]) -> list[dict[str, Any]]:
 def _tool_versions() -> dict[str, str]:
     import onnx
 
-    versions = {"torch": torch.__version__, "onnx": onnx.__version__,
-                "python": platform.python_version()}
+    versions = {
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "python": platform.python_version(),
+    }
     for mod in ("onnxslim", "onnxsim", "openvino", "onnxruntime"):
         try:
             versions[mod] = __import__(mod).__version__
         except (ImportError, AttributeError):
             pass
     return versions
+
+
+def _clear_previous_bundle(out: Path, *, overwrite: bool) -> None:
+    """Remove a previous bundle's files (those its manifest lists, and the manifest) from
+    ``out``; refuse to write into a directory holding anything else."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    manifest = out / MANIFEST_NAME
+    if not overwrite or not manifest.is_file():
+        raise FileExistsError(
+            f"{out} is not empty"
+            + ("" if manifest.is_file() else " and not a bundle; refusing to write into it")
+        )
+    try:
+        listed = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
+    except (json.JSONDecodeError, AttributeError):
+        listed = {}
+    for rel in listed:
+        p = out / rel
+        if p.is_file() and out.resolve() in p.resolve().parents:
+            p.unlink()
+    manifest.unlink()
+    left = sorted(p.name for p in out.iterdir())
+    if left:
+        raise FileExistsError(f"{out} holds files the old manifest did not list: {left}")
 
 
 def export_bundle(
@@ -94,12 +121,7 @@ def export_bundle(
     if input_size % model.pad_divisor:
         raise ValueError(f"input_size {input_size} is not a multiple of {model.pad_divisor}")
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} is not empty")
-        if not (out / MANIFEST_NAME).is_file():
-            raise FileExistsError(f"{out} is not empty and not a bundle; refusing to clear it")
-        shutil.rmtree(out)
+    _clear_previous_bundle(out, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
 
@@ -119,8 +141,11 @@ def export_bundle(
             files["onnx"] = onnx_path.name
         else:
             onnx_path.unlink()
-        graph_entries[g] = {"files": dict(sorted(files.items())), "precision": "fp32",
-                            **graph_spec(model, g)}
+        graph_entries[g] = {
+            "files": dict(sorted(files.items())),
+            "precision": "fp32",
+            **graph_spec(model, g),
+        }
 
     weights = None
     if include_weights:
@@ -145,8 +170,8 @@ def export_bundle(
             "dtype": "uint8",
             "color_order": "RGB",
             "normalization": "in_graph",
-            "mean": [round(float(v), 6) for v in model.pixel_mean.flatten()],
-            "std": [round(float(v), 6) for v in model.pixel_std.flatten()],
+            "mean": [round(float(v), 4) for v in model.pixel_mean.flatten()],
+            "std": [round(float(v), 4) for v in model.pixel_std.flatten()],
         },
         "feat_stride": model.feat_stride,
         "num_queries": model.num_queries,
@@ -167,7 +192,8 @@ def export_bundle(
     }
     manifest["files"] = {
         p.relative_to(out).as_posix(): _sha256(p)
-        for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST_NAME
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_NAME
     }
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     load_bundle(out)  # validate what we wrote (schema + sha256)

@@ -45,11 +45,18 @@ log = logging.getLogger(__name__)
 DEFAULT_OPSET = 17
 #: ops whose output shape depends on tensor values (TensorRT needs them as plugins or
 #: data-dependent-shape handling; none of our graphs may contain them).
-DATA_DEPENDENT_OPS = frozenset({"NonZero", "Unique", "NonMaxSuppression", "Compress", "Loop",
-                                "If", "Scan"})
+DATA_DEPENDENT_OPS = frozenset(
+    {"NonZero", "Unique", "NonMaxSuppression", "Compress", "Loop", "If", "Scan"}
+)
 # ONNX dim_param names for the dynamic axes of GRAPH_SPECS.
-_DIM_PARAMS = {"B": "batch", "H": "height", "W": "width", "h": "feat_h", "w": "feat_w",
-               "P": "num_prompts"}
+_DIM_PARAMS = {
+    "B": "batch",
+    "H": "height",
+    "W": "width",
+    "h": "feat_h",
+    "w": "feat_w",
+    "P": "num_prompts",
+}
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,13 @@ class ExportResult:
 
 
 def _constants(model: RapSam) -> dict[str, int]:
-    return {"D": model.decoder.queries.embedding_dim, "N": model.num_queries,
-            "C1": model.num_classes + 1, "3": 3, "4": 4}
+    return {
+        "D": model.decoder.queries.embedding_dim,
+        "N": model.num_queries,
+        "C1": model.num_classes + 1,
+        "3": 3,
+        "4": 4,
+    }
 
 
 def _trace(model: RapSam, graph: str, opset: int) -> onnx.ModelProto:
@@ -82,7 +94,9 @@ def _trace(model: RapSam, graph: str, opset: int) -> onnx.ModelProto:
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", FutureWarning)
         torch.onnx.export(
-            wrapper, args, buf,
+            wrapper,
+            args,
+            buf,
             input_names=[i[0] for i in spec.inputs],
             output_names=[o[0] for o in spec.outputs],
             dynamic_axes=dynamic_axes,
@@ -166,8 +180,10 @@ def check_static_friendly(proto: onnx.ModelProto) -> None:
     """Raise if the graph has data-dependent-shape or control-flow ops."""
     bad = sorted({n.op_type for n in proto.graph.node if n.op_type in DATA_DEPENDENT_OPS})
     if bad:
-        raise RuntimeError(f"graph has data-dependent / control-flow ops {bad}; "
-                           "TensorRT and static-shape backends cannot take it")
+        raise RuntimeError(
+            f"graph has data-dependent / control-flow ops {bad}; "
+            "TensorRT and static-shape backends cannot take it"
+        )
 
 
 def export_onnx(
@@ -193,6 +209,7 @@ def export_onnx(
     onnx.checker.check_model(proto, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(path))
-    log.info("exported %s -> %s (%d nodes, simplifier %s)", graph, path,
-             len(proto.graph.node), used)
+    log.info(
+        "exported %s -> %s (%d nodes, simplifier %s)", graph, path, len(proto.graph.node), used
+    )
     return ExportResult(path=path, simplifier=used, opset=opset, num_nodes=len(proto.graph.node))

@@ -173,7 +173,8 @@ def panoptic_fuse(
     probs = _softmax64(cls_logits)[:, :-1]
     labels = probs.argmax(axis=1) if n_cls1 > 1 else np.zeros(n_queries, dtype=np.int64)
     scores = probs.max(axis=1) if n_cls1 > 1 else np.zeros(n_queries)
-    kept = np.flatnonzero(scores > score_threshold)
+    # without any class (C = 0) no query can be kept, whatever the threshold
+    kept = np.flatnonzero(scores > score_threshold) if n_cls1 > 1 else np.zeros(0, np.int64)
     label_map = np.zeros((out_h, out_w), dtype=np.int32)
     if kept.size == 0:
         return label_map, np.zeros(0, dtype=SEGMENT_DTYPE)

@@ -152,7 +152,7 @@ def train(cfg: TrainConfig) -> Path:
     pan_iter = _forever(pan_loader)
     vid_iter = _forever(vid_loader) if vid_loader is not None else None
     bar = _progress(cfg.steps, start, enabled=rank == 0)
-    log = (out / "log.jsonl").open("a") if rank == 0 else None
+    log = (out / "log.jsonl").open("a" if start else "w") if rank == 0 else None
     model.train()
     t_last, images_since = time.perf_counter(), 0
     for step in range(start, cfg.steps):

@@ -1,0 +1,53 @@
+"""Typed stub of the compiled C++ core (csrc/bindings.cpp); twins of rapsam_edge.ops._numpy."""
+
+from collections.abc import Sequence
+from typing import Any, overload
+
+import numpy as np
+import numpy.typing as npt
+
+_HW = Sequence[int]
+_ValidHW = Sequence[float]
+
+def letterbox(
+    image: npt.NDArray[np.uint8],
+    size: int | tuple[int, int],
+    pad_divisor: int = 32,
+    pad_value: int = 0,
+    swap_rb: bool = False,
+) -> tuple[npt.NDArray[np.uint8], float, tuple[int, int]]: ...
+def panoptic_fuse(
+    cls_logits: npt.NDArray[np.float32],
+    mask_logits: npt.NDArray[np.float32],
+    valid_hw: _ValidHW,
+    out_hw: _HW,
+    is_thing: npt.ArrayLike,
+    score_threshold: float = 0.8,
+    overlap_threshold: float = 0.8,
+) -> tuple[npt.NDArray[np.int32], np.ndarray]:
+    """Returns (label_map, segments); segments.dtype == rapsam_edge.ops.SEGMENT_DTYPE."""
+
+def prompt_masks(
+    mask_logits: npt.NDArray[np.float32],
+    valid_hw: _ValidHW,
+    out_hw: _HW,
+    threshold: float = 0.0,
+    stability_offset: float = 1.0,
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float32]]: ...
+def masks_to_boxes(
+    masks: npt.NDArray[np.bool_] | npt.NDArray[np.uint8],
+) -> npt.NDArray[np.int32]: ...
+@overload
+def rle_encode(mask: npt.NDArray[Any]) -> dict[str, Any]: ...
+@overload
+def rle_encode(mask: npt.NDArray[Any]) -> list[dict[str, Any]]: ...
+def rle_decode(rle: dict[str, Any] | list[dict[str, Any]]) -> npt.NDArray[np.bool_]: ...
+def linear_assignment(
+    cost: npt.NDArray[Any], maximize: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def overlay(
+    image: npt.NDArray[np.uint8],
+    labels: npt.NDArray[np.int32],
+    alpha: float = 0.5,
+    boundary: bool = True,
+) -> npt.NDArray[np.uint8]: ...

@@ -1,0 +1,37 @@
+"""`rapsam-edge make-data --seed S --out DIR [--split train|val]`: synthetic COCO-panoptic +
+YouTube-VIS dataset, deterministic from the seed (see ``generate.make_dataset``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .generate import DEFAULTS, make_dataset
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, required=True, help="generator seed")
+    parser.add_argument("--out", required=True, help="dataset root (coco/ and ytvis/ inside)")
+    parser.add_argument("--split", default="train", help="split name (default train)")
+    parser.add_argument("--num-images", type=int, help=f"images (defaults: {DEFAULTS})")
+    parser.add_argument("--num-videos", type=int, help="videos")
+    parser.add_argument("--video-length", type=int, help="frames per video")
+    parser.add_argument("--size", type=int, nargs=2, default=(320, 320), metavar=("H", "W"))
+    parser.add_argument("--image-ext", default=".png", choices=(".png", ".jpg"))
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    record = make_dataset(
+        args.out,
+        seed=args.seed,
+        split=args.split,
+        num_images=args.num_images,
+        num_videos=args.num_videos,
+        video_length=args.video_length,
+        image_size=tuple(args.size),
+        image_ext=args.image_ext,
+        progress=not args.quiet,
+    )
+    print(json.dumps({k: record[k] for k in ("split", "seed", "num_images", "num_videos")}))
+    return 0

@@ -1,0 +1,120 @@
+"""``rapsam-edge export``: weights (safetensors + config.json) -> model bundle.
+
+    rapsam-edge export --weights runs/x/weights --out models/edge-s-synthetic \\
+        [--name N] [--classes synthetic | FILE.json] [--formats onnx openvino]
+
+``--classes synthetic`` (default) takes ``rapsam_edge.data.classes.CLASSES``; a JSON file
+holds a list of {"id", "name", "is_thing"} (or {"classes": [...]}).
+``--provenance FILE.json`` is copied into the manifest (training data, recipe, metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "load_classes", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        required=True,
+        help="model directory (model.safetensors + config.json) or the "
+        ".safetensors file with config.json beside it",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="bundle directory to write")
+    parser.add_argument("--name", help="bundle name (default: the output directory's name)")
+    parser.add_argument(
+        "--classes",
+        default="synthetic",
+        help="'synthetic' (the built-in vocabulary) or a JSON file",
+    )
+    parser.add_argument(
+        "--formats",
+        nargs="+",
+        default=["onnx", "openvino"],
+        choices=["onnx", "openvino"],
+        help="graph formats to write",
+    )
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="default long side of the network input (default: the model's)",
+    )
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument(
+        "--simplifier",
+        default="auto",
+        choices=["auto", "onnxslim", "onnxsim", "onnxruntime-basic", "none"],
+    )
+    parser.add_argument(
+        "--include-weights",
+        action="store_true",
+        help="also ship model.safetensors (torch reference backend)",
+    )
+    parser.add_argument(
+        "--provenance",
+        type=Path,
+        default=None,
+        help="JSON file copied into the manifest's provenance",
+    )
+
+
+def load_classes(spec: str) -> list[dict[str, Any]]:
+    """'synthetic' -> the built-in vocabulary; otherwise a JSON file path."""
+    if spec == "synthetic":
+        from ..data.classes import CLASSES
+
+        return [{"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in CLASSES]
+    data = json.loads(Path(spec).read_text(encoding="utf-8"))
+    if isinstance(data, dict):
+        data = data.get("classes", data.get("categories"))
+    if not isinstance(data, list):
+        raise ValueError(f"{spec}: expected a list of classes or {{'classes': [...]}}")
+    return [
+        {
+            "id": int(c.get("id", i)),
+            "name": str(c["name"]),
+            "is_thing": bool(c.get("is_thing", c.get("isthing", True))),
+        }
+        for i, c in enumerate(data)
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..model.io import load_model
+    from .bundle_writer import export_bundle
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    model = load_model(args.weights)
+    if any(getattr(m, "deform", False) for m in model.modules()):
+        # DCNv2 weights are a plain conv's when the offsets are zero; refuse rather than
+        # silently export a different network.
+        print(
+            "error: this model uses deformable convs (deform=True); export needs a "
+            "deform=False model (fine-tune or convert first)"
+        )
+        return 2
+    provenance = {"weights": str(args.weights)}
+    if args.provenance:
+        provenance.update(json.loads(args.provenance.read_text(encoding="utf-8")))
+    out = export_bundle(
+        model,
+        args.out,
+        name=args.name or args.out.name,
+        classes=load_classes(args.classes),
+        provenance=provenance,
+        input_size=args.input_size,
+        formats=tuple(args.formats),
+        opset=args.opset,
+        simplifier=args.simplifier,
+        include_weights=args.include_weights,
+    )
+    print(f"bundle written to {out}")
+    return 0

@@ -1,0 +1,172 @@
+"""Evaluate a ``Segmenter`` (any backend, or the torch model) on a dataset in the standard
+formats: PQ on COCO panoptic, interactive 1-click mIoU (+ NoC on a subset), and video AP on
+YouTube-VIS. All metrics in percent (NoC in clicks)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .pq import PanopticQuality
+from .prompt_iou import InteractiveEval, first_clicks, positive_only
+from .vis_ap import VideoInstanceAP
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(task: str, done: int, total: int) -> None:
+    return None
+
+
+def _take(n: int, limit: int | None) -> int:
+    return n if limit is None else min(n, limit)
+
+
+def evaluate_panoptic_and_prompts(
+    segmenter, coco_root: Path, split: str, *, max_images: int | None = None,
+    noc_images: int = 0, progress: Progress = _no_progress,
+) -> dict[str, Any]:  # fmt: skip
+    """PQ over the split's images and 1-click mIoU over every non-crowd GT segment (the click
+    at the mask's distance-transform maximum, all clicks of an image in one prompt batch).
+    NoC@85/90 on the first ``noc_images`` images (positive clicks only: see eval.prompt_iou).
+    """
+    from ..data.coco_panoptic import CocoPanopticDataset
+
+    data = CocoPanopticDataset(coco_root, split)
+    is_thing = [c.is_thing for c in data.classes] if hasattr(data.classes[0], "is_thing") else [
+        bool(c["is_thing"]) for c in data.classes
+    ]
+    pq = PanopticQuality(len(is_thing), is_thing)
+    clicks = InteractiveEval()
+    n = _take(len(data), max_images)
+    t0 = time.perf_counter()
+    for i in range(n):
+        sample = data[i]
+        result = segmenter.panoptic(sample.image)
+        pred_segments = [{"id": int(s["id"]), "class": int(s["class"])} for s in result.segments]
+        gt_segments = [{"id": s.id, "class": s.class_id, "iscrowd": int(s.iscrowd)}
+                       for s in sample.segments]  # fmt: skip
+        pq.update(result.panoptic_map, pred_segments, sample.ids, gt_segments)
+
+        targets = [s for s in sample.segments if not s.iscrowd]
+        if targets:
+            gt_masks = sample.ids[None] == np.array([s.id for s in targets])[:, None, None]
+            points = first_clicks(gt_masks).astype(np.float64) + 0.5  # pixel centres
+            segmenter.set_image(sample.image)
+            pred = segmenter.prompt(points=points)
+            clicks.update_masks(pred.masks, gt_masks)
+            if i < noc_images:
+                clicks.update(gt_masks, positive_only(_best_of_clicks(segmenter)))
+        progress("panoptic+prompt", i + 1, n)
+    seconds = time.perf_counter() - t0
+    out: dict[str, Any] = {**pq.compute(), **clicks.compute()}
+    out.pop("per_class", None)
+    out["num_images"] = n
+    out["panoptic_seconds_per_image"] = seconds / max(n, 1)
+    return out
+
+
+def _best_of_clicks(segmenter) -> Callable[[np.ndarray], np.ndarray]:
+    """Several positive clicks on one object -> the mask of the click whose prompt has the
+    highest predicted IoU (the model decodes each prompt on its own)."""
+
+    def predict(points: np.ndarray) -> np.ndarray:
+        res = segmenter.prompt(points=np.asarray(points, dtype=np.float64) + 0.5)
+        return res.masks[int(np.argmax(res.iou))]
+
+    return predict
+
+
+def evaluate_video(
+    segmenter, ytvis_root: Path, split: str, *, max_videos: int | None = None,
+    progress: Progress = _no_progress,
+) -> dict[str, Any]:  # fmt: skip
+    """Online tracking over each video; YouTube-VIS AP of the resulting tracks, plus ID
+    switches per 100 GT-instance frames (a GT instance's matched track changes)."""
+    from ..data.ytvis import YtvisDataset
+
+    data = YtvisDataset(ytvis_root, split)
+    ap = VideoInstanceAP()
+    n = _take(len(data), max_videos)
+    switches, instance_frames = 0, 0
+    for v in range(n):
+        video = data[v]
+        segmenter.reset_tracks()
+        tracks: dict[int, dict[str, Any]] = {}
+        track_maps = []
+        for frame in video.images:
+            r = segmenter.track(frame)
+            track_maps.append(r.track_map)
+            for tid, cls, score in zip(r.track_ids.tolist(), r.track_classes.tolist(),
+                                       r.track_scores.tolist()):  # fmt: skip
+                entry = tracks.setdefault(tid, {"scores": [], "classes": []})
+                entry["scores"].append(score)
+                entry["classes"].append(cls)
+        maps = np.stack(track_maps)
+        ids = list(tracks)
+        pred_masks = [maps == tid for tid in ids]
+        pred_classes = [int(np.bincount(tracks[t]["classes"]).argmax()) for t in ids]
+        pred_scores = [float(np.mean(tracks[t]["scores"])) for t in ids]
+        gt = [inst for inst in video.instances if not inst.iscrowd]
+        ap.update([g.masks for g in gt], [g.class_id for g in gt], pred_masks, pred_classes,
+                  pred_scores)  # fmt: skip
+        s, f = _id_switches(maps, gt)
+        switches, instance_frames = switches + s, instance_frames + f
+        progress("video", v + 1, n)
+    out = ap.compute()
+    out.pop("per_category", None)
+    out["num_videos"] = n
+    out["id_switches"] = switches
+    out["id_switches_per_100_frames"] = 100.0 * switches / instance_frames if instance_frames else math.nan
+    return out
+
+
+def _id_switches(track_maps: np.ndarray, gt_instances) -> tuple[int, int]:
+    """Per GT instance, the track covering most of its pixels in each frame (IoU >= 0.5);
+    a switch is a change of that track between consecutive matched frames."""
+    switches, frames = 0, 0
+    for inst in gt_instances:
+        last = None
+        for t in range(len(track_maps)):
+            gt = inst.masks[t]
+            if not gt.any():
+                continue
+            frames += 1
+            ids, counts = np.unique(track_maps[t][gt], return_counts=True)
+            best, best_iou = None, 0.0
+            for tid, inter in zip(ids.tolist(), counts.tolist()):
+                if tid == 0:
+                    continue
+                union = gt.sum() + (track_maps[t] == tid).sum() - inter
+                if inter / union >= 0.5 and inter / union > best_iou:
+                    best, best_iou = tid, inter / union
+            if best is None:
+                continue
+            if last is not None and best != last:
+                switches += 1
+            last = best
+    return switches, frames
+
+
+def evaluate(
+    segmenter, data_root: str | Path, *, split: str = "val", max_images: int | None = None,
+    max_videos: int | None = None, noc_images: int = 0, progress: Progress = _no_progress,
+) -> dict[str, Any]:  # fmt: skip
+    """All metrics on a make-data style root (``coco/`` and, if present, ``ytvis/``). Keys:
+    ``pq``, ``miou``, ``vis_ap`` (percent) and the detailed ones."""
+    root = Path(data_root)
+    metrics: dict[str, Any] = {"split": split}
+    metrics.update(evaluate_panoptic_and_prompts(
+        segmenter, root / "coco", split, max_images=max_images, noc_images=noc_images,
+        progress=progress))  # fmt: skip
+    if (root / "ytvis").exists():
+        video = evaluate_video(segmenter, root / "ytvis", split, max_videos=max_videos,
+                               progress=progress)  # fmt: skip
+        metrics.update({f"vis_{k}" if not k.startswith(("id_", "num_")) else k: v
+                        for k, v in video.items()})  # fmt: skip
+    return metrics

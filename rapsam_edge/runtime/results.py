@@ -1,0 +1,130 @@
+"""Result types of the runtime: plain dataclasses holding numpy arrays, plus converters to
+the standard formats (COCO panoptic PNG + JSON, COCO RLE, YouTube-VIS JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .. import ops
+
+
+@dataclass
+class PanopticResult:
+    """``panoptic_map``: H x W int32 segment ids (0 = void) at the frame's size; ``segments``:
+    K records of ``ops.SEGMENT_DTYPE`` (id, class, query, score, area, is_thing);
+    ``class_names``: the bundle's class names; ``query_embed``: K x D embeddings of the
+    queries that made the segments (for tracking); ``timings``: milliseconds per stage."""
+
+    panoptic_map: np.ndarray
+    segments: np.ndarray
+    class_names: Sequence[str]
+    query_embed: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def boxes(self) -> np.ndarray:
+        """K x 4 int32 (x0, y0, x1, y1) boxes of the segments, exclusive max."""
+        ids = self.segments["id"]
+        if ids.size == 0:
+            return np.zeros((0, 4), dtype=np.int32)
+        masks = np.ascontiguousarray(self.panoptic_map[None] == ids[:, None, None])
+        return ops.masks_to_boxes(masks)
+
+    def to_coco(self, *, image_id: int, file_name: str, category_ids: Sequence[int] | None = None
+                ) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
+        """-> (H x W x 3 uint8 RGB panoptic PNG content, COCO panoptic annotation dict).
+        ``category_ids[class]`` maps train classes to the dataset's category ids (default
+        class + 1)."""
+        from ..data.panoptic_ids import id_to_rgb
+
+        boxes = self.boxes
+        infos = []
+        for seg, box in zip(self.segments, boxes):
+            cls = int(seg["class"])
+            x0, y0, x1, y1 = (int(v) for v in box)
+            infos.append({
+                "id": int(seg["id"]),
+                "category_id": int(category_ids[cls]) if category_ids is not None else cls + 1,
+                "area": int(seg["area"]),
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "iscrowd": 0,
+                "score": float(seg["score"]),
+            })  # fmt: skip
+        annotation = {"image_id": image_id, "file_name": file_name, "segments_info": infos}
+        return id_to_rgb(self.panoptic_map), annotation
+
+
+@dataclass
+class PromptResult:
+    """``masks``: P x H x W bool at the frame's size; ``iou``: P predicted quality (IoU head);
+    ``stability``: P stability scores; ``timings`` in ms."""
+
+    masks: np.ndarray
+    iou: np.ndarray
+    stability: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_rle(self) -> list[dict[str, Any]]:
+        """COCO compressed RLE per mask (counts as str, JSON-ready)."""
+        if len(self.masks) == 0:
+            return []
+        rles = ops.rle_encode(np.ascontiguousarray(self.masks))
+        return [{"size": r["size"], "counts": r["counts"].decode("ascii")} for r in rles]
+
+
+@dataclass
+class TrackResult:
+    """One video frame: ``track_map`` H x W int32 track ids (0 = none) for thing instances;
+    ``tracks``: one row per visible track with (track_id, class, score, area);
+    ``panoptic``: the frame's panoptic result (stuff included)."""
+
+    frame_index: int
+    track_map: np.ndarray
+    track_ids: np.ndarray
+    track_classes: np.ndarray
+    track_scores: np.ndarray
+    panoptic: PanopticResult
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class YtvisRecorder:
+    """Collects TrackResults of one video into YouTube-VIS result entries (one per track:
+    video_id, category_id, score = mean over the frames it was seen, per-frame RLE or
+    None)."""
+
+    def __init__(self, video_id: int, category_ids: Sequence[int] | None = None) -> None:
+        self.video_id = video_id
+        self.category_ids = category_ids
+        self._frames: list[TrackResult] = []
+
+    def add(self, result: TrackResult) -> None:
+        self._frames.append(result)
+
+    def results(self) -> list[dict[str, Any]]:
+        n = len(self._frames)
+        per_track: dict[int, dict[str, Any]] = {}
+        for t, frame in enumerate(self._frames):
+            for tid, cls, score in zip(frame.track_ids.tolist(), frame.track_classes.tolist(),
+                                       frame.track_scores.tolist()):  # fmt: skip
+                entry = per_track.setdefault(
+                    tid, {"masks": [None] * n, "scores": [], "classes": []}
+                )
+                rle = ops.rle_encode(np.ascontiguousarray(frame.track_map == tid))
+                entry["masks"][t] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+                entry["scores"].append(score)
+                entry["classes"].append(cls)
+        out = []
+        for entry in per_track.values():
+            cls = int(np.bincount(entry["classes"]).argmax())
+            out.append({
+                "video_id": self.video_id,
+                "category_id": int(self.category_ids[cls]) if self.category_ids else cls + 1,
+                "score": float(np.mean(entry["scores"])),
+                "segmentations": entry["masks"],
+            })  # fmt: skip
+        return out

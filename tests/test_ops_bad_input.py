@@ -1,0 +1,212 @@
+"""Bad arguments raise ValueError naming the argument, identically in the compiled core and
+in the numpy twins; nothing crashes on NaN, empty or huge inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rapsam_edge import _core  # a missing core must fail these tests, not skip them
+from rapsam_edge.ops import _numpy as twin
+
+IMPLS = {"cpp": _core, "numpy": twin}
+
+F32 = np.float32
+CLS = np.zeros((3, 4), F32)
+MASKS = np.zeros((3, 8, 8), F32)
+THING = np.array([True, False, True])
+IMAGE = np.zeros((20, 30, 3), np.uint8)
+LABELS = np.zeros((20, 30), np.int32)
+
+
+def nan_like(a):
+    a = a.copy()
+    a.flat[-1] = np.nan
+    return a
+
+
+def inf_like(a):
+    a = a.copy()
+    a.flat[0] = -np.inf
+    return a
+
+
+def _panoptic(**kw):
+    args = {
+        "cls_logits": CLS,
+        "mask_logits": MASKS,
+        "valid_hw": (8, 8),
+        "out_hw": (16, 16),
+        "is_thing": THING,
+    }
+    args.update(kw)
+    return "panoptic_fuse", args
+
+
+def _prompt(**kw):
+    args = {"mask_logits": MASKS, "valid_hw": (8, 8), "out_hw": (16, 16)}
+    args.update(kw)
+    return "prompt_masks", args
+
+
+def _letterbox(**kw):
+    args = {"image": IMAGE, "size": 64}
+    args.update(kw)
+    return "letterbox", args
+
+
+def _overlay(**kw):
+    args = {"image": IMAGE, "labels": LABELS}
+    args.update(kw)
+    return "overlay", args
+
+
+# (op, kwargs, word the ValueError message must contain)
+CASES = {
+    # panoptic_fuse
+    "pan_cls_dtype": (*_panoptic(cls_logits=CLS.astype(np.float64)), "cls_logits"),
+    "pan_cls_ndim": (*_panoptic(cls_logits=CLS[0]), "cls_logits"),
+    "pan_cls_noncontig": (*_panoptic(cls_logits=np.zeros((4, 3), F32).T), "cls_logits"),
+    "pan_cls_nan": (*_panoptic(cls_logits=nan_like(CLS)), "cls_logits"),
+    "pan_cls_inf": (*_panoptic(cls_logits=inf_like(CLS)), "cls_logits"),
+    "pan_cls_list": (*_panoptic(cls_logits=CLS.tolist()), "cls_logits"),
+    "pan_cls_no_column": (*_panoptic(cls_logits=np.zeros((3, 0), F32)), "cls_logits"),
+    "pan_masks_dtype": (*_panoptic(mask_logits=MASKS.astype(np.float16)), "mask_logits"),
+    "pan_masks_ndim": (*_panoptic(mask_logits=MASKS[0]), "mask_logits"),
+    "pan_masks_noncontig": (
+        *_panoptic(mask_logits=np.zeros((3, 8, 16), F32)[:, :, ::2]),
+        "mask_logits",
+    ),
+    "pan_masks_nan": (*_panoptic(mask_logits=nan_like(MASKS)), "mask_logits"),
+    "pan_masks_count": (*_panoptic(mask_logits=MASKS[:2]), "mask_logits"),
+    "pan_masks_empty": (*_panoptic(mask_logits=np.zeros((3, 0, 8), F32)), "mask_logits"),
+    "pan_out_zero": (*_panoptic(out_hw=(0, 16)), "out_hw"),
+    "pan_out_huge": (*_panoptic(out_hw=(16, 40000)), "out_hw"),
+    "pan_out_float": (*_panoptic(out_hw=(16.0, 16)), "out_hw"),
+    "pan_out_scalar": (*_panoptic(out_hw=16), "out_hw"),
+    "pan_out_triple": (*_panoptic(out_hw=(16, 16, 3)), "out_hw"),
+    "pan_valid_big": (*_panoptic(valid_hw=(9, 8)), "valid_hw"),
+    "pan_valid_zero": (*_panoptic(valid_hw=(0, 8)), "valid_hw"),
+    "pan_valid_nan": (*_panoptic(valid_hw=(float("nan"), 8)), "valid_hw"),
+    "pan_valid_inf": (*_panoptic(valid_hw=(8, float("inf"))), "valid_hw"),
+    "pan_valid_len": (*_panoptic(valid_hw=(8,)), "valid_hw"),
+    "pan_valid_str": (*_panoptic(valid_hw="ab"), "convert"),  # float("a"), in both
+    "pan_is_thing_len": (*_panoptic(is_thing=THING[:2]), "is_thing"),
+    "pan_is_thing_2d": (*_panoptic(is_thing=THING[None]), "is_thing"),
+    # prompt_masks
+    "pr_dtype": (*_prompt(mask_logits=MASKS.astype(np.float64)), "mask_logits"),
+    "pr_ndim": (*_prompt(mask_logits=MASKS[0]), "mask_logits"),
+    "pr_noncontig": (*_prompt(mask_logits=MASKS.transpose(0, 2, 1)), "mask_logits"),
+    "pr_nan": (*_prompt(mask_logits=nan_like(MASKS)), "mask_logits"),
+    "pr_empty": (*_prompt(mask_logits=np.zeros((2, 8, 0), F32)), "mask_logits"),
+    "pr_out": (*_prompt(out_hw=(-1, 5)), "out_hw"),
+    "pr_out_big": (*_prompt(out_hw=(32769, 5)), "out_hw"),
+    "pr_valid": (*_prompt(valid_hw=(8, -1)), "valid_hw"),
+    "pr_threshold_nan": (*_prompt(threshold=float("nan")), "threshold"),
+    "pr_threshold_inf": (*_prompt(threshold=float("inf")), "threshold"),
+    "pr_offset_neg": (*_prompt(stability_offset=-0.5), "stability_offset"),
+    "pr_offset_nan": (*_prompt(stability_offset=float("nan")), "stability_offset"),
+    # letterbox
+    "lb_dtype": (*_letterbox(image=IMAGE.astype(np.float32)), "image"),
+    "lb_ndim": (*_letterbox(image=IMAGE[None]), "image"),
+    "lb_channels": (*_letterbox(image=np.zeros((4, 4, 5), np.uint8)), "image"),
+    "lb_empty": (*_letterbox(image=np.zeros((0, 4, 3), np.uint8)), "image"),
+    "lb_noncontig": (*_letterbox(image=IMAGE[:, ::2]), "image"),
+    "lb_huge": (*_letterbox(image=np.zeros((1, 32769), np.uint8)), "image"),
+    "lb_not_array": (*_letterbox(image=[[1, 2]]), "image"),
+    "lb_size_zero": (*_letterbox(size=0), "size"),
+    "lb_size_big": (*_letterbox(size=(64, 40000)), "size"),
+    "lb_size_float": (*_letterbox(size=64.0), "size"),
+    "lb_pad_divisor": (*_letterbox(pad_divisor=0), "pad_divisor"),
+    "lb_pad_divisor_big": (*_letterbox(pad_divisor=5000), "pad_divisor"),
+    "lb_pad_value": (*_letterbox(pad_value=256), "pad_value"),
+    "lb_swap_gray": (*_letterbox(image=IMAGE[:, :, 0].copy(), swap_rb=True), "swap_rb"),
+    # masks / RLE / assignment / overlay
+    "boxes_dtype": ("masks_to_boxes", {"masks": np.zeros((2, 3, 3), np.int32)}, "masks"),
+    "boxes_ndim": ("masks_to_boxes", {"masks": np.zeros(3, bool)}, "masks"),
+    "boxes_list": ("masks_to_boxes", {"masks": [[True]]}, "masks"),
+    "rle_enc_dtype": ("rle_encode", {"mask": np.zeros((3, 3), np.float32)}, "mask"),
+    "rle_enc_ndim": ("rle_encode", {"mask": np.zeros((1, 1, 3, 3), bool)}, "mask"),
+    "rle_dec_not_dict": ("rle_decode", {"rle": "12200"}, "rle"),
+    "rle_dec_missing": ("rle_decode", {"rle": {"size": [3, 3]}}, "rle"),
+    "rle_dec_empty_list": ("rle_decode", {"rle": []}, "rle"),
+    "rle_dec_bad_char": ("rle_decode", {"rle": {"size": [3, 3], "counts": b"12 00"}}, "rle"),
+    "rle_dec_high_char": ("rle_decode", {"rle": {"size": [3, 3], "counts": b"12\x7f"}}, "rle"),
+    "rle_dec_truncated": ("rle_decode", {"rle": {"size": [3, 3], "counts": b"12200o"}}, "rle"),
+    "rle_dec_sum": ("rle_decode", {"rle": {"size": [3, 4], "counts": b"12200"}}, "rle"),
+    "rle_dec_negative": ("rle_decode", {"rle": {"size": [3, 3], "counts": [5, -1, 5]}}, "rle"),
+    "rle_dec_neg_string": ("rle_decode", {"rle": {"size": [2, 2], "counts": b"1`0"}}, "rle"),
+    "rle_dec_neg_size": ("rle_decode", {"rle": {"size": [-3, 3], "counts": b"0"}}, "rle"),
+    "rle_dec_sizes_differ": (
+        "rle_decode",
+        {"rle": [{"size": [1, 1], "counts": b"1"}, {"size": [1, 2], "counts": b"2"}]},
+        "RLEs",
+    ),
+    "la_nan": ("linear_assignment", {"cost": np.array([[1.0, np.nan]])}, "cost"),
+    "la_neg_inf": ("linear_assignment", {"cost": np.array([[1.0, -np.inf]])}, "cost"),
+    "la_pos_inf_max": (
+        "linear_assignment",
+        {"cost": np.array([[np.inf, 1.0]]), "maximize": True},
+        "cost",
+    ),
+    "la_infeasible": ("linear_assignment", {"cost": np.full((2, 2), np.inf)}, "cost"),
+    "la_ndim": ("linear_assignment", {"cost": np.zeros(3)}, "cost"),
+    "la_dtype": ("linear_assignment", {"cost": np.zeros((2, 2), complex)}, "cost"),
+    "la_list": ("linear_assignment", {"cost": [[1.0]]}, "cost"),
+    "ov_gray": (*_overlay(image=IMAGE[:, :, 0].copy()), "image"),
+    "ov_labels_dtype": (*_overlay(labels=LABELS.astype(np.int64)), "labels"),
+    "ov_labels_shape": (*_overlay(labels=LABELS[:5]), "labels"),
+    "ov_alpha": (*_overlay(alpha=1.5), "alpha"),
+    "ov_alpha_nan": (*_overlay(alpha=float("nan")), "alpha"),
+}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", CASES)
+def test_bad_argument_raises_value_error(impl, case):
+    op, kwargs, word = CASES[case]
+    with pytest.raises(ValueError, match=word):
+        getattr(IMPLS[impl], op)(**kwargs)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_same_message_in_both(case):
+    op, kwargs, _ = CASES[case]
+    messages = []
+    for impl in IMPLS.values():
+        with pytest.raises(ValueError) as info:
+            getattr(impl, op)(**kwargs)
+        messages.append(str(info.value))
+    # the argument named first in the message is the same (exact text may differ slightly)
+    assert messages[0].split()[0] == messages[1].split()[0], messages
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_valid_edge_inputs_do_not_crash(impl):
+    ops = IMPLS[impl]
+    huge = np.full((3, 8, 8), 1e30, F32)
+    huge[1] = -3e38
+    label, _ = ops.panoptic_fuse(CLS, huge, (8, 8), (16, 16), THING, score_threshold=0.0)
+    assert label.shape == (16, 16)
+    masks, stab = ops.prompt_masks(huge, (8, 8), (3, 3))
+    assert masks.shape == (3, 3, 3) and stab.shape == (3,)
+    assert ops.letterbox(np.zeros((1, 1), np.uint8), 1)[0].shape == (32, 32)
+    assert ops.masks_to_boxes(np.zeros((0, 4, 4), bool)).shape == (0, 4)
+    rows, _ = ops.linear_assignment(np.zeros((0, 3)))
+    assert rows.shape == (0,)
+    np.testing.assert_array_equal(ops.linear_assignment(np.array([[True, False]]))[1], [1])
+
+
+def test_both_agree_on_valid_unusual_arguments():
+    # numpy integer sizes, list is_thing, int thresholds, tuple/list pairs
+    args = (CLS, MASKS + 1, [np.int64(8), 7.5], (np.int32(5), 9), [1, 0, 1])
+    a, b = (
+        twin.panoptic_fuse(*args, score_threshold=0),
+        _core.panoptic_fuse(*args, score_threshold=0),
+    )
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1]["area"], b[1]["area"])
+    for size in (np.int64(40), [40, 50], (True, 30)):
+        np.testing.assert_array_equal(
+            twin.letterbox(IMAGE, size)[0], _core.letterbox(IMAGE, size)[0]
+        )

@@ -1,0 +1,218 @@
+"""Runtime backends: registry / auto-pick, feed checks, torch reference, TensorRT profile
+logic (pure Python), and the no-torch promise of ``rapsam_edge.runtime`` / ``bundle``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rapsam_edge.bundle import load_bundle
+from rapsam_edge.runtime import (
+    BACKENDS,
+    Backend,
+    BackendUnavailable,
+    available_backends,
+    create_backend,
+    unavailable_reasons,
+)
+from rapsam_edge.runtime.tensorrt import ShapeProfile, engine_cache_path, profile_shapes
+
+BLOCK_TORCH = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+@pytest.fixture(scope="module")
+def bundle(xs_bundle):
+    return load_bundle(xs_bundle[0])
+
+
+def _image(h: int = 128, w: int = 160, batch: int = 1) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
+
+
+def test_registry_table_is_consistent():
+    ranks = [e.rank for e in BACKENDS.values() if e.rank is not None]
+    assert len(ranks) == len(set(ranks))
+    auto_order = sorted(
+        (n for n, e in BACKENDS.items() if e.rank is not None), key=lambda n: BACKENDS[n].rank
+    )
+    assert auto_order == ["tensorrt", "ort-tensorrt", "ort-cuda", "openvino", "ort-cpu"]
+    assert BACKENDS["torch"].rank is None  # reference only, never auto-picked
+
+
+def test_auto_pick_reports_an_available_backend(bundle, caplog):
+    avail = available_backends(bundle, "encoder")
+    assert "ort-cpu" in avail
+    with caplog.at_level("INFO", logger="rapsam_edge.runtime.registry"):
+        be = create_backend(bundle, "encoder")  # name="auto"
+    assert be.name == avail[0] and be.name in avail
+    assert be.selection.startswith(f"auto picked {be.name}")
+    assert be.selection in caplog.text
+    if "openvino" in avail:
+        assert be.name not in ("ort-cpu",)  # openvino outranks ORT CPU
+    assert isinstance(be, Backend)
+    out = be.run({"image": _image()})
+    assert out["feats"].shape == (1, 64, 16, 20)
+    reasons = unavailable_reasons(bundle, "encoder")
+    for name in BACKENDS:
+        assert (reasons[name] is None) == (name in avail)
+
+
+def test_unknown_backend_lists_known_ones(bundle):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown backend 'tflite'; known backends: auto, tensorrt, .*openvino, ort-cpu",
+    ):
+        create_backend(bundle, "encoder", "tflite")
+
+
+def test_unavailable_backend_raises_cleanly(bundle):
+    reasons = unavailable_reasons(bundle, "encoder")
+    if reasons["tensorrt"] is None:
+        pytest.skip("TensorRT is usable here")
+    assert isinstance(reasons["tensorrt"], str)
+    with pytest.raises(BackendUnavailable, match="tensorrt"):
+        create_backend(bundle, "encoder", "tensorrt")
+
+
+def test_feed_checks_name_the_problem(bundle):
+    be = create_backend(bundle, "encoder", "ort-cpu")
+    with pytest.raises(ValueError, match="'image' has dtype float32, expected uint8"):
+        be.run({"image": _image().astype(np.float32)})
+    with pytest.raises(ValueError, match="axis 3 must be 3"):
+        be.run({"image": _image()[..., :2].copy()})
+    with pytest.raises(ValueError, match="missing \\['image'\\]"):
+        be.run({"img": _image()})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ort_thread_option_and_batch(bundle, threads):
+    be = create_backend(bundle, "panoptic_decoder", "ort-cpu", intra_op_threads=threads)
+    feats = np.random.default_rng(1).standard_normal((2, 64, 12, 28)).astype(np.float32)
+    out = be.run({"feats": feats})
+    assert out["cls_logits"].shape == (2, 32, 13)
+    assert out["mask_logits"].shape == (2, 32, 12, 28)
+    assert out["query_embed"].shape == (2, 32, 64)
+
+
+def test_openvino_static_shape_cache(bundle):
+    pytest.importorskip("openvino")
+    be = create_backend(
+        bundle, "prompt_decoder", "openvino", static_shapes=True, max_cached_shapes=2
+    )
+    ref = create_backend(bundle, "prompt_decoder", "ort-cpu")
+    rng = np.random.default_rng(2)
+    feats = rng.standard_normal((1, 64, 16, 20)).astype(np.float32)
+    for p in (1, 3, 17):
+        boxes = np.sort(rng.uniform(0, 128, (1, p, 4)).astype(np.float32), axis=-1)
+        got, want = (
+            be.run({"feats": feats, "boxes": boxes}),
+            ref.run({"feats": feats, "boxes": boxes}),
+        )
+        assert np.abs(got["mask_logits"] - want["mask_logits"]).max() < 2e-4
+    assert len(be._requests) == 2  # LRU bound
+
+
+def test_torch_reference_backend_matches_ort(bundle):
+    pytest.importorskip("torch")
+    tb = create_backend(bundle, "encoder", "torch")
+    ob = create_backend(bundle, "encoder", "ort-cpu")
+    assert tb.selection.startswith("torch (requested)")
+    img = _image(96, 224)
+    diff = np.abs(tb.run({"image": img})["feats"] - ob.run({"image": img})["feats"]).max()
+    assert diff < 2e-4
+
+
+def test_tensorrt_profile_covers_manifest_axes(bundle):
+    """Pure-Python part of the TensorRT backend: profile ranges from the manifest."""
+    axes = ShapeProfile(max_batch=2, max_prompts=32).axis_ranges(bundle)
+    assert axes["H"] == (64, 256, 320) and axes["W"] == (64, 320, 320)
+    enc = profile_shapes(bundle.graphs["encoder"].inputs, axes, where="t")
+    assert enc["image"] == ((1, 64, 64, 3), (1, 256, 320, 3), (2, 320, 320, 3))
+    pr = profile_shapes(bundle.graphs["prompt_decoder"].inputs, axes, where="t")
+    assert pr["feats"] == ((1, 64, 8, 8), (1, 64, 32, 40), (2, 64, 40, 40))
+    assert pr["boxes"] == ((1, 1, 4), (1, 8, 4), (2, 32, 4))
+    from pathlib import Path
+
+    kw = {
+        "cache_dir": Path("/c"),
+        "gpu_key": "Orin-sm87",
+        "trt_version": "10.3.0",
+        "graph": "encoder",
+        "onnx_sha256": "ab" * 32,
+        "profile": {"shapes": enc},
+    }
+    p16, p32 = engine_cache_path(precision="fp16", **kw), engine_cache_path(precision="fp32", **kw)
+    assert p16 != p32 and p16.parts[:4] == ("/", "c", "Orin-sm87", "trt-10.3.0")
+
+
+@pytest.mark.gpu
+def test_tensorrt_matches_ort(bundle, tmp_path):
+    from rapsam_edge.runtime.tensorrt import TensorRTBackend
+
+    reason = TensorRTBackend.unavailable_reason()
+    if reason:
+        pytest.skip(f"TensorRT backend unavailable: {reason}")
+    ref = create_backend(bundle, "encoder", "ort-cpu")
+    trt = create_backend(bundle, "encoder", "tensorrt", precision="fp32", cache_dir=tmp_path)
+    img = _image()
+    diff = np.abs(trt.run({"image": img})["feats"] - ref.run({"image": img})["feats"]).max()
+    assert diff < 1e-2
+    again = create_backend(bundle, "encoder", "tensorrt", precision="fp32", cache_dir=tmp_path)
+    assert again.engine_path == trt.engine_path and trt.engine_path.is_file()
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_runtime_and_bundle_import_no_torch():
+    proc = _run_python(
+        "import sys, rapsam_edge.runtime, rapsam_edge.bundle\n"
+        "import rapsam_edge.runtime.ort, rapsam_edge.runtime.openvino\n"
+        "import rapsam_edge.runtime.tensorrt, rapsam_edge.runtime.torch_ref\n"
+        "print('torch' in sys.modules)"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_bundle_runs_with_torch_blocked(xs_bundle):
+    code = (
+        BLOCK_TORCH
+        + f"""
+import numpy as np
+from rapsam_edge.bundle import load_bundle
+from rapsam_edge.runtime import available_backends, create_backend
+b = load_bundle({str(xs_bundle[0])!r})
+assert "torch" not in available_backends(b, "encoder")
+for name in [n for n in ("ort-cpu", "openvino") if n in available_backends(b, "encoder")]:
+    enc = create_backend(b, "encoder", name)
+    dec = create_backend(b, "prompt_decoder", name)
+    img = np.zeros((1, 128, 160, 3), np.uint8)
+    feats = enc.run({{"image": img}})["feats"]
+    out = dec.run({{"feats": feats, "boxes": np.array([[[8, 8, 64, 64]]], np.float32)}})
+    print(name, out["mask_logits"].shape)
+print(create_backend(b, "encoder").selection)
+import sys
+print("torch" in sys.modules)
+"""
+    )
+    proc = _run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert "ort-cpu (1, 1, 16, 20)" in lines
+    assert lines[-2].startswith("auto picked") and lines[-1] == "False"
