@@ -161,16 +161,17 @@ def _load_embeddings(path: Path) -> Tensor:
     return obj
 
 
-def main(argv: list[str] | None = None) -> None:
-    from .io import save_model
-    from .variants import build_model
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="official mmengine checkpoint (.pth)")
     parser.add_argument("--class-embeddings", type=Path, required=True,
                         help="frozen CLIP class embeddings, C x E or C x P x E tensor")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rapsam-edge convert CKPT --class-embeddings E.pt --out DIR`."""
+    from .io import save_model
+    from .variants import build_model
 
     try:
         ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
@@ -186,6 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     model.load_state_dict(state, strict=True)
     path = save_model(model, args.out)
     print(f"wrote {path} ({sum(v.numel() for v in state.values()) / 1e6:.2f} M values)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    raise SystemExit(run(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -93,14 +93,30 @@ def _table(rows: list[ModelCost]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    rows = []
-    for name in VARIANTS:
-        for h, w in ((512, 512), (1024, 1024)):
-            rows.append(count_cost(name, h, w))
-    rows.append(count_cost("edge-s", 480, 640))
-    rows.append(count_cost("rapsam-r50", 800, 1344))
+def add_arguments(parser) -> None:
+    parser.add_argument("--size", type=int, nargs=2, action="append", metavar=("H", "W"),
+                        help="input size(s) to count at (default: 512x512 and 1024x1024, "
+                             "plus edge-s at 480x640 and rapsam-r50 at 800x1344)")
+    parser.add_argument("--variant", action="append", help="variant(s) (default: all)")
+
+
+def run(args) -> int:
+    """`rapsam-edge variants`: parameters, GMACs and GFLOPs per variant."""
+    names = args.variant or list(VARIANTS)
+    sizes = [tuple(s) for s in args.size] if args.size else [(512, 512), (1024, 1024)]
+    rows = [count_cost(name, h, w) for name in names for h, w in sizes]
+    if not args.size and not args.variant:
+        rows += [count_cost("edge-s", 480, 640), count_cost("rapsam-r50", 800, 1344)]
     print(_table(rows))
+    return 0
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="parameters and GFLOPs per variant")
+    add_arguments(parser)
+    raise SystemExit(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -51,11 +51,15 @@ BACKENDS: dict[str, BackendEntry] = {
 }
 # fmt: on
 
+#: other accepted spellings of backend names
+ALIASES: dict[str, str] = {"onnxruntime": "ort-cpu", "ort": "ort-cpu", "trt": "tensorrt"}
+
 
 def _check_name(name: str) -> BackendEntry:
+    name = ALIASES.get(name, name)
     if name not in BACKENDS:
         raise ValueError(
-            f"unknown backend {name!r}; known backends: {', '.join(['auto', *BACKENDS])}"
+            f"unknown backend {name!r}; known backends: {', '.join(['auto', *BACKENDS, *ALIASES])}"
         )
     return BACKENDS[name]
 
@@ -125,6 +129,7 @@ def create_backend(
         raise KeyError(
             f"bundle {bundle.name!r} has no graph {graph!r}; it has {sorted(bundle.graphs)}"
         )
+    name = ALIASES.get(name, name)
     if name != "auto":
         _check_name(name)
         backend = backend_class(name)(bundle, graph, device, **options)

@@ -47,8 +47,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     from .trainer import train
 
-    out = train(config_from_args(args))
-    print(f"weights and logs in {out}")
+    cfg = config_from_args(args)
+    train(cfg)
+    print(f"weights and logs in {cfg.out}")
     return 0
 
 

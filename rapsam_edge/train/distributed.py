@@ -41,3 +41,12 @@ def barrier() -> None:
 def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy ``src``'s buffers (BN running statistics) to every process. DDP does the same at
+    the start of each forward; doing it once more after the last step leaves all ranks with
+    the weights rank 0 saves."""
+    if dist.is_initialized():
+        for buf in module.buffers():
+            dist.broadcast(buf, src)

@@ -113,9 +113,10 @@ def _progress(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, disable=not enabled, dynamic_ncols=True, unit="step")
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train according to ``cfg``; returns the directory holding ``model.safetensors``,
-    ``config.json``, ``train_config.json``, ``log.jsonl`` and ``last.ckpt``."""
+def train(cfg: TrainConfig) -> nn.Module:
+    """Train according to ``cfg`` and return the trained model; ``cfg.out`` then holds
+    ``model.safetensors``, ``config.json``, ``train_config.json``, ``log.jsonl`` and
+    ``last.ckpt`` (written by rank 0)."""
     rank, world = dist_utils.init_from_env()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -197,5 +198,6 @@ def train(cfg: TrainConfig) -> Path:
         bar.close()
     if log is not None:
         log.close()
+    dist_utils.broadcast_buffers(model)
     dist_utils.barrier()
-    return out
+    return model

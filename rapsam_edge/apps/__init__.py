@@ -1,0 +1,1 @@
+"""Runtime applications behind the CLI (demo, run, info); torch-free."""

@@ -1,0 +1,38 @@
+"""Per-stage latency statistics (p50 / p90 / p99) for the CLI reports."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+
+class StageTimes:
+    """Collects milliseconds per named stage; ``summary()`` gives percentiles."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = defaultdict(list)
+
+    def add(self, timings: dict[str, float]) -> None:
+        for stage, ms in timings.items():
+            self.samples[stage].append(float(ms))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for stage, values in self.samples.items():
+            v = np.asarray(values)
+            out[stage] = {
+                "n": int(v.size),
+                "mean_ms": float(v.mean()),
+                "p50_ms": float(np.percentile(v, 50)),
+                "p90_ms": float(np.percentile(v, 90)),
+                "p99_ms": float(np.percentile(v, 99)),
+            }
+        return out
+
+    def table(self) -> str:
+        lines = [f"{'stage':14s} {'n':>5s} {'p50 ms':>9s} {'p90 ms':>9s} {'p99 ms':>9s} {'mean ms':>9s}"]
+        for stage, s in self.summary().items():
+            lines.append(f"{stage:14s} {s['n']:5d} {s['p50_ms']:9.2f} {s['p90_ms']:9.2f} "
+                         f"{s['p99_ms']:9.2f} {s['mean_ms']:9.2f}")  # fmt: skip
+        return "\n".join(lines)

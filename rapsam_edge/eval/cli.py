@@ -1,0 +1,86 @@
+"""`rapsam-edge eval [--bundle DIR | --weights FILE] --data DIR --json FILE`: PQ, 1-click
+mIoU (+ NoC) and video AP of a model on a make-data style dataset (COCO panoptic +
+YouTube-VIS). Default model: the shipped default bundle. Metrics are in percent under the keys
+``pq``, ``miou``, ``vis_ap`` (plus the detailed ones)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
+    src.add_argument("--weights", type=Path, help="model.safetensors (+ config.json) to test")
+    parser.add_argument("--backend", default=None,
+                        help="runtime backend (default: auto for bundles, torch for --weights)")
+    parser.add_argument("--data", type=Path, required=True, help="dataset root (make-data layout)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--json", type=Path, help="write the metrics here")
+    parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
+    parser.add_argument("--max-videos", type=int, help="evaluate only the first N videos")
+    parser.add_argument("--noc-images", type=int, default=0,
+                        help="images on which to run the NoC click protocol (slow; default 0)")
+    parser.add_argument("--input-size", type=int, help="network long side (default: bundle's)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _progress(quiet: bool):
+    bars: dict = {}
+    if quiet:
+        return lambda task, done, total: None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return lambda task, done, total: print(f"\r{task} {done}/{total}", end="", file=sys.stderr)
+
+    def update(task: str, done: int, total: int) -> None:
+        bar = bars.get(task) or bars.setdefault(task, tqdm(total=total, desc=task, unit="it"))
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return update
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runtime.segmenter import Segmenter
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.weights is not None:
+            from ..deploy.bundle_writer import export_bundle
+            from ..model.io import load_model
+
+            model = load_model(args.weights)
+            from ..data.classes import CLASSES
+
+            classes = [{"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in CLASSES]
+            bundle = export_bundle(model, Path(tmp) / "bundle", name="eval", classes=classes,
+                                   formats=("onnx",), include_weights=True)  # fmt: skip
+            backend = args.backend or "torch"
+        else:
+            from ..assets import default_bundle
+
+            bundle = args.bundle or default_bundle()
+            backend = args.backend or "auto"
+        seg = Segmenter(bundle, backend=backend, input_size=args.input_size)
+        print(f"evaluating {bundle} on backend {seg.backend_name}", file=sys.stderr)
+        from .harness import evaluate
+
+        metrics = evaluate(seg, args.data, split=args.split, max_images=args.max_images,
+                           max_videos=args.max_videos, noc_images=args.noc_images,
+                           progress=_progress(args.quiet))  # fmt: skip
+    metrics["model"] = str(args.weights or bundle)
+    metrics["backend"] = seg.backend_name
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+    text = json.dumps(clean, indent=1, sort_keys=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    print(json.dumps({k: clean.get(k) for k in ("pq", "miou", "vis_ap")}))
+    return 0
