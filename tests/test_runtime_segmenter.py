@@ -1,0 +1,166 @@
+"""Segmenter: panoptic / prompt / track / stream on an exported bundle (random edge-xs
+weights, ONNX Runtime and OpenVINO), result consistency, bad input, and torch-free use."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from rapsam_edge import ops
+from rapsam_edge.runtime.segmenter import Segmenter
+from rapsam_edge.runtime.tracker import TrackerConfig
+
+pytest.importorskip("torch")  # the fixture exports a bundle with torch
+
+
+@pytest.fixture(scope="module")
+def seg(xs_bundle) -> Segmenter:
+    # random weights score far below 0.8: low thresholds make segments and tracks appear
+    return Segmenter(xs_bundle[0], backend="onnxruntime", score_threshold=0.05,
+                     overlap_threshold=0.0, tracker=TrackerConfig(birth_score=0.0))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    img = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (131, 97),
+                     interpolation=cv2.INTER_LINEAR)  # fmt: skip
+    return np.ascontiguousarray(img)
+
+
+def test_panoptic_map_and_segments_agree(seg: Segmenter, frame: np.ndarray):
+    res = seg.panoptic(frame)
+    assert res.panoptic_map.shape == frame.shape[:2]
+    assert res.panoptic_map.dtype == np.int32
+    ids, counts = np.unique(res.panoptic_map, return_counts=True)
+    areas = dict(zip(ids.tolist(), counts.tolist()))
+    assert len(res.segments) > 0
+    assert set(areas) - {0} == set(res.segments["id"].tolist())
+    for s in res.segments:
+        assert areas[int(s["id"])] == int(s["area"])
+    assert res.query_embed.shape[0] == len(res.segments)
+    assert set(res.timings) == {"prepare", "encoder", "decoder", "postprocess"}
+    png, ann = res.to_coco(image_id=1, file_name="x.png")
+    assert png.shape == (*frame.shape[:2], 3)
+    assert len(ann["segments_info"]) == len(res.segments)
+
+
+def test_panoptic_equals_the_manual_pipeline(seg: Segmenter, frame: np.ndarray):
+    padded, scale, valid = ops.letterbox(frame, seg.spec.input_size, 32)
+    feats = seg.graphs["encoder"].run({"image": padded[None]})["feats"]
+    out = seg.graphs["panoptic_decoder"].run({"feats": feats})
+    s = seg.spec.feat_stride
+    label_map, segments = ops.panoptic_fuse(
+        np.ascontiguousarray(out["cls_logits"][0]), np.ascontiguousarray(out["mask_logits"][0]),
+        (valid[0] / s, valid[1] / s), frame.shape[:2], seg.spec.is_thing, 0.05, 0.0)  # fmt: skip
+    res = seg.panoptic(frame)
+    np.testing.assert_array_equal(res.panoptic_map, label_map)
+    np.testing.assert_array_equal(res.segments["query"], segments["query"])
+
+
+def test_openvino_and_onnxruntime_agree(xs_bundle, frame: np.ndarray):
+    a = Segmenter(
+        xs_bundle[0], backend="onnxruntime", score_threshold=0.05, overlap_threshold=0.0
+    ).panoptic(frame)
+    b = Segmenter(
+        xs_bundle[0], backend="openvino", score_threshold=0.05, overlap_threshold=0.0
+    ).panoptic(frame)
+    assert (a.panoptic_map == b.panoptic_map).mean() > 0.99
+
+
+def test_prompts_reuse_the_encoder(seg: Segmenter, frame: np.ndarray):
+    fresh = Segmenter(seg.bundle, backend="onnxruntime")
+    with pytest.raises(RuntimeError, match="set_image"):
+        fresh.prompt(points=[(3, 4)])
+    seg.set_image(frame)
+    res = seg.prompt(points=[(10, 20), (60.5, 40)], boxes=[(5, 5, 50, 60)])
+    assert res.masks.shape == (3, *frame.shape[:2]) and res.masks.dtype == bool
+    assert res.iou.shape == (3,) and res.stability.shape == (3,)
+    # one prompt alone gives the same mask as inside a batch (prompts do not interact)
+    alone = seg.prompt(points=[(60.5, 40)])
+    np.testing.assert_array_equal(alone.masks[0], res.masks[1])
+    assert len(res.to_rle()) == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({}, "at least one point or box"),
+        ({"points": [(1, 2, 3)]}, "P x 2"),
+        ({"points": [(np.nan, 2)]}, "finite"),
+        ({"points": [(1000, 2)]}, "inside"),
+        ({"boxes": [(5, 5, 2, 9)]}, "x1 > x0"),
+    ],
+)
+def test_bad_prompts_raise(seg: Segmenter, frame: np.ndarray, kwargs, match):
+    seg.set_image(frame)
+    with pytest.raises(ValueError, match=match):
+        seg.prompt(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (np.zeros((10, 10), np.uint8), "H x W x 3"),
+        (np.zeros((10, 10, 3), np.float32), "uint8"),
+        ("not an image", "H x W x 3"),
+    ],
+)
+def test_bad_frames_raise(seg: Segmenter, bad, match):
+    with pytest.raises(ValueError, match=match):
+        seg.panoptic(bad)
+
+
+def test_track_keeps_ids_on_a_repeated_frame(seg: Segmenter, frame: np.ndarray):
+    seg.reset_tracks()
+    first = seg.track(frame)
+    assert len(first.track_ids) > 0
+    for _ in range(3):
+        again = seg.track(frame)
+        np.testing.assert_array_equal(again.track_ids, first.track_ids)
+        np.testing.assert_array_equal(again.track_map, first.track_map)
+    assert again.frame_index == 3
+
+
+def test_stream_from_frames_and_from_a_video_file(seg: Segmenter, frame: np.ndarray, tmp_path):
+    frames = [np.roll(frame, 3 * i, axis=1) for i in range(5)]
+    got = list(seg.stream(frames, task="panoptic"))
+    assert len(got) == 5
+    for (f, res), src in zip(got, frames):
+        assert f is src
+        assert res.panoptic_map.shape == frame.shape[:2]
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5, (131, 97))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    tracked = list(seg.stream(path, task="track", max_frames=4))
+    assert [r.frame_index for _, r in tracked] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="cannot open"):
+        list(seg.stream(tmp_path / "missing.mp4"))
+
+
+def test_segmenter_runs_with_torch_blocked(xs_bundle):
+    code = f"""
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked")
+sys.meta_path.insert(0, _Block())
+import numpy as np
+from rapsam_edge import Segmenter
+seg = Segmenter({str(xs_bundle[0])!r}, backend="onnxruntime")
+res = seg.panoptic(np.zeros((64, 80, 3), np.uint8))
+seg.set_image(np.zeros((64, 80, 3), np.uint8))
+print(res.panoptic_map.shape, seg.prompt(points=[(5, 5)]).masks.shape, "torch" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(64, 80) (1, 64, 80) False"
