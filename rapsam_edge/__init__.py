@@ -6,6 +6,6 @@ torch; the training half (``model``, ``train``, ``deploy``) does and is imported
 
 __version__ = "0.1.0"
 
-from .runtime.segmenter import Segmenter  # noqa: E402
+from .runtime.segmenter import Segmenter
 
 __all__ = ["Segmenter", "__version__"]

@@ -51,7 +51,7 @@ def test_panoptic_map_and_segments_agree(seg: Segmenter, frame: np.ndarray):
 
 
 def test_panoptic_equals_the_manual_pipeline(seg: Segmenter, frame: np.ndarray):
-    padded, scale, valid = ops.letterbox(frame, seg.spec.input_size, 32)
+    padded, _, valid = ops.letterbox(frame, seg.spec.input_size, 32)
     feats = seg.graphs["encoder"].run({"image": padded[None]})["feats"]
     out = seg.graphs["panoptic_decoder"].run({"feats": feats})
     s = seg.spec.feat_stride

@@ -29,8 +29,7 @@ mIoU is returned in percent (0-100); NoC in clicks.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np

@@ -33,7 +33,7 @@ import numpy as np
 
 from rapsam_edge.ops import rle_decode
 
-FrameMask = Union[None, Mapping[str, Any], np.ndarray]
+FrameMask = Union[None, Mapping[str, Any], np.ndarray]  # noqa: UP007 (runtime alias)
 PathLike = Union[str, "os.PathLike[str]"]
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)

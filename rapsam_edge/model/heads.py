@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -17,7 +18,7 @@ LOGIT_SCALE = math.exp(4.6052)
 def mlp(dims: list[int]) -> nn.Sequential:
     """Linear-ReLU-...-Linear; with dims [a, b, c] gives keys 0 (a->b) and 2 (b->c)."""
     layers: list[nn.Module] = []
-    for a, b in zip(dims[:-1], dims[1:]):
+    for a, b in itertools.pairwise(dims):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 
