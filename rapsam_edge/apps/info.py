@@ -37,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
         state = "available" if reasons.get(name) is None else f"unavailable: {reasons[name]}"
         print(f"backend  {name:13s} {state}")
     if bundle.provenance:
-        print("provenance", json.dumps(bundle.provenance, indent=1))
+        print("provenance", json.dumps(dict(bundle.provenance), indent=1, default=str))
     return 0

@@ -21,6 +21,18 @@ class BackendUnavailable(RuntimeError):
     """The backend's library, device or required file is missing on this machine."""
 
 
+class Availability:
+    """Mixin for backend classes: ``available`` from the class's ``unavailable_reason``."""
+
+    @classmethod
+    def unavailable_reason(cls, device: str | None = None) -> str | None:
+        raise NotImplementedError
+
+    @classmethod
+    def available(cls, device: str | None = None) -> bool:
+        return cls.unavailable_reason(device) is None
+
+
 @runtime_checkable
 class Backend(Protocol):
     """One graph on one device.

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
-from .base import BackendUnavailable, check_feeds
+from .base import Availability, BackendUnavailable, check_feeds
 
 __all__ = ["OpenVINOBackend"]
 
@@ -33,7 +33,7 @@ def _core() -> Any:
     return ov.Core()
 
 
-class OpenVINOBackend:
+class OpenVINOBackend(Availability):
     name = "openvino"
 
     @classmethod
@@ -49,10 +49,6 @@ class OpenVINOBackend:
         if want not in devices and not any(d.split(".")[0] == want for d in devices):
             return f"OpenVINO device {want} not present (available: {core.available_devices})"
         return None
-
-    @classmethod
-    def available(cls, device: str | None = None) -> bool:
-        return cls.unavailable_reason(device) is None
 
     def __init__(
         self,

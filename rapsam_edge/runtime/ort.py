@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
-from .base import BackendUnavailable, check_feeds
+from .base import Availability, BackendUnavailable, check_feeds
 
 __all__ = ["OrtBackend", "OrtCudaBackend", "OrtTensorrtBackend"]
 
@@ -30,7 +30,7 @@ def _providers_available() -> list[str]:
     return list(ort.get_available_providers())
 
 
-class OrtBackend:
+class OrtBackend(Availability):
     """One bundle graph in an ``onnxruntime.InferenceSession``."""
 
     name = "ort-cpu"
@@ -50,10 +50,6 @@ class OrtBackend:
                 f"{_providers_available()})"
             )
         return None
-
-    @classmethod
-    def available(cls, device: str | None = None) -> bool:
-        return cls.unavailable_reason(device) is None
 
     def __init__(
         self,

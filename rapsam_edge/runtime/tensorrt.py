@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle, TensorSpec
-from .base import BackendUnavailable, check_feeds
+from .base import Availability, BackendUnavailable, check_feeds
 
 __all__ = ["PRECISIONS", "ShapeProfile", "TensorRTBackend", "engine_cache_path"]
 
@@ -148,7 +148,7 @@ def engine_cache_path(
     )
 
 
-class TensorRTBackend:
+class TensorRTBackend(Availability):
     name = "tensorrt"
 
     @classmethod
@@ -176,10 +176,6 @@ class TensorRTBackend:
         if int(trt.__version__.split(".")[0]) < 10:
             return f"tensorrt {trt.__version__} < 10 (named-tensor API needed)"
         return None
-
-    @classmethod
-    def available(cls, device: str | None = None) -> bool:
-        return cls.unavailable_reason(device) is None
 
     def __init__(
         self,

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
-from .base import BackendUnavailable, check_feeds
+from .base import Availability, BackendUnavailable, check_feeds
 
 __all__ = ["TorchBackend"]
 
 
-class TorchBackend:
+class TorchBackend(Availability):
     name = "torch"
 
     @classmethod
@@ -28,10 +28,6 @@ class TorchBackend:
             except (ImportError, ValueError):
                 return f"{mod} is not importable"
         return None
-
-    @classmethod
-    def available(cls, device: str | None = None) -> bool:
-        return cls.unavailable_reason(device) is None
 
     def __init__(
         self,
