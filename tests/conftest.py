@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Subprocesses started by tests (`python -c ...`, multiprocessing spawn) must import the same
+# rapsam_edge as this process (the installed one under `pytest`), never the source tree that
+# happens to be the working directory: no cwd on their sys.path (Python >= 3.11), and the
+# imported package's parent directory first.
+os.environ["PYTHONSAFEPATH"] = "1"
+_PKG_PARENT = str(Path(importlib.util.find_spec("rapsam_edge").origin).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_PKG_PARENT, os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 @pytest.fixture(scope="session")

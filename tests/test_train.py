@@ -4,7 +4,6 @@ readers -> co-training), resume, and DDP with two gloo processes."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -65,34 +64,11 @@ def test_weights_reload_identically(tiny_data: Path, tmp_path: Path):
     assert torch.equal(a["mask_logits"], b["mask_logits"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig, result_dir: str) -> None:
-    import os
-
-    from safetensors.torch import save_file
-
-    from rapsam_edge.train import distributed
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
-                      RANK=str(rank), LOCAL_RANK=str(rank))  # fmt: skip
-    model = train(cfg)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, f"{result_dir}/rank{rank}.safetensors")
-    distributed.cleanup()
-
-
 def test_ddp_two_gloo_processes_end_identical(tiny_data: Path, tmp_path: Path):
-    from safetensors.torch import load_file
+    from rapsam_edge.train.ddp_check import ddp_rank_weights
 
     cfg = _cfg(tiny_data, tmp_path / "ddp", steps=2, video_every=0, batch_size=1)
-    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2)
-    a = load_file(tmp_path / "rank0.safetensors")
-    b = load_file(tmp_path / "rank1.safetensors")
+    a, b = ddp_rank_weights(cfg, world=2)
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
