@@ -164,3 +164,19 @@ print(res.panoptic_map.shape, seg.prompt(points=[(5, 5)]).masks.shape, "torch" i
                           timeout=120, env=dict(os.environ))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(64, 80) (1, 64, 80) False"
+
+
+def test_fastest_and_per_graph_backends(xs_bundle, frame: np.ndarray):
+    fastest = Segmenter(xs_bundle[0], backend="fastest")
+    assert set(fastest.backend_timings) == {"encoder", "panoptic_decoder", "prompt_decoder"}
+    for graph, times in fastest.backend_timings.items():
+        assert {"ort-cpu", "openvino"} <= set(times)
+        assert fastest.graphs[graph].name == min(times, key=times.get)
+    mixed = Segmenter(xs_bundle[0], backend={"encoder": "openvino", "panoptic_decoder": "ort-cpu",
+                                             "prompt_decoder": "onnxruntime"})  # fmt: skip
+    assert mixed.backend_name == "encoder=openvino, panoptic_decoder=ort-cpu, prompt_decoder=ort-cpu"
+    assert mixed.panoptic(frame).panoptic_map.shape == frame.shape[:2]
+    with pytest.raises(ValueError, match="exactly the graphs"):
+        Segmenter(xs_bundle[0], backend={"encoder": "openvino"})
+    with pytest.raises(ValueError, match="unknown backend"):
+        Segmenter(xs_bundle[0], backend="tpu")

@@ -87,7 +87,7 @@ class Segmenter:
     def __init__(
         self,
         bundle: str | Path | Any,
-        backend: str = "auto",
+        backend: str | Mapping[str, str] = "auto",
         *,
         device: str | None = None,
         color_order: str = "RGB",
@@ -95,14 +95,26 @@ class Segmenter:
         tracker: TrackerConfig | None = None,
         **thresholds: float,
     ) -> None:
-        """bundle: a bundle directory (or a loaded ``Bundle``); backend: "auto" or a name of
-        ``runtime.registry``; input_size: network long side (default: the bundle's);
+        """bundle: a bundle directory (or a loaded ``Bundle``); backend: "auto" (the first
+        available in the registry's speed order), "fastest" (time every available backend on
+        every graph at start-up and keep the fastest per graph), a backend name, or a mapping
+        graph -> backend name; input_size: network long side (default: the bundle's);
         thresholds: score_threshold, overlap_threshold, prompt_threshold overrides."""
         from ..bundle import load_bundle
         from .registry import create_backend
 
         self.bundle = load_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
-        graphs = {g: create_backend(self.bundle, g, backend, device=device) for g in GRAPHS}
+        self.backend_timings: dict[str, dict[str, float]] = {}
+        if backend == "fastest":
+            from .autotune import fastest_backends
+
+            graphs, self.backend_timings = fastest_backends(self.bundle, device)
+        else:
+            names = backend if isinstance(backend, Mapping) else dict.fromkeys(GRAPHS, backend)
+            unknown = set(names) - set(GRAPHS)
+            if unknown or set(names) != set(GRAPHS):
+                raise ValueError(f"backend mapping needs exactly the graphs {GRAPHS}")
+            graphs = {g: create_backend(self.bundle, g, names[g], device=device) for g in GRAPHS}
         spec = RuntimeSpec.from_bundle(self.bundle)
         self._setup(spec, graphs, color_order, input_size, tracker, thresholds)
         log.info("Segmenter: bundle %s on backend %s", self.bundle.name, self.backend_name)
@@ -139,7 +151,10 @@ class Segmenter:
         if missing:
             raise ValueError(f"graphs missing: {missing}")
         self.graphs = graphs
-        self.backend_name = getattr(graphs["encoder"], "name", type(graphs["encoder"]).__name__)
+        names = [getattr(graphs[g], "name", type(graphs[g]).__name__) for g in GRAPHS]
+        #: one name, or "encoder=..., panoptic_decoder=..., prompt_decoder=..." when they differ
+        self.backend_name = names[0] if len(set(names)) == 1 else ", ".join(
+            f"{g}={n}" for g, n in zip(GRAPHS, names))  # fmt: skip
         self.color_order = color_order
         self.tracker = OnlineTracker(tracker)
         self._image: tuple[PreparedFrame, np.ndarray] | None = None
