@@ -180,3 +180,21 @@ def test_fastest_and_per_graph_backends(xs_bundle, frame: np.ndarray):
         Segmenter(xs_bundle[0], backend={"encoder": "openvino"})
     with pytest.raises(ValueError, match="unknown backend"):
         Segmenter(xs_bundle[0], backend="tpu")
+
+
+def test_ytvis_recorder_round_trips_track_masks(seg: Segmenter, frame: np.ndarray):
+    from rapsam_edge.runtime.results import YtvisRecorder
+
+    seg.reset_tracks()
+    recorder = YtvisRecorder(video_id=7)
+    results = [seg.track(np.roll(frame, i, axis=0)) for i in range(3)]
+    for r in results:
+        recorder.add(r)
+    entries = recorder.results()
+    assert len(entries) == len({t for r in results for t in r.track_ids.tolist()})
+    tid0 = int(results[0].track_ids[0])
+    entry = next(e for e in entries if e["segmentations"][0] is not None
+                 and np.array_equal(ops.rle_decode(e["segmentations"][0]),
+                                    results[0].track_map == tid0))  # fmt: skip
+    assert entry["video_id"] == 7 and len(entry["segmentations"]) == 3
+    assert 0.0 <= entry["score"] <= 1.0
