@@ -176,6 +176,9 @@ def test_fastest_and_per_graph_backends(xs_bundle, frame: np.ndarray):
                                              "prompt_decoder": "onnxruntime"})  # fmt: skip
     assert mixed.backend_name == "encoder=openvino, panoptic_decoder=ort-cpu, prompt_decoder=ort-cpu"
     assert mixed.panoptic(frame).panoptic_map.shape == frame.shape[:2]
+    # without a GPU, "auto" times the CPU backends like "fastest"
+    auto = Segmenter(xs_bundle[0], backend="auto")
+    assert set(auto.backend_timings) == set(fastest.backend_timings)
     with pytest.raises(ValueError, match="exactly the graphs"):
         Segmenter(xs_bundle[0], backend={"encoder": "openvino"})
     with pytest.raises(ValueError, match="unknown backend"):

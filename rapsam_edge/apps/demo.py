@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory")
     parser.add_argument("--bundle", type=Path, help="bundle (default: the shipped one)")
     parser.add_argument("--source", help="video file (default: the shipped sample clip)")
-    parser.add_argument("--backend", default="fastest",
-                        help="runtime backend (default: fastest per graph, timed at start-up)")
+    parser.add_argument("--backend", default="auto",
+                        help="runtime backend (default auto: a GPU backend if any, else the "
+                             "fastest CPU backend per graph, timed at start-up)")
     parser.add_argument("--repeats", type=int, default=20, help="timed repeats of each stage")
 
 

@@ -51,6 +51,10 @@ BACKENDS: dict[str, BackendEntry] = {
 }
 # fmt: on
 
+#: backends that need an NVIDIA GPU; where one is available "auto" takes it by rank, else the
+#: CPU backends are timed on the bundle (``Segmenter(backend="auto")``)
+GPU_BACKENDS: tuple[str, ...] = ("tensorrt", "ort-tensorrt", "ort-cuda")
+
 #: other accepted spellings of backend names
 ALIASES: dict[str, str] = {"onnxruntime": "ort-cpu", "ort": "ort-cpu", "trt": "tensorrt"}
 

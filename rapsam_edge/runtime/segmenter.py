@@ -95,16 +95,18 @@ class Segmenter:
         tracker: TrackerConfig | None = None,
         **thresholds: float,
     ) -> None:
-        """bundle: a bundle directory (or a loaded ``Bundle``); backend: "auto" (the first
-        available in the registry's speed order), "fastest" (time every available backend on
-        every graph at start-up and keep the fastest per graph), a backend name, or a mapping
-        graph -> backend name; input_size: network long side (default: the bundle's);
+        """bundle: a bundle directory (or a loaded ``Bundle``); backend: "auto" (a GPU
+        backend by the registry's rank when one is available, else "fastest" among the CPU
+        ones), "fastest" (time every available backend on every graph at start-up and keep the
+        fastest per graph), a backend name, or a mapping graph -> backend name; input_size: network long side (default: the bundle's);
         thresholds: score_threshold, overlap_threshold, prompt_threshold overrides."""
         from ..bundle import load_bundle
         from .registry import create_backend
 
         self.bundle = load_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
         self.backend_timings: dict[str, dict[str, float]] = {}
+        if backend == "auto":
+            backend = _auto_backend(self.bundle, device)
         if backend == "fastest":
             from .autotune import fastest_backends
 
@@ -330,6 +332,20 @@ class Segmenter:
                     q.get_nowait()
                 except queue.Empty:
                     worker.join(timeout=0.05)
+
+
+def _auto_backend(bundle, device: str | None) -> str:
+    """A GPU backend by rank when one is available; otherwise "fastest" over the CPU
+    backends (which one wins depends on the model and the CPU; see benchmarks/)."""
+    from .registry import GPU_BACKENDS, available_backends
+
+    names = [n for n in available_backends(bundle, device=device) if n != "torch"]
+    if not names:
+        raise RuntimeError("no runtime backend is available for this bundle")
+    gpu = [n for n in names if n in GPU_BACKENDS]
+    if gpu:
+        return gpu[0]
+    return "fastest" if len(names) > 1 else names[0]
 
 
 def _open_source(source, color_order: str) -> tuple[Iterable[np.ndarray], str]:
