@@ -21,15 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .classes import CLASSES, ClassInfo, coco_categories
+from .classes import ClassInfo
 from .imageio import read_rgb, write_rgb
 from .panoptic_ids import id_to_rgb, rgb_to_id
 from .segments import Segment
-
-
-def _dump_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, separators=(",", ":")) + "\n")
+from .writer import AnnotationWriter
 
 
 @dataclass
@@ -44,46 +40,27 @@ class PanopticSample:
     file_name: str
 
 
-class CocoPanopticWriter:
+class CocoPanopticWriter(AnnotationWriter):
     """Streams images + id maps to disk; ``close()`` writes the annotation JSON.
 
     ``categories``: COCO category dicts (default: the synthetic table); ``class_to_category``:
     train class id -> category id (default: ``ClassInfo.coco_id``)."""
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str,
-        *,
-        categories: Sequence[Mapping[str, Any]] | None = None,
-        class_to_category: Mapping[int, int] | None = None,
-        image_ext: str = ".png",
-    ) -> None:
-        if image_ext not in (".png", ".jpg"):
-            raise ValueError(f"image_ext must be .png or .jpg, got {image_ext!r}")
-        self.root = Path(root)
-        self.split = split
-        self.image_ext = image_ext
-        self.categories = [dict(c) for c in (categories or coco_categories())]
-        self.class_to_category = dict(class_to_category or {c.id: c.coco_id for c in CLASSES})
-        self._images: list[dict[str, Any]] = []
-        self._annotations: list[dict[str, Any]] = []
-
-    @property
-    def ann_file(self) -> Path:
-        return self.root / "annotations" / f"panoptic_{self.split}.json"
+    ann_prefix = "panoptic"
+    items_key = "images"
+    description = "rapsam-edge synthetic panoptic"
 
     def add(self, image: np.ndarray, ids: np.ndarray, segments: Iterable[Segment]) -> int:
         """Write one image (H x W x 3 uint8 RGB) and its id map (H x W int); returns its id."""
         if image.shape[:2] != ids.shape:
             raise ValueError(f"image {image.shape} and ids {ids.shape} sizes differ")
-        image_id = len(self._images) + 1
+        image_id = len(self.items) + 1
         stem = f"{image_id:012d}"
         file_name = stem + self.image_ext
         write_rgb(self.root / self.split / file_name, image)
         write_rgb(self.root / f"panoptic_{self.split}" / f"{stem}.png", id_to_rgb(ids))
         h, w = ids.shape
-        self._images.append({"id": image_id, "file_name": file_name, "height": h, "width": w})
+        self.items.append({"id": image_id, "file_name": file_name, "height": h, "width": w})
         infos = [
             {
                 "id": int(s.id),
@@ -94,31 +71,10 @@ class CocoPanopticWriter:
             }
             for s in segments
         ]
-        self._annotations.append(
+        self.annotations.append(
             {"image_id": image_id, "file_name": f"{stem}.png", "segments_info": infos}
         )
         return image_id
-
-    def close(self) -> Path:
-        """Write ``annotations/panoptic_<split>.json``; returns its path."""
-        _dump_json(
-            self.ann_file,
-            {
-                "info": {"description": f"rapsam-edge synthetic panoptic ({self.split})"},
-                "licenses": [],
-                "images": self._images,
-                "annotations": self._annotations,
-                "categories": self.categories,
-            },
-        )
-        return self.ann_file
-
-    def __enter__(self) -> CocoPanopticWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.close()
 
 
 def contiguous_classes(

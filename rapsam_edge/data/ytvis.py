@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from ..ops import rle_decode, rle_encode
-from .classes import CLASSES, coco_categories
 from .coco_panoptic import contiguous_classes
 from .imageio import read_rgb, write_rgb
 from .segments import Segment
+from .writer import AnnotationWriter
 
 
 @dataclass
@@ -59,34 +59,14 @@ class VideoSample:
         return out
 
 
-class YtvisWriter:
+class YtvisWriter(AnnotationWriter):
     """Streams video frames to disk; ``close()`` writes the annotation JSON. Stuff segments
     are skipped (YouTube-VIS annotates things only)."""
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str,
-        *,
-        categories: Sequence[Mapping[str, Any]] | None = None,
-        class_to_category: Mapping[int, int] | None = None,
-        image_ext: str = ".png",
-    ) -> None:
-        if image_ext not in (".png", ".jpg"):
-            raise ValueError(f"image_ext must be .png or .jpg, got {image_ext!r}")
-        self.root = Path(root)
-        self.split = split
-        self.image_ext = image_ext
-        self.categories = [dict(c) for c in (categories or coco_categories(things_only=True))]
-        self.class_to_category = dict(
-            class_to_category or {c.id: c.coco_id for c in CLASSES if c.is_thing}
-        )
-        self._videos: list[dict[str, Any]] = []
-        self._annotations: list[dict[str, Any]] = []
-
-    @property
-    def ann_file(self) -> Path:
-        return self.root / "annotations" / f"instances_{self.split}.json"
+    ann_prefix = "instances"
+    items_key = "videos"
+    description = "rapsam-edge synthetic videos"
+    things_only = True
 
     def add_video(
         self, images: np.ndarray, ids: np.ndarray, segments: Sequence[Sequence[Segment]]
@@ -96,7 +76,7 @@ class YtvisWriter:
         length = len(images)
         if ids.shape != images.shape[:3] or len(segments) != length:
             raise ValueError("images, ids and segments must cover the same frames")
-        video_id = len(self._videos) + 1
+        video_id = len(self.items) + 1
         name = f"{video_id:06d}"
         file_names = []
         for t, image in enumerate(images):
@@ -104,7 +84,7 @@ class YtvisWriter:
             write_rgb(self.root / self.split / "JPEGImages" / file_name, image)
             file_names.append(file_name)
         height, width = images.shape[1:3]
-        self._videos.append(
+        self.items.append(
             {"id": video_id, "file_names": file_names, "height": height, "width": width,
              "length": length}
         )  # fmt: skip
@@ -123,9 +103,9 @@ class YtvisWriter:
                     continue
                 rle = rle_encode(ids[t] == sid)
                 rles.append({"size": rle["size"], "counts": rle["counts"].decode("ascii")})
-            self._annotations.append(
+            self.annotations.append(
                 {
-                    "id": len(self._annotations) + 1,
+                    "id": len(self.annotations) + 1,
                     "video_id": video_id,
                     "category_id": int(self.class_to_category[first.class_id]),
                     "iscrowd": int(first.iscrowd),
@@ -138,26 +118,6 @@ class YtvisWriter:
                 }
             )
         return video_id
-
-    def close(self) -> Path:
-        """Write ``annotations/instances_<split>.json``; returns its path."""
-        self.ann_file.parent.mkdir(parents=True, exist_ok=True)
-        body = {
-            "info": {"description": f"rapsam-edge synthetic videos ({self.split})"},
-            "licenses": [],
-            "videos": self._videos,
-            "categories": self.categories,
-            "annotations": self._annotations,
-        }
-        self.ann_file.write_text(json.dumps(body, separators=(",", ":")) + "\n")
-        return self.ann_file
-
-    def __enter__(self) -> YtvisWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.close()
 
 
 class YtvisDataset(Sequence[VideoSample]):

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .trunk import Trunk
+
 __all__ = ["MobileNetV2", "mobilenet_v2"]
 
 # (expand ratio t, output channels c, repeats n, first stride s), torchvision's table.
@@ -65,7 +67,7 @@ class InvertedResidual(nn.Module):
         return x + y if self.use_res_connect else y
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(Trunk):
     """MobileNetV2 trunk. Input B x 3 x H x W (normalised); output [C2, C3, C4, C5]."""
 
     def __init__(self, *, width: float = 1.0, frozen_bn: bool = False) -> None:
@@ -82,23 +84,7 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*layers)
         self.out_channels: tuple[int, ...] = tuple(
             _make_divisible(c * width) for c in (24, 32, 96, 320))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def train(self, mode: bool = True) -> MobileNetV2:
-        super().train(mode)
-        if self.frozen_bn:
-            for m in self.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
-        return self
+        self.init_weights()
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """x: B x 3 x H x W -> [B x C2 x H/4 x W/4, ..., B x C5 x H/32 x W/32]."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .trunk import Trunk
+
 __all__ = ["ResNet", "resnet18", "resnet34", "resnet50"]
 
 
@@ -79,7 +81,7 @@ _SPECS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
 }
 
 
-class ResNet(nn.Module):
+class ResNet(Trunk):
     """ResNet trunk. Input B x 3 x H x W (normalised); output [C2, C3, C4, C5]."""
 
     def __init__(self, *, depth: int, frozen_bn: bool = False) -> None:
@@ -102,23 +104,7 @@ class ResNet(nn.Module):
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             channels.append(cin)
         self.out_channels: tuple[int, ...] = tuple(channels)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def train(self, mode: bool = True) -> ResNet:
-        super().train(mode)
-        if self.frozen_bn:
-            for m in self.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
-        return self
+        self.init_weights()
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """x: B x 3 x H x W -> [B x C2 x H/4 x W/4, ..., B x C5 x H/32 x W/32]."""
