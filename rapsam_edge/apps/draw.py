@@ -12,7 +12,7 @@ from ..runtime.results import PanopticResult, PromptResult, TrackResult
 
 
 def _label(image: np.ndarray, text: str, x: int, y: int) -> None:
-    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 2, cv2.LINE_AA)
     cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
                 cv2.LINE_AA)  # fmt: skip
 
@@ -51,5 +51,5 @@ def draw_prompts(image: np.ndarray, result: PromptResult, points=(), boxes=()) -
     for x0, y0, x1, y1 in boxes:
         cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), (0, 0, 255), 1)
     for i, iou in enumerate(result.iou.tolist()):
-        _label(out, f"prompt {i + 1}: iou {iou:.2f}", 5, 15 + 14 * i)
+        _label(out, f"prompt {i + 1}: iou {iou:.2f}", 5, 15 + 16 * i)
     return out
