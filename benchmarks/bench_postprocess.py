@@ -106,8 +106,9 @@ def cases(quick: bool):
     for out in outs:
         frame = rng.integers(0, 256, (*OUT_SIZES[out], 3), dtype=np.uint8)
         yield "letterbox", f"{out} -> 640 (pad 32, BGR->RGB)", (frame, 640, 32, 0, True)
-        labels = rng.integers(0, 20, (OUT_SIZES[out][0] // 16, OUT_SIZES[out][1] // 16))
-        labels = np.kron(labels, np.ones((16, 16), dtype=np.int64)).astype(np.int32)
+        h, w = OUT_SIZES[out]
+        blocks = rng.integers(0, 20, (-(-h // 16), -(-w // 16))).astype(np.int32)
+        labels = np.ascontiguousarray(np.repeat(np.repeat(blocks, 16, 0), 16, 1)[:h, :w])
         yield "overlay", f"{out}, 20 segments", (frame, labels)
         masks16 = np.ascontiguousarray(labels[None] == np.arange(1, 17)[:, None, None])
         yield "masks_to_boxes", f"{out}, 16 masks", (masks16,)

@@ -804,31 +804,69 @@ void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, doubl
 }
 
 // ------------------------------------------------------------------ boxes
+// First / last non-zero byte of p[0, n), scanning 8 bytes at a time (n when none).
+static int64_t first_nonzero(const uint8_t* p, int64_t n) {
+    int64_t i = 0;
+    for (uint64_t word; i + 8 <= n; i += 8) {
+        std::memcpy(&word, p + i, 8);
+        if (word) break;
+    }
+    for (; i < n; ++i)
+        if (p[i]) return i;
+    return n;
+}
+
+static int64_t last_nonzero(const uint8_t* p, int64_t n) {
+    int64_t i = n;
+    for (uint64_t word; i >= 8; i -= 8) {
+        std::memcpy(&word, p + i - 8, 8);
+        if (word) break;
+    }
+    for (--i; i >= 0; --i)
+        if (p[i]) return i;
+    return -1;
+}
+
 void masks_to_boxes(const uint8_t* masks, int64_t n, int64_t h, int64_t w, int32_t* boxes) {
+    // Per mask: the first non-empty row from the top and from the bottom give y0, y1; the
+    // rows between only need scanning outside the current [x0, x1] to widen it.
     for (int64_t i = 0; i < n; ++i) {
         const uint8_t* m = masks + i * h * w;
-        int64_t y0 = -1, y1 = -1, x0 = w, x1 = -1;
-        for (int64_t y = 0; y < h; ++y) {
-            const uint8_t* row = m + y * w;
-            int64_t first = 0;
-            while (first < w && !row[first]) ++first;
-            if (first == w) continue;
-            int64_t last = w - 1;
-            while (!row[last]) --last;
-            if (y0 < 0) y0 = y;
-            y1 = y;
-            x0 = std::min(x0, first);
-            x1 = std::max(x1, last);
-        }
         int32_t* b = boxes + 4 * i;
-        if (y0 < 0) {
-            b[0] = b[1] = b[2] = b[3] = 0;
-        } else {
-            b[0] = static_cast<int32_t>(x0);
-            b[1] = static_cast<int32_t>(y0);
-            b[2] = static_cast<int32_t>(x1 + 1);
-            b[3] = static_cast<int32_t>(y1 + 1);
+        int64_t y0 = 0, x0 = w, x1 = -1;
+        for (; y0 < h; ++y0) {
+            const int64_t first = first_nonzero(m + y0 * w, w);
+            if (first < w) {
+                x0 = first;
+                x1 = last_nonzero(m + y0 * w, w);
+                break;
+            }
         }
+        if (y0 == h) {
+            b[0] = b[1] = b[2] = b[3] = 0;
+            continue;
+        }
+        int64_t y1 = h - 1;
+        for (; y1 > y0; --y1) {
+            const int64_t first = first_nonzero(m + y1 * w, w);
+            if (first < w) {
+                x0 = std::min(x0, first);
+                x1 = std::max(x1, last_nonzero(m + y1 * w, w));
+                break;
+            }
+        }
+        for (int64_t y = y0 + 1; y < y1; ++y) {
+            const uint8_t* row = m + y * w;
+            if (x0 > 0) x0 = std::min(x0, first_nonzero(row, x0));
+            if (x1 < w - 1) {
+                const int64_t last = last_nonzero(row + x1 + 1, w - x1 - 1);
+                if (last >= 0) x1 += 1 + last;
+            }
+        }
+        b[0] = static_cast<int32_t>(x0);
+        b[1] = static_cast<int32_t>(y0);
+        b[2] = static_cast<int32_t>(x1 + 1);
+        b[3] = static_cast<int32_t>(y1 + 1);
     }
 }
 
