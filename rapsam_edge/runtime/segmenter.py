@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from .base import Backend
 from .results import PanopticResult, PromptResult, TrackResult
 from .tracker import Detection, OnlineTracker, TrackerConfig
 
@@ -98,68 +97,47 @@ class Segmenter:
         """bundle: a bundle directory (or a loaded ``Bundle``); backend: "auto" (a GPU
         backend by the registry's rank when one is available, else "fastest" among the CPU
         ones), "fastest" (time every available backend on every graph at start-up and keep the
-        fastest per graph), a backend name, or a mapping graph -> backend name; input_size: network long side (default: the bundle's);
-        thresholds: score_threshold, overlap_threshold, prompt_threshold overrides."""
+        fastest per graph), a backend name, or a mapping graph -> backend name; input_size:
+        network long side (default: the bundle's); thresholds: score_threshold,
+        overlap_threshold, prompt_threshold overrides."""
         from ..bundle import load_bundle
         from .registry import create_backend
 
+        unknown = set(thresholds) - {"score_threshold", "overlap_threshold", "prompt_threshold"}
+        if unknown:
+            raise TypeError(f"unknown Segmenter arguments: {sorted(unknown)}")
+        if color_order not in ("RGB", "BGR"):
+            raise ValueError(f"color_order must be 'RGB' or 'BGR', got {color_order!r}")
         self.bundle = load_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
+        spec = RuntimeSpec.from_bundle(self.bundle)
+        if input_size is not None:
+            if input_size <= 0 or input_size % spec.pad_divisor:
+                raise ValueError(f"input_size must be a positive multiple of {spec.pad_divisor}")
+            spec = replace(spec, input_size=input_size)
+        self.spec = replace(spec, **thresholds)
+        self.color_order = color_order
+        self.tracker = OnlineTracker(tracker)
+        self._image: tuple[PreparedFrame, np.ndarray] | None = None
+
+        # one backend per graph
         self.backend_timings: dict[str, dict[str, float]] = {}
         if backend == "auto":
             backend = _auto_backend(self.bundle, device)
         if backend == "fastest":
             from .autotune import fastest_backends
 
-            graphs, self.backend_timings = fastest_backends(self.bundle, device)
+            self.graphs, self.backend_timings = fastest_backends(self.bundle, device)
         else:
             names = backend if isinstance(backend, Mapping) else dict.fromkeys(GRAPHS, backend)
-            unknown = set(names) - set(GRAPHS)
-            if unknown or set(names) != set(GRAPHS):
+            if set(names) != set(GRAPHS):
                 raise ValueError(f"backend mapping needs exactly the graphs {GRAPHS}")
-            graphs = {g: create_backend(self.bundle, g, names[g], device=device) for g in GRAPHS}
-        spec = RuntimeSpec.from_bundle(self.bundle)
-        self._setup(spec, graphs, color_order, input_size, tracker, thresholds)
-        log.info("Segmenter: bundle %s on backend %s", self.bundle.name, self.backend_name)
-
-    @classmethod
-    def from_graphs(
-        cls,
-        spec: RuntimeSpec,
-        graphs: Mapping[str, Backend],
-        *,
-        color_order: str = "RGB",
-        input_size: int | None = None,
-        tracker: TrackerConfig | None = None,
-        **thresholds: float,
-    ) -> Segmenter:
-        """A Segmenter over graph runners built elsewhere (e.g. the torch model in eval)."""
-        self = cls.__new__(cls)
-        self.bundle = None
-        self._setup(spec, dict(graphs), color_order, input_size, tracker, thresholds)
-        return self
-
-    def _setup(self, spec, graphs, color_order, input_size, tracker, thresholds) -> None:
-        unknown = set(thresholds) - {"score_threshold", "overlap_threshold", "prompt_threshold"}
-        if unknown:
-            raise TypeError(f"unknown Segmenter arguments: {sorted(unknown)}")
-        if color_order not in ("RGB", "BGR"):
-            raise ValueError(f"color_order must be 'RGB' or 'BGR', got {color_order!r}")
-        if input_size is not None:
-            if input_size <= 0 or input_size % spec.pad_divisor:
-                raise ValueError(f"input_size must be a positive multiple of {spec.pad_divisor}")
-            spec = replace(spec, input_size=input_size)
-        self.spec = replace(spec, **thresholds)
-        missing = [g for g in GRAPHS if g not in graphs]
-        if missing:
-            raise ValueError(f"graphs missing: {missing}")
-        self.graphs = graphs
-        names = [getattr(graphs[g], "name", type(graphs[g]).__name__) for g in GRAPHS]
+            self.graphs = {g: create_backend(self.bundle, g, names[g], device=device)
+                           for g in GRAPHS}  # fmt: skip
+        used = [self.graphs[g].name for g in GRAPHS]
         #: one name, or "encoder=..., panoptic_decoder=..., prompt_decoder=..." when they differ
-        self.backend_name = names[0] if len(set(names)) == 1 else ", ".join(
-            f"{g}={n}" for g, n in zip(GRAPHS, names))  # fmt: skip
-        self.color_order = color_order
-        self.tracker = OnlineTracker(tracker)
-        self._image: tuple[PreparedFrame, np.ndarray] | None = None
+        self.backend_name = used[0] if len(set(used)) == 1 else ", ".join(
+            f"{g}={n}" for g, n in zip(GRAPHS, used))  # fmt: skip
+        log.info("Segmenter: bundle %s on backend %s", self.bundle.name, self.backend_name)
 
     # ------------------------------------------------------------------ stages
     def prepare(self, frame: np.ndarray, *, color_order: str | None = None) -> PreparedFrame:
