@@ -51,6 +51,11 @@ def test_train_resume_and_outputs(tiny_data: Path, tmp_path: Path):
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5]
     changed = any(not torch.equal(before[k], v) for k, v in resumed.state_dict().items())
     assert changed
+    # a fresh run directory continues from a given checkpoint (e.g. one committed to git)
+    other = tmp_path / "other"
+    train(_cfg(tiny_data, other, steps=6, resume_from=str(out / "last.ckpt")))
+    log = [json.loads(line) for line in (other / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [6]
 
 
 def test_weights_reload_identically(tiny_data: Path, tmp_path: Path):

@@ -34,7 +34,8 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads per process (0 = torch default)
     checkpoint_every: int = 200
     log_every: int = 10
-    resume: bool = True
+    resume: bool = True  # continue from <out>/last.ckpt when it exists
+    resume_from: str | None = None  # else continue from this checkpoint (e.g. a committed one)
     init_weights: str | None = None  # start from these weights (fine-tuning)
     extra: dict = field(default_factory=dict)
 

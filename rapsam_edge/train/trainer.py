@@ -148,6 +148,8 @@ def train(cfg: TrainConfig) -> nn.Module:
     start = 0
     if cfg.resume and ckpt.exists():
         start = _load_checkpoint(ckpt, model, optimizer, scheduler)
+    elif cfg.resume_from:
+        start = _load_checkpoint(Path(cfg.resume_from), model, optimizer, scheduler)
     torch.manual_seed(cfg.seed * 1000 + rank + start)  # point sampling differs per rank
 
     pan_iter = _forever(pan_loader)
