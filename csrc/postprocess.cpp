@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 namespace rapsam {
 
@@ -159,6 +160,18 @@ inline void horizontal(const float* wx0, const float* wx1, int c0, int c1, float
 // Largest possible rounding error of a float bilinear value whose corners are bounded
 // by m in magnitude (a safe over-estimate: the exact bound is about 3e-7 * m).
 inline double interp_margin(double m) { return 4e-6 * m + 1e-30; }
+
+// Bounds (widened by the rounding margin) of every bilinear value inside the cell between the
+// source taps of row band ``rb`` and column band ``cb`` of an h x mask_w logit plane.
+inline std::pair<double, double> cell_range(const float* L, int64_t mask_w, const Band& rb,
+                                            const Band& cb) {
+    const float a = L[rb.t0 * mask_w + cb.t0], b = L[rb.t0 * mask_w + cb.t1];
+    const float c = L[rb.t1 * mask_w + cb.t0], d = L[rb.t1 * mask_w + cb.t1];
+    const float mn = std::min(std::min(a, b), std::min(c, d));
+    const float mx = std::max(std::max(a, b), std::max(c, d));
+    const double e = interp_margin(std::max(std::fabs(double(mn)), std::fabs(double(mx))));
+    return {double(mn) - e, double(mx) + e};
+}
 
 void check_valid(double valid_h, double valid_w, int mask_h, int mask_w) {
     if (!(std::isfinite(valid_h) && std::isfinite(valid_w) && valid_h > 0 &&
@@ -741,13 +754,7 @@ void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, doubl
                 for (int xbi = 0; xbi < static_cast<int>(xbands.size()); ++xbi) {
                     const Band& cb = xbands[xbi];
                     const int cw = cb.end - cb.begin;
-                    const float a = L[rb.t0 * mask_w + cb.t0], b = L[rb.t0 * mask_w + cb.t1];
-                    const float c = L[rb.t1 * mask_w + cb.t0], d = L[rb.t1 * mask_w + cb.t1];
-                    const float mn = std::min(std::min(a, b), std::min(c, d));
-                    const float mx = std::max(std::max(a, b), std::max(c, d));
-                    const double e =
-                        interp_margin(std::max(std::fabs(double(mn)), std::fabs(double(mx))));
-                    const double lo_v = double(mn) - e, hi_v = double(mx) + e;
+                    const auto [lo_v, hi_v] = cell_range(L, mask_w, rb, cb);
                     // state per threshold: 1 = all above, 0 = none above, 2 = mixed
                     int state[3];
                     for (int i = 0; i < 3; ++i)
@@ -764,15 +771,11 @@ void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, doubl
                 for (int xbi : mixed) {
                     const Band& cb = xbands[xbi];
                     const int cw = cb.end - cb.begin;
-                    const float a = L[rb.t0 * mask_w + cb.t0], b = L[rb.t0 * mask_w + cb.t1];
-                    const float c = L[rb.t1 * mask_w + cb.t0], d = L[rb.t1 * mask_w + cb.t1];
-                    const float mn = std::min(std::min(a, b), std::min(c, d));
-                    const float mx = std::max(std::max(a, b), std::max(c, d));
-                    const double e =
-                        interp_margin(std::max(std::fabs(double(mn)), std::fabs(double(mx))));
-                    const double lo_v = double(mn) - e, hi_v = double(mx) + e;
+                    const auto [lo_v, hi_v] = cell_range(L, mask_w, rb, cb);
                     const bool decided_hi = lo_v > t[1] || hi_v <= t[1];
                     const bool decided_lo = lo_v > t[2] || hi_v <= t[2];
+                    const float a = L[rb.t0 * mask_w + cb.t0], b = L[rb.t0 * mask_w + cb.t1];
+                    const float c = L[rb.t1 * mask_w + cb.t0], d = L[rb.t1 * mask_w + cb.t1];
                     horizontal(wx0.data(), wx1.data(), cb.begin, cb.end, a, b, c, d,
                                top.data(), bot.data());
                     int64_t ch = 0, cl = 0;
