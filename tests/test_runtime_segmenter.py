@@ -201,3 +201,27 @@ def test_ytvis_recorder_round_trips_track_masks(seg: Segmenter, frame: np.ndarra
                                     results[0].track_map == tid0))  # fmt: skip
     assert entry["video_id"] == 7 and len(entry["segmentations"]) == 3
     assert 0.0 <= entry["score"] <= 1.0
+
+
+def test_long_stream_keeps_memory_flat(seg: Segmenter, frame: np.ndarray):
+    """An endless stream must not accumulate: bounded queue, only live tracks kept."""
+    import tracemalloc
+
+    def frames(n: int):
+        rng = np.random.default_rng(1)
+        for _ in range(n):  # produced on the fly, never stored
+            yield np.roll(frame, int(rng.integers(0, 20)), axis=1)
+
+    tracemalloc.start()
+    try:
+        sizes = []
+        for i, (_, result) in enumerate(seg.stream(frames(160), task="track")):
+            assert result.track_map.shape == frame.shape[:2]
+            if i in (40, 159):
+                sizes.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    # live tracks are bounded by detections per frame x frames a track may go unseen
+    bound = seg.bundle.num_queries * (seg.tracker.config.max_missed + 1)
+    assert len(seg.tracker.tracks) <= bound
+    assert sizes[1] - sizes[0] < 2_000_000, f"grew by {sizes[1] - sizes[0]} bytes"
