@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe
 
 from rapsam_edge.assets import default_bundle
 from rapsam_edge.bundle import load_bundle
@@ -69,7 +68,7 @@ def main() -> None:
             rows.append(row)
             print(f"{case:22s} {n:10s} {row['p50_ms']:8.2f} {row['p90_ms']:8.2f} "
                   f"{row['p99_ms']:8.2f} {row['speedup_vs_' + base]:9.2f}x")  # fmt: skip
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or '?'}"
+    machine = describe()
     lines = [
         f"# Runtime backends side by side: {bundle.name} ({bundle.variant})",
         "",

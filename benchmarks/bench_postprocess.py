@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from machine import describe
 
 from rapsam_edge import _core
 from rapsam_edge.ops import _numpy
@@ -128,7 +128,7 @@ def main() -> None:
           f"{'speed-up':>9s}   (ms)")  # fmt: skip
     rows = [side_by_side(name, case, a, {}, repeats) for name, case, a in cases(args.quick)]
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or '?'}"
+    machine = describe()
     lines = [
         "# Post-processing: C++ core vs numpy reference",
         "",
