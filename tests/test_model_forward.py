@@ -64,7 +64,9 @@ def test_prompt_counts(model, images, num_prompts: int) -> None:
         out = model.decode_prompts(feats, points_to_boxes(pts), all_stages=True)
     assert out["mask_logits"].shape == (2, num_prompts, H // 8, W // 8)
     assert out["iou"].shape == (2, num_prompts)
-    assert [a["mask_logits"].shape[1] for a in out["aux"]] == [num_prompts] * 3
+    # the initial masks, then one entry per stage (with an IoU prediction)
+    assert [a["mask_logits"].shape[1] for a in out["aux"]] == [num_prompts] * 4
+    assert ["iou" in a for a in out["aux"]] == [False, True, True, True]
     if num_prompts == 30:
         # Prompts are independent: decoding a subset gives the same masks.
         with torch.no_grad():

@@ -23,7 +23,8 @@ def _prompt_loss(out: dict, mask_t: torch.Tensor) -> torch.Tensor:
     loss = torch.zeros(())
     for o in [out, *out["aux"]]:
         loss = loss + F.binary_cross_entropy_with_logits(o["mask_logits"], mask_t)
-        loss = loss + F.mse_loss(o["iou"], torch.full_like(o["iou"], 0.5))
+        if "iou" in o:  # the initial masks have no IoU prediction
+            loss = loss + F.mse_loss(o["iou"], torch.full_like(o["iou"], 0.5))
     return loss
 
 

@@ -42,8 +42,14 @@ def test_train_resume_and_outputs(tiny_data: Path, tmp_path: Path):
     assert all(r["loss"] > 0 for r in log)
     assert "loss_cls_video" in log[0]  # step 0 had a video clip batch
     assert "loss_prompt_dice" in log[1]
+    assert log[0]["loss_semantic"] > 0  # the training-only semantic head is on by default
     state = torch.load(out / "last.ckpt", weights_only=True)
     assert state["step"] == 3
+    assert set(state["heads"]) == {"semantic.weight", "semantic.bias"}
+    # the training-only head never reaches the exported weights
+    from safetensors.torch import load_file
+
+    assert not any("semantic" in k for k in load_file(str(out / "model.safetensors")))
     # resume: continues at step 4, appends to the log
     before = {k: v.clone() for k, v in model.state_dict().items()}
     resumed = train(_cfg(tiny_data, out, steps=5))
@@ -97,3 +103,41 @@ def test_eval_cli_on_trained_weights(tiny_data: Path, tmp_path: Path):
     for key in ("pq", "miou", "vis_ap"):
         assert key in metrics
     assert 0.0 <= metrics["miou"] <= 100.0  # a 1-step model: low, but a real number
+
+
+def test_init_weights_carries_over_a_grown_model(tiny_data: Path, tmp_path: Path):
+    """Weights saved before a layer gained input channels (and before a module was added)
+    fine-tune from where they were: the carried-over function is unchanged."""
+    from safetensors.torch import load_file, save_file
+
+    from rapsam_edge.model.io import load_model, load_model_grown
+
+    src = tmp_path / "src"
+    train(_cfg(tiny_data, src, steps=1, video_every=0))
+    full = load_file(str(src / "model.safetensors"))
+    old = {k: v for k, v in full.items() if not k.startswith("prompt_encoder.fourier_proj")}
+    agg = old["neck.loc_conv.weight"].shape[1] - 24  # the 6-frequency Fourier channels
+    old["neck.loc_conv.weight"] = old["neck.loc_conv.weight"][:, : agg].clone()
+    save_file(old, str(src / "model.safetensors"))
+    grown, fresh = load_model_grown(src)
+    assert fresh == ["neck.loc_conv.weight", "prompt_encoder.fourier_proj.weight",
+                     "prompt_encoder.fourier_proj.bias"]  # fmt: skip
+    w = grown.state_dict()["neck.loc_conv.weight"]
+    assert torch.equal(w[:, :agg], old["neck.loc_conv.weight"])
+    assert not w[:, agg:].any()
+    # zeroing the original's Fourier channels gives the same panoptic function
+    save_file(full, str(src / "model.safetensors"))
+    ref = load_model(src)
+    with torch.no_grad():
+        ref.neck.loc_conv.weight[:, agg:] = 0
+        x = torch.rand(1, 3, 64, 64) * 255
+        torch.testing.assert_close(grown.eval()(x)["mask_logits"], ref(x)["mask_logits"])
+    # an unknown tensor is an error, not a silent drop
+    save_file({**full, "mystery.weight": torch.zeros(2)}, str(src / "model.safetensors"))
+    with pytest.raises(ValueError, match="mystery"):
+        load_model_grown(src)
+    # and a training run starts from them (init_weights)
+    save_file(old, str(src / "model.safetensors"))
+    model = train(_cfg(tiny_data, tmp_path / "ft", steps=1, video_every=0, lr=0.0,
+                       init_weights=str(src)))  # fmt: skip
+    assert torch.equal(model.state_dict()["backbone.features.0.0.weight"], old["backbone.features.0.0.weight"])

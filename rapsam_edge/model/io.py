@@ -12,7 +12,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["CONFIG_NAME", "FORMAT_VERSION", "WEIGHTS_NAME", "load_model", "save_model"]
+__all__ = [
+    "CONFIG_NAME", "FORMAT_VERSION", "WEIGHTS_NAME", "load_model", "load_model_grown", "save_model"
+]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -58,3 +60,41 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> torch.nn.Modul
                         class_prototypes=cfg["class_prototypes"])
     model.load_state_dict(load_file(str(weights), device=map_location), strict=True)
     return model.to(map_location).eval()
+
+
+def load_model_grown(path: str | Path, *, map_location: str = "cpu") -> tuple[torch.nn.Module, list[str]]:
+    """Build the saved model's variant as the CURRENT code defines it and carry the saved
+    weights over, for fine-tuning after the architecture gained inputs or modules.
+
+    A tensor with the same name and shape is copied; one whose only change is a larger input
+    dimension (dim 1, e.g. a 1x1 conv that gained input channels) gets the saved values in its
+    leading slice and zeros in the new part, so the carried-over function is unchanged; any
+    other tensor keeps its fresh initialisation. Returns (model in train mode, the names of
+    the tensors that were not fully carried over).
+    """
+    from .variants import build_model
+
+    weights, config = _paths(path)
+    cfg = json.loads(config.read_text())
+    if cfg.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported format_version {cfg.get('format_version')!r}")
+    model = build_model(cfg["variant"], num_classes=cfg["num_classes"], deform=cfg["deform"],
+                        class_prototypes=cfg["class_prototypes"])
+    saved = load_file(str(weights), device=map_location)
+    state = model.state_dict()
+    fresh = []
+    for name, target in state.items():
+        old = saved.get(name)
+        if old is not None and old.shape == target.shape:
+            target.copy_(old)
+        elif (old is not None and old.dim() >= 2 and old.shape[0] == target.shape[0]
+              and old.shape[2:] == target.shape[2:] and old.shape[1] < target.shape[1]):
+            target.zero_()
+            target[:, : old.shape[1]].copy_(old)
+            fresh.append(name)
+        else:
+            fresh.append(name)
+    unused = sorted(set(saved) - set(state))
+    if unused:
+        raise ValueError(f"{weights}: tensors the current {cfg['variant']} lacks: {unused[:5]}")
+    return model.to(map_location), fresh

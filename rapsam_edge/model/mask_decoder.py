@@ -112,12 +112,15 @@ class MaskDecoder(nn.Module):
 
     def prompts(self, feats: Tensor, queries: Tensor, *, all_stages: bool = False) -> dict:
         """feats: B x D x h x w, queries: B x P x D -> dict(mask_logits B x P x h x w,
-        iou B x P[, aux: per-stage dicts (mask_logits, iou)])."""
+        iou B x P[, aux: the initial masks (mask_logits), then per-stage dicts
+        (mask_logits, iou)])."""
         b, _, h, w = feats.shape
         f = feats.flatten(2)
         q = queries
         m = mask_product(q, f)
-        aux = []
+        # The initial masks are supervised too: with Fourier position features they already
+        # localise the prompt, which is what the first stage's mask pooling starts from.
+        aux = [{"mask_logits": m.view(b, -1, h, w)}] if all_stages else []
         for stage in self.stages:
             q = stage.update(f, q, m, self_only=True)
             mask_feat, m = stage.predict_masks(q, f)

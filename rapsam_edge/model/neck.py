@@ -8,6 +8,7 @@ Reference shape (ResNet-50, levels C2..C5, widths 128/256/512/1024, agg 128, out
   y  = up(conv_a5(p5)) + up(conv_a4(x4)) + up(conv_a3(x3)) + conv_a2(x2) + bias
   y  = output_conv(y)                                             (3x3, agg -> agg)
   F  = loc_conv(cat(y, x_coord, y_coord))                         (1x1, agg + 2 -> out)
+Edge variants may append Fourier position channels as well (see ``fourier.py``).
 Each ``deform_conv`` = [3x3 offset conv (27 ch) -> DCNv2 3x3 (no bias) -> BN -> ReLU ->
 ConvTranspose 4x4/2 (no bias) -> BN -> ReLU]. ``deform=False`` swaps the DCN for a plain 3x3
 conv (same ``dcn.weight`` name and shape) and drops the offset conv: the ONNX/TensorRT deploy
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .dcn import ModulatedDeformConv2d
+from .fourier import grid_features, num_features
 
 __all__ = ["DeformUpLayer", "LiteDeformFPN", "coord_features"]
 
@@ -92,6 +94,7 @@ class LiteDeformFPN(nn.Module):
         agg_dim: int,
         out_dim: int,
         deform: bool = True,
+        fourier_cycles: Sequence[float] = (),
     ) -> None:
         """
         Arguments:
@@ -100,6 +103,8 @@ class LiteDeformFPN(nn.Module):
           levels: backbone level of each input (2..5), finest first; used for names only.
           agg_dim: width of the fused map. out_dim: width of F (= decoder width D).
           deform: DCNv2 (reference) or plain 3x3 conv (deploy).
+          fourier_cycles: frequencies (cycles per padded input) of extra Fourier position
+            channels appended with the coordinates (edge variants; () = reference).
         """
         super().__init__()
         if not len(in_channels) == len(widths) == len(levels) >= 2:
@@ -119,7 +124,8 @@ class LiteDeformFPN(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, agg_dim, 1, 1))
         for lvl, width in zip(levels, widths):
             self.add_module(f"conv_a{lvl}", nn.Conv2d(width, agg_dim, 1, bias=False))
-        self.loc_conv = nn.Conv2d(agg_dim + 2, out_dim, 1)
+        self.fourier_cycles = tuple(fourier_cycles)
+        self.loc_conv = nn.Conv2d(agg_dim + 2 + num_features(self.fourier_cycles), out_dim, 1)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -150,4 +156,5 @@ class LiteDeformFPN(nn.Module):
             fused = y if fused is None else fused + y
         fused = self.output_conv(fused + self.bias)
         # Append coordinates, project to the decoder width.
-        return self.loc_conv(torch.cat((fused, coord_features(fused)), dim=1))
+        extra = [grid_features(fused, self.fourier_cycles)] if self.fourier_cycles else []
+        return self.loc_conv(torch.cat((fused, coord_features(fused), *extra), dim=1))

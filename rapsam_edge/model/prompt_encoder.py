@@ -10,16 +10,22 @@ Note on normalisation: the reference divides by the *valid* (unpadded) image siz
 by the padded size H_pad x W_pad (= feature size x stride) so that the graph needs nothing but
 the features. To reproduce the reference exactly, scale boxes by (W_pad / w_valid,
 H_pad / h_valid) before calling.
+
+Edge variants (``fourier_cycles``) also add ``fourier_proj(point_features(cx, cy))``: the
+Fourier features that the neck appends to F at every pixel (see ``fourier.py``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from .fourier import num_features, point_features
 
 __all__ = ["PromptEncoder", "box_sine_encoding", "points_to_boxes"]
 
@@ -59,16 +65,21 @@ def box_sine_encoding(boxes: Tensor, *, num_feats: int = 128, temperature: float
 class PromptEncoder(nn.Module):
     """Boxes -> prompt queries. Parameters: ``prompt_embed`` (2 x D, row 1 is used for
     point/box prompts as in the reference; row 0 is unused there), ``mask_token`` (1 x D),
-    ``pos_proj`` (512 -> D)."""
+    ``pos_proj`` (512 -> D); with ``fourier_cycles`` also ``fourier_proj`` (4K -> D)."""
 
     PROMPT_LABEL = 1
 
-    def __init__(self, *, dim: int, num_pos_feats: int = 128) -> None:
+    def __init__(
+        self, *, dim: int, num_pos_feats: int = 128, fourier_cycles: Sequence[float] = ()
+    ) -> None:
         super().__init__()
         self.num_pos_feats = num_pos_feats
+        self.fourier_cycles = tuple(fourier_cycles)
         self.prompt_embed = nn.Embedding(2, dim)
         self.mask_token = nn.Embedding(1, dim)
         self.pos_proj = nn.Linear(4 * num_pos_feats, dim)
+        if self.fourier_cycles:
+            self.fourier_proj = nn.Linear(num_features(self.fourier_cycles), dim)
 
     def forward(self, boxes: Tensor, input_size: Tensor) -> Tensor:
         """boxes: B x P x 4 (x0, y0, x1, y1) pixels; input_size: (2,) tensor (W_pad, H_pad)
@@ -79,4 +90,6 @@ class PromptEncoder(nn.Module):
         cxcywh = torch.cat(((xy0 + xy1) * 0.5, xy1 - xy0), dim=-1).clamp(0.0, 1.0)
         pos = self.pos_proj(box_sine_encoding(cxcywh, num_feats=self.num_pos_feats))
         token = self.prompt_embed.weight[self.PROMPT_LABEL] + self.mask_token.weight[0]
+        if self.fourier_cycles:
+            pos = pos + self.fourier_proj(point_features(cxcywh[..., :2], self.fourier_cycles))
         return pos + token

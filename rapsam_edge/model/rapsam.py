@@ -106,7 +106,8 @@ class RapSam(nn.Module):
         input size (w * s, h * s) derived from ``feats``. Any P >= 1. -> dict:
           mask_logits: B x P x h x w.
           iou:         B x P predicted mask quality.
-          aux (all_stages=True): list over decoder stages of dicts (mask_logits, iou).
+          aux (all_stages=True): the initial masks (mask_logits), then one dict per decoder
+            stage (mask_logits, iou).
         """
         queries = self.prompt_encoder(boxes, self.padded_input_size(feats))
         return self.decoder.prompts(feats, queries, all_stages=all_stages)

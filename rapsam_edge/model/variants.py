@@ -4,11 +4,13 @@
   stride-4 features, deformable neck, cosine class head against 155 x 768 CLIP embeddings).
 * ``rapsam-r18``: the same neck rule (widths = backbone channels / 2) and head on ResNet-18.
 * ``edge-s``: Jetson / CPU real-time variant: MobileNetV2 trunk, neck on C3..C5 (stride-8
-  features), D=128, 50 queries, linear class head; 2.56 GMACs = 5.1 GFLOPs for encoder +
-  panoptic decoder at 640x480 (trunk 1.71, neck 0.52, decoder 0.34 GMACs; see ``flops.py``).
+  features), D=128, 50 queries, linear class head; 2.58 GMACs = 5.15 GFLOPs for encoder +
+  panoptic decoder at 640x480 (encoder 2.24, panoptic decoder 0.34 GMACs; see ``flops.py``).
   Deploy form by default (``deform=False``: plain 3x3 conv in the neck).
 * ``edge-xs``: tiny variant for tests and fast CPU training (MobileNetV2 x0.5, D=64,
   32 queries, stride 8).
+Both edge variants add matched Fourier position features to F and to the prompt queries
+(``fourier.py``); the reference variants keep the reference layout.
 """
 
 from __future__ import annotations
@@ -54,11 +56,16 @@ class Variant:
     deform: bool                    # DCNv2 in the neck by default
     input_size: int                 # default long side of the network input
     pad_divisor: int = 32
+    fourier_cycles: tuple[float, ...] = ()  # matched Fourier position features (fourier.py)
 
     @property
     def feat_stride(self) -> int:
         return 2 ** self.levels[0]
 
+
+# Cycles per padded input of the edge variants' Fourier position features: from a half wave
+# (global position) to 16 cycles (a few feature cells at stride 8 and 320 px).
+EDGE_FOURIER_CYCLES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 VARIANTS: dict[str, Variant] = {
     "rapsam-r50": Variant(
@@ -75,12 +82,12 @@ VARIANTS: dict[str, Variant] = {
         backbone="mobilenet_v2", backbone_width=1.0, frozen_bn=False, levels=(3, 4, 5),
         neck_widths=(64, 96, 160), agg_dim=64, dim=128, num_queries=50, num_stages=3,
         num_heads=4, ffn_dim=512, class_head="linear", num_classes=12, class_embed_dim=0,
-        deform=False, input_size=640),
+        deform=False, input_size=640, fourier_cycles=EDGE_FOURIER_CYCLES),
     "edge-xs": Variant(
         backbone="mobilenet_v2", backbone_width=0.5, frozen_bn=False, levels=(3, 4, 5),
         neck_widths=(32, 64, 96), agg_dim=48, dim=64, num_queries=32, num_stages=3,
         num_heads=4, ffn_dim=256, class_head="linear", num_classes=12, class_embed_dim=0,
-        deform=False, input_size=320),
+        deform=False, input_size=320, fourier_cycles=EDGE_FOURIER_CYCLES),
 }
 
 
@@ -104,13 +111,14 @@ def build_model(
     backbone = BACKBONES[v.backbone](frozen_bn=v.frozen_bn, width=v.backbone_width)
     in_channels = [backbone.out_channels[lvl - 2] for lvl in v.levels]
     neck = LiteDeformFPN(in_channels=in_channels, widths=v.neck_widths, levels=v.levels,
-                         agg_dim=v.agg_dim, out_dim=v.dim, deform=deform)
+                         agg_dim=v.agg_dim, out_dim=v.dim, deform=deform,
+                         fourier_cycles=v.fourier_cycles)
     decoder = MaskDecoder(
         dim=v.dim, num_queries=v.num_queries, num_stages=v.num_stages, num_heads=v.num_heads,
         ffn_dim=v.ffn_dim, class_head=v.class_head, num_classes=num_classes,
         class_embed_dim=v.class_embed_dim, class_prototypes=class_prototypes)
     model = RapSam(backbone=backbone, neck=neck, decoder=decoder,
-                   prompt_encoder=PromptEncoder(dim=v.dim), backbone_levels=v.levels,
+                   prompt_encoder=PromptEncoder(dim=v.dim, fourier_cycles=v.fourier_cycles), backbone_levels=v.levels,
                    pad_divisor=v.pad_divisor, input_size=v.input_size)
     # What ``save_model`` writes to config.json to rebuild this model.
     model.config = {"variant": variant_name, "num_classes": num_classes, "deform": deform,

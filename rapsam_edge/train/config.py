@@ -29,6 +29,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     num_points: int = 4096
     aux_loss: bool = True
+    # training-only per-pixel class loss on F (1x1 conv head, not exported); 0 = reference
+    semantic_weight: float = 2.0
     seed: int = 0
     workers: int = 1
     threads: int = 0  # torch intra-op threads per process (0 = torch default)

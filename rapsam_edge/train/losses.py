@@ -101,6 +101,29 @@ def set_loss(
     return totals  # type: ignore[return-value]
 
 
+def semantic_loss(
+    logits: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]], weight: float
+) -> torch.Tensor:
+    """Per-pixel class cross-entropy on the feature map (a training-only auxiliary head: it
+    makes F class-aware, which mask pooling then hands to the queries).
+
+    logits: B x C x h x w; targets: per image classes (G) and masks (G x H x W), H = h * s.
+    A cell's label is the segment covering most of it; cells less than half covered by any
+    segment (void) are ignored.
+    """
+    b, _, h, w = logits.shape
+    labels = torch.full((b, h, w), -100, dtype=torch.long, device=logits.device)
+    for i, tgt in enumerate(targets):
+        if len(tgt["classes"]) == 0:
+            continue
+        cover = F.adaptive_avg_pool2d(tgt["masks"].float()[None], (h, w))[0]  # G x h x w
+        best, idx = cover.max(0)
+        labels[i] = torch.where(best >= 0.5, tgt["classes"][idx], labels[i])
+    if not (labels >= 0).any():
+        return 0.0 * logits.sum()
+    return weight * F.cross_entropy(logits, labels, ignore_index=-100)
+
+
 def prompt_loss(
     outputs: Sequence[dict[str, torch.Tensor]],
     gt_masks: torch.Tensor,

@@ -8,11 +8,17 @@ from torch import nn
 from .config import TrainConfig
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+def build_optimizer(
+    model: nn.Module, cfg: TrainConfig, extra: nn.Module | None = None
+) -> torch.optim.AdamW:
     """Two parameter groups: backbone (lr x backbone_lr_mult) and the rest; no weight decay
-    on norms, biases and embeddings (1-D parameters)."""
+    on norms, biases and embeddings (1-D parameters). ``extra``: training-only modules
+    (auxiliary heads), optimised like the non-backbone part."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, param in model.named_parameters():
+    named = list(model.named_parameters())
+    if extra is not None:
+        named += [(f"extra.{n}", p) for n, p in extra.named_parameters()]
+    for name, param in named:
         if not param.requires_grad:
             continue
         key = (name.startswith("backbone."), param.ndim <= 1)

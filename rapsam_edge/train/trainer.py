@@ -16,11 +16,11 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..model import build_model
-from ..model.io import load_model, save_model
+from ..model.io import load_model_grown, save_model
 from . import distributed as dist_utils
 from .batches import PanopticBatch, VideoBatch, build_loaders
 from .config import TrainConfig
-from .losses import LossWeights, prompt_loss, set_loss
+from .losses import LossWeights, prompt_loss, semantic_loss, set_loss
 from .optim import build_optimizer, build_scheduler
 
 CHECKPOINT = "last.ckpt"
@@ -28,20 +28,26 @@ CHECKPOINT = "last.ckpt"
 
 class TrainStep(nn.Module):
     """Everything one step needs in a single forward (what DDP wraps), so every parameter
-    takes part in every step."""
+    takes part in every step. ``heads`` holds training-only modules (never exported): the
+    semantic head (1x1 conv F -> C) when ``semantic`` is set."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, *, semantic: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.heads = nn.ModuleDict()
+        if semantic:
+            dim = model.decoder.queries.embedding_dim
+            self.heads["semantic"] = nn.Conv2d(dim, model.num_classes, 1)
 
     def forward(
         self, images: Tensor, boxes: Tensor, clip: Tensor | None = None
-    ) -> tuple[dict, dict, dict | None]:
+    ) -> tuple[dict, dict, dict | None, Tensor | None]:
         feats = self.model.encode(images)
         panoptic = self.model.decode_panoptic(feats, all_stages=True)
         prompts = self.model.decode_prompts(feats, boxes, all_stages=True)
         video = self.model.forward_clip(clip, all_stages=True) if clip is not None else None
-        return panoptic, prompts, video
+        semantic = self.heads["semantic"](feats) if "semantic" in self.heads else None
+        return panoptic, prompts, video, semantic
 
 
 def _stages(out: dict, use_aux: bool) -> list[dict]:
@@ -54,16 +60,19 @@ def _clip_as_image(out: dict) -> dict:
 
 
 def compute_losses(
-    outputs: tuple[dict, dict, dict | None],
+    outputs: tuple[dict, dict, dict | None, Tensor | None],
     pan: PanopticBatch,
     vid: VideoBatch | None,
     weights: LossWeights,
     use_aux: bool,
+    semantic_weight: float = 0.0,
 ) -> dict[str, Tensor]:
-    panoptic, prompts, video = outputs
+    panoptic, prompts, video, semantic = outputs
     n_masks = dist_utils.mean_over_processes(float(sum(len(t["classes"]) for t in pan.targets)))
     losses = set_loss(_stages(panoptic, use_aux), pan.targets, weights, max(n_masks, 1.0))
     losses.update(prompt_loss(_stages(prompts, use_aux), pan.prompt_masks, weights))
+    if semantic is not None:
+        losses["loss_semantic"] = semantic_loss(semantic, pan.targets, semantic_weight)
     if video is not None and vid is not None:
         n_vid = dist_utils.mean_over_processes(float(sum(len(t["classes"]) for t in vid.targets)))
         stages = [_clip_as_image(o) for o in _stages(video, use_aux)]
@@ -72,12 +81,13 @@ def compute_losses(
     return losses
 
 
-def _save_checkpoint(path: Path, step: int, model, optimizer, scheduler) -> None:
+def _save_checkpoint(path: Path, step: int, model, heads, optimizer, scheduler) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
             "step": step,
             "model": model.state_dict(),
+            "heads": heads.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -87,9 +97,11 @@ def _save_checkpoint(path: Path, step: int, model, optimizer, scheduler) -> None
     tmp.replace(path)  # atomic: an interrupted save never corrupts the last checkpoint
 
 
-def _load_checkpoint(path: Path, model, optimizer, scheduler) -> int:
+def _load_checkpoint(path: Path, model, heads, optimizer, scheduler) -> int:
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
+    if "heads" in state:  # checkpoints without training-only heads start them afresh
+        heads.load_state_dict(state["heads"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
@@ -131,25 +143,26 @@ def train(cfg: TrainConfig) -> nn.Module:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     pan_loader, vid_loader, num_classes = build_loaders(cfg, rank=rank, world=world)
-    model = (
-        load_model(cfg.init_weights)
-        if cfg.init_weights
-        else build_model(cfg.variant, num_classes=num_classes)
-    )
+    if cfg.init_weights:
+        model, fresh = load_model_grown(cfg.init_weights)
+        if fresh and rank == 0:
+            print(f"init_weights: {len(fresh)} tensors not (fully) carried over: {fresh}")
+    else:
+        model = build_model(cfg.variant, num_classes=num_classes)
     if model.num_classes != num_classes:
         raise ValueError(f"model has {model.num_classes} classes but the dataset has {num_classes}")
-    step_module = TrainStep(model)
+    step_module = TrainStep(model, semantic=cfg.semantic_weight > 0)
     runner = DistributedDataParallel(step_module) if world > 1 else step_module
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, step_module.heads)
     scheduler = build_scheduler(optimizer, cfg)
     weights = LossWeights(num_points=cfg.num_points)
 
     ckpt = out / CHECKPOINT
     start = 0
     if cfg.resume and ckpt.exists():
-        start = _load_checkpoint(ckpt, model, optimizer, scheduler)
+        start = _load_checkpoint(ckpt, model, step_module.heads, optimizer, scheduler)
     elif cfg.resume_from:
-        start = _load_checkpoint(Path(cfg.resume_from), model, optimizer, scheduler)
+        start = _load_checkpoint(Path(cfg.resume_from), model, step_module.heads, optimizer, scheduler)
     torch.manual_seed(cfg.seed * 1000 + rank + start)  # point sampling differs per rank
 
     pan_iter = _forever(pan_loader)
@@ -163,7 +176,7 @@ def train(cfg: TrainConfig) -> nn.Module:
         use_video = vid_iter is not None and cfg.video_every > 0 and step % cfg.video_every == 0
         vid = next(vid_iter) if use_video else None
         outputs = runner(pan.images, pan.prompt_boxes, vid.clips if vid is not None else None)
-        losses = compute_losses(outputs, pan, vid, weights, cfg.aux_loss)
+        losses = compute_losses(outputs, pan, vid, weights, cfg.aux_loss, cfg.semantic_weight)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {step}: {losses}")
@@ -194,7 +207,7 @@ def train(cfg: TrainConfig) -> nn.Module:
             log.flush()
             t_last, images_since = now, 0
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            _save_checkpoint(ckpt, done, model, optimizer, scheduler)
+            _save_checkpoint(ckpt, done, model, step_module.heads, optimizer, scheduler)
             save_model(model, out)
     if bar is not None:
         bar.close()
