@@ -47,9 +47,9 @@ def save_model(model: torch.nn.Module, dir_or_file: str | Path) -> Path:
     return weights
 
 
-def load_model(path: str | Path, *, map_location: str = "cpu") -> torch.nn.Module:
-    """Rebuild a model from a directory (or a ``.safetensors`` file with ``config.json``
-    beside it) and load its weights strictly. Returns the model in eval mode."""
+def _build_saved(path: str | Path) -> tuple[torch.nn.Module, Path, str]:
+    """Check ``config.json`` and build its variant (fresh weights) as the current code
+    defines it. Returns (model, weights path, variant name)."""
     from .variants import build_model
 
     weights, config = _paths(path)
@@ -58,6 +58,13 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> torch.nn.Modul
         raise ValueError(f"unsupported format_version {cfg.get('format_version')!r}")
     model = build_model(cfg["variant"], num_classes=cfg["num_classes"], deform=cfg["deform"],
                         class_prototypes=cfg["class_prototypes"])
+    return model, weights, cfg["variant"]
+
+
+def load_model(path: str | Path, *, map_location: str = "cpu") -> torch.nn.Module:
+    """Rebuild a model from a directory (or a ``.safetensors`` file with ``config.json``
+    beside it) and load its weights strictly. Returns the model in eval mode."""
+    model, weights, _ = _build_saved(path)
     model.load_state_dict(load_file(str(weights), device=map_location), strict=True)
     return model.to(map_location).eval()
 
@@ -72,14 +79,7 @@ def load_model_grown(path: str | Path, *, map_location: str = "cpu") -> tuple[to
     other tensor keeps its fresh initialisation. Returns (model in train mode, the names of
     the tensors that were not fully carried over).
     """
-    from .variants import build_model
-
-    weights, config = _paths(path)
-    cfg = json.loads(config.read_text())
-    if cfg.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"unsupported format_version {cfg.get('format_version')!r}")
-    model = build_model(cfg["variant"], num_classes=cfg["num_classes"], deform=cfg["deform"],
-                        class_prototypes=cfg["class_prototypes"])
+    model, weights, variant = _build_saved(path)
     saved = load_file(str(weights), device=map_location)
     state = model.state_dict()
     fresh = []
@@ -96,5 +96,5 @@ def load_model_grown(path: str | Path, *, map_location: str = "cpu") -> tuple[to
             fresh.append(name)
     unused = sorted(set(saved) - set(state))
     if unused:
-        raise ValueError(f"{weights}: tensors the current {cfg['variant']} lacks: {unused[:5]}")
+        raise ValueError(f"{weights}: tensors the current {variant} lacks: {unused[:5]}")
     return model.to(map_location), fresh
