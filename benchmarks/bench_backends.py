@@ -29,8 +29,9 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, help="bundle (default: the shipped one)")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--prompts", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--hw", type=int, nargs=2, help="network input H W (default: 3:4 at "
-                        "the bundle's long side)")  # fmt: skip
+    parser.add_argument(
+        "--hw", type=int, nargs=2, help="network input H W (default: 3:4 at the bundle's long side)"
+    )
     args = parser.parse_args()
     path = args.bundle or default_bundle()
     bundle = load_bundle(path)
@@ -44,7 +45,10 @@ def main() -> None:
     cases = {"encoder": {"image": image}, "panoptic_decoder": {"feats": feats}}
     for p in args.prompts:
         xy = rng.uniform(0, min(h, w) / 2, (1, p, 2)).astype(np.float32)
-        cases[f"prompt_decoder P={p}"] = {"feats": feats, "boxes": np.concatenate([xy, xy + 40], -1)}
+        cases[f"prompt_decoder P={p}"] = {
+            "feats": feats,
+            "boxes": np.concatenate([xy, xy + 40], -1),
+        }
     times: dict[tuple[str, str], list[float]] = {}
     for case, feeds in cases.items():
         graph = case.split()[0]
@@ -57,17 +61,26 @@ def main() -> None:
                 times.setdefault((case, n), []).append((time.perf_counter() - t0) * 1e3)
     base = "ort-cpu" if "ort-cpu" in names else names[0]
     rows = []
-    print(f"{'graph':22s} {'backend':10s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'vs ' + base:>10s}")
+    print(
+        f"{'graph':22s} {'backend':10s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'vs ' + base:>10s}"
+    )
     for case in cases:
         ref = float(np.median(times[(case, base)]))
         for n in names:
             t = np.asarray(times[(case, n)])
-            row = {"graph": case, "backend": n, "p50_ms": float(np.median(t)),
-                   "p90_ms": float(np.percentile(t, 90)), "p99_ms": float(np.percentile(t, 99))}
+            row = {
+                "graph": case,
+                "backend": n,
+                "p50_ms": float(np.median(t)),
+                "p90_ms": float(np.percentile(t, 90)),
+                "p99_ms": float(np.percentile(t, 99)),
+            }
             row["speedup_vs_" + base] = ref / row["p50_ms"]
             rows.append(row)
-            print(f"{case:22s} {n:10s} {row['p50_ms']:8.2f} {row['p90_ms']:8.2f} "
-                  f"{row['p99_ms']:8.2f} {row['speedup_vs_' + base]:9.2f}x")  # fmt: skip
+            print(
+                f"{case:22s} {n:10s} {row['p50_ms']:8.2f} {row['p90_ms']:8.2f} "
+                f"{row['p99_ms']:8.2f} {row['speedup_vs_' + base]:9.2f}x"
+            )
     machine = describe()
     lines = [
         f"# Runtime backends side by side: {bundle.name} ({bundle.variant})",
@@ -79,8 +92,10 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['graph']} | {r['backend']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
-                     f"{r['p99_ms']:.2f} | {r['speedup_vs_' + base]:.2f}x |")  # fmt: skip
+        lines.append(
+            f"| {r['graph']} | {r['backend']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} | {r['speedup_vs_' + base]:.2f}x |"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "backends.md").write_text("\n".join(lines) + "\n")
     (RESULTS / "backends.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))

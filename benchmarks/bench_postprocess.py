@@ -124,8 +124,10 @@ def main() -> None:
     args = parser.parse_args()
     repeats = args.repeats or (10 if args.quick else 30)
 
-    print(f"{'op':17s} {'case':38s} {'cpp p50':>9s} {'cpp p90':>9s} {'numpy p50':>10s} "
-          f"{'speed-up':>9s}   (ms)")  # fmt: skip
+    print(
+        f"{'op':17s} {'case':38s} {'cpp p50':>9s} {'cpp p90':>9s} {'numpy p50':>10s} "
+        f"{'speed-up':>9s}   (ms)"
+    )
     rows = [side_by_side(name, case, a, {}, repeats) for name, case, a in cases(args.quick)]
 
     machine = describe()
@@ -147,7 +149,9 @@ def main() -> None:
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "postprocess.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "postprocess.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    (RESULTS / "postprocess.json").write_text(
+        json.dumps({"machine": machine, "rows": rows}, indent=1)
+    )
     print(f"wrote {RESULTS / 'postprocess.md'}")
 
 

@@ -22,7 +22,9 @@ from recipes import RECIPES
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", choices=sorted(RECIPES), help="target recipe")
-    parser.add_argument("--weights", type=Path, help="run directory (model.safetensors + config.json)")
+    parser.add_argument(
+        "--weights", type=Path, help="run directory (model.safetensors + config.json)"
+    )
     parser.add_argument("--out", type=Path, help="bundle directory to write")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = parser.parse_args(argv)
@@ -45,10 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     recipe = RECIPES[args.recipe]
     model = load_model(args.weights)
     classes = [{"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in CLASSES]
-    out = export_bundle(model, args.out, name=args.out.name, classes=classes,
-                        formats=recipe.formats, input_size=recipe.input_size,
-                        provenance={"weights": str(args.weights), "recipe": args.recipe,
-                                    "target_backend": recipe.backend})  # fmt: skip
+    out = export_bundle(
+        model,
+        args.out,
+        name=args.out.name,
+        classes=classes,
+        formats=recipe.formats,
+        input_size=recipe.input_size,
+        provenance={
+            "weights": str(args.weights),
+            "recipe": args.recipe,
+            "target_backend": recipe.backend,
+        },
+    )
     bundle = load_bundle(out)
     if recipe.backend in available_backends(bundle):
         seg = Segmenter(bundle, backend=recipe.backend)

@@ -17,11 +17,16 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "cpu-ort-fp32": Recipe(("onnx",), "ort-cpu", None,
-                           "any CPU with ONNX Runtime (x86-64, aarch64)"),
-    "x86-openvino-fp32": Recipe(("onnx", "openvino"), "openvino", None,
-                                "Intel CPU / iGPU / NPU with OpenVINO"),
-    "jetson-orin-tensorrt-fp32": Recipe(("onnx",), "tensorrt", None,
-                                        "NVIDIA Jetson: the TensorRT engine is built on the "
-                                        "device at first run and cached"),
-}  # fmt: skip
+    "cpu-ort-fp32": Recipe(
+        ("onnx",), "ort-cpu", None, "any CPU with ONNX Runtime (x86-64, aarch64)"
+    ),
+    "x86-openvino-fp32": Recipe(
+        ("onnx", "openvino"), "openvino", None, "Intel CPU / iGPU / NPU with OpenVINO"
+    ),
+    "jetson-orin-tensorrt-fp32": Recipe(
+        ("onnx",),
+        "tensorrt",
+        None,
+        "NVIDIA Jetson: the TensorRT engine is built on the device at first run and cached",
+    ),
+}

@@ -13,12 +13,24 @@ from collections.abc import Sequence
 
 #: sub-command -> (module implementing it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("rapsam_edge.apps.demo", "the shipped model on the shipped clip: all three tasks + timings"),
+    "demo": (
+        "rapsam_edge.apps.demo",
+        "the shipped model on the shipped clip: all three tasks + timings",
+    ),
     "run": ("rapsam_edge.apps.run", "run a bundle on an image, a video file or a camera"),
     "info": ("rapsam_edge.apps.info", "what a bundle holds and which backends can run it here"),
-    "make-data": ("rapsam_edge.data.cli", "generate a synthetic COCO-panoptic + YouTube-VIS dataset"),
-    "train": ("rapsam_edge.train.cli", "train (or fine-tune) a model; torchrun for several processes"),
-    "eval": ("rapsam_edge.eval.cli", "PQ, interactive mIoU / NoC and video AP of a model on a dataset"),
+    "make-data": (
+        "rapsam_edge.data.cli",
+        "generate a synthetic COCO-panoptic + YouTube-VIS dataset",
+    ),
+    "train": (
+        "rapsam_edge.train.cli",
+        "train (or fine-tune) a model; torchrun for several processes",
+    ),
+    "eval": (
+        "rapsam_edge.eval.cli",
+        "PQ, interactive mIoU / NoC and video AP of a model on a dataset",
+    ),
     "variants": ("rapsam_edge.model.flops", "parameters and GFLOPs of every model variant"),
     "convert": ("rapsam_edge.model.convert", "official RAP-SAM checkpoint -> our weights"),
     "export": ("rapsam_edge.deploy.cli", "weights -> model bundle (ONNX + OpenVINO IR + manifest)"),

@@ -42,7 +42,13 @@ def xs_bundle(tmp_path_factory: pytest.TempPathFactory):
     torch.manual_seed(0)
     model = build_model("edge-xs", deform=False).eval()
     classes = [{"id": i, "name": f"class{i}", "is_thing": i < 8} for i in range(12)]
-    out = export_bundle(model, tmp_path_factory.mktemp("bundle") / "edge-xs", name="test-xs",
-                        classes=classes, provenance={"weights": "random init, seed 0"},
-                        formats=formats, include_weights=True)
+    out = export_bundle(
+        model,
+        tmp_path_factory.mktemp("bundle") / "edge-xs",
+        name="test-xs",
+        classes=classes,
+        provenance={"weights": "random init, seed 0"},
+        formats=formats,
+        include_weights=True,
+    )
     return out, model

@@ -70,8 +70,13 @@ def _user_dataset(root: Path) -> tuple[np.ndarray, np.ndarray]:
     def info(sid, cat, crowd=0):
         ys, xs = np.nonzero(ids == sid)
         box = [int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1]
-        return {"id": sid, "category_id": cat, "iscrowd": crowd, "bbox": box,
-                "area": int((ids == sid).sum())}  # fmt: skip
+        return {
+            "id": sid,
+            "category_id": cat,
+            "iscrowd": crowd,
+            "bbox": box,
+            "area": int((ids == sid).sum()),
+        }
 
     ann = {
         "images": [{"id": 42, "file_name": "a.jpg", "height": h, "width": w}],
@@ -103,9 +108,11 @@ def test_reads_a_user_coco_panoptic_dataset(tmp_path):
     ds = CocoPanopticDataset(tmp_path, "images2017")
     assert ds.cat_to_train == {1: 0, 3: 1, 149: 2, 187: 3}
     assert [(c.id, c.name, c.is_thing, c.coco_id) for c in ds.classes] == [
-        (0, "person", True, 1), (1, "car", True, 3),
-        (2, "road", False, 149), (3, "sky-other-merged", False, 187),
-    ]  # fmt: skip
+        (0, "person", True, 1),
+        (1, "car", True, 3),
+        (2, "road", False, 149),
+        (3, "sky-other-merged", False, 187),
+    ]
     s = ds[0]
     assert s.image_id == 42 and s.file_name == "a.jpg"
     assert s.image.shape == (40, 60, 3) and s.image.dtype == np.uint8
@@ -169,13 +176,28 @@ def test_ytvis_reads_uncompressed_rle_and_unannotated_split(tmp_path):
         count += 1
     runs.append(count)
     ann = {
-        "videos": [{"id": 9, "file_names": ["abc/00000.jpg", "abc/00001.jpg"],
-                    "height": 8, "width": 10, "length": 2}],
+        "videos": [
+            {
+                "id": 9,
+                "file_names": ["abc/00000.jpg", "abc/00001.jpg"],
+                "height": 8,
+                "width": 10,
+                "length": 2,
+            }
+        ],
         "categories": [{"id": 5, "name": "cat"}, {"id": 40, "name": "zebra"}],
-        "annotations": [{"id": 1, "video_id": 9, "category_id": 40, "iscrowd": 0,
-                         "segmentations": [None, {"size": [8, 10], "counts": runs}],
-                         "areas": [None, 12], "bboxes": [None, [3.0, 2.0, 4.0, 3.0]]}],
-    }  # fmt: skip
+        "annotations": [
+            {
+                "id": 1,
+                "video_id": 9,
+                "category_id": 40,
+                "iscrowd": 0,
+                "segmentations": [None, {"size": [8, 10], "counts": runs}],
+                "areas": [None, 12],
+                "bboxes": [None, [3.0, 2.0, 4.0, 3.0]],
+            }
+        ],
+    }
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "instances_train.json").write_text(json.dumps(ann))
     s = YtvisDataset(tmp_path, "train")[0]

@@ -38,12 +38,16 @@ class OracleSegmenter:
 
     def panoptic(self, image: np.ndarray) -> PanopticResult:
         sample = self.images[_key(image)]
-        segs = [s for i, s in enumerate(sample.segments)
-                if not s.iscrowd and not (self.drop_every and i % self.drop_every == 0)]  # fmt: skip
+        segs = [
+            s
+            for i, s in enumerate(sample.segments)
+            if not s.iscrowd and not (self.drop_every and i % self.drop_every == 0)
+        ]
         keep = np.isin(sample.ids, [s.id for s in segs])
         label_map = np.where(keep, sample.ids, 0).astype(np.int32)
-        records = [(s.id, s.class_id, 0, 1.0, int((label_map == s.id).sum()), s.is_thing)
-                   for s in segs]  # fmt: skip
+        records = [
+            (s.id, s.class_id, 0, 1.0, int((label_map == s.id).sum()), s.is_thing) for s in segs
+        ]
         return PanopticResult(label_map, np.array(records, dtype=ops.SEGMENT_DTYPE), [])
 
     def set_image(self, image: np.ndarray) -> None:
@@ -65,15 +69,24 @@ class OracleSegmenter:
         ids, classes = self.frames[_key(frame)]
         track_ids = np.array([k for k in np.unique(ids) if k > 0], dtype=np.int32)
         cls = np.array([classes[k - 1] for k in track_ids], dtype=np.int32)
-        return TrackResult(0, ids.astype(np.int32), track_ids, cls,
-                           np.ones(len(track_ids), np.float32), None)  # fmt: skip
+        return TrackResult(
+            0, ids.astype(np.int32), track_ids, cls, np.ones(len(track_ids), np.float32), None
+        )
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("evaldata")
-    make_dataset(root, seed=11, split="val", num_images=6, num_videos=2, video_length=5,
-                 image_size=(96, 128), progress=False)  # fmt: skip
+    make_dataset(
+        root,
+        seed=11,
+        split="val",
+        num_images=6,
+        num_videos=2,
+        video_length=5,
+        image_size=(96, 128),
+        progress=False,
+    )
     return root
 
 
@@ -88,8 +101,9 @@ def test_oracle_scores_100(data: Path):
 
 
 def test_degraded_oracle_scores_less(data: Path):
-    metrics = evaluate(OracleSegmenter(data, "val", drop_every=2), data, split="val",
-                       max_images=4, max_videos=1)  # fmt: skip
+    metrics = evaluate(
+        OracleSegmenter(data, "val", drop_every=2), data, split="val", max_images=4, max_videos=1
+    )
     assert 0 < metrics["pq"] < 100
     assert 0 < metrics["miou"] < 100
     assert metrics["num_images"] == 4 and metrics["num_videos"] == 1

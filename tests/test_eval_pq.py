@@ -199,8 +199,14 @@ def _write_coco(root: Path, pairs) -> dict[str, tuple[str, str]]:
                     e.update(iscrowd=s["iscrowd"], area=area, bbox=[0, 0, 1, 1])
                 info.append(e)
             anns.append({"image_id": i + 1, "file_name": name, "segments_info": info})
-            images.append({"id": i + 1, "file_name": f"{i:04d}.jpg", "height": idmap.shape[0],
-                           "width": idmap.shape[1]})  # fmt: skip
+            images.append(
+                {
+                    "id": i + 1,
+                    "file_name": f"{i:04d}.jpg",
+                    "height": idmap.shape[0],
+                    "width": idmap.shape[1],
+                }
+            )
         path = root / f"{kind}.json"
         path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
         out[kind] = (str(path), str(folder))

@@ -49,13 +49,24 @@ def _random_dataset(rng, n_images=14):
             )
             if cat == 13:  # never predicted as itself
                 cat = 2
-            dts.append({"video_id": g["video_id"], "category_id": cat,
-                        "mask": _rect(rng, g["mask"], int(rng.integers(0, 3))),
-                        "score": 0.3 + 0.7 * float(rng.random())})  # fmt: skip
+            dts.append(
+                {
+                    "video_id": g["video_id"],
+                    "category_id": cat,
+                    "mask": _rect(rng, g["mask"], int(rng.integers(0, 3))),
+                    "score": 0.3 + 0.7 * float(rng.random()),
+                }
+            )
     for _ in range(12):  # background false positives
         cat = int(rng.choice([2, 5, 9, PRED_ONLY_CAT]))
-        dts.append({"video_id": int(rng.integers(1, n_images + 1)), "category_id": cat,
-                    "mask": _rect(rng), "score": 0.6 * float(rng.random())})  # fmt: skip
+        dts.append(
+            {
+                "video_id": int(rng.integers(1, n_images + 1)),
+                "category_id": cat,
+                "mask": _rect(rng),
+                "score": 0.6 * float(rng.random()),
+            }
+        )
     for _ in range(13):  # one image with more than 10 detections of one category (AR10)
         dts.append(
             {"video_id": 1, "category_id": 5, "mask": _rect(rng), "score": float(rng.random())}
@@ -71,15 +82,30 @@ def _cocoeval(gts, dts, n_images):
     }
     for k, g in enumerate(gts, start=1):
         rle = mask_utils.encode(np.asfortranarray(g["mask"]))
-        gt["annotations"].append({"id": k, "image_id": g["video_id"], "category_id": g["category_id"],
-                                  "segmentation": rle, "area": float(g["mask"].sum()), "iscrowd": 0,
-                                  "bbox": list(mask_utils.toBbox(rle))})  # fmt: skip
+        gt["annotations"].append(
+            {
+                "id": k,
+                "image_id": g["video_id"],
+                "category_id": g["category_id"],
+                "segmentation": rle,
+                "area": float(g["mask"].sum()),
+                "iscrowd": 0,
+                "bbox": list(mask_utils.toBbox(rle)),
+            }
+        )
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = gt
         coco_gt.createIndex()
-        res = [{"image_id": d["video_id"], "category_id": d["category_id"], "score": d["score"],
-                "segmentation": mask_utils.encode(np.asfortranarray(d["mask"]))} for d in dts]  # fmt: skip
+        res = [
+            {
+                "image_id": d["video_id"],
+                "category_id": d["category_id"],
+                "score": d["score"],
+                "segmentation": mask_utils.encode(np.asfortranarray(d["mask"])),
+            }
+            for d in dts
+        ]
         coco_dt = coco_gt.loadRes(res)
         ev = COCOeval(coco_gt, coco_dt, iouType="segm")
         ev.evaluate()
@@ -96,12 +122,26 @@ def _ytvis(gts, dts, n_images):
     gt = {
         "videos": [{"id": i, "length": 1, "height": H, "width": W} for i in range(1, n_images + 1)],
         "categories": [{"id": c} for c in [*GT_CATS, PRED_ONLY_CAT]],
-        "annotations": [{"id": k, "video_id": g["video_id"], "category_id": g["category_id"],
-                         "segmentations": [rle(g["mask"])], "iscrowd": 0}
-                        for k, g in enumerate(gts, start=1)],
-    }  # fmt: skip
-    pred = [{"video_id": d["video_id"], "category_id": d["category_id"], "score": d["score"],
-             "segmentations": [rle(d["mask"])]} for d in dts]  # fmt: skip
+        "annotations": [
+            {
+                "id": k,
+                "video_id": g["video_id"],
+                "category_id": g["category_id"],
+                "segmentations": [rle(g["mask"])],
+                "iscrowd": 0,
+            }
+            for k, g in enumerate(gts, start=1)
+        ],
+    }
+    pred = [
+        {
+            "video_id": d["video_id"],
+            "category_id": d["category_id"],
+            "score": d["score"],
+            "segmentations": [rle(d["mask"])],
+        }
+        for d in dts
+    ]
     return gt, pred
 
 
@@ -191,8 +231,10 @@ def test_detection_takes_the_best_unmatched_gt(g1_first: bool):
     ]
     if not g1_first:  # neither the first nor the last GT above the threshold may win
         gts.reverse()
-    dts = [{"video_id": 1, "category_id": 2, "mask": d1, "score": 0.9},
-           {"video_id": 1, "category_id": 2, "mask": g1.copy(), "score": 0.8}]  # fmt: skip
+    dts = [
+        {"video_id": 1, "category_id": 2, "mask": d1, "score": 0.9},
+        {"video_id": 1, "category_id": 2, "mask": g1.copy(), "score": 0.8},
+    ]
     ours = vis_ap_from_json(*_ytvis(gts, dts, 1))
     # t <= .90: d1 -> g2, d2 -> g1, AP 1; t = .95: d1 FP, d2 TP -> precision .5 up to recall .5
     assert ours["ap"] == pytest.approx(100 * (9 + 51 * 0.5 / 101) / 10)

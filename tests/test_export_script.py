@@ -21,9 +21,21 @@ def test_recipe_exports_a_bundle_that_runs(tmp_path: Path):
 
     torch.manual_seed(0)
     save_model(build_model("edge-xs"), tmp_path / "run")
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--recipe", "cpu-ort-fp32", "--weights",
-                           str(tmp_path / "run"), "--out", str(tmp_path / "bundle")],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--recipe",
+            "cpu-ort-fp32",
+            "--weights",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / "bundle"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "every graph runs on ort-cpu" in proc.stdout
     bundle = load_bundle(tmp_path / "bundle")
@@ -32,9 +44,14 @@ def test_recipe_exports_a_bundle_that_runs(tmp_path: Path):
 
 
 def test_list_and_bad_recipe():
-    listed = subprocess.run([sys.executable, str(SCRIPT), "--list"], capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
+    listed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--list"], capture_output=True, text=True, timeout=60
+    )
     assert listed.returncode == 0 and "x86-openvino-fp32" in listed.stdout
-    bad = subprocess.run([sys.executable, str(SCRIPT), "--recipe", "nope"], capture_output=True,
-                         text=True, timeout=60)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, str(SCRIPT), "--recipe", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "invalid choice" in bad.stderr

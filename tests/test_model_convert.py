@@ -17,8 +17,13 @@ R50_OFFICIAL_PARAMS = 47_252_245  # sum of the parameter tensors of the table be
 
 
 def _bn(p: str, c: int) -> dict:
-    return {f"{p}.weight": (c,), f"{p}.bias": (c,), f"{p}.running_mean": (c,),
-            f"{p}.running_var": (c,), f"{p}.num_batches_tracked": ()}
+    return {
+        f"{p}.weight": (c,),
+        f"{p}.bias": (c,),
+        f"{p}.running_mean": (c,),
+        f"{p}.running_var": (c,),
+        f"{p}.num_batches_tracked": (),
+    }
 
 
 def _lin(p: str, cout: int, cin: int, bias: bool = True) -> dict:
@@ -40,9 +45,13 @@ def _conv(p: str, cout: int, cin: int, k: int, bias: bool) -> dict:
 
 
 def _kernel_updator(p: str) -> dict:
-    out = {**_lin(f"{p}.dynamic_layer", 2 * D, D), **_lin(f"{p}.input_layer", 2 * D, D),
-           **_lin(f"{p}.input_gate", D, D), **_lin(f"{p}.update_gate", D, D),
-           **_lin(f"{p}.fc_layer", D, D)}
+    out = {
+        **_lin(f"{p}.dynamic_layer", 2 * D, D),
+        **_lin(f"{p}.input_layer", 2 * D, D),
+        **_lin(f"{p}.input_gate", D, D),
+        **_lin(f"{p}.update_gate", D, D),
+        **_lin(f"{p}.fc_layer", D, D),
+    }
     for n in ("norm_in", "norm_out", "input_norm_in", "input_norm_out", "fc_norm"):
         out.update(_ln(f"{p}.{n}"))
     return out
@@ -168,13 +177,11 @@ def test_convert_round_trip() -> None:
         "neck.deconv.deform_conv2.dcn_offset.weight": "neck.deform_conv2.dcn_offset.weight",
         "neck.deconv.bias": "neck.bias",
         "panoptic_head.kernels.weight": "decoder.queries.weight",
-        "panoptic_head.mask_heads.1.s_atten.in_proj_weight":
-            "decoder.stages.1.self_attn.in_proj_weight",
+        "panoptic_head.mask_heads.1.s_atten.in_proj_weight": "decoder.stages.1.self_attn.in_proj_weight",
         "panoptic_head.mask_heads.2.ffn.layers.0.0.weight": "decoder.stages.2.ffn.fc1.weight",
         "panoptic_head.mask_heads.0.cls_proj.4.bias": "decoder.stages.0.cls_head.proj.4.bias",
         "panoptic_head.panoptic_cls.0.weight": "decoder.object_adapter.cls_head.proj.0.weight",
-        "panoptic_head.prompt_attn.attn.out_proj.weight":
-            "decoder.prompt_adapter.cross_attn.out_proj.weight",
+        "panoptic_head.prompt_attn.attn.out_proj.weight": "decoder.prompt_adapter.cross_attn.out_proj.weight",
         "panoptic_head.pb_embedding.weight": "prompt_encoder.prompt_embed.weight",
     }
     for off, our in pairs.items():

@@ -68,8 +68,12 @@ def test_dcn_zero_offset_is_conv() -> None:
     weight = torch.randn(3, 4, 3, 3, generator=g)
     offset = torch.zeros(1, 18, 7, 5)
     mask = torch.ones(1, 9, 7, 5)
-    torch.testing.assert_close(modulated_deform_conv2d(x, offset, mask, weight),
-                               F.conv2d(x, weight, padding=1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        modulated_deform_conv2d(x, offset, mask, weight),
+        F.conv2d(x, weight, padding=1),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_dcn_gradients_reach_offsets() -> None:
@@ -84,8 +88,14 @@ def test_dcn_gradients_reach_offsets() -> None:
 
 @pytest.mark.parametrize("deform", [True, False])
 def test_neck_shapes_and_deploy_keys(deform: bool) -> None:
-    neck = LiteDeformFPN(in_channels=[8, 16, 32], widths=[8, 12, 16], levels=[3, 4, 5],
-                         agg_dim=8, out_dim=16, deform=deform).eval()
+    neck = LiteDeformFPN(
+        in_channels=[8, 16, 32],
+        widths=[8, 12, 16],
+        levels=[3, 4, 5],
+        agg_dim=8,
+        out_dim=16,
+        deform=deform,
+    ).eval()
     feats = [torch.randn(1, 8, 16, 20), torch.randn(1, 16, 8, 10), torch.randn(1, 32, 4, 5)]
     assert neck(feats).shape == (1, 16, 16, 20)
     keys = set(neck.state_dict())

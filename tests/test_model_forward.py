@@ -71,8 +71,9 @@ def test_prompt_counts(model, images, num_prompts: int) -> None:
         # Prompts are independent: decoding a subset gives the same masks.
         with torch.no_grad():
             sub = model.decode_prompts(feats, points_to_boxes(pts[:, 5:8]))
-        torch.testing.assert_close(sub["mask_logits"], out["mask_logits"][:, 5:8],
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            sub["mask_logits"], out["mask_logits"][:, 5:8], rtol=1e-4, atol=1e-4
+        )
         torch.testing.assert_close(sub["iou"], out["iou"][:, 5:8], rtol=1e-4, atol=1e-4)
 
 
@@ -85,10 +86,12 @@ def test_points_to_boxes_numpy_and_torch() -> None:
 
 def test_boxes_normalised_by_padded_size(model) -> None:
     # The same box relative to the padded input must give the same prompt query.
-    q_small = model.prompt_encoder(torch.tensor([[[16.0, 32.0, 48.0, 64.0]]]),
-                                   torch.tensor([160.0, 128.0]))
-    q_big = model.prompt_encoder(torch.tensor([[[32.0, 64.0, 96.0, 128.0]]]),
-                                 torch.tensor([320.0, 256.0]))
+    q_small = model.prompt_encoder(
+        torch.tensor([[[16.0, 32.0, 48.0, 64.0]]]), torch.tensor([160.0, 128.0])
+    )
+    q_big = model.prompt_encoder(
+        torch.tensor([[[32.0, 64.0, 96.0, 128.0]]]), torch.tensor([320.0, 256.0])
+    )
     torch.testing.assert_close(q_small, q_big)
     feats = torch.zeros(1, 64, 16, 20)
     assert model.padded_input_size(feats).tolist() == [160.0, 128.0]
@@ -109,8 +112,9 @@ def test_clip_and_track(model, images) -> None:
     # Clip of one frame = per-frame decoding.
     with torch.no_grad():
         single = model.forward_clip(images[:, None])
-    torch.testing.assert_close(single["mask_logits"][:, :, 0], ref["mask_logits"],
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        single["mask_logits"][:, :, 0], ref["mask_logits"], rtol=1e-4, atol=1e-4
+    )
 
 
 def test_eval_determinism(model, images) -> None:
@@ -163,8 +167,11 @@ def test_deform_option_and_num_classes() -> None:
 
 
 def test_import_rapsam_edge_does_not_import_model() -> None:
-    code = ("import sys, rapsam_edge; assert 'rapsam_edge.model' not in sys.modules; "
-            "import rapsam_edge.model; "
-            "assert not {'torchvision', 'timm', 'mmdet', 'mmcv'} & set(sys.modules)")
-    subprocess.run([sys.executable, "-c", code], check=True,
-                   cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, rapsam_edge; assert 'rapsam_edge.model' not in sys.modules; "
+        "import rapsam_edge.model; "
+        "assert not {'torchvision', 'timm', 'mmdet', 'mmcv'} & set(sys.modules)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1]
+    )

@@ -29,8 +29,9 @@ def test_matched_kernel_peaks_in_the_prompts_cell(seed: int) -> None:
     h = w = 40  # stride 8 at 320 px
     g = torch.Generator().manual_seed(seed)
     cxcy = torch.rand(2, generator=g)
-    score = torch.einsum("c,chw->hw", point_features(cxcy, CYCLES),
-                         grid_features(torch.zeros(1, 1, h, w), CYCLES)[0])  # fmt: skip
+    score = torch.einsum(
+        "c,chw->hw", point_features(cxcy, CYCLES), grid_features(torch.zeros(1, 1, h, w), CYCLES)[0]
+    )
     i, j = divmod(int(score.argmax()), w)
     assert abs(j - int(cxcy[0] * w)) <= 1 and abs(i - int(cxcy[1] * h)) <= 1
 

@@ -42,6 +42,9 @@ def test_every_parameter_gets_gradient(deform: bool) -> None:
     prm = model.decode_prompts(feats, points_to_boxes(pts), all_stages=True)
     prm_t = (torch.rand(2, 4, h, w) > 0.5).float()
     (_panoptic_loss(pan, cls_t, mask_t) + _prompt_loss(prm, prm_t)).backward()
-    no_grad = [k for k, p in model.named_parameters()
-               if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0]
+    no_grad = [
+        k
+        for k, p in model.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
+    ]
     assert not no_grad, no_grad

@@ -18,9 +18,17 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def cosine_decoder() -> MaskDecoder:
     torch.manual_seed(0)
-    dec = MaskDecoder(dim=32, num_queries=6, num_stages=2, num_heads=8, ffn_dim=64,
-                      class_head="cosine", num_classes=5, class_embed_dim=16,
-                      class_prototypes=3).eval()
+    dec = MaskDecoder(
+        dim=32,
+        num_queries=6,
+        num_stages=2,
+        num_heads=8,
+        ffn_dim=64,
+        class_head="cosine",
+        num_classes=5,
+        class_embed_dim=16,
+        class_prototypes=3,
+    ).eval()
     return dec
 
 
@@ -64,8 +72,9 @@ def test_self_only_attention_equals_diagonal_mask() -> None:
     mask = ~torch.eye(5, dtype=torch.bool)  # True = not allowed
     expected = ref(x, x, x, attn_mask=mask, need_weights=False)[0]
     torch.testing.assert_close(attn.forward_self_only(x), expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(attn(x, x, x), ref(x, x, x, need_weights=False)[0],
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        attn(x, x, x), ref(x, x, x, need_weights=False)[0], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_torch_export_prompts_dynamic_p_and_size() -> None:
@@ -80,11 +89,18 @@ def test_torch_export_prompts_dynamic_p_and_size() -> None:
             out = self.m.decode_prompts(feats, boxes)
             return out["mask_logits"], out["iou"]
 
-    dims = {"feats": {2: torch.export.Dim("h", min=2, max=256),
-                      3: torch.export.Dim("w", min=2, max=256)},
-            "boxes": {1: torch.export.Dim("p", min=1, max=512)}}
-    ep = torch.export.export(Prompts().eval(), (torch.randn(1, 64, 16, 20),
-                                                torch.rand(1, 3, 4) * 50), dynamic_shapes=dims)
+    dims = {
+        "feats": {
+            2: torch.export.Dim("h", min=2, max=256),
+            3: torch.export.Dim("w", min=2, max=256),
+        },
+        "boxes": {1: torch.export.Dim("p", min=1, max=512)},
+    }
+    ep = torch.export.export(
+        Prompts().eval(),
+        (torch.randn(1, 64, 16, 20), torch.rand(1, 3, 4) * 50),
+        dynamic_shapes=dims,
+    )
     feats = torch.randn(1, 64, 24, 28)
     for p in (1, 30):
         boxes = torch.rand(1, p, 4) * 100

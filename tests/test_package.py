@@ -84,7 +84,10 @@ def test_ci_requires_the_compiled_core():
 def test_segment_dtype_is_shared():
     assert ops.SEGMENT_DTYPE.names == ("id", "class", "query", "score", "area", "is_thing")
     empty = _numpy.panoptic_fuse(
-        np.zeros((1, 3), np.float32), np.zeros((1, 4, 4), np.float32), (4, 4), (8, 8),
+        np.zeros((1, 3), np.float32),
+        np.zeros((1, 4, 4), np.float32),
+        (4, 4),
+        (8, 8),
         np.array([True, False]),
-    )[1]  # fmt: skip
+    )[1]
     assert empty.dtype == ops.SEGMENT_DTYPE

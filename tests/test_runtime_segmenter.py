@@ -21,15 +21,21 @@ pytest.importorskip("torch")  # the fixture exports a bundle with torch
 @pytest.fixture(scope="module")
 def seg(xs_bundle) -> Segmenter:
     # random weights score far below 0.8: low thresholds make segments and tracks appear
-    return Segmenter(xs_bundle[0], backend="onnxruntime", score_threshold=0.05,
-                     overlap_threshold=0.0, tracker=TrackerConfig(birth_score=0.0))  # fmt: skip
+    return Segmenter(
+        xs_bundle[0],
+        backend="onnxruntime",
+        score_threshold=0.05,
+        overlap_threshold=0.0,
+        tracker=TrackerConfig(birth_score=0.0),
+    )
 
 
 @pytest.fixture(scope="module")
 def frame() -> np.ndarray:
     rng = np.random.default_rng(0)
-    img = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (131, 97),
-                     interpolation=cv2.INTER_LINEAR)  # fmt: skip
+    img = cv2.resize(
+        rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (131, 97), interpolation=cv2.INTER_LINEAR
+    )
     return np.ascontiguousarray(img)
 
 
@@ -56,8 +62,14 @@ def test_panoptic_equals_the_manual_pipeline(seg: Segmenter, frame: np.ndarray):
     out = seg.graphs["panoptic_decoder"].run({"feats": feats})
     s = seg.spec.feat_stride
     label_map, segments = ops.panoptic_fuse(
-        np.ascontiguousarray(out["cls_logits"][0]), np.ascontiguousarray(out["mask_logits"][0]),
-        (valid[0] / s, valid[1] / s), frame.shape[:2], seg.spec.is_thing, 0.05, 0.0)  # fmt: skip
+        np.ascontiguousarray(out["cls_logits"][0]),
+        np.ascontiguousarray(out["mask_logits"][0]),
+        (valid[0] / s, valid[1] / s),
+        frame.shape[:2],
+        seg.spec.is_thing,
+        0.05,
+        0.0,
+    )
     res = seg.panoptic(frame)
     np.testing.assert_array_equal(res.panoptic_map, label_map)
     np.testing.assert_array_equal(res.segments["query"], segments["query"])
@@ -160,8 +172,13 @@ res = seg.panoptic(np.zeros((64, 80, 3), np.uint8))
 seg.set_image(np.zeros((64, 80, 3), np.uint8))
 print(res.panoptic_map.shape, seg.prompt(points=[(5, 5)]).masks.shape, "torch" in sys.modules)
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ))  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(64, 80) (1, 64, 80) False"
 
@@ -172,9 +189,17 @@ def test_fastest_and_per_graph_backends(xs_bundle, frame: np.ndarray):
     for graph, times in fastest.backend_timings.items():
         assert {"ort-cpu", "openvino"} <= set(times)
         assert fastest.graphs[graph].name == min(times, key=times.get)
-    mixed = Segmenter(xs_bundle[0], backend={"encoder": "openvino", "panoptic_decoder": "ort-cpu",
-                                             "prompt_decoder": "onnxruntime"})  # fmt: skip
-    assert mixed.backend_name == "encoder=openvino, panoptic_decoder=ort-cpu, prompt_decoder=ort-cpu"
+    mixed = Segmenter(
+        xs_bundle[0],
+        backend={
+            "encoder": "openvino",
+            "panoptic_decoder": "ort-cpu",
+            "prompt_decoder": "onnxruntime",
+        },
+    )
+    assert (
+        mixed.backend_name == "encoder=openvino, panoptic_decoder=ort-cpu, prompt_decoder=ort-cpu"
+    )
     assert mixed.panoptic(frame).panoptic_map.shape == frame.shape[:2]
     # without a GPU, "auto" times the CPU backends like "fastest"
     auto = Segmenter(xs_bundle[0], backend="auto")
@@ -196,9 +221,12 @@ def test_ytvis_recorder_round_trips_track_masks(seg: Segmenter, frame: np.ndarra
     entries = recorder.results()
     assert len(entries) == len({t for r in results for t in r.track_ids.tolist()})
     tid0 = int(results[0].track_ids[0])
-    entry = next(e for e in entries if e["segmentations"][0] is not None
-                 and np.array_equal(ops.rle_decode(e["segmentations"][0]),
-                                    results[0].track_map == tid0))  # fmt: skip
+    entry = next(
+        e
+        for e in entries
+        if e["segmentations"][0] is not None
+        and np.array_equal(ops.rle_decode(e["segmentations"][0]), results[0].track_map == tid0)
+    )
     assert entry["video_id"] == 7 and len(entry["segmentations"]) == 3
     assert 0.0 <= entry["score"] <= 1.0
 

@@ -15,8 +15,11 @@ def _frame(rng, protos, visible, noise=0.3, classes=None):
     dets = []
     for i in visible:
         emb = protos[i] + noise * rng.normal(size=protos.shape[1])
-        dets.append(Detection(embedding=emb, class_id=int(classes[i]) if classes is not None else 0,
-                              score=0.9))  # fmt: skip
+        dets.append(
+            Detection(
+                embedding=emb, class_id=int(classes[i]) if classes is not None else 0, score=0.9
+            )
+        )
     return dets
 
 

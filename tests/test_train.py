@@ -18,16 +18,37 @@ from rapsam_edge.train.trainer import train  # noqa: E402
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
-    make_dataset(root, seed=5, split="train", num_images=8, num_videos=2, video_length=4,
-                 image_size=(96, 96), progress=False)  # fmt: skip
+    make_dataset(
+        root,
+        seed=5,
+        split="train",
+        num_images=8,
+        num_videos=2,
+        video_length=4,
+        image_size=(96, 96),
+        progress=False,
+    )
     return root
 
 
 def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(variant="edge-xs", data=str(data), out=str(out), steps=3, batch_size=2,
-                image_size=64, prompts_per_image=3, video_every=2, video_batch_size=1,
-                num_points=256, workers=0, warmup_steps=2, checkpoint_every=2, log_every=1,
-                threads=1)  # fmt: skip
+    base = dict(
+        variant="edge-xs",
+        data=str(data),
+        out=str(out),
+        steps=3,
+        batch_size=2,
+        image_size=64,
+        prompts_per_image=3,
+        video_every=2,
+        video_batch_size=1,
+        num_points=256,
+        workers=0,
+        warmup_steps=2,
+        checkpoint_every=2,
+        log_every=1,
+        threads=1,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -93,9 +114,24 @@ def test_eval_cli_on_trained_weights(tiny_data: Path, tmp_path: Path):
 
     train(_cfg(tiny_data, tmp_path / "run", steps=1, video_every=0))
     out = tmp_path / "metrics.json"
-    code = main(["eval", "--weights", str(tmp_path / "run"), "--data", str(tiny_data),
-                 "--split", "train", "--json", str(out), "--max-images", "3",
-                 "--max-videos", "1", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "eval",
+            "--weights",
+            str(tmp_path / "run"),
+            "--data",
+            str(tiny_data),
+            "--split",
+            "train",
+            "--json",
+            str(out),
+            "--max-images",
+            "3",
+            "--max-videos",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 0
     metrics = json.loads(out.read_text())
     assert metrics["backend"] == "torch"
@@ -117,11 +153,14 @@ def test_init_weights_carries_over_a_grown_model(tiny_data: Path, tmp_path: Path
     full = load_file(str(src / "model.safetensors"))
     old = {k: v for k, v in full.items() if not k.startswith("prompt_encoder.fourier_proj")}
     agg = old["neck.loc_conv.weight"].shape[1] - 24  # the 6-frequency Fourier channels
-    old["neck.loc_conv.weight"] = old["neck.loc_conv.weight"][:, : agg].clone()
+    old["neck.loc_conv.weight"] = old["neck.loc_conv.weight"][:, :agg].clone()
     save_file(old, str(src / "model.safetensors"))
     grown, fresh = load_model_grown(src)
-    assert fresh == ["neck.loc_conv.weight", "prompt_encoder.fourier_proj.weight",
-                     "prompt_encoder.fourier_proj.bias"]  # fmt: skip
+    assert fresh == [
+        "neck.loc_conv.weight",
+        "prompt_encoder.fourier_proj.weight",
+        "prompt_encoder.fourier_proj.bias",
+    ]
     w = grown.state_dict()["neck.loc_conv.weight"]
     assert torch.equal(w[:, :agg], old["neck.loc_conv.weight"])
     assert not w[:, agg:].any()
@@ -138,6 +177,9 @@ def test_init_weights_carries_over_a_grown_model(tiny_data: Path, tmp_path: Path
         load_model_grown(src)
     # and a training run starts from them (init_weights)
     save_file(old, str(src / "model.safetensors"))
-    model = train(_cfg(tiny_data, tmp_path / "ft", steps=1, video_every=0, lr=0.0,
-                       init_weights=str(src)))  # fmt: skip
-    assert torch.equal(model.state_dict()["backbone.features.0.0.weight"], old["backbone.features.0.0.weight"])
+    model = train(
+        _cfg(tiny_data, tmp_path / "ft", steps=1, video_every=0, lr=0.0, init_weights=str(src))
+    )
+    assert torch.equal(
+        model.state_dict()["backbone.features.0.0.weight"], old["backbone.features.0.0.weight"]
+    )

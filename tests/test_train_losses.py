@@ -36,7 +36,10 @@ def test_void_cells_are_ignored() -> None:
 
 def test_no_labelled_cell_gives_zero_with_gradient() -> None:
     logits = torch.randn(1, 4, 4, 4, requires_grad=True)
-    loss = semantic_loss(logits, [{"classes": torch.zeros(0, dtype=torch.long),
-                                   "masks": torch.zeros(0, 16, 16)}], 2.0)  # fmt: skip
+    loss = semantic_loss(
+        logits,
+        [{"classes": torch.zeros(0, dtype=torch.long), "masks": torch.zeros(0, 16, 16)}],
+        2.0,
+    )
     loss.backward()
     assert float(loss) == 0.0 and logits.grad is not None

@@ -73,8 +73,15 @@ def main() -> None:
         for k, s in enumerate(segs):
             iou = (masks & gt[k]).sum((1, 2)) / np.maximum((masks | gt[k]).sum((1, 2)), 1)
             q = int(iou.argmax())
-            pan.append((is_thing[s.class_id], iou[q], prob[q, s.class_id], prob[q, -1],
-                        prob[q].argmax() == s.class_id))  # fmt: skip
+            pan.append(
+                (
+                    is_thing[s.class_id],
+                    iou[q],
+                    prob[q, s.class_id],
+                    prob[q, -1],
+                    prob[q].argmax() == s.class_id,
+                )
+            )
             prm.append((is_thing[s.class_id], *[st[k] for st in stages]))
         if sem is not None:
             stride = model.feat_stride
@@ -91,15 +98,21 @@ def main() -> None:
         p = pan_a[pan_a[:, 0] == flag]
         r = prm_a[prm_a[:, 0] == flag]
         print(f"{name}: {len(p)} segments")
-        print(f"  panoptic best-query IoU mean {p[:, 1].mean():.3f} (>0.5: {(p[:, 1] > 0.5).mean():.2f});"
-              f" p(right class) {p[:, 2].mean():.3f}, p(no object) {p[:, 3].mean():.3f},"
-              f" argmax right {p[:, 4].mean():.2f}")  # fmt: skip
-        print("  prompt 1-click IoU: initial / stages / final",
-              " / ".join(f"{v:.3f}" for v in r[:, 1:].mean(0)))
+        print(
+            f"  panoptic best-query IoU mean {p[:, 1].mean():.3f} (>0.5: {(p[:, 1] > 0.5).mean():.2f});"
+            f" p(right class) {p[:, 2].mean():.3f}, p(no object) {p[:, 3].mean():.3f},"
+            f" argmax right {p[:, 4].mean():.2f}"
+        )
+        print(
+            "  prompt 1-click IoU: initial / stages / final",
+            " / ".join(f"{v:.3f}" for v in r[:, 1:].mean(0)),
+        )
     if cells.any():
         acc = cells_ok / np.maximum(cells, 1)
-        print("semantic head cell accuracy:",
-              ", ".join(f"{c.name} {a:.2f}" for c, a in zip(data.classes, acc)))
+        print(
+            "semantic head cell accuracy:",
+            ", ".join(f"{c.name} {a:.2f}" for c, a in zip(data.classes, acc)),
+        )
 
 
 if __name__ == "__main__":

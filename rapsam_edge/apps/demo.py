@@ -23,9 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory")
     parser.add_argument("--bundle", type=Path, help="bundle (default: the shipped one)")
     parser.add_argument("--source", help="video file (default: the shipped sample clip)")
-    parser.add_argument("--backend", default="auto",
-                        help="runtime backend (default auto: a GPU backend if any, else the "
-                             "fastest CPU backend per graph, timed at start-up)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        help="runtime backend (default auto: a GPU backend if any, else the "
+        "fastest CPU backend per graph, timed at start-up)",
+    )
     parser.add_argument("--repeats", type=int, default=20, help="timed repeats of each stage")
 
 
@@ -79,22 +82,32 @@ def run(args: argparse.Namespace) -> int:
     summary = prompt_times.summary()
     full = pan_times.summary()["total"]["p50_ms"]
     ratio = full / summary["prompt_1pt"]["p50_ms"]
-    print(f"\n[interactive] {len(points)} points + {len(boxes)} box; predicted IoU "
-          f"{', '.join(f'{v:.2f}' for v in res.iou)}")
+    print(
+        f"\n[interactive] {len(points)} points + {len(boxes)} box; predicted IoU "
+        f"{', '.join(f'{v:.2f}' for v in res.iou)}"
+    )
     print(prompt_times.table())
     print(f"one prompt after set_image costs 1/{ratio:.1f} of a full panoptic frame")
 
     # 3. online video instance segmentation over the clip
-    track_times, n, wall = process_stream(seg, source, task="track",
-                                          out_video=args.out / "tracking.mp4")  # fmt: skip
-    print(f"\n[tracking] {n} frames in {wall:.2f} s = {n / wall:.1f} FPS end to end "
-          f"(capture + letterbox of frame t+1 overlap inference of frame t); "
-          f"{len(seg.tracker.tracks)} live tracks at the end")
+    track_times, n, wall = process_stream(
+        seg, source, task="track", out_video=args.out / "tracking.mp4"
+    )
+    print(
+        f"\n[tracking] {n} frames in {wall:.2f} s = {n / wall:.1f} FPS end to end "
+        f"(capture + letterbox of frame t+1 overlap inference of frame t); "
+        f"{len(seg.tracker.tracks)} live tracks at the end"
+    )
     print(track_times.table())
 
-    report.update(panoptic=pan_times.summary(), interactive=summary,
-                  prompt_vs_frame_ratio=ratio, tracking=track_times.summary(),
-                  tracking_fps=n / wall, frames=n)  # fmt: skip
+    report.update(
+        panoptic=pan_times.summary(),
+        interactive=summary,
+        prompt_vs_frame_ratio=ratio,
+        tracking=track_times.summary(),
+        tracking_fps=n / wall,
+        frames=n,
+    )
     (args.out / "timings.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {args.out}/panoptic.png, prompts.png, tracking.mp4, timings.json")
     return 0

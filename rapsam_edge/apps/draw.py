@@ -13,8 +13,7 @@ from ..runtime.results import PanopticResult, PromptResult, TrackResult
 
 def _label(image: np.ndarray, text: str, x: int, y: int) -> None:
     cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 2, cv2.LINE_AA)
-    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
-                cv2.LINE_AA)  # fmt: skip
+    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def _centres(labels: np.ndarray, ids: Sequence[int]) -> list[tuple[int, int]]:
@@ -34,8 +33,11 @@ def draw_panoptic(image: np.ndarray, result: PanopticResult) -> np.ndarray:
 
 def draw_tracks(image: np.ndarray, result: TrackResult, class_names: Sequence[str]) -> np.ndarray:
     out = ops.overlay(np.ascontiguousarray(image), result.track_map)
-    for tid, cls, (x, y) in zip(result.track_ids.tolist(), result.track_classes.tolist(),
-                                _centres(result.track_map, result.track_ids.tolist())):  # fmt: skip
+    for tid, cls, (x, y) in zip(
+        result.track_ids.tolist(),
+        result.track_classes.tolist(),
+        _centres(result.track_map, result.track_ids.tolist()),
+    ):
         _label(out, f"#{tid} {class_names[cls]}", x - 20, y)
     _label(out, f"frame {result.frame_index}", 5, 15)
     return out

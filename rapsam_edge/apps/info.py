@@ -23,8 +23,10 @@ def run(args: argparse.Namespace) -> int:
         print((Path(path) / "manifest.json").read_text())
         return 0
     print(f"bundle   {bundle.name} ({bundle.variant}) at {path}; checksums OK")
-    print(f"input    long side {bundle.input.long_side}, pad to {bundle.input.pad_divisor}, "
-          f"{bundle.input.layout} {bundle.input.dtype} {bundle.input.color_order}")
+    print(
+        f"input    long side {bundle.input.long_side}, pad to {bundle.input.pad_divisor}, "
+        f"{bundle.input.layout} {bundle.input.dtype} {bundle.input.color_order}"
+    )
     things = [c.name for c in bundle.classes if c.is_thing]
     stuff = [c.name for c in bundle.classes if not c.is_thing]
     print(f"classes  {len(bundle.classes)}: things {things}; stuff {stuff}")

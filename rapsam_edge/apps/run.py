@@ -18,8 +18,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path, help="model bundle directory")
     parser.add_argument("--source", required=True, help="image, video file or camera index")
-    parser.add_argument("--task", choices=("panoptic", "track"), default="track",
-                        help="for videos / cameras (images: panoptic)")
+    parser.add_argument(
+        "--task",
+        choices=("panoptic", "track"),
+        default="track",
+        help="for videos / cameras (images: panoptic)",
+    )
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--out", type=Path, default=Path("run_out"), help="output directory")
     parser.add_argument("--max-frames", type=int, help="stop after N frames (cameras)")
@@ -29,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..runtime.segmenter import Segmenter
 
-    seg = Segmenter(args.bundle, backend=args.backend, color_order="BGR",
-                    input_size=args.input_size)  # fmt: skip
+    seg = Segmenter(
+        args.bundle, backend=args.backend, color_order="BGR", input_size=args.input_size
+    )
     print(f"backend {seg.backend_name}")
     args.out.mkdir(parents=True, exist_ok=True)
     source = args.source
@@ -45,8 +50,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(result.segments)} segments -> {out}")
         return 0
     src = int(source) if source.isdigit() else source
-    times, n, wall = process_stream(seg, src, task=args.task, out_video=args.out / f"{args.task}.mp4",
-                                    max_frames=args.max_frames)  # fmt: skip
+    times, n, wall = process_stream(
+        seg,
+        src,
+        task=args.task,
+        out_video=args.out / f"{args.task}.mp4",
+        max_frames=args.max_frames,
+    )
     print(f"{n} frames in {wall:.2f} s ({n / max(wall, 1e-9):.1f} FPS)")
     print(times.table())
     return 0

@@ -31,8 +31,12 @@ class StageTimes:
         return out
 
     def table(self) -> str:
-        lines = [f"{'stage':14s} {'n':>5s} {'p50 ms':>9s} {'p90 ms':>9s} {'p99 ms':>9s} {'mean ms':>9s}"]
+        lines = [
+            f"{'stage':14s} {'n':>5s} {'p50 ms':>9s} {'p90 ms':>9s} {'p99 ms':>9s} {'mean ms':>9s}"
+        ]
         for stage, s in self.summary().items():
-            lines.append(f"{stage:14s} {s['n']:5d} {s['p50_ms']:9.2f} {s['p90_ms']:9.2f} "
-                         f"{s['p99_ms']:9.2f} {s['mean_ms']:9.2f}")  # fmt: skip
+            lines.append(
+                f"{stage:14s} {s['n']:5d} {s['p50_ms']:9.2f} {s['p90_ms']:9.2f} "
+                f"{s['p99_ms']:9.2f} {s['mean_ms']:9.2f}"
+            )
         return "\n".join(lines)

@@ -12,8 +12,15 @@ from .draw import draw_panoptic, draw_tracks
 from .timing import StageTimes
 
 
-def process_stream(seg, source, *, task: str, out_video: Path | None, fps: float = 10.0,
-                   max_frames: int | None = None) -> tuple[StageTimes, int, float]:  # fmt: skip
+def process_stream(
+    seg,
+    source,
+    *,
+    task: str,
+    out_video: Path | None,
+    fps: float = 10.0,
+    max_frames: int | None = None,
+) -> tuple[StageTimes, int, float]:
     """-> (per-stage times incl. end-to-end 'frame', frames processed, wall seconds)."""
     times = StageTimes()
     writer = None
@@ -23,12 +30,17 @@ def process_stream(seg, source, *, task: str, out_video: Path | None, fps: float
         now = time.perf_counter()
         times.add({**result.timings, "frame": (now - t_last) * 1e3})
         if out_video is not None:
-            drawn = (draw_tracks(frame, result, seg.spec.class_names) if task == "track"
-                     else draw_panoptic(frame, result))  # fmt: skip
+            drawn = (
+                draw_tracks(frame, result, seg.spec.class_names)
+                if task == "track"
+                else draw_panoptic(frame, result)
+            )
             if writer is None:
                 out_video.parent.mkdir(parents=True, exist_ok=True)
                 h, w = drawn.shape[:2]
-                writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                writer = cv2.VideoWriter(
+                    str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
+                )
             writer.write(np.ascontiguousarray(drawn))
         n += 1
         t_last = time.perf_counter()

@@ -23,23 +23,21 @@ class ClassInfo:
     coco_id: int
 
 
-# fmt: off
 CLASSES: tuple[ClassInfo, ...] = (
     #         id  name        is_thing  coco_id
-    ClassInfo(0,  "circle",   True,     1),
-    ClassInfo(1,  "square",   True,     2),
-    ClassInfo(2,  "triangle", True,     3),
-    ClassInfo(3,  "star",     True,     4),
-    ClassInfo(4,  "ring",     True,     5),
-    ClassInfo(5,  "cross",    True,     6),
-    ClassInfo(6,  "ellipse",  True,     7),
-    ClassInfo(7,  "crescent", True,     8),
-    ClassInfo(8,  "sky",      False,    9),
-    ClassInfo(9,  "grass",    False,    10),
-    ClassInfo(10, "wall",     False,    11),
-    ClassInfo(11, "water",    False,    12),
+    ClassInfo(0, "circle", True, 1),
+    ClassInfo(1, "square", True, 2),
+    ClassInfo(2, "triangle", True, 3),
+    ClassInfo(3, "star", True, 4),
+    ClassInfo(4, "ring", True, 5),
+    ClassInfo(5, "cross", True, 6),
+    ClassInfo(6, "ellipse", True, 7),
+    ClassInfo(7, "crescent", True, 8),
+    ClassInfo(8, "sky", False, 9),
+    ClassInfo(9, "grass", False, 10),
+    ClassInfo(10, "wall", False, 11),
+    ClassInfo(11, "water", False, 12),
 )
-# fmt: on
 
 NUM_CLASSES = len(CLASSES)
 THING_IDS: tuple[int, ...] = tuple(c.id for c in CLASSES if c.is_thing)

@@ -9,8 +9,14 @@ import cv2
 from .video import generate_video
 
 
-def write_clip(path: str | Path, *, seed: int, size: tuple[int, int] = (360, 480),
-               length: int = 48, fps: float = 10.0) -> Path:  # fmt: skip
+def write_clip(
+    path: str | Path,
+    *,
+    seed: int,
+    size: tuple[int, int] = (360, 480),
+    length: int = 48,
+    fps: float = 10.0,
+) -> Path:
     """Generate a video (``generate_video``) and write it as MP4 (mp4v) to ``path``."""
     video = generate_video(seed, size=size, length=length)
     path = Path(path)

@@ -27,10 +27,22 @@ def _star(points: int = 5, inner: float = 0.45) -> np.ndarray:
 def _cross(arm: float = 0.36) -> np.ndarray:
     a, b = arm, 1.0
     return np.array(
-        [[a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b],
-         [-a, b], [-a, a], [-b, a], [-b, -a], [-a, -a], [-a, -b]],
+        [
+            [a, -b],
+            [a, -a],
+            [b, -a],
+            [b, a],
+            [a, a],
+            [a, b],
+            [-a, b],
+            [-a, a],
+            [-b, a],
+            [-b, -a],
+            [-a, -a],
+            [-a, -b],
+        ],
         dtype=np.float64,
-    )  # fmt: skip
+    )
 
 
 # (fill outlines, hole outlines) in units of the object radius, before rotation

@@ -85,9 +85,14 @@ class YtvisWriter(AnnotationWriter):
             file_names.append(file_name)
         height, width = images.shape[1:3]
         self.items.append(
-            {"id": video_id, "file_names": file_names, "height": height, "width": width,
-             "length": length}
-        )  # fmt: skip
+            {
+                "id": video_id,
+                "file_names": file_names,
+                "height": height,
+                "width": width,
+                "length": length,
+            }
+        )
         tracks: dict[int, list[Segment | None]] = {}
         for t, frame in enumerate(segments):
             for s in frame:

@@ -17,15 +17,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
     src.add_argument("--weights", type=Path, help="model.safetensors (+ config.json) to test")
-    parser.add_argument("--backend", default=None,
-                        help="runtime backend (default: auto for bundles, torch for --weights)")
+    parser.add_argument(
+        "--backend",
+        default=None,
+        help="runtime backend (default: auto for bundles, torch for --weights)",
+    )
     parser.add_argument("--data", type=Path, required=True, help="dataset root (make-data layout)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--json", type=Path, help="write the metrics here")
     parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
     parser.add_argument("--max-videos", type=int, help="evaluate only the first N videos")
-    parser.add_argument("--noc-images", type=int, default=0,
-                        help="images on which to run the NoC click protocol (slow; default 0)")
+    parser.add_argument(
+        "--noc-images",
+        type=int,
+        default=0,
+        help="images on which to run the NoC click protocol (slow; default 0)",
+    )
     parser.add_argument("--input-size", type=int, help="network long side (default: bundle's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -60,8 +67,14 @@ def run(args: argparse.Namespace) -> int:
             from ..data.classes import CLASSES
 
             classes = [{"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in CLASSES]
-            bundle = export_bundle(model, Path(tmp) / "bundle", name="eval", classes=classes,
-                                   formats=("onnx",), include_weights=True)  # fmt: skip
+            bundle = export_bundle(
+                model,
+                Path(tmp) / "bundle",
+                name="eval",
+                classes=classes,
+                formats=("onnx",),
+                include_weights=True,
+            )
             backend = args.backend or "torch"
         else:
             from ..assets import default_bundle
@@ -72,9 +85,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"evaluating {bundle} on backend {seg.backend_name}", file=sys.stderr)
         from .harness import evaluate
 
-        metrics = evaluate(seg, args.data, split=args.split, max_images=args.max_images,
-                           max_videos=args.max_videos, noc_images=args.noc_images,
-                           progress=_progress(args.quiet))  # fmt: skip
+        metrics = evaluate(
+            seg,
+            args.data,
+            split=args.split,
+            max_images=args.max_images,
+            max_videos=args.max_videos,
+            noc_images=args.noc_images,
+            progress=_progress(args.quiet),
+        )
     metrics["model"] = str(args.weights or bundle)
     metrics["backend"] = seg.backend_name
     clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}

@@ -28,9 +28,14 @@ def _take(n: int, limit: int | None) -> int:
 
 
 def evaluate_panoptic_and_prompts(
-    segmenter, coco_root: Path, split: str, *, max_images: int | None = None,
-    noc_images: int = 0, progress: Progress = _no_progress,
-) -> dict[str, Any]:  # fmt: skip
+    segmenter,
+    coco_root: Path,
+    split: str,
+    *,
+    max_images: int | None = None,
+    noc_images: int = 0,
+    progress: Progress = _no_progress,
+) -> dict[str, Any]:
     """PQ over the split's images and 1-click mIoU over every non-crowd GT segment (the click
     at the mask's distance-transform maximum, all clicks of an image in one prompt batch).
     NoC@85/90 on the first ``noc_images`` images (positive clicks only: see eval.prompt_iou).
@@ -38,9 +43,11 @@ def evaluate_panoptic_and_prompts(
     from ..data.coco_panoptic import CocoPanopticDataset
 
     data = CocoPanopticDataset(coco_root, split)
-    is_thing = [c.is_thing for c in data.classes] if hasattr(data.classes[0], "is_thing") else [
-        bool(c["is_thing"]) for c in data.classes
-    ]
+    is_thing = (
+        [c.is_thing for c in data.classes]
+        if hasattr(data.classes[0], "is_thing")
+        else [bool(c["is_thing"]) for c in data.classes]
+    )
     pq = PanopticQuality(len(is_thing), is_thing)
     clicks = InteractiveEval()
     n = _take(len(data), max_images)
@@ -49,8 +56,9 @@ def evaluate_panoptic_and_prompts(
         sample = data[i]
         result = segmenter.panoptic(sample.image)
         pred_segments = [{"id": int(s["id"]), "class": int(s["class"])} for s in result.segments]
-        gt_segments = [{"id": s.id, "class": s.class_id, "iscrowd": int(s.iscrowd)}
-                       for s in sample.segments]  # fmt: skip
+        gt_segments = [
+            {"id": s.id, "class": s.class_id, "iscrowd": int(s.iscrowd)} for s in sample.segments
+        ]
         pq.update(result.panoptic_map, pred_segments, sample.ids, gt_segments)
 
         targets = [s for s in sample.segments if not s.iscrowd]
@@ -83,9 +91,13 @@ def _best_of_clicks(segmenter) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def evaluate_video(
-    segmenter, ytvis_root: Path, split: str, *, max_videos: int | None = None,
+    segmenter,
+    ytvis_root: Path,
+    split: str,
+    *,
+    max_videos: int | None = None,
     progress: Progress = _no_progress,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Online tracking over each video; YouTube-VIS AP of the resulting tracks, plus ID
     switches per 100 GT-instance frames (a GT instance's matched track changes)."""
     from ..data.ytvis import YtvisDataset
@@ -102,8 +114,9 @@ def evaluate_video(
         for frame in video.images:
             r = segmenter.track(frame)
             track_maps.append(r.track_map)
-            for tid, cls, score in zip(r.track_ids.tolist(), r.track_classes.tolist(),
-                                       r.track_scores.tolist()):  # fmt: skip
+            for tid, cls, score in zip(
+                r.track_ids.tolist(), r.track_classes.tolist(), r.track_scores.tolist()
+            ):
                 entry = tracks.setdefault(tid, {"scores": [], "classes": []})
                 entry["scores"].append(score)
                 entry["classes"].append(cls)
@@ -113,8 +126,9 @@ def evaluate_video(
         pred_classes = [int(np.bincount(tracks[t]["classes"]).argmax()) for t in ids]
         pred_scores = [float(np.mean(tracks[t]["scores"])) for t in ids]
         gt = [inst for inst in video.instances if not inst.iscrowd]
-        ap.update([g.masks for g in gt], [g.class_id for g in gt], pred_masks, pred_classes,
-                  pred_scores)  # fmt: skip
+        ap.update(
+            [g.masks for g in gt], [g.class_id for g in gt], pred_masks, pred_classes, pred_scores
+        )
         s, f = _id_switches(maps, gt)
         switches, instance_frames = switches + s, instance_frames + f
         progress("video", v + 1, n)
@@ -122,7 +136,9 @@ def evaluate_video(
     out.pop("per_category", None)
     out["num_videos"] = n
     out["id_switches"] = switches
-    out["id_switches_per_100_frames"] = 100.0 * switches / instance_frames if instance_frames else math.nan
+    out["id_switches_per_100_frames"] = (
+        100.0 * switches / instance_frames if instance_frames else math.nan
+    )
     return out
 
 
@@ -154,19 +170,34 @@ def _id_switches(track_maps: np.ndarray, gt_instances) -> tuple[int, int]:
 
 
 def evaluate(
-    segmenter, data_root: str | Path, *, split: str = "val", max_images: int | None = None,
-    max_videos: int | None = None, noc_images: int = 0, progress: Progress = _no_progress,
-) -> dict[str, Any]:  # fmt: skip
+    segmenter,
+    data_root: str | Path,
+    *,
+    split: str = "val",
+    max_images: int | None = None,
+    max_videos: int | None = None,
+    noc_images: int = 0,
+    progress: Progress = _no_progress,
+) -> dict[str, Any]:
     """All metrics on a make-data style root (``coco/`` and, if present, ``ytvis/``). Keys:
     ``pq``, ``miou``, ``vis_ap`` (percent) and the detailed ones."""
     root = Path(data_root)
     metrics: dict[str, Any] = {"split": split}
-    metrics.update(evaluate_panoptic_and_prompts(
-        segmenter, root / "coco", split, max_images=max_images, noc_images=noc_images,
-        progress=progress))  # fmt: skip
+    metrics.update(
+        evaluate_panoptic_and_prompts(
+            segmenter,
+            root / "coco",
+            split,
+            max_images=max_images,
+            noc_images=noc_images,
+            progress=progress,
+        )
+    )
     if (root / "ytvis").exists():
-        video = evaluate_video(segmenter, root / "ytvis", split, max_videos=max_videos,
-                               progress=progress)  # fmt: skip
-        metrics.update({f"vis_{k}" if not k.startswith(("id_", "num_")) else k: v
-                        for k, v in video.items()})  # fmt: skip
+        video = evaluate_video(
+            segmenter, root / "ytvis", split, max_videos=max_videos, progress=progress
+        )
+        metrics.update(
+            {f"vis_{k}" if not k.startswith(("id_", "num_")) else k: v for k, v in video.items()}
+        )
     return metrics

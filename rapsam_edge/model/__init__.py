@@ -9,5 +9,12 @@ from .prompt_encoder import points_to_boxes
 from .rapsam import RapSam
 from .variants import VARIANTS, Variant, build_model
 
-__all__ = ["VARIANTS", "RapSam", "Variant", "build_model", "load_model", "points_to_boxes",
-           "save_model"]
+__all__ = [
+    "VARIANTS",
+    "RapSam",
+    "Variant",
+    "build_model",
+    "load_model",
+    "points_to_boxes",
+    "save_model",
+]

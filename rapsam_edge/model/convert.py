@@ -64,7 +64,7 @@ class ConversionError(ValueError):
 def _rename(key: str, rules: tuple[tuple[str, str], ...]) -> str | None:
     for old, new in rules:
         if key.startswith(old):
-            return new + key[len(old):]
+            return new + key[len(old) :]
     return None
 
 
@@ -89,8 +89,9 @@ def _class_embeddings(embed: Tensor) -> Tensor:
     if embed.dim() == 2:
         embed = embed.unsqueeze(1)
     if embed.dim() != 3:
-        raise ConversionError(f"class embeddings must be C x E or C x P x E, got "
-                              f"{tuple(embed.shape)}")
+        raise ConversionError(
+            f"class embeddings must be C x E or C x P x E, got {tuple(embed.shape)}"
+        )
     return torch.nn.functional.normalize(embed.float(), dim=-1)
 
 
@@ -131,18 +132,21 @@ def convert_official(
         out[new] = value
     if embed is not None:
         if tuple(embed.shape) != expected[CLASS_EMBED_KEY]:
-            shape_errors.append(f"class embeddings {tuple(embed.shape)} != "
-                                f"{expected[CLASS_EMBED_KEY]}")
+            shape_errors.append(
+                f"class embeddings {tuple(embed.shape)} != {expected[CLASS_EMBED_KEY]}"
+            )
         out[CLASS_EMBED_KEY] = embed
     missing = sorted(set(expected) - set(out) - {CLASS_EMBED_KEY})
     if missing or unexpected or shape_errors:
         parts = []
         if missing:
-            parts.append(f"missing ({len(missing)}, ours without an official source): "
-                         + ", ".join(missing))
+            parts.append(
+                f"missing ({len(missing)}, ours without an official source): " + ", ".join(missing)
+            )
         if unexpected:
-            parts.append(f"unexpected ({len(unexpected)} official keys): "
-                         + ", ".join(sorted(unexpected)))
+            parts.append(
+                f"unexpected ({len(unexpected)} official keys): " + ", ".join(sorted(unexpected))
+            )
         if shape_errors:
             parts.append(f"shape mismatch ({len(shape_errors)}): " + "; ".join(shape_errors))
         raise ConversionError("cannot convert the official checkpoint:\n" + "\n".join(parts))
@@ -163,8 +167,12 @@ def _load_embeddings(path: Path) -> Tensor:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="official mmengine checkpoint (.pth)")
-    parser.add_argument("--class-embeddings", type=Path, required=True,
-                        help="frozen CLIP class embeddings, C x E or C x P x E tensor")
+    parser.add_argument(
+        "--class-embeddings",
+        type=Path,
+        required=True,
+        help="frozen CLIP class embeddings, C x E or C x P x E tensor",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
 
 
@@ -179,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"{args.checkpoint}: not loadable with weights_only=True ({err}).\n"
             "Save its bare state_dict first, e.g. in a trusted environment: "
-            "torch.save(torch.load(CKPT)['state_dict'], 'state_dict.pth')") from err
+            "torch.save(torch.load(CKPT)['state_dict'], 'state_dict.pth')"
+        ) from err
     embed = _load_embeddings(args.class_embeddings)
     state = convert_official(ckpt, class_embeddings=embed)
     c, p, _ = state[CLASS_EMBED_KEY].shape

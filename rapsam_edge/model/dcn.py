@@ -41,8 +41,8 @@ def modulated_deform_conv2d(
     o, _, kh, kw = weight.shape
     k = kh * kw
     # Base sampling position of every tap, in input pixels.
-    tap_y = (torch.arange(kh, dtype=x.dtype, device=x.device) * dilation - padding)
-    tap_x = (torch.arange(kw, dtype=x.dtype, device=x.device) * dilation - padding)
+    tap_y = torch.arange(kh, dtype=x.dtype, device=x.device) * dilation - padding
+    tap_x = torch.arange(kw, dtype=x.dtype, device=x.device) * dilation - padding
     tap_y = tap_y.view(kh, 1).expand(kh, kw).reshape(1, k, 1, 1)
     tap_x = tap_x.view(1, kw).expand(kh, kw).reshape(1, k, 1, 1)
     rows = torch.arange(h, dtype=x.dtype, device=x.device).view(1, 1, h, 1)

@@ -15,12 +15,14 @@ from .kernel_updator import KernelUpdator
 __all__ = ["DecoderStage", "ObjectAdapter", "PromptAdapter", "make_classifier"]
 
 
-def make_classifier(kind: str, *, dim: int, num_classes: int, embed_dim: int,
-                    hidden_layers: int, scale: float) -> nn.Module:
+def make_classifier(
+    kind: str, *, dim: int, num_classes: int, embed_dim: int, hidden_layers: int, scale: float
+) -> nn.Module:
     """``kind`` is "cosine" (reference, needs class embeddings) or "linear" (edge)."""
     builders = {
         "cosine": lambda: CosineClassifier(
-            dim=dim, embed_dim=embed_dim, hidden_layers=hidden_layers, scale=scale),
+            dim=dim, embed_dim=embed_dim, hidden_layers=hidden_layers, scale=scale
+        ),
         "linear": lambda: LinearClassifier(dim=dim, num_classes=num_classes),
     }
     return builders[kind]()
@@ -39,13 +41,13 @@ class DecoderStage(nn.Module):
         self.ffn_norm = nn.LayerNorm(dim)
         self.cls_fcs = nn.Sequential(nn.Linear(dim, dim, bias=False), nn.LayerNorm(dim), nn.ReLU())
         self.cls_head = classifier
-        self.mask_fcs = nn.Sequential(
-            nn.Linear(dim, dim, bias=False), nn.LayerNorm(dim), nn.ReLU())
+        self.mask_fcs = nn.Sequential(nn.Linear(dim, dim, bias=False), nn.LayerNorm(dim), nn.ReLU())
         self.fc_mask = nn.Linear(dim, dim)
         self.iou_head = mlp([dim, dim, dim, 1])
 
-    def update(self, feats: Tensor, queries: Tensor, mask_logits: Tensor, *,
-               self_only: bool = False) -> Tensor:
+    def update(
+        self, feats: Tensor, queries: Tensor, mask_logits: Tensor, *, self_only: bool = False
+    ) -> Tensor:
         """feats: B x D x L, queries: B x N x D, mask_logits: B x N x L -> B x N x D.
 
         ``self_only``: each query attends only to itself (prompt queries).
@@ -80,8 +82,9 @@ class ObjectAdapter(nn.Module):
         self.kernel_update = KernelUpdator(dim=dim)
         self.cls_head = classifier
 
-    def forward(self, feats: Tensor, queries: Tensor, mask_logits: Tensor,
-                class_embed: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, feats: Tensor, queries: Tensor, mask_logits: Tensor, class_embed: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """feats: B x D x L, queries: B x N x D, mask_logits: B x N x L ->
         (queries B x N x D, masks B x N x L, cls_logits B x N x (C + 1))."""
         q = self.kernel_update(mask_pool(mask_logits, feats), queries)

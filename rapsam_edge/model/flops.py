@@ -32,10 +32,10 @@ class ModelCost:
     variant: str
     height: int
     width: int
-    params: int            # trainable parameters (buffers such as class embeddings excluded)
-    encoder_gmacs: float   # backbone + neck
+    params: int  # trainable parameters (buffers such as class embeddings excluded)
+    encoder_gmacs: float  # backbone + neck
     panoptic_gmacs: float  # decode_panoptic
-    prompt_gmacs: float    # decode_prompts with one prompt
+    prompt_gmacs: float  # decode_prompts with one prompt
 
     @property
     def gmacs(self) -> float:
@@ -54,8 +54,11 @@ def _macs(fn, model: torch.nn.Module) -> float:
         x = args[0]
         extra[0] += DCN_SAMPLING_MACS * x.shape[0] * x.shape[1] * 9 * x.shape[2] * x.shape[3]
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, ModulatedDeformConv2d)]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, ModulatedDeformConv2d)
+    ]
     try:
         with FlopCounterMode(display=False) as counter:
             out = fn()
@@ -65,8 +68,7 @@ def _macs(fn, model: torch.nn.Module) -> float:
     return (counter.get_total_flops() / 2 + extra[0]) / 1e9, out
 
 
-def count_cost(variant: str, height: int, width: int, *, deform: bool | None = None
-               ) -> ModelCost:
+def count_cost(variant: str, height: int, width: int, *, deform: bool | None = None) -> ModelCost:
     """Parameters and GMACs of ``variant`` at input ``height`` x ``width`` (multiples of 32)."""
     with torch.device("meta"):
         model = build_model(variant, deform=deform).eval().requires_grad_(False)
@@ -82,21 +84,30 @@ def count_cost(variant: str, height: int, width: int, *, deform: bool | None = N
 
 
 def _table(rows: list[ModelCost]) -> str:
-    head = ("| variant | input HxW | params (M) | encoder GMACs | panoptic dec GMACs | "
-            "prompt dec GMACs (P=1) | enc+pan GMACs | enc+pan GFLOPs |")
+    head = (
+        "| variant | input HxW | params (M) | encoder GMACs | panoptic dec GMACs | "
+        "prompt dec GMACs (P=1) | enc+pan GMACs | enc+pan GFLOPs |"
+    )
     lines = [head, "|" + "---|" * 8]
     for r in rows:
         lines.append(
             f"| {r.variant} | {r.height}x{r.width} | {r.params / 1e6:.2f} | "
             f"{r.encoder_gmacs:.2f} | {r.panoptic_gmacs:.2f} | {r.prompt_gmacs:.3f} | "
-            f"{r.gmacs:.2f} | {r.gflops:.2f} |")
+            f"{r.gmacs:.2f} | {r.gflops:.2f} |"
+        )
     return "\n".join(lines)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--size", type=int, nargs=2, action="append", metavar=("H", "W"),
-                        help="input size(s) to count at (default: 512x512 and 1024x1024, "
-                             "plus edge-s at 480x640 and rapsam-r50 at 800x1344)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        action="append",
+        metavar=("H", "W"),
+        help="input size(s) to count at (default: 512x512 and 1024x1024, "
+        "plus edge-s at 480x640 and rapsam-r50 at 800x1344)",
+    )
     parser.add_argument("--variant", action="append", help="variant(s) (default: all)")
 
 

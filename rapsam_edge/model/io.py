@@ -13,7 +13,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 __all__ = [
-    "CONFIG_NAME", "FORMAT_VERSION", "WEIGHTS_NAME", "load_model", "load_model_grown", "save_model"
+    "CONFIG_NAME",
+    "FORMAT_VERSION",
+    "WEIGHTS_NAME",
+    "load_model",
+    "load_model_grown",
+    "save_model",
 ]
 
 WEIGHTS_NAME = "model.safetensors"
@@ -40,9 +45,14 @@ def save_model(model: torch.nn.Module, dir_or_file: str | Path) -> Path:
         raise ValueError(f"model.config lacks {missing}; build models with build_model()")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(weights), metadata={"format_version": str(FORMAT_VERSION)})
-    info = {"format_version": FORMAT_VERSION, **{k: cfg[k] for k in _BUILD_KEYS},
-            "input_size": model.input_size, "pad_divisor": model.pad_divisor,
-            "feat_stride": model.feat_stride, "num_queries": model.num_queries}
+    info = {
+        "format_version": FORMAT_VERSION,
+        **{k: cfg[k] for k in _BUILD_KEYS},
+        "input_size": model.input_size,
+        "pad_divisor": model.pad_divisor,
+        "feat_stride": model.feat_stride,
+        "num_queries": model.num_queries,
+    }
     config.write_text(json.dumps(info, indent=2) + "\n")
     return weights
 
@@ -56,8 +66,12 @@ def _build_saved(path: str | Path) -> tuple[torch.nn.Module, Path, str]:
     cfg = json.loads(config.read_text())
     if cfg.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"unsupported format_version {cfg.get('format_version')!r}")
-    model = build_model(cfg["variant"], num_classes=cfg["num_classes"], deform=cfg["deform"],
-                        class_prototypes=cfg["class_prototypes"])
+    model = build_model(
+        cfg["variant"],
+        num_classes=cfg["num_classes"],
+        deform=cfg["deform"],
+        class_prototypes=cfg["class_prototypes"],
+    )
     return model, weights, cfg["variant"]
 
 
@@ -69,7 +83,9 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> torch.nn.Modul
     return model.to(map_location).eval()
 
 
-def load_model_grown(path: str | Path, *, map_location: str = "cpu") -> tuple[torch.nn.Module, list[str]]:
+def load_model_grown(
+    path: str | Path, *, map_location: str = "cpu"
+) -> tuple[torch.nn.Module, list[str]]:
     """Build the saved model's variant as the CURRENT code defines it and carry the saved
     weights over, for fine-tuning after the architecture gained inputs or modules.
 
@@ -87,8 +103,13 @@ def load_model_grown(path: str | Path, *, map_location: str = "cpu") -> tuple[to
         old = saved.get(name)
         if old is not None and old.shape == target.shape:
             target.copy_(old)
-        elif (old is not None and old.dim() >= 2 and old.shape[0] == target.shape[0]
-              and old.shape[2:] == target.shape[2:] and old.shape[1] < target.shape[1]):
+        elif (
+            old is not None
+            and old.dim() >= 2
+            and old.shape[0] == target.shape[0]
+            and old.shape[2:] == target.shape[2:]
+            and old.shape[1] < target.shape[1]
+        ):
             target.zero_()
             target[:, : old.shape[1]].copy_(old)
             fresh.append(name)

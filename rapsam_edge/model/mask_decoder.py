@@ -46,16 +46,31 @@ class MaskDecoder(nn.Module):
         self.queries = nn.Embedding(num_queries, dim)
         self.stages = nn.ModuleList(
             DecoderStage(
-                dim=dim, num_heads=num_heads, ffn_dim=ffn_dim,
+                dim=dim,
+                num_heads=num_heads,
+                ffn_dim=ffn_dim,
                 classifier=make_classifier(
-                    class_head, dim=dim, num_classes=num_classes, embed_dim=class_embed_dim,
-                    hidden_layers=2, scale=LOGIT_SCALE / STAGE_TEMPERATURE),
+                    class_head,
+                    dim=dim,
+                    num_classes=num_classes,
+                    embed_dim=class_embed_dim,
+                    hidden_layers=2,
+                    scale=LOGIT_SCALE / STAGE_TEMPERATURE,
+                ),
             )
             for _ in range(num_stages)
         )
-        self.object_adapter = ObjectAdapter(dim=dim, classifier=make_classifier(
-            class_head, dim=dim, num_classes=num_classes, embed_dim=class_embed_dim,
-            hidden_layers=0, scale=LOGIT_SCALE))
+        self.object_adapter = ObjectAdapter(
+            dim=dim,
+            classifier=make_classifier(
+                class_head,
+                dim=dim,
+                num_classes=num_classes,
+                embed_dim=class_embed_dim,
+                hidden_layers=0,
+                scale=LOGIT_SCALE,
+            ),
+        )
         self.prompt_adapter = PromptAdapter(dim=dim, num_heads=num_heads)
         self._init_weights()
         # Frozen class embeddings (cosine head only): a persistent buffer, not a parameter.
@@ -63,7 +78,8 @@ class MaskDecoder(nn.Module):
         if isinstance(self.object_adapter.cls_head, CosineClassifier):
             gen = torch.Generator().manual_seed(0)
             embed = F.normalize(
-                torch.randn(num_classes, class_prototypes, class_embed_dim, generator=gen), dim=-1)
+                torch.randn(num_classes, class_prototypes, class_embed_dim, generator=gen), dim=-1
+            )
         self.register_buffer("class_embed", embed)
 
     def _init_weights(self) -> None:
@@ -83,7 +99,8 @@ class MaskDecoder(nn.Module):
         if c != self.num_classes or e != self.class_embed.shape[-1]:
             raise ValueError(
                 f"class embeddings {tuple(embed.shape)} do not match "
-                f"{self.num_classes} classes x {self.class_embed.shape[-1]} dims")
+                f"{self.num_classes} classes x {self.class_embed.shape[-1]} dims"
+            )
         self.class_embed = F.normalize(embed.float(), dim=-1).to(self.queries.weight.device)
 
     def panoptic(self, feats: Tensor, *, all_stages: bool = False) -> dict:
@@ -99,10 +116,12 @@ class MaskDecoder(nn.Module):
             q = stage.update(f, q, m)
             _, m = stage.predict_masks(q, f)
             if all_stages:
-                aux.append({
-                    "cls_logits": stage.predict_classes(q, self.class_embed),
-                    "mask_logits": m.view(b, -1, h, w),
-                })
+                aux.append(
+                    {
+                        "cls_logits": stage.predict_classes(q, self.class_embed),
+                        "mask_logits": m.view(b, -1, h, w),
+                    }
+                )
         # Object adapter: final panoptic / video queries, masks and classes.
         q, m, cls = self.object_adapter(f, q, m, self.class_embed)
         out = {"cls_logits": cls, "mask_logits": m.view(b, -1, h, w), "query_embed": q}
@@ -125,8 +144,9 @@ class MaskDecoder(nn.Module):
             q = stage.update(f, q, m, self_only=True)
             mask_feat, m = stage.predict_masks(q, f)
             if all_stages:
-                aux.append({"mask_logits": m.view(b, -1, h, w),
-                            "iou": stage.predict_iou(mask_feat)})
+                aux.append(
+                    {"mask_logits": m.view(b, -1, h, w), "iou": stage.predict_iou(mask_feat)}
+                )
         # Prompt adapter: final masks and IoU.
         _, m, iou = self.prompt_adapter(f, q)
         out = {"mask_logits": m.view(b, -1, h, w), "iou": iou}

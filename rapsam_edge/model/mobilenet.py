@@ -25,8 +25,15 @@ from .trunk import Trunk
 __all__ = ["MobileNetV2", "mobilenet_v2"]
 
 # (expand ratio t, output channels c, repeats n, first stride s), torchvision's table.
-_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-             (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 # Index into ``features`` after which C2..C5 are taken (strides 4, 8, 16, 32).
 _TAPS = (3, 6, 13, 17)
 
@@ -38,8 +45,9 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
     return new_v
 
 
-def _conv_bn_relu6(cin: int, cout: int, *, kernel: int = 3, stride: int = 1,
-                   groups: int = 1) -> nn.Sequential:
+def _conv_bn_relu6(
+    cin: int, cout: int, *, kernel: int = 3, stride: int = 1, groups: int = 1
+) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
@@ -78,12 +86,16 @@ class MobileNetV2(Trunk):
         for t, c, n, s in _SETTINGS:
             cout = _make_divisible(c * width)
             for i in range(n):
-                layers.append(InvertedResidual(
-                    in_channels=cin, out_channels=cout, stride=s if i == 0 else 1, expand=t))
+                layers.append(
+                    InvertedResidual(
+                        in_channels=cin, out_channels=cout, stride=s if i == 0 else 1, expand=t
+                    )
+                )
                 cin = cout
         self.features = nn.Sequential(*layers)
         self.out_channels: tuple[int, ...] = tuple(
-            _make_divisible(c * width) for c in (24, 32, 96, 320))
+            _make_divisible(c * width) for c in (24, 32, 96, 320)
+        )
         self.init_weights()
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -91,7 +103,7 @@ class MobileNetV2(Trunk):
         outs = []
         start = 0
         for tap in _TAPS:
-            for layer in self.features[start:tap + 1]:
+            for layer in self.features[start : tap + 1]:
                 x = layer(x)
             outs.append(x)
             start = tap + 1

@@ -46,12 +46,14 @@ class DeformUpLayer(nn.Module):
             nn.init.zeros_(self.dcn_offset.weight)
             nn.init.zeros_(self.dcn_offset.bias)
             self.dcn: nn.Module = ModulatedDeformConv2d(
-                in_channels=in_channels, out_channels=out_channels)
+                in_channels=in_channels, out_channels=out_channels
+            )
         else:
             self.dcn = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
         self.dcn_bn = nn.BatchNorm2d(out_channels)
         self.up_sample = nn.ConvTranspose2d(
-            out_channels, out_channels, 4, stride=2, padding=1, bias=False)
+            out_channels, out_channels, 4, stride=2, padding=1, bias=False
+        )
         self.up_bn = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU()
 
@@ -115,11 +117,14 @@ class LiteDeformFPN(nn.Module):
         # Top-down path, coarsest first (reference numbering).
         for i in range(n):
             src = n - 1 - i
-            self.add_module(
-                f"lateral_conv{i}", nn.Conv2d(in_channels[src], widths[src], 1))
+            self.add_module(f"lateral_conv{i}", nn.Conv2d(in_channels[src], widths[src], 1))
             if i > 0:
-                self.add_module(f"deform_conv{i}", DeformUpLayer(
-                    in_channels=widths[src + 1], out_channels=widths[src], deform=deform))
+                self.add_module(
+                    f"deform_conv{i}",
+                    DeformUpLayer(
+                        in_channels=widths[src + 1], out_channels=widths[src], deform=deform
+                    ),
+                )
         self.output_conv = nn.Conv2d(agg_dim, agg_dim, 3, padding=1)
         self.bias = nn.Parameter(torch.zeros(1, agg_dim, 1, 1))
         for lvl, width in zip(levels, widths):

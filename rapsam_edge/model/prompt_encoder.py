@@ -46,8 +46,9 @@ def points_to_boxes(points: ArrayT) -> ArrayT:
     return np.concatenate((lo, hi), axis=-1)
 
 
-def box_sine_encoding(boxes: Tensor, *, num_feats: int = 128, temperature: float = 10000.0
-                      ) -> Tensor:
+def box_sine_encoding(
+    boxes: Tensor, *, num_feats: int = 128, temperature: float = 10000.0
+) -> Tensor:
     """Sine encoding of normalised boxes (cx, cy, w, h): ... x 4 -> ... x 4*num_feats.
 
     Per coordinate v: [sin(v*2pi/t_0), cos(v*2pi/t_0), sin(v*2pi/t_2), cos(...), ...] with

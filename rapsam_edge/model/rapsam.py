@@ -65,9 +65,11 @@ class RapSam(nn.Module):
         self.pad_divisor = pad_divisor
         self.input_size = input_size
         self.register_buffer(
-            "pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
+            "pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False
+        )
         self.register_buffer(
-            "pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
+            "pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False
+        )
 
     @property
     def num_queries(self) -> int:
@@ -85,11 +87,11 @@ class RapSam(nn.Module):
 
     def decode_panoptic(self, feats: Tensor, *, all_stages: bool = False) -> dict:
         """feats: B x D x h x w -> dict:
-          cls_logits:  B x N x (C + 1), last column = no object.
-          mask_logits: B x N x h x w (stride s of the padded input).
-          query_embed: B x N x D, object-adapter queries (video association).
-          aux (all_stages=True): list over decoder stages (before the adapter) of dicts with
-            cls_logits B x N x (C + 1) and mask_logits B x N x h x w.
+        cls_logits:  B x N x (C + 1), last column = no object.
+        mask_logits: B x N x h x w (stride s of the padded input).
+        query_embed: B x N x D, object-adapter queries (video association).
+        aux (all_stages=True): list over decoder stages (before the adapter) of dicts with
+          cls_logits B x N x (C + 1) and mask_logits B x N x h x w.
         """
         return self.decoder.panoptic(feats, all_stages=all_stages)
 

@@ -39,22 +39,22 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 
 @dataclass(frozen=True)
 class Variant:
-    backbone: str                   # key of BACKBONES
-    backbone_width: float           # width multiplier (mobile trunks only)
-    frozen_bn: bool                 # backbone BN statistics frozen in training
-    levels: tuple[int, ...]         # backbone levels fed to the neck, finest first (2..5)
-    neck_widths: tuple[int, ...]    # top-down width per level, finest first
-    agg_dim: int                    # neck fusion width
-    dim: int                        # D: query and feature width
-    num_queries: int                # N
+    backbone: str  # key of BACKBONES
+    backbone_width: float  # width multiplier (mobile trunks only)
+    frozen_bn: bool  # backbone BN statistics frozen in training
+    levels: tuple[int, ...]  # backbone levels fed to the neck, finest first (2..5)
+    neck_widths: tuple[int, ...]  # top-down width per level, finest first
+    agg_dim: int  # neck fusion width
+    dim: int  # D: query and feature width
+    num_queries: int  # N
     num_stages: int
     num_heads: int
     ffn_dim: int
-    class_head: str                 # "cosine" (reference) or "linear"
-    num_classes: int                # default C (without no-object)
-    class_embed_dim: int            # E for the cosine head
-    deform: bool                    # DCNv2 in the neck by default
-    input_size: int                 # default long side of the network input
+    class_head: str  # "cosine" (reference) or "linear"
+    num_classes: int  # default C (without no-object)
+    class_embed_dim: int  # E for the cosine head
+    deform: bool  # DCNv2 in the neck by default
+    input_size: int  # default long side of the network input
     pad_divisor: int = 32
     fourier_cycles: tuple[float, ...] = ()  # matched Fourier position features (fourier.py)
 
@@ -69,25 +69,79 @@ EDGE_FOURIER_CYCLES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 VARIANTS: dict[str, Variant] = {
     "rapsam-r50": Variant(
-        backbone="resnet50", backbone_width=1.0, frozen_bn=True, levels=(2, 3, 4, 5),
-        neck_widths=(128, 256, 512, 1024), agg_dim=128, dim=256, num_queries=100, num_stages=3,
-        num_heads=8, ffn_dim=2048, class_head="cosine", num_classes=155, class_embed_dim=768,
-        deform=True, input_size=1344),
+        backbone="resnet50",
+        backbone_width=1.0,
+        frozen_bn=True,
+        levels=(2, 3, 4, 5),
+        neck_widths=(128, 256, 512, 1024),
+        agg_dim=128,
+        dim=256,
+        num_queries=100,
+        num_stages=3,
+        num_heads=8,
+        ffn_dim=2048,
+        class_head="cosine",
+        num_classes=155,
+        class_embed_dim=768,
+        deform=True,
+        input_size=1344,
+    ),
     "rapsam-r18": Variant(
-        backbone="resnet18", backbone_width=1.0, frozen_bn=True, levels=(2, 3, 4, 5),
-        neck_widths=(32, 64, 128, 256), agg_dim=128, dim=256, num_queries=100, num_stages=3,
-        num_heads=8, ffn_dim=2048, class_head="cosine", num_classes=155, class_embed_dim=768,
-        deform=True, input_size=1344),
+        backbone="resnet18",
+        backbone_width=1.0,
+        frozen_bn=True,
+        levels=(2, 3, 4, 5),
+        neck_widths=(32, 64, 128, 256),
+        agg_dim=128,
+        dim=256,
+        num_queries=100,
+        num_stages=3,
+        num_heads=8,
+        ffn_dim=2048,
+        class_head="cosine",
+        num_classes=155,
+        class_embed_dim=768,
+        deform=True,
+        input_size=1344,
+    ),
     "edge-s": Variant(
-        backbone="mobilenet_v2", backbone_width=1.0, frozen_bn=False, levels=(3, 4, 5),
-        neck_widths=(64, 96, 160), agg_dim=64, dim=128, num_queries=50, num_stages=3,
-        num_heads=4, ffn_dim=512, class_head="linear", num_classes=12, class_embed_dim=0,
-        deform=False, input_size=640, fourier_cycles=EDGE_FOURIER_CYCLES),
+        backbone="mobilenet_v2",
+        backbone_width=1.0,
+        frozen_bn=False,
+        levels=(3, 4, 5),
+        neck_widths=(64, 96, 160),
+        agg_dim=64,
+        dim=128,
+        num_queries=50,
+        num_stages=3,
+        num_heads=4,
+        ffn_dim=512,
+        class_head="linear",
+        num_classes=12,
+        class_embed_dim=0,
+        deform=False,
+        input_size=640,
+        fourier_cycles=EDGE_FOURIER_CYCLES,
+    ),
     "edge-xs": Variant(
-        backbone="mobilenet_v2", backbone_width=0.5, frozen_bn=False, levels=(3, 4, 5),
-        neck_widths=(32, 64, 96), agg_dim=48, dim=64, num_queries=32, num_stages=3,
-        num_heads=4, ffn_dim=256, class_head="linear", num_classes=12, class_embed_dim=0,
-        deform=False, input_size=320, fourier_cycles=EDGE_FOURIER_CYCLES),
+        backbone="mobilenet_v2",
+        backbone_width=0.5,
+        frozen_bn=False,
+        levels=(3, 4, 5),
+        neck_widths=(32, 64, 96),
+        agg_dim=48,
+        dim=64,
+        num_queries=32,
+        num_stages=3,
+        num_heads=4,
+        ffn_dim=256,
+        class_head="linear",
+        num_classes=12,
+        class_embed_dim=0,
+        deform=False,
+        input_size=320,
+        fourier_cycles=EDGE_FOURIER_CYCLES,
+    ),
 }
 
 
@@ -110,17 +164,40 @@ def build_model(
     deform = v.deform if deform is None else deform
     backbone = BACKBONES[v.backbone](frozen_bn=v.frozen_bn, width=v.backbone_width)
     in_channels = [backbone.out_channels[lvl - 2] for lvl in v.levels]
-    neck = LiteDeformFPN(in_channels=in_channels, widths=v.neck_widths, levels=v.levels,
-                         agg_dim=v.agg_dim, out_dim=v.dim, deform=deform,
-                         fourier_cycles=v.fourier_cycles)
+    neck = LiteDeformFPN(
+        in_channels=in_channels,
+        widths=v.neck_widths,
+        levels=v.levels,
+        agg_dim=v.agg_dim,
+        out_dim=v.dim,
+        deform=deform,
+        fourier_cycles=v.fourier_cycles,
+    )
     decoder = MaskDecoder(
-        dim=v.dim, num_queries=v.num_queries, num_stages=v.num_stages, num_heads=v.num_heads,
-        ffn_dim=v.ffn_dim, class_head=v.class_head, num_classes=num_classes,
-        class_embed_dim=v.class_embed_dim, class_prototypes=class_prototypes)
-    model = RapSam(backbone=backbone, neck=neck, decoder=decoder,
-                   prompt_encoder=PromptEncoder(dim=v.dim, fourier_cycles=v.fourier_cycles), backbone_levels=v.levels,
-                   pad_divisor=v.pad_divisor, input_size=v.input_size)
+        dim=v.dim,
+        num_queries=v.num_queries,
+        num_stages=v.num_stages,
+        num_heads=v.num_heads,
+        ffn_dim=v.ffn_dim,
+        class_head=v.class_head,
+        num_classes=num_classes,
+        class_embed_dim=v.class_embed_dim,
+        class_prototypes=class_prototypes,
+    )
+    model = RapSam(
+        backbone=backbone,
+        neck=neck,
+        decoder=decoder,
+        prompt_encoder=PromptEncoder(dim=v.dim, fourier_cycles=v.fourier_cycles),
+        backbone_levels=v.levels,
+        pad_divisor=v.pad_divisor,
+        input_size=v.input_size,
+    )
     # What ``save_model`` writes to config.json to rebuild this model.
-    model.config = {"variant": variant_name, "num_classes": num_classes, "deform": deform,
-                    "class_prototypes": class_prototypes}
+    model.config = {
+        "variant": variant_name,
+        "num_classes": num_classes,
+        "deform": deform,
+        "class_prototypes": class_prototypes,
+    }
     return model

@@ -39,8 +39,15 @@ OP_NAMES = (
 )
 ENV_VAR = "RAPSAM_EDGE_OPS"
 
-__all__ = ["ENV_VAR", "OP_NAMES", "SEGMENT_DTYPE", "core_available", "implementation", "use",
-           *OP_NAMES]  # fmt: skip
+__all__ = [
+    "ENV_VAR",
+    "OP_NAMES",
+    "SEGMENT_DTYPE",
+    "core_available",
+    "implementation",
+    "use",
+    *OP_NAMES,
+]
 
 
 def _load_core() -> ModuleType | None:

@@ -15,8 +15,9 @@ from .base import Backend
 log = logging.getLogger(__name__)
 
 
-def fastest_backends(bundle, device: str | None = None, *, repeats: int = 7
-                     ) -> tuple[dict[str, Backend], dict[str, dict[str, float]]]:  # fmt: skip
+def fastest_backends(
+    bundle, device: str | None = None, *, repeats: int = 7
+) -> tuple[dict[str, Backend], dict[str, dict[str, float]]]:
     """-> (graph -> fastest backend instance, graph -> {backend name: best-of-``repeats`` ms})."""
     from .registry import available_backends, create_backend
 
@@ -26,11 +27,15 @@ def fastest_backends(bundle, device: str | None = None, *, repeats: int = 7
     side = bundle.input.long_side
     image = np.zeros((1, side, side, 3), dtype=np.uint8)
     boxes = np.array([[[side * 0.25, side * 0.25, side * 0.5, side * 0.5]]], dtype=np.float32)
-    runners = {n: {g: create_backend(bundle, g, n, device=device) for g in bundle.graphs}
-               for n in names}  # fmt: skip
+    runners = {
+        n: {g: create_backend(bundle, g, n, device=device) for g in bundle.graphs} for n in names
+    }
     feats = runners[names[0]]["encoder"].run({"image": image})["feats"]
-    feeds = {"encoder": {"image": image}, "panoptic_decoder": {"feats": feats},
-             "prompt_decoder": {"feats": feats, "boxes": boxes}}  # fmt: skip
+    feeds = {
+        "encoder": {"image": image},
+        "panoptic_decoder": {"feats": feats},
+        "prompt_decoder": {"feats": feats, "boxes": boxes},
+    }
     # round-robin over the backends (load hits all alike); the minimum estimates the
     # uncontended time, which is what is compared
     timings: dict[str, dict[str, float]] = {}

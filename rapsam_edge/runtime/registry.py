@@ -39,17 +39,41 @@ class BackendEntry:
     bundle_format: str  # the graph file format it reads
 
 
-# fmt: off
 BACKENDS: dict[str, BackendEntry] = {
     #                          module                            class                  needs                                                rank  reads
-    "tensorrt":     BackendEntry("rapsam_edge.runtime.tensorrt",  "TensorRTBackend",     "tensorrt>=10 + cuda-python + an NVIDIA GPU",        0,    "onnx"),
-    "ort-tensorrt": BackendEntry("rapsam_edge.runtime.ort",       "OrtTensorrtBackend",  "onnxruntime-gpu with TensorRT EP + an NVIDIA GPU",  1,    "onnx"),
-    "ort-cuda":     BackendEntry("rapsam_edge.runtime.ort",       "OrtCudaBackend",      "onnxruntime-gpu + an NVIDIA GPU",                   2,    "onnx"),
-    "openvino":     BackendEntry("rapsam_edge.runtime.openvino",  "OpenVINOBackend",     "openvino (CPU / Intel GPU / NPU)",                  3,    "openvino"),
-    "ort-cpu":      BackendEntry("rapsam_edge.runtime.ort",       "OrtBackend",          "onnxruntime",                                       4,    "onnx"),
-    "torch":        BackendEntry("rapsam_edge.runtime.torch_ref", "TorchBackend",        "torch + safetensors + model.safetensors in bundle", None, "weights"),
+    "tensorrt": BackendEntry(
+        "rapsam_edge.runtime.tensorrt",
+        "TensorRTBackend",
+        "tensorrt>=10 + cuda-python + an NVIDIA GPU",
+        0,
+        "onnx",
+    ),
+    "ort-tensorrt": BackendEntry(
+        "rapsam_edge.runtime.ort",
+        "OrtTensorrtBackend",
+        "onnxruntime-gpu with TensorRT EP + an NVIDIA GPU",
+        1,
+        "onnx",
+    ),
+    "ort-cuda": BackendEntry(
+        "rapsam_edge.runtime.ort", "OrtCudaBackend", "onnxruntime-gpu + an NVIDIA GPU", 2, "onnx"
+    ),
+    "openvino": BackendEntry(
+        "rapsam_edge.runtime.openvino",
+        "OpenVINOBackend",
+        "openvino (CPU / Intel GPU / NPU)",
+        3,
+        "openvino",
+    ),
+    "ort-cpu": BackendEntry("rapsam_edge.runtime.ort", "OrtBackend", "onnxruntime", 4, "onnx"),
+    "torch": BackendEntry(
+        "rapsam_edge.runtime.torch_ref",
+        "TorchBackend",
+        "torch + safetensors + model.safetensors in bundle",
+        None,
+        "weights",
+    ),
 }
-# fmt: on
 
 #: backends that need an NVIDIA GPU; where one is available "auto" takes it by rank, else the
 #: CPU backends are timed on the bundle (``Segmenter(backend="auto")``)

@@ -35,8 +35,9 @@ class PanopticResult:
         masks = np.ascontiguousarray(self.panoptic_map[None] == ids[:, None, None])
         return ops.masks_to_boxes(masks)
 
-    def to_coco(self, *, image_id: int, file_name: str, category_ids: Sequence[int] | None = None
-                ) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
+    def to_coco(
+        self, *, image_id: int, file_name: str, category_ids: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """-> (H x W x 3 uint8 RGB panoptic PNG content, COCO panoptic annotation dict).
         ``category_ids[class]`` maps train classes to the dataset's category ids (default
         class + 1)."""
@@ -47,14 +48,16 @@ class PanopticResult:
         for seg, box in zip(self.segments, boxes):
             cls = int(seg["class"])
             x0, y0, x1, y1 = (int(v) for v in box)
-            infos.append({
-                "id": int(seg["id"]),
-                "category_id": int(category_ids[cls]) if category_ids is not None else cls + 1,
-                "area": int(seg["area"]),
-                "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "iscrowd": 0,
-                "score": float(seg["score"]),
-            })  # fmt: skip
+            infos.append(
+                {
+                    "id": int(seg["id"]),
+                    "category_id": int(category_ids[cls]) if category_ids is not None else cls + 1,
+                    "area": int(seg["area"]),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "iscrowd": 0,
+                    "score": float(seg["score"]),
+                }
+            )
         annotation = {"image_id": image_id, "file_name": file_name, "segments_info": infos}
         return id_to_rgb(self.panoptic_map), annotation
 
@@ -109,8 +112,9 @@ class YtvisRecorder:
         n = len(self._frames)
         per_track: dict[int, dict[str, Any]] = {}
         for t, frame in enumerate(self._frames):
-            for tid, cls, score in zip(frame.track_ids.tolist(), frame.track_classes.tolist(),
-                                       frame.track_scores.tolist()):  # fmt: skip
+            for tid, cls, score in zip(
+                frame.track_ids.tolist(), frame.track_classes.tolist(), frame.track_scores.tolist()
+            ):
                 entry = per_track.setdefault(
                     tid, {"masks": [None] * n, "scores": [], "classes": []}
                 )
@@ -121,10 +125,12 @@ class YtvisRecorder:
         out = []
         for entry in per_track.values():
             cls = int(np.bincount(entry["classes"]).argmax())
-            out.append({
-                "video_id": self.video_id,
-                "category_id": int(self.category_ids[cls]) if self.category_ids else cls + 1,
-                "score": float(np.mean(entry["scores"])),
-                "segmentations": entry["masks"],
-            })  # fmt: skip
+            out.append(
+                {
+                    "video_id": self.video_id,
+                    "category_id": int(self.category_ids[cls]) if self.category_ids else cls + 1,
+                    "score": float(np.mean(entry["scores"])),
+                    "segmentations": entry["masks"],
+                }
+            )
         return out

@@ -131,12 +131,14 @@ class Segmenter:
             names = backend if isinstance(backend, Mapping) else dict.fromkeys(GRAPHS, backend)
             if set(names) != set(GRAPHS):
                 raise ValueError(f"backend mapping needs exactly the graphs {GRAPHS}")
-            self.graphs = {g: create_backend(self.bundle, g, names[g], device=device)
-                           for g in GRAPHS}  # fmt: skip
+            self.graphs = {
+                g: create_backend(self.bundle, g, names[g], device=device) for g in GRAPHS
+            }
         used = [self.graphs[g].name for g in GRAPHS]
         #: one name, or "encoder=..., panoptic_decoder=..., prompt_decoder=..." when they differ
-        self.backend_name = used[0] if len(set(used)) == 1 else ", ".join(
-            f"{g}={n}" for g, n in zip(GRAPHS, used))  # fmt: skip
+        self.backend_name = (
+            used[0] if len(set(used)) == 1 else ", ".join(f"{g}={n}" for g, n in zip(GRAPHS, used))
+        )
         log.info("Segmenter: bundle %s on backend %s", self.bundle.name, self.backend_name)
 
     # ------------------------------------------------------------------ stages
@@ -150,9 +152,12 @@ class Segmenter:
             raise ValueError(f"frame must be uint8, got {frame.dtype}")
         order = color_order or self.color_order
         image, scale, valid_hw = ops.letterbox(
-            np.ascontiguousarray(frame), self.spec.input_size, self.spec.pad_divisor,
-            self.spec.pad_value, order == "BGR",
-        )  # fmt: skip
+            np.ascontiguousarray(frame),
+            self.spec.input_size,
+            self.spec.pad_divisor,
+            self.spec.pad_value,
+            order == "BGR",
+        )
         return PreparedFrame(image[None], scale, tuple(valid_hw), frame.shape[:2], _ms(t0))
 
     def _encode(self, prepared: PreparedFrame) -> np.ndarray:
@@ -174,9 +179,12 @@ class Segmenter:
         label_map, segments = ops.panoptic_fuse(
             np.ascontiguousarray(out["cls_logits"][0], dtype=np.float32),
             np.ascontiguousarray(out["mask_logits"][0], dtype=np.float32),
-            self._valid_cells(prepared), prepared.frame_hw, self.spec.is_thing,
-            self.spec.score_threshold, self.spec.overlap_threshold,
-        )  # fmt: skip
+            self._valid_cells(prepared),
+            prepared.frame_hw,
+            self.spec.is_thing,
+            self.spec.score_threshold,
+            self.spec.overlap_threshold,
+        )
         embed = out["query_embed"][0][segments["query"]]
         timings["postprocess"] = _ms(t0)
         return PanopticResult(label_map, segments, self.spec.class_names, embed, timings)
@@ -208,8 +216,10 @@ class Segmenter:
         t0 = time.perf_counter()
         masks, stability = ops.prompt_masks(
             np.ascontiguousarray(out["mask_logits"][0], dtype=np.float32),
-            self._valid_cells(prepared), prepared.frame_hw, self.spec.prompt_threshold,
-        )  # fmt: skip
+            self._valid_cells(prepared),
+            prepared.frame_hw,
+            self.spec.prompt_threshold,
+        )
         timings["postprocess"] = _ms(t0)
         return PromptResult(masks, np.asarray(out["iou"][0], dtype=np.float32), stability, timings)
 
@@ -258,18 +268,26 @@ class Segmenter:
         keep = ids > 0
         timings = {**pan.timings, "tracking": _ms(t0)}
         return TrackResult(
-            self.tracker.frame_index, track_map, ids[keep], segs["class"][keep].astype(np.int32),
-            segs["score"][keep].astype(np.float32), pan, timings,
-        )  # fmt: skip
+            self.tracker.frame_index,
+            track_map,
+            ids[keep],
+            segs["class"][keep].astype(np.int32),
+            segs["score"][keep].astype(np.float32),
+            pan,
+            timings,
+        )
 
     def reset_tracks(self) -> None:
         """Forget all tracks (start of a new video)."""
         self.tracker.reset()
 
     def stream(
-        self, source: int | str | Path | Iterable[np.ndarray], *, task: str = "track",
+        self,
+        source: int | str | Path | Iterable[np.ndarray],
+        *,
+        task: str = "track",
         max_frames: int | None = None,
-    ) -> Iterator[tuple[np.ndarray, TrackResult | PanopticResult]]:  # fmt: skip
+    ) -> Iterator[tuple[np.ndarray, TrackResult | PanopticResult]]:
         """Yield (frame, result) for a camera index, a video file or an iterable of frames,
         capturing and letterboxing frame t+1 in a thread while frame t is inferred (queue of
         2: memory stays flat on endless streams). Camera / file frames are BGR (OpenCV);

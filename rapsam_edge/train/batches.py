@@ -143,8 +143,9 @@ def build_loaders(cfg: TrainConfig, *, rank: int = 0, world: int = 1):
     """-> (panoptic+prompt loader, video loader or None, number of classes). The dataset
     root holds ``coco/`` and (optionally) ``ytvis/`` in the make-data layout."""
     root = Path(cfg.data)
-    pan = PanopticPromptSet(root / "coco", cfg.split, size=cfg.image_size,
-                            num_prompts=cfg.prompts_per_image)  # fmt: skip
+    pan = PanopticPromptSet(
+        root / "coco", cfg.split, size=cfg.image_size, num_prompts=cfg.prompts_per_image
+    )
     pan_loader = _loader(pan, cfg.batch_size, cfg, rank, world, _collate_panoptic)
     vid_loader = None
     if cfg.video_every > 0 and (root / "ytvis").exists():

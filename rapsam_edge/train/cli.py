@@ -25,11 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"(default {default})")  # fmt: skip
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"(default {default})",
+            )
         elif isinstance(default, tuple):
-            parser.add_argument(flag, type=float, nargs="+", default=None,
-                                help=f"(default {' '.join(map(str, default))})")  # fmt: skip
+            parser.add_argument(
+                flag,
+                type=float,
+                nargs="+",
+                default=None,
+                help=f"(default {' '.join(map(str, default))})",
+            )
         else:
             kind = type(default) if default is not None else str
             parser.add_argument(flag, type=kind, default=None, help=f"(default {default})")

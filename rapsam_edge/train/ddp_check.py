@@ -24,8 +24,13 @@ def _free_port() -> int:
 def _worker(rank: int, world: int, port: int, cfg: TrainConfig, result_dir: str) -> None:
     from safetensors.torch import save_file
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
-                      RANK=str(rank), LOCAL_RANK=str(rank))  # fmt: skip
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     model = train(cfg)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(Path(result_dir) / f"rank{rank}.safetensors"))

@@ -76,10 +76,15 @@ def set_loss(
             if len(tgt["classes"]) == 0:
                 continue
             cost = match_costs(
-                cls_logits[b].detach(), mask_logits[b].detach(), tgt["classes"], tgt["masks"],
-                num_points=weights.num_points, class_weight=weights.cls,
-                mask_weight=weights.mask, dice_weight=weights.dice,
-            )  # fmt: skip
+                cls_logits[b].detach(),
+                mask_logits[b].detach(),
+                tgt["classes"],
+                tgt["masks"],
+                num_points=weights.num_points,
+                class_weight=weights.cls,
+                mask_weight=weights.mask,
+                dice_weight=weights.dice,
+            )
             rows, cols = hungarian_match(cost)
             cls_targets[b, rows] = tgt["classes"][cols]
             matched_pred.append(mask_logits[b, rows])

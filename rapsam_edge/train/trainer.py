@@ -162,7 +162,9 @@ def train(cfg: TrainConfig) -> nn.Module:
     if cfg.resume and ckpt.exists():
         start = _load_checkpoint(ckpt, model, step_module.heads, optimizer, scheduler)
     elif cfg.resume_from:
-        start = _load_checkpoint(Path(cfg.resume_from), model, step_module.heads, optimizer, scheduler)
+        start = _load_checkpoint(
+            Path(cfg.resume_from), model, step_module.heads, optimizer, scheduler
+        )
     torch.manual_seed(cfg.seed * 1000 + rank + start)  # point sampling differs per rank
 
     pan_iter = _forever(pan_loader)
