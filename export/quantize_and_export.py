@@ -39,19 +39,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from rapsam_edge import Segmenter
     from rapsam_edge.bundle import load_bundle
-    from rapsam_edge.data.classes import CLASSES
     from rapsam_edge.deploy.bundle_writer import export_bundle
     from rapsam_edge.model.io import load_model
     from rapsam_edge.runtime.registry import available_backends
 
     recipe = RECIPES[args.recipe]
     model = load_model(args.weights)
-    classes = [{"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in CLASSES]
     out = export_bundle(
         model,
         args.out,
         name=args.out.name,
-        classes=classes,
+        # classes: the vocabulary saved with the weights (config.json)
         formats=recipe.formats,
         input_size=recipe.input_size,
         provenance={

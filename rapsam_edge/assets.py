@@ -1,24 +1,53 @@
-"""Where the shipped default bundle and sample clip live: inside the installed package
-(``rapsam_edge/models``, copied there at install time) or in a source checkout (``models/``)."""
+"""Where the shipped bundles and the sample clip live: inside the installed package
+(``rapsam_edge/models``, copied there at install time) or in a source checkout (``models/``),
+and how a bundle argument (path, shipped name or None) becomes a bundle directory."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .contract.manifest import MANIFEST_NAME
+from .errors import MissingFileError
+
+__all__ = [
+    "DEFAULT_BUNDLE",
+    "SAMPLE_CLIP",
+    "default_bundle",
+    "models_dir",
+    "resolve_bundle",
+    "sample_clip",
+    "shipped_bundles",
+]
+
+#: the bundle ``Segmenter()`` loads when given none
 DEFAULT_BUNDLE = "edge-xs-synthetic"
 SAMPLE_CLIP = "samples/synthetic_clip.mp4"
 
 
 def models_dir() -> Path:
-    """The installed copy if present, else the repository's ``models/``."""
+    """The installed copy if present, else the repository's ``models/``.
+
+    Raises:
+      MissingFileError: neither holds the shipped default bundle.
+    """
     here = Path(__file__).resolve().parent
     for candidate in (here / "models", here.parent / "models"):
-        if (candidate / DEFAULT_BUNDLE / "manifest.json").exists():
+        if (candidate / DEFAULT_BUNDLE / MANIFEST_NAME).is_file():
             return candidate
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"the shipped bundle {DEFAULT_BUNDLE!r} was found neither in {here / 'models'} nor in "
-        f"{here.parent / 'models'}; reinstall rapsam-edge or pass a bundle path"
+        f"{here.parent / 'models'}",
+        hint="reinstall rapsam-edge (`pip install .`) or pass a bundle directory",
     )
+
+
+def shipped_bundles() -> tuple[str, ...]:
+    """Names of the bundles shipped with the package (directories holding a manifest)."""
+    try:
+        root = models_dir()
+    except MissingFileError:
+        return ()
+    return tuple(sorted(p.parent.name for p in root.glob(f"*/{MANIFEST_NAME}")))
 
 
 def default_bundle() -> Path:
@@ -27,3 +56,30 @@ def default_bundle() -> Path:
 
 def sample_clip() -> Path:
     return models_dir() / SAMPLE_CLIP
+
+
+def resolve_bundle(spec: str | Path | None) -> Path:
+    """The bundle directory for a path (directory or its ``manifest.json``), a shipped
+    bundle's name, or None (the shipped default). A path that exists wins over a name.
+
+    Raises:
+      MissingFileError: nothing matches; the message lists the shipped bundles.
+    """
+    if spec is None:
+        return default_bundle()
+    if not isinstance(spec, (str, Path)):
+        from .errors import InputError
+
+        raise InputError(
+            f"bundle must be a directory, a shipped bundle's name or None, got {type(spec).__name__}"
+        )
+    path = Path(spec)
+    root = path.parent if path.name == MANIFEST_NAME else path
+    if (root / MANIFEST_NAME).is_file():
+        return root
+    if isinstance(spec, str) and spec in shipped_bundles():
+        return models_dir() / spec
+    what = "has no manifest.json (not a rapsam-edge bundle?)" if root.is_dir() else "does not exist"
+    raise MissingFileError(
+        f"bundle {str(spec)!r}: {root} {what}; shipped bundles: {list(shipped_bundles())}"
+    )

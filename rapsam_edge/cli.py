@@ -1,7 +1,10 @@
 """`rapsam-edge` command line: one table of sub-commands, each imported only when used (so
-runtime commands never import torch).
+runtime commands never import torch, and every ``--help`` works without it).
 
-Every command module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+Every command module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and imports
+torch (if at all) inside ``run``. Errors the SDK raises on purpose (``RapsamEdgeError``), a
+missing optional dependency and a bad argument print one line with what to do and exit 2;
+``--debug`` (anywhere on the line) prints the traceback instead.
 """
 
 from __future__ import annotations
@@ -10,30 +13,60 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NamedTuple
 
-#: sub-command -> (module implementing it, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": (
+from .errors import MissingDependencyError, RapsamEdgeError
+
+
+class Command(NamedTuple):
+    module: str  # implements add_arguments / run
+    help: str
+    extra: str | None  # the pip extra its run() needs beyond the runtime, if any
+
+
+#: sub-command -> how it is implemented
+COMMANDS: dict[str, Command] = {
+    "demo": Command(
         "rapsam_edge.apps.demo",
-        "the shipped model on the shipped clip: all three tasks + timings",
+        "the shipped model on the shipped clip: panoptic, prompts, tracking + timings",
+        None,
     ),
-    "run": ("rapsam_edge.apps.run", "run a bundle on an image, a video file or a camera"),
-    "info": ("rapsam_edge.apps.info", "what a bundle holds and which backends can run it here"),
-    "make-data": (
-        "rapsam_edge.data.cli",
-        "generate a synthetic COCO-panoptic + YouTube-VIS dataset",
+    "run": Command(
+        "rapsam_edge.apps.run", "run a bundle on an image, a video file or a camera", None
     ),
-    "train": (
+    "info": Command(
+        "rapsam_edge.apps.info",
+        "what a bundle holds, the ops core and the backends usable here",
+        None,
+    ),
+    "make-data": Command(
+        "rapsam_edge.data.cli", "generate a synthetic COCO-panoptic + YouTube-VIS dataset", None
+    ),
+    "train": Command(
         "rapsam_edge.train.cli",
         "train (or fine-tune) a model; torchrun for several processes",
+        "train",
     ),
-    "eval": (
+    "eval": Command(
         "rapsam_edge.eval.cli",
         "PQ, interactive mIoU / NoC and video AP of a model on a dataset",
+        None,
     ),
-    "variants": ("rapsam_edge.model.flops", "parameters and GFLOPs of every model variant"),
-    "convert": ("rapsam_edge.model.convert", "official RAP-SAM checkpoint -> our weights"),
-    "export": ("rapsam_edge.deploy.cli", "weights -> model bundle (ONNX + OpenVINO IR + manifest)"),
+    "variants": Command(
+        "rapsam_edge.model.variants_cli", "parameters and GFLOPs of every model variant", "train"
+    ),
+    "convert": Command(
+        "rapsam_edge.model.convert_cli", "official RAP-SAM checkpoint -> our weights", "train"
+    ),
+    "export": Command(
+        "rapsam_edge.deploy.cli", "weights -> model bundle (ONNX + OpenVINO IR + manifest)", "train"
+    ),
+}
+
+#: what to install for an extra (torch: a CPU build on a machine without CUDA)
+EXTRA_HINT = {
+    "train": "pip install 'rapsam-edge[train]' (a CPU-only torch: add "
+    "--extra-index-url https://download.pytorch.org/whl/cpu, see README)",
 }
 
 
@@ -43,23 +76,50 @@ def _top_parser() -> argparse.ArgumentParser:
         description="RAP-SAM edge SDK: train, export, run and profile segmentation models.",
     )
     parser.add_argument("command", choices=sorted(COMMANDS), help="sub-command")
-    lines = [f"  {name:12s} {help_}" for name, (_, help_) in sorted(COMMANDS.items())]
+    parser.add_argument("--debug", action="store_true", help="print tracebacks of errors")
+    lines = [f"  {name:12s} {cmd.help}" for name, cmd in sorted(COMMANDS.items())]
     parser.epilog = "commands:\n" + "\n".join(lines)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
+def _fail(message: str, hint: str | None) -> int:
+    print(f"rapsam-edge: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"rapsam-edge: hint: {hint}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] not in COMMANDS:
         _top_parser().parse_args(argv or ["--help"])
         return 2
     name, rest = argv[0], argv[1:]
-    module_name, help_ = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"rapsam-edge {name}", description=help_)
+    cmd = COMMANDS[name]
+    module = importlib.import_module(cmd.module)
+    parser = argparse.ArgumentParser(prog=f"rapsam-edge {name}", description=cmd.help)
     module.add_arguments(parser)
-    return int(module.run(parser.parse_args(rest)) or 0)
+    if cmd.extra:
+        parser.epilog = f"needs the '{cmd.extra}' extra: {EXTRA_HINT[cmd.extra]}"
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except RapsamEdgeError as e:
+        if debug:
+            raise
+        return _fail(str(e), e.hint)
+    except ModuleNotFoundError as e:
+        if debug:
+            raise
+        extra = cmd.extra or "train"
+        return _fail(f"{e} (needed by `rapsam-edge {name}`)", EXTRA_HINT.get(extra))
+    except MissingDependencyError as e:  # pragma: no cover - a RapsamEdgeError, kept explicit
+        return _fail(str(e), e.hint)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 
 from rapsam_edge.bundle import (
     FORMAT_NAME,
+    BundleError,
     ChecksumError,
     ManifestError,
     MissingFileError,
@@ -62,7 +63,7 @@ def test_manifest_round_trip(xs_bundle, manifest):
     assert b.weights_path() == root / "model.safetensors"
     assert b.provenance["weights"] == "random init, seed 0"
     assert b.export["simplifier"] in {"onnxslim", "onnxsim", "onnxruntime-basic", "none"}
-    with pytest.raises(KeyError, match="no 'tensorrt' file"):
+    with pytest.raises(BundleError, match="no 'tensorrt' file"):
         b.graph_path("encoder", "tensorrt")
     # frozen
     with pytest.raises(AttributeError):
@@ -83,7 +84,7 @@ def test_missing_file_detected(bundle_copy):
     (bundle_copy / "encoder.onnx").unlink()
     with pytest.raises(MissingFileError, match=r"encoder\.onnx"):
         load_bundle(bundle_copy)
-    with pytest.raises(MissingFileError, match="no manifest"):
+    with pytest.raises(MissingFileError, match="does not exist; shipped bundles"):
         load_bundle(bundle_copy / "nope")
 
 

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
 from rapsam_edge.bundle import load_bundle  # noqa: E402
-from rapsam_edge.deploy.graphs import GRAPH_SPECS, example_inputs, make_graph  # noqa: E402
+from rapsam_edge.deploy.graphs import GRAPH_IO, example_inputs, make_graph  # noqa: E402
 from rapsam_edge.deploy.onnx_export import DATA_DEPENDENT_OPS  # noqa: E402
 from rapsam_edge.runtime import create_backend  # noqa: E402
 
@@ -63,7 +63,7 @@ def backends(bundle):
         else create_backend(bundle, g, name, num_threads=2)
         for name in ("ort-cpu", "openvino")
         if name == "ort-cpu" or importlib.util.find_spec("openvino")
-        for g in GRAPH_SPECS
+        for g in GRAPH_IO
     }
 
 
@@ -71,11 +71,11 @@ def torch_outputs(model, graph: str, inputs) -> dict[str, np.ndarray]:
     with torch.no_grad():
         out = make_graph(model, graph)(*inputs)
     out = out if isinstance(out, tuple) else (out,)
-    return {o[0]: t.numpy() for o, t in zip(GRAPH_SPECS[graph].outputs, out)}
+    return {o[0]: t.numpy() for o, t in zip(GRAPH_IO[graph].outputs, out)}
 
 
 def test_onnx_files_are_valid_and_static_friendly(bundle):
-    for g in GRAPH_SPECS:
+    for g in GRAPH_IO:
         proto = onnx.load(str(bundle.graph_path(g, "onnx")))
         onnx.checker.check_model(proto, full_check=True)
         assert proto.opset_import[0].version >= 17
@@ -109,7 +109,7 @@ def cases(xs_bundle):
         args = {"encoder": (image,), "panoptic_decoder": (feats,), "prompt_decoder": (feats, boxes)}
         out[(h, w)] = {
             g: (
-                {i[0]: x.numpy() for i, x in zip(GRAPH_SPECS[g].inputs, a)},
+                {i[0]: x.numpy() for i, x in zip(GRAPH_IO[g].inputs, a)},
                 torch_outputs(model, g, a),
             )
             for g, a in args.items()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rapsam_edge import ops
+from rapsam_edge.errors import InputError
 from rapsam_edge.runtime.segmenter import Segmenter
 from rapsam_edge.runtime.tracker import TrackerConfig
 
@@ -57,16 +58,16 @@ def test_panoptic_map_and_segments_agree(seg: Segmenter, frame: np.ndarray):
 
 
 def test_panoptic_equals_the_manual_pipeline(seg: Segmenter, frame: np.ndarray):
-    padded, _, valid = ops.letterbox(frame, seg.spec.input_size, 32)
+    padded, _, valid = ops.letterbox(frame, seg.input_size, 32)
     feats = seg.graphs["encoder"].run({"image": padded[None]})["feats"]
     out = seg.graphs["panoptic_decoder"].run({"feats": feats})
-    s = seg.spec.feat_stride
+    s = seg.bundle.feat_stride
     label_map, segments = ops.panoptic_fuse(
         np.ascontiguousarray(out["cls_logits"][0]),
         np.ascontiguousarray(out["mask_logits"][0]),
         (valid[0] / s, valid[1] / s),
         frame.shape[:2],
-        seg.spec.is_thing,
+        seg.is_thing,
         0.05,
         0.0,
     )
@@ -87,7 +88,7 @@ def test_openvino_and_onnxruntime_agree(xs_bundle, frame: np.ndarray):
 
 def test_prompts_reuse_the_encoder(seg: Segmenter, frame: np.ndarray):
     fresh = Segmenter(seg.bundle, backend="onnxruntime")
-    with pytest.raises(RuntimeError, match="set_image"):
+    with pytest.raises(InputError, match="set_image"):
         fresh.prompt(points=[(3, 4)])
     seg.set_image(frame)
     res = seg.prompt(points=[(10, 20), (60.5, 40)], boxes=[(5, 5, 50, 60)])
@@ -153,7 +154,7 @@ def test_stream_from_frames_and_from_a_video_file(seg: Segmenter, frame: np.ndar
     writer.release()
     tracked = list(seg.stream(path, task="track", max_frames=4))
     assert [r.frame_index for _, r in tracked] == [0, 1, 2, 3]
-    with pytest.raises(ValueError, match="cannot open"):
+    with pytest.raises(ValueError, match="does not exist"):
         list(seg.stream(tmp_path / "missing.mp4"))
 
 

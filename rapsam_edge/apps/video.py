@@ -31,7 +31,7 @@ def process_stream(
         times.add({**result.timings, "frame": (now - t_last) * 1e3})
         if out_video is not None:
             drawn = (
-                draw_tracks(frame, result, seg.spec.class_names)
+                draw_tracks(frame, result, seg.class_names)
                 if task == "track"
                 else draw_panoptic(frame, result)
             )

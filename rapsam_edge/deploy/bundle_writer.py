@@ -9,39 +9,36 @@ from __future__ import annotations
 import json
 import logging
 import platform
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..bundle import FORMAT_NAME, FORMAT_VERSION, GRAPH_FORMATS, MANIFEST_NAME, load_bundle
+from ..bundle import load_bundle
 from ..bundle import sha256_file as _sha256
+from ..contract import (
+    GRAPH_FORMATS,
+    MANIFEST_NAME,
+    GraphInfo,
+    InputSpec,
+    Manifest,
+    PostprocessDefaults,
+    TensorSpec,
+    normalize_classes,
+)
+from ..errors import ConfigError
 from ..model.rapsam import RapSam
 from .graphs import GRAPHS, graph_spec
 from .onnx_export import DEFAULT_OPSET, export_onnx
 
-__all__ = ["DEFAULT_POSTPROCESS", "ClassLike", "export_bundle", "normalize_classes"]
+__all__ = ["ClassLike", "export_bundle"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POSTPROCESS = {"score_threshold": 0.8, "overlap_threshold": 0.8, "prompt_threshold": 0.0}
-
 #: a class: an object with id / name / is_thing (e.g. data.classes.ClassInfo) or such a dict
 ClassLike = Any
-
-
-def normalize_classes(classes: Iterable[ClassLike]) -> list[dict[str, Any]]:
-    """-> [{"id", "name", "is_thing"}] with ids 0..C-1 in order."""
-    out = []
-    for i, c in enumerate(classes):
-        get = c.get if isinstance(c, Mapping) else lambda k, c=c: getattr(c, k)
-        entry = {"id": int(get("id")), "name": str(get("name")), "is_thing": bool(get("is_thing"))}
-        if entry["id"] != i:
-            raise ValueError(f"class {entry['name']!r} has id {entry['id']}, expected {i}")
-        out.append(entry)
-    return out
 
 
 def _tool_versions() -> dict[str, str]:
@@ -90,7 +87,7 @@ def export_bundle(
     out_dir: str | Path,
     *,
     name: str,
-    classes: Sequence[ClassLike],
+    classes: Sequence[ClassLike] | None = None,
     provenance: Mapping[str, Any] | None = None,
     input_size: int | None = None,
     formats: Sequence[str] = ("onnx", "openvino"),
@@ -103,7 +100,8 @@ def export_bundle(
     """Export ``model`` (built with ``deform=False``) to a bundle directory ``out_dir``.
 
     Arguments:
-      classes: C entries (id, name, is_thing); C must equal ``model.num_classes``.
+      classes: C entries (id, name, is_thing); C must equal ``model.num_classes``. Default:
+        the vocabulary saved with the weights (``model.config["classes"]``).
       input_size: default long side of the letterboxed input (default ``model.input_size``).
       formats: subset of ("onnx", "openvino"); OpenVINO IR is converted from the ONNX (which
         is kept only if "onnx" is requested).
@@ -113,13 +111,20 @@ def export_bundle(
     """
     unknown = sorted(set(formats) - set(GRAPH_FORMATS))
     if unknown or not formats:
-        raise ValueError(f"formats {list(formats)}: choose from {sorted(GRAPH_FORMATS)}")
+        raise ConfigError(f"formats {list(formats)}: choose from {sorted(GRAPH_FORMATS)}")
+    if classes is None:
+        classes = getattr(model, "config", {}).get("classes")
+        if classes is None:
+            raise ConfigError(
+                "the model carries no class vocabulary (weights saved before classes were "
+                "stored in config.json); pass classes=... (the CLI's --classes FILE.json)"
+            )
     cls = normalize_classes(classes)
     if len(cls) != model.num_classes:
-        raise ValueError(f"{len(cls)} classes given, the model has {model.num_classes}")
+        raise ConfigError(f"{len(cls)} classes given, the model has {model.num_classes}")
     input_size = int(input_size or model.input_size)
     if input_size % model.pad_divisor:
-        raise ValueError(f"input_size {input_size} is not a multiple of {model.pad_divisor}")
+        raise ConfigError(f"input_size {input_size} is not a multiple of {model.pad_divisor}")
     out = Path(out_dir)
     _clear_previous_bundle(out, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,60 +146,59 @@ def export_bundle(
             files["onnx"] = onnx_path.name
         else:
             onnx_path.unlink()
-        graph_entries[g] = {
-            "files": dict(sorted(files.items())),
-            "precision": "fp32",
-            **graph_spec(model, g),
-        }
+        io = graph_spec(model, g)
+        graph_entries[g] = GraphInfo(
+            name=g,
+            files=dict(sorted(files.items())),
+            precision="fp32",
+            inputs=tuple(
+                TensorSpec(t["name"], t["dtype"], tuple(t["shape"]), t["name"])
+                for t in io["inputs"]
+            ),
+            outputs=tuple(
+                TensorSpec(t["name"], t["dtype"], tuple(t["shape"]), t["name"])
+                for t in io["outputs"]
+            ),
+        )
 
     weights = None
     if include_weights:
         from ..model.io import save_model
 
-        save_model(model, out)
+        save_model(model, out, classes=cls)
         weights = {"file": "model.safetensors", "config": "config.json"}
 
     config = getattr(model, "config", {})
-    manifest: dict[str, Any] = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        "variant": config.get("variant", type(model).__name__),
-        "input": {
-            "resize": "letterbox",
-            "long_side": input_size,
-            "pad_divisor": model.pad_divisor,
-            "pad_value": 0,
-            "placement": "top-left",
-            "layout": "NHWC",
-            "dtype": "uint8",
-            "color_order": "RGB",
-            "normalization": "in_graph",
-            "mean": [round(float(v), 4) for v in model.pixel_mean.flatten()],
-            "std": [round(float(v), 4) for v in model.pixel_std.flatten()],
-        },
-        "feat_stride": model.feat_stride,
-        "num_queries": model.num_queries,
-        "num_classes": model.num_classes,
-        "classes": cls,
-        "graphs": graph_entries,
-        "postprocess": dict(DEFAULT_POSTPROCESS),
-        "weights": weights,
-        "export": {
+    files = {
+        p.relative_to(out).as_posix(): _sha256(p)
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_NAME
+    }
+    manifest = Manifest(
+        name=name,
+        variant=config.get("variant", type(model).__name__),
+        input=InputSpec(
+            long_side=input_size,
+            pad_divisor=model.pad_divisor,
+            mean=tuple(float(v) for v in model.pixel_mean.flatten()),
+            std=tuple(float(v) for v in model.pixel_std.flatten()),
+        ),
+        feat_stride=model.feat_stride,
+        num_queries=model.num_queries,
+        classes=cls,
+        graphs=graph_entries,
+        postprocess=PostprocessDefaults(),
+        weights=weights,
+        export={
             "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
             "opset": opset,
             "simplifier": "+".join(sorted(simplifiers)),
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": _tool_versions(),
         },
-        "files": {},
-        "provenance": dict(provenance or {}),
-    }
-    manifest["files"] = {
-        p.relative_to(out).as_posix(): _sha256(p)
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != MANIFEST_NAME
-    }
+        files=files,
+        provenance=dict(provenance or {}),
+    ).to_dict()
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     load_bundle(out)  # validate what we wrote (schema + sha256)
     log.info("wrote bundle %s (%s; graphs %s)", out, ", ".join(formats), ", ".join(graphs))

@@ -3,8 +3,9 @@
     rapsam-edge export --weights runs/x/weights --out models/edge-s-synthetic \\
         [--name N] [--classes synthetic | FILE.json] [--formats onnx openvino]
 
-``--classes synthetic`` (default) takes ``rapsam_edge.data.classes.CLASSES``; a JSON file
-holds a list of {"id", "name", "is_thing"} (or {"classes": [...]}).
+The class vocabulary is the one saved with the weights (``config.json``); ``--classes FILE``
+(a JSON list of {"id", "name", "is_thing"}, or {"classes": [...]}) or ``--classes synthetic``
+(the generator's vocabulary) overrides it, e.g. for weights saved before vocabularies were.
 ``--provenance FILE.json`` is copied into the manifest (training data, recipe, metrics).
 """
 
@@ -15,6 +16,8 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
+
+from ..errors import ConfigError
 
 __all__ = ["add_arguments", "load_classes", "run"]
 
@@ -31,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="bundle name (default: the output directory's name)")
     parser.add_argument(
         "--classes",
-        default="synthetic",
-        help="'synthetic' (the built-in vocabulary) or a JSON file",
+        default=None,
+        help="class vocabulary: a JSON file or 'synthetic' (default: the one saved with the weights)",
     )
     parser.add_argument(
         "--formats",
@@ -66,25 +69,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_classes(spec: str) -> list[dict[str, Any]]:
-    """'synthetic' -> the built-in vocabulary; otherwise a JSON file path."""
+def load_classes(spec: str | None, weights: str | Path | None = None) -> list[dict[str, Any]]:
+    """The vocabulary for ``--classes``: None -> the one saved with ``weights``; 'synthetic' ->
+    the generator's; otherwise a JSON file (``contract.read_classes_file``).
+
+    Raises:
+      ConfigError: no vocabulary anywhere. ManifestError: a malformed file.
+    """
+    from ..contract.manifest import read_classes_file
+
+    if spec is None:
+        from ..model.io import read_classes
+
+        saved = read_classes(weights) if weights is not None else None
+        if saved is None:
+            raise ConfigError(
+                f"{weights}: the weights carry no class vocabulary",
+                hint="pass --classes FILE.json (or --classes synthetic for the generated data's classes)",
+            )
+        return saved
     if spec == "synthetic":
         from ..data.classes import CLASSES
 
         return [{"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in CLASSES]
-    data = json.loads(Path(spec).read_text(encoding="utf-8"))
-    if isinstance(data, dict):
-        data = data.get("classes", data.get("categories"))
-    if not isinstance(data, list):
-        raise ValueError(f"{spec}: expected a list of classes or {{'classes': [...]}}")
-    return [
-        {
-            "id": int(c.get("id", i)),
-            "name": str(c["name"]),
-            "is_thing": bool(c.get("is_thing", c.get("isthing", True))),
-        }
-        for i, c in enumerate(data)
-    ]
+    return [c.to_dict() for c in read_classes_file(spec)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         model,
         args.out,
         name=args.name or args.out.name,
-        classes=load_classes(args.classes),
+        classes=load_classes(args.classes, args.weights),
         provenance=provenance,
         input_size=args.input_size,
         formats=tuple(args.formats),

@@ -10,24 +10,22 @@ Graph split (the expensive part runs once per frame):
 * ``prompt_decoder``: ``feats``, ``boxes`` float32 B x P x 4 (x0, y0, x1, y1 in pixels of the
   padded network input) -> ``mask_logits`` B x P x h x w, ``iou`` B x P.
 
-``GRAPH_SPECS`` lists the input / output names and symbolic shapes (dynamic axes as strings)
-of each graph; the exporter and the bundle writer both read it.
+The graphs' names, tensor roles and symbolic shapes are the torch-free contract's
+(``rapsam_edge.contract.graphs.GRAPH_IO``); the exporter and the bundle writer both read it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
+from ..contract.graphs import GRAPH_IO, GRAPH_NAMES, concrete_io
 from ..model.rapsam import RapSam
 
 __all__ = [
     "GRAPHS",
-    "GRAPH_SPECS",
+    "GRAPH_IO",
     "EncoderGraph",
-    "GraphSpec",
     "PanopticDecoderGraph",
     "PromptDecoderGraph",
     "example_inputs",
@@ -36,69 +34,18 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class GraphSpec:
-    """Names, dtypes and symbolic shapes of one graph's inputs and outputs.
-
-    Shapes are tuples of ints and axis names; the names are the dynamic axes (``B``, ``H``,
-    ``W``, ``h``, ``w``, ``P``); ``D``, ``N``, ``C1`` (= C + 1) are filled in from the model.
-    """
-
-    inputs: tuple[tuple[str, str, tuple[str, ...]], ...]  # (name, dtype, shape)
-    outputs: tuple[tuple[str, str, tuple[str, ...]], ...]
-
-
-GRAPH_SPECS: dict[str, GraphSpec] = {
-    "encoder": GraphSpec(
-        inputs=(("image", "uint8", ("B", "H", "W", "3")),),
-        outputs=(("feats", "float32", ("B", "D", "h", "w")),),
-    ),
-    "panoptic_decoder": GraphSpec(
-        inputs=(("feats", "float32", ("B", "D", "h", "w")),),
-        outputs=(
-            ("cls_logits", "float32", ("B", "N", "C1")),
-            ("mask_logits", "float32", ("B", "N", "h", "w")),
-            ("query_embed", "float32", ("B", "N", "D")),
-        ),
-    ),
-    "prompt_decoder": GraphSpec(
-        inputs=(
-            ("feats", "float32", ("B", "D", "h", "w")),
-            ("boxes", "float32", ("B", "P", "4")),
-        ),
-        outputs=(
-            ("mask_logits", "float32", ("B", "P", "h", "w")),
-            ("iou", "float32", ("B", "P")),
-        ),
-    ),
-}
-GRAPHS: tuple[str, ...] = tuple(GRAPH_SPECS)
-DYNAMIC_AXES: frozenset[str] = frozenset({"B", "H", "W", "h", "w", "P"})
+GRAPHS: tuple[str, ...] = GRAPH_NAMES
 
 
 def graph_spec(model: RapSam, graph: str) -> dict[str, list[dict]]:
-    """Concrete spec of ``graph`` for ``model``: {"inputs": [...], "outputs": [...]}, each
-    entry {"name", "dtype", "shape"} with model constants as ints and dynamic axes as
-    strings (``h`` = ``H/s`` is written as "H/8" etc. so a reader can relate them)."""
-    s = model.feat_stride
-    consts = {
-        "D": model.decoder.queries.embedding_dim,
-        "N": model.num_queries,
-        "C1": model.num_classes + 1,
-        "3": 3,
-        "4": 4,
-        "h": f"H/{s}",
-        "w": f"W/{s}",
-    }
-
-    def entry(name: str, dtype: str, shape: tuple[str, ...]) -> dict:
-        return {"name": name, "dtype": dtype, "shape": [consts.get(a, a) for a in shape]}
-
-    spec = GRAPH_SPECS[graph]
-    return {
-        "inputs": [entry(*i) for i in spec.inputs],
-        "outputs": [entry(*o) for o in spec.outputs],
-    }
+    """The manifest entry of ``graph``'s tensors for ``model`` (``contract.concrete_io``)."""
+    return concrete_io(
+        graph,
+        feat_dim=model.decoder.queries.embedding_dim,
+        num_queries=model.num_queries,
+        num_classes=model.num_classes,
+        feat_stride=model.feat_stride,
+    )
 
 
 class EncoderGraph(nn.Module):

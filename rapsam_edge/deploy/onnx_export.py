@@ -29,7 +29,7 @@ import onnx
 import torch
 
 from ..model.rapsam import RapSam
-from .graphs import GRAPH_SPECS, example_inputs, make_graph
+from .graphs import GRAPH_IO, example_inputs, make_graph
 
 __all__ = [
     "DATA_DEPENDENT_OPS",
@@ -48,7 +48,7 @@ DEFAULT_OPSET = 17
 DATA_DEPENDENT_OPS = frozenset(
     {"NonZero", "Unique", "NonMaxSuppression", "Compress", "Loop", "If", "Scan"}
 )
-# ONNX dim_param names for the dynamic axes of GRAPH_SPECS.
+# ONNX dim_param names for the dynamic axes of GRAPH_IO.
 _DIM_PARAMS = {
     "B": "batch",
     "H": "height",
@@ -78,7 +78,7 @@ def _constants(model: RapSam) -> dict[str, int]:
 
 
 def _trace(model: RapSam, graph: str, opset: int) -> onnx.ModelProto:
-    spec = GRAPH_SPECS[graph]
+    spec = GRAPH_IO[graph]
     wrapper = make_graph(model, graph)
     args = example_inputs(model, graph)
     dynamic_axes = {
@@ -160,7 +160,7 @@ def _pin_io_shapes(proto: onnx.ModelProto, model: RapSam, graph: str) -> None:
     """Write the spec's shapes on the graph inputs / outputs: constants as dim_value,
     dynamic axes as named dim_param (the tracer leaves names like 'Addcls_logits_dim_1')."""
     consts = _constants(model)
-    spec = GRAPH_SPECS[graph]
+    spec = GRAPH_IO[graph]
     shapes = {name: shape for name, _, shape in spec.inputs + spec.outputs}
     for vi in list(proto.graph.input) + list(proto.graph.output):
         dims = vi.type.tensor_type.shape.dim

@@ -63,15 +63,11 @@ def run(args: argparse.Namespace) -> int:
             from ..deploy.bundle_writer import export_bundle
             from ..model.io import load_model
 
-            model = load_model(args.weights)
-            from ..data.classes import CLASSES
-
-            classes = [{"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in CLASSES]
+            model = load_model(args.weights)  # with the vocabulary saved beside it
             bundle = export_bundle(
                 model,
                 Path(tmp) / "bundle",
                 name="eval",
-                classes=classes,
                 formats=("onnx",),
                 include_weights=True,
             )

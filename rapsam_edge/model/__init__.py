@@ -1,20 +1,32 @@
-"""RAP-SAM in plain PyTorch (training side only; imports torch).
+"""RAP-SAM in plain PyTorch (training side; imports torch when its parts are used).
 
 ``build_model(name)`` builds a variant from ``VARIANTS``; ``RapSam`` documents the forward
 contract; ``save_model`` / ``load_model`` read and write safetensors + config.json.
+
+The names below are imported on first use (PEP 562), so the torch-free command-line modules
+of this package (``variants_cli``, ``convert_cli``) load without torch.
 """
 
-from .io import load_model, save_model
-from .prompt_encoder import points_to_boxes
-from .rapsam import RapSam
-from .variants import VARIANTS, Variant, build_model
+from __future__ import annotations
 
-__all__ = [
-    "VARIANTS",
-    "RapSam",
-    "Variant",
-    "build_model",
-    "load_model",
-    "points_to_boxes",
-    "save_model",
-]
+import importlib
+from typing import Any
+
+#: public name -> submodule defining it
+_LAZY = {
+    "VARIANTS": "variants",
+    "Variant": "variants",
+    "build_model": "variants",
+    "RapSam": "rapsam",
+    "load_model": "io",
+    "save_model": "io",
+    "points_to_boxes": "prompt_encoder",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -165,17 +165,6 @@ def _load_embeddings(path: Path) -> Tensor:
     return obj
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help="official mmengine checkpoint (.pth)")
-    parser.add_argument(
-        "--class-embeddings",
-        type=Path,
-        required=True,
-        help="frozen CLIP class embeddings, C x E or C x P x E tensor",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
-
-
 def run(args: argparse.Namespace) -> int:
     """`rapsam-edge convert CKPT --class-embeddings E.pt --out DIR`."""
     from .io import save_model
@@ -194,13 +183,24 @@ def run(args: argparse.Namespace) -> int:
     c, p, _ = state[CLASS_EMBED_KEY].shape
     model = build_model(VARIANT, num_classes=c, class_prototypes=p)
     model.load_state_dict(state, strict=True)
-    path = save_model(model, args.out)
+    classes = None
+    if getattr(args, "classes", None) is not None:
+        from ..contract.manifest import read_classes_file
+
+        classes = read_classes_file(args.classes)
+        if len(classes) != c:
+            raise ConversionError(
+                f"{args.classes}: {len(classes)} classes for {c} class embeddings"
+            )
+    path = save_model(model, args.out, classes=classes)
     print(f"wrote {path} ({sum(v.numel() for v in state.values()) / 1e6:.2f} M values)")
     return 0
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from .convert_cli import add_arguments
+
     add_arguments(parser)
     raise SystemExit(run(parser.parse_args(argv)))
 

@@ -98,19 +98,6 @@ def _table(rows: list[ModelCost]) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument(
-        "--size",
-        type=int,
-        nargs=2,
-        action="append",
-        metavar=("H", "W"),
-        help="input size(s) to count at (default: 512x512 and 1024x1024, "
-        "plus edge-s at 480x640 and rapsam-r50 at 800x1344)",
-    )
-    parser.add_argument("--variant", action="append", help="variant(s) (default: all)")
-
-
 def run(args) -> int:
     """`rapsam-edge variants`: parameters, GMACs and GFLOPs per variant."""
     names = args.variant or list(VARIANTS)
@@ -124,6 +111,8 @@ def run(args) -> int:
 
 def main() -> None:
     import argparse
+
+    from .variants_cli import add_arguments
 
     parser = argparse.ArgumentParser(description="parameters and GFLOPs per variant")
     add_arguments(parser)

@@ -1,16 +1,21 @@
-"""Our model format: ``model.safetensors`` (state dict) + ``config.json`` (build arguments).
+"""Our model format: ``model.safetensors`` (state dict) + ``config.json`` (build arguments
+and the class vocabulary ``classes``: [{id, name, is_thing}], which every exporter carries
+into the bundle).
 
 Loading never unpickles: weights come from safetensors, the architecture from the variants
-table via ``build_model(**config)``.
+table via ``build_model(**config)``; the vocabulary is put in ``model.config["classes"]``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..contract.manifest import normalize_classes
 
 __all__ = [
     "CONFIG_NAME",
@@ -18,6 +23,7 @@ __all__ = [
     "WEIGHTS_NAME",
     "load_model",
     "load_model_grown",
+    "read_classes",
     "save_model",
 ]
 
@@ -34,9 +40,17 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return path / WEIGHTS_NAME, path / CONFIG_NAME
 
 
-def save_model(model: torch.nn.Module, dir_or_file: str | Path) -> Path:
+def save_model(model: torch.nn.Module, dir_or_file: str | Path, *, classes: Any = None) -> Path:
     """Write ``model.safetensors`` + ``config.json`` into a directory (created if needed), or
-    to ``X.safetensors`` with ``config.json`` beside it. Returns the weights path."""
+    to ``X.safetensors`` with ``config.json`` beside it. Returns the weights path.
+
+    Arguments:
+      classes: the class vocabulary (C entries with id, name, is_thing); default
+        ``model.config["classes"]``; None there too writes no vocabulary (exporters then
+        need one given explicitly).
+    Raises:
+      ValueError: the model was not built with ``build_model``; ManifestError: bad classes.
+    """
     weights, config = _paths(dir_or_file)
     weights.parent.mkdir(parents=True, exist_ok=True)
     cfg = dict(getattr(model, "config", {}))
@@ -53,6 +67,13 @@ def save_model(model: torch.nn.Module, dir_or_file: str | Path) -> Path:
         "feat_stride": model.feat_stride,
         "num_queries": model.num_queries,
     }
+    if classes is None:
+        classes = cfg.get("classes")
+    if classes is not None:
+        entries = normalize_classes(classes)
+        if len(entries) != model.num_classes:
+            raise ValueError(f"{len(entries)} classes for a model with {model.num_classes}")
+        info["classes"] = [c.to_dict() for c in entries]
     config.write_text(json.dumps(info, indent=2) + "\n")
     return weights
 
@@ -72,7 +93,16 @@ def _build_saved(path: str | Path) -> tuple[torch.nn.Module, Path, str]:
         deform=cfg["deform"],
         class_prototypes=cfg["class_prototypes"],
     )
+    if cfg.get("classes") is not None:
+        model.config["classes"] = [c.to_dict() for c in normalize_classes(cfg["classes"])]
     return model, weights, cfg["variant"]
+
+
+def read_classes(path: str | Path) -> list[dict[str, Any]] | None:
+    """The class vocabulary saved with the weights at ``path`` (None if it has none)."""
+    _, config = _paths(path)
+    classes = json.loads(config.read_text()).get("classes")
+    return None if classes is None else [c.to_dict() for c in normalize_classes(classes)]
 
 
 def load_model(path: str | Path, *, map_location: str = "cpu") -> torch.nn.Module:

@@ -25,13 +25,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..contract.postprocess import POINT_BOX_HALF  # a point prompt is the box [p - 3, p + 3]
 from .fourier import num_features, point_features
 
 __all__ = ["PromptEncoder", "box_sine_encoding", "points_to_boxes"]
 
 ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
-
-POINT_BOX_HALF = 3.0  # a point prompt is the box [p - 3, p + 3]
 
 
 def points_to_boxes(points: ArrayT) -> ArrayT:

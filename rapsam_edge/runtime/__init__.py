@@ -1,18 +1,21 @@
 """Runtime backends (no torch): one table in ``registry``, one module per backend, each
-importing its library lazily.
+importing its library lazily, one base class (``base.Backend``) and one selection policy
+(``selection``).
 
     from rapsam_edge.runtime import create_backend
-    enc = create_backend("models/bundle", "encoder")          # auto: fastest available
-    print(enc.selection)                                      # what it picked and why
-    feats = enc.run({"image": letterboxed[None]})["feats"]
+    enc = create_backend("edge-xs-synthetic", "encoder")     # auto: the selection policy
+    print(enc.selection)                                     # what it picked and why
+    feats = enc.run({enc.name_of("image"): letterboxed[None]})[enc.name_of("feats")]
 """
 
-from .base import Backend, BackendUnavailable, check_feeds
+from ..errors import BackendError, BackendUnavailable
+from .base import Backend, check_feeds
 from .registry import BACKENDS, available_backends, create_backend, unavailable_reasons
 
 __all__ = [
     "BACKENDS",
     "Backend",
+    "BackendError",
     "BackendUnavailable",
     "available_backends",
     "check_feeds",

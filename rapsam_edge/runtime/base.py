@@ -1,70 +1,177 @@
-"""The ``Backend`` protocol every runtime backend implements, plus shared feed checks.
+"""``Backend``: the one base class of the runtime backends (no torch here).
 
 A backend runs ONE graph of a bundle (``encoder``, ``panoptic_decoder`` or
-``prompt_decoder``) on one device: ``run(feeds) -> outputs``, numpy in, numpy out, names as
-in the manifest. No torch here.
+``prompt_decoder``) on one device: ``run(feeds) -> outputs``, numpy in, numpy out, tensor
+names as in the bundle's manifest (``input_names`` / ``output_names``, in the contract's role
+order; ``name_of(role)`` maps a role to its name). The base class holds what every backend
+shares: the availability probe, the constructor prologue, feed checks, ``warmup()``,
+``close()`` / context manager, ``version()`` and the concurrency contract.
+
+Subclasses implement ``unavailable_reason(device)``, ``library_version()``, ``_open(bundle,
+device, **options)`` and ``_run(feeds)``; they set ``concurrent = True`` when their ``_run``
+may be called from several threads at once (ONNX Runtime sessions, OpenVINO with a pool of
+infer requests), else the base class serialises ``run`` with a lock (TensorRT, torch).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..bundle import TensorSpec
+from ..bundle import Bundle
+from ..contract.manifest import GraphInfo, TensorSpec
+from ..errors import BackendError, BackendUnavailable, BundleError, InputError
 
-__all__ = ["Backend", "BackendUnavailable", "check_feeds"]
-
-
-class BackendUnavailable(RuntimeError):
-    """The backend's library, device or required file is missing on this machine."""
+__all__ = ["Backend", "BackendUnavailable", "check_feeds", "example_feeds"]
 
 
-class Availability:
-    """Mixin for backend classes: ``available`` from the class's ``unavailable_reason``."""
+class Backend:
+    """One graph of a bundle on one device.
 
+    Attributes:
+      name: registry name (e.g. "ort-cpu", "openvino", "tensorrt").
+      device: the device it runs on, in the backend's own words ("cpu", "CPU", "cuda:0").
+      graph: the graph's name; info: its ``GraphInfo`` from the manifest.
+      input_names / output_names: the graph's tensor names, in manifest (role) order.
+      selection: how it was chosen (set by the selection policy; logged).
+      concurrent: True when ``run`` executes concurrently from several threads; False when
+        calls are serialised by a lock (still thread-safe, one at a time).
+    """
+
+    name: ClassVar[str] = "backend"
+    concurrent: ClassVar[bool] = False
+
+    # -- probing -------------------------------------------------------------------------
     @classmethod
     def unavailable_reason(cls, device: str | None = None) -> str | None:
+        """None when usable here (on ``device``), else one line saying why not."""
         raise NotImplementedError
 
     @classmethod
     def available(cls, device: str | None = None) -> bool:
         return cls.unavailable_reason(device) is None
 
+    @classmethod
+    def library_version(cls) -> str:
+        """Version of the library that runs the graph (e.g. onnxruntime's)."""
+        raise NotImplementedError
 
-@runtime_checkable
-class Backend(Protocol):
-    """One graph on one device.
+    # -- life cycle ----------------------------------------------------------------------
+    def __init__(self, bundle: Bundle, graph: str, device: str | None = None, **options: Any):
+        """
+        Arguments:
+          bundle: a loaded ``Bundle``.
+          graph: one of the bundle's graphs.
+          device: the backend's device (None = its default).
+          options: backend-specific (see the subclass's ``_open``).
+        Raises:
+          BackendUnavailable: the library, device or graph file is missing here.
+          BundleError: the bundle has no such graph.
+          ConfigError: an invalid option.
+        """
+        reason = self.unavailable_reason(device)
+        if reason:
+            raise BackendUnavailable(f"{self.name}: {reason}")
+        if graph not in bundle.graphs:
+            raise BundleError(
+                f"bundle {bundle.name!r} has no graph {graph!r}; it has {sorted(bundle.graphs)}"
+            )
+        self.graph = graph
+        self.info: GraphInfo = bundle.graphs[graph]
+        self.input_names = self.info.input_names
+        self.output_names = self.info.output_names
+        self.device = device or "cpu"
+        self.selection = f"{self.name} (requested) for {graph}"
+        self._lock = threading.Lock()
+        self._closed = False
+        self._open(bundle, device, **options)
 
-    Attributes:
-      name: registry name (e.g. "ort-cpu", "openvino", "tensorrt").
-      device: the device it runs on, in the backend's own words ("cpu", "CPU", "cuda:0",
-        "GPU", ...).
-      input_names / output_names: the graph's tensor names, in manifest order.
-    """
+    def _open(self, bundle: Bundle, device: str | None, **options: Any) -> None:
+        raise NotImplementedError
 
-    name: str
-    device: str
-    input_names: tuple[str, ...]
-    output_names: tuple[str, ...]
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Free the backend's resources (override where there are any)."""
+
+    # -- running -------------------------------------------------------------------------
+    def name_of(self, role: str) -> str:
+        """The tensor name of contract role ``role`` (e.g. "feats") in this graph."""
+        return self.info.name_of(role)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """feeds: input name -> array (dtype and rank as in the manifest) -> output name ->
-        array (host memory, owned by the caller)."""
-        ...
+        """Run the graph.
+
+        Arguments:
+          feeds: input name -> array (dtype and rank as in the manifest).
+        Returns:
+          output name -> array (host memory, owned by the caller).
+        Raises:
+          InputError: feeds do not match the manifest's inputs (names, dtype, rank, sizes).
+          BackendError: the backend is closed or its library failed.
+        """
+        if self._closed:
+            raise BackendError(f"{self.name}/{self.graph}: run() after close()")
+        checked = check_feeds(feeds, self.info.inputs, where=f"{self.name}/{self.graph}")
+        if self.concurrent:
+            return self._run(checked)
+        with self._lock:
+            return self._run(checked)
+
+    def warmup(self, *, long_side: int = 320, stride: int = 8, runs: int = 1) -> None:
+        """Run the graph ``runs`` times on zero inputs of a ``long_side`` square frame (first
+        calls allocate and compile)."""
+        feeds = example_feeds(self.info, long_side=long_side, stride=stride)
+        for _ in range(runs):
+            self.run(feeds)
+
+    def close(self) -> None:
+        """Release the backend's resources; later ``run`` calls raise ``BackendError``."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._close()
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @classmethod
+    def version(cls) -> str:
+        """``"<registry name> <library> <version>"``, or why it is unavailable."""
+        try:
+            return f"{cls.name} {cls.library_version()}"
+        except Exception as e:  # a missing library has no version
+            return f"{cls.name} (unavailable: {type(e).__name__}: {e})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(graph={self.graph!r}, device={self.device!r})"
 
 
 def check_feeds(
     feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], *, where: str
 ) -> dict[str, np.ndarray]:
     """Validate feeds against the manifest specs (names, dtype, rank, fixed dims) and return
-    C-contiguous arrays. Raises ValueError naming the offending input."""
+    C-contiguous arrays.
+
+    Raises:
+      InputError: naming the offending input.
+    """
+    if not isinstance(feeds, Mapping):
+        raise InputError(
+            f"{where}: feeds must be a mapping name -> array, got {type(feeds).__name__}"
+        )
     names = {s.name for s in specs}
     missing = sorted(names - set(feeds))
     extra = sorted(set(feeds) - names)
     if missing or extra:
-        raise ValueError(
+        raise InputError(
             f"{where}: feeds {sorted(feeds)} do not match the inputs "
             f"{[s.name for s in specs]} (missing {missing}, unexpected {extra})"
         )
@@ -72,21 +179,50 @@ def check_feeds(
     for s in specs:
         a = feeds[s.name]
         if not isinstance(a, np.ndarray):
-            raise ValueError(
+            raise InputError(
                 f"{where}: input {s.name!r} must be a numpy array, got {type(a).__name__}"
             )
         if a.dtype != np.dtype(s.dtype):
-            raise ValueError(f"{where}: input {s.name!r} has dtype {a.dtype}, expected {s.dtype}")
+            raise InputError(f"{where}: input {s.name!r} has dtype {a.dtype}, expected {s.dtype}")
         if a.ndim != len(s.shape):
-            raise ValueError(
+            raise InputError(
                 f"{where}: input {s.name!r} has shape {a.shape}, expected rank "
                 f"{len(s.shape)} {list(s.shape)}"
             )
         for i, (got, want) in enumerate(zip(a.shape, s.shape)):
             if isinstance(want, int) and got != want:
-                raise ValueError(
+                raise InputError(
                     f"{where}: input {s.name!r} has shape {a.shape}; axis {i} "
                     f"must be {want} (manifest shape {list(s.shape)})"
                 )
+        if a.size == 0:
+            raise InputError(f"{where}: input {s.name!r} is empty (shape {a.shape})")
         out[s.name] = np.ascontiguousarray(a)
     return out
+
+
+def example_feeds(
+    info: GraphInfo, *, long_side: int, stride: int, prompts: int = 1
+) -> dict[str, np.ndarray]:
+    """Zero / in-range inputs for ``info``'s graph at a ``long_side`` square input: the image
+    (B=1), features of the grid it gives, and ``prompts`` boxes in the input's centre."""
+    axes = {"B": 1, "H": long_side, "W": long_side, "P": prompts}
+    feeds = {}
+    for t in info.inputs:
+        shape = []
+        for d in t.shape:
+            if isinstance(d, int):
+                shape.append(d)
+            elif d in axes:
+                shape.append(axes[d])
+            else:  # "H/8"-style feature grid
+                shape.append(long_side // stride)
+        if t.role == "boxes":
+            c = long_side / 2
+            box = np.array(
+                [c - long_side / 8, c - long_side / 8, c + long_side / 8, c + long_side / 8]
+            )
+            feeds[t.name] = np.broadcast_to(box, shape).astype(np.float32)
+        else:
+            feeds[t.name] = np.zeros(shape, dtype=np.dtype(t.dtype))
+    return feeds

@@ -5,12 +5,20 @@ compiled once with dynamic shapes where the device supports them (CPU, GPU, AUTO
 ``static_shapes=True`` (the default on NPU, which needs static shapes) a copy is reshaped and
 compiled per distinct input-shape set, cached in an LRU of ``max_cached_shapes`` entries.
 Precision: FP32 inference by default (``INFERENCE_PRECISION_HINT=f32``; OpenVINO would
-otherwise pick bf16 / fp16 on CPUs / GPUs that have it).
+otherwise pick bf16 / fp16 on CPUs / GPUs that have it). Threads: ``INFERENCE_NUM_THREADS``
+defaults to ``runtime.threads.default_threads()``.
+
+Concurrency: one infer request serves one call at a time (a shared request raises "Infer
+Request is busy"), so ``run`` takes a request from a pool (a new one when all are busy) and
+gives it back after the call: calls from several threads are safe. With the default
+``LATENCY`` hint the CPU plugin has one stream and executes concurrent requests one after
+another; ``performance_hint="THROUGHPUT"`` runs them in parallel streams.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -18,13 +26,17 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
-from .base import Availability, BackendUnavailable, check_feeds
+from ..errors import BackendError, ConfigError
+from .base import Backend
+from .threads import default_threads
 
 __all__ = ["OpenVINOBackend"]
 
 log = logging.getLogger(__name__)
 
 _STATIC_DEVICES = ("NPU",)
+PRECISION_HINTS = ("f32", "f16", "bf16")
+PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 
 
 def _core() -> Any:
@@ -33,8 +45,17 @@ def _core() -> Any:
     return ov.Core()
 
 
-class OpenVINOBackend(Availability):
+class _Compiled:
+    """A compiled model and its idle infer requests."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.idle: list[Any] = []
+
+
+class OpenVINOBackend(Backend):
     name = "openvino"
+    concurrent = True
 
     @classmethod
     def unavailable_reason(cls, device: str | None = None) -> str | None:
@@ -50,11 +71,16 @@ class OpenVINOBackend(Availability):
             return f"OpenVINO device {want} not present (available: {core.available_devices})"
         return None
 
-    def __init__(
+    @classmethod
+    def library_version(cls) -> str:
+        import openvino
+
+        return f"openvino {openvino.__version__}"
+
+    def _open(
         self,
         bundle: Bundle,
-        graph: str,
-        device: str | None = None,
+        device: str | None,
         *,
         num_threads: int | None = None,
         precision: str = "f32",
@@ -65,77 +91,102 @@ class OpenVINOBackend(Availability):
         config: Mapping[str, Any] | None = None,
     ) -> None:
         """
-        Arguments:
-          device: "CPU" (default), "GPU", "GPU.N", "NPU" or "AUTO".
-          num_threads: INFERENCE_NUM_THREADS (CPU); None = OpenVINO default.
+        Options:
+          num_threads: INFERENCE_NUM_THREADS on CPU (default ``default_threads()``).
           precision: INFERENCE_PRECISION_HINT ("f32", "f16", "bf16"); "f32" matches the bundle.
+          performance_hint: "LATENCY" (default), "THROUGHPUT" or "CUMULATIVE_THROUGHPUT".
           cache_dir: OpenVINO model cache (speeds up GPU / NPU compile on later runs).
           static_shapes: compile per input shape (default: True on NPU only).
+          max_cached_shapes: compiled shape sets kept with ``static_shapes``.
           config: extra compile properties, merged last.
         """
         device = (device or "CPU").upper()
-        reason = self.unavailable_reason(device)
-        if reason:
-            raise BackendUnavailable(f"{self.name}: {reason}")
+        if precision not in PRECISION_HINTS:
+            raise ConfigError(f"precision {precision!r}: choose from {PRECISION_HINTS}")
+        if performance_hint not in PERFORMANCE_HINTS:
+            raise ConfigError(
+                f"performance_hint {performance_hint!r}: choose from {PERFORMANCE_HINTS}"
+            )
+        threads = default_threads() if num_threads is None else num_threads
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ConfigError(f"num_threads must be a positive int, got {threads!r}")
+        if not isinstance(max_cached_shapes, int) or max_cached_shapes < 1:
+            raise ConfigError(
+                f"max_cached_shapes must be a positive int, got {max_cached_shapes!r}"
+            )
         self.core = _core()
         self.device = device
-        self.graph = graph
-        self.info = bundle.graphs[graph]
-        self.input_names = self.info.input_names
-        self.output_names = self.info.output_names
-        fmt = "openvino" if bundle.has(graph, "openvino") else "onnx"
-        self.source = bundle.graph_path(graph, fmt)
-        self.model = self.core.read_model(str(self.source))
+        self.threads = threads
+        fmt = "openvino" if bundle.has(self.graph, "openvino") else "onnx"
+        self.source = bundle.graph_path(self.graph, fmt)
+        try:
+            self.model = self.core.read_model(str(self.source))
+        except Exception as e:
+            raise BackendError(f"openvino: cannot read {self.source.name}: {e}") from e
         if cache_dir:
             self.core.set_property({"CACHE_DIR": str(cache_dir)})
         self.config: dict[str, Any] = {"PERFORMANCE_HINT": performance_hint}
         if device != "AUTO" and not device.startswith("NPU"):
             self.config["INFERENCE_PRECISION_HINT"] = precision
-        if num_threads is not None and device.startswith("CPU"):
-            self.config["INFERENCE_NUM_THREADS"] = int(num_threads)
+        if device.startswith("CPU"):
+            self.config["INFERENCE_NUM_THREADS"] = threads
         self.config.update(config or {})
         self.static_shapes = (
-            device.split(".")[0] in _STATIC_DEVICES if static_shapes is None else static_shapes
+            device.split(".")[0] in _STATIC_DEVICES
+            if static_shapes is None
+            else bool(static_shapes)
         )
         self.max_cached_shapes = max_cached_shapes
-        self._requests: OrderedDict[tuple, Any] = OrderedDict()
+        self._pool_lock = threading.Lock()
+        self._compiled: OrderedDict[tuple, _Compiled] = OrderedDict()
         if not self.static_shapes:
-            self._requests[()] = self._compile(None)
+            self._compiled[()] = self._compile(None)
         log.debug(
             "openvino: %s from %s on %s (static=%s)",
-            graph,
+            self.graph,
             self.source.name,
             device,
             self.static_shapes,
         )
 
-    def _compile(self, shapes: Mapping[str, tuple[int, ...]] | None) -> Any:
+    def _compile(self, shapes: Mapping[str, tuple[int, ...]] | None) -> _Compiled:
         model = self.model
         if shapes is not None:
             model = self.model.clone()
             model.reshape({name: list(shape) for name, shape in shapes.items()})
-        compiled = self.core.compile_model(model, self.device, self.config)
-        return compiled.create_infer_request()
+        try:
+            return _Compiled(self.core.compile_model(model, self.device, self.config))
+        except Exception as e:
+            raise BackendError(
+                f"openvino: cannot compile {self.graph} for {self.device}: {e}"
+            ) from e
 
-    def _request(self, feeds: Mapping[str, np.ndarray]) -> Any:
-        if not self.static_shapes:
-            return self._requests[()]
-        key = tuple((n, feeds[n].shape) for n in self.input_names)
-        req = self._requests.get(key)
-        if req is None:
-            req = self._compile({n: feeds[n].shape for n in self.input_names})
-            self._requests[key] = req
-            while len(self._requests) > self.max_cached_shapes:
-                self._requests.popitem(last=False)
-        else:
-            self._requests.move_to_end(key)
-        return req
+    def _acquire(self, feeds: Mapping[str, np.ndarray]) -> tuple[_Compiled, Any]:
+        key = () if not self.static_shapes else tuple((n, feeds[n].shape) for n in self.input_names)
+        with self._pool_lock:
+            entry = self._compiled.get(key)
+            if entry is None:
+                entry = self._compile({n: feeds[n].shape for n in self.input_names})
+                self._compiled[key] = entry
+                while len(self._compiled) > self.max_cached_shapes:
+                    self._compiled.popitem(last=False)
+            else:
+                self._compiled.move_to_end(key)
+            request = entry.idle.pop() if entry.idle else entry.compiled.create_infer_request()
+        return entry, request
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feeds = check_feeds(feeds, self.info.inputs, where=f"{self.name}/{self.graph}")
-        # share_outputs=False (default): the returned arrays are copies the caller owns.
-        res = self._request(feeds).infer(feeds)
-        return {name: res[name] for name in self.output_names}
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        entry, request = self._acquire(feeds)
+        try:
+            # share_outputs=False (default): the returned arrays are copies the caller owns.
+            res = request.infer(feeds)
+            return {name: res[name] for name in self.output_names}
+        except Exception as e:
+            raise BackendError(f"openvino/{self.graph}: {e}") from e
+        finally:
+            with self._pool_lock:
+                entry.idle.append(request)
 
-    def __repr__(self) -> str:
-        return f"OpenVINOBackend(graph={self.graph!r}, device={self.device!r})"
+    def _close(self) -> None:
+        with self._pool_lock:
+            self._compiled.clear()

@@ -1,8 +1,17 @@
 """ONNX Runtime backends: CPU, CUDA and TensorRT execution providers.
 
 Registry names: ``ort-cpu`` (CPUExecutionProvider), ``ort-cuda`` (CUDAExecutionProvider,
-CPU fallback), ``ort-tensorrt`` (TensorrtExecutionProvider, then CUDA, then CPU). Session:
-graph optimisation level ALL, intra-op threads configurable (default: ORT's choice).
+CPU fallback), ``ort-tensorrt`` (TensorrtExecutionProvider, then CUDA, then CPU).
+
+Threading: ``intra_op_threads`` defaults to ``runtime.threads.default_threads()`` (the cores
+this process may use, or ``RAPSAM_EDGE_THREADS``) and the workers do NOT spin-wait between
+ops (``session.intra_op.allow_spinning`` = 0): with spinning on, the idle workers of one
+session keep the cores busy while the next graph or the C++ post-processing runs, which
+halved ``Segmenter.panoptic`` speed on 2 cores (benchmarks/results/threading.md).
+``spin=True`` restores ORT's default for a graph run alone in a tight loop.
+
+Concurrency: ``InferenceSession.run`` may be called from several threads at once (ONNX
+Runtime documents sessions as thread-safe), so ``run`` is not serialised.
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
-from .base import Availability, BackendUnavailable, check_feeds
+from ..errors import BackendError, ConfigError
+from .base import Backend
+from .threads import default_threads
 
 __all__ = ["OrtBackend", "OrtCudaBackend", "OrtTensorrtBackend"]
 
@@ -30,90 +41,98 @@ def _providers_available() -> list[str]:
     return list(ort.get_available_providers())
 
 
-class OrtBackend(Availability):
+class OrtBackend(Backend):
     """One bundle graph in an ``onnxruntime.InferenceSession``."""
 
     name = "ort-cpu"
+    concurrent = True
     #: providers this backend needs, first = the one it is about
     PROVIDERS: tuple[str, ...] = ("CPUExecutionProvider",)
 
     @classmethod
     def unavailable_reason(cls, device: str | None = None) -> str | None:
-        """None when usable here, else why not."""
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             return "onnxruntime is not installed"
         if cls.PROVIDERS[0] not in _providers_available():
-            return (
-                f"onnxruntime has no {cls.PROVIDERS[0]} (installed providers: "
-                f"{_providers_available()})"
-            )
+            return f"onnxruntime has no {cls.PROVIDERS[0]} (installed providers: {_providers_available()})"
         return None
 
-    def __init__(
+    @classmethod
+    def library_version(cls) -> str:
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__}"
+
+    def _open(
         self,
         bundle: Bundle,
-        graph: str,
-        device: str | None = None,
+        device: str | None,
         *,
         intra_op_threads: int | None = None,
         inter_op_threads: int | None = None,
+        spin: bool = False,
         provider_options: Mapping[str, Mapping[str, Any]] | None = None,
         optimized_model_path: str | Path | None = None,
     ) -> None:
         """
-        Arguments:
-          device: "cpu" for ort-cpu; "cuda" / "cuda:N" for the GPU providers (device id N).
-          intra_op_threads: threads inside one op (None = ORT default = physical cores).
+        Options:
+          intra_op_threads: threads inside one op (default ``default_threads()``).
+          inter_op_threads: threads across independent ops (ORT's default: sequential).
+          spin: let idle workers spin-wait (ORT's default; off here, see the module doc).
           provider_options: extra options per provider name (merged over the defaults).
           optimized_model_path: write the optimised graph there (debugging).
         """
-        reason = self.unavailable_reason(device)
-        if reason:
-            raise BackendUnavailable(f"{self.name}: {reason}")
         import onnxruntime as ort
 
-        self.graph = graph
-        self.info = bundle.graphs[graph]
-        self.input_names = self.info.input_names
-        self.output_names = self.info.output_names
-        path = bundle.graph_path(graph, "onnx")
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads is not None:
-            so.intra_op_num_threads = int(intra_op_threads)
+        threads = default_threads() if intra_op_threads is None else intra_op_threads
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ConfigError(f"intra_op_threads must be a positive int, got {threads!r}")
+        so.intra_op_num_threads = threads
         if inter_op_threads is not None:
             so.inter_op_num_threads = int(inter_op_threads)
+        flag = "1" if spin else "0"
+        so.add_session_config_entry("session.intra_op.allow_spinning", flag)
+        so.add_session_config_entry("session.inter_op.allow_spinning", flag)
         if optimized_model_path is not None:
             so.optimized_model_filepath = str(optimized_model_path)
-        self.device, providers = self._providers(bundle, graph, device, provider_options or {})
-        self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        self.threads, self.spin = threads, spin
+        self.device, providers = self._providers(device, provider_options or {})
+        path = bundle.graph_path(self.graph, "onnx")
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        except Exception as e:  # ORT raises its own Fail / InvalidGraph types
+            raise BackendError(f"{self.name}: cannot load {path.name}: {e}") from e
         self.providers = tuple(self.session.get_providers())
-        log.debug("%s: %s on %s (providers %s)", self.name, graph, self.device, self.providers)
+        log.debug("%s: %s on %s (providers %s)", self.name, self.graph, self.device, self.providers)
 
     def _providers(
-        self, bundle: Bundle, graph: str, device: str | None, extra: Mapping[str, Mapping[str, Any]]
+        self, device: str | None, extra: Mapping[str, Mapping[str, Any]]
     ) -> tuple[str, list]:
         if device not in (None, "cpu"):
-            raise ValueError(f"{self.name} runs on 'cpu' only, not {device!r}")
+            raise ConfigError(f"{self.name} runs on 'cpu' only, not {device!r}")
         return "cpu", [("CPUExecutionProvider", dict(extra.get("CPUExecutionProvider", {})))]
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feeds = check_feeds(feeds, self.info.inputs, where=f"{self.name}/{self.graph}")
-        outs = self.session.run(list(self.output_names), feeds)
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            outs = self.session.run(list(self.output_names), feeds)
+        except Exception as e:
+            raise BackendError(f"{self.name}/{self.graph}: {e}") from e
         return dict(zip(self.output_names, outs))
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(graph={self.graph!r}, device={self.device!r})"
+    def _close(self) -> None:
+        self.session = None
 
 
 def _device_id(device: str | None) -> int:
     if device in (None, "cuda", "gpu"):
         return 0
-    if device.startswith("cuda:"):
-        return int(device.split(":", 1)[1])
-    raise ValueError(f"expected 'cuda' or 'cuda:N', got {device!r}")
+    if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
+        return int(device[5:])
+    raise ConfigError(f"expected device 'cuda' or 'cuda:N', got {device!r}")
 
 
 class OrtCudaBackend(OrtBackend):
@@ -123,7 +142,7 @@ class OrtCudaBackend(OrtBackend):
     PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
     def _providers(
-        self, bundle: Bundle, graph: str, device: str | None, extra: Mapping[str, Mapping[str, Any]]
+        self, device: str | None, extra: Mapping[str, Mapping[str, Any]]
     ) -> tuple[str, list]:
         dev = _device_id(device)
         cuda = {"device_id": dev, **extra.get("CUDAExecutionProvider", {})}
@@ -131,15 +150,14 @@ class OrtCudaBackend(OrtBackend):
 
 
 class OrtTensorrtBackend(OrtBackend):
-    """TensorrtExecutionProvider (FP16 on, engine cache next to nothing in the bundle: under
-    ``trt_engine_cache_path``, default ``~/.cache/rapsam_edge/ort-trt``), then CUDA, then
-    CPU."""
+    """TensorrtExecutionProvider (FP16 on, engine cache under ``trt_engine_cache_path``,
+    default ``~/.cache/rapsam_edge/ort-trt``), then CUDA, then CPU."""
 
     name = "ort-tensorrt"
     PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
     def _providers(
-        self, bundle: Bundle, graph: str, device: str | None, extra: Mapping[str, Mapping[str, Any]]
+        self, device: str | None, extra: Mapping[str, Mapping[str, Any]]
     ) -> tuple[str, list]:
         dev = _device_id(device)
         cache = Path.home() / ".cache" / "rapsam_edge" / "ort-trt"

@@ -1,33 +1,34 @@
-"""The one table of runtime backends, and how ``"auto"`` picks one.
+"""The one table of runtime backends, and how a backend is created by name.
 
-``create_backend(bundle, graph, name="auto")`` tries the backends in speed-rank order
-(TensorRT > ORT-TensorRT > ORT-CUDA > OpenVINO > ORT-CPU) and returns the first that is
-available here; the returned backend carries ``selection`` (a one-line account of the
-choice, also logged at INFO). The torch reference backend is never auto-picked.
+``create_backend(bundle, graph, name)`` builds the backend ``name`` for one graph; with
+``"auto"`` or ``"fastest"`` it asks the one selection policy (``runtime.selection``) that
+``Segmenter(backend="auto")`` uses too. The torch reference backend lives on the training
+side (``rapsam_edge.deploy.torch_backend``) and is reached only by name; it is never
+auto-picked.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..bundle import Bundle, load_bundle
+from ..errors import BackendUnavailable, BundleError, ConfigError
 from .base import Backend
 
 __all__ = [
+    "ALIASES",
     "BACKENDS",
+    "SELECTION_POLICIES",
     "BackendEntry",
     "available_backends",
     "backend_class",
+    "canonical_name",
     "create_backend",
     "unavailable_reasons",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,18 +36,19 @@ class BackendEntry:
     module: str
     cls: str
     needs: str  # what it needs, for messages and docs
-    rank: int | None  # auto-pick order, lower first; None = never auto-picked
+    rank: int | None  # GPU pick order, lower first; None = never auto-picked
     bundle_format: str  # the graph file format it reads
+    gpu: bool  # needs an NVIDIA GPU
 
 
 BACKENDS: dict[str, BackendEntry] = {
-    #                          module                            class                  needs                                                rank  reads
     "tensorrt": BackendEntry(
         "rapsam_edge.runtime.tensorrt",
         "TensorRTBackend",
         "tensorrt>=10 + cuda-python + an NVIDIA GPU",
         0,
         "onnx",
+        True,
     ),
     "ort-tensorrt": BackendEntry(
         "rapsam_edge.runtime.ort",
@@ -54,9 +56,15 @@ BACKENDS: dict[str, BackendEntry] = {
         "onnxruntime-gpu with TensorRT EP + an NVIDIA GPU",
         1,
         "onnx",
+        True,
     ),
     "ort-cuda": BackendEntry(
-        "rapsam_edge.runtime.ort", "OrtCudaBackend", "onnxruntime-gpu + an NVIDIA GPU", 2, "onnx"
+        "rapsam_edge.runtime.ort",
+        "OrtCudaBackend",
+        "onnxruntime-gpu + an NVIDIA GPU",
+        2,
+        "onnx",
+        True,
     ),
     "openvino": BackendEntry(
         "rapsam_edge.runtime.openvino",
@@ -64,37 +72,58 @@ BACKENDS: dict[str, BackendEntry] = {
         "openvino (CPU / Intel GPU / NPU)",
         3,
         "openvino",
+        False,
     ),
-    "ort-cpu": BackendEntry("rapsam_edge.runtime.ort", "OrtBackend", "onnxruntime", 4, "onnx"),
+    "ort-cpu": BackendEntry(
+        "rapsam_edge.runtime.ort", "OrtBackend", "onnxruntime", 4, "onnx", False
+    ),
     "torch": BackendEntry(
-        "rapsam_edge.runtime.torch_ref",
+        "rapsam_edge.deploy.torch_backend",
         "TorchBackend",
-        "torch + safetensors + model.safetensors in bundle",
+        "torch + safetensors + model.safetensors in bundle (pip install 'rapsam-edge[train]')",
         None,
         "weights",
+        False,
     ),
 }
-
-#: backends that need an NVIDIA GPU; where one is available "auto" takes it by rank, else the
-#: CPU backends are timed on the bundle (``Segmenter(backend="auto")``)
-GPU_BACKENDS: tuple[str, ...] = ("tensorrt", "ort-tensorrt", "ort-cuda")
 
 #: other accepted spellings of backend names
 ALIASES: dict[str, str] = {"onnxruntime": "ort-cpu", "ort": "ort-cpu", "trt": "tensorrt"}
 
+#: names that ask the selection policy instead of naming a backend
+SELECTION_POLICIES: dict[str, str] = {
+    "auto": "a GPU backend by rank when one is usable; else the CPU backends timed on the "
+    "bundle, in pipeline order with the threading they will run with, fastest per graph",
+    "fastest": "time every usable backend (GPU ones included) the same way, fastest per graph",
+}
 
-def _check_name(name: str) -> BackendEntry:
+
+def canonical_name(name: Any) -> str:
+    """The table's name for ``name`` (aliases resolved); policies pass through.
+
+    Raises:
+      ConfigError: not a string, or no such backend.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f"backend must be a name, got {type(name).__name__} {name!r}")
     name = ALIASES.get(name, name)
-    if name not in BACKENDS:
-        raise ValueError(
-            f"unknown backend {name!r}; known backends: {', '.join(['auto', *BACKENDS, *ALIASES])}"
+    if name not in BACKENDS and name not in SELECTION_POLICIES:
+        raise ConfigError(
+            f"unknown backend {name!r}; known: {', '.join([*SELECTION_POLICIES, *BACKENDS, *ALIASES])}"
         )
-    return BACKENDS[name]
+    return name
 
 
-def backend_class(name: str) -> type:
-    """Import and return the class of backend ``name`` (ValueError for unknown names)."""
-    entry = _check_name(name)
+def backend_class(name: str) -> type[Backend]:
+    """Import and return the class of backend ``name``.
+
+    Raises:
+      ConfigError: unknown name. ImportError: its module cannot be imported.
+    """
+    name = canonical_name(name)
+    if name in SELECTION_POLICIES:
+        raise ConfigError(f"{name!r} is a selection policy, not a backend")
+    entry = BACKENDS[name]
     return getattr(importlib.import_module(entry.module), entry.cls)
 
 
@@ -102,7 +131,7 @@ def _reason(name: str, bundle: Bundle | None, graph: str | None, device: str | N
     entry = BACKENDS[name]
     try:
         cls = backend_class(name)
-    except ImportError as e:  # the module itself imports only lazily; be safe anyway
+    except ImportError as e:
         return f"cannot import {entry.module}: {e}"
     if bundle is not None:
         if entry.bundle_format == "weights":
@@ -131,66 +160,56 @@ def unavailable_reasons(
 def available_backends(
     bundle: Bundle | None = None, graph: str | None = None, device: str | None = None
 ) -> list[str]:
-    """Names of the backends usable here (and for ``bundle``/``graph`` if given), fastest
-    first; the never-auto ones (torch) last."""
+    """Names of the backends usable here (and for ``bundle``/``graph`` if given): GPU ones
+    by rank, then the CPU ones, then the never-auto ones (torch)."""
     reasons = unavailable_reasons(bundle, graph, device)
     names = [n for n, r in reasons.items() if r is None]
     return sorted(names, key=lambda n: (BACKENDS[n].rank is None, BACKENDS[n].rank or 0))
 
 
 def create_backend(
-    bundle: Bundle | str | Path,
+    bundle: Bundle | str | Path | None,
     graph: str,
     name: str = "auto",
     device: str | None = None,
     **options: Any,
 ) -> Backend:
-    """Create the backend ``name`` (or the fastest available for ``"auto"``) for ``graph``.
+    """Create backend ``name`` for ``graph`` of ``bundle``.
 
-    ``options`` go to the backend's constructor (e.g. ``intra_op_threads`` for ORT,
-    ``num_threads`` for OpenVINO, ``precision`` for TensorRT). The result has a
-    ``selection`` attribute describing how it was chosen.
+    Arguments:
+      bundle: a ``Bundle``, a bundle directory, a shipped bundle's name or None (default).
+      graph: "encoder", "panoptic_decoder" or "prompt_decoder".
+      name: a backend name (``BACKENDS`` or ``ALIASES``), or a policy ("auto", "fastest";
+        see ``runtime.selection.select_backends``).
+      device: the backend's device (None = its default).
+      options: go to the backend's ``_open`` (e.g. ``intra_op_threads`` for ORT,
+        ``num_threads`` for OpenVINO, ``precision`` for TensorRT); under a policy, options a
+        candidate does not take are dropped for it (logged).
+    Returns:
+      the backend; its ``selection`` says how it was chosen.
+    Raises:
+      ConfigError: unknown backend name or option. BundleError: no such graph.
+      BackendUnavailable: the backend cannot run here.
     """
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     if graph not in bundle.graphs:
-        raise KeyError(
+        raise BundleError(
             f"bundle {bundle.name!r} has no graph {graph!r}; it has {sorted(bundle.graphs)}"
         )
-    name = ALIASES.get(name, name)
-    if name != "auto":
-        _check_name(name)
-        backend = backend_class(name)(bundle, graph, device, **options)
-        backend.selection = f"{name} (requested) on {backend.device}"
-        return backend
-    skipped: list[str] = []
-    candidates = sorted(
-        (n for n, e in BACKENDS.items() if e.rank is not None), key=lambda n: BACKENDS[n].rank
-    )
-    for cand in candidates:
-        reason = _reason(cand, bundle, graph, device)
-        if reason is not None:
-            skipped.append(f"{cand}: {reason}")
-            continue
-        backend = backend_class(cand)(bundle, graph, device, **_only_known(cand, options))
-        backend.selection = f"auto picked {cand} on {backend.device} for {graph}" + (
-            f" (skipped: {'; '.join(skipped)})" if skipped else ""
-        )
-        log.info("%s", backend.selection)
-        return backend
-    raise RuntimeError("no runtime backend is available: " + "; ".join(skipped))
+    name = canonical_name(name)
+    if name in SELECTION_POLICIES:
+        from .selection import select_backends
 
-
-def _only_known(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Under "auto" the caller cannot know which backend it gets: drop options the picked
-    backend's constructor does not take (logged), instead of failing."""
-    import inspect
-
-    params = inspect.signature(backend_class(name).__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return dict(options)
-    kept = {k: v for k, v in options.items() if k in params}
-    dropped = sorted(set(options) - set(kept))
-    if dropped:
-        log.info("auto: %s does not take options %s; ignored", name, dropped)
-    return kept
+        return select_backends(
+            bundle, (graph,), policy=name, device=device, options=options
+        ).backends[graph]
+    reason = _reason(name, bundle, graph, device)
+    if reason is not None:
+        raise BackendUnavailable(f"{name}: {reason}", hint=f"needs {BACKENDS[name].needs}")
+    try:
+        return backend_class(name)(bundle, graph, device, **options)
+    except TypeError as e:  # an option the backend does not take
+        if "unexpected keyword" in str(e):
+            raise ConfigError(f"{name}: {e}") from e
+        raise

@@ -41,7 +41,7 @@ class PanopticResult:
         """-> (H x W x 3 uint8 RGB panoptic PNG content, COCO panoptic annotation dict).
         ``category_ids[class]`` maps train classes to the dataset's category ids (default
         class + 1)."""
-        from ..data.panoptic_ids import id_to_rgb
+        from ..contract.panoptic_ids import id_to_rgb
 
         boxes = self.boxes
         infos = []

@@ -1,73 +1,65 @@
 """``Segmenter``: the user API of the runtime. Loads a bundle, runs its three graphs on a
 backend and post-processes with the C++ core. Never imports torch.
 
-    seg = Segmenter("models/default", backend="auto")
-    pan = seg.panoptic(frame)                      # label map + segments at the frame's size
-    seg.set_image(frame)                           # encoder once ...
-    res = seg.prompt(points=[(x, y)], boxes=[(x0, y0, x1, y1)])   # ... cheap prompt decodes
-    for result in seg.stream(0):                   # camera 0: tracked instances per frame
+    seg = Segmenter()                                   # the shipped default bundle
+    pan = seg.panoptic(frame)                           # label map + segments, frame size
+    emb = seg.set_image(frame)                          # encoder once ...
+    res = seg.prompt(emb, points=[(x, y)], boxes=[(x0, y0, x1, y1)])   # ... cheap decodes
+    for frame, tracked in seg.stream(0):                # camera 0: tracked instances
         ...
 
 Frames are H x W x 3 uint8 in ``color_order`` ("RGB" by default; "BGR" for OpenCV frames);
 ``stream`` reads with OpenCV and converts by itself. Points and boxes are in frame pixels.
+
+Threads: one Segmenter may be shared by several threads. ``panoptic`` and ``prompt`` (with
+the handle ``set_image`` returned) keep no per-call state in the Segmenter; the backends are
+safe to call concurrently (ONNX Runtime and OpenVINO run calls in parallel, TensorRT and
+torch one at a time). ``track`` state lives in an ``OnlineTracker``: each ``stream`` has its
+own; ``track(frame)`` without ``tracker=`` uses the Segmenter's default one under a lock
+(frames of one video must arrive in order, so give each video its own tracker from
+``new_tracker()``).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import ops
+from ..bundle import Bundle, load_bundle
+from ..contract.graphs import GRAPH_NAMES
+from ..contract.postprocess import POINT_BOX_HALF, PostprocessDefaults
+from ..errors import BundleError, ConfigError, InputError, SourceError
+from .base import Backend
+from .registry import SELECTION_POLICIES, canonical_name, create_backend
 from .results import PanopticResult, PromptResult, TrackResult
 from .tracker import Detection, OnlineTracker, TrackerConfig
 
+__all__ = ["ImageEmbedding", "PreparedFrame", "Segmenter"]
+
 log = logging.getLogger(__name__)
 
-GRAPHS = ("encoder", "panoptic_decoder", "prompt_decoder")
-POINT_BOX_HALF = 3.0  # a point prompt is the box [p - 3, p + 3] in network-input pixels
-
-
-@dataclass(frozen=True)
-class RuntimeSpec:
-    """What the runtime needs to know about a model (from a bundle's manifest)."""
-
-    input_size: int  # long side of the network input
-    pad_divisor: int
-    pad_value: int
-    feat_stride: int
-    class_names: tuple[str, ...]
-    is_thing: np.ndarray  # C bools
-    score_threshold: float = 0.8
-    overlap_threshold: float = 0.8
-    prompt_threshold: float = 0.0
-
-    @classmethod
-    def from_bundle(cls, bundle: Any) -> RuntimeSpec:
-        return cls(
-            input_size=bundle.input.long_side,
-            pad_divisor=bundle.input.pad_divisor,
-            pad_value=bundle.input.pad_value,
-            feat_stride=bundle.feat_stride,
-            class_names=tuple(c.name for c in bundle.classes),
-            is_thing=np.array([c.is_thing for c in bundle.classes], dtype=bool),
-            score_threshold=bundle.postprocess.score_threshold,
-            overlap_threshold=bundle.postprocess.overlap_threshold,
-            prompt_threshold=bundle.postprocess.prompt_threshold,
-        )
+#: largest network input side accepted for ``input_size``
+MAX_INPUT_SIZE = 4096
+#: default bound on prompts per ``prompt`` call (``max_prompts``)
+MAX_PROMPTS = 256
 
 
 @dataclass(frozen=True)
 class PreparedFrame:
     """A letterboxed frame: ``image`` 1 x Hp x Wp x 3 uint8 RGB, ``scale`` (frame -> input),
-    ``valid_hw`` of the resized frame inside the padded input, the frame's own size."""
+    ``valid_hw`` of the resized frame inside the padded input, the frame's own size, and the
+    time ``prepare`` took (ms)."""
 
     image: np.ndarray
     scale: float
@@ -76,8 +68,34 @@ class PreparedFrame:
     prepare_ms: float
 
 
+@dataclass(frozen=True)
+class ImageEmbedding:
+    """What ``set_image`` returns and ``prompt`` accepts: one frame's letterbox geometry and
+    its encoder features (``feats`` 1 x D x Hp/s x Wp/s float32, read-only). Immutable, so
+    several threads may prompt the same embedding."""
+
+    prepared: PreparedFrame
+    feats: np.ndarray
+    timings: Mapping[str, float]
+
+    @property
+    def frame_hw(self) -> tuple[int, int]:
+        return self.prepared.frame_hw
+
+
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
+
+
+def _threshold(name: str, value: Any, *, unit: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite, got {value}")
+    if unit and not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must lie in [0, 1], got {value}")
+    return value
 
 
 class Segmenter:
@@ -85,173 +103,361 @@ class Segmenter:
 
     def __init__(
         self,
-        bundle: str | Path | Any,
+        bundle: str | Path | Bundle | None = None,
         backend: str | Mapping[str, str] = "auto",
         *,
         device: str | None = None,
         color_order: str = "RGB",
         input_size: int | None = None,
         tracker: TrackerConfig | None = None,
-        **thresholds: float,
+        score_threshold: float | None = None,
+        overlap_threshold: float | None = None,
+        prompt_threshold: float | None = None,
+        max_prompts: int = MAX_PROMPTS,
+        backend_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """bundle: a bundle directory (or a loaded ``Bundle``); backend: "auto" (a GPU
-        backend by the registry's rank when one is available, else "fastest" among the CPU
-        ones), "fastest" (time every available backend on every graph at start-up and keep the
-        fastest per graph), a backend name, or a mapping graph -> backend name; input_size:
-        network long side (default: the bundle's); thresholds: score_threshold,
-        overlap_threshold, prompt_threshold overrides."""
-        from ..bundle import load_bundle
-        from .registry import create_backend
-
-        unknown = set(thresholds) - {"score_threshold", "overlap_threshold", "prompt_threshold"}
-        if unknown:
-            raise TypeError(f"unknown Segmenter arguments: {sorted(unknown)}")
+        """
+        Arguments:
+          bundle: a bundle directory, a shipped bundle's name (e.g. "edge-xs-synthetic"), a
+            loaded ``Bundle``, or None for the shipped default bundle.
+          backend: "auto" (a GPU backend by rank when one is usable, else the CPU backends
+            timed on this bundle in pipeline order, fastest per graph), "fastest" (time every
+            usable backend), a backend name (``runtime.registry.BACKENDS``), or a mapping
+            graph -> backend name.
+          device: the backends' device (None = each backend's default).
+          color_order: "RGB" or "BGR" (OpenCV) for frames passed to the methods.
+          input_size: network long side in pixels (default: the bundle's), a multiple of the
+            bundle's pad divisor.
+          tracker: tracking settings for ``track`` / ``stream``.
+          score_threshold, overlap_threshold: panoptic fusion thresholds in [0, 1];
+            prompt_threshold: prompt mask logit threshold (default: the bundle's values).
+          max_prompts: most prompts one ``prompt`` call accepts.
+          backend_options: options for the backends (e.g. {"intra_op_threads": 2}).
+        Raises:
+          ConfigError: an invalid setting (named). BundleError and subclasses: the bundle
+          cannot be used. BackendUnavailable: the backend cannot run here.
+        """
         if color_order not in ("RGB", "BGR"):
-            raise ValueError(f"color_order must be 'RGB' or 'BGR', got {color_order!r}")
-        self.bundle = load_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
-        spec = RuntimeSpec.from_bundle(self.bundle)
-        if input_size is not None:
-            if input_size <= 0 or input_size % spec.pad_divisor:
-                raise ValueError(f"input_size must be a positive multiple of {spec.pad_divisor}")
-            spec = replace(spec, input_size=input_size)
-        self.spec = replace(spec, **thresholds)
-        self.color_order = color_order
-        self.tracker = OnlineTracker(tracker)
-        self._image: tuple[PreparedFrame, np.ndarray] | None = None
-
-        # one backend per graph
-        self.backend_timings: dict[str, dict[str, float]] = {}
-        if backend == "auto":
-            backend = _auto_backend(self.bundle, device)
-        if backend == "fastest":
-            from .autotune import fastest_backends
-
-            self.graphs, self.backend_timings = fastest_backends(self.bundle, device)
+            raise ConfigError(f"color_order must be 'RGB' or 'BGR', got {color_order!r}")
+        if tracker is not None and not isinstance(tracker, TrackerConfig):
+            raise ConfigError(f"tracker must be a TrackerConfig, got {type(tracker).__name__}")
+        if isinstance(max_prompts, bool) or not isinstance(max_prompts, int) or max_prompts < 1:
+            raise ConfigError(f"max_prompts must be a positive int, got {max_prompts!r}")
+        if backend_options is not None and not isinstance(backend_options, Mapping):
+            raise ConfigError(
+                f"backend_options must be a mapping, got {type(backend_options).__name__}"
+            )
+        if isinstance(bundle, Bundle):
+            self.bundle = bundle
+        elif bundle is None or isinstance(bundle, (str, Path)):
+            self.bundle = load_bundle(bundle)
         else:
-            names = backend if isinstance(backend, Mapping) else dict.fromkeys(GRAPHS, backend)
-            if set(names) != set(GRAPHS):
-                raise ValueError(f"backend mapping needs exactly the graphs {GRAPHS}")
-            self.graphs = {
-                g: create_backend(self.bundle, g, names[g], device=device) for g in GRAPHS
-            }
-        used = [self.graphs[g].name for g in GRAPHS]
+            raise ConfigError(
+                f"bundle must be a directory, a shipped bundle's name, a Bundle or None, got {type(bundle).__name__}"
+            )
+        missing = [g for g in GRAPH_NAMES if g not in self.bundle.graphs]
+        if missing:
+            raise BundleError(
+                f"bundle {self.bundle.name!r} lacks the graphs {missing} a Segmenter runs"
+            )
+        pad = self.bundle.input.pad_divisor
+        if input_size is None:
+            input_size = self.bundle.input.long_side
+        if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)):
+            raise ConfigError(
+                f"input_size must be an int, got {type(input_size).__name__} {input_size!r}"
+            )
+        if not 0 < input_size <= MAX_INPUT_SIZE or input_size % pad:
+            raise ConfigError(
+                f"input_size must be a positive multiple of {pad} up to {MAX_INPUT_SIZE}, got {input_size}"
+            )
+        defaults = self.bundle.postprocess
+        self.postprocess = PostprocessDefaults(
+            score_threshold=_threshold(
+                "score_threshold",
+                defaults.score_threshold if score_threshold is None else score_threshold,
+                unit=True,
+            ),
+            overlap_threshold=_threshold(
+                "overlap_threshold",
+                defaults.overlap_threshold if overlap_threshold is None else overlap_threshold,
+                unit=True,
+            ),
+            prompt_threshold=_threshold(
+                "prompt_threshold",
+                defaults.prompt_threshold if prompt_threshold is None else prompt_threshold,
+                unit=False,
+            ),
+        )
+        self.input_size = int(input_size)
+        self.color_order = color_order
+        self.max_prompts = max_prompts
+        self.class_names: tuple[str, ...] = self.bundle.class_names
+        self.is_thing = np.array(self.bundle.is_thing, dtype=bool)
+        self.tracker_config = tracker or TrackerConfig()
+        self.tracker = OnlineTracker(self.tracker_config)
+        self._track_lock = threading.Lock()
+        self._last: ImageEmbedding | None = None
+        self.graphs, self.backend_timings = self._create_backends(
+            backend, device, dict(backend_options or {})
+        )
+        used = [self.graphs[g].name for g in GRAPH_NAMES]
         #: one name, or "encoder=..., panoptic_decoder=..., prompt_decoder=..." when they differ
         self.backend_name = (
-            used[0] if len(set(used)) == 1 else ", ".join(f"{g}={n}" for g, n in zip(GRAPHS, used))
+            used[0]
+            if len(set(used)) == 1
+            else ", ".join(f"{g}={n}" for g, n in zip(GRAPH_NAMES, used))
         )
+        enc, pan, prm = (self.graphs[g].info for g in GRAPH_NAMES)
+        self._io = {
+            "image": enc.name_of("image"),
+            "feats": enc.name_of("feats"),
+            "pan_feats": pan.name_of("feats"),
+            "cls_logits": pan.name_of("cls_logits"),
+            "pan_masks": pan.name_of("mask_logits"),
+            "query_embed": pan.name_of("query_embed"),
+            "prm_feats": prm.name_of("feats"),
+            "boxes": prm.name_of("boxes"),
+            "prm_masks": prm.name_of("mask_logits"),
+            "iou": prm.name_of("iou"),
+        }
         log.info("Segmenter: bundle %s on backend %s", self.bundle.name, self.backend_name)
+
+    def _create_backends(
+        self, backend: Any, device: str | None, options: dict[str, Any]
+    ) -> tuple[dict[str, Backend], dict[str, dict[str, float]]]:
+        if isinstance(backend, Mapping):
+            if set(backend) != set(GRAPH_NAMES):
+                raise ConfigError(
+                    f"a backend mapping needs exactly the graphs {list(GRAPH_NAMES)}, got {sorted(backend)}"
+                )
+            names = {g: canonical_name(backend[g]) for g in GRAPH_NAMES}
+        else:
+            names = dict.fromkeys(GRAPH_NAMES, canonical_name(backend))
+        policies = {n for n in names.values() if n in SELECTION_POLICIES}
+        if policies and len(set(names.values())) > 1:
+            raise ConfigError("a backend mapping takes backend names, not 'auto' / 'fastest'")
+        if policies:
+            from .selection import select_backends
+
+            sel = select_backends(
+                self.bundle, GRAPH_NAMES, policy=policies.pop(), device=device, options=options
+            )
+            return sel.backends, sel.timings
+        return {
+            g: create_backend(self.bundle, g, names[g], device=device, **options)
+            for g in GRAPH_NAMES
+        }, {}
 
     # ------------------------------------------------------------------ stages
     def prepare(self, frame: np.ndarray, *, color_order: str | None = None) -> PreparedFrame:
-        """Letterbox a frame to the network input (C++ core: resize + pad + RGB order)."""
+        """Letterbox a frame to the network input (C++ core: resize + pad + RGB order).
+
+        Arguments:
+          frame: H x W x 3 uint8 in ``color_order`` (default: the Segmenter's).
+        Raises:
+          InputError: not an H x W x 3 uint8 array.
+        """
         t0 = time.perf_counter()
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
             shape = getattr(frame, "shape", None)
-            raise ValueError(f"frame must be an H x W x 3 uint8 array, got shape {shape}")
+            raise InputError(
+                f"frame must be an H x W x 3 uint8 array, got {type(frame).__name__} of shape {shape}"
+            )
         if frame.dtype != np.uint8:
-            raise ValueError(f"frame must be uint8, got {frame.dtype}")
+            raise InputError(f"frame must be uint8, got {frame.dtype}")
+        if frame.shape[0] < 1 or frame.shape[1] < 1:
+            raise InputError(f"frame is empty: shape {frame.shape}")
         order = color_order or self.color_order
         image, scale, valid_hw = ops.letterbox(
             np.ascontiguousarray(frame),
-            self.spec.input_size,
-            self.spec.pad_divisor,
-            self.spec.pad_value,
-            order == "BGR",
+            self.input_size,
+            self.bundle.input.pad_divisor,
+            self.bundle.input.pad_value,
+            order != self.bundle.input.color_order,
         )
         return PreparedFrame(image[None], scale, tuple(valid_hw), frame.shape[:2], _ms(t0))
 
     def _encode(self, prepared: PreparedFrame) -> np.ndarray:
-        return self.graphs["encoder"].run({"image": prepared.image})["feats"]
+        return self.graphs["encoder"].run({self._io["image"]: prepared.image})[self._io["feats"]]
 
     def _valid_cells(self, prepared: PreparedFrame) -> tuple[float, float]:
-        s = self.spec.feat_stride
+        s = self.bundle.feat_stride
         return prepared.valid_hw[0] / s, prepared.valid_hw[1] / s
 
     def _panoptic(self, prepared: PreparedFrame) -> PanopticResult:
+        io = self._io
         timings = {"prepare": prepared.prepare_ms}
         t0 = time.perf_counter()
         feats = self._encode(prepared)
         timings["encoder"] = _ms(t0)
         t0 = time.perf_counter()
-        out = self.graphs["panoptic_decoder"].run({"feats": feats})
+        out = self.graphs["panoptic_decoder"].run({io["pan_feats"]: feats})
         timings["decoder"] = _ms(t0)
         t0 = time.perf_counter()
         label_map, segments = ops.panoptic_fuse(
-            np.ascontiguousarray(out["cls_logits"][0], dtype=np.float32),
-            np.ascontiguousarray(out["mask_logits"][0], dtype=np.float32),
+            np.ascontiguousarray(out[io["cls_logits"]][0], dtype=np.float32),
+            np.ascontiguousarray(out[io["pan_masks"]][0], dtype=np.float32),
             self._valid_cells(prepared),
             prepared.frame_hw,
-            self.spec.is_thing,
-            self.spec.score_threshold,
-            self.spec.overlap_threshold,
+            self.is_thing,
+            self.postprocess.score_threshold,
+            self.postprocess.overlap_threshold,
         )
-        embed = out["query_embed"][0][segments["query"]]
+        embed = out[io["query_embed"]][0][segments["query"]]
         timings["postprocess"] = _ms(t0)
-        return PanopticResult(label_map, segments, self.spec.class_names, embed, timings)
+        return PanopticResult(label_map, segments, self.class_names, embed, timings)
 
     # ------------------------------------------------------------------ public API
     def panoptic(self, frame: np.ndarray) -> PanopticResult:
-        """Panoptic segmentation of one frame at the frame's size."""
+        """Panoptic segmentation of one frame at the frame's size (MaskFormer fusion of the
+        queries, RAP-SAM's panoptic inference).
+
+        Arguments:
+          frame: H x W x 3 uint8 in ``color_order``.
+        Returns:
+          ``PanopticResult``: ``panoptic_map`` H x W int32, ``segments`` K records.
+        Raises:
+          InputError: a bad frame.
+        """
         return self._panoptic(self.prepare(frame))
 
-    def set_image(self, frame: np.ndarray) -> None:
-        """Run the encoder once; following ``prompt`` calls reuse its features."""
+    def set_image(self, frame: np.ndarray) -> ImageEmbedding:
+        """Run the encoder once for ``prompt`` calls on this frame.
+
+        Arguments:
+          frame: H x W x 3 uint8 in ``color_order``.
+        Returns:
+          the frame's ``ImageEmbedding``; pass it to ``prompt`` (safe across threads). It
+          also becomes the embedding ``prompt`` uses when given none (one thread only).
+        Raises:
+          InputError: a bad frame.
+        """
         prepared = self.prepare(frame)
-        self._image = (prepared, self._encode(prepared))
+        t0 = time.perf_counter()
+        feats = self._encode(prepared)
+        feats.flags.writeable = False
+        emb = ImageEmbedding(prepared, feats, {"prepare": prepared.prepare_ms, "encoder": _ms(t0)})
+        self._last = emb
+        return emb
 
     def prompt(
         self,
+        embedding: ImageEmbedding | None = None,
+        *,
         points: Sequence[Sequence[float]] | np.ndarray | None = None,
         boxes: Sequence[Sequence[float]] | np.ndarray | None = None,
     ) -> PromptResult:
-        """One mask per prompt for the image given to ``set_image``: ``points`` P x 2 (x, y)
-        and/or ``boxes`` P x 4 (x0, y0, x1, y1), frame pixels; points first in the output."""
-        if self._image is None:
-            raise RuntimeError("call set_image(frame) before prompt()")
-        prepared, feats = self._image
+        """One mask per prompt (RAP-SAM's prompt branch: a point is a small box).
+
+        Arguments:
+          embedding: what ``set_image`` returned (default: the image set last).
+          points: P1 x 2 (x, y) frame pixels, inside the frame.
+          boxes: P2 x 4 (x0, y0, x1, y1) frame pixels, x1 > x0, y1 > y0, overlapping the
+            frame (clipped to it).
+        Returns:
+          ``PromptResult``: ``masks`` (P1 + P2) x H x W bool (points first), ``iou`` and
+          ``stability`` (P1 + P2) float32.
+        Raises:
+          InputError: no embedding yet, no prompt, malformed, outside the frame, or more
+          than ``max_prompts`` prompts.
+        """
+        if embedding is None:
+            embedding = self._last
+            if embedding is None:
+                raise InputError("call set_image(frame) before prompt(), or pass its result")
+        elif not isinstance(embedding, ImageEmbedding):
+            raise InputError(
+                f"prompt()'s first argument is the ImageEmbedding set_image returned, got "
+                f"{type(embedding).__name__}; pass prompts as points=... / boxes=..."
+            )
+        prepared = embedding.prepared
         prompt_boxes = self._prompt_boxes(points, boxes, prepared)
+        io = self._io
         t0 = time.perf_counter()
-        out = self.graphs["prompt_decoder"].run({"feats": feats, "boxes": prompt_boxes})
+        out = self.graphs["prompt_decoder"].run(
+            {io["prm_feats"]: embedding.feats, io["boxes"]: prompt_boxes}
+        )
         timings = {"decoder": _ms(t0)}
         t0 = time.perf_counter()
         masks, stability = ops.prompt_masks(
-            np.ascontiguousarray(out["mask_logits"][0], dtype=np.float32),
+            np.ascontiguousarray(out[io["prm_masks"]][0], dtype=np.float32),
             self._valid_cells(prepared),
             prepared.frame_hw,
-            self.spec.prompt_threshold,
+            self.postprocess.prompt_threshold,
         )
         timings["postprocess"] = _ms(t0)
-        return PromptResult(masks, np.asarray(out["iou"][0], dtype=np.float32), stability, timings)
+        return PromptResult(
+            masks, np.asarray(out[io["iou"]][0], dtype=np.float32), stability, timings
+        )
 
-    @staticmethod
-    def _prompt_boxes(points, boxes, prepared: PreparedFrame) -> np.ndarray:
+    def _prompt_boxes(self, points: Any, boxes: Any, prepared: PreparedFrame) -> np.ndarray:
         h, w = prepared.frame_hw
         parts = []
-        if points is not None and len(points):
-            pts = np.asarray(points, dtype=np.float64)
-            if pts.ndim != 2 or pts.shape[1] != 2 or not np.isfinite(pts).all():
-                raise ValueError(f"points must be P x 2 finite (x, y), got shape {pts.shape}")
-            if (pts < 0).any() or (pts[:, 0] > w).any() or (pts[:, 1] > h).any():
-                raise ValueError(f"points must lie inside the {w} x {h} frame")
-            centre = pts * prepared.scale
-            parts.append(np.concatenate([centre - POINT_BOX_HALF, centre + POINT_BOX_HALF], 1))
-        if boxes is not None and len(boxes):
-            bx = np.asarray(boxes, dtype=np.float64)
-            if bx.ndim != 2 or bx.shape[1] != 4 or not np.isfinite(bx).all():
-                raise ValueError(f"boxes must be P x 4 finite (x0, y0, x1, y1), got {bx.shape}")
-            if (bx[:, 2] <= bx[:, 0]).any() or (bx[:, 3] <= bx[:, 1]).any():
-                raise ValueError("boxes need x1 > x0 and y1 > y0")
-            parts.append(bx * prepared.scale)
+        for name, value, width in (("points", points, 2), ("boxes", boxes, 4)):
+            if value is None:
+                continue
+            try:
+                arr = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise InputError(f"{name} must be numbers, P x {width}: {e}") from e
+            if arr.size == 0:
+                continue
+            if arr.ndim != 2 or arr.shape[1] != width or not np.isfinite(arr).all():
+                raise InputError(
+                    f"{name} must be P x {width} finite numbers, got shape {arr.shape}"
+                )
+            parts.append((name, arr))
         if not parts:
-            raise ValueError("prompt() needs at least one point or box")
-        return np.ascontiguousarray(np.concatenate(parts)[None], dtype=np.float32)
+            raise InputError("prompt() needs at least one point or box")
+        total = sum(len(a) for _, a in parts)
+        if total > self.max_prompts:
+            raise InputError(f"{total} prompts in one call; at most max_prompts={self.max_prompts}")
+        out = []
+        for name, arr in parts:
+            if name == "points":
+                if (arr < 0).any() or (arr[:, 0] > w).any() or (arr[:, 1] > h).any():
+                    raise InputError(f"points must lie inside the {w} x {h} frame")
+                centre = arr * prepared.scale
+                out.append(np.concatenate([centre - POINT_BOX_HALF, centre + POINT_BOX_HALF], 1))
+            else:
+                if (arr[:, 2] <= arr[:, 0]).any() or (arr[:, 3] <= arr[:, 1]).any():
+                    raise InputError("boxes need x1 > x0 and y1 > y0")
+                if (
+                    (arr[:, 2] <= 0).any()
+                    or (arr[:, 3] <= 0).any()
+                    or (arr[:, 0] >= w).any()
+                    or (arr[:, 1] >= h).any()
+                ):
+                    raise InputError(f"boxes must overlap the {w} x {h} frame")
+                clipped = np.clip(arr, 0, [w, h, w, h])
+                out.append(clipped * prepared.scale)
+        return np.ascontiguousarray(np.concatenate(out)[None], dtype=np.float32)
 
-    def track(self, frame: np.ndarray) -> TrackResult:
-        """Online video instance segmentation: thing segments get stable track ids."""
-        return self._track(self.prepare(frame))
+    def new_tracker(self) -> OnlineTracker:
+        """A fresh tracker with this Segmenter's settings (one per video / thread)."""
+        return OnlineTracker(self.tracker_config)
 
-    def _track(self, prepared: PreparedFrame) -> TrackResult:
+    def track(self, frame: np.ndarray, *, tracker: OnlineTracker | None = None) -> TrackResult:
+        """Online video instance segmentation: thing segments get stable track ids
+        (RAP-SAM's query-embedding association, ``runtime.tracker``).
+
+        Arguments:
+          frame: the next H x W x 3 uint8 frame of a video.
+          tracker: the video's tracker (default: the Segmenter's own, under a lock).
+        Raises:
+          InputError: a bad frame.
+        """
+        return self._track(self.prepare(frame), tracker)
+
+    def _track(self, prepared: PreparedFrame, tracker: OnlineTracker | None) -> TrackResult:
         pan = self._panoptic(prepared)
+        if tracker is None:
+            with self._track_lock:
+                return self._associate(pan, self.tracker)
+        return self._associate(pan, tracker)
+
+    def _associate(self, pan: PanopticResult, tracker: OnlineTracker) -> TrackResult:
         t0 = time.perf_counter()
         things = np.flatnonzero(pan.segments["is_thing"])
         segs = pan.segments[things]
@@ -261,14 +467,14 @@ class Segmenter:
             )
             for i, s in zip(things, segs)
         ]
-        ids = np.array(self.tracker.update(dets), dtype=np.int32)
+        ids = np.array(tracker.update(dets), dtype=np.int32)
         lut = np.zeros(int(pan.segments["id"].max(initial=0)) + 1, dtype=np.int32)
         lut[segs["id"]] = ids
         track_map = lut[pan.panoptic_map]
         keep = ids > 0
         timings = {**pan.timings, "tracking": _ms(t0)}
         return TrackResult(
-            self.tracker.frame_index,
+            tracker.frame_index,
             track_map,
             ids[keep],
             segs["class"][keep].astype(np.int32),
@@ -278,8 +484,9 @@ class Segmenter:
         )
 
     def reset_tracks(self) -> None:
-        """Forget all tracks (start of a new video)."""
-        self.tracker.reset()
+        """Forget the default tracker's tracks (start of a new video)."""
+        with self._track_lock:
+            self.tracker.reset()
 
     def stream(
         self,
@@ -287,40 +494,60 @@ class Segmenter:
         *,
         task: str = "track",
         max_frames: int | None = None,
+        tracker: OnlineTracker | None = None,
     ) -> Iterator[tuple[np.ndarray, TrackResult | PanopticResult]]:
         """Yield (frame, result) for a camera index, a video file or an iterable of frames,
         capturing and letterboxing frame t+1 in a thread while frame t is inferred (queue of
-        2: memory stays flat on endless streams). Camera / file frames are BGR (OpenCV);
-        frames from an iterable are in ``color_order``."""
+        2: memory stays flat on endless streams).
+
+        Arguments:
+          source: camera index, video path, or an iterable of H x W x 3 uint8 frames.
+            Camera / file frames are BGR (OpenCV); frames from an iterable are in
+            ``color_order``.
+          task: "track" (TrackResult) or "panoptic" (PanopticResult).
+          max_frames: stop after this many frames (no more are read).
+          tracker: the stream's tracker (default: a new one, so streams do not share state).
+        Raises:
+          ConfigError: bad task / max_frames. SourceError: the source cannot be opened.
+        """
         if task not in ("track", "panoptic"):
-            raise ValueError(f"task must be 'track' or 'panoptic', got {task!r}")
+            raise ConfigError(f"task must be 'track' or 'panoptic', got {task!r}")
+        if max_frames is not None and (
+            isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 0
+        ):
+            raise ConfigError(f"max_frames must be a non-negative int or None, got {max_frames!r}")
         frames, order = _open_source(source, self.color_order)
+        if max_frames is not None:
+            frames = itertools.islice(frames, max_frames)
+        stream_tracker = tracker if tracker is not None else self.new_tracker()
+        #: the tracker of the stream running last (the demo reports its track count)
+        self.last_stream_tracker = stream_tracker
         q: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
         done = object()
 
         def produce() -> None:
             try:
-                for i, frame in enumerate(frames):
-                    if stop.is_set() or (max_frames is not None and i >= max_frames):
+                for frame in frames:
+                    if stop.is_set():
                         break
                     q.put((frame, self.prepare(frame, color_order=order)))
-            except Exception as exc:  # surfaced in the consumer
+            except BaseException as exc:  # surfaced in the consumer
                 q.put(exc)
             finally:
                 q.put(done)
 
         worker = threading.Thread(target=produce, name="rapsam-capture", daemon=True)
         worker.start()
-        if task == "track":
-            self.reset_tracks()
         try:
             while (item := q.get()) is not done:
-                if isinstance(item, Exception):
+                if isinstance(item, BaseException):
                     raise item
                 frame, prepared = item
-                infer = self._track if task == "track" else self._panoptic
-                yield frame, infer(prepared)
+                if task == "track":
+                    yield frame, self._track(prepared, stream_tracker)
+                else:
+                    yield frame, self._panoptic(prepared)
         finally:
             stop.set()
             while worker.is_alive():  # unblock a producer waiting on a full queue
@@ -329,28 +556,37 @@ class Segmenter:
                 except queue.Empty:
                     worker.join(timeout=0.05)
 
+    # ------------------------------------------------------------------ life cycle
+    def close(self) -> None:
+        """Release the backends (later calls raise ``BackendError``)."""
+        for backend in self.graphs.values():
+            backend.close()
 
-def _auto_backend(bundle, device: str | None) -> str:
-    """A GPU backend by rank when one is available; otherwise "fastest" over the CPU
-    backends (which one wins depends on the model and the CPU; see benchmarks/)."""
-    from .registry import GPU_BACKENDS, available_backends
+    def __enter__(self) -> Segmenter:
+        return self
 
-    names = [n for n in available_backends(bundle, device=device) if n != "torch"]
-    if not names:
-        raise RuntimeError("no runtime backend is available for this bundle")
-    gpu = [n for n in names if n in GPU_BACKENDS]
-    if gpu:
-        return gpu[0]
-    return "fastest" if len(names) > 1 else names[0]
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Segmenter(bundle={self.bundle.name!r}, backend={self.backend_name!r})"
 
 
-def _open_source(source, color_order: str) -> tuple[Iterable[np.ndarray], str]:
+def _open_source(source: Any, color_order: str) -> tuple[Iterable[np.ndarray], str]:
+    if isinstance(source, bool):
+        raise SourceError(f"source must be a camera index, a video path or frames, got {source!r}")
     if isinstance(source, (int, str, Path)):
         import cv2
 
+        if (
+            isinstance(source, (str, Path))
+            and not str(source).isdigit()
+            and not Path(source).exists()
+        ):
+            raise SourceError(f"video source {str(source)!r} does not exist")
         cap = cv2.VideoCapture(int(source) if isinstance(source, int) else str(source))
         if not cap.isOpened():
-            raise ValueError(f"cannot open video source {source!r}")
+            raise SourceError(f"cannot open video source {source!r}")
 
         def read() -> Iterator[np.ndarray]:
             try:
@@ -363,4 +599,8 @@ def _open_source(source, color_order: str) -> tuple[Iterable[np.ndarray], str]:
                 cap.release()
 
         return read(), "BGR"
+    if not isinstance(source, Iterable):
+        raise SourceError(
+            f"source must be a camera index, a video path or an iterable of frames, got {type(source).__name__}"
+        )
     return source, color_order

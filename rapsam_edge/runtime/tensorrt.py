@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle, TensorSpec
-from .base import Availability, BackendUnavailable, check_feeds
+from ..errors import BackendError, ConfigError, InputError
+from .base import Backend
 
 __all__ = ["PRECISIONS", "ShapeProfile", "TensorRTBackend", "engine_cache_path"]
 
@@ -56,7 +57,7 @@ def _ck(result: Any) -> Any:
     if int(err) != 0:
         cudart = _cudart()
         _, msg = cudart.cudaGetErrorString(err)
-        raise RuntimeError(
+        raise BackendError(
             f"CUDA error {int(err)}: {msg.decode() if isinstance(msg, bytes) else msg}"
         )
     if not values:
@@ -102,7 +103,7 @@ def _dim_range(
         return dim, dim, dim
     m = re.fullmatch(r"([A-Za-z]+)(?:/(\d+))?", dim)
     if not m or m.group(1) not in axes:
-        raise ValueError(
+        raise ConfigError(
             f"{where}: cannot map dynamic axis {dim!r} to a profile range (known: {sorted(axes)})"
         )
     div = int(m.group(2) or 1)
@@ -148,8 +149,20 @@ def engine_cache_path(
     )
 
 
-class TensorRTBackend(Availability):
+class TensorRTBackend(Backend):
+    """One graph as a TensorRT engine (built from the bundle's ONNX, cached on disk).
+
+    Concurrency: one execution context and one set of device buffers, so ``run`` is
+    serialised by the base class's lock.
+    """
+
     name = "tensorrt"
+
+    @classmethod
+    def library_version(cls) -> str:
+        import tensorrt
+
+        return f"tensorrt {tensorrt.__version__}"
 
     @classmethod
     def unavailable_reason(cls, device: str | None = None) -> str | None:
@@ -177,11 +190,10 @@ class TensorRTBackend(Availability):
             return f"tensorrt {trt.__version__} < 10 (named-tensor API needed)"
         return None
 
-    def __init__(
+    def _open(
         self,
         bundle: Bundle,
-        graph: str,
-        device: str | None = None,
+        device: str | None,
         *,
         precision: str = "fp16",
         profile: ShapeProfile | None = None,
@@ -189,11 +201,8 @@ class TensorRTBackend(Availability):
         workspace_mib: int = 1024,
         rebuild: bool = False,
     ) -> None:
-        reason = self.unavailable_reason(device)
-        if reason:
-            raise BackendUnavailable(f"{self.name}: {reason}")
         if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r}: choose from {PRECISIONS}")
+            raise ConfigError(f"precision {precision!r}: choose from {PRECISIONS}")
         import tensorrt as trt
 
         self._trt = trt
@@ -201,10 +210,7 @@ class TensorRTBackend(Availability):
         self.device_id = _device_id(device)
         self.device = f"cuda:{self.device_id}"
         _ck(self._cudart.cudaSetDevice(self.device_id))
-        self.graph = graph
-        self.info = bundle.graphs[graph]
-        self.input_names = self.info.input_names
-        self.output_names = self.info.output_names
+        graph = self.graph
         self.precision = precision
         self.profile = profile or ShapeProfile()
         axes = self.profile.axis_ranges(bundle)
@@ -226,7 +232,7 @@ class TensorRTBackend(Availability):
             self._save(blob)
             self.engine = trt.Runtime(self._logger).deserialize_cuda_engine(blob)
             if self.engine is None:
-                raise RuntimeError(
+                raise BackendError(
                     f"tensorrt: could not deserialize the engine just built for {graph}"
                 )
         self.context = self.engine.create_execution_context()
@@ -264,7 +270,7 @@ class TensorRTBackend(Availability):
         strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
         if self.precision == "int8":
             if not quantized:
-                raise ValueError(
+                raise ConfigError(
                     "tensorrt int8 needs an explicitly quantized ONNX (QuantizeLinear / "
                     "DequantizeLinear nodes, e.g. from the bundle's ORT QDQ export); "
                     "implicit calibration is not supported"
@@ -275,12 +281,12 @@ class TensorRTBackend(Availability):
         parser = trt.OnnxParser(network, self._logger)
         if not parser.parse_from_file(str(onnx_path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise RuntimeError(f"tensorrt: cannot parse {onnx_path.name}: {errors}")
+            raise BackendError(f"tensorrt: cannot parse {onnx_path.name}: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
         if self.precision == "fp16":
             if not hasattr(trt.BuilderFlag, "FP16"):
-                raise ValueError(
+                raise ConfigError(
                     f"tensorrt {trt.__version__} builds strongly typed networks only: fp16 "
                     "needs an FP16 ONNX (not produced by this bundle); use precision='fp32'"
                 )
@@ -291,7 +297,7 @@ class TensorRTBackend(Availability):
         for i in range(network.num_inputs):
             name = network.get_input(i).name
             if name not in self.shapes:
-                raise RuntimeError(f"tensorrt: ONNX input {name!r} is not in the manifest")
+                raise BackendError(f"tensorrt: ONNX input {name!r} is not in the manifest")
             profile.set_shape(name, *self.shapes[name])
         config.add_optimization_profile(profile)
         log.info(
@@ -302,7 +308,7 @@ class TensorRTBackend(Availability):
         )
         blob = builder.build_serialized_network(network, config)
         if blob is None:
-            raise RuntimeError(
+            raise BackendError(
                 f"tensorrt: engine build failed for {self.graph} (see the TensorRT log above)"
             )
         return bytes(blob)
@@ -319,8 +325,7 @@ class TensorRTBackend(Availability):
             self._buffers[name] = (ptr, size)
         return ptr
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feeds = check_feeds(feeds, self.info.inputs, where=f"{self.name}/{self.graph}")
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cudart, ctx = self._cudart, self.context
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
@@ -332,7 +337,7 @@ class TensorRTBackend(Availability):
                 feeds[name] = arr  # keep alive until the stream syncs
             if not ctx.set_input_shape(name, arr.shape):
                 lo, _, hi = self.shapes[name]
-                raise ValueError(
+                raise InputError(
                     f"tensorrt/{self.graph}: {name} shape {arr.shape} is outside "
                     f"the engine's profile {lo}..{hi}; rebuild with a larger "
                     "ShapeProfile"
@@ -347,14 +352,14 @@ class TensorRTBackend(Availability):
             outputs[name] = host
             ctx.set_tensor_address(name, self._buffer(name, host.nbytes))
         if not ctx.execute_async_v3(int(self.stream)):
-            raise RuntimeError(f"tensorrt/{self.graph}: execute_async_v3 failed")
+            raise BackendError(f"tensorrt/{self.graph}: execute_async_v3 failed")
         for name, host in outputs.items():
             ptr = self._buffers[name][0]
             _ck(cudart.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, d2h, self.stream))
         _ck(cudart.cudaStreamSynchronize(self.stream))
         return {n: outputs[n].astype(np.float32, copy=False) for n in self.output_names}
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """Free the CUDA buffers and the stream (also done on garbage collection)."""
         cudart = getattr(self, "_cudart", None)
         if cudart is None:
@@ -368,7 +373,7 @@ class TensorRTBackend(Availability):
 
     def __del__(self) -> None:
         try:
-            self.close()
+            self._close()
         except Exception:
             pass
 
@@ -392,7 +397,7 @@ def _device_id(device: str | None) -> int:
         return 0
     if isinstance(device, str) and device.startswith("cuda:"):
         return int(device.split(":", 1)[1])
-    raise ValueError(f"tensorrt device must be 'cuda' or 'cuda:N', got {device!r}")
+    raise ConfigError(f"tensorrt device must be 'cuda' or 'cuda:N', got {device!r}")
 
 
 def _has_qdq(onnx_path: Path) -> bool:

@@ -70,6 +70,11 @@ class OnlineTracker:
         self._next_id = 1
         self.frame_index = -1
 
+    @property
+    def tracks_started(self) -> int:
+        """Tracks started since the last reset (live or dead)."""
+        return self._next_id - 1
+
     def reset(self) -> None:
         self.tracks.clear()
         self._next_id = 1

@@ -49,7 +49,8 @@ class PanopticPromptSet(Dataset):
     def __init__(self, root: Path, split: str, *, size: int, num_prompts: int) -> None:
         self.data = CocoPanopticDataset(root, split)
         self.size, self.num_prompts = size, num_prompts
-        self.num_classes = len(self.data.classes)
+        self.classes = list(self.data.classes)
+        self.num_classes = len(self.classes)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -151,4 +152,4 @@ def build_loaders(cfg: TrainConfig, *, rank: int = 0, world: int = 1):
     if cfg.video_every > 0 and (root / "ytvis").exists():
         vid = VideoClipSet(root / "ytvis", cfg.split, size=cfg.image_size, length=cfg.clip_length)
         vid_loader = _loader(vid, cfg.video_batch_size, cfg, rank, world, _collate_video)
-    return pan_loader, vid_loader, pan.num_classes
+    return pan_loader, vid_loader, pan.classes

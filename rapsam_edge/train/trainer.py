@@ -142,7 +142,8 @@ def train(cfg: TrainConfig) -> nn.Module:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    pan_loader, vid_loader, num_classes = build_loaders(cfg, rank=rank, world=world)
+    pan_loader, vid_loader, classes = build_loaders(cfg, rank=rank, world=world)
+    num_classes = len(classes)
     if cfg.init_weights:
         model, fresh = load_model_grown(cfg.init_weights)
         if fresh and rank == 0:
@@ -151,6 +152,10 @@ def train(cfg: TrainConfig) -> nn.Module:
         model = build_model(cfg.variant, num_classes=num_classes)
     if model.num_classes != num_classes:
         raise ValueError(f"model has {model.num_classes} classes but the dataset has {num_classes}")
+    # the dataset's vocabulary travels with the weights (config.json) into every bundle
+    model.config["classes"] = [
+        {"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in classes
+    ]
     step_module = TrainStep(model, semantic=cfg.semantic_weight > 0)
     runner = DistributedDataParallel(step_module) if world > 1 else step_module
     optimizer = build_optimizer(model, cfg, step_module.heads)

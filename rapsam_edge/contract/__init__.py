@@ -1,0 +1,62 @@
+"""The torch-free contract both halves of the SDK import: the training / export side writes
+what it says, the runtime reads it.
+
+* ``graphs``: graph names, file formats, each graph's I/O tensors by role.
+* ``manifest``: the ONE ``Manifest`` type (written by export, validated by the runtime).
+* ``postprocess``: post-processing defaults, the point-prompt box, the segment record.
+* ``panoptic_ids``: COCO panoptic id <-> RGB encoding.
+
+Nothing here imports torch, and nothing here imports the rest of the package but
+``rapsam_edge.errors`` (``tests/test_layers.py`` enforces it).
+"""
+
+from .graphs import (
+    DTYPES,
+    GRAPH_FORMATS,
+    GRAPH_IO,
+    GRAPH_NAMES,
+    PRECISIONS,
+    GraphIO,
+    RoleSpec,
+    concrete_io,
+)
+from .manifest import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    SUPPORTED_VERSIONS,
+    ClassEntry,
+    GraphInfo,
+    InputSpec,
+    Manifest,
+    TensorSpec,
+    normalize_classes,
+)
+from .panoptic_ids import id_to_rgb, rgb_to_id
+from .postprocess import POINT_BOX_HALF, SEGMENT_DTYPE, PostprocessDefaults
+
+__all__ = [
+    "DTYPES",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "GRAPH_FORMATS",
+    "GRAPH_IO",
+    "GRAPH_NAMES",
+    "MANIFEST_NAME",
+    "POINT_BOX_HALF",
+    "PRECISIONS",
+    "SEGMENT_DTYPE",
+    "SUPPORTED_VERSIONS",
+    "ClassEntry",
+    "GraphIO",
+    "GraphInfo",
+    "InputSpec",
+    "Manifest",
+    "PostprocessDefaults",
+    "RoleSpec",
+    "TensorSpec",
+    "concrete_io",
+    "id_to_rgb",
+    "normalize_classes",
+    "rgb_to_id",
+]

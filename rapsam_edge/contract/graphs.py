@@ -1,0 +1,135 @@
+"""The deploy graphs' contract: their names, file formats and I/O tensors (torch-free).
+
+Three graphs split one RAP-SAM model so that the expensive part runs once per frame
+(``rapsam_edge.deploy.graphs`` holds the torch export wrappers that implement them):
+
+* ``encoder``: ``image`` uint8 B x H x W x 3 (RGB, letterboxed, H and W multiples of the
+  pad divisor) -> ``feats`` float32 B x D x H/s x W/s (normalisation is inside the graph).
+* ``panoptic_decoder``: ``feats`` -> ``cls_logits`` B x N x (C + 1), ``mask_logits``
+  B x N x H/s x W/s, ``query_embed`` B x N x D.
+* ``prompt_decoder``: ``feats``, ``boxes`` float32 B x P x 4 (x0, y0, x1, y1 in pixels of
+  the padded network input) -> ``mask_logits`` B x P x H/s x W/s, ``iou`` B x P.
+
+Each tensor has a **role** (the names above). A bundle's manifest lists every graph's inputs
+and outputs in role order with the names the graph file really uses; the runtime maps roles
+to those names (``GraphInfo.name_of``), so a graph exported with other tensor names still
+runs. Shapes are ints (fixed) or strings (dynamic axes: ``B``, ``H``, ``W``, ``P``, and
+``H/s`` / ``W/s`` for the feature grid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
+
+__all__ = [
+    "DTYPES",
+    "GRAPH_FORMATS",
+    "GRAPH_IO",
+    "GRAPH_NAMES",
+    "PRECISIONS",
+    "GraphIO",
+    "RoleSpec",
+    "concrete_io",
+]
+
+GRAPH_NAMES: tuple[str, ...] = ("encoder", "panoptic_decoder", "prompt_decoder")
+#: graph file formats a bundle may carry: format -> file suffix
+GRAPH_FORMATS: Mapping[str, str] = MappingProxyType({"onnx": ".onnx", "openvino": ".xml"})
+#: tensor dtypes a manifest may name (numpy spelling)
+DTYPES: frozenset[str] = frozenset({"uint8", "float32", "float16", "int32", "int64"})
+#: numeric precision a graph was exported / quantized in
+PRECISIONS: frozenset[str] = frozenset({"fp32", "fp16", "bf16", "int8", "mixed"})
+
+
+class RoleSpec(NamedTuple):
+    """One tensor of a graph as the contract defines it.
+
+    Attributes:
+      role: the tensor's role (and default name), e.g. "image", "feats".
+      dtype: numpy dtype name.
+      shape: symbolic shape; ``B``, ``H``, ``W``, ``P``, ``h`` (= H/s), ``w`` (= W/s) are
+        dynamic; ``D`` (feature dim), ``N`` (queries), ``C1`` (classes + 1) are model
+        constants; digits are fixed sizes.
+    """
+
+    role: str
+    dtype: str
+    shape: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GraphIO:
+    """Inputs and outputs of one graph, in role order."""
+
+    inputs: tuple[RoleSpec, ...]
+    outputs: tuple[RoleSpec, ...]
+
+    @property
+    def input_roles(self) -> tuple[str, ...]:
+        return tuple(t.role for t in self.inputs)
+
+    @property
+    def output_roles(self) -> tuple[str, ...]:
+        return tuple(t.role for t in self.outputs)
+
+
+_FEATS = RoleSpec("feats", "float32", ("B", "D", "h", "w"))
+
+GRAPH_IO: Mapping[str, GraphIO] = MappingProxyType(
+    {
+        "encoder": GraphIO(
+            inputs=(RoleSpec("image", "uint8", ("B", "H", "W", "3")),),
+            outputs=(_FEATS,),
+        ),
+        "panoptic_decoder": GraphIO(
+            inputs=(_FEATS,),
+            outputs=(
+                RoleSpec("cls_logits", "float32", ("B", "N", "C1")),
+                RoleSpec("mask_logits", "float32", ("B", "N", "h", "w")),
+                RoleSpec("query_embed", "float32", ("B", "N", "D")),
+            ),
+        ),
+        "prompt_decoder": GraphIO(
+            inputs=(_FEATS, RoleSpec("boxes", "float32", ("B", "P", "4"))),
+            outputs=(
+                RoleSpec("mask_logits", "float32", ("B", "P", "h", "w")),
+                RoleSpec("iou", "float32", ("B", "P")),
+            ),
+        ),
+    }
+)
+assert tuple(GRAPH_IO) == GRAPH_NAMES
+
+
+def concrete_io(
+    graph: str, *, feat_dim: int, num_queries: int, num_classes: int, feat_stride: int
+) -> dict[str, list[dict]]:
+    """The manifest entry of ``graph``'s tensors for one model.
+
+    Arguments:
+      graph: one of ``GRAPH_NAMES``.
+      feat_dim, num_queries, num_classes, feat_stride: the model's D, N, C and stride s.
+    Returns:
+      {"inputs": [...], "outputs": [...]}, each entry {"name", "dtype", "shape"} in role
+      order, with model constants as ints and dynamic axes as strings ("H/8" for h).
+    Raises:
+      KeyError: unknown graph.
+    """
+    consts: dict[str, int | str] = {
+        "D": feat_dim,
+        "N": num_queries,
+        "C1": num_classes + 1,
+        "3": 3,
+        "4": 4,
+        "h": f"H/{feat_stride}",
+        "w": f"W/{feat_stride}",
+    }
+    io = GRAPH_IO[graph]
+
+    def entry(t: RoleSpec) -> dict:
+        return {"name": t.role, "dtype": t.dtype, "shape": [consts.get(a, a) for a in t.shape]}
+
+    return {"inputs": [entry(t) for t in io.inputs], "outputs": [entry(t) for t in io.outputs]}

@@ -1,0 +1,519 @@
+"""The bundle manifest: ONE type (``Manifest``) that export writes (``to_dict``) and the
+runtime reads and validates (``Manifest.from_dict``), torch-free.
+
+Manifest (``manifest.json``, format ``rapsam-edge-bundle``, version 1)::
+
+    format, format_version, name, variant
+    input:        resize ("letterbox"), long_side, pad_divisor, pad_value, placement
+                  ("top-left"), layout ("NHWC"), dtype ("uint8"), color_order ("RGB"),
+                  normalization ("in_graph"), mean[3], std[3] (informative: applied in-graph)
+    feat_stride, num_queries, num_classes
+    classes:      [{id, name, is_thing}]            ids 0..C-1 in order
+    graphs:       {encoder|panoptic_decoder|prompt_decoder:
+                     {files: {onnx: F, openvino: F.xml}, precision,
+                      inputs: [{name, dtype, shape}], outputs: [...]}}
+                  tensors in the contract's role order (``contract.graphs.GRAPH_IO``) with
+                  the names the graph file uses; shapes: ints, or strings for dynamic axes
+    postprocess:  score_threshold, overlap_threshold, prompt_threshold
+    weights:      null or {file: "model.safetensors", config: "config.json"} (torch reference)
+    export:       free dict (exporter, opset, simplifier, tool versions)
+    files:        {relative path: sha256 hex} for every file of the bundle but the manifest
+    provenance:   free dict (training data, recipe, metrics)
+
+Validation errors are ``ManifestError`` naming the field, e.g.
+``manifest.graphs.encoder.inputs[0].dtype``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import ManifestError
+from .graphs import DTYPES, GRAPH_FORMATS, GRAPH_IO, GRAPH_NAMES, PRECISIONS
+from .postprocess import PostprocessDefaults
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "SUPPORTED_VERSIONS",
+    "ClassEntry",
+    "GraphInfo",
+    "InputSpec",
+    "Manifest",
+    "TensorSpec",
+    "normalize_classes",
+    "read_classes_file",
+]
+
+FORMAT_NAME = "rapsam-edge-bundle"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph tensor: its ``role`` in the contract, the ``name`` the graph file uses,
+    numpy ``dtype`` and ``shape`` (ints = fixed, strings = dynamic axes)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+    role: str = ""
+
+    @property
+    def dynamic_axes(self) -> tuple[int, ...]:
+        return tuple(i for i, d in enumerate(self.shape) if isinstance(d, str))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """One graph of a bundle: files per format, precision, I/O in contract role order."""
+
+    name: str
+    files: Mapping[str, str]  # format -> relative path
+    precision: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.inputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.outputs)
+
+    def name_of(self, role: str) -> str:
+        """The tensor name the graph file uses for contract role ``role`` (KeyError if the
+        graph has no such role)."""
+        for t in (*self.inputs, *self.outputs):
+            if t.role == role:
+                return t.name
+        raise KeyError(f"graph {self.name!r} has no tensor with role {role!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": dict(sorted(self.files.items())),
+            "precision": self.precision,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+        }
+
+
+@dataclass(frozen=True)
+class ClassEntry:
+    id: int
+    name: str
+    is_thing: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "is_thing": self.is_thing}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a frame becomes the encoder's input (``ops.letterbox``)."""
+
+    long_side: int
+    pad_divisor: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    pad_value: int = 0
+    resize: str = "letterbox"
+    placement: str = "top-left"
+    layout: str = "NHWC"
+    dtype: str = "uint8"
+    color_order: str = "RGB"
+    normalization: str = "in_graph"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "resize": self.resize,
+            "long_side": self.long_side,
+            "pad_divisor": self.pad_divisor,
+            "pad_value": self.pad_value,
+            "placement": self.placement,
+            "layout": self.layout,
+            "dtype": self.dtype,
+            "color_order": self.color_order,
+            "normalization": self.normalization,
+            "mean": [round(float(v), 4) for v in self.mean],
+            "std": [round(float(v), 4) for v in self.std],
+        }
+
+
+def _frozen(d: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(d or {}))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated bundle manifest. Build one with keyword arguments (export) or
+    ``Manifest.from_dict`` (runtime); ``to_dict()`` gives the JSON object."""
+
+    name: str
+    variant: str
+    input: InputSpec
+    feat_stride: int
+    num_queries: int
+    classes: tuple[ClassEntry, ...]
+    graphs: Mapping[str, GraphInfo]
+    postprocess: PostprocessDefaults = field(default_factory=PostprocessDefaults)
+    weights: Mapping[str, str] | None = None
+    export: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    files: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    provenance: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.classes)
+
+    @property
+    def is_thing(self) -> tuple[bool, ...]:
+        return tuple(c.is_thing for c in self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as a JSON-ready dict (key order as documented)."""
+        return {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "name": self.name,
+            "variant": self.variant,
+            "input": self.input.to_dict(),
+            "feat_stride": self.feat_stride,
+            "num_queries": self.num_queries,
+            "num_classes": self.num_classes,
+            "classes": [c.to_dict() for c in self.classes],
+            "graphs": {g: self.graphs[g].to_dict() for g in GRAPH_NAMES if g in self.graphs},
+            "postprocess": self.postprocess.to_dict(),
+            "weights": None if self.weights is None else dict(self.weights),
+            "export": dict(self.export),
+            "files": dict(sorted(self.files.items())),
+            "provenance": dict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, manifest: Any) -> Manifest:
+        """Validate a manifest object (as parsed from JSON) field by field.
+
+        Raises:
+          ManifestError: the first invalid field, named in the message.
+        """
+        return _parse(manifest)
+
+
+def normalize_classes(classes: Iterable[Any]) -> tuple[ClassEntry, ...]:
+    """Class entries from objects with ``id``/``name``/``is_thing`` attributes or such dicts
+    (``isthing`` accepted, as COCO writes it).
+
+    Raises:
+      ManifestError: ids are not 0..C-1 in order, a name is empty or a field is missing.
+    """
+    out = []
+    for i, c in enumerate(classes):
+        where = f"classes[{i}]"
+        get = c.get if isinstance(c, Mapping) else lambda k, c=c: getattr(c, k, None)
+        thing = get("is_thing")
+        if thing is None and isinstance(c, Mapping):
+            thing = c.get("isthing")
+        cid, name = get("id"), get("name")
+        if cid is None or name is None or thing is None:
+            raise ManifestError(f"{where}: needs id, name and is_thing, got {c!r}")
+        try:
+            entry = ClassEntry(id=int(cid), name=str(name), is_thing=bool(thing))
+        except (TypeError, ValueError) as e:
+            raise ManifestError(f"{where}: {e}") from e
+        if entry.id != i:
+            raise ManifestError(f"{where}: class {entry.name!r} has id {entry.id}, expected {i}")
+        if not entry.name:
+            raise ManifestError(f"{where}.name: empty")
+        out.append(entry)
+    return tuple(out)
+
+
+def read_classes_file(path: str | Path) -> tuple[ClassEntry, ...]:
+    """A class vocabulary from JSON: a list of {id, name, is_thing} (``isthing`` accepted),
+    or an object holding it under "classes" or "categories" (COCO panoptic). Entries without
+    ``id`` take their position; ids must be 0..C-1 in order (COCO category ids are not: give
+    the train classes, as ``rapsam-edge make-data`` writes them beside the dataset).
+
+    Raises:
+      ManifestError: unreadable file or malformed vocabulary (names the file).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ManifestError(f"{path}: cannot read a class vocabulary ({e})") from e
+    if isinstance(data, dict):
+        data = data.get("classes", data.get("categories"))
+    if not isinstance(data, list):
+        raise ManifestError(f"{path}: expected a list of classes or {{'classes': [...]}}")
+    entries = [dict(c, id=c.get("id", i)) if isinstance(c, dict) else c for i, c in enumerate(data)]
+    try:
+        return normalize_classes(entries)
+    except ManifestError as e:
+        raise ManifestError(f"{path}: {e}") from e
+
+
+# ---------------------------------------------------------------------------------------
+# Validation helpers: each takes the field path for the error message.
+
+
+def _get(d: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in d:
+        raise ManifestError(f"{where}.{key}: missing")
+    return d[key]
+
+
+def _typed(value: Any, types: type | tuple[type, ...], where: str) -> Any:
+    ts = types if isinstance(types, tuple) else (types,)
+    # bool is an int subclass: reject it where a number is expected.
+    if isinstance(value, bool) and bool not in ts:
+        raise ManifestError(f"{where}: expected {_tname(ts)}, got bool {value!r}")
+    if not isinstance(value, ts):
+        raise ManifestError(f"{where}: expected {_tname(ts)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _tname(ts: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in ts)
+
+
+def _str(d: Mapping, key: str, where: str, *, choices: Iterable[str] | None = None) -> str:
+    v = _typed(_get(d, key, where), str, f"{where}.{key}")
+    if choices is not None and v not in choices:
+        raise ManifestError(f"{where}.{key}: {v!r} is not one of {sorted(choices)}")
+    if not v:
+        raise ManifestError(f"{where}.{key}: empty string")
+    return v
+
+
+def _int(d: Mapping, key: str, where: str, *, minimum: int = 0) -> int:
+    v = _typed(_get(d, key, where), int, f"{where}.{key}")
+    if v < minimum:
+        raise ManifestError(f"{where}.{key}: {v} < {minimum}")
+    return v
+
+
+def _float(d: Mapping, key: str, where: str) -> float:
+    v = float(_typed(_get(d, key, where), (int, float), f"{where}.{key}"))
+    if not math.isfinite(v):
+        raise ManifestError(f"{where}.{key}: {v} is not finite")
+    return v
+
+
+def _dict(d: Mapping, key: str, where: str, *, optional: bool = False) -> Mapping[str, Any]:
+    if optional and d.get(key) is None:
+        return MappingProxyType({})
+    return _typed(_get(d, key, where), dict, f"{where}.{key}")
+
+
+def _relpath(p: str, where: str) -> str:
+    pp = PurePosixPath(p)
+    if not p or pp.is_absolute() or ".." in pp.parts or "\\" in p:
+        raise ManifestError(f"{where}: {p!r} must be a relative path inside the bundle")
+    return p
+
+
+def _tensor(t: Any, where: str, role: Any) -> TensorSpec:
+    t = _typed(t, dict, where)
+    shape = _typed(_get(t, "shape", where), list, f"{where}.shape")
+    for i, d in enumerate(shape):
+        _typed(d, (int, str), f"{where}.shape[{i}]")
+        if isinstance(d, int) and d < 1:
+            raise ManifestError(f"{where}.shape[{i}]: {d} < 1")
+    spec = TensorSpec(
+        name=_str(t, "name", where),
+        dtype=_str(t, "dtype", where, choices=DTYPES),
+        shape=tuple(shape),
+        role=role.role,
+    )
+    # the contract fixes each role's dtype and rank (reduced-precision graphs keep
+    # float32 I/O); a manifest that says otherwise would feed the graph garbage
+    if spec.dtype != role.dtype:
+        raise ManifestError(
+            f"{where}.dtype: {spec.dtype!r}, but role {role.role!r} is {role.dtype!r}"
+        )
+    if len(spec.shape) != len(role.shape):
+        raise ManifestError(
+            f"{where}.shape: rank {len(spec.shape)}, but role {role.role!r} has rank "
+            f"{len(role.shape)} {list(role.shape)}"
+        )
+    return spec
+
+
+def _graph(name: str, g: Any, where: str) -> GraphInfo:
+    g = _typed(g, dict, where)
+    files = _dict(g, "files", where)
+    if not files:
+        raise ManifestError(f"{where}.files: no file for any format")
+    checked = {}
+    for fmt, rel in files.items():
+        if fmt not in GRAPH_FORMATS:
+            raise ManifestError(
+                f"{where}.files.{fmt}: unknown format; known {sorted(GRAPH_FORMATS)}"
+            )
+        rel = _relpath(_typed(rel, str, f"{where}.files.{fmt}"), f"{where}.files.{fmt}")
+        if not rel.endswith(GRAPH_FORMATS[fmt]):
+            raise ManifestError(
+                f"{where}.files.{fmt}: {rel!r} should end with {GRAPH_FORMATS[fmt]}"
+            )
+        checked[fmt] = rel
+    contract = GRAPH_IO[name]
+    ios = []
+    for key, roles in (("inputs", contract.inputs), ("outputs", contract.outputs)):
+        lst = _typed(_get(g, key, where), list, f"{where}.{key}")
+        if len(lst) != len(roles):
+            raise ManifestError(
+                f"{where}.{key}: {len(lst)} tensors, the contract has {len(roles)} "
+                f"({', '.join(r.role for r in roles)})"
+            )
+        specs = tuple(
+            _tensor(t, f"{where}.{key}[{i}]", r) for i, (t, r) in enumerate(zip(lst, roles))
+        )
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ManifestError(f"{where}.{key}: duplicate tensor names {names}")
+        ios.append(specs)
+    return GraphInfo(
+        name=name,
+        files=MappingProxyType(checked),
+        precision=_str(g, "precision", where, choices=PRECISIONS),
+        inputs=ios[0],
+        outputs=ios[1],
+    )
+
+
+def _input_spec(d: Mapping, where: str) -> InputSpec:
+    def triple(key: str) -> tuple[float, float, float]:
+        v = _typed(_get(d, key, where), list, f"{where}.{key}")
+        if len(v) != 3:
+            raise ManifestError(f"{where}.{key}: expected 3 values, got {len(v)}")
+        return tuple(float(_typed(x, (int, float), f"{where}.{key}[{i}]")) for i, x in enumerate(v))  # type: ignore[return-value]
+
+    pad_divisor = _int(d, "pad_divisor", where, minimum=1)
+    long_side = _int(d, "long_side", where, minimum=1)
+    if long_side % pad_divisor:
+        raise ManifestError(
+            f"{where}.long_side: {long_side} is not a multiple of pad_divisor {pad_divisor}"
+        )
+    pad_value = _int(d, "pad_value", where)
+    if pad_value > 255:
+        raise ManifestError(f"{where}.pad_value: {pad_value} > 255")
+    return InputSpec(
+        resize=_str(d, "resize", where, choices={"letterbox"}),
+        long_side=long_side,
+        pad_divisor=pad_divisor,
+        pad_value=pad_value,
+        placement=_str(d, "placement", where, choices={"top-left"}),
+        layout=_str(d, "layout", where, choices={"NHWC"}),
+        dtype=_str(d, "dtype", where, choices={"uint8"}),
+        color_order=_str(d, "color_order", where, choices={"RGB", "BGR"}),
+        normalization=_str(d, "normalization", where, choices={"in_graph"}),
+        mean=triple("mean"),
+        std=triple("std"),
+    )
+
+
+def _parse(manifest: Any) -> Manifest:
+    w = "manifest"
+    _typed(manifest, dict, w)
+    fmt = _get(manifest, "format", w)
+    if fmt != FORMAT_NAME:
+        raise ManifestError(f"{w}.format: {fmt!r} is not {FORMAT_NAME!r}")
+    version = _get(manifest, "format_version", w)
+    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
+        raise ManifestError(
+            f"{w}.format_version: unsupported version {version!r}; this "
+            f"rapsam-edge reads {sorted(SUPPORTED_VERSIONS)}"
+        )
+
+    files = {}
+    for rel, digest in _dict(manifest, "files", w).items():
+        _relpath(rel, f"{w}.files[{rel!r}]")
+        digest = _typed(digest, str, f"{w}.files[{rel!r}]")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ManifestError(f"{w}.files[{rel!r}]: not a lowercase sha256 hex digest")
+        files[rel] = digest
+
+    graphs_raw = _dict(manifest, "graphs", w)
+    for g in graphs_raw:
+        if g not in GRAPH_NAMES:
+            raise ManifestError(f"{w}.graphs.{g}: unknown graph; known {list(GRAPH_NAMES)}")
+    if "encoder" not in graphs_raw:
+        raise ManifestError(f"{w}.graphs.encoder: missing")
+    graphs = {
+        g: _graph(g, graphs_raw[g], f"{w}.graphs.{g}") for g in GRAPH_NAMES if g in graphs_raw
+    }
+    for g, info in graphs.items():
+        for fmt, rel in info.files.items():
+            needed = [rel] + ([rel[:-4] + ".bin"] if fmt == "openvino" else [])
+            for r in needed:
+                if r not in files:
+                    raise ManifestError(f"{w}.files: {r!r} (graph {g}, {fmt}) has no sha256")
+
+    classes_raw = _typed(_get(manifest, "classes", w), list, f"{w}.classes")
+    classes = []
+    for i, c in enumerate(classes_raw):
+        cw = f"{w}.classes[{i}]"
+        c = _typed(c, dict, cw)
+        cid = _int(c, "id", cw)
+        if cid != i:
+            raise ManifestError(f"{cw}.id: {cid} != its position {i} (ids must be 0..C-1)")
+        classes.append(
+            ClassEntry(
+                id=cid,
+                name=_str(c, "name", cw),
+                is_thing=_typed(_get(c, "is_thing", cw), bool, f"{cw}.is_thing"),
+            )
+        )
+    num_classes = _int(manifest, "num_classes", w, minimum=1)
+    if num_classes != len(classes):
+        raise ManifestError(f"{w}.num_classes: {num_classes} != {len(classes)} listed classes")
+
+    pp = _dict(manifest, "postprocess", w)
+    weights = manifest.get("weights")
+    if weights is not None:
+        weights = _typed(weights, dict, f"{w}.weights")
+        for key in ("file", "config"):
+            rel = _relpath(_str(weights, key, f"{w}.weights"), f"{w}.weights.{key}")
+            if rel not in files:
+                raise ManifestError(f"{w}.weights.{key}: {rel!r} has no sha256 in files")
+        weights = MappingProxyType({k: str(v) for k, v in weights.items()})
+
+    return Manifest(
+        format_version=version,
+        name=_str(manifest, "name", w),
+        variant=_str(manifest, "variant", w),
+        input=_input_spec(_dict(manifest, "input", w), f"{w}.input"),
+        feat_stride=_int(manifest, "feat_stride", w, minimum=1),
+        num_queries=_int(manifest, "num_queries", w, minimum=1),
+        classes=tuple(classes),
+        graphs=MappingProxyType(graphs),
+        postprocess=PostprocessDefaults(
+            score_threshold=_float(pp, "score_threshold", f"{w}.postprocess"),
+            overlap_threshold=_float(pp, "overlap_threshold", f"{w}.postprocess"),
+            prompt_threshold=_float(pp, "prompt_threshold", f"{w}.postprocess"),
+        ),
+        weights=weights,
+        export=_frozen(_dict(manifest, "export", w, optional=True)),
+        files=MappingProxyType(files),
+        provenance=_frozen(_dict(manifest, "provenance", w, optional=True)),
+    )

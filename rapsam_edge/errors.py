@@ -1,0 +1,122 @@
+"""The SDK's error hierarchy (torch-free): every error rapsam-edge raises on purpose derives
+from ``RapsamEdgeError``, so an application can catch the SDK's errors apart from its own.
+
+    RapsamEdgeError
+    ├── InputError (ValueError)            bad argument or data handed to the SDK
+    │   ├── ConfigError                    bad constructor / CLI setting
+    │   └── SourceError                    a camera, video file or frame source that cannot be read
+    ├── BundleError                        a model bundle that cannot be used
+    │   ├── ManifestError (ValueError)     malformed manifest; the message names the field
+    │   ├── ChecksumError                  a file's sha256 differs from the manifest's
+    │   └── MissingFileError (FileNotFoundError)
+    ├── BackendError (RuntimeError)        a runtime backend failed
+    │   └── BackendUnavailable             its library, device or graph file is missing here
+    └── MissingDependencyError (ImportError)  an optional dependency is not installed
+        └── CoreUnavailableError           the compiled C++ core is missing and was required
+
+``CoreFallbackWarning`` (a ``RuntimeWarning``) is emitted once when the ops run on the numpy
+twins because the compiled core is missing or failed to load.
+
+Every error carries a ``hint``: one line saying what to do (the CLI prints the message and
+the hint, without a traceback unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailable",
+    "BundleError",
+    "ChecksumError",
+    "ConfigError",
+    "CoreFallbackWarning",
+    "CoreUnavailableError",
+    "InputError",
+    "ManifestError",
+    "MissingDependencyError",
+    "MissingFileError",
+    "RapsamEdgeError",
+    "SourceError",
+]
+
+
+class RapsamEdgeError(Exception):
+    """Base of every error the SDK raises on purpose.
+
+    Arguments:
+      message: what went wrong (names the argument, field or file).
+      hint: what to do about it (one line), or None for the class default.
+    """
+
+    #: default advice for this class of error (subclasses override)
+    default_hint: str | None = None
+
+    def __init__(self, message: str = "", *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint if hint is not None else self.default_hint
+
+
+class InputError(RapsamEdgeError, ValueError):
+    """An argument or data handed to the SDK is invalid (wrong type, shape, dtype, range)."""
+
+
+class ConfigError(InputError):
+    """A constructor or command-line setting is invalid (raised at construction time)."""
+
+
+class SourceError(InputError):
+    """A camera, video file or frame source cannot be opened or read."""
+
+    default_hint = "check the camera index / file path (`rapsam-edge run --source ...`)"
+
+
+class BundleError(RapsamEdgeError):
+    """A model bundle cannot be used."""
+
+    default_hint = "re-export the bundle (`rapsam-edge export`) or pass another one"
+
+
+class ManifestError(BundleError, ValueError):
+    """The manifest is malformed; the message names the field."""
+
+
+class ChecksumError(BundleError):
+    """A file's sha256 does not match the manifest (corrupt or modified file)."""
+
+
+class MissingFileError(BundleError, FileNotFoundError):
+    """A bundle, or a file its manifest lists, does not exist."""
+
+    default_hint = (
+        "pass a bundle directory (one holding manifest.json) or a shipped bundle's name; "
+        "`rapsam-edge info` lists the shipped ones"
+    )
+
+
+class BackendError(RapsamEdgeError, RuntimeError):
+    """A runtime backend failed to load or run a graph."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend's library, device or graph file is missing on this machine."""
+
+    default_hint = "`rapsam-edge info` lists the backends usable here and why others are not"
+
+
+class MissingDependencyError(RapsamEdgeError, ImportError):
+    """An optional dependency is not installed."""
+
+
+class CoreUnavailableError(MissingDependencyError):
+    """The compiled C++ core (``rapsam_edge._core``) is missing or failed to load, and it was
+    required (``RAPSAM_EDGE_OPS=cpp``)."""
+
+    default_hint = (
+        "reinstall with `pip install .` (needs a C++17 compiler and CMake), or set "
+        "RAPSAM_EDGE_OPS=numpy to accept the slower numpy twins"
+    )
+
+
+class CoreFallbackWarning(RuntimeWarning):
+    """The ops run on the numpy twins (20-100x slower) because the compiled core is missing
+    or failed to load."""

@@ -1,0 +1,25 @@
+"""`rapsam-edge variants`: parameters and GFLOPs per model variant (arguments torch-free;
+the counting, ``model.flops``, needs torch)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        action="append",
+        metavar=("H", "W"),
+        help="input size(s) to count at (default: 512x512 and 1024x1024, "
+        "plus edge-s at 480x640 and rapsam-r50 at 800x1344)",
+    )
+    parser.add_argument("--variant", action="append", help="variant(s) (default: all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .flops import run as count
+
+    return count(args)
