@@ -41,13 +41,18 @@ def main() -> None:
     runners = {n: {g: create_backend(bundle, g, n) for g in bundle.graphs} for n in names}
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
-    feats = runners[names[0]]["encoder"].run({"image": image})["feats"]
-    cases = {"encoder": {"image": image}, "panoptic_decoder": {"feats": feats}}
+    g = bundle.graphs  # tensor names come from the manifest (contract roles)
+    enc, pan, prm = g["encoder"], g["panoptic_decoder"], g["prompt_decoder"]
+    feats = runners[names[0]]["encoder"].run({enc.name_of("image"): image})[enc.name_of("feats")]
+    cases = {
+        "encoder": {enc.name_of("image"): image},
+        "panoptic_decoder": {pan.name_of("feats"): feats},
+    }
     for p in args.prompts:
         xy = rng.uniform(0, min(h, w) / 2, (1, p, 2)).astype(np.float32)
         cases[f"prompt_decoder P={p}"] = {
-            "feats": feats,
-            "boxes": np.concatenate([xy, xy + 40], -1),
+            prm.name_of("feats"): feats,
+            prm.name_of("boxes"): np.concatenate([xy, xy + 40], -1),
         }
     times: dict[tuple[str, str], list[float]] = {}
     for case, feeds in cases.items():

@@ -6,6 +6,7 @@ torch; the training half (``model``, ``train``, ``deploy``) does and is imported
 
 __version__ = "0.1.0"
 
-from .runtime.segmenter import Segmenter
+from .errors import RapsamEdgeError
+from .runtime.segmenter import ImageEmbedding, Segmenter
 
-__all__ = ["Segmenter", "__version__"]
+__all__ = ["ImageEmbedding", "RapsamEdgeError", "Segmenter", "__version__"]

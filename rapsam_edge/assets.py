@@ -77,8 +77,8 @@ def resolve_bundle(spec: str | Path | None) -> Path:
     root = path.parent if path.name == MANIFEST_NAME else path
     if (root / MANIFEST_NAME).is_file():
         return root
-    if isinstance(spec, str) and spec in shipped_bundles():
-        return models_dir() / spec
+    if str(spec) in shipped_bundles():
+        return models_dir() / str(spec)
     what = "has no manifest.json (not a rapsam-edge bundle?)" if root.is_dir() else "does not exist"
     raise MissingFileError(
         f"bundle {str(spec)!r}: {root} {what}; shipped bundles: {list(shipped_bundles())}"

@@ -26,6 +26,42 @@ def repo_root() -> Path:
     return REPO
 
 
+# --- runtime: the shipped bundle (no torch needed) ----------------------------------------
+#: test modules of the runtime half: they run in a runtime-only install too (`pytest -m runtime`)
+RUNTIME_MODULES = frozenset(
+    {
+        "test_runtime_backends",
+        "test_runtime_segmenter",
+        "test_runtime_threads",
+        "test_runtime_errors",
+        "test_ops_parity",
+        "test_ops_bad_input",
+        "test_ops_dispatch",
+        "test_apps",
+        "test_readme",
+        "test_tracker",
+        "test_layers",
+        "test_contract",
+        "test_cli",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in RUNTIME_MODULES:
+            item.add_marker(pytest.mark.runtime)
+
+
+@pytest.fixture(scope="session")
+def shipped_bundle() -> Path:
+    """The shipped default bundle (edge-xs trained on synthetic data; ONNX + OpenVINO IR +
+    torch weights), as the installed package finds it."""
+    from rapsam_edge.assets import default_bundle
+
+    return default_bundle()
+
+
 # --- deploy / runtime: one small exported bundle per test session ----------------------
 @pytest.fixture(scope="session")
 def xs_bundle(tmp_path_factory: pytest.TempPathFactory):

@@ -33,8 +33,8 @@ sys.meta_path.insert(0, _Block())
 
 
 @pytest.fixture(scope="module")
-def bundle(xs_bundle):
-    return load_bundle(xs_bundle[0])
+def bundle(shipped_bundle):
+    return load_bundle(shipped_bundle)
 
 
 def _image(h: int = 128, w: int = 160, batch: int = 1) -> np.ndarray:
@@ -191,14 +191,14 @@ def test_runtime_and_bundle_import_no_torch():
     assert proc.stdout.strip() == "False"
 
 
-def test_bundle_runs_with_torch_blocked(xs_bundle):
+def test_bundle_runs_with_torch_blocked(shipped_bundle):
     code = (
         BLOCK_TORCH
         + f"""
 import numpy as np
 from rapsam_edge.bundle import load_bundle
 from rapsam_edge.runtime import available_backends, create_backend
-b = load_bundle({str(xs_bundle[0])!r})
+b = load_bundle({str(shipped_bundle)!r})
 assert "torch" not in available_backends(b, "encoder")
 for name in [n for n in ("ort-cpu", "openvino") if n in available_backends(b, "encoder")]:
     enc = create_backend(b, "encoder", name)

@@ -16,14 +16,13 @@ from rapsam_edge.errors import InputError
 from rapsam_edge.runtime.segmenter import Segmenter
 from rapsam_edge.runtime.tracker import TrackerConfig
 
-pytest.importorskip("torch")  # the fixture exports a bundle with torch
 
 
 @pytest.fixture(scope="module")
-def seg(xs_bundle) -> Segmenter:
+def seg(shipped_bundle) -> Segmenter:
     # random weights score far below 0.8: low thresholds make segments and tracks appear
     return Segmenter(
-        xs_bundle[0],
+        shipped_bundle,
         backend="onnxruntime",
         score_threshold=0.05,
         overlap_threshold=0.0,
@@ -76,12 +75,12 @@ def test_panoptic_equals_the_manual_pipeline(seg: Segmenter, frame: np.ndarray):
     np.testing.assert_array_equal(res.segments["query"], segments["query"])
 
 
-def test_openvino_and_onnxruntime_agree(xs_bundle, frame: np.ndarray):
+def test_openvino_and_onnxruntime_agree(shipped_bundle, frame: np.ndarray):
     a = Segmenter(
-        xs_bundle[0], backend="onnxruntime", score_threshold=0.05, overlap_threshold=0.0
+        shipped_bundle, backend="onnxruntime", score_threshold=0.05, overlap_threshold=0.0
     ).panoptic(frame)
     b = Segmenter(
-        xs_bundle[0], backend="openvino", score_threshold=0.05, overlap_threshold=0.0
+        shipped_bundle, backend="openvino", score_threshold=0.05, overlap_threshold=0.0
     ).panoptic(frame)
     assert (a.panoptic_map == b.panoptic_map).mean() > 0.99
 
@@ -158,7 +157,7 @@ def test_stream_from_frames_and_from_a_video_file(seg: Segmenter, frame: np.ndar
         list(seg.stream(tmp_path / "missing.mp4"))
 
 
-def test_segmenter_runs_with_torch_blocked(xs_bundle):
+def test_segmenter_runs_with_torch_blocked(shipped_bundle):
     code = f"""
 import sys
 class _Block:
@@ -168,7 +167,7 @@ class _Block:
 sys.meta_path.insert(0, _Block())
 import numpy as np
 from rapsam_edge import Segmenter
-seg = Segmenter({str(xs_bundle[0])!r}, backend="onnxruntime")
+seg = Segmenter({str(shipped_bundle)!r}, backend="onnxruntime")
 res = seg.panoptic(np.zeros((64, 80, 3), np.uint8))
 seg.set_image(np.zeros((64, 80, 3), np.uint8))
 print(res.panoptic_map.shape, seg.prompt(points=[(5, 5)]).masks.shape, "torch" in sys.modules)
@@ -184,14 +183,14 @@ print(res.panoptic_map.shape, seg.prompt(points=[(5, 5)]).masks.shape, "torch" i
     assert proc.stdout.strip() == "(64, 80) (1, 64, 80) False"
 
 
-def test_fastest_and_per_graph_backends(xs_bundle, frame: np.ndarray):
-    fastest = Segmenter(xs_bundle[0], backend="fastest")
+def test_fastest_and_per_graph_backends(shipped_bundle, frame: np.ndarray):
+    fastest = Segmenter(shipped_bundle, backend="fastest")
     assert set(fastest.backend_timings) == {"encoder", "panoptic_decoder", "prompt_decoder"}
     for graph, times in fastest.backend_timings.items():
         assert {"ort-cpu", "openvino"} <= set(times)
         assert fastest.graphs[graph].name == min(times, key=times.get)
     mixed = Segmenter(
-        xs_bundle[0],
+        shipped_bundle,
         backend={
             "encoder": "openvino",
             "panoptic_decoder": "ort-cpu",
@@ -203,12 +202,12 @@ def test_fastest_and_per_graph_backends(xs_bundle, frame: np.ndarray):
     )
     assert mixed.panoptic(frame).panoptic_map.shape == frame.shape[:2]
     # without a GPU, "auto" times the CPU backends like "fastest"
-    auto = Segmenter(xs_bundle[0], backend="auto")
+    auto = Segmenter(shipped_bundle, backend="auto")
     assert set(auto.backend_timings) == set(fastest.backend_timings)
     with pytest.raises(ValueError, match="exactly the graphs"):
-        Segmenter(xs_bundle[0], backend={"encoder": "openvino"})
+        Segmenter(shipped_bundle, backend={"encoder": "openvino"})
     with pytest.raises(ValueError, match="unknown backend"):
-        Segmenter(xs_bundle[0], backend="tpu")
+        Segmenter(shipped_bundle, backend="tpu")
 
 
 def test_ytvis_recorder_round_trips_track_masks(seg: Segmenter, frame: np.ndarray):

@@ -31,6 +31,7 @@ from .manifest import (
     Manifest,
     TensorSpec,
     normalize_classes,
+    read_classes_file,
 )
 from .panoptic_ids import id_to_rgb, rgb_to_id
 from .postprocess import POINT_BOX_HALF, SEGMENT_DTYPE, PostprocessDefaults
@@ -58,5 +59,6 @@ __all__ = [
     "concrete_io",
     "id_to_rgb",
     "normalize_classes",
+    "read_classes_file",
     "rgb_to_id",
 ]

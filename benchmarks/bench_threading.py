@@ -1,0 +1,154 @@
+"""End to end through ``Segmenter.panoptic``: is a frame's time the sum of its stages?
+
+ONNX Runtime's intra-op workers spin-wait between ops by default; with three sessions (one
+per graph) and the C++ post-processing on a small CPU, the idle spinners of one stage steal
+the cores of the next. The runtime now turns spinning off (``runtime/ort.py``). This script
+times, interleaved round-robin in one process, ``Segmenter.panoptic`` on a 640x480 frame
+with ONNX Runtime spinning (ORT's default), ONNX Runtime without spinning (ours), OpenVINO,
+and ``backend="auto"``, and prints per configuration the end-to-end p50, the sum of the
+stage p50s (prepare + encoder + decoder + postprocess), and the ratio to spinning ORT.
+
+    python benchmarks/bench_threading.py                     # shipped edge-xs + edge-s
+    python benchmarks/bench_threading.py --no-edge-s --repeats 50
+
+``--edge-s`` (default on when torch is installed) exports a randomly initialised edge-s
+(timing does not depend on the weights) at long side 640 into a temporary directory.
+Writes ``benchmarks/results/threading.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from machine import describe
+
+from rapsam_edge import Segmenter
+from rapsam_edge.assets import default_bundle, sample_clip
+from rapsam_edge.runtime.threads import default_threads
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STAGES = ("prepare", "encoder", "decoder", "postprocess")
+
+
+def _edge_s_bundle(tmp: Path) -> Path:
+    import torch
+
+    from rapsam_edge.data.classes import CLASSES
+    from rapsam_edge.deploy.bundle_writer import export_bundle
+    from rapsam_edge.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model("edge-s", deform=False).eval()
+    classes = [{"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in CLASSES]
+    return export_bundle(
+        model, tmp / "edge-s", name="edge-s-random", classes=classes, input_size=640
+    )
+
+
+def _frame() -> np.ndarray:
+    cap = cv2.VideoCapture(str(sample_clip()))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok, "cannot read the sample clip"
+    return cv2.resize(frame, (640, 480), interpolation=cv2.INTER_LINEAR)
+
+
+def bench(bundle: Path | str, repeats: int) -> tuple[str, list[dict]]:
+    configs = {
+        "ort-cpu, spinning (ORT default)": dict(backend="ort-cpu", backend_options={"spin": True}),
+        "ort-cpu, no spinning (ours)": dict(backend="ort-cpu"),
+        "openvino": dict(backend="openvino"),
+        "auto": dict(backend="auto"),
+    }
+    segs = {name: Segmenter(bundle, color_order="BGR", **kw) for name, kw in configs.items()}
+    auto_pick = segs["auto"].backend_name
+    frame = _frame()
+    for seg in segs.values():  # warm-up
+        for _ in range(3):
+            seg.panoptic(frame)
+    e2e: dict[str, list[float]] = {n: [] for n in segs}
+    stages: dict[str, dict[str, list[float]]] = {n: {s: [] for s in STAGES} for n in segs}
+    for _ in range(repeats):
+        for name, seg in segs.items():
+            t0 = time.perf_counter()
+            res = seg.panoptic(frame)
+            e2e[name].append((time.perf_counter() - t0) * 1e3)
+            for s in STAGES:
+                stages[name][s].append(res.timings[s])
+    base = float(np.median(e2e["ort-cpu, spinning (ORT default)"]))
+    rows = []
+    for name in segs:
+        p50 = float(np.median(e2e[name]))
+        stage_p50 = {s: float(np.median(v)) for s, v in stages[name].items()}
+        rows.append(
+            {
+                "config": name if name != "auto" else f"auto ({auto_pick})",
+                "e2e_p50_ms": p50,
+                "e2e_p90_ms": float(np.percentile(e2e[name], 90)),
+                "sum_of_stage_p50_ms": sum(stage_p50.values()),
+                "stage_p50_ms": stage_p50,
+                "speedup_vs_spinning_ort": base / p50,
+            }
+        )
+    return segs["auto"].bundle.name, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument(
+        "--edge-s",
+        action=argparse.BooleanOptionalAction,
+        default=importlib.util.find_spec("torch") is not None,
+        help="also export and time a random-init edge-s at 640 (needs torch)",
+    )
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        bundles: list[Path | str] = [default_bundle()]
+        if args.edge_s:
+            bundles.append(_edge_s_bundle(Path(tmp)))
+        for b in bundles:
+            name, rows = bench(b, args.repeats)
+            results[name] = rows
+    machine = describe()
+    lines = [
+        "# End to end vs the sum of the stages: `Segmenter.panoptic`, 640x480 frame",
+        "",
+        f"Machine: {machine}; {default_threads()} threads per graph. {args.repeats} interleaved "
+        "repeats after 3 warm-ups; command `python benchmarks/bench_threading.py`.",
+        "",
+        "| bundle | configuration | e2e p50 ms | e2e p90 ms | sum of stage p50s ms | encoder | decoder | postprocess | speed-up vs spinning ORT |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    print(f"{'bundle':20s} {'configuration':42s} {'e2e p50':>8s} {'stages':>8s} {'speed-up':>9s}")
+    for name, rows in results.items():
+        for r in rows:
+            st = r["stage_p50_ms"]
+            print(
+                f"{name:20s} {r['config']:42s} {r['e2e_p50_ms']:8.2f} "
+                f"{r['sum_of_stage_p50_ms']:8.2f} {r['speedup_vs_spinning_ort']:8.2f}x"
+            )
+            lines.append(
+                f"| {name} | {r['config']} | {r['e2e_p50_ms']:.2f} | {r['e2e_p90_ms']:.2f} | "
+                f"{r['sum_of_stage_p50_ms']:.2f} | {st['encoder']:.2f} | {st['decoder']:.2f} | "
+                f"{st['postprocess']:.2f} | {r['speedup_vs_spinning_ort']:.2f}x |"
+            )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "threading.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "threading.json").write_text(
+        json.dumps({"machine": machine, "repeats": args.repeats, "results": results}, indent=1)
+        + "\n"
+    )
+    print(f"wrote {RESULTS / 'threading.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Typed errors: every error the SDK raises on purpose is a ``RapsamEdgeError``; bad
+settings fail at the constructor; the CLI prints one line with what to do (``--debug`` for
+the traceback)."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rapsam_edge
+from rapsam_edge import errors
+from rapsam_edge.errors import (
+    BackendUnavailable,
+    ConfigError,
+    InputError,
+    ManifestError,
+    MissingFileError,
+    RapsamEdgeError,
+    SourceError,
+)
+from rapsam_edge.runtime.segmenter import Segmenter
+
+BLOCK_TORCH = """
+import sys, importlib.abc
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "safetensors"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def test_hierarchy():
+    classes = [
+        c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__
+    ]
+    for cls in classes:
+        if cls is not errors.CoreFallbackWarning:
+            assert issubclass(cls, RapsamEdgeError), cls
+    assert issubclass(InputError, ValueError) and issubclass(ConfigError, InputError)
+    assert issubclass(ManifestError, ValueError) and issubclass(MissingFileError, FileNotFoundError)
+    assert issubclass(errors.CoreFallbackWarning, RuntimeWarning)
+    assert rapsam_edge.RapsamEdgeError is RapsamEdgeError
+    assert MissingFileError("x").hint  # every bundle / source error says what to do
+
+
+@pytest.fixture(scope="module")
+def seg(shipped_bundle) -> Segmenter:
+    return Segmenter(shipped_bundle, "ort-cpu")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"score_threshold": "0.5"}, "score_threshold must be a number"),
+        ({"score_threshold": float("nan")}, "score_threshold must be finite"),
+        ({"overlap_threshold": 1.5}, r"overlap_threshold must lie in \[0, 1\]"),
+        ({"prompt_threshold": True}, "prompt_threshold must be a number"),
+        ({"input_size": 333}, "input_size must be a positive multiple of 32"),
+        ({"input_size": "320"}, "input_size must be an int"),
+        ({"color_order": "rgb"}, "color_order"),
+        ({"backend": "tpu"}, "unknown backend 'tpu'"),
+        ({"backend": {"encoder": "ort-cpu"}}, "needs exactly the graphs"),
+        ({"backend": 3}, "backend must be a name"),
+        ({"max_prompts": 0}, "max_prompts"),
+        ({"backend_options": {"no_such_option": 1}, "backend": "ort-cpu"}, "no_such_option"),
+    ],
+)
+def test_bad_settings_fail_at_the_constructor(shipped_bundle, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        Segmenter(shipped_bundle, **kwargs)
+
+
+def test_bundle_arguments():
+    assert Segmenter(None, "ort-cpu").bundle.name == "edge-xs-synthetic"  # the shipped default
+    with pytest.raises(MissingFileError, match="shipped bundles"):
+        Segmenter("no-such-bundle")
+    with pytest.raises(ConfigError, match="bundle must be"):
+        Segmenter(42)
+
+
+def test_bad_inputs(seg):
+    frame = np.zeros((60, 80, 3), np.uint8)
+    for bad in (None, np.zeros((60, 80), np.uint8), frame.astype(np.float32), frame[:0]):
+        with pytest.raises(InputError):
+            seg.panoptic(bad)
+    emb = seg.set_image(frame)
+    cases = [
+        ({"points": [(90, 10)]}, "inside the 80 x 60 frame"),
+        ({"boxes": [(100, 100, 120, 130)]}, "overlap the 80 x 60 frame"),
+        ({"boxes": [(10, 10, 5, 20)]}, "x1 > x0"),
+        ({"points": [(1, 2, 3)]}, "P x 2"),
+        ({"points": [("a", 1)]}, "numbers"),
+        ({}, "at least one point or box"),
+        ({"points": [(1, 1)] * 300}, "max_prompts=256"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(InputError, match=match):
+            seg.prompt(emb, **kwargs)
+    with pytest.raises(InputError, match="ImageEmbedding"):
+        seg.prompt([(1, 2)])
+    # a box partly outside the frame is clipped to it, not rejected
+    assert seg.prompt(emb, boxes=[(-10, -10, 40, 30)]).masks.shape == (1, 60, 80)
+
+
+def test_sources(seg, tmp_path):
+    with pytest.raises(SourceError, match="does not exist"):
+        next(seg.stream(tmp_path / "none.mp4"))
+    with pytest.raises(SourceError):
+        next(seg.stream(object()))
+    with pytest.raises(ConfigError, match="max_frames"):
+        next(seg.stream(iter([]), max_frames=-1))
+
+
+def test_stream_reads_no_frame_past_max_frames(seg):
+    read = []
+
+    def frames():
+        for i in range(10):
+            read.append(i)
+            yield np.zeros((40, 50, 3), np.uint8)
+
+    assert len(list(seg.stream(frames(), task="panoptic", max_frames=5))) == 5
+    assert read == [0, 1, 2, 3, 4]
+
+
+def test_unavailable_backend_is_typed(shipped_bundle):
+    from rapsam_edge.runtime import create_backend
+
+    with pytest.raises(BackendUnavailable) as info:
+        create_backend(shipped_bundle, "encoder", "tensorrt")
+    assert info.value.hint and "tensorrt" in info.value.hint
+
+
+def test_closed_backend(shipped_bundle):
+    s = Segmenter(shipped_bundle, "ort-cpu")
+    s.close()
+    with pytest.raises(errors.BackendError, match="after close"):
+        s.panoptic(np.zeros((40, 50, 3), np.uint8))
+
+
+def _cli(*args: str, block_torch: bool = False) -> subprocess.CompletedProcess:
+    code = (
+        BLOCK_TORCH if block_torch else ""
+    ) + "import sys\nfrom rapsam_edge.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("info", "/no/such/bundle"), "does not exist; shipped bundles"),
+        (
+            ("run", "edge-xs-synthetic", "--source", "/no/such/video.mp4", "--max-frames", "1"),
+            "does not exist",
+        ),
+        (
+            ("run", "edge-xs-synthetic", "--source", "97", "--max-frames", "1"),
+            "cannot open video source 97",
+        ),
+    ],
+)
+def test_cli_prints_one_line(args, match, tmp_path):
+    proc = _cli(*args, "--out", str(tmp_path)) if args[0] == "run" else _cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert match in proc.stderr and "hint:" in proc.stderr
+
+
+def test_cli_debug_shows_the_traceback():
+    proc = _cli("info", "/no/such/bundle", "--debug")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "MissingFileError" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "verb", ["demo", "run", "info", "make-data", "train", "eval", "variants", "convert", "export"]
+)
+def test_every_help_works_without_torch(verb):
+    proc = _cli(verb, "--help", block_torch=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: rapsam-edge" in proc.stdout
+
+
+def test_a_torch_command_without_torch_says_what_to_install():
+    proc = _cli("variants", block_torch=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "rapsam-edge[train]" in proc.stderr
