@@ -82,9 +82,17 @@ class PromptResult:
 
 @dataclass
 class TrackResult:
-    """One video frame: ``track_map`` H x W int32 track ids (0 = none) for thing instances;
-    ``tracks``: one row per visible track with (track_id, class, score, area);
-    ``panoptic``: the frame's panoptic result (stuff included)."""
+    """One video frame.
+
+    Attributes:
+      frame_index: index of the frame in its video (the tracker's count, from 0).
+      track_map: H x W int32 track ids (0 = no tracked instance) at the frame's size.
+      track_ids: T int32 ids of the tracks visible in this frame (> 0).
+      track_classes: T int32 class ids of those detections.
+      track_scores: T float32 class scores of those detections.
+      panoptic: the frame's ``PanopticResult`` (stuff included).
+      timings: milliseconds per stage (panoptic stages + "tracking").
+    """
 
     frame_index: int
     track_map: np.ndarray
