@@ -34,7 +34,6 @@ class OracleSegmenter:
             ids = video.ids()
             for t, frame in enumerate(video.images):
                 self.frames[_key(frame)] = (ids[t], [i.class_id for i in video.instances])
-        self._image = None
 
     def panoptic(self, image: np.ndarray) -> PanopticResult:
         sample = self.images[_key(image)]
@@ -50,11 +49,11 @@ class OracleSegmenter:
         ]
         return PanopticResult(label_map, np.array(records, dtype=ops.SEGMENT_DTYPE), [])
 
-    def set_image(self, image: np.ndarray) -> None:
-        self._image = self.images[_key(image)]
+    def set_image(self, image: np.ndarray):
+        return self.images[_key(image)]  # the handle prompt() takes
 
-    def prompt(self, points=None, boxes=None) -> PromptResult:
-        ids = self._image.ids
+    def prompt(self, emb, points=None, boxes=None) -> PromptResult:
+        ids = emb.ids
         pts = np.asarray(points, dtype=float).astype(int)
         masks = np.stack([ids == ids[y, x] for x, y in pts])
         if self.drop_every:

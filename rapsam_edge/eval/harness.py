@@ -65,11 +65,11 @@ def evaluate_panoptic_and_prompts(
         if targets:
             gt_masks = sample.ids[None] == np.array([s.id for s in targets])[:, None, None]
             points = first_clicks(gt_masks).astype(np.float64) + 0.5  # pixel centres
-            segmenter.set_image(sample.image)
-            pred = segmenter.prompt(points=points)
+            emb = segmenter.set_image(sample.image)
+            pred = segmenter.prompt(emb, points=points)
             clicks.update_masks(pred.masks, gt_masks)
             if i < noc_images:
-                clicks.update(gt_masks, positive_only(_best_of_clicks(segmenter)))
+                clicks.update(gt_masks, positive_only(_best_of_clicks(segmenter, emb)))
         progress("panoptic+prompt", i + 1, n)
     seconds = time.perf_counter() - t0
     out: dict[str, Any] = {**pq.compute(), **clicks.compute()}
@@ -79,12 +79,12 @@ def evaluate_panoptic_and_prompts(
     return out
 
 
-def _best_of_clicks(segmenter) -> Callable[[np.ndarray], np.ndarray]:
+def _best_of_clicks(segmenter, emb) -> Callable[[np.ndarray], np.ndarray]:
     """Several positive clicks on one object -> the mask of the click whose prompt has the
     highest predicted IoU (the model decodes each prompt on its own)."""
 
     def predict(points: np.ndarray) -> np.ndarray:
-        res = segmenter.prompt(points=np.asarray(points, dtype=np.float64) + 0.5)
+        res = segmenter.prompt(emb, points=np.asarray(points, dtype=np.float64) + 0.5)
         return res.masks[int(np.argmax(res.iou))]
 
     return predict
