@@ -8,21 +8,27 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", type=Path, nargs="?", help="bundle (default: the shipped one)")
+    parser.add_argument(
+        "bundle",
+        nargs="?",
+        help="bundle directory or shipped bundle name (default: the shipped one)",
+    )
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..assets import default_bundle
+    from ..assets import shipped_bundles
     from ..bundle import load_bundle
-    from ..runtime.registry import BACKENDS, unavailable_reasons
+    from ..runtime.registry import BACKENDS, backend_class, unavailable_reasons
+    from ..runtime.threads import default_threads
 
-    path = args.bundle or default_bundle()
-    bundle = load_bundle(path)  # verifies every checksum
+    bundle = load_bundle(args.bundle)  # resolves a path or a shipped name; verifies checksums
     if args.json:
-        print((Path(path) / "manifest.json").read_text())
+        print((Path(bundle.root) / "manifest.json").read_text())
         return 0
-    print(f"bundle   {bundle.name} ({bundle.variant}) at {path}; checksums OK")
+    print(f"bundle   {bundle.name} ({bundle.variant}) at {bundle.root}; checksums OK")
+    print(f"shipped  {', '.join(shipped_bundles()) or 'none found'}")
+    print(f"threads  {default_threads()} per graph (RAPSAM_EDGE_THREADS overrides)")
     print(
         f"input    long side {bundle.input.long_side}, pad to {bundle.input.pad_divisor}, "
         f"{bundle.input.layout} {bundle.input.dtype} {bundle.input.color_order}"
@@ -36,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"graph    {name} [{g.precision}, {'/'.join(g.files)}]: {ins} -> {outs}")
     reasons = unavailable_reasons(bundle)
     for name in BACKENDS:
-        state = "available" if reasons.get(name) is None else f"unavailable: {reasons[name]}"
+        if reasons.get(name) is None:
+            cls = backend_class(name)
+            mode = "concurrent calls" if cls.concurrent else "calls serialised"
+            state = f"available ({cls.library_version()}; {mode})"
+        else:
+            state = f"unavailable: {reasons[name]}"
         print(f"backend  {name:13s} {state}")
     if bundle.provenance:
         print("provenance", json.dumps(dict(bundle.provenance), indent=1, default=str))
