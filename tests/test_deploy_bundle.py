@@ -175,26 +175,32 @@ def test_export_refuses_foreign_directory(xs_bundle, tmp_path):
 def test_cli_export_from_saved_weights(xs_bundle, tmp_path):
     pytest.importorskip("safetensors")
     from rapsam_edge.deploy import cli
+    from rapsam_edge.errors import ConfigError
     from rapsam_edge.model import save_model
 
-    save_model(xs_bundle[1], tmp_path / "weights")
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
-    args = parser.parse_args(
-        [
-            "--weights",
-            str(tmp_path / "weights"),
-            "--out",
-            str(tmp_path / "out"),
-            "--formats",
-            "onnx",
-        ]
-    )
-    assert cli.run(args) == 0
+
+    def export(weights, out, *extra):
+        argv = ["--weights", str(weights), "--out", str(out), "--formats", "onnx", *extra]
+        return cli.run(parser.parse_args(argv))
+
+    # weights saved without a vocabulary: the exporter refuses to guess one
+    save_model(xs_bundle[1], tmp_path / "bare")
+    with pytest.raises(ConfigError, match="carry no class vocabulary") as info:
+        export(tmp_path / "bare", tmp_path / "nope")
+    assert "--classes" in info.value.hint
+    assert export(tmp_path / "bare", tmp_path / "out", "--classes", "synthetic") == 0
     b = load_bundle(tmp_path / "out")
     assert b.name == "out" and b.formats("encoder") == ("onnx",)
-    assert b.class_names[0] == "circle"  # the synthetic vocabulary
+    assert b.class_names[0] == "circle"  # the synthetic vocabulary, asked for
     assert b.weights is None and not (tmp_path / "out" / "encoder.xml").exists()
     # the same weights give byte-identical ONNX graphs (deterministic export)
     for g in b.graphs:
         assert b.files[f"{g}.onnx"] == load_bundle(xs_bundle[0]).files[f"{g}.onnx"]
+    # a vocabulary saved with the weights travels into the bundle with no flag
+    vocab = [{"id": i, "name": f"part-{i}", "is_thing": i % 2 == 0} for i in range(12)]
+    save_model(xs_bundle[1], tmp_path / "named", classes=vocab)
+    assert export(tmp_path / "named", tmp_path / "named-out") == 0
+    named = load_bundle(tmp_path / "named-out")
+    assert [c.to_dict() for c in named.classes] == vocab

@@ -20,7 +20,9 @@ def test_recipe_exports_a_bundle_that_runs(tmp_path: Path):
     from rapsam_edge.model.io import save_model
 
     torch.manual_seed(0)
-    save_model(build_model("edge-xs"), tmp_path / "run")
+    from rapsam_edge.data.classes import CLASSES
+
+    save_model(build_model("edge-xs"), tmp_path / "run", classes=CLASSES)
     proc = subprocess.run(
         [
             sys.executable,
@@ -41,6 +43,7 @@ def test_recipe_exports_a_bundle_that_runs(tmp_path: Path):
     bundle = load_bundle(tmp_path / "bundle")
     assert dict(bundle.provenance)["recipe"] == "cpu-ort-fp32"
     assert set(bundle.graphs["encoder"].files) == {"onnx"}
+    assert bundle.class_names[:2] == ("circle", "square")  # saved with the weights
 
 
 def test_list_and_bad_recipe():

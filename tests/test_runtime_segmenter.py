@@ -17,7 +17,6 @@ from rapsam_edge.runtime.segmenter import Segmenter
 from rapsam_edge.runtime.tracker import TrackerConfig
 
 
-
 @pytest.fixture(scope="module")
 def seg(shipped_bundle) -> Segmenter:
     # random weights score far below 0.8: low thresholds make segments and tracks appear

@@ -1,27 +1,47 @@
 """`rapsam-edge demo`: the shipped default bundle on the shipped sample clip, all three tasks.
 
-Writes ``panoptic.png`` (first frame), ``prompts.png`` (point and box prompts on the first
-frame), ``tracking.mp4`` (online video instance segmentation with track ids) and
-``timings.json`` to ``--out``, and prints per-stage timings (p50 / p90 / p99)."""
+Writes ``panoptic.png`` (first frame), ``prompts.png`` (clicks and a box on objects of the
+first frame), ``tracking.mp4`` (online video instance segmentation with track ids, frame
+index and track count) and ``timings.json`` (timings, the prompts and their masks' areas,
+the track count) to ``--out``, and prints per-stage timings (p50 / p90 / p99), what was
+clicked and how many tracks the video gave (and why none, when none).
+
+Clicks land inside objects: on the pixel of an object's mask farthest from its boundary
+(``draw.interior_point``), for the thing segments the model found or, when it named none
+(the shipped model names no thing class), for the blobs of the frame that no segment claims:
+the objects it could not name."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .draw import draw_panoptic, draw_prompts
+from ..errors import ConfigError, SourceError
+from .draw import draw_panoptic, draw_prompts, interior_point
 from .timing import StageTimes
-from .video import process_stream
+from .video import process_stream, tracks_report
+
+#: most clicks the demo makes (plus one box)
+MAX_CLICKS = 3
+#: pixels added around an object's bounding box for the box prompt
+BOX_MARGIN = 4
+#: pixels an unclaimed region's interior point must lie from its boundary to count as an
+#: object (thinner ones are slivers between segments)
+MIN_OBJECT_DEPTH = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory")
-    parser.add_argument("--bundle", type=Path, help="bundle (default: the shipped one)")
+    parser.add_argument(
+        "--bundle",
+        help="bundle directory or a shipped bundle's name (default: the shipped one)",
+    )
     parser.add_argument("--source", help="video file (default: the shipped sample clip)")
     parser.add_argument(
         "--backend",
@@ -32,25 +52,122 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed repeats of each stage")
 
 
+@dataclass(frozen=True)
+class Target:
+    """An object to prompt: ``name`` for people, ``mask`` H x W bool."""
+
+    name: str
+    mask: np.ndarray
+
+
 def _first_frame(source: str) -> np.ndarray:
+    if not Path(source).exists():
+        raise SourceError(f"video source {source!r} does not exist")
     cap = cv2.VideoCapture(source)
-    ok, frame = cap.read()
+    ok, frame = cap.read() if cap.isOpened() else (False, None)
     cap.release()
     if not ok:
-        raise SystemExit(f"cannot read a frame from {source}")
+        raise SourceError(f"cannot read a frame from {source!r} (not a video file?)")
     return frame
 
 
+def _by_area(targets: list[Target]) -> list[Target]:
+    return sorted(targets, key=lambda t: -int(t.mask.sum()))
+
+
+def unclaimed_objects(panoptic_map: np.ndarray) -> list[np.ndarray]:
+    """The blobs of a frame that no segment claims (id 0), largest first: where the model
+    found objects it could not name. Slivers between segments (interior point closer than
+    ``MIN_OBJECT_DEPTH`` pixels to the boundary) are left out.
+
+    Arguments:
+      panoptic_map: H x W int32 segment ids (0 = void).
+    Returns:
+      H x W bool masks, one per blob.
+    """
+    void = np.pad((panoptic_map == 0).astype(np.uint8), 1)  # frame edges are boundary
+    depth = cv2.distanceTransform(void, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    n, labels = cv2.connectedComponents(void[1:-1, 1:-1], connectivity=8)
+    deepest = np.zeros(n, np.float32)
+    np.maximum.at(deepest, labels.ravel(), depth.ravel())
+    blobs = [labels == i for i in range(1, n) if deepest[i] >= MIN_OBJECT_DEPTH]
+    return sorted(blobs, key=lambda m: -int(m.sum()))
+
+
+def choose_targets(pan) -> tuple[list[Target], str]:
+    """What the demo prompts on, largest first, and where the targets come from: the thing
+    segments the model found; else the blobs no segment claims (``unclaimed_objects``); else
+    the (stuff) segments.
+
+    Arguments:
+      pan: the frame's ``PanopticResult``.
+    Returns:
+      (targets, a phrase naming their origin); targets may be [] (nothing found).
+    """
+    segs = pan.segments
+    found = [
+        Target(f"{pan.class_names[s['class']]} (segment {s['id']})", pan.panoptic_map == s["id"])
+        for s in segs
+        if s["is_thing"]
+    ]
+    if found:
+        return _by_area(found), "thing segments the model found"
+    blobs = unclaimed_objects(pan.panoptic_map)
+    if blobs:
+        targets = [Target(f"unnamed object {i + 1}", m) for i, m in enumerate(blobs)]
+        return targets, (
+            "the objects the model found but could not name (blobs no segment claims; it "
+            "named no thing in this frame)"
+        )
+    stuff = [
+        Target(f"{pan.class_names[s['class']]} (segment {s['id']})", pan.panoptic_map == s["id"])
+        for s in segs
+    ]
+    return _by_area(stuff), "segments the model found (it named no thing in this frame)"
+
+
+def plan_prompts(
+    targets: list[Target], frame_hw: tuple[int, int]
+) -> tuple[list[tuple[int, int]], list[tuple[int, int, int, int]], list[str]]:
+    """Clicks and one box on the targets: the box frames the largest target, the clicks land
+    on the others (up to ``MAX_CLICKS``; on the largest too when it is the only one), each on
+    its mask's interior point.
+
+    Arguments:
+      targets: from ``choose_targets``, largest first (may be []: then the frame's centre
+        and its middle half are used).
+      frame_hw: (H, W) pixels.
+    Returns:
+      (points [(x, y)], boxes [(x0, y0, x1, y1)] exclusive max, one name per prompt: points
+      first), pixels.
+    """
+    h, w = frame_hw
+    if not targets:
+        return [(w // 2, h // 2)], [(w // 4, h // 4, 3 * w // 4, 3 * h // 4)], ["centre", "middle"]
+    clicked = targets[1 : 1 + MAX_CLICKS] or targets[:1]
+    points = [interior_point(t.mask) for t in clicked]
+    ys, xs = np.nonzero(targets[0].mask)
+    box = (
+        max(int(xs.min()) - BOX_MARGIN, 0),
+        max(int(ys.min()) - BOX_MARGIN, 0),
+        min(int(xs.max()) + 1 + BOX_MARGIN, w),
+        min(int(ys.max()) + 1 + BOX_MARGIN, h),
+    )
+    return points, [box], [t.name for t in clicked] + [targets[0].name]
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..assets import default_bundle, sample_clip
+    from ..assets import sample_clip
     from ..runtime.segmenter import Segmenter
 
-    bundle = args.bundle or default_bundle()
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {args.repeats}")
     source = str(args.source or sample_clip())
-    seg = Segmenter(bundle, backend=args.backend, color_order="BGR")  # OpenCV frames
+    frame = _first_frame(source)
+    seg = Segmenter(args.bundle, backend=args.backend, color_order="BGR")  # OpenCV frames
+    bundle = seg.bundle.root
     print(f"bundle {bundle}\nbackend {seg.backend_name}\nsource {source}")
     args.out.mkdir(parents=True, exist_ok=True)
-    frame = _first_frame(source)
     report: dict = {"bundle": str(bundle), "backend": seg.backend_name, "source": source}
 
     # 1. panoptic segmentation of one frame
@@ -61,31 +178,52 @@ def run(args: argparse.Namespace) -> int:
         pan_times.add({**pan.timings, "total": (time.perf_counter() - t0) * 1e3})
     cv2.imwrite(str(args.out / "panoptic.png"), draw_panoptic(frame, pan))
     names = [pan.class_names[c] for c in pan.segments["class"]]
-    print(f"\n[panoptic] {len(pan.segments)} segments: {', '.join(names)}")
+    things = int(pan.segments["is_thing"].sum())
+    print(
+        f"\n[panoptic] {len(pan.segments)} segments ({things} things): {', '.join(names) or 'none'}"
+    )
     print(pan_times.table())
 
-    # 2. interactive: encoder once, then cheap prompt decodes
-    h, w = frame.shape[:2]
-    points = [(int(x0 + x1) // 2, int(y0 + y1) // 2) for x0, y0, x1, y1 in pan.boxes[:3]]
-    points = points or [(w // 2, h // 2)]
-    boxes = [(w * 0.05, h * 0.05, w * 0.45, h * 0.45)]
+    # 2. interactive: encoder once, then cheap prompt decodes, on objects of the frame
+    targets, origin = choose_targets(pan)
+    points, boxes, what = plan_prompts(targets, frame.shape[:2])
     prompt_times = StageTimes()
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        seg.set_image(frame)
+        emb = seg.set_image(frame)
         t1 = time.perf_counter()
-        res = seg.prompt(points=points[:1])
+        seg.prompt(emb, points=points[:1])
         t2 = time.perf_counter()
         prompt_times.add({"set_image": (t1 - t0) * 1e3, "prompt_1pt": (t2 - t1) * 1e3})
-    res = seg.prompt(points=points, boxes=boxes)
+    res = seg.prompt(emb, points=points, boxes=boxes)
     cv2.imwrite(str(args.out / "prompts.png"), draw_prompts(frame, res, points, boxes))
     summary = prompt_times.summary()
     full = pan_times.summary()["total"]["p50_ms"]
     ratio = full / summary["prompt_1pt"]["p50_ms"]
-    print(
-        f"\n[interactive] {len(points)} points + {len(boxes)} box; predicted IoU "
-        f"{', '.join(f'{v:.2f}' for v in res.iou)}"
-    )
+    print(f"\n[interactive] prompts on {origin}:")
+    prompts = []
+    for i, (prompt, name, mask, iou) in enumerate(zip(points + boxes, what, res.masks, res.iou)):
+        kind = "click" if i < len(points) else "box"
+        entry = {
+            "kind": kind,
+            "at": [int(v) for v in prompt],
+            "target": name,
+            "mask_area": int(mask.sum()),
+            "predicted_iou": float(iou),
+        }
+        if kind == "click":
+            entry["contains_click"] = bool(mask[prompt[1], prompt[0]])
+            inside = "inside" if entry["contains_click"] else "NOT inside"
+            print(
+                f"  {i + 1}. click at (x, y) = {tuple(prompt)} on {name}: mask of "
+                f"{entry['mask_area']} px, click {inside} it, predicted IoU {iou:.2f}"
+            )
+        else:
+            print(
+                f"  {i + 1}. box (x0, y0, x1, y1) = {tuple(prompt)} around {name}: mask of "
+                f"{entry['mask_area']} px, predicted IoU {iou:.2f}"
+            )
+        prompts.append(entry)
     print(prompt_times.table())
     print(f"one prompt after set_image costs 1/{ratio:.1f} of a full panoptic frame")
 
@@ -93,20 +231,22 @@ def run(args: argparse.Namespace) -> int:
     track_times, n, wall = process_stream(
         seg, source, task="track", out_video=args.out / "tracking.mp4"
     )
+    started, tracks_line = tracks_report(seg)
     print(
         f"\n[tracking] {n} frames in {wall:.2f} s = {n / wall:.1f} FPS end to end "
-        f"(capture + letterbox of frame t+1 overlap inference of frame t); "
-        f"{len(seg.tracker.tracks)} live tracks at the end"
+        f"(capture + letterbox of frame t+1 overlap inference of frame t)\n{tracks_line}"
     )
     print(track_times.table())
 
     report.update(
         panoptic=pan_times.summary(),
         interactive=summary,
+        prompts=prompts,
         prompt_vs_frame_ratio=ratio,
         tracking=track_times.summary(),
         tracking_fps=n / wall,
         frames=n,
+        tracks_started=started,
     )
     (args.out / "timings.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {args.out}/panoptic.png, prompts.png, tracking.mp4, timings.json")

@@ -14,10 +14,13 @@ class StageTimes:
         self.samples: dict[str, list[float]] = defaultdict(list)
 
     def add(self, timings: dict[str, float]) -> None:
+        """Record one sample per stage: ``timings`` stage name -> milliseconds."""
         for stage, ms in timings.items():
             self.samples[stage].append(float(ms))
 
     def summary(self) -> dict[str, dict[str, float]]:
+        """Per stage: ``n`` (samples) and ``mean_ms``, ``p50_ms``, ``p90_ms``, ``p99_ms``
+        (milliseconds), in the order the stages were first added."""
         out = {}
         for stage, values in self.samples.items():
             v = np.asarray(values)
@@ -31,6 +34,7 @@ class StageTimes:
         return out
 
     def table(self) -> str:
+        """``summary()`` as a fixed-width text table, one line per stage."""
         lines = [
             f"{'stage':14s} {'n':>5s} {'p50 ms':>9s} {'p90 ms':>9s} {'p99 ms':>9s} {'mean ms':>9s}"
         ]

@@ -1,4 +1,5 @@
-"""Run a Segmenter over a video source and write an annotated MP4 (shared by demo and run)."""
+"""Run a Segmenter over a video source and write an annotated MP4, and say how many tracks it
+found (shared by demo and run)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import SourceError
 from .draw import draw_panoptic, draw_tracks
 from .timing import StageTimes
+
+__all__ = ["process_stream", "tracks_report"]
 
 
 def process_stream(
@@ -21,29 +25,87 @@ def process_stream(
     fps: float = 10.0,
     max_frames: int | None = None,
 ) -> tuple[StageTimes, int, float]:
-    """-> (per-stage times incl. end-to-end 'frame', frames processed, wall seconds)."""
+    """Run ``seg.stream(source, task=task)`` and write the annotated frames to ``out_video``
+    (track ids, frame index and track count for "track"; class labels for "panoptic").
+
+    Arguments:
+      seg: a ``Segmenter``; its ``last_stream_tracker`` afterwards holds the stream's tracks.
+      source: camera index, video path or iterable of frames (``Segmenter.stream``).
+      task: "track" or "panoptic".
+      out_video: MP4 (mp4v) file to write, or None.
+      fps: frames per second of the written file.
+      max_frames: stop after this many frames (None: the whole source).
+    Returns:
+      (per-stage times in ms incl. end-to-end "frame", frames processed, wall seconds).
+    Raises:
+      SourceError: the source cannot be opened or yields no frame. ConfigError: bad task /
+      max_frames.
+    """
     times = StageTimes()
     writer = None
     n = 0
     t_start = t_last = time.perf_counter()
-    for frame, result in seg.stream(source, task=task, max_frames=max_frames):
-        now = time.perf_counter()
-        times.add({**result.timings, "frame": (now - t_last) * 1e3})
-        if out_video is not None:
-            drawn = (
-                draw_tracks(frame, result, seg.class_names)
-                if task == "track"
-                else draw_panoptic(frame, result)
-            )
-            if writer is None:
-                out_video.parent.mkdir(parents=True, exist_ok=True)
-                h, w = drawn.shape[:2]
-                writer = cv2.VideoWriter(
-                    str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
+    try:
+        for frame, result in seg.stream(source, task=task, max_frames=max_frames):
+            now = time.perf_counter()
+            times.add({**result.timings, "frame": (now - t_last) * 1e3})
+            if out_video is not None:
+                drawn = (
+                    draw_tracks(frame, result, seg.class_names)
+                    if task == "track"
+                    else draw_panoptic(frame, result)
                 )
-            writer.write(np.ascontiguousarray(drawn))
-        n += 1
-        t_last = time.perf_counter()
-    if writer is not None:
-        writer.release()
+                if writer is None:
+                    out_video.parent.mkdir(parents=True, exist_ok=True)
+                    h, w = drawn.shape[:2]
+                    writer = cv2.VideoWriter(
+                        str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
+                    )
+                writer.write(np.ascontiguousarray(drawn))
+            n += 1
+            t_last = time.perf_counter()
+    finally:
+        if writer is not None:
+            writer.release()
+    if n == 0 and max_frames != 0:
+        raise SourceError(f"no frame could be read from {source!r} (empty or not a video?)")
     return times, n, time.perf_counter() - t_start
+
+
+def _is_shipped(seg) -> bool:
+    from ..assets import models_dir
+    from ..errors import RapsamEdgeError
+
+    try:
+        return Path(seg.bundle.root).resolve().parent == models_dir().resolve()
+    except (RapsamEdgeError, OSError):
+        return False
+
+
+def tracks_report(seg) -> tuple[int, str]:
+    """How many tracks the Segmenter's last stream started, as a number and one line for
+    people; when none, the line says why.
+
+    Arguments:
+      seg: a ``Segmenter`` after a ``stream`` (``seg.last_stream_tracker``).
+    Returns:
+      (tracks started, the line).
+    """
+    tracker = seg.last_stream_tracker
+    started, live = tracker.tracks_started, len(tracker.tracks)
+    if started:
+        return started, f"{started} tracks started, {live} live at the end"
+    threshold = seg.postprocess.score_threshold
+    birth = seg.tracker_config.birth_score
+    line = (
+        f"0 tracks: in no frame did a thing (object) segment pass the score threshold "
+        f"({threshold:g}) and the tracker's birth score ({birth:g}), so no track started"
+    )
+    if _is_shipped(seg):
+        line += (
+            f". The shipped model {seg.bundle.name!r} was trained on synthetic shapes only: it "
+            "segments stuff and prompted objects, but it cannot name thing classes (PQ things "
+            "0.0, video AP 0.0 on its validation set), so at the shipped score threshold it "
+            "finds no objects to track. For a real model see README.md, 'The shipped model'"
+        )
+    return 0, line
