@@ -1,19 +1,25 @@
 // pybind11 module rapsam_edge._core: the compiled twins of rapsam_edge.ops._numpy.
 // Same function names, argument names, defaults, return types and argument checks (the
-// same ValueError messages, in the same order, as rapsam_edge.ops._checks). All heavy
-// work runs with the GIL released. This is the only file that includes Python headers.
+// same rapsam_edge.errors.InputError messages, in the same order, as
+// rapsam_edge.ops._checks). Scalars are taken as Python objects and checked here, so a
+// wrongly typed one is an InputError naming it, not pybind11's generic TypeError. All heavy
+// work runs with the GIL released, on the core's persistent thread pool. This is the only
+// file that includes Python headers.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "assignment.hpp"
+#include "build_info.hpp"
 #include "common.hpp"
 #include "overlay.hpp"
+#include "parallel.hpp"
 #include "postprocess.hpp"
 #include "rle.hpp"
 
@@ -22,7 +28,16 @@ using namespace pybind11::literals;
 
 namespace {
 
-[[noreturn]] void value_error(const std::string& message) { throw py::value_error(message); }
+// Python classes looked up once at import; deliberately never released (no decref after
+// the interpreter has shut down).
+struct PyRefs {
+    py::handle input_error, config_error, real, np_integer, np_bool, sequence, numpy;
+};
+PyRefs g_py;
+
+// Every argument error (of the bindings and of the C++ core) is a std::invalid_argument;
+// the module's exception translator raises it as rapsam_edge.errors.InputError.
+[[noreturn]] void input_error(const std::string& message) { throw std::invalid_argument(message); }
 
 std::string pyrepr(const py::handle& obj) { return py::repr(obj).cast<std::string>(); }
 std::string pystr(const py::handle& obj) { return py::str(obj).cast<std::string>(); }
@@ -31,7 +46,12 @@ std::string type_name(const py::handle& obj) {
     return py::type::handle_of(obj).attr("__name__").cast<std::string>();
 }
 
-py::module_ numpy() { return py::module_::import("numpy"); }
+py::object numpy() { return py::reinterpret_borrow<py::object>(g_py.numpy); }
+
+// True for a Python TypeError / ValueError: a conversion of a bad argument failed.
+bool conversion_error(const py::error_already_set& e) {
+    return e.matches(PyExc_TypeError) || e.matches(PyExc_ValueError);
+}
 
 bool is_dtype(const py::array& a, const char* name) {
     // numpy's own dtype equality, as the twin's `x.dtype != np.float32`
@@ -41,10 +61,10 @@ bool is_dtype(const py::array& a, const char* name) {
 // _checks._require_array
 py::array require_array(const py::object& x, const char* name) {
     if (!py::isinstance<py::array>(x))
-        value_error(std::string(name) + " must be a numpy array, got " + type_name(x));
+        input_error(std::string(name) + " must be a numpy array, got " + type_name(x));
     py::array a = py::reinterpret_borrow<py::array>(x);
     if (!(a.flags() & py::array::c_style))
-        value_error(std::string(name) + " must be C-contiguous (use np.ascontiguousarray)");
+        input_error(std::string(name) + " must be C-contiguous (use np.ascontiguousarray)");
     return a;
 }
 
@@ -59,24 +79,75 @@ py::array check_image(const py::object& obj, const char* name) {
     py::array image = require_array(obj, name);
     const std::string n(name);
     if (!is_dtype(image, "uint8"))
-        value_error(n + " must be uint8, got " + pystr(image.attr("dtype")));
+        input_error(n + " must be uint8, got " + pystr(image.attr("dtype")));
     if (!(image.ndim() == 2 || image.ndim() == 3) ||
         (image.ndim() == 3 && !(image.shape(2) >= 1 && image.shape(2) <= 4)))
-        value_error(n + " must be H x W or H x W x C (C <= 4), got shape " + shape_repr(image));
+        input_error(n + " must be H x W or H x W x C (C <= 4), got shape " + shape_repr(image));
     if (image.shape(0) < 1 || image.shape(1) < 1)
-        value_error(n + " is empty: shape " + shape_repr(image));
+        input_error(n + " is empty: shape " + shape_repr(image));
     if (std::max(image.shape(0), image.shape(1)) > rapsam::kMaxSide)
-        value_error(n + " sides must be <= " + std::to_string(rapsam::kMaxSide) + ", got " +
+        input_error(n + " sides must be <= " + std::to_string(rapsam::kMaxSide) + ", got " +
                     pyrepr(py::make_tuple(image.shape(0), image.shape(1))));
     return aligned(image);
 }
 
-bool is_integer(const py::handle& v) {
-    return PyLong_Check(v.ptr()) || py::isinstance(v, numpy().attr("integer"));
+bool is_instance(const py::handle& v, const py::handle& cls) {
+    const int r = PyObject_IsInstance(v.ptr(), cls.ptr());
+    if (r < 0) throw py::error_already_set();
+    return r == 1;
 }
 
-bool is_sequence(const py::handle& v) {
-    return py::isinstance(v, py::module_::import("collections.abc").attr("Sequence"));
+bool is_integer(const py::handle& v) {
+    return PyLong_Check(v.ptr()) || is_instance(v, g_py.np_integer);
+}
+
+bool is_sequence(const py::handle& v) { return is_instance(v, g_py.sequence); }
+
+// numbers.Real, as _checks.check_float: int, float, bool, numpy numbers
+bool is_real(const py::handle& v) {
+    return PyFloat_Check(v.ptr()) || PyLong_Check(v.ptr()) || is_instance(v, g_py.real);
+}
+
+// float(v) of a real number; false on overflow (a huge int)
+bool real_value(const py::handle& v, double& out) {
+    out = PyFloat_AsDouble(v.ptr());
+    if (out == -1.0 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) throw py::error_already_set();
+        PyErr_Clear();
+        return false;
+    }
+    return true;
+}
+
+// _checks.check_int
+long long check_int(const py::object& value, const char* name, long long lo, long long hi) {
+    const std::string n(name);
+    if (!is_integer(value)) input_error(n + " must be an integer, got " + type_name(value));
+    const py::int_ lo_(lo), hi_(hi);
+    if (!(PyObject_RichCompareBool(lo_.ptr(), value.ptr(), Py_LE) == 1 &&
+          PyObject_RichCompareBool(value.ptr(), hi_.ptr(), Py_LE) == 1))
+        input_error(n + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                    "], got " + pystr(value));
+    return py::int_(value).cast<long long>();
+}
+
+// _checks.check_float
+double check_float(const py::object& value, const char* name) {
+    const std::string n(name);
+    if (!is_real(value)) input_error(n + " must be a real number, got " + type_name(value));
+    double v = 0.0;
+    if (!real_value(value, v)) input_error(n + " is out of range, got " + pystr(value));
+    return v;
+}
+
+// _checks.check_bool
+bool check_bool(const py::object& value, const char* name) {
+    if (PyBool_Check(value.ptr())) return value.ptr() == Py_True;
+    if (!(is_instance(value, g_py.np_bool) || is_integer(value)))
+        input_error(std::string(name) + " must be a bool, got " + type_name(value));
+    const int truth = PyObject_IsTrue(value.ptr());
+    if (truth < 0) throw py::error_already_set();
+    return truth == 1;
 }
 
 // _checks.check_hw
@@ -85,17 +156,17 @@ std::pair<int, int> check_hw(const py::object& value_in, const char* name, bool 
     py::object value = value_in;
     if (allow_int && is_integer(value)) value = py::make_tuple(value, value);
     if (!is_sequence(value) || py::len(value) != 2)
-        value_error(n + " must be a (height, width) pair, got " + pyrepr(value));
+        input_error(n + " must be a (height, width) pair, got " + pyrepr(value));
     py::object h = value[py::int_(0)], w = value[py::int_(1)];
     if (!is_integer(h) || !is_integer(w))
-        value_error(n + " must hold integers, got " + pyrepr(value));
+        input_error(n + " must hold integers, got " + pyrepr(value));
     const py::int_ lo(1), hi(rapsam::kMaxSide);
     auto in_range = [&](const py::object& v) {
         return PyObject_RichCompareBool(lo.ptr(), v.ptr(), Py_LE) == 1 &&
                PyObject_RichCompareBool(v.ptr(), hi.ptr(), Py_LE) == 1;
     };
     if (!(in_range(h) && in_range(w)))
-        value_error(n + " must be in [1, " + std::to_string(rapsam::kMaxSide) + "], got " +
+        input_error(n + " must be in [1, " + std::to_string(rapsam::kMaxSide) + "], got " +
                     pyrepr(value));
     return {py::int_(h).cast<int>(), py::int_(w).cast<int>()};
 }
@@ -103,11 +174,14 @@ std::pair<int, int> check_hw(const py::object& value_in, const char* name, bool 
 // _checks.check_valid_hw
 std::pair<double, double> check_valid_hw(const py::object& valid_hw, int64_t h, int64_t w) {
     if (!is_sequence(valid_hw) || py::len(valid_hw) != 2)
-        value_error("valid_hw must be a (height, width) pair, got " + pyrepr(valid_hw));
-    const double vh = py::float_(valid_hw[py::int_(0)]).cast<double>();
-    const double vw = py::float_(valid_hw[py::int_(1)]).cast<double>();
-    if (!(std::isfinite(vh) && std::isfinite(vw) && 0 < vh && vh <= h && 0 < vw && vw <= w))
-        value_error("valid_hw must be in (0, mask size " + std::to_string(h) + " x " +
+        input_error("valid_hw must be a (height, width) pair, got " + pyrepr(valid_hw));
+    py::object h_obj = valid_hw[py::int_(0)], w_obj = valid_hw[py::int_(1)];
+    if (!is_real(h_obj) || !is_real(w_obj))
+        input_error("valid_hw must hold real numbers, got " + pyrepr(valid_hw));
+    double vh = 0.0, vw = 0.0;
+    const bool fits = real_value(h_obj, vh) && real_value(w_obj, vw);
+    if (!(fits && std::isfinite(vh) && std::isfinite(vw) && 0 < vh && vh <= h && 0 < vw && vw <= w))
+        input_error("valid_hw must be in (0, mask size " + std::to_string(h) + " x " +
                     std::to_string(w) + "], got " + pyrepr(valid_hw));
     return {vh, vw};
 }
@@ -123,14 +197,14 @@ bool finite(const py::array& a) {
 py::array check_logits(const py::object& x, const char* name, int ndim) {
     py::array a = require_array(x, name);
     const std::string n(name);
-    if (!is_dtype(a, "float32")) value_error(n + " must be float32, got " + pystr(a.attr("dtype")));
+    if (!is_dtype(a, "float32")) input_error(n + " must be float32, got " + pystr(a.attr("dtype")));
     if (a.ndim() != ndim)
-        value_error(n + " must have " + std::to_string(ndim) + " dimensions, got shape " +
+        input_error(n + " must have " + std::to_string(ndim) + " dimensions, got shape " +
                     shape_repr(a));
     a = aligned(a);
-    if (!finite(a)) value_error(n + " contains NaN or infinity");
+    if (!finite(a)) input_error(n + " contains NaN or infinity");
     if (ndim == 2 && a.shape(1) < 1)
-        value_error(n + " needs at least one column, got shape " + shape_repr(a));
+        input_error(n + " needs at least one column, got shape " + shape_repr(a));
     return a;
 }
 
@@ -139,10 +213,10 @@ py::array check_mask_stack(const py::object& x, const char* name, int64_t n) {
     py::array a = check_logits(x, name, 3);
     const std::string nm(name);
     if (n >= 0 && a.shape(0) != n)
-        value_error(nm + " has " + std::to_string(a.shape(0)) + " masks, expected " +
+        input_error(nm + " has " + std::to_string(a.shape(0)) + " masks, expected " +
                     std::to_string(n) + " (one per query)");
     if (a.shape(1) < 1 || a.shape(2) < 1)
-        value_error(nm + " masks are empty: shape " + shape_repr(a));
+        input_error(nm + " masks are empty: shape " + shape_repr(a));
     return a;
 }
 
@@ -151,12 +225,12 @@ py::array check_mask_stack(const py::object& x, const char* name, int64_t n) {
 std::pair<py::array, bool> as_mask_stack(const py::object& x, const char* name) {
     const std::string n(name);
     if (!py::isinstance<py::array>(x))
-        value_error(n + " must be a numpy array, got " + type_name(x));
+        input_error(n + " must be a numpy array, got " + type_name(x));
     py::array a = py::reinterpret_borrow<py::array>(x);
     if (!(is_dtype(a, "bool") || is_dtype(a, "uint8")))
-        value_error(n + " must be bool or uint8, got " + pystr(a.attr("dtype")));
+        input_error(n + " must be bool or uint8, got " + pystr(a.attr("dtype")));
     if (a.ndim() != 2 && a.ndim() != 3)
-        value_error(n + " must be H x W or N x H x W, got shape " + shape_repr(a));
+        input_error(n + " must be H x W or N x H x W, got shape " + shape_repr(a));
     const bool single = a.ndim() == 2;
     py::array stack = numpy().attr("ascontiguousarray")(a);
     if (is_dtype(stack, "bool")) stack = stack.attr("view")("uint8");
@@ -165,18 +239,18 @@ std::pair<py::array, bool> as_mask_stack(const py::object& x, const char* name) 
 }
 
 // ------------------------------------------------------------------ the ops
-py::tuple letterbox(const py::object& image_in, const py::object& size, long long pad_divisor,
-                    long long pad_value, bool swap_rb) {
+py::tuple letterbox(const py::object& image_in, const py::object& size,
+                    const py::object& pad_divisor_in, const py::object& pad_value_in,
+                    const py::object& swap_rb_in) {
     py::array image = check_image(image_in, "image");
     const auto box = check_hw(size, "size", true);
-    if (!(1 <= pad_divisor && pad_divisor <= 4096))
-        value_error("pad_divisor must be in [1, 4096], got " + std::to_string(pad_divisor));
-    if (!(0 <= pad_value && pad_value <= 255))
-        value_error("pad_value must be in [0, 255], got " + std::to_string(pad_value));
+    const long long pad_divisor = check_int(pad_divisor_in, "pad_divisor", 1, 4096);
+    const long long pad_value = check_int(pad_value_in, "pad_value", 0, 255);
+    const bool swap_rb = check_bool(swap_rb_in, "swap_rb");
     const int in_h = static_cast<int>(image.shape(0)), in_w = static_cast<int>(image.shape(1));
     const int channels = image.ndim() == 3 ? static_cast<int>(image.shape(2)) : 1;
     if (swap_rb && channels < 3)
-        value_error("swap_rb needs an image with >= 3 channels, got " + std::to_string(channels));
+        input_error("swap_rb needs an image with >= 3 channels, got " + std::to_string(channels));
     const rapsam::LetterboxGeometry g =
         rapsam::letterbox_geometry(in_h, in_w, box.first, box.second, static_cast<int>(pad_divisor));
     std::vector<py::ssize_t> shape = {g.pad_h, g.pad_w};
@@ -193,18 +267,27 @@ py::tuple letterbox(const py::object& image_in, const py::object& size, long lon
 
 py::tuple panoptic_fuse(const py::object& cls_in, const py::object& mask_in,
                         const py::object& valid_hw, const py::object& out_hw,
-                        const py::object& is_thing_in, double score_threshold,
-                        double overlap_threshold) {
+                        const py::object& is_thing_in, const py::object& score_threshold_in,
+                        const py::object& overlap_threshold_in) {
     py::array cls = check_logits(cls_in, "cls_logits", 2);
     const int64_t n_queries = cls.shape(0), n_cls1 = cls.shape(1);
     py::array masks = check_mask_stack(mask_in, "mask_logits", n_queries);
     const auto out = check_hw(out_hw, "out_hw", false);
     const auto valid = check_valid_hw(valid_hw, masks.shape(1), masks.shape(2));
-    py::array is_thing = numpy().attr("ascontiguousarray")(is_thing_in, "dtype"_a = "bool");
+    py::array is_thing;
+    try {
+        is_thing = numpy().attr("ascontiguousarray")(is_thing_in, "dtype"_a = "bool");
+    } catch (const py::error_already_set& e) {
+        if (!conversion_error(e)) throw;
+        input_error("is_thing must be an array of C = " + std::to_string(n_cls1 - 1) +
+                    " bools, got " + pyrepr(is_thing_in));
+    }
     if (!(is_thing.ndim() == 1 && is_thing.shape(0) == n_cls1 - 1))
-        value_error("is_thing must have C = " + std::to_string(n_cls1 - 1) +
+        input_error("is_thing must have C = " + std::to_string(n_cls1 - 1) +
                     " entries (cls_logits has C+1 columns), got shape " + shape_repr(is_thing));
     is_thing = aligned(is_thing);
+    const double score_threshold = check_float(score_threshold_in, "score_threshold");
+    const double overlap_threshold = check_float(overlap_threshold_in, "overlap_threshold");
     rapsam::PanopticParams params;
     params.valid_h = valid.first;
     params.valid_w = valid.second;
@@ -233,16 +316,19 @@ py::tuple panoptic_fuse(const py::object& cls_in, const py::object& mask_in,
 }
 
 py::tuple prompt_masks(const py::object& mask_in, const py::object& valid_hw,
-                       const py::object& out_hw, double threshold, double stability_offset) {
+                       const py::object& out_hw, const py::object& threshold_in,
+                       const py::object& stability_offset_in) {
     py::array masks = check_mask_stack(mask_in, "mask_logits", -1);
     const auto out = check_hw(out_hw, "out_hw", false);
     const auto valid = check_valid_hw(valid_hw, masks.shape(1), masks.shape(2));
+    const double threshold = check_float(threshold_in, "threshold");
+    const double stability_offset = check_float(stability_offset_in, "stability_offset");
     if (!std::isfinite(threshold))
-        value_error("threshold must be finite, got " + pyrepr(py::float_(threshold)));
+        input_error("threshold must be finite, got " + pyrepr(py::float_(threshold)));
     if (!std::isfinite(stability_offset))
-        value_error("stability_offset must be finite, got " + pyrepr(py::float_(stability_offset)));
+        input_error("stability_offset must be finite, got " + pyrepr(py::float_(stability_offset)));
     if (stability_offset < 0)
-        value_error("stability_offset must be >= 0, got " + pyrepr(py::float_(stability_offset)));
+        input_error("stability_offset must be >= 0, got " + pyrepr(py::float_(stability_offset)));
     const py::ssize_t n = masks.shape(0);
     py::array result(py::dtype("bool"), std::vector<py::ssize_t>{n, out.first, out.second});
     py::array_t<float> stability(n);
@@ -253,7 +339,7 @@ py::tuple prompt_masks(const py::object& mask_in, const py::object& valid_hw,
         py::gil_scoped_release release;
         rapsam::prompt_masks(src, static_cast<int>(n), static_cast<int>(masks.shape(1)),
                              static_cast<int>(masks.shape(2)), valid.first, valid.second,
-                             out.first, out.second, threshold, stability_offset, dst, stab, 2,
+                             out.first, out.second, threshold, stability_offset, dst, stab, 0,
                              false);
     }
     return py::make_tuple(result, stability);
@@ -297,25 +383,43 @@ int64_t run_value(const py::handle& c) {
     py::int_ v(py::reinterpret_borrow<py::object>(c));
     int overflow = 0;
     const long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
-    if (overflow < 0) value_error("rle counts must be non-negative");
-    if (overflow > 0) value_error("rle counts sum to more than 2^63, expected H*W");
+    if (overflow < 0) input_error("rle counts must be non-negative");
+    if (overflow > 0) input_error("rle counts sum to more than 2^63, expected H*W");
     return x;
 }
 
 py::array rle_decode_one(const py::handle& rle) {
     if (!py::isinstance<py::dict>(rle) || !rle.contains("size") || !rle.contains("counts"))
-        value_error("rle must be a dict with 'size' and 'counts'");
+        input_error("rle must be a dict with 'size' and 'counts'");
     py::object size = rle["size"];
-    std::vector<int64_t> hw;
-    for (py::handle v : size) {
-        hw.push_back(py::int_(py::reinterpret_borrow<py::object>(v)).cast<int64_t>());
-        if (hw.size() > 2) break;
+    std::vector<py::int_> hw;
+    try {
+        for (py::handle v : size) {
+            hw.emplace_back(py::reinterpret_borrow<py::object>(v));  // int(v)
+            if (hw.size() > 2) break;
+        }
+    } catch (const py::error_already_set& e) {
+        if (!conversion_error(e)) throw;
+        input_error("rle size must be a (height, width) pair of integers, got " + pyrepr(size));
     }
-    if (hw.size() != 2) value_error("rle size must be a (height, width) pair, got " + pyrepr(size));
-    const int64_t height = hw[0], width = hw[1];
-    if (height < 0 || width < 0) value_error("rle size must be non-negative, got " + pyrepr(size));
+    if (hw.size() != 2) input_error("rle size must be a (height, width) pair, got " + pyrepr(size));
+    const py::int_ zero(0), limit(int64_t{1} << 62);
+    for (const py::int_& v : hw) {
+        if (PyObject_RichCompareBool(v.ptr(), zero.ptr(), Py_LT) == 1)
+            input_error("rle size must be non-negative, got " + pyrepr(size));
+        if (PyObject_RichCompareBool(v.ptr(), limit.ptr(), Py_GE) == 1)
+            input_error("rle size is too large, got " + pyrepr(size));
+    }
+    const int64_t height = hw[0].cast<int64_t>(), width = hw[1].cast<int64_t>();
     py::object counts = rle["counts"];
-    if (py::isinstance<py::str>(counts)) counts = counts.attr("encode")("ascii");
+    if (py::isinstance<py::str>(counts)) {
+        try {
+            counts = counts.attr("encode")("ascii");
+        } catch (const py::error_already_set& e) {
+            if (!e.matches(PyExc_UnicodeError)) throw;
+            input_error("rle counts string must be ASCII");
+        }
+    }
     std::vector<int64_t> runs;
     if (py::isinstance<py::bytes>(counts)) {
         char* buffer = nullptr;
@@ -323,7 +427,12 @@ py::array rle_decode_one(const py::handle& rle) {
         if (PyBytes_AsStringAndSize(counts.ptr(), &buffer, &length) != 0) throw py::error_already_set();
         runs = rapsam::rle_counts_from_string(buffer, static_cast<size_t>(length));
     } else {
-        for (py::handle c : counts) runs.push_back(run_value(c));
+        try {
+            for (py::handle c : counts) runs.push_back(run_value(c));
+        } catch (const py::error_already_set& e) {
+            if (!conversion_error(e)) throw;
+            input_error("rle counts must be a string or a list of integers, got " + type_name(counts));
+        }
     }
     rapsam::rle_check_runs(runs, height, width);
     py::array out(py::dtype("bool"), std::vector<py::ssize_t>{height, width});
@@ -337,7 +446,7 @@ py::array rle_decode_one(const py::handle& rle) {
 
 py::array rle_decode(const py::object& rle) {
     if (py::isinstance<py::list>(rle) || py::isinstance<py::tuple>(rle)) {
-        if (py::len(rle) == 0) value_error("rle list is empty");
+        if (py::len(rle) == 0) input_error("rle list is empty");
         py::list masks;
         bool same = true;
         for (py::handle r : rle) {
@@ -347,20 +456,21 @@ py::array rle_decode(const py::object& rle) {
                 same = false;
             masks.append(m);
         }
-        if (!same) value_error("all RLEs in a list must have the same size");
+        if (!same) input_error("all RLEs in a list must have the same size");
         return numpy().attr("stack")(masks);
     }
     return rle_decode_one(rle);
 }
 
-py::tuple linear_assignment(const py::object& cost_in, bool maximize) {
+py::tuple linear_assignment(const py::object& cost_in, const py::object& maximize_in) {
     if (!py::isinstance<py::array>(cost_in))
-        value_error("cost must be a numpy array, got " + type_name(cost_in));
+        input_error("cost must be a numpy array, got " + type_name(cost_in));
     py::array cost = py::reinterpret_borrow<py::array>(cost_in);
-    if (cost.ndim() != 2) value_error("cost must be 2-D, got shape " + shape_repr(cost));
+    if (cost.ndim() != 2) input_error("cost must be 2-D, got shape " + shape_repr(cost));
     const char kind = cost.dtype().kind();
     if (!(kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b'))
-        value_error("cost must be numeric, got " + pystr(cost.attr("dtype")));
+        input_error("cost must be numeric, got " + pystr(cost.attr("dtype")));
+    const bool maximize = check_bool(maximize_in, "maximize");
     py::array c = numpy().attr("ascontiguousarray")(cost, "dtype"_a = "float64");
     c = aligned(c);
     const double* data = static_cast<const double*>(c.data());
@@ -379,21 +489,23 @@ py::tuple linear_assignment(const py::object& cost_in, bool maximize) {
     return py::make_tuple(rows, cols);
 }
 
-py::array overlay(const py::object& image_in, const py::object& labels_in, double alpha,
-                  bool boundary) {
+py::array overlay(const py::object& image_in, const py::object& labels_in,
+                  const py::object& alpha_in, const py::object& boundary_in) {
     py::array image = check_image(image_in, "image");
     if (image.ndim() != 3 || image.shape(2) != 3)
-        value_error("image must be H x W x 3 uint8, got shape " + shape_repr(image));
+        input_error("image must be H x W x 3 uint8, got shape " + shape_repr(image));
     if (!py::isinstance<py::array>(labels_in) ||
         !is_dtype(py::reinterpret_borrow<py::array>(labels_in), "int32"))
-        value_error("labels must be an int32 numpy array");
+        input_error("labels must be an int32 numpy array");
     py::array labels = py::reinterpret_borrow<py::array>(labels_in);
     if (!(labels.ndim() == 2 && labels.shape(0) == image.shape(0) &&
           labels.shape(1) == image.shape(1)))
-        value_error("labels shape " + shape_repr(labels) + " must equal image H x W " +
+        input_error("labels shape " + shape_repr(labels) + " must equal image H x W " +
                     pyrepr(py::make_tuple(image.shape(0), image.shape(1))));
+    const double alpha = check_float(alpha_in, "alpha");
     if (!(0.0 <= alpha && alpha <= 1.0))
-        value_error("alpha must be in [0, 1], got " + pyrepr(py::float_(alpha)));
+        input_error("alpha must be in [0, 1], got " + pyrepr(py::float_(alpha)));
+    const bool boundary = check_bool(boundary_in, "boundary");
     labels = aligned(numpy().attr("ascontiguousarray")(labels));
     const int h = static_cast<int>(image.shape(0)), w = static_cast<int>(image.shape(1));
     py::array_t<uint8_t> out({static_cast<py::ssize_t>(h), static_cast<py::ssize_t>(w),
@@ -408,15 +520,73 @@ py::array overlay(const py::object& image_in, const py::object& labels_in, doubl
     return out;
 }
 
+// ------------------------------------------------------------------ threads and build
+void set_num_threads(const py::object& n_in) {
+    const int n = static_cast<int>(check_int(n_in, "n", 1, rapsam::kMaxThreads));
+    py::gil_scoped_release release;  // idle workers beyond n are joined
+    rapsam::set_num_threads(n);
+}
+
+py::dict build_info() {
+    const rapsam::BuildInfo b = rapsam::build_info();
+    py::dict d;
+    d["version"] = b.version;
+    d["compiler"] = b.compiler;
+    d["arch"] = b.arch;
+    d["simd"] = b.simd;
+    d["build_type"] = b.build_type;
+    d["cxx_flags"] = b.cxx_flags;
+    d["cores"] = rapsam::available_cores();
+    d["max_threads"] = rapsam::kMaxThreads;
+    return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
+    const auto keep = [](py::object obj) { return obj.release(); };  // never released
+    py::object np = py::module_::import("numpy");
+    g_py.numpy = keep(np);
+    g_py.np_integer = keep(np.attr("integer"));
+    g_py.np_bool = keep(np.attr("bool_"));
+    g_py.real = keep(py::module_::import("numbers").attr("Real"));
+    g_py.sequence = keep(py::module_::import("collections.abc").attr("Sequence"));
+    py::module_ errors = py::module_::import("rapsam_edge.errors");
+    g_py.input_error = keep(errors.attr("InputError"));
+    g_py.config_error = keep(errors.attr("ConfigError"));
+    py::register_local_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::invalid_argument& e) {
+            PyErr_SetString(g_py.input_error.ptr(), e.what());
+        }
+    });
+    // RAPSAM_EDGE_THREADS is read once, here: a bad value fails the import
+    try {
+        rapsam::num_threads();
+    } catch (const std::invalid_argument& e) {
+        PyErr_SetString(g_py.config_error.ptr(), e.what());
+        throw py::error_already_set();
+    }
+
     // the segment records: same fields, names and offsets as SEGMENT_DTYPE
     PYBIND11_NUMPY_DTYPE_EX(rapsam::Segment, id, "id", cls, "class", query, "query", score,
                             "score", area, "area", is_thing, "is_thing");
     m.doc() =
         "Compiled C++ twins of rapsam_edge.ops._numpy (per-frame post-processing). Same "
-        "names, arguments and results; argument errors raise ValueError naming the argument.";
+        "names, arguments and results; argument errors raise rapsam_edge.errors.InputError "
+        "(a ValueError) naming the argument.";
+    m.attr("__version__") = rapsam::core_version();
+
+    m.def("get_num_threads", [] { return rapsam::num_threads(); },
+          R"doc(get_num_threads() -> int: threads a large op uses (the calling thread included).
+Set by set_num_threads, else RAPSAM_EDGE_THREADS, else the cores this process may use.)doc");
+    m.def("set_num_threads", &set_num_threads, "n"_a,
+          R"doc(set_num_threads(n: int) -> None: use n threads (1 to 256) in every later op.
+The persistent worker pool shrinks at once and grows on demand; results do not depend on n.)doc");
+    m.def("build_info", &build_info,
+          R"doc(build_info() -> dict: version, compiler, arch, simd (compile-time extensions),
+build_type and cxx_flags of this build, cores (usable by this process) and max_threads.)doc");
 
     m.def("letterbox", &letterbox, "image"_a, "size"_a, "pad_divisor"_a = 32, "pad_value"_a = 0,
           "swap_rb"_a = false,

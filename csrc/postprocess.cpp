@@ -13,16 +13,16 @@
 #include "postprocess.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
-#include <exception>
 #include <functional>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
+
+#include "parallel.hpp"
 
 namespace rapsam {
 
@@ -44,17 +44,6 @@ Taps sample_grid(int64_t out_len, double valid_len, int64_t src_len) {
     return t;
 }
 
-static bool all_finite_serial(const float* data, size_t n);
-
-bool all_finite(const float* data, size_t n) {
-    if (n < (size_t{1} << 20)) return all_finite_serial(data, n);
-    bool ok[2] = {true, true};
-    std::thread other([&] { ok[1] = all_finite_serial(data + n / 2, n - n / 2); });
-    ok[0] = all_finite_serial(data, n / 2);
-    other.join();
-    return ok[0] && ok[1];
-}
-
 static bool all_finite_serial(const float* data, size_t n) {
     // exponent bits all set <=> inf or NaN; an integer OR-reduction vectorises well
     const uint32_t* bits = reinterpret_cast<const uint32_t*>(data);
@@ -69,39 +58,19 @@ static bool all_finite_serial(const float* data, size_t n) {
     return true;
 }
 
+bool all_finite(const float* data, size_t n) {
+    constexpr size_t kPerPart = size_t{1} << 19;  // memory bound: a few parts are enough
+    if (n < 2 * kPerPart) return all_finite_serial(data, n);
+    const int parts = std::min(num_threads(), static_cast<int>(std::min<size_t>(n / kPerPart, 8)));
+    std::atomic<bool> ok{true};
+    parallel_for(parts, [&](int part, int n_parts) {
+        const size_t lo = n / n_parts * part, hi = part + 1 == n_parts ? n : n / n_parts * (part + 1);
+        if (!all_finite_serial(data + lo, hi - lo)) ok.store(false, std::memory_order_relaxed);
+    });
+    return ok.load();
+}
+
 namespace {
-
-// Runs body(part, n_parts) on n_parts threads (the calling thread does part 0) and
-// rethrows the first exception.
-void run_parallel(int n_parts, const std::function<void(int, int)>& body) {
-    if (n_parts <= 1) {
-        body(0, 1);
-        return;
-    }
-    std::exception_ptr error;
-    std::mutex error_mutex;
-    auto guarded = [&](int part) {
-        try {
-            body(part, n_parts);
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(error_mutex);
-            if (!error) error = std::current_exception();
-        }
-    };
-    std::vector<std::thread> threads;
-    threads.reserve(n_parts - 1);
-    for (int p = 1; p < n_parts; ++p) threads.emplace_back(guarded, p);
-    guarded(0);
-    for (auto& t : threads) t.join();
-    if (error) std::rethrow_exception(error);
-}
-
-int thread_count(int requested, double work) {
-    if (work < 2e5) return 1;  // thread start-up costs more than it saves
-    unsigned hw = std::thread::hardware_concurrency();
-    int n = requested > 0 ? requested : static_cast<int>(hw ? hw : 1);
-    return std::max(1, std::min(n, 64));
-}
 
 // Output samples sharing the same pair of source taps.
 struct Band {
@@ -297,7 +266,7 @@ void letterbox(const uint8_t* image, int in_h, int in_w, int channels,
                             out_stride - int64_t{g.new_w} * channels);
         }
     };
-    run_parallel(thread_count(n_threads, double(g.pad_h) * g.pad_w * channels), body);
+    parallel_for(parallel_parts(double(g.pad_h) * g.pad_w * channels, n_threads), body);
 }
 
 // ------------------------------------------------------------------ panoptic fusion
@@ -315,7 +284,7 @@ inline double fast_exp(double x) {
     const double p =
         1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6 + f * (1.0 / 24 + f * (1.0 / 120 +
         f * (1.0 / 720 + f * (1.0 / 5040)))))));
-    int64_t bits;
+    uint64_t bits;  // unsigned: the shift wraps (a signed overflow would be undefined)
     std::memcpy(&bits, &t, sizeof(bits));
     bits = (bits + 1023) << 52;  // the low bits of t hold n (two's complement)
     double scale;
@@ -637,7 +606,7 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
     for (int j = 0; j < static_cast<int>(st.xbands.size()); j += kGroup) st.groups.push_back(j);
     st.groups.push_back(static_cast<int>(st.xbands.size()));
     const double cell_work = double(st.ybands.size()) * st.xbands.size() * K + double(n_out);
-    const int n_threads = thread_count(params.n_threads, cell_work * 4);
+    const int n_threads = parallel_parts(cell_work * 4, params.n_threads);
     std::vector<PanopticCounts> counts(n_threads);
     for (auto& c : counts) {
         c.own.assign(K, 0);
@@ -648,7 +617,7 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
     // label codes (k + 1 where query k wins with logit >= 0, else 0): one byte per pixel
     // when possible (less memory traffic), else straight into the label map
     std::vector<uint8_t> codes8(K <= 255 ? n_out : 0);
-    run_parallel(n_threads, [&](int part, int) {
+    parallel_for(n_threads, [&](int part, int) {
         if (K <= 255) {
             panoptic_rows(st, cut[part], cut[part + 1], codes8.data(), counts[part]);
         } else {
@@ -690,7 +659,7 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
         seg_of[k + 1] = id;
         segments.push_back({id, cls, q, score, fg[k], thing});
     }
-    run_parallel(thread_count(params.n_threads, double(n_out)), [&](int part, int parts) {
+    parallel_for(parallel_parts(double(n_out), params.n_threads), [&](int part, int parts) {
         const size_t lo = n_out * part / parts, hi = n_out * (part + 1) / parts;
         const int32_t* map = seg_of.data();
         if (K <= 255) {
@@ -734,11 +703,11 @@ void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, doubl
     float_weights(tx, wx0, wx1);
     int max_cw = 1;
     for (const Band& b : xbands) max_cw = std::max(max_cw, b.end - b.begin);
-    const int parts = thread_count(n_threads, double(plane) * n);
+    const int parts = parallel_parts(double(plane) * n, n_threads);
     std::vector<std::vector<int64_t>> hi(parts, std::vector<int64_t>(n, 0)),
         lo(parts, std::vector<int64_t>(n, 0));
     const std::vector<size_t> cut = split_bands(ybands, parts);
-    run_parallel(parts, [&](int part, int) {
+    parallel_for(parts, [&](int part, int) {
         std::vector<uint8_t> templ(out_w);
         std::vector<float> top(max_cw), bot(max_cw);
         std::vector<int> mixed;

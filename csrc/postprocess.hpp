@@ -1,6 +1,7 @@
 // Per-frame post-processing of RAP-SAM outputs: letterbox, panoptic fusion, prompt masks,
 // mask boxes. Twins of rapsam_edge.ops._numpy with identical integer results.
-// All buffers are C-contiguous (row-major) and owned by the caller.
+// All buffers are C-contiguous (row-major) and owned by the caller. Large calls run on the
+// persistent pool of parallel.hpp; the results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>
@@ -25,9 +26,10 @@ LetterboxGeometry letterbox_geometry(int in_h, int in_w, int box_h, int box_w, i
 /// Resizes `image` (in_h x in_w x channels uint8, channels 1..4) with 11-bit fixed-point
 /// bilinear weights into `out` (g.pad_h x g.pad_w x channels), pad with pad_value.
 /// swap_rb swaps channels 0 and 2 (needs channels >= 3).
+/// n_threads: 0 = the pool's setting (rapsam::num_threads()), > 0 = at most that many.
 void letterbox(const uint8_t* image, int in_h, int in_w, int channels,
                const LetterboxGeometry& g, int pad_value, bool swap_rb, uint8_t* out,
-               int n_threads = 2);
+               int n_threads = 0);
 
 // ------------------------------------------------------------------ panoptic fusion
 /// One panoptic segment; same layout as rapsam_edge.ops.SEGMENT_DTYPE (32 bytes).
@@ -46,7 +48,7 @@ struct PanopticParams {
     int out_h = 0, out_w = 0;         ///< output size, [1, kMaxSide]
     double score_threshold = 0.8;
     double overlap_threshold = 0.8;
-    int n_threads = 2;
+    int n_threads = 0;  ///< 0 = rapsam::num_threads(), > 0 = at most that many
     bool check_finite = true;  ///< throw on NaN / inf logits (bindings check beforehand)
 };
 
@@ -62,11 +64,11 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
 // ------------------------------------------------------------------ prompt masks
 /// Upsamples n x mask_h x mask_w prompt logits (valid crop) to out_h x out_w and thresholds:
 /// masks (n x out_h x out_w, 0/1 bytes) = logit > threshold; stability (n floats) = SAM's
-/// stability score. Throws std::invalid_argument on bad arguments.
+/// stability score. Throws std::invalid_argument on bad arguments. n_threads as letterbox's.
 void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, double valid_h,
                   double valid_w, int out_h, int out_w, double threshold,
                   double stability_offset, uint8_t* masks, float* stability,
-                  int n_threads = 2, bool check_finite = true);
+                  int n_threads = 0, bool check_finite = true);
 
 // ------------------------------------------------------------------ boxes
 /// n x h x w masks (nonzero = set) -> n x 4 int32 boxes (x0, y0, x1, y1), x1/y1 exclusive;

@@ -1,7 +1,12 @@
-"""Typed stub of the compiled C++ core (csrc/bindings.cpp); twins of rapsam_edge.ops._numpy."""
+"""Typed stub of the compiled C++ core (csrc/bindings.cpp); twins of rapsam_edge.ops._numpy.
+
+Bad arguments (wrongly typed scalars included) raise rapsam_edge.errors.InputError. The import
+fails (ImportError from rapsam_edge.errors.ConfigError) when RAPSAM_EDGE_THREADS is set to
+anything but an integer in [1, 256].
+"""
 
 from collections.abc import Sequence
-from typing import Any, overload
+from typing import Any, TypedDict, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +14,27 @@ import numpy.typing as npt
 _HW = Sequence[int]
 _ValidHW = Sequence[float]
 
+#: the package version this core was built from (rapsam_edge.ops refuses another one)
+__version__: str
+
+class _BuildInfo(TypedDict):
+    version: str
+    compiler: str
+    arch: str
+    simd: str  # compile-time SIMD extensions, space separated
+    build_type: str
+    cxx_flags: str
+    cores: int  # cores this process may use (sched_getaffinity)
+    max_threads: int
+
+def get_num_threads() -> int:
+    """Threads a large op uses (calling thread included): set_num_threads, else
+    RAPSAM_EDGE_THREADS, else the cores this process may use."""
+
+def set_num_threads(n: int) -> None:
+    """Use n threads (1 to 256) in every later op; InputError otherwise."""
+
+def build_info() -> _BuildInfo: ...
 def letterbox(
     image: npt.NDArray[np.uint8],
     size: int | tuple[int, int],

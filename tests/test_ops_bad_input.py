@@ -1,12 +1,15 @@
-"""Bad arguments raise ValueError naming the argument, identically in the compiled core and
-in the numpy twins; nothing crashes on NaN, empty or huge inputs."""
+"""Bad arguments raise rapsam_edge.errors.InputError (a ValueError) naming the argument,
+identically in the compiled core and in the numpy twins, wrongly typed scalars included;
+nothing crashes on NaN, empty or huge inputs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import rapsam_edge.ops as ops
 from rapsam_edge import _core  # a missing core must fail these tests, not skip them
+from rapsam_edge.errors import InputError
 from rapsam_edge.ops import _numpy as twin
 
 IMPLS = {"cpp": _core, "numpy": twin}
@@ -90,9 +93,16 @@ CASES = {
     "pan_valid_nan": (*_panoptic(valid_hw=(float("nan"), 8)), "valid_hw"),
     "pan_valid_inf": (*_panoptic(valid_hw=(8, float("inf"))), "valid_hw"),
     "pan_valid_len": (*_panoptic(valid_hw=(8,)), "valid_hw"),
-    "pan_valid_str": (*_panoptic(valid_hw="ab"), "convert"),  # float("a"), in both
+    "pan_valid_str": (*_panoptic(valid_hw="ab"), "valid_hw"),
+    "pan_valid_none": (*_panoptic(valid_hw=(None, 8)), "valid_hw"),
+    "pan_valid_huge_int": (*_panoptic(valid_hw=(10**400, 8)), "valid_hw"),
     "pan_is_thing_len": (*_panoptic(is_thing=THING[:2]), "is_thing"),
     "pan_is_thing_2d": (*_panoptic(is_thing=THING[None]), "is_thing"),
+    "pan_is_thing_ragged": (*_panoptic(is_thing=[[1], [1, 0]]), "is_thing"),
+    "pan_score_str": (*_panoptic(score_threshold="0.5"), "score_threshold"),
+    "pan_score_none": (*_panoptic(score_threshold=None), "score_threshold"),
+    "pan_score_huge_int": (*_panoptic(score_threshold=10**400), "score_threshold"),
+    "pan_overlap_list": (*_panoptic(overlap_threshold=[0.5]), "overlap_threshold"),
     # prompt_masks
     "pr_dtype": (*_prompt(mask_logits=MASKS.astype(np.float64)), "mask_logits"),
     "pr_ndim": (*_prompt(mask_logits=MASKS[0]), "mask_logits"),
@@ -106,6 +116,9 @@ CASES = {
     "pr_threshold_inf": (*_prompt(threshold=float("inf")), "threshold"),
     "pr_offset_neg": (*_prompt(stability_offset=-0.5), "stability_offset"),
     "pr_offset_nan": (*_prompt(stability_offset=float("nan")), "stability_offset"),
+    "pr_threshold_str": (*_prompt(threshold="0"), "threshold"),
+    "pr_threshold_complex": (*_prompt(threshold=1j), "threshold"),
+    "pr_offset_list": (*_prompt(stability_offset=[1.0]), "stability_offset"),
     # letterbox
     "lb_dtype": (*_letterbox(image=IMAGE.astype(np.float32)), "image"),
     "lb_ndim": (*_letterbox(image=IMAGE[None]), "image"),
@@ -120,6 +133,13 @@ CASES = {
     "lb_pad_divisor": (*_letterbox(pad_divisor=0), "pad_divisor"),
     "lb_pad_divisor_big": (*_letterbox(pad_divisor=5000), "pad_divisor"),
     "lb_pad_value": (*_letterbox(pad_value=256), "pad_value"),
+    "lb_pad_divisor_str": (*_letterbox(pad_divisor="32"), "pad_divisor"),
+    "lb_pad_divisor_float": (*_letterbox(pad_divisor=32.0), "pad_divisor"),
+    "lb_pad_divisor_huge": (*_letterbox(pad_divisor=2**70), "pad_divisor"),
+    "lb_pad_value_none": (*_letterbox(pad_value=None), "pad_value"),
+    "lb_pad_value_negative_np": (*_letterbox(pad_value=np.int64(-1)), "pad_value"),
+    "lb_swap_str": (*_letterbox(swap_rb="yes"), "swap_rb"),
+    "lb_swap_none": (*_letterbox(swap_rb=None), "swap_rb"),
     "lb_swap_gray": (*_letterbox(image=IMAGE[:, :, 0].copy(), swap_rb=True), "swap_rb"),
     # masks / RLE / assignment / overlay
     "boxes_dtype": ("masks_to_boxes", {"masks": np.zeros((2, 3, 3), np.int32)}, "masks"),
@@ -137,6 +157,13 @@ CASES = {
     "rle_dec_negative": ("rle_decode", {"rle": {"size": [3, 3], "counts": [5, -1, 5]}}, "rle"),
     "rle_dec_neg_string": ("rle_decode", {"rle": {"size": [2, 2], "counts": b"1`0"}}, "rle"),
     "rle_dec_neg_size": ("rle_decode", {"rle": {"size": [-3, 3], "counts": b"0"}}, "rle"),
+    "rle_dec_size_str": ("rle_decode", {"rle": {"size": ["a", 3], "counts": b"0"}}, "rle"),
+    "rle_dec_size_int": ("rle_decode", {"rle": {"size": 3, "counts": b"0"}}, "rle"),
+    "rle_dec_size_three": ("rle_decode", {"rle": {"size": [1, 1, 1], "counts": b"1"}}, "rle"),
+    "rle_dec_size_huge": ("rle_decode", {"rle": {"size": [2**70, 1], "counts": b"0"}}, "rle"),
+    "rle_dec_counts_int": ("rle_decode", {"rle": {"size": [1, 1], "counts": 5}}, "rle"),
+    "rle_dec_counts_items": ("rle_decode", {"rle": {"size": [1, 1], "counts": ["x"]}}, "rle"),
+    "rle_dec_counts_unicode": ("rle_decode", {"rle": {"size": [1, 1], "counts": "1\u00e9"}}, "rle"),
     "rle_dec_sizes_differ": (
         "rle_decode",
         {"rle": [{"size": [1, 1], "counts": b"1"}, {"size": [1, 2], "counts": b"2"}]},
@@ -153,20 +180,30 @@ CASES = {
     "la_ndim": ("linear_assignment", {"cost": np.zeros(3)}, "cost"),
     "la_dtype": ("linear_assignment", {"cost": np.zeros((2, 2), complex)}, "cost"),
     "la_list": ("linear_assignment", {"cost": [[1.0]]}, "cost"),
+    "la_maximize_str": ("linear_assignment", {"cost": np.eye(2), "maximize": "yes"}, "maximize"),
+    "la_maximize_none": ("linear_assignment", {"cost": np.eye(2), "maximize": None}, "maximize"),
     "ov_gray": (*_overlay(image=IMAGE[:, :, 0].copy()), "image"),
     "ov_labels_dtype": (*_overlay(labels=LABELS.astype(np.int64)), "labels"),
     "ov_labels_shape": (*_overlay(labels=LABELS[:5]), "labels"),
     "ov_alpha": (*_overlay(alpha=1.5), "alpha"),
     "ov_alpha_nan": (*_overlay(alpha=float("nan")), "alpha"),
+    "ov_alpha_str": (*_overlay(alpha="0.5"), "alpha"),
+    "ov_boundary_str": (*_overlay(boundary="no"), "boundary"),
+    "ov_boundary_float": (*_overlay(boundary=1.0), "boundary"),
 }
+
+# the C++ core prints the raw byte where numpy prints its repr; every other message is the
+# same word for word
+TEXT_DIFFERS = {"rle_dec_high_char"}
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("case", CASES)
-def test_bad_argument_raises_value_error(impl, case):
+def test_bad_argument_raises_input_error(impl, case):
     op, kwargs, word = CASES[case]
-    with pytest.raises(ValueError, match=word):
+    with pytest.raises(InputError, match=word) as info:
         getattr(IMPLS[impl], op)(**kwargs)
+    assert isinstance(info.value, ValueError)  # existing `except ValueError` keeps working
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -174,11 +211,40 @@ def test_same_message_in_both(case):
     op, kwargs, _ = CASES[case]
     messages = []
     for impl in IMPLS.values():
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(InputError) as info:
             getattr(impl, op)(**kwargs)
         messages.append(str(info.value))
-    # the argument named first in the message is the same (exact text may differ slightly)
+    # the argument named first in the message is the same
     assert messages[0].split()[0] == messages[1].split()[0], messages
+    if case not in TEXT_DIFFERS:
+        assert messages[0] == messages[1]
+
+
+def test_every_op_has_bad_input_cases():
+    assert {op for op, _, _ in CASES.values()} == set(ops.OP_NAMES)
+
+
+@pytest.mark.parametrize("impl", ["cpp", "numpy"])
+@pytest.mark.parametrize("case", ["lb_pad_divisor_str", "pan_score_none", "la_maximize_str"])
+def test_dispatcher_raises_input_error(impl, case):
+    op, kwargs, word = CASES[case]
+    before = ops.implementation()
+    try:
+        ops.use(impl)
+        with pytest.raises(InputError, match=word):
+            getattr(ops, op)(**kwargs)
+    finally:
+        ops.use(before)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 257, 2**70, "2", 2.0, None])
+def test_set_num_threads_rejects_bad_n(bad):
+    before = _core.get_num_threads()
+    for set_threads in (ops.set_num_threads, _core.set_num_threads):
+        with pytest.raises(InputError, match=r"^n must be") as info:
+            set_threads(bad)
+        assert isinstance(info.value, ValueError)
+    assert _core.get_num_threads() == before
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -344,3 +346,92 @@ def test_core_signatures_match_twins():
         assert doc and len(doc) > 80, name
         params = list(inspect.signature(getattr(twin, name)).parameters)
         assert all(f"{p}" in doc.split("\n")[0] for p in params), (name, doc.split("\n")[0])
+
+
+# ---------------------------------------------------------------- thread counts
+@pytest.fixture(params=[1, 2, 3], ids=lambda n: f"{n}threads")
+def core_threads(request):
+    before = _core.get_num_threads()
+    _core.set_num_threads(request.param)
+    yield request.param
+    _core.set_num_threads(before)
+
+
+def big_inputs(seed: int):
+    """Inputs large enough for every threaded op to split its work (>= 2e5 outputs)."""
+    cls, masks, _valid, _, is_thing = random_panoptic(seed, n=24, hw=(40, 48), smooth=True)
+    for q in range(8 + seed):  # several confidently kept queries, of every class
+        cls[q, q % (cls.shape[1] - 1)] = 9.0
+    rng = np.random.default_rng(seed)
+    prompts = (rng.standard_normal((3, 40, 48)) * 3).astype(np.float32)
+    image = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    return cls, masks, is_thing, prompts, image
+
+
+def run_big(impl, inputs):
+    cls, masks, is_thing, prompts, image = inputs
+    return (
+        impl.panoptic_fuse(cls, masks, (30.5, 48), (480, 640), is_thing, 0.5, 0.5),
+        impl.prompt_masks(prompts, (30.5, 48), (480, 640)),
+        impl.letterbox(image, 640, swap_rb=True),
+    )
+
+
+def assert_big_equal(a, b) -> None:
+    assert_panoptic_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1][0], b[1][0])
+    np.testing.assert_array_equal(a[1][1], b[1][1])
+    np.testing.assert_array_equal(a[2][0], b[2][0])
+    assert a[2][1:] == b[2][1:]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_parity_with_any_thread_count(core_threads, seed):
+    """Bit-exact results with 1, 2 and 3 threads (the pool splits rows, never arithmetic)."""
+    assert _core.get_num_threads() == core_threads
+    inputs = big_inputs(seed)
+    cpp = run_big(_core, inputs)
+    assert_big_equal(run_big(twin, inputs), cpp)
+    assert cpp[0][1].size >= 3  # a real fusion, not an empty one
+    for _ in range(3):  # the persistent pool, reused
+        assert_big_equal(run_big(_core, inputs), cpp)
+
+
+def test_concurrent_python_callers_share_the_pool():
+    """Several Python threads in the core at once (the GIL is released): same results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = _core.get_num_threads()
+    _core.set_num_threads(3)
+    try:
+        inputs = [big_inputs(seed) for seed in range(2)]
+        refs = [run_big(twin, x) for x in inputs]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda i: (i % 2, run_big(_core, inputs[i % 2])), range(12)))
+        for seed, result in results:
+            assert_big_equal(refs[seed], result)
+    finally:
+        _core.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_gets_a_working_pool():
+    """After fork only the forking thread exists: the child starts a fresh pool."""
+    before = _core.get_num_threads()
+    _core.set_num_threads(3)
+    try:
+        inputs = big_inputs(0)
+        ref = run_big(_core, inputs)  # the parent's pool has started its workers
+        pid = os.fork()
+        if pid == 0:  # child: must neither hang nor differ
+            code = 1
+            try:
+                assert_big_equal(run_big(_core, inputs), ref)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert_big_equal(run_big(_core, inputs), ref)
+    finally:
+        _core.set_num_threads(before)

@@ -52,13 +52,17 @@ def test_runtime_works_with_torch_blocked():
 
 def test_dispatcher_switches_between_implementations():
     before = ops.implementation()
+    letterbox = ops.letterbox  # a stable function: use() switches what it calls
+    image = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
     try:
         ops.use("numpy")
-        assert ops.implementation() == "numpy"
-        assert ops.letterbox is _numpy.letterbox
+        assert ops.implementation() == "numpy" and ops.num_threads() == 1
+        expected = _numpy.letterbox(image, 8)[0]
+        np.testing.assert_array_equal(letterbox(image, 8)[0], expected)
         if ops.core_available():
             ops.use("cpp")
-            assert ops.letterbox is not _numpy.letterbox
+            assert ops.implementation() == "cpp" and ops.letterbox is letterbox
+            np.testing.assert_array_equal(letterbox(image, 8)[0], expected)
         with pytest.raises(ValueError, match="unknown ops implementation"):
             ops.use("fortran")
     finally:
@@ -77,8 +81,9 @@ def test_ci_requires_the_compiled_core():
     """Under RAPSAM_EDGE_OPS=cpp (as in CI) the compiled core must be the one in use."""
     if os.environ.get(ops.ENV_VAR) != "cpp":
         pytest.skip("only meaningful when RAPSAM_EDGE_OPS=cpp (CI sets it)")
-    assert ops.core_available()
+    assert ops.core_available() and ops.core_error() is None
     assert ops.implementation() == "cpp"
+    assert ops.info()["core_version"] == ops.info()["package_version"]
 
 
 def test_segment_dtype_is_shared():

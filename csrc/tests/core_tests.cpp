@@ -1,13 +1,18 @@
 // Plain C++ unit tests of rapsam_core (no framework; nonzero exit on failure).
+#include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "assignment.hpp"
+#include "build_info.hpp"
 #include "overlay.hpp"
+#include "parallel.hpp"
 #include "postprocess.hpp"
 #include "rle.hpp"
 
@@ -263,6 +268,186 @@ static void test_overlay() {
     CHECK(throws_invalid([&] { rapsam::overlay(img, labels, 2, 2, 1.5, true, out); }));
 }
 
+// ------------------------------------------------------------------ the worker pool
+static void set_env(const char* name, const char* value) {
+#if defined(_WIN32)
+    _putenv_s(name, value ? value : "");
+#else
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+#endif
+}
+
+static std::string invalid_message(const char* env_value) {
+    set_env(rapsam::kThreadsEnvVar, env_value);
+    try {
+        rapsam::default_num_threads();
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+    return "";
+}
+
+static void test_thread_settings() {
+    const char* saved = std::getenv(rapsam::kThreadsEnvVar);
+    const std::string saved_value = saved ? saved : "";
+    CHECK(rapsam::available_cores() >= 1);
+    set_env(rapsam::kThreadsEnvVar, "3");
+    CHECK(rapsam::default_num_threads() == 3);
+    set_env(rapsam::kThreadsEnvVar, " 2\n");
+    CHECK(rapsam::default_num_threads() == 2);
+    set_env(rapsam::kThreadsEnvVar, "");
+    CHECK(rapsam::default_num_threads() == std::min(rapsam::available_cores(), rapsam::kMaxThreads));
+    for (const char* bad : {"0", "-1", "abc", "2.5", "257", "99999", "1e3"}) {
+        const std::string msg = invalid_message(bad);
+        CHECK(msg.find("RAPSAM_EDGE_THREADS") != std::string::npos);
+        CHECK(msg.find(bad) != std::string::npos);
+    }
+    set_env(rapsam::kThreadsEnvVar, saved ? saved_value.c_str() : nullptr);
+    CHECK(throws_invalid([] { rapsam::set_num_threads(0); }));
+    CHECK(throws_invalid([] { rapsam::set_num_threads(rapsam::kMaxThreads + 1); }));
+    rapsam::set_num_threads(3);
+    CHECK(rapsam::num_threads() == 3);
+    CHECK(rapsam::parallel_parts(10.0) == 1);  // small work: the calling thread alone
+    CHECK(rapsam::parallel_parts(1e6) == 3);
+    CHECK(rapsam::parallel_parts(1e6, 2) == 2);
+    CHECK(std::string(rapsam::core_version()).find('.') != std::string::npos);
+    const rapsam::BuildInfo info = rapsam::build_info();
+    CHECK(info.version == rapsam::core_version() && !info.compiler.empty() && !info.arch.empty());
+}
+
+// Every part runs exactly once, on at most num_threads() threads, for many calls in a row;
+// the pool keeps its workers (no thread per call).
+static void test_pool_repeated_calls() {
+    rapsam::set_num_threads(3);
+    std::vector<int> hits(7);
+    for (int call = 0; call < 2000; ++call) {
+        std::fill(hits.begin(), hits.end(), 0);
+        const int parts = 1 + call % 7;
+        rapsam::parallel_for(parts, [&](int part, int n) {
+            if (n == parts) ++hits[part];
+        });
+        bool once = true;
+        for (int i = 0; i < 7; ++i) once = once && hits[i] == (i < parts ? 1 : 0);
+        CHECK(once);
+    }
+    CHECK(rapsam::pool_workers() == 2);
+    rapsam::set_num_threads(2);  // shrinks the pool
+    CHECK(rapsam::pool_workers() <= 1);
+    rapsam::parallel_for(4, [](int, int) {});
+    CHECK(rapsam::pool_workers() == 1);
+    rapsam::set_num_threads(1);
+    std::atomic<int> sum{0};
+    rapsam::parallel_for(5, [&](int part, int) { sum += part; });  // the caller runs all
+    CHECK(sum == 10);
+}
+
+// An exception of a part reaches the caller; the pool stays usable; nested regions work.
+static void test_pool_errors_and_nesting() {
+    rapsam::set_num_threads(3);
+    bool caught = false;
+    try {
+        rapsam::parallel_for(3, [](int part, int) {
+            if (part == 1) throw std::invalid_argument("part 1 failed");
+        });
+    } catch (const std::invalid_argument& e) {
+        caught = std::string(e.what()) == "part 1 failed";
+    }
+    CHECK(caught);
+    std::atomic<int> inner{0};
+    rapsam::parallel_for(3, [&](int, int) {
+        rapsam::parallel_for(3, [&](int part, int) { inner += part + 1; });
+    });
+    CHECK(inner == 18);
+}
+
+static std::vector<float> smooth_logits(int n, int h, int w, unsigned seed) {
+    std::vector<float> v(static_cast<size_t>(n) * h * w);
+    for (int p = 0; p < n; ++p) {
+        const double cy = (seed * 7 + p * 13) % h, cx = (seed * 11 + p * 5) % w;
+        const double r = 2.0 + (seed + 3 * p) % (h / 2);
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x)
+                v[(static_cast<size_t>(p) * h + y) * w + x] =
+                    static_cast<float>(r - std::hypot(y - cy, x - cx)) +
+                    0.25f * static_cast<float>(((x * 31 + y * 17 + p) % 7) - 3);
+    }
+    return v;
+}
+
+struct Outputs {
+    std::vector<uint8_t> masks, letterboxed;
+    std::vector<float> stability;
+    std::vector<int32_t> labels;
+    std::vector<int64_t> areas;
+};
+
+// prompt_masks + panoptic_fuse + letterbox on inputs big enough to run in parallel
+static Outputs run_ops(unsigned seed) {
+    const int n = 6, h = 40, w = 48, out_h = 360, out_w = 500;
+    const std::vector<float> logits = smooth_logits(n, h, w, seed);
+    Outputs o;
+    o.masks.resize(static_cast<size_t>(n) * out_h * out_w);
+    o.stability.resize(n);
+    rapsam::prompt_masks(logits.data(), n, h, w, 35.5, 48, out_h, out_w, 0.0, 1.0,
+                         o.masks.data(), o.stability.data());
+    std::vector<float> cls(static_cast<size_t>(n) * 4);
+    for (int q = 0; q < n; ++q) cls[q * 4 + q % 3] = 6.0f + q;
+    const bool is_thing[3] = {true, false, true};
+    rapsam::PanopticParams params;
+    params.valid_h = 35.5;
+    params.valid_w = 48;
+    params.out_h = out_h;
+    params.out_w = out_w;
+    params.overlap_threshold = 0.3;
+    o.labels.resize(static_cast<size_t>(out_h) * out_w);
+    for (const auto& s : rapsam::panoptic_fuse(cls.data(), n, 4, logits.data(), h, w, is_thing,
+                                               params, o.labels.data()))
+        o.areas.push_back(s.area);
+    std::vector<uint8_t> image(static_cast<size_t>(480) * 640 * 3);
+    for (size_t i = 0; i < image.size(); ++i) image[i] = static_cast<uint8_t>((i * 2654435761u + seed) >> 24);
+    const rapsam::LetterboxGeometry g = rapsam::letterbox_geometry(480, 640, 640, 640, 32);
+    o.letterboxed.resize(static_cast<size_t>(g.pad_h) * g.pad_w * 3);
+    rapsam::letterbox(image.data(), 480, 640, 3, g, 114, true, o.letterboxed.data());
+    return o;
+}
+
+static bool same(const Outputs& a, const Outputs& b) {
+    return a.masks == b.masks && a.stability == b.stability && a.labels == b.labels &&
+           a.areas == b.areas && a.letterboxed == b.letterboxed;
+}
+
+// Bit-identical results with 1, 2 and 3 threads, and with several callers at once.
+static void test_pool_results_and_concurrent_callers() {
+    rapsam::set_num_threads(1);
+    const Outputs ref0 = run_ops(0), ref1 = run_ops(1);
+    CHECK(!ref0.areas.empty());
+    for (int threads : {2, 3}) {
+        rapsam::set_num_threads(threads);
+        CHECK(same(run_ops(0), ref0));
+        CHECK(same(run_ops(1), ref1));
+    }
+    rapsam::set_num_threads(3);
+    std::atomic<int> mismatches{0};
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 6; ++t) {
+        callers.emplace_back([&, t] {
+            for (int i = 0; i < 4; ++i) {
+                const unsigned seed = (t + i) % 2;
+                if (!same(run_ops(seed), seed ? ref1 : ref0)) ++mismatches;
+                std::atomic<int> sum{0};
+                rapsam::parallel_for(5, [&](int part, int) { sum += part; });
+                if (sum != 10) ++mismatches;
+            }
+        });
+    }
+    for (auto& c : callers) c.join();
+    CHECK(mismatches == 0);
+    CHECK(rapsam::pool_workers() == 2);
+}
+
 int main() {
     test_sample_grid();
     test_letterbox();
@@ -273,6 +458,10 @@ int main() {
     test_rle();
     test_assignment();
     test_overlay();
+    test_thread_settings();
+    test_pool_repeated_calls();
+    test_pool_errors_and_nesting();
+    test_pool_results_and_concurrent_callers();
     std::printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }

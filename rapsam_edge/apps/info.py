@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import ops
     from ..assets import shipped_bundles
     from ..bundle import load_bundle
     from ..runtime.registry import BACKENDS, backend_class, unavailable_reasons
@@ -29,6 +30,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"bundle   {bundle.name} ({bundle.variant}) at {bundle.root}; checksums OK")
     print(f"shipped  {', '.join(shipped_bundles()) or 'none found'}")
     print(f"threads  {default_threads()} per graph (RAPSAM_EDGE_THREADS overrides)")
+    core = ops.info()
+    print(
+        f"ops      {core['implementation']} (core {core['core_version'] or 'not loaded'}, "
+        f"{core['threads']} threads, {core['compiler']} {core['arch']} {core['build_type']})"
+        + (f"; core failed: {core['core_error']}" if core["core_error"] else "")
+    )
     print(
         f"input    long side {bundle.input.long_side}, pad to {bundle.input.pad_divisor}, "
         f"{bundle.input.layout} {bundle.input.dtype} {bundle.input.color_order}"

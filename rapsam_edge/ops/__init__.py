@@ -1,31 +1,36 @@
 """Per-frame post-processing shared by every backend.
 
-Each op has a compiled implementation (``rapsam_edge._core``, C++) and a numpy reference
-twin (``rapsam_edge.ops._numpy``) with the same signature and results. This module picks
-one: the compiled core when it is built, numpy otherwise. ``RAPSAM_EDGE_OPS=cpp`` makes a
-missing core an ImportError (CI sets it), ``RAPSAM_EDGE_OPS=numpy`` forces the twins;
-``use("cpp" | "numpy")`` switches at run time.
+Each op has a compiled implementation (``rapsam_edge._core``, C++, multi-threaded) and a numpy
+reference twin (``rapsam_edge.ops._numpy``, single-threaded) with the same signature and
+results. The functions here are stable dispatchers to the implementation in use, so
+``from rapsam_edge.ops import panoptic_fuse`` keeps following ``use()``.
+
+``RAPSAM_EDGE_OPS`` (read at import) picks the implementation:
+
+- ``auto`` (default): the compiled core; when it is missing or fails to load (import error,
+  or a stale build whose version differs from the package's) the numpy twins run, with one
+  ``CoreFallbackWarning`` and one WARNING log line (logger ``rapsam_edge.ops``) saying why;
+- ``cpp``: the compiled core, else ``CoreUnavailableError`` (CI sets this);
+- ``numpy``: the numpy twins, silently.
+
+``RAPSAM_EDGE_THREADS`` (read at import) or ``set_num_threads(n)`` sets the core's threads
+(default: the cores this process may use). ``info()`` says what runs and why.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import warnings
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any, TypeVar, cast
 
+from .. import __version__ as _PACKAGE_VERSION  # defined before rapsam_edge's heavy imports
+from ..errors import ConfigError, CoreFallbackWarning, CoreUnavailableError
 from . import _numpy
-from ._checks import SEGMENT_DTYPE
-
-# numpy twins as the defaults (and for type checkers); use() rebinds them below
-from ._numpy import (  # noqa: F401
-    letterbox,
-    linear_assignment,
-    masks_to_boxes,
-    overlay,
-    panoptic_fuse,
-    prompt_masks,
-    rle_decode,
-    rle_encode,
-)
+from ._checks import SEGMENT_DTYPE, check_int
 
 OP_NAMES = (
     "letterbox",
@@ -38,34 +43,152 @@ OP_NAMES = (
     "overlay",
 )
 ENV_VAR = "RAPSAM_EDGE_OPS"
+THREADS_ENV_VAR = "RAPSAM_EDGE_THREADS"
+MAX_THREADS = 256  # rapsam::kMaxThreads
+_CHOICES = ("auto", "cpp", "numpy")
 
 __all__ = [
     "ENV_VAR",
+    "MAX_THREADS",
     "OP_NAMES",
     "SEGMENT_DTYPE",
+    "THREADS_ENV_VAR",
     "core_available",
+    "core_error",
     "implementation",
+    "info",
+    "num_threads",
+    "set_num_threads",
     "use",
     *OP_NAMES,
 ]
 
+_log = logging.getLogger(__name__)
 
-def _load_core() -> ModuleType | None:
+
+# ---------------------------------------------------------------- configuration
+def _env_choice() -> str:
+    raw = os.environ.get(ENV_VAR, "")
+    choice = raw.strip().lower() or "auto"
+    if choice not in _CHOICES:
+        raise ConfigError(
+            f"{ENV_VAR} must be auto, cpp or numpy, got {raw!r}",
+            hint=f"unset {ENV_VAR} (auto: the C++ core when it loads) or set it to cpp or numpy",
+        )
+    return choice
+
+
+def _env_threads() -> int | None:
+    """RAPSAM_EDGE_THREADS as the C++ core reads it (rapsam::default_num_threads)."""
+    raw = os.environ.get(THREADS_ENV_VAR)
+    if raw is None or not raw.strip(" \t\n\r"):
+        return None
+    value = raw.strip(" \t\n\r")
+    if not (value.isascii() and value.isdigit() and len(value) <= 4) or not (
+        1 <= int(value) <= MAX_THREADS
+    ):
+        raise ConfigError(
+            f"{THREADS_ENV_VAR} must be an integer in [1, {MAX_THREADS}], got {raw!r}",
+            hint=f"unset {THREADS_ENV_VAR} to use every core this process may run on",
+        )
+    return int(value)
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- loading the core
+def _load_core() -> tuple[ModuleType | None, Exception | None]:
+    """(the compiled core, None), or (None, why it cannot be used)."""
     try:
         from .. import _core
-    except ImportError:
-        return None
-    return _core
+    except Exception as exc:  # ImportError, a broken build, anything raised at its import
+        if isinstance(exc.__cause__, ConfigError):  # its own RAPSAM_EDGE_THREADS check
+            raise exc.__cause__ from None
+        return None, exc
+    version = getattr(_core, "__version__", None)
+    if version != _PACKAGE_VERSION:
+        return None, ImportError(
+            f"stale build: rapsam_edge._core is version {version!r} but the package is "
+            f"{_PACKAGE_VERSION!r}"
+        )
+    return _core, None
 
 
-_CORE = _load_core()
-_IMPLS: dict[str, ModuleType | None] = {"cpp": _CORE, "numpy": _numpy}
+_env_threads()  # a bad value fails here, with a clear error, before the core reads it
+_CHOICE_FROM_ENV = _env_choice()
+_CORE, _CORE_ERROR = _load_core()
+_fallback_reported = False
+
+
+def _error_text(error: BaseException) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())  # one line
+
+
+def _report_fallback() -> None:
+    """Once per process: a CoreFallbackWarning and one WARNING log line."""
+    global _fallback_reported
+    if _fallback_reported or _CORE_ERROR is None:
+        return
+    _fallback_reported = True
+    message = (
+        f"the compiled C++ core (rapsam_edge._core) did not load ({_error_text(_CORE_ERROR)}); "
+        "the ops run on the numpy twins, 20-100x slower. Fix: reinstall with `pip install .` "
+        "(needs a C++17 compiler and CMake) so that the core matches the package; set "
+        f"{ENV_VAR}=numpy to use the twins without this warning, {ENV_VAR}=cpp to make it an error"
+    )
+    _log.warning("%s", message)
+    warnings.warn(message, CoreFallbackWarning, stacklevel=3)
+
+
+def _unavailable(context: str) -> CoreUnavailableError:
+    assert _CORE_ERROR is not None
+    return CoreUnavailableError(
+        f"{context}: rapsam_edge._core (the compiled C++ core) is not available "
+        f"({_error_text(_CORE_ERROR)})"
+    )
+
+
+# ---------------------------------------------------------------- dispatch
+_table: dict[str, Callable[..., Any]] = {}  # op name -> implementation in use
 _active = "numpy"
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _dispatcher(twin: _F) -> _F:
+    """A stable public op: calls the implementation in use, with the twin's signature/doc."""
+    name = twin.__name__
+
+    @functools.wraps(twin)
+    def op(*args: Any, **kwargs: Any) -> Any:
+        return _table[name](*args, **kwargs)
+
+    op.__module__ = __name__
+    return cast(_F, op)
+
+
+letterbox = _dispatcher(_numpy.letterbox)
+panoptic_fuse = _dispatcher(_numpy.panoptic_fuse)
+prompt_masks = _dispatcher(_numpy.prompt_masks)
+masks_to_boxes = _dispatcher(_numpy.masks_to_boxes)
+rle_encode = _dispatcher(_numpy.rle_encode)
+rle_decode = _dispatcher(_numpy.rle_decode)
+linear_assignment = _dispatcher(_numpy.linear_assignment)
+overlay = _dispatcher(_numpy.overlay)
 
 
 def core_available() -> bool:
-    """True when the compiled C++ core was built and imports."""
+    """True when the compiled C++ core was built, imports and matches the package version."""
     return _CORE is not None
+
+
+def core_error() -> Exception | None:
+    """Why the compiled core cannot be used (the original exception), None when it loaded."""
+    return _CORE_ERROR
 
 
 def implementation() -> str:
@@ -74,22 +197,68 @@ def implementation() -> str:
 
 
 def use(name: str) -> None:
-    """Dispatch every op to ``name`` ("cpp", "numpy" or "auto")."""
-    global _active
-    if name == "auto":
-        name = "cpp" if _CORE is not None else "numpy"
-    if name not in _IMPLS:
-        raise ValueError(f"unknown ops implementation {name!r}; choose cpp, numpy or auto")
-    if _IMPLS[name] is None:
-        raise ImportError(
-            "rapsam_edge._core (the compiled C++ core) is not built; reinstall with "
-            "`pip install .` (needs a C++17 compiler and CMake), or set "
-            f"{ENV_VAR}=numpy to use the slower numpy twins"
-        )
-    impl = _IMPLS[name]
-    for op in OP_NAMES:
-        globals()[op] = getattr(impl, op)
-    _active = name
+    """Dispatch every op to ``name``: "cpp", "numpy" or "auto" (the core when it loaded, else
+    the numpy twins with the fallback warning). "cpp" without a core raises
+    CoreUnavailableError chained to the original error; an unknown name raises ConfigError."""
+    global _active, _table
+    choice = name.strip().lower() if isinstance(name, str) else name
+    if choice not in _CHOICES:
+        raise ConfigError(f"unknown ops implementation {name!r}; choose cpp, numpy or auto")
+    if choice == "auto":
+        choice = "cpp" if _CORE is not None else "numpy"
+        if _CORE is None:
+            _report_fallback()
+    if choice == "cpp" and _CORE is None:
+        raise _unavailable('use("cpp")') from _CORE_ERROR
+    impl = _CORE if choice == "cpp" else _numpy
+    _table = {op: getattr(impl, op) for op in OP_NAMES}  # one atomic switch
+    _active = choice
 
 
-use(os.environ.get(ENV_VAR, "auto").strip().lower() or "auto")
+def num_threads() -> int:
+    """Threads a large op uses, the calling thread included: with the compiled core its
+    setting (``set_num_threads``, else ``RAPSAM_EDGE_THREADS``, else the cores this process may
+    use); with the numpy twins 1, since they are single-threaded."""
+    if _active == "cpp" and _CORE is not None:
+        return int(_CORE.get_num_threads())
+    return 1
+
+
+def set_num_threads(n: int) -> None:
+    """Run the compiled core's ops on ``n`` threads (1 to 256) from now on. Small calls still
+    run on the calling thread alone; results do not depend on ``n``. Also applies while the
+    numpy twins are in use (to the core, for a later ``use("cpp")``); without a core it only
+    checks ``n``. Bad ``n``: InputError."""
+    n = check_int(n, "n", 1, MAX_THREADS)
+    if _CORE is not None:
+        _CORE.set_num_threads(n)
+
+
+def info() -> dict[str, Any]:
+    """What runs the ops and why, for ``rapsam-edge info``: implementation, package and core
+    versions, threads (as ``num_threads()``), usable cores, the env settings, core_error
+    (one line, or None) and the core's compiler, arch, compile-time SIMD and flags (None
+    without a core)."""
+    build: dict[str, Any] = _CORE.build_info() if _CORE is not None else {}
+    return {
+        "implementation": _active,
+        "package_version": _PACKAGE_VERSION,
+        "core_version": _CORE.__version__ if _CORE is not None else None,
+        "threads": num_threads(),
+        "core_threads": int(_CORE.get_num_threads()) if _CORE is not None else None,
+        "cores": int(build["cores"]) if build else _usable_cores(),
+        ENV_VAR: os.environ.get(ENV_VAR),
+        THREADS_ENV_VAR: os.environ.get(THREADS_ENV_VAR),
+        "core_error": None if _CORE_ERROR is None else _error_text(_CORE_ERROR),
+        "compiler": build.get("compiler"),
+        "arch": build.get("arch"),
+        "simd": build.get("simd"),
+        "build_type": build.get("build_type"),
+        "cxx_flags": build.get("cxx_flags"),
+    }
+
+
+# ---------------------------------------------------------------- initial selection
+if _CHOICE_FROM_ENV == "cpp" and _CORE is None:
+    raise _unavailable(f"{ENV_VAR}=cpp") from _CORE_ERROR
+use(_CHOICE_FROM_ENV)

@@ -1,34 +1,26 @@
 """Argument checks shared by the numpy twins; the C++ bindings apply the same rules and
-raise ValueError with the same argument names."""
+raise the same ``rapsam_edge.errors.InputError`` (a ValueError) with the same messages, which
+start with the argument's name."""
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
 
-MAX_SIDE = 1 << 15  # largest accepted image / output side
+from ..contract.postprocess import SEGMENT_DTYPE  # noqa: F401  (the contract's record)
+from ..errors import InputError
 
-#: One record per panoptic segment (C-aligned, so the C++ struct has the same layout).
-SEGMENT_DTYPE = np.dtype(
-    [
-        ("id", "<i4"),
-        ("class", "<i4"),
-        ("query", "<i4"),
-        ("score", "<f4"),
-        ("area", "<i8"),
-        ("is_thing", "?"),
-    ],
-    align=True,
-)
+MAX_SIDE = 1 << 15  # largest accepted image / output side
 
 
 def _require_array(x: object, name: str) -> np.ndarray:
     if not isinstance(x, np.ndarray):
-        raise ValueError(f"{name} must be a numpy array, got {type(x).__name__}")
+        raise InputError(f"{name} must be a numpy array, got {type(x).__name__}")
     if not x.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+        raise InputError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
     return x
 
 
@@ -36,13 +28,13 @@ def check_image(image: object, name: str) -> np.ndarray:
     """H x W or H x W x C uint8, C-contiguous, non-empty."""
     image = _require_array(image, name)
     if image.dtype != np.uint8:
-        raise ValueError(f"{name} must be uint8, got {image.dtype}")
+        raise InputError(f"{name} must be uint8, got {image.dtype}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and not 1 <= image.shape[2] <= 4):
-        raise ValueError(f"{name} must be H x W or H x W x C (C <= 4), got shape {image.shape}")
+        raise InputError(f"{name} must be H x W or H x W x C (C <= 4), got shape {image.shape}")
     if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"{name} is empty: shape {image.shape}")
+        raise InputError(f"{name} is empty: shape {image.shape}")
     if max(image.shape[:2]) > MAX_SIDE:
-        raise ValueError(f"{name} sides must be <= {MAX_SIDE}, got {image.shape[:2]}")
+        raise InputError(f"{name} sides must be <= {MAX_SIDE}, got {image.shape[:2]}")
     return image
 
 
@@ -51,23 +43,28 @@ def check_hw(value: object, name: str, allow_int: bool = False) -> tuple[int, in
     if allow_int and isinstance(value, (int, np.integer)):
         value = (value, value)
     if not isinstance(value, Sequence) or len(value) != 2:
-        raise ValueError(f"{name} must be a (height, width) pair, got {value!r}")
+        raise InputError(f"{name} must be a (height, width) pair, got {value!r}")
     h, w = value
     if not all(isinstance(v, (int, np.integer)) for v in (h, w)):
-        raise ValueError(f"{name} must hold integers, got {value!r}")
+        raise InputError(f"{name} must hold integers, got {value!r}")
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-        raise ValueError(f"{name} must be in [1, {MAX_SIDE}], got {value!r}")
+        raise InputError(f"{name} must be in [1, {MAX_SIDE}], got {value!r}")
     return int(h), int(w)
 
 
 def check_valid_hw(valid_hw: object, mask_hw: tuple[int, ...]) -> tuple[float, float]:
     """The valid (unpadded) extent in mask cells: 0 < valid <= mask size, finite."""
     if not isinstance(valid_hw, Sequence) or len(valid_hw) != 2:
-        raise ValueError(f"valid_hw must be a (height, width) pair, got {valid_hw!r}")
-    vh, vw = (float(v) for v in valid_hw)
+        raise InputError(f"valid_hw must be a (height, width) pair, got {valid_hw!r}")
+    if not all(isinstance(v, numbers.Real) for v in valid_hw):
+        raise InputError(f"valid_hw must hold real numbers, got {valid_hw!r}")
     h, w = mask_hw
+    try:
+        vh, vw = (float(v) for v in valid_hw)
+    except OverflowError:  # a huge int
+        vh = vw = math.inf
     if not (math.isfinite(vh) and math.isfinite(vw) and 0 < vh <= h and 0 < vw <= w):
-        raise ValueError(f"valid_hw must be in (0, mask size {h} x {w}], got {valid_hw!r}")
+        raise InputError(f"valid_hw must be in (0, mask size {h} x {w}], got {valid_hw!r}")
     return vh, vw
 
 
@@ -75,13 +72,13 @@ def check_logits(x: object, name: str, ndim: int) -> tuple[int, ...]:
     """float32, C-contiguous, ``ndim`` dims, every value finite."""
     x = _require_array(x, name)
     if x.dtype != np.float32:
-        raise ValueError(f"{name} must be float32, got {x.dtype}")
+        raise InputError(f"{name} must be float32, got {x.dtype}")
     if x.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
+        raise InputError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+        raise InputError(f"{name} contains NaN or infinity")
     if ndim == 2 and x.shape[1] < 1:
-        raise ValueError(f"{name} needs at least one column, got shape {x.shape}")
+        raise InputError(f"{name} needs at least one column, got shape {x.shape}")
     return x.shape
 
 
@@ -89,10 +86,36 @@ def check_mask_stack(x: object, name: str, n: int | None) -> np.ndarray:
     """N x h x w float32 finite logits (N == ``n`` when given), h, w >= 1."""
     shape = check_logits(x, name, ndim=3)
     if n is not None and shape[0] != n:
-        raise ValueError(f"{name} has {shape[0]} masks, expected {n} (one per query)")
+        raise InputError(f"{name} has {shape[0]} masks, expected {n} (one per query)")
     if shape[1] < 1 or shape[2] < 1:
-        raise ValueError(f"{name} masks are empty: shape {shape}")
+        raise InputError(f"{name} masks are empty: shape {shape}")
     return x  # type: ignore[return-value]
+
+
+def check_int(value: object, name: str, lo: int, hi: int) -> int:
+    """An integer (Python, numpy or bool) in [lo, hi]."""
+    if not isinstance(value, (int, np.integer)):
+        raise InputError(f"{name} must be an integer, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise InputError(f"{name} must be in [{lo}, {hi}], got {value}")
+    return int(value)
+
+
+def check_float(value: object, name: str) -> float:
+    """A real number (int, float, bool or numpy scalar) as a float."""
+    if not isinstance(value, numbers.Real):
+        raise InputError(f"{name} must be a real number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise InputError(f"{name} is out of range, got {value}") from None
+
+
+def check_bool(value: object, name: str) -> bool:
+    """A bool (Python or numpy) or an integer, as a bool."""
+    if not isinstance(value, (bool, np.bool_, int, np.integer)):
+        raise InputError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
 
 def resize_hw(in_h: int, in_w: int, box_h: int, box_w: int) -> tuple[float, int, int]:

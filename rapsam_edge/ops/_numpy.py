@@ -5,6 +5,9 @@ tests run both. The arithmetic is written so that the twins agree bit for bit on
 outputs: coordinates and weights are computed in float64 and rounded the same way, bilinear
 interpolation is done in float32 with the same operation order (horizontal then vertical,
 ``w0 * a + w1 * b``), and probabilities are compared in float64.
+
+Bad arguments raise ``rapsam_edge.errors.InputError`` (a ValueError) whose message starts
+with the argument's name, as in the C++ twins. The twins are single-threaded.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ._checks import (
     SEGMENT_DTYPE,
+    check_bool,
+    check_float,
     check_hw,
     check_image,
+    check_int,
     check_logits,
     check_mask_stack,
     check_valid_hw,
@@ -95,14 +102,13 @@ def letterbox(
     image's extent inside the padded one."""
     image = check_image(image, "image")
     box_h, box_w = check_hw(size, "size", allow_int=True)
-    if not 1 <= pad_divisor <= 4096:
-        raise ValueError(f"pad_divisor must be in [1, 4096], got {pad_divisor}")
-    if not 0 <= pad_value <= 255:
-        raise ValueError(f"pad_value must be in [0, 255], got {pad_value}")
+    pad_divisor = check_int(pad_divisor, "pad_divisor", 1, 4096)
+    pad_value = check_int(pad_value, "pad_value", 0, 255)
+    swap_rb = check_bool(swap_rb, "swap_rb")
     src = image if image.ndim == 3 else image[:, :, None]
     in_h, in_w, channels = src.shape
     if swap_rb and channels < 3:
-        raise ValueError(f"swap_rb needs an image with >= 3 channels, got {channels}")
+        raise InputError(f"swap_rb needs an image with >= 3 channels, got {channels}")
     scale, new_h, new_w = resize_hw(in_h, in_w, box_h, box_w)
     pad_h = -(-new_h // pad_divisor) * pad_divisor
     pad_w = -(-new_w // pad_divisor) * pad_divisor
@@ -162,12 +168,20 @@ def panoptic_fuse(
     mask_logits = check_mask_stack(mask_logits, "mask_logits", n_queries)
     out_h, out_w = check_hw(out_hw, "out_hw")
     check_valid_hw(valid_hw, mask_logits.shape[1:])
-    is_thing = np.ascontiguousarray(is_thing, dtype=bool)
+    try:
+        is_thing_arr = np.ascontiguousarray(is_thing, dtype=bool)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"is_thing must be an array of C = {n_cls1 - 1} bools, got {is_thing!r}"
+        ) from None
+    is_thing = is_thing_arr
     if is_thing.shape != (n_cls1 - 1,):
-        raise ValueError(
+        raise InputError(
             f"is_thing must have C = {n_cls1 - 1} entries (cls_logits has C+1 columns), "
             f"got shape {is_thing.shape}"
         )
+    score_threshold = check_float(score_threshold, "score_threshold")
+    overlap_threshold = check_float(overlap_threshold, "overlap_threshold")
 
     # 1. class scores and the kept queries
     probs = _softmax64(cls_logits)[:, :-1]
@@ -238,11 +252,13 @@ def prompt_masks(
     mask_logits = check_mask_stack(mask_logits, "mask_logits", None)
     out_h, out_w = check_hw(out_hw, "out_hw")
     check_valid_hw(valid_hw, mask_logits.shape[1:])
+    threshold = check_float(threshold, "threshold")
+    stability_offset = check_float(stability_offset, "stability_offset")
     for name, value in (("threshold", threshold), ("stability_offset", stability_offset)):
         if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value}")
+            raise InputError(f"{name} must be finite, got {value}")
     if stability_offset < 0:
-        raise ValueError(f"stability_offset must be >= 0, got {stability_offset}")
+        raise InputError(f"stability_offset must be >= 0, got {stability_offset}")
     t_mid = np.float32(threshold)
     t_hi = np.float32(threshold + stability_offset)
     t_lo = np.float32(threshold - stability_offset)
@@ -279,11 +295,11 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
 
 def _as_mask_stack(masks: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
     if not isinstance(masks, np.ndarray):
-        raise ValueError(f"{name} must be a numpy array, got {type(masks).__name__}")
+        raise InputError(f"{name} must be a numpy array, got {type(masks).__name__}")
     if masks.dtype not in (np.bool_, np.uint8):
-        raise ValueError(f"{name} must be bool or uint8, got {masks.dtype}")
+        raise InputError(f"{name} must be bool or uint8, got {masks.dtype}")
     if masks.ndim not in (2, 3):
-        raise ValueError(f"{name} must be H x W or N x H x W, got shape {masks.shape}")
+        raise InputError(f"{name} must be H x W or N x H x W, got shape {masks.shape}")
     single = masks.ndim == 2
     stack = masks[None] if single else masks
     return stack.astype(bool, copy=False), single
@@ -312,10 +328,10 @@ def _rle_counts(string: bytes) -> list[int]:
         x, shift, more = 0, 0, True
         while more:
             if pos >= len(string):
-                raise ValueError("rle counts string is truncated")
+                raise InputError("rle counts string is truncated")
             c = string[pos] - 48
             if not 0 <= c < 64:
-                raise ValueError(f"rle counts has an invalid character {chr(string[pos])!r}")
+                raise InputError(f"rle counts has an invalid character {chr(string[pos])!r}")
             x |= (c & 0x1F) << (5 * shift)
             more = bool(c & 0x20)
             pos += 1
@@ -350,24 +366,46 @@ def rle_decode(rle: dict[str, Any] | list[dict[str, Any]]) -> np.ndarray:
     a list of RLEs of one size -> N x H x W bool."""
     if isinstance(rle, (list, tuple)):
         if not rle:
-            raise ValueError("rle list is empty")
+            raise InputError("rle list is empty")
         masks = [rle_decode(r) for r in rle]
         if len({m.shape for m in masks}) != 1:
-            raise ValueError("all RLEs in a list must have the same size")
+            raise InputError("all RLEs in a list must have the same size")
         return np.stack(masks)
     if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
-        raise ValueError("rle must be a dict with 'size' and 'counts'")
-    height, width = (int(v) for v in rle["size"])
+        raise InputError("rle must be a dict with 'size' and 'counts'")
+    size = rle["size"]
+    try:
+        hw = [int(v) for v in size]
+    except (TypeError, ValueError):
+        raise InputError(
+            f"rle size must be a (height, width) pair of integers, got {size!r}"
+        ) from None
+    if len(hw) != 2:
+        raise InputError(f"rle size must be a (height, width) pair, got {size!r}")
+    height, width = hw
     if height < 0 or width < 0:
-        raise ValueError(f"rle size must be non-negative, got {rle['size']}")
+        raise InputError(f"rle size must be non-negative, got {size!r}")
+    if max(height, width) >= 1 << 62:
+        raise InputError(f"rle size is too large, got {size!r}")
     counts = rle["counts"]
     if isinstance(counts, str):
-        counts = counts.encode("ascii")
-    runs = _rle_counts(counts) if isinstance(counts, bytes) else [int(c) for c in counts]
+        try:
+            counts = counts.encode("ascii")
+        except UnicodeEncodeError:
+            raise InputError("rle counts string must be ASCII") from None
+    if isinstance(counts, bytes):
+        runs = _rle_counts(counts)
+    else:
+        try:
+            runs = [int(c) for c in counts]
+        except (TypeError, ValueError):
+            raise InputError(
+                f"rle counts must be a string or a list of integers, got {type(counts).__name__}"
+            ) from None
     if any(r < 0 for r in runs):
-        raise ValueError("rle counts must be non-negative")
+        raise InputError("rle counts must be non-negative")
     if sum(runs) != height * width:
-        raise ValueError(f"rle counts sum to {sum(runs)}, expected H*W = {height * width}")
+        raise InputError(f"rle counts sum to {sum(runs)}, expected H*W = {height * width}")
     values = np.arange(len(runs)) % 2 == 1
     flat = np.repeat(values, runs)
     return np.ascontiguousarray(flat.reshape(width, height).T)
@@ -378,20 +416,21 @@ def linear_assignment(cost: np.ndarray, maximize: bool = False) -> tuple[np.ndar
     """Optimal assignment on an R x C cost matrix (rectangular allowed), like
     scipy.optimize.linear_sum_assignment: returns (rows, cols) int64, rows ascending,
     min(R, C) pairs. +inf (or -inf with maximize) marks forbidden pairs; an infeasible
-    matrix or a NaN raises ValueError."""
+    matrix or a NaN raises InputError (a ValueError)."""
     if not isinstance(cost, np.ndarray):
-        raise ValueError(f"cost must be a numpy array, got {type(cost).__name__}")
+        raise InputError(f"cost must be a numpy array, got {type(cost).__name__}")
     if cost.ndim != 2:
-        raise ValueError(f"cost must be 2-D, got shape {cost.shape}")
+        raise InputError(f"cost must be 2-D, got shape {cost.shape}")
     if cost.dtype.kind not in "fiub":
-        raise ValueError(f"cost must be numeric, got {cost.dtype}")
+        raise InputError(f"cost must be numeric, got {cost.dtype}")
+    maximize = check_bool(maximize, "maximize")
     c = cost.astype(np.float64)
     if np.isnan(c).any():
-        raise ValueError("cost contains NaN")
+        raise InputError("cost contains NaN")
     if maximize:
         c = -c
     if np.isposinf(-c).any():
-        raise ValueError("cost contains -inf (+inf with maximize)")
+        raise InputError("cost contains -inf (+inf with maximize)")
     transposed = c.shape[0] > c.shape[1]
     if transposed:
         c = c.T
@@ -428,7 +467,7 @@ def _shortest_augmenting_path(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             candidates = np.flatnonzero(todo)
             best = shortest[candidates].min()
             if best == np.inf:
-                raise ValueError("cost matrix is infeasible")
+                raise InputError("cost matrix is infeasible")
             ties = candidates[shortest[candidates] == best]
             free = ties[row_of_col[ties] == -1]
             j = int(free[0]) if free.size else int(ties[0])
@@ -472,13 +511,15 @@ def overlay(
     painted in the label's colour at full strength. Returns a new H x W x 3 uint8 image."""
     image = check_image(image, "image")
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be H x W x 3 uint8, got shape {image.shape}")
+        raise InputError(f"image must be H x W x 3 uint8, got shape {image.shape}")
     if not isinstance(labels, np.ndarray) or labels.dtype != np.int32:
-        raise ValueError("labels must be an int32 numpy array")
+        raise InputError("labels must be an int32 numpy array")
     if labels.shape != image.shape[:2]:
-        raise ValueError(f"labels shape {labels.shape} must equal image H x W {image.shape[:2]}")
+        raise InputError(f"labels shape {labels.shape} must equal image H x W {image.shape[:2]}")
+    alpha = check_float(alpha, "alpha")
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        raise InputError(f"alpha must be in [0, 1], got {alpha}")
+    boundary = check_bool(boundary, "boundary")
     a = math.floor(alpha * 256 + 0.5)
     colour = palette(labels).astype(np.int32)
     out = image.astype(np.int32)
