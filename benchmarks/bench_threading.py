@@ -3,7 +3,8 @@
 ONNX Runtime's intra-op workers spin-wait between ops by default; with three sessions (one
 per graph) and the C++ post-processing on a small CPU, the idle spinners of one stage steal
 the cores of the next. The runtime now turns spinning off (``runtime/ort.py``). This script
-times, interleaved round-robin in one process, ``Segmenter.panoptic`` on a 640x480 frame
+times ``Segmenter.panoptic`` on a 640x480 frame, each configuration in its own process (so
+one configuration's spinning workers cannot slow the next), processes alternating
 with ONNX Runtime spinning (ORT's default), ONNX Runtime without spinning (ours), OpenVINO,
 and ``backend="auto"``, and prints per configuration the end-to-end p50, the sum of the
 stage p50s (prepare + encoder + decoder + postprocess), and the ratio to spinning ORT.
@@ -21,6 +22,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,49 +63,67 @@ def _frame() -> np.ndarray:
     return cv2.resize(frame, (640, 480), interpolation=cv2.INTER_LINEAR)
 
 
-def bench(bundle: Path | str, repeats: int) -> tuple[str, list[dict]]:
-    configs = {
-        "ort-cpu, spinning (ORT default)": dict(backend="ort-cpu", backend_options={"spin": True}),
-        "ort-cpu, no spinning (ours)": dict(backend="ort-cpu"),
-        "openvino": dict(backend="openvino"),
-        "auto": dict(backend="auto"),
-    }
-    segs = {name: Segmenter(bundle, color_order="BGR", **kw) for name, kw in configs.items()}
-    auto_pick = segs["auto"].backend_name
+CONFIGS = {
+    "ort-cpu, spinning (ORT default)": dict(backend="ort-cpu", backend_options={"spin": True}),
+    "ort-cpu, no spinning (ours)": dict(backend="ort-cpu"),
+    "openvino": dict(backend="openvino"),
+    "auto": dict(backend="auto"),
+}
+
+
+def worker(bundle: str, config: str, repeats: int) -> dict:
+    """One configuration in this process: warm up, then ``repeats`` timed frames."""
+    seg = Segmenter(bundle, color_order="BGR", **CONFIGS[config])
     frame = _frame()
-    for seg in segs.values():  # warm-up
-        for _ in range(3):
-            seg.panoptic(frame)
-    e2e: dict[str, list[float]] = {n: [] for n in segs}
-    stages: dict[str, dict[str, list[float]]] = {n: {s: [] for s in STAGES} for n in segs}
+    for _ in range(5):
+        seg.panoptic(frame)
+    e2e, stages = [], {s: [] for s in STAGES}
     for _ in range(repeats):
-        for name, seg in segs.items():
-            t0 = time.perf_counter()
-            res = seg.panoptic(frame)
-            e2e[name].append((time.perf_counter() - t0) * 1e3)
-            for s in STAGES:
-                stages[name][s].append(res.timings[s])
-    base = float(np.median(e2e["ort-cpu, spinning (ORT default)"]))
+        t0 = time.perf_counter()
+        res = seg.panoptic(frame)
+        e2e.append((time.perf_counter() - t0) * 1e3)
+        for s in STAGES:
+            stages[s].append(res.timings[s])
+    return {"backend": seg.backend_name, "bundle": seg.bundle.name, "e2e": e2e, "stages": stages}
+
+
+def bench(bundle: Path | str, repeats: int, rounds: int) -> tuple[str, list[dict]]:
+    """Each configuration runs in its own process (spinning workers of one configuration
+    would otherwise steal the cores of the next one in the same process), the processes
+    alternating round-robin ``rounds`` times so that machine noise hits all alike."""
+    runs: dict[str, list[dict]] = {c: [] for c in CONFIGS}
+    for _ in range(rounds):
+        for config in CONFIGS:
+            argv = [sys.executable, __file__, "--worker", config, "--bundle", str(bundle)]
+            argv += ["--repeats", str(repeats)]
+            out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+            runs[config].append(json.loads(out.strip().splitlines()[-1]))
+    spinning = "ort-cpu, spinning (ORT default)"
+    base = float(np.median([t for r in runs[spinning] for t in r["e2e"]]))
     rows = []
-    for name in segs:
-        p50 = float(np.median(e2e[name]))
-        stage_p50 = {s: float(np.median(v)) for s, v in stages[name].items()}
+    for config, rs in runs.items():
+        e2e = [t for r in rs for t in r["e2e"]]
+        stage_p50 = {s: float(np.median([t for r in rs for t in r["stages"][s]])) for s in STAGES}
+        p50 = float(np.median(e2e))
         rows.append(
             {
-                "config": name if name != "auto" else f"auto ({auto_pick})",
+                "config": config if config != "auto" else f"auto ({rs[-1]['backend']})",
                 "e2e_p50_ms": p50,
-                "e2e_p90_ms": float(np.percentile(e2e[name], 90)),
+                "e2e_p90_ms": float(np.percentile(e2e, 90)),
                 "sum_of_stage_p50_ms": sum(stage_p50.values()),
                 "stage_p50_ms": stage_p50,
                 "speedup_vs_spinning_ort": base / p50,
             }
         )
-    return segs["auto"].bundle.name, rows
+    return rs[-1]["bundle"], rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=20, help="timed frames per process")
+    parser.add_argument("--rounds", type=int, default=3, help="processes per configuration")
+    parser.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    parser.add_argument("--bundle", help=argparse.SUPPRESS)
     parser.add_argument(
         "--edge-s",
         action=argparse.BooleanOptionalAction,
@@ -110,20 +131,24 @@ def main() -> None:
         help="also export and time a random-init edge-s at 640 (needs torch)",
     )
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.bundle, args.worker, args.repeats)))
+        return
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         bundles: list[Path | str] = [default_bundle()]
         if args.edge_s:
             bundles.append(_edge_s_bundle(Path(tmp)))
         for b in bundles:
-            name, rows = bench(b, args.repeats)
+            name, rows = bench(b, args.repeats, args.rounds)
             results[name] = rows
     machine = describe()
     lines = [
         "# End to end vs the sum of the stages: `Segmenter.panoptic`, 640x480 frame",
         "",
-        f"Machine: {machine}; {default_threads()} threads per graph. {args.repeats} interleaved "
-        "repeats after 3 warm-ups; command `python benchmarks/bench_threading.py`.",
+        f"Machine: {machine}; {default_threads()} threads per graph. Each configuration in its "
+        f"own process ({args.rounds} processes each, alternating round-robin), {args.repeats} "
+        "timed frames per process after 5 warm-ups; command `python benchmarks/bench_threading.py`.",
         "",
         "| bundle | configuration | e2e p50 ms | e2e p90 ms | sum of stage p50s ms | encoder | decoder | postprocess | speed-up vs spinning ORT |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
