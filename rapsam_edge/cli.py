@@ -34,6 +34,16 @@ COMMANDS: dict[str, Command] = {
     "run": Command(
         "rapsam_edge.apps.run", "run a bundle on an image, a video file or a camera", None
     ),
+    "profile": Command(
+        "rapsam_edge.profile.cli",
+        "on-device FPS profiler: per-stage latency, FPS, memory, environment, top operators",
+        None,
+    ),
+    "benchmark": Command(
+        "rapsam_edge.deploy.benchmark_cli",
+        "FPS table: every model x backend x precision usable here (fresh variants need torch)",
+        None,
+    ),
     "info": Command(
         "rapsam_edge.apps.info",
         "what a bundle holds, the ops core and the backends usable here",

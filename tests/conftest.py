@@ -43,6 +43,10 @@ RUNTIME_MODULES = frozenset(
         "test_layers",
         "test_contract",
         "test_cli",
+        "test_profile",
+        "test_profile_layers",
+        "test_profile_benchmark_app",
+        "test_profile_telemetry",
     }
 )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "rapsam_edge"
-RUNTIME = ("runtime", "ops", "apps", "contract")
+RUNTIME = ("runtime", "ops", "apps", "contract", "profile")
 RUNTIME_FILES = ("__init__.py", "bundle.py", "assets.py", "errors.py", "cli.py")
 TRAINING = ("model", "data", "train", "deploy", "eval")
 

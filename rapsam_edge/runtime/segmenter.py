@@ -500,6 +500,9 @@ class Segmenter:
         capturing and letterboxing frame t+1 in a thread while frame t is inferred (queue of
         2: memory stays flat on endless streams).
 
+        Each result's ``timings`` also holds ``read`` (ms to capture / decode the frame, in
+        the capture thread, overlapping the previous frame's inference).
+
         Arguments:
           source: camera index, video path, or an iterable of H x W x 3 uint8 frames.
             Camera / file frames are BGR (OpenCV); frames from an iterable are in
@@ -528,10 +531,15 @@ class Segmenter:
 
         def produce() -> None:
             try:
-                for frame in frames:
-                    if stop.is_set():
+                it = iter(frames)
+                while not stop.is_set():
+                    t0 = time.perf_counter()
+                    try:
+                        frame = next(it)
+                    except StopIteration:
                         break
-                    q.put((frame, self.prepare(frame, color_order=order)))
+                    read_ms = _ms(t0)
+                    q.put((frame, self.prepare(frame, color_order=order), read_ms))
             except BaseException as exc:  # surfaced in the consumer
                 q.put(exc)
             finally:
@@ -543,11 +551,13 @@ class Segmenter:
             while (item := q.get()) is not done:
                 if isinstance(item, BaseException):
                     raise item
-                frame, prepared = item
+                frame, prepared, read_ms = item
                 if task == "track":
-                    yield frame, self._track(prepared, stream_tracker)
+                    result = self._track(prepared, stream_tracker)
                 else:
-                    yield frame, self._panoptic(prepared)
+                    result = self._panoptic(prepared)
+                result.timings = {"read": read_ms, **result.timings}
+                yield frame, result
         finally:
             stop.set()
             while worker.is_alive():  # unblock a producer waiting on a full queue

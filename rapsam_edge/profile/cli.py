@@ -1,0 +1,120 @@
+"""`rapsam-edge profile`: the on-device FPS profiler (see ``profile.runner``).
+
+rapsam-edge profile                                   # shipped bundle, auto, panoptic
+rapsam-edge profile BUNDLE --backend openvino --mode stream --source clip.mp4
+rapsam-edge profile --compare ort-cpu,openvino --json r.json --markdown r.md --plot r.png
+rapsam-edge profile --layers --iters 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from ..errors import ConfigError
+
+__all__ = ["add_arguments", "run"]
+
+
+def _size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 640x480, got {text!r}")
+    return int(m.group(2)), int(m.group(1))  # (H, W)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "bundle", nargs="?", help="bundle directory or shipped name (default: the shipped one)"
+    )
+    parser.add_argument(
+        "--backend", default="auto", help="backend name, or auto / fastest (default auto)"
+    )
+    parser.add_argument("--device", help="backend device (e.g. CPU, GPU, cuda:0)")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "bf16", "int8"),
+        help="runtime precision (OpenVINO hint / TensorRT engine)",
+    )
+    parser.add_argument(
+        "--mode", choices=("panoptic", "prompt", "track", "stream"), default="panoptic"
+    )
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument(
+        "--input",
+        type=_size,
+        default=(480, 640),
+        metavar="WxH",
+        help="synthetic frame size (default 640x480)",
+    )
+    src.add_argument("--source", help="video file, image file or camera index to take frames from")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed iterations (default 10)")
+    parser.add_argument("--iters", type=int, default=100, help="timed iterations (default 100)")
+    parser.add_argument("--threads", type=int, help="threads per graph and for the C++ core")
+    parser.add_argument(
+        "--prompts", type=int, default=1, help="clicks per prompt call (prompt mode)"
+    )
+    parser.add_argument(
+        "--compare",
+        default="",
+        help="more targets, comma-separated BACKEND[:BUNDLE], interleaved; ratios to the first",
+    )
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="top operators by time from the backend's own profiler",
+    )
+    parser.add_argument("--json", type=Path, help="write the report as JSON")
+    parser.add_argument("--markdown", type=Path, help="write the report as Markdown")
+    parser.add_argument(
+        "--plot", type=Path, help="write a PNG (needs matplotlib: the 'plot' extra)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .report import to_markdown, write_plot
+    from .runner import ProfileConfig, Target, parse_targets, run_profile
+
+    if args.plot is not None:  # fail before a long run, not after it
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError as e:
+            from ..errors import MissingDependencyError
+
+            raise MissingDependencyError(
+                "--plot needs matplotlib", hint="pip install 'rapsam-edge[plot]'"
+            ) from e
+    source = args.source
+    if source is not None and source.isdigit():
+        source = int(source)
+    targets = parse_targets(Target(args.bundle, args.backend), args.compare.split(","))
+    config = ProfileConfig(
+        targets=targets,
+        mode=args.mode,
+        input_hw=args.input,
+        source=source,
+        warmup=args.warmup,
+        iters=args.iters,
+        threads=args.threads,
+        device=args.device,
+        precision=args.precision,
+        prompts=args.prompts,
+        layers=args.layers,
+        progress=not args.no_progress,
+    )
+    report = run_profile(config)
+    text = to_markdown(report)
+    print(text)
+    for path in (args.json, args.markdown, args.plot):
+        if path is not None and path.parent and not path.parent.exists():
+            raise ConfigError(f"{path.parent} does not exist")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    if args.markdown:
+        args.markdown.write_text(text)
+    if args.plot:
+        write_plot(report, args.plot, report.get("samples"))
+    return 0
