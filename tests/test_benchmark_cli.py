@@ -1,0 +1,39 @@
+"""`rapsam-edge benchmark`: one row per model x backend x precision, written as Markdown and
+JSON (a fresh variant is exported with torch)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rapsam_edge.cli import main
+
+pytest.importorskip("torch")
+
+
+def test_benchmark_table(tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--variants", "edge-xs", "--backends", "ort-cpu", "openvino"]
+    argv += [
+        "--precisions",
+        "fp32",
+        "--input",
+        "160x120",
+        "--warmup",
+        "1",
+        "--iters",
+        "3",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    got = {(r["variant"], r["backend"], r["precision"]) for r in rows}
+    assert ("edge-xs", "ort-cpu", "fp32") in got and ("edge-xs", "openvino", "fp32") in got
+    assert {r["bundle"] for r in rows} == {"edge-xs-synthetic", "edge-xs-random"}
+    for r in rows:
+        assert r["fps_p50"] == pytest.approx(1000 / r["end_to_end_p50_ms"])
+        assert r["encoder_p50_ms"] > 0
+    md = out.with_suffix(".md").read_text()
+    assert "| edge-xs | edge-xs-random | openvino | fp32 |" in md and md in capsys.readouterr().out
