@@ -1,0 +1,159 @@
+"""``profile.layers``: per-operator times from the backends' own profilers (ONNX Runtime
+session profiling, OpenVINO performance counters) on the shipped bundle, and the layers
+table of ``rapsam-edge profile --layers``."""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+
+import numpy as np
+import pytest
+
+from rapsam_edge.assets import default_bundle
+from rapsam_edge.profile.layers import (
+    LayerTable,
+    graph_feeds,
+    profile_graph,
+    profile_layers,
+    top_layers,
+)
+from rapsam_edge.runtime.segmenter import Segmenter
+
+GRAPHS = ("encoder", "panoptic_decoder", "prompt_decoder")
+TOP = 5
+THREADS = {"ort-cpu": {"intra_op_threads": 2}, "openvino": {"num_threads": 2}}
+#: a backend's profiled operator sum against its graph's timed run: a sane factor
+SUM_FACTOR = (0.3, 3.0)
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    """The sample clip's first frame at 640 x 480, BGR (what the profiler uses)."""
+    cv2 = pytest.importorskip("cv2")
+    from rapsam_edge.assets import sample_clip
+
+    cap = cv2.VideoCapture(str(sample_clip()))
+    ok, image = cap.read()
+    cap.release()
+    assert ok, "cannot read the sample clip"
+    return cv2.resize(image, (640, 480), interpolation=cv2.INTER_LINEAR)
+
+
+@pytest.fixture(scope="module", params=["ort-cpu", "openvino"])
+def profiled(request, frame):
+    """(Segmenter, its LayerTable, the feeds it was profiled on) per backend."""
+    backend = request.param
+    pytest.importorskip("onnxruntime" if backend == "ort-cpu" else "openvino")
+    seg = Segmenter(default_bundle(), backend, color_order="BGR", backend_options=THREADS[backend])
+    table = top_layers(seg, frame, top=TOP, runs=10, warmup=2)
+    yield seg, table, graph_feeds(seg, frame)
+    seg.close()
+
+
+def _graph_op_names(seg: Segmenter, graph: str) -> set[str]:
+    """Names a profiled operator may start with: the ONNX graph's node and output names (ORT
+    names fused / layout-converted nodes after them), or the operation names of the model the
+    OpenVINO backend read (its executable graph keeps them, or extends them: reorders,
+    transposes split off a MatMul)."""
+    backend = seg.graphs[graph]
+    if backend.name == "openvino":
+        return {op.get_friendly_name() for op in backend.model.get_ops()}
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(seg.bundle.graph_path(graph, "onnx")), load_external_data=False)
+    return {n.name for n in model.graph.node} | {o for n in model.graph.node for o in n.output}
+
+
+def test_rows_for_every_graph_sorted_with_shares(profiled):
+    seg, table, _ = profiled
+    assert isinstance(table, LayerTable) and isinstance(table, list)
+    assert [r["graph"] for r in table] == sorted(r["graph"] for r in table)
+    for graph in GRAPHS:
+        rows = [r for r in table if r["graph"] == graph]
+        assert 1 <= len(rows) <= TOP, graph
+        ms = [r["ms"] for r in rows]
+        assert ms == sorted(ms, reverse=True)
+        summary = table.graphs[graph]
+        assert summary["note"] is None and summary["operators"] >= len(rows)
+        assert summary["backend"] == seg.graphs[graph].name
+        for r in rows:
+            assert set(r) >= {"graph", "backend", "name", "type", "ms", "share", "graph_ms"}
+            assert r["backend"] == seg.graphs[graph].name
+            assert r["name"] and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", r["type"]), r
+            assert r["ms"] > 0 and 0 < r["share"] <= 1, r
+            assert r["graph_ms"] == pytest.approx(summary["total_ms"])
+            assert r["share"] == pytest.approx(r["ms"] / r["graph_ms"])
+        assert sum(r["share"] for r in rows) <= 1 + 1e-9
+    # a convolutional backbone: the encoder's slowest operator is a convolution
+    assert "Conv" in next(r for r in table if r["graph"] == "encoder")["type"]
+
+
+def test_names_are_operators_of_the_graph(profiled):
+    seg, table, _ = profiled
+    for graph in GRAPHS:
+        known = [k for k in _graph_op_names(seg, graph) if k]
+        for r in (r for r in table if r["graph"] == graph):
+            # OpenVINO names the nodes its transformations create "<OpType>_<counter>"
+            generated = re.fullmatch(r"[A-Z][A-Za-z0-9]*_\d+", r["name"])
+            assert generated or any(r["name"].startswith(k) for k in known), r
+
+
+def test_profiled_sum_is_close_to_a_timed_run(profiled):
+    """The operators' sum per run lies within SUM_FACTOR of the graph's own run on the user's
+    backend (best of a few, perf_counter): the counters are per run, in ms."""
+    seg, table, feeds = profiled
+    for graph in GRAPHS:
+        backend = seg.graphs[graph]
+        backend.run(feeds[graph])
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            backend.run(feeds[graph])
+            best = min(best, (time.perf_counter() - t0) * 1e3)
+        total = table.graphs[graph]["total_ms"]
+        lo, hi = SUM_FACTOR
+        assert lo * best <= total <= hi * best, (graph, total, best)
+
+
+def test_a_backend_without_profiler_is_skipped_with_a_note(frame):
+    pytest.importorskip("onnxruntime")
+    seg = Segmenter(default_bundle(), "ort-cpu", color_order="BGR", backend_options={})
+    try:
+        real = seg.graphs["prompt_decoder"]
+
+        class NoProfiler:  # a backend the layer profiler does not know (TensorRT, torch)
+            name = "tensorrt"
+            info = real.info
+
+            def name_of(self, role):
+                return real.name_of(role)
+
+            def run(self, feeds):
+                return real.run(feeds)
+
+        alias = copy.copy(seg)
+        alias.graphs = {**seg.graphs, "prompt_decoder": NoProfiler()}
+        table = top_layers(alias, frame, top=2, runs=2, warmup=1)
+        assert {r["graph"] for r in table} == {"encoder", "panoptic_decoder"}
+        note = table.graphs["prompt_decoder"]
+        assert note["total_ms"] is None and "tensorrt" in note["note"]
+        assert profile_graph(NoProfiler(), {})["ops"] == {}
+        with pytest.raises(ValueError):
+            top_layers(seg, frame, top=0)
+        full = profile_layers(seg, frame, runs=2, warmup=0)
+        assert set(full) == set(GRAPHS) and all(p["ops"] for p in full.values())
+    finally:
+        seg.close()
+
+
+def test_cli_profile_layers_prints_the_table(capsys):
+    pytest.importorskip("onnxruntime")
+    from rapsam_edge.cli import main
+
+    assert main(["profile", "--layers", "--iters", "5", "--warmup", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| graph | operator | type | ms per run | share |" in out
+    table = out[out.index("| graph | operator |") :]
+    for graph in GRAPHS:
+        assert f"| {graph} | " in table, graph
