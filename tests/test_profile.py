@@ -76,6 +76,11 @@ def test_compare_interleaves_targets_with_ratios():
     assert report["stages"] == first["stages"]
 
 
+def test_input_size_overrides_the_bundles():
+    report = run_profile(_quick(targets=(Target(None, "ort-cpu"),), input_size=160))
+    assert report["environment"]["bundle"]["input_long_side"] == 160
+
+
 def test_stream_from_a_video_file_times_reading():
     report = run_profile(
         _quick(targets=(Target(None, "ort-cpu"),), mode="stream", source=str(sample_clip()))

@@ -222,6 +222,7 @@ class _Subject:
             target.backend,
             device=config.device,
             color_order="BGR",
+            input_size=config.input_size,
             backend_options=options,
         )
         self.config = config
@@ -328,7 +329,16 @@ def _progress(total: int, enabled: bool, desc: str):
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a runtime dependency
         return None
-    return tqdm(total=total, desc=desc, unit="it", file=sys.stderr, leave=False, dynamic_ncols=True)
+    # disable=None: no bar when stderr is not a terminal (logs, CI)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="it",
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+        disable=None,
+    )
 
 
 # ------------------------------------------------------------------ the profiler
