@@ -62,6 +62,11 @@ COMMANDS: dict[str, Command] = {
         "PQ, interactive mIoU / NoC and video AP of a model on a dataset",
         None,
     ),
+    "quantize": Command(
+        "rapsam_edge.deploy.quantize.cli",
+        "FP32 bundle or weights -> INT8 / FP16 / BF16 bundle that passed the accuracy gate",
+        "train",
+    ),
     "variants": Command(
         "rapsam_edge.model.variants_cli", "parameters and GFLOPs of every model variant", "train"
     ),

@@ -5,7 +5,8 @@ compiled once with dynamic shapes where the device supports them (CPU, GPU, AUTO
 ``static_shapes=True`` (the default on NPU, which needs static shapes) a copy is reshaped and
 compiled per distinct input-shape set, cached in an LRU of ``max_cached_shapes`` entries.
 Precision: FP32 inference by default (``INFERENCE_PRECISION_HINT=f32``; OpenVINO would
-otherwise pick bf16 / fp16 on CPUs / GPUs that have it). Threads: ``INFERENCE_NUM_THREADS``
+otherwise pick bf16 / fp16 on CPUs / GPUs that have it), BF16 for graphs the manifest marks
+``bf16`` (made and gated by ``rapsam-edge quantize --to bf16``). Threads: ``INFERENCE_NUM_THREADS``
 defaults to ``runtime.threads.default_threads()``.
 
 Concurrency: one infer request serves one call at a time (a shared request raises "Infer
@@ -83,7 +84,7 @@ class OpenVINOBackend(Backend):
         device: str | None,
         *,
         num_threads: int | None = None,
-        precision: str = "f32",
+        precision: str | None = None,
         performance_hint: str = "LATENCY",
         cache_dir: str | None = None,
         static_shapes: bool | None = None,
@@ -93,7 +94,8 @@ class OpenVINOBackend(Backend):
         """
         Options:
           num_threads: INFERENCE_NUM_THREADS on CPU (default ``default_threads()``).
-          precision: INFERENCE_PRECISION_HINT ("f32", "f16", "bf16"); "f32" matches the bundle.
+          precision: INFERENCE_PRECISION_HINT ("f32", "f16", "bf16"); default: "bf16" for a
+            graph the manifest says is bf16 (a gated BF16 bundle), else "f32".
           performance_hint: "LATENCY" (default), "THROUGHPUT" or "CUMULATIVE_THROUGHPUT".
           cache_dir: OpenVINO model cache (speeds up GPU / NPU compile on later runs).
           static_shapes: compile per input shape (default: True on NPU only).
@@ -101,6 +103,8 @@ class OpenVINOBackend(Backend):
           config: extra compile properties, merged last.
         """
         device = (device or "CPU").upper()
+        if precision is None:
+            precision = "bf16" if self.info.precision == "bf16" else "f32"
         if precision not in PRECISION_HINTS:
             raise ConfigError(f"precision {precision!r}: choose from {PRECISION_HINTS}")
         if performance_hint not in PERFORMANCE_HINTS:

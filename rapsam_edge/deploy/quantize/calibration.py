@@ -1,0 +1,124 @@
+"""Calibration data: frames from a dataset on disk and the feeds each graph sees for them.
+
+``calibration_frames(path)`` reads up to ``limit`` images, spread evenly over the sorted
+files under ``path``: a COCO-panoptic root (its image folders; the ``panoptic_*`` label PNGs
+are skipped), a YouTube-VIS root (``JPEGImages``; ``Annotations`` masks are skipped), a
+``rapsam-edge make-data`` root (both), a folder of images, or one video file. ``graph_feeds``
+runs the FP32 bundle on them exactly as the runtime does (letterbox, encoder; the encoder's
+features for the decoders; point and box prompts for the prompt decoder), so each graph is
+calibrated on the activations it meets in deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ...contract.postprocess import POINT_BOX_HALF
+from ...errors import InputError, SourceError
+
+__all__ = ["IMAGE_SUFFIXES", "calibration_frames", "graph_feeds"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
+#: directory names holding labels, not images (COCO panoptic PNGs, YouTube-VIS masks)
+_LABEL_DIRS = ("panoptic", "annotations")
+
+
+def _is_label(path: Path, root: Path) -> bool:
+    return any(part.lower().startswith(_LABEL_DIRS) for part in path.relative_to(root).parts[:-1])
+
+
+def calibration_frames(path: str | Path, *, limit: int = 64) -> list[np.ndarray]:
+    """Up to ``limit`` frames, H x W x 3 uint8 RGB, from ``path`` (see the module doc).
+
+    Raises:
+      SourceError: ``path`` does not exist, holds no image, or an image cannot be decoded.
+      InputError: ``limit`` < 1.
+    """
+    import cv2
+
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InputError(f"limit must be a positive int, got {limit!r}")
+    root = Path(path)
+    if not root.exists():
+        raise SourceError(f"calibration data {str(root)!r} does not exist")
+    if root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES:
+        cap = cv2.VideoCapture(str(root))
+        frames = []
+        while len(frames) < limit:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        cap.release()
+        if not frames:
+            raise SourceError(f"calibration video {root} gave no frame")
+        return frames
+    files = (
+        [root]
+        if root.is_file()
+        else sorted(
+            p
+            for p in root.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES and not _is_label(p, root)
+        )
+    )
+    if not files:
+        raise SourceError(
+            f"no image under {root}",
+            hint="give a folder of images, a COCO-panoptic or YouTube-VIS root",
+        )
+    picks = np.linspace(0, len(files) - 1, num=min(limit, len(files))).round().astype(int)
+    frames = []
+    for i in dict.fromkeys(picks.tolist()):
+        image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"cannot decode calibration image {files[i]}")
+        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def _prompt_boxes(frame_hw: tuple[int, int], scale: float, rng: np.random.Generator) -> np.ndarray:
+    """1 x P x 4 float32 boxes in network-input pixels: 6 clicks (as the runtime feeds points)
+    and 2 boxes, inside the frame."""
+    h, w = frame_hw
+    pts = rng.uniform([0.05 * w, 0.05 * h], [0.95 * w, 0.95 * h], size=(6, 2)) * scale
+    clicks = np.concatenate([pts - POINT_BOX_HALF, pts + POINT_BOX_HALF], 1)
+    xy = rng.uniform([0, 0], [0.6 * w, 0.6 * h], size=(2, 2))
+    wh = rng.uniform([0.1 * w, 0.1 * h], [0.4 * w, 0.4 * h], size=(2, 2))
+    boxes = np.concatenate([xy, xy + wh], 1) * scale
+    return np.concatenate([clicks, boxes])[None].astype(np.float32)
+
+
+def graph_feeds(
+    bundle, frames: Sequence[np.ndarray], *, seed: int = 0
+) -> dict[str, list[Mapping[str, np.ndarray]]]:
+    """Per graph, one feed dict per frame (tensor names from the manifest).
+
+    Arguments:
+      bundle: the FP32 ``Bundle`` (its ONNX graphs run on ONNX Runtime here).
+      frames: H x W x 3 uint8 RGB frames.
+    Returns:
+      {"encoder": [{image: 1 x Hp x Wp x 3 uint8}], "panoptic_decoder": [{feats: 1 x D x h x w}],
+      "prompt_decoder": [{feats, boxes: 1 x 8 x 4}]}.
+    """
+    from ...runtime.segmenter import Segmenter
+
+    seg = Segmenter(bundle, "ort-cpu", color_order="RGB")
+    enc, pan, prm = (bundle.graphs[g] for g in ("encoder", "panoptic_decoder", "prompt_decoder"))
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[Mapping[str, np.ndarray]]] = {g: [] for g in bundle.graphs}
+    for frame in frames:
+        prepared = seg.prepare(frame)
+        feats = seg.graphs["encoder"].run({enc.name_of("image"): prepared.image})[
+            enc.name_of("feats")
+        ]
+        out["encoder"].append({enc.name_of("image"): prepared.image})
+        out["panoptic_decoder"].append({pan.name_of("feats"): feats})
+        boxes = _prompt_boxes(prepared.frame_hw, prepared.scale, rng)
+        out["prompt_decoder"].append({prm.name_of("feats"): feats, prm.name_of("boxes"): boxes})
+    seg.close()
+    return out

@@ -1,0 +1,84 @@
+"""Write a reduced-precision bundle derived from an FP32 one: new graph files for some graphs,
+the others copied, one manifest (``contract.Manifest``) with the precision of each graph and
+the quantization record (tool settings, gate numbers) under ``export.quantization``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ...bundle import Bundle, load_bundle, sha256_file
+from ...contract import GRAPH_FORMATS, MANIFEST_NAME, GraphInfo
+from ...errors import ConfigError
+
+__all__ = ["graph_file_names", "write_derived_bundle"]
+
+
+def graph_file_names(graph: str, fmt: str, tag: str) -> list[str]:
+    """File names of ``graph`` in ``fmt`` for precision ``tag`` (IR: the .xml and its .bin)."""
+    stem = f"{graph}.{tag}"
+    if fmt == "openvino":
+        return [f"{stem}.xml", f"{stem}.bin"]
+    return [f"{stem}{GRAPH_FORMATS[fmt]}"]
+
+
+def write_derived_bundle(
+    source: Bundle,
+    out: Path,
+    *,
+    staged: Path,
+    name: str,
+    fmt: str,
+    graphs: Mapping[str, tuple[str, str]],
+    record: Mapping[str, Any],
+) -> Bundle:
+    """Write the derived bundle to ``out`` (which the caller has filled with the new graph
+    files already) and return it loaded (checksums verified).
+
+    Arguments:
+      source: the FP32 bundle.
+      out: the output directory (emptied, then filled: written by this function only).
+      staged: where the converted graph files are (copied from there when present, else
+        from the source bundle).
+      name: the new bundle's name.
+      fmt: the one graph format the derived bundle carries ("onnx" or "openvino").
+      graphs: graph -> (file name of its main file in ``out``, precision) for the graphs that
+        changed; the other graphs are copied from ``source`` in ``fmt`` at their precision.
+      record: the quantization record (stored under ``export.quantization``).
+    Raises:
+      ConfigError: the source has no ``fmt`` file for a graph that is copied.
+    """
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    new_graphs: dict[str, GraphInfo] = {}
+    for g, info in source.graphs.items():
+        if g in graphs:
+            main, precision = graphs[g]
+        else:
+            if fmt not in info.files:
+                raise ConfigError(f"bundle {source.name!r} has no {fmt} file for {g} to copy")
+            main, precision = info.files[fmt], info.precision
+        for rel in [main] + ([main[:-4] + ".bin"] if main.endswith(".xml") else []):
+            src = staged / rel if (staged / rel).exists() else source.root / rel
+            shutil.copy2(src, out / rel)
+        new_graphs[g] = dataclasses.replace(info, files={fmt: main}, precision=precision)
+    files = {
+        p.relative_to(out).as_posix(): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()
+    }
+    manifest = dataclasses.replace(
+        source.manifest,
+        name=name,
+        graphs=new_graphs,
+        weights=None,
+        files=files,
+        export={**dict(source.export), "quantization": dict(record), "source_bundle": source.name},
+    )
+    (out / MANIFEST_NAME).write_text(
+        json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8"
+    )
+    return load_bundle(out)

@@ -1,0 +1,157 @@
+"""The accuracy gate: a reduced-precision bundle against its FP32 source, on a validation set
+in the ``rapsam-edge make-data`` layout (``coco/`` COCO-panoptic, optionally ``ytvis/``).
+
+Measured (both bundles on the same backend, same images):
+
+* against the ground truth, for both: PQ (PQ_th, PQ_st) and 1-click mIoU; the drops
+  (FP32 - quantized, in points) are gated;
+* against FP32, per image: the prompt mask of each ground-truth segment's first click (the
+  same clicks into both), and each panoptic segment of FP32 paired with the quantized one
+  (``eval.agreement.label_map_agreement``): their IoUs pooled, the median gated; the pixel
+  agreement of the two label maps, the mean gated.
+
+Which numbers mean something depends on the model: a model that names no thing class (the
+shipped synthetic one: PQ_th 0 in FP32) can only show PQ changes on stuff, and its panoptic
+segment IoUs cover stuff only; the prompt-mask IoUs cover every object. The report says so
+(``notes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import RapsamEdgeError
+
+__all__ = ["AccuracyGateError", "GateLimits", "run_gate"]
+
+
+class AccuracyGateError(RapsamEdgeError):
+    """A quantized bundle lost more accuracy than the limits allow."""
+
+    default_hint = "use --fallback (keep the worst graphs in higher precision), more calibration data, or looser limits"
+
+
+@dataclass(frozen=True)
+class GateLimits:
+    """Pass conditions (the issue's targets): drops in points, IoU and agreement as fractions."""
+
+    max_pq_drop: float = 1.0
+    max_miou_drop: float = 1.0
+    min_median_mask_iou: float = 0.95
+    min_label_agreement: float = 0.98
+
+
+def _metrics(seg, root: Path, split: str, max_images: int) -> dict[str, Any]:
+    from ...eval.harness import evaluate_panoptic_and_prompts
+
+    return evaluate_panoptic_and_prompts(seg, root / "coco", split, max_images=max_images)
+
+
+def _agreement(fp32, quant, root: Path, split: str, max_images: int) -> dict[str, Any]:
+    from ...data.coco_panoptic import CocoPanopticDataset
+    from ...eval.agreement import label_map_agreement, mask_ious
+    from ...eval.prompt_iou import first_clicks
+
+    data = CocoPanopticDataset(root / "coco", split)
+    prompt_ious: list[float] = []
+    segment_ious: list[float] = []
+    pixel_agreement: list[float] = []
+    for i in range(min(len(data), max_images)):
+        sample = data[i]
+        a, b = fp32.panoptic(sample.image), quant.panoptic(sample.image)
+        classes_a = dict(zip(a.segments["id"].tolist(), a.segments["class"].tolist()))
+        classes_b = dict(zip(b.segments["id"].tolist(), b.segments["class"].tolist()))
+        agree = label_map_agreement(a.panoptic_map, b.panoptic_map, 0, classes_a, classes_b)
+        pixel_agreement.append(agree["pixel_agreement"])
+        paired = {pa: iou for pa, _, iou in agree["pairs"]}
+        segment_ious += [paired.get(int(sid), 0.0) for sid in a.segments["id"]]
+        targets = [s for s in sample.segments if not s.iscrowd]
+        if targets:
+            gt = sample.ids[None] == np.array([s.id for s in targets])[:, None, None]
+            points = first_clicks(gt).astype(np.float64) + 0.5
+            points = points[(points >= 0).all(1)]
+            if len(points):
+                pa = fp32.prompt(fp32.set_image(sample.image), points=points)
+                pb = quant.prompt(quant.set_image(sample.image), points=points)
+                prompt_ious += mask_ious(pa.masks, pb.masks).tolist()
+    ious = prompt_ious + segment_ious
+    return {
+        "mask_iou_median": float(np.median(ious)) if ious else float("nan"),
+        "mask_iou_p10": float(np.percentile(ious, 10)) if ious else float("nan"),
+        "prompt_mask_iou_median": float(np.median(prompt_ious)) if prompt_ious else float("nan"),
+        "segment_iou_median": float(np.median(segment_ious)) if segment_ious else float("nan"),
+        "num_masks": len(ious),
+        "label_agreement": float(np.mean(pixel_agreement)) if pixel_agreement else float("nan"),
+    }
+
+
+def run_gate(
+    fp32_bundle,
+    quant_bundle,
+    data_root: str | Path,
+    *,
+    backend: str,
+    limits: GateLimits = GateLimits(),
+    split: str = "val",
+    max_images: int = 50,
+    backend_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``quant_bundle`` against ``fp32_bundle`` on ``backend``.
+
+    Arguments:
+      fp32_bundle, quant_bundle: ``Bundle``s (or paths / names).
+      data_root: a make-data style root with ``coco/`` (annotations/panoptic_{split}.json).
+      backend: the backend both run on (the quantized graphs' target).
+      limits: pass conditions.
+      backend_options: for the quantized bundle's backend (e.g. {"precision": "bf16"}).
+    Returns:
+      {"passed", "failures": [...], "limits", "fp32": {pq, pq_th, pq_st, miou}, "quantized":
+      {...}, "pq_drop", "miou_drop", "mask_iou_median", "label_agreement", ..., "notes"}.
+    """
+    from ...runtime.segmenter import Segmenter
+
+    root = Path(data_root)
+    fp32 = Segmenter(fp32_bundle, backend)
+    quant = Segmenter(quant_bundle, backend, backend_options=backend_options)
+    keys = ("pq", "pq_th", "pq_st", "miou")
+    m32 = _metrics(fp32, root, split, max_images)
+    mq = _metrics(quant, root, split, max_images)
+    report: dict[str, Any] = {
+        "backend": backend,
+        "images": min(max_images, m32.get("num_images", max_images)),
+        "limits": asdict(limits),
+        "fp32": {k: m32.get(k) for k in keys},
+        "quantized": {k: mq.get(k) for k in keys},
+        "pq_drop": m32["pq"] - mq["pq"],
+        "miou_drop": m32["miou"] - mq["miou"],
+        **_agreement(fp32, quant, root, split, max_images),
+    }
+    notes = []
+    if (m32.get("pq_th") or 0.0) < 1.0:
+        notes.append(
+            "the FP32 model names no thing class (PQ_th < 1): PQ and segment IoUs cover stuff; "
+            "the prompt-mask IoUs cover every object"
+        )
+    report["notes"] = notes
+    failures = []
+    if report["pq_drop"] > limits.max_pq_drop:
+        failures.append(f"PQ drop {report['pq_drop']:.2f} > {limits.max_pq_drop}")
+    if report["miou_drop"] > limits.max_miou_drop:
+        failures.append(f"1-click mIoU drop {report['miou_drop']:.2f} > {limits.max_miou_drop}")
+    if not report["mask_iou_median"] >= limits.min_median_mask_iou:
+        failures.append(
+            f"median mask IoU vs FP32 {report['mask_iou_median']:.3f} < {limits.min_median_mask_iou}"
+        )
+    if not report["label_agreement"] >= limits.min_label_agreement:
+        failures.append(
+            f"label agreement {report['label_agreement']:.4f} < {limits.min_label_agreement}"
+        )
+    report["failures"] = failures
+    report["passed"] = not failures
+    fp32.close()
+    quant.close()
+    return report

@@ -1,0 +1,111 @@
+"""`rapsam-edge quantize`: the derived bundle, the accuracy gate and its refusals, on the
+shipped bundle and a small generated validation set."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rapsam_edge.bundle import load_bundle
+from rapsam_edge.cli import main
+from rapsam_edge.deploy.quantize.gate import GateLimits, run_gate
+
+pytest.importorskip("openvino")
+
+
+@pytest.fixture(scope="module")
+def val(tmp_path_factory):
+    root = tmp_path_factory.mktemp("val")
+    argv = [sys.executable, "-m", "rapsam_edge.cli", "make-data", "--seed", "11", "--split", "val"]
+    argv += [
+        "--out",
+        str(root),
+        "--num-images",
+        "12",
+        "--num-videos",
+        "1",
+        "--video-length",
+        "3",
+        "--quiet",
+    ]
+    subprocess.run(argv, check=True, capture_output=True)
+    return root
+
+
+def test_bf16_bundle_passes_the_gate_and_records_it(val, tmp_path, capsys):
+    out = tmp_path / "bf16"
+    argv = ["quantize", "edge-xs-synthetic", "--to", "bf16", "--backend", "openvino"]
+    argv += ["--calib", str(val), "--out", str(out), "--val-images", "8"]
+    assert main(argv) == 0
+    b = load_bundle(out)
+    assert {g.precision for g in b.graphs.values()} == {"bf16"}
+    assert set(b.graphs["encoder"].files) == {"openvino"} and b.weights is None
+    q = dict(b.export)["quantization"]
+    assert q["gate"]["passed"] is True and q["gate"]["limits"]["min_median_mask_iou"] == 0.95
+    assert "gate PASS" in capsys.readouterr().out
+    from rapsam_edge import Segmenter
+
+    seg = Segmenter(out, "openvino")  # the runtime compiles bf16 graphs with the bf16 hint
+    assert seg.graphs["encoder"].config["INFERENCE_PRECISION_HINT"] == "bf16"
+
+
+def test_the_gate_refuses_a_broken_model(val, tmp_path, shipped_bundle):
+    """A 'quantized' bundle whose encoder is another model's fails every agreement limit."""
+    fp32 = load_bundle(shipped_bundle)
+    report = run_gate(fp32, fp32, val, backend="ort-cpu", max_images=4)
+    assert report["passed"] and report["mask_iou_median"] == 1.0 and report["pq_drop"] == 0.0
+    strict = GateLimits(max_pq_drop=-1.0)  # a drop of 0 is not <= -1: must fail
+    failed = run_gate(fp32, fp32, val, backend="ort-cpu", max_images=4, limits=strict)
+    assert not failed["passed"] and "PQ drop" in failed["failures"][0]
+
+
+def test_refusals(val, tmp_path, capsys):
+    base = ["quantize", "edge-xs-synthetic", "--calib", str(val), "--out", str(tmp_path / "x")]
+    assert main([*base, "--to", "bf16", "--backend", "ort"]) == 2
+    assert "cannot convert to bf16" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    argv = ["quantize", "edge-xs-synthetic", "--to", "int8", "--backend", "ort", "--val", str(val)]
+    assert main([*argv, "--calib", str(tmp_path / "empty"), "--out", str(tmp_path / "z")]) == 2
+    assert "no image under" in capsys.readouterr().err
+    (tmp_path / "plain").mkdir()
+    argv = [
+        "quantize",
+        "edge-xs-synthetic",
+        "--to",
+        "int8",
+        "--backend",
+        "ort",
+        "--calib",
+        str(tmp_path / "plain"),
+    ]
+    assert main([*argv, "--out", str(tmp_path / "y")]) == 2
+    assert "validation set with ground truth" in capsys.readouterr().err
+
+
+def test_manifest_records_precision_and_gate(val, tmp_path):
+    out = tmp_path / "bf16"
+    main(
+        [
+            "quantize",
+            "edge-xs-synthetic",
+            "--to",
+            "bf16",
+            "--backend",
+            "openvino",
+            "--calib",
+            str(val),
+            "--out",
+            str(out),
+            "--val-images",
+            "4",
+            "--graphs",
+            "encoder",
+        ]
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["graphs"]["encoder"]["precision"] == "bf16"
+    assert manifest["graphs"]["panoptic_decoder"]["precision"] == "fp32"
+    assert manifest["export"]["source_bundle"] == "edge-xs-synthetic"
