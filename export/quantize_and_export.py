@@ -1,12 +1,16 @@
-"""Export trained weights to a bundle for one target device, following a recipe.
+"""Export trained weights to a bundle for one target device, following a recipe: FP32
+export, then (for quantized recipes) ``rapsam-edge quantize`` with its accuracy gate.
 
     python export/quantize_and_export.py --recipe cpu-ort-fp32 --weights runs/edge-xs \\
         --out models/edge-xs-cpu
+    python export/quantize_and_export.py --recipe x86-openvino-int8 --weights runs/edge-xs \\
+        --calib data/synthetic --val data/synthetic --out models/edge-xs-ov-int8
     python export/quantize_and_export.py --list
 
 Writes the bundle (graphs, manifest with checksums; the recipe is recorded in the manifest's
-provenance) and checks it before returning: the bundle loads, and the recipe's backend (when
-available on this machine) runs every graph.
+provenance) and checks it before returning: the bundle loads, a quantized one passed the gate
+(or, for a backend this machine lacks, says it is not verified), and the recipe's backend
+(when available on this machine) runs every graph.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         "--weights", type=Path, help="run directory (model.safetensors + config.json)"
     )
     parser.add_argument("--out", type=Path, help="bundle directory to write")
+    parser.add_argument("--calib", type=Path, help="calibration data (quantized recipes)")
+    parser.add_argument("--val", type=Path, help="validation set for the gate (default --calib)")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = parser.parse_args(argv)
     if args.list or not args.recipe:
@@ -44,11 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     from rapsam_edge.runtime.registry import available_backends
 
     recipe = RECIPES[args.recipe]
+    if recipe.precision is not None and args.calib is None:
+        parser.error(
+            f"recipe {args.recipe} quantizes: --calib DATA is required (and --val for the gate)"
+        )
     model = load_model(args.weights)
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory()  # the FP32 bundle a quantized recipe starts from
+    fp32_out = args.out if recipe.precision is None else Path(tmp.name) / (args.out.name + "-fp32")
     out = export_bundle(
         model,
-        args.out,
-        name=args.out.name,
+        fp32_out,
+        name=fp32_out.name,
         # classes: the vocabulary saved with the weights (config.json)
         formats=recipe.formats,
         input_size=recipe.input_size,
@@ -58,6 +72,25 @@ def main(argv: list[str] | None = None) -> int:
             "target_backend": recipe.backend,
         },
     )
+    if recipe.precision is not None:
+        from rapsam_edge.cli import main as cli
+
+        argv = [
+            "quantize",
+            str(out),
+            "--to",
+            recipe.precision,
+            "--backend",
+            recipe.quantize_backend,
+        ]
+        argv += ["--calib", str(args.calib), "--out", str(args.out), "--overwrite"]
+        if args.val is not None:
+            argv += ["--val", str(args.val)]
+        code = cli(argv)
+        tmp.cleanup()
+        if code:
+            return code
+        out = args.out
     bundle = load_bundle(out)
     if recipe.backend in available_backends(bundle):
         seg = Segmenter(bundle, backend=recipe.backend)
