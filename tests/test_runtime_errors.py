@@ -196,3 +196,31 @@ def test_a_torch_command_without_torch_says_what_to_install():
     proc = _cli("variants", block_torch=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "rapsam-edge[train]" in proc.stderr
+
+
+def test_saturated_logits_are_decisions_and_nan_is_an_error(shipped_bundle):
+    """+/-inf from a reduced-precision graph is a definite fg/bg pixel; NaN fails the frame."""
+    s = Segmenter(shipped_bundle, "ort-cpu")
+    frame = np.zeros((64, 80, 3), np.uint8)
+    emb = s.set_image(frame)
+    dec = s.graphs["prompt_decoder"]
+    name = dec.name_of("mask_logits")
+    original = dec.run
+
+    def patched(value):
+        def run(feeds):
+            out = original(feeds)
+            m = out[name].copy()
+            m[..., :2, :] = value  # the top two feature rows
+            return {**out, name: m}
+
+        return run
+
+    dec.run = patched(np.inf)
+    fg = s.prompt(emb, points=[(40, 40)]).masks[0]
+    dec.run = patched(-np.inf)
+    bg = s.prompt(emb, points=[(40, 40)]).masks[0]
+    assert fg[:3].all() and not bg[:3].any()  # 2 cells of stride 8 = 16 input px = 4 frame rows
+    dec.run = patched(np.nan)
+    with pytest.raises(errors.BackendError, match="NaN"):
+        s.prompt(emb, points=[(40, 40)])

@@ -34,7 +34,7 @@ from .manifest import (
     read_classes_file,
 )
 from .panoptic_ids import id_to_rgb, rgb_to_id
-from .postprocess import POINT_BOX_HALF, SEGMENT_DTYPE, PostprocessDefaults
+from .postprocess import POINT_BOX_HALF, SATURATED_LOGIT, SEGMENT_DTYPE, PostprocessDefaults
 
 __all__ = [
     "DTYPES",
@@ -46,6 +46,7 @@ __all__ = [
     "MANIFEST_NAME",
     "POINT_BOX_HALF",
     "PRECISIONS",
+    "SATURATED_LOGIT",
     "SEGMENT_DTYPE",
     "SUPPORTED_VERSIONS",
     "ClassEntry",

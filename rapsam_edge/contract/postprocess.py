@@ -7,11 +7,18 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["POINT_BOX_HALF", "SEGMENT_DTYPE", "PostprocessDefaults"]
+__all__ = ["POINT_BOX_HALF", "SATURATED_LOGIT", "SEGMENT_DTYPE", "PostprocessDefaults"]
 
 #: A point prompt (x, y) is fed as the box [x - 3, y - 3, x + 3, y + 3] in network-input
 #: pixels (the prompt decoder takes boxes only; RAP-SAM's prompt encoder pools a box).
 POINT_BOX_HALF: float = 3.0
+
+#: A +/-inf logit from a reduced-precision graph (FP16 overflow, a saturated INT8 range) is a
+#: definite decision (foreground / background, class present / absent), not an error for the
+#: whole frame: the runtime replaces it by +/- this value (sigmoid and softmax are saturated
+#: far below it in float32) before post-processing. NaN carries no decision and stays an
+#: error (``BackendError`` naming the graph and tensor).
+SATURATED_LOGIT: float = 1.0e4
 
 #: One record per panoptic segment (C-aligned, so the C++ struct has the same layout).
 SEGMENT_DTYPE = np.dtype(

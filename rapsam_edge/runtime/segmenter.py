@@ -38,8 +38,8 @@ import numpy as np
 from .. import ops
 from ..bundle import Bundle, load_bundle
 from ..contract.graphs import GRAPH_NAMES
-from ..contract.postprocess import POINT_BOX_HALF, PostprocessDefaults
-from ..errors import BundleError, ConfigError, InputError, SourceError
+from ..contract.postprocess import POINT_BOX_HALF, SATURATED_LOGIT, PostprocessDefaults
+from ..errors import BackendError, BundleError, ConfigError, InputError, SourceError
 from .base import Backend
 from .registry import SELECTION_POLICIES, canonical_name, create_backend
 from .results import PanopticResult, PromptResult, TrackResult
@@ -85,6 +85,19 @@ class ImageEmbedding:
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
+
+
+def _logits(a: np.ndarray, where: str) -> np.ndarray:
+    """C-contiguous float32 logits for the post-processing ops; +/-inf saturated to
+    +/-``SATURATED_LOGIT`` (a definite decision), NaN a ``BackendError``."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.isfinite(a).all():
+        if np.isnan(a).any():
+            raise BackendError(
+                f"{where} holds NaN (a numerically broken graph, e.g. FP16 overflow)"
+            )
+        a = np.clip(a, -SATURATED_LOGIT, SATURATED_LOGIT)
+    return a
 
 
 def _threshold(name: str, value: Any, *, unit: bool) -> float:
@@ -296,8 +309,8 @@ class Segmenter:
         timings["decoder"] = _ms(t0)
         t0 = time.perf_counter()
         label_map, segments = ops.panoptic_fuse(
-            np.ascontiguousarray(out[io["cls_logits"]][0], dtype=np.float32),
-            np.ascontiguousarray(out[io["pan_masks"]][0], dtype=np.float32),
+            _logits(out[io["cls_logits"]][0], "panoptic_decoder cls_logits"),
+            _logits(out[io["pan_masks"]][0], "panoptic_decoder mask_logits"),
             self._valid_cells(prepared),
             prepared.frame_hw,
             self.is_thing,
@@ -381,7 +394,7 @@ class Segmenter:
         timings = {"decoder": _ms(t0)}
         t0 = time.perf_counter()
         masks, stability = ops.prompt_masks(
-            np.ascontiguousarray(out[io["prm_masks"]][0], dtype=np.float32),
+            _logits(out[io["prm_masks"]][0], "prompt_decoder mask_logits"),
             self._valid_cells(prepared),
             prepared.frame_hw,
             self.postprocess.prompt_threshold,
