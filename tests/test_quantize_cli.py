@@ -109,3 +109,42 @@ def test_manifest_records_precision_and_gate(val, tmp_path):
     assert manifest["graphs"]["encoder"]["precision"] == "bf16"
     assert manifest["graphs"]["panoptic_decoder"]["precision"] == "fp32"
     assert manifest["export"]["source_bundle"] == "edge-xs-synthetic"
+
+
+def test_the_shipped_int8_bundle(val, tmp_path):
+    """The INT8 default model ships beside the FP32 one with its gate numbers; eval and the
+    profiler run on it."""
+    from rapsam_edge.assets import shipped_bundles
+    from rapsam_edge.profile import ProfileConfig, Target, run_profile
+
+    assert "edge-xs-synthetic-ov-int8" in shipped_bundles()
+    b = load_bundle("edge-xs-synthetic-ov-int8")
+    assert b.graphs["encoder"].precision == "int8"
+    gate = dict(b.export)["quantization"]["gate"]
+    assert gate["passed"] and gate["pq_drop"] <= 1.0 and gate["mask_iou_median"] >= 0.95
+    assert gate["images"] == 100
+    out = tmp_path / "eval.json"
+    assert (
+        main(
+            [
+                "eval",
+                "--bundle",
+                "edge-xs-synthetic-ov-int8",
+                "--data",
+                str(val),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["pq"] > 0
+    report = run_profile(
+        ProfileConfig(
+            targets=(Target("edge-xs-synthetic-ov-int8", "openvino"),),
+            warmup=1,
+            iters=3,
+            progress=False,
+        )
+    )
+    assert report["environment"]["graphs"]["encoder"]["precision"] == "int8"
