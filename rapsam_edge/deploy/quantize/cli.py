@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
                     src,
                     stage / name,
                     feeds[g],
-                    {"accuracy_control": args.accuracy_control},
+                    {"accuracy_control": args.accuracy_control, "graph": g},
                 )
                 converted[g] = (name, tag)
         record: dict[str, Any] = {
