@@ -76,6 +76,24 @@ def test_compare_interleaves_targets_with_ratios():
     assert report["stages"] == first["stages"]
 
 
+def test_a_targets_precision_reaches_the_backend():
+    pytest.importorskip("openvino")
+    report = run_profile(
+        _quick(targets=(Target(None, "openvino", "fp32"), Target(None, "openvino", "bf16")))
+    )
+    assert [r["target"]["precision"] for r in report["compare"]] == ["fp32", "bf16"]
+    assert report["environment"]["graphs"]["encoder"]["runtime_precision"] == "f32"
+    from rapsam_edge.profile.runner import ProfileConfig as PC
+    from rapsam_edge.profile.runner import _frames, _Subject
+
+    cfg = _quick(targets=(Target(None, "openvino", "bf16"),))
+    frames, stream = _frames(cfg)
+    subject = _Subject(cfg.targets[0], cfg, frames, stream)
+    assert subject.seg.graphs["encoder"].config["INFERENCE_PRECISION_HINT"] == "bf16"
+    subject.close()
+    assert PC is ProfileConfig
+
+
 def test_input_size_overrides_the_bundles():
     report = run_profile(_quick(targets=(Target(None, "ort-cpu"),), input_size=160))
     assert report["environment"]["bundle"]["input_long_side"] == 160

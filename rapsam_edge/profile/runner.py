@@ -203,19 +203,22 @@ class _Subject:
         from ..runtime.segmenter import Segmenter
 
         options: dict[str, Any] = {}
-        if config.precision is not None:
+        precision = target.precision or config.precision
+        if precision is not None:
+            if precision not in ("fp32", "fp16", "bf16", "int8"):
+                raise ConfigError(f"precision {precision!r}: choose fp32, fp16, bf16 or int8")
             table = PRECISION_OPTIONS.get(target.backend)
-            if table is None and config.precision != "fp32":
+            if table is None and precision != "fp32":
                 raise ConfigError(
-                    f"--precision {config.precision}: backend {target.backend!r} runs the bundle's "
+                    f"--precision {precision}: backend {target.backend!r} runs the bundle's "
                     "graphs as exported; choose openvino or tensorrt, or a quantized bundle"
                 )
             if table is not None:
-                if config.precision not in table:
+                if precision not in table:
                     raise ConfigError(
-                        f"{target.backend} has no {config.precision} mode; it has {sorted(table)}"
+                        f"{target.backend} has no {precision} mode; it has {sorted(table)}"
                     )
-                options = dict(table[config.precision])
+                options = dict(table[precision])
         self.target = target
         self.seg = Segmenter(
             target.bundle,

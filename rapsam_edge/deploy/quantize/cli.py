@@ -127,7 +127,11 @@ def _convert(
 
         if options.get("accuracy_control") is not None:
             return ov_int8.quantize_ov_int8_accuracy_control_default(
-                src, dst, feeds, max_drop=options["accuracy_control"]
+                src,
+                dst,
+                feeds,
+                max_drop=options["accuracy_control"],
+                iou_outputs=options["iou_outputs"],
             )
         return ov_int8.quantize_ov_int8(src, dst, feeds)
     if backend == "openvino" and to == "fp16":
@@ -205,7 +209,14 @@ def run(args: argparse.Namespace) -> int:
                     src,
                     stage / name,
                     feeds[g],
-                    {"accuracy_control": args.accuracy_control, "graph": g},
+                    {
+                        "accuracy_control": args.accuracy_control,
+                        "graph": g,
+                        # the metric of accuracy control: mask IoU (points) on mask outputs
+                        "iou_outputs": [
+                            t.name for t in source.graphs[g].outputs if t.role == "mask_logits"
+                        ],
+                    },
                 )
                 converted[g] = (name, tag)
         record: dict[str, Any] = {
