@@ -66,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="writes OUT.md and OUT.json")
 
 
+def _shipped_reduced() -> list[str]:
+    """The shipped reduced-precision bundles (INT8 ...), timed beside the FP32 default."""
+    from ..assets import DEFAULT_BUNDLE, shipped_bundles
+
+    return [b for b in shipped_bundles() if b != DEFAULT_BUNDLE and b.startswith(DEFAULT_BUNDLE)]
+
+
 def _precisions(backend: str) -> list[str]:
     """Runtime precisions ``backend`` offers on this machine (fp32 always)."""
     if backend != "openvino":
@@ -105,18 +112,25 @@ def run(args: argparse.Namespace) -> int:
     long_side = -(-max(h, w) // 32) * 32
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        bundles = [str(b) for b in args.bundle] if args.bundle else [None]
+        bundles = [str(b) for b in args.bundle] if args.bundle else [None, *_shipped_reduced()]
         if not args.no_fresh:
             bundles += [str(_fresh(v, long_side, Path(tmp))) for v in args.variants]
         for b in bundles:
             bundle = load_bundle(b)
-            usable = [n for n in available_backends(bundle) if BACKENDS[n].rank is not None]
+            usable = [
+                n
+                for n in available_backends(bundle)
+                if BACKENDS[n].rank is not None
+                and all(n in available_backends(bundle, g) for g in bundle.graphs)
+            ]
             names = [n for n in (args.backends or usable) if n in usable]
+            reduced = any(g.precision != "fp32" for g in bundle.graphs.values())
             targets = tuple(
-                Target(b, n, p)
+                # a reduced-precision bundle runs as it was gated; FP32 ones at every runtime precision
+                Target(b, n, None if reduced else p)
                 for n in names
-                for p in _precisions(n)
-                if not args.precisions or p in args.precisions
+                for p in (["fp32"] if reduced else _precisions(n))
+                if reduced or not args.precisions or p in args.precisions
             )
             if not targets:
                 continue

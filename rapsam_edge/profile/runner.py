@@ -313,7 +313,9 @@ class _Subject:
                 "bundle": self.seg.bundle.name,
                 "variant": self.seg.bundle.variant,
                 "backend": self.seg.backend_name,
-                "precision": self.target.precision or self.config.precision or "fp32",
+                "precision": self.target.precision
+                or self.config.precision
+                or _bundle_precision(self.seg.bundle),
                 "label": self.target.label,
             },
             "stages": stages,
@@ -323,6 +325,11 @@ class _Subject:
                 "pct_of_frame": 100.0 * overhead_ms / e2e["mean"],
             },
         }
+
+
+def _bundle_precision(bundle: Any) -> str:
+    """The bundle's graph precisions, e.g. "fp32" or "int8+fp32" (encoder's first)."""
+    return "+".join(dict.fromkeys(g.precision for g in bundle.graphs.values()))
 
 
 def _progress(total: int, enabled: bool, desc: str):
