@@ -58,3 +58,54 @@ def test_list_and_bad_recipe():
         timeout=60,
     )
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_quantized_recipe_is_gated(tmp_path: Path, repo_root: Path):
+    """A quantized recipe exports, converts and gates in one command (BF16: no calibration
+    cost); the trained shipped weights make the gate meaningful."""
+    pytest.importorskip("openvino")
+    from rapsam_edge.bundle import load_bundle
+
+    val = tmp_path / "val"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rapsam_edge.cli",
+            "make-data",
+            "--seed",
+            "3",
+            "--split",
+            "val",
+            "--out",
+            str(val),
+            "--num-images",
+            "40",
+            "--num-videos",
+            "1",
+            "--video-length",
+            "2",
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    argv = [sys.executable, str(SCRIPT), "--recipe", "x86-openvino-bf16", "--weights"]
+    argv += [
+        str(repo_root / "models" / "edge-xs-synthetic"),
+        "--calib",
+        str(val),
+        "--out",
+        str(tmp_path / "b"),
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "gate PASS" in proc.stdout
+    bundle = load_bundle(tmp_path / "b")
+    assert {g.precision for g in bundle.graphs.values()} == {"bf16"}
+    assert dict(bundle.export)["quantization"]["gate"]["passed"] is True
+    no_calib = [sys.executable, str(SCRIPT), "--recipe", "cpu-ort-int8", "--weights", argv[5]]
+    proc = subprocess.run(
+        [*no_calib, "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "--calib DATA is required" in proc.stderr
