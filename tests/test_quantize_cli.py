@@ -148,3 +148,20 @@ def test_the_shipped_int8_bundle(val, tmp_path):
         )
     )
     assert report["environment"]["graphs"]["encoder"]["precision"] == "int8"
+
+
+def test_tensorrt_bundles_are_written_but_not_verified_without_a_gpu(val, tmp_path, capsys):
+    from rapsam_edge.runtime.registry import available_backends
+
+    if "tensorrt" in available_backends(load_bundle("edge-xs-synthetic"), "encoder"):
+        pytest.skip("a TensorRT GPU is present: the gate runs instead (covered by the GPU check)")
+    out = tmp_path / "trt"
+    argv = ["quantize", "edge-xs-synthetic", "--to", "fp16", "--backend", "tensorrt"]
+    assert main([*argv, "--calib", str(val), "--out", str(out)]) == 0
+    assert "NOT gated" in capsys.readouterr().out
+    b = load_bundle(out)
+    assert {g.precision for g in b.graphs.values()} == {"fp16"} and set(
+        b.graphs["encoder"].files
+    ) == {"onnx"}
+    gate = dict(b.export)["quantization"]["gate"]
+    assert gate["passed"] is None and "not verified" in gate["skipped"]
