@@ -24,8 +24,11 @@ from rapsam_edge.runtime.segmenter import Segmenter
 GRAPHS = ("encoder", "panoptic_decoder", "prompt_decoder")
 TOP = 5
 THREADS = {"ort-cpu": {"intra_op_threads": 2}, "openvino": {"num_threads": 2}}
-#: a backend's profiled operator sum against its graph's timed run: a sane factor
-SUM_FACTOR = (0.3, 3.0)
+#: a backend's profiled operator sum against its graph's timed run: a sane factor. The
+#: counters hold only the operators' own time; a sub-millisecond decoder also pays a fixed
+#: per-call cost (feed checks, copies, request set-up), measured at 0.27x-0.6x on OpenVINO's
+#: panoptic decoder here. A unit mistake (us vs ms) would be off by 1000x.
+SUM_FACTOR = (0.1, 3.0)
 
 
 @pytest.fixture(scope="module")
