@@ -24,11 +24,12 @@ from rapsam_edge.runtime.segmenter import Segmenter
 GRAPHS = ("encoder", "panoptic_decoder", "prompt_decoder")
 TOP = 5
 THREADS = {"ort-cpu": {"intra_op_threads": 2}, "openvino": {"num_threads": 2}}
-#: a backend's profiled operator sum against its graph's timed run: a sane factor. The
-#: counters hold only the operators' own time; a sub-millisecond decoder also pays a fixed
-#: per-call cost (feed checks, copies, request set-up), measured at 0.27x-0.6x on OpenVINO's
-#: panoptic decoder here. A unit mistake (us vs ms) would be off by 1000x.
-SUM_FACTOR = (0.1, 3.0)
+#: a backend's profiled operator sum against its graph's timed run: a sane factor, a check of
+#: units and per-run normalisation, not of speed. On sub-millisecond decoders the two differ
+#: both ways: OpenVINO's counters omit the fixed per-call cost (0.27x seen), ORT's profiler
+#: adds its own per-node cost (3.0x seen on the 0.7 ms prompt decoder under CI load). A unit
+#: or per-run mistake would be off by 1000x or by the number of runs (20x).
+SUM_FACTOR = (0.05, 10.0)
 
 
 @pytest.fixture(scope="module")
