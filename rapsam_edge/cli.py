@@ -133,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{e} (needed by `rapsam-edge {name}`)", EXTRA_HINT.get(extra))
     except MissingDependencyError as e:  # pragma: no cover - a RapsamEdgeError, kept explicit
         return _fail(str(e), e.hint)
+    except OSError as e:  # a path the user gave cannot be read or written
+        if debug:
+            raise
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        return _fail(f"{e.strerror or e}{where}", "check the paths given on the command line")
     except KeyboardInterrupt:
         return 130
 

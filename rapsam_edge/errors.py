@@ -49,7 +49,9 @@ class RapsamEdgeError(Exception):
     """
 
     #: default advice for this class of error (subclasses override)
-    default_hint: str | None = None
+    default_hint: str | None = (
+        "`--debug` shows where it came from; the README lists what each command needs"
+    )
 
     def __init__(self, message: str = "", *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -59,9 +61,13 @@ class RapsamEdgeError(Exception):
 class InputError(RapsamEdgeError, ValueError):
     """An argument or data handed to the SDK is invalid (wrong type, shape, dtype, range)."""
 
+    default_hint = "the docstring of the call gives the expected shapes, dtypes and ranges"
+
 
 class ConfigError(InputError):
     """A constructor or command-line setting is invalid (raised at construction time)."""
+
+    default_hint = "`rapsam-edge COMMAND --help` (or the class docstring) lists the settings"
 
 
 class SourceError(InputError):
@@ -96,6 +102,8 @@ class MissingFileError(BundleError, FileNotFoundError):
 class BackendError(RapsamEdgeError, RuntimeError):
     """A runtime backend failed to load or run a graph."""
 
+    default_hint = "`rapsam-edge info` shows the backends and versions; --debug the traceback"
+
 
 class BackendUnavailable(BackendError):
     """The backend's library, device or graph file is missing on this machine."""
@@ -105,6 +113,8 @@ class BackendUnavailable(BackendError):
 
 class MissingDependencyError(RapsamEdgeError, ImportError):
     """An optional dependency is not installed."""
+
+    default_hint = "install the extra the message names (README, Install)"
 
 
 class CoreUnavailableError(MissingDependencyError):

@@ -224,3 +224,25 @@ def test_saturated_logits_are_decisions_and_nan_is_an_error(shipped_bundle):
     dec.run = patched(np.nan)
     with pytest.raises(errors.BackendError, match="NaN"):
         s.prompt(emb, points=[(40, 40)])
+
+
+def test_unwritable_output_paths_are_one_line(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    proc = _cli("demo", "--out", str(afile), "--repeats", "1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "afile" in proc.stderr
+    proc = _cli("profile", "--iters", "1", "--warmup", "0", "--json", str(afile / "o.json"))
+    assert (
+        proc.returncode == 2
+        and "is not a directory" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
+
+
+def test_every_sdk_error_class_has_a_hint():
+    classes = [
+        c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__
+    ]
+    for cls in classes:
+        if issubclass(cls, RapsamEdgeError):
+            assert cls("x").hint, cls

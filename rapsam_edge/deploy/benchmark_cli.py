@@ -63,7 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--iters", type=int, default=50)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="writes OUT.md and OUT.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"writes OUT.md and OUT.json (default {DEFAULT_OUT})",
+    )
 
 
 def _shipped_reduced() -> list[str]:
@@ -104,6 +109,13 @@ def _fresh(variant: str, long_side: int, tmp: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    args.command_line = (
+        "rapsam-edge " + " ".join(sys.argv[1:])
+        if sys.argv[1:2] == ["benchmark"]
+        else "rapsam-edge benchmark"
+    )
     from ..bundle import load_bundle
     from ..profile import ProfileConfig, Target, run_profile
     from ..runtime.registry import BACKENDS, available_backends
@@ -173,7 +185,9 @@ def _write(
         "",
         f"Machine: {env['cpu']}, {env['usable_cores']} usable cores, {env['threads_per_graph']} threads per graph; "
         f"{args.iters} timed iterations after {args.warmup} warm-ups, targets of one bundle interleaved; "
-        "command `rapsam-edge benchmark`. Fresh variants are randomly initialised (speed only).",
+        f"command `{args.command_line}`."
+        + (" Fresh variants are randomly initialised (speed only)." if not args.no_fresh else "")
+        + " Every bundle runs at the frame's network long side, whatever its own default.",
         "",
         "| model | bundle | backend | precision | FPS (e2e p50) | e2e p50 ms | "
         + " | ".join(f"{s} p50 ms" for s in stages)
@@ -198,3 +212,4 @@ def _write(
         "rows": rows,
     }
     args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
+    print(f"wrote {args.out.with_suffix('.md')} and {args.out.with_suffix('.json')}")

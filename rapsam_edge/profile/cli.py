@@ -105,16 +105,22 @@ def run(args: argparse.Namespace) -> int:
         layers=args.layers,
         progress=not args.no_progress,
     )
+    for path in (args.json, args.markdown, args.plot):  # before a long run, not after it
+        if path is not None and not path.parent.is_dir():
+            raise ConfigError(
+                f"cannot write {path}: {path.parent} is not a directory",
+                hint="create it or pick another path",
+            )
     report = run_profile(config)
     text = to_markdown(report)
     print(text)
-    for path in (args.json, args.markdown, args.plot):
-        if path is not None and path.parent and not path.parent.exists():
-            raise ConfigError(f"{path.parent} does not exist")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     if args.markdown:
         args.markdown.write_text(text)
     if args.plot:
         write_plot(report, args.plot, report.get("samples"))
+    written = [str(p) for p in (args.json, args.markdown, args.plot) if p is not None]
+    if written:
+        print(f"wrote {', '.join(written)}")
     return 0

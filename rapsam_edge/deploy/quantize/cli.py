@@ -153,10 +153,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--backend {args.backend} cannot convert to {args.to}; it supports {SUPPORTED[args.backend]}"
         )
+    if not args.calib.exists():
+        raise SourceError(
+            f"--calib {args.calib} does not exist",
+            hint="give calibration images: a dataset root, an image folder or a video",
+        )
     val = args.val or args.calib
     if not (Path(val) / "coco" / "annotations").is_dir():
+        flag = "--val" if args.val else "--val (defaults to --calib)"
         raise SourceError(
-            f"{val}: the gate needs a validation set with ground truth in the make-data layout (coco/annotations/...)",
+            f"{flag} {val}: the gate needs a validation set with ground truth in the make-data layout (coco/annotations/...)",
             hint="pass --val DIR (e.g. `rapsam-edge make-data --split val --out DIR`)",
         )
     if args.out.exists() and any(args.out.iterdir()):

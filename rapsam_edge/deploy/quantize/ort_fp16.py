@@ -67,7 +67,7 @@ def _float16_module() -> Any:
     except ImportError as e:
         raise MissingDependencyError(
             f"onnxruntime.transformers.float16 cannot be imported ({e})",
-            hint="pip install onnx onnxruntime (the `train` extra)",
+            hint="pip install onnx (quantization needs it, not torch)",
         ) from e
     return float16
 

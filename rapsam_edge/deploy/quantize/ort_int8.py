@@ -82,7 +82,7 @@ def _ort_quantization() -> Any:
     except ImportError as e:  # onnx missing, or an onnxruntime build without the tools
         raise MissingDependencyError(
             f"onnxruntime.quantization cannot be imported ({e})",
-            hint="pip install onnx onnxruntime (the `train` extra)",
+            hint="pip install onnx (quantization needs it, not torch)",
         ) from e
     return quantization
 
