@@ -151,28 +151,14 @@ def _source_frames(source: str | int) -> Iterator[np.ndarray]:
 
     import cv2
 
-    if isinstance(source, str) and not source.isdigit():
-        path = Path(source)
-        if not path.exists():
-            raise SourceError(f"source {source!r} does not exist")
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    from ..runtime.segmenter import open_source
+
+    if isinstance(source, str) and not source.isdigit() and Path(source).is_file():
+        image = cv2.imread(source, cv2.IMREAD_COLOR)
         if image is not None:
             return itertools.repeat(image)
-    cap = cv2.VideoCapture(int(source) if str(source).isdigit() else str(source))
-    if not cap.isOpened():
-        raise SourceError(f"cannot open source {source!r}")
-
-    def read() -> Iterator[np.ndarray]:
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    return
-                yield frame
-        finally:
-            cap.release()
-
-    return read()
+    frames, _ = open_source(int(source) if str(source).isdigit() else source, "BGR")
+    return iter(frames)
 
 
 def _frames(config: ProfileConfig) -> tuple[list[np.ndarray], Callable[[], Iterator[np.ndarray]]]:

@@ -45,7 +45,7 @@ from .registry import SELECTION_POLICIES, canonical_name, create_backend
 from .results import PanopticResult, PromptResult, TrackResult
 from .tracker import Detection, OnlineTracker, TrackerConfig
 
-__all__ = ["ImageEmbedding", "PreparedFrame", "Segmenter"]
+__all__ = ["ImageEmbedding", "PreparedFrame", "Segmenter", "open_source"]
 
 log = logging.getLogger(__name__)
 
@@ -532,7 +532,7 @@ class Segmenter:
             isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 0
         ):
             raise ConfigError(f"max_frames must be a non-negative int or None, got {max_frames!r}")
-        frames, order = _open_source(source, self.color_order)
+        frames, order = open_source(source, self.color_order)
         if max_frames is not None:
             frames = itertools.islice(frames, max_frames)
         stream_tracker = tracker if tracker is not None else self.new_tracker()
@@ -595,7 +595,14 @@ class Segmenter:
         return f"Segmenter(bundle={self.bundle.name!r}, backend={self.backend_name!r})"
 
 
-def _open_source(source: Any, color_order: str) -> tuple[Iterable[np.ndarray], str]:
+def open_source(source: Any, color_order: str) -> tuple[Iterable[np.ndarray], str]:
+    """(frames, their colour order) for a camera index, a video path or an iterable of
+    frames. Camera / file frames are BGR H x W x 3 uint8, read lazily and released when the
+    iterator ends or is closed; an iterable passes through in ``color_order``.
+
+    Raises:
+      SourceError: a missing file, a camera or file OpenCV cannot open, or another type.
+    """
     if isinstance(source, bool):
         raise SourceError(f"source must be a camera index, a video path or frames, got {source!r}")
     if isinstance(source, (int, str, Path)):

@@ -11,6 +11,7 @@ calibrated on the activations it meets in deployment.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -46,14 +47,11 @@ def calibration_frames(path: str | Path, *, limit: int = 64) -> list[np.ndarray]
     if not root.exists():
         raise SourceError(f"calibration data {str(root)!r} does not exist")
     if root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES:
-        cap = cv2.VideoCapture(str(root))
-        frames = []
-        while len(frames) < limit:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        cap.release()
+        from ...runtime.segmenter import open_source
+
+        video, _ = open_source(root, "BGR")
+        frames = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in itertools.islice(video, limit)]
+        video.close()  # releases the capture
         if not frames:
             raise SourceError(f"calibration video {root} gave no frame")
         return frames
