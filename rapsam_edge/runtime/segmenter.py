@@ -87,17 +87,29 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def _logits(a: np.ndarray, where: str) -> np.ndarray:
-    """C-contiguous float32 logits for the post-processing ops; +/-inf saturated to
-    +/-``SATURATED_LOGIT`` (a definite decision), NaN a ``BackendError``."""
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.isfinite(a).all():
-        if np.isnan(a).any():
-            raise BackendError(
-                f"{where} holds NaN (a numerically broken graph, e.g. FP16 overflow)"
-            )
-        a = np.clip(a, -SATURATED_LOGIT, SATURATED_LOGIT)
-    return a
+def _saturated(a: np.ndarray, where: str) -> np.ndarray:
+    """``a`` with +/-inf replaced by +/-``SATURATED_LOGIT`` (a definite decision).
+
+    Raises:
+      BackendError: ``a`` holds NaN.
+    """
+    if np.isfinite(a).all():
+        return a
+    if np.isnan(a).any():
+        raise BackendError(f"{where} holds NaN (a numerically broken graph, e.g. FP16 overflow)")
+    return np.clip(a, -SATURATED_LOGIT, SATURATED_LOGIT)
+
+
+def _postprocess(op: Any, logits: Sequence[tuple[np.ndarray, str]], *args: Any) -> Any:
+    """``op(*logits, *args)`` on C-contiguous float32 logits. The ops already reject
+    non-finite values (one scan, in the C++ core); only then are +/-inf saturated and the op
+    called again, so finite frames pay no second scan; NaN is a ``BackendError`` naming the
+    tensor, any other bad input the op's own ``InputError``."""
+    arrays = [np.ascontiguousarray(a, dtype=np.float32) for a, _ in logits]
+    try:
+        return op(*arrays, *args)
+    except InputError:
+        return op(*(_saturated(a, where) for a, (_, where) in zip(arrays, logits)), *args)
 
 
 def _threshold(name: str, value: Any, *, unit: bool) -> float:
@@ -308,9 +320,12 @@ class Segmenter:
         out = self.graphs["panoptic_decoder"].run({io["pan_feats"]: feats})
         timings["decoder"] = _ms(t0)
         t0 = time.perf_counter()
-        label_map, segments = ops.panoptic_fuse(
-            _logits(out[io["cls_logits"]][0], "panoptic_decoder cls_logits"),
-            _logits(out[io["pan_masks"]][0], "panoptic_decoder mask_logits"),
+        label_map, segments = _postprocess(
+            ops.panoptic_fuse,
+            [
+                (out[io["cls_logits"]][0], "panoptic_decoder cls_logits"),
+                (out[io["pan_masks"]][0], "panoptic_decoder mask_logits"),
+            ],
             self._valid_cells(prepared),
             prepared.frame_hw,
             self.is_thing,
@@ -393,8 +408,9 @@ class Segmenter:
         )
         timings = {"decoder": _ms(t0)}
         t0 = time.perf_counter()
-        masks, stability = ops.prompt_masks(
-            _logits(out[io["prm_masks"]][0], "prompt_decoder mask_logits"),
+        masks, stability = _postprocess(
+            ops.prompt_masks,
+            [(out[io["prm_masks"]][0], "prompt_decoder mask_logits")],
             self._valid_cells(prepared),
             prepared.frame_hw,
             self.postprocess.prompt_threshold,
