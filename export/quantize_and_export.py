@@ -41,66 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights is None or args.out is None:
         parser.error("--weights and --out are required with --recipe")
 
-    import numpy as np
-
-    from rapsam_edge import Segmenter
-    from rapsam_edge.bundle import load_bundle
-    from rapsam_edge.deploy.bundle_writer import export_bundle
+    from rapsam_edge.deploy.recipe_export import export_with_recipe
     from rapsam_edge.model.io import load_model
-    from rapsam_edge.runtime.registry import available_backends
 
-    recipe = RECIPES[args.recipe]
-    if recipe.precision is not None and args.calib is None:
+    if RECIPES[args.recipe].precision is not None and args.calib is None:
         parser.error(
             f"recipe {args.recipe} quantizes: --calib DATA is required (and --val for the gate)"
         )
-    model = load_model(args.weights)
-    import tempfile
-
-    tmp = tempfile.TemporaryDirectory()  # the FP32 bundle a quantized recipe starts from
-    fp32_out = args.out if recipe.precision is None else Path(tmp.name) / (args.out.name + "-fp32")
-    out = export_bundle(
-        model,
-        fp32_out,
-        name=fp32_out.name,
-        # classes: the vocabulary saved with the weights (config.json)
-        formats=recipe.formats,
-        input_size=recipe.input_size,
-        provenance={
-            "weights": str(args.weights),
-            "recipe": args.recipe,
-            "target_backend": recipe.backend,
-        },
+    export_with_recipe(
+        load_model(args.weights),
+        args.out,
+        recipe=args.recipe,
+        calib=args.calib,
+        val=args.val,
+        provenance={"weights": str(args.weights)},
     )
-    if recipe.precision is not None:
-        from rapsam_edge.cli import main as cli
-
-        argv = [
-            "quantize",
-            str(out),
-            "--to",
-            recipe.precision,
-            "--backend",
-            recipe.quantize_backend,
-        ]
-        argv += ["--calib", str(args.calib), "--out", str(args.out), "--overwrite"]
-        if args.val is not None:
-            argv += ["--val", str(args.val)]
-        code = cli(argv)
-        tmp.cleanup()
-        if code:
-            return code
-        out = args.out
-    bundle = load_bundle(out)
-    if recipe.backend in available_backends(bundle):
-        seg = Segmenter(bundle, backend=recipe.backend)
-        frame = np.zeros((240, 320, 3), np.uint8)
-        seg.panoptic(frame)
-        seg.set_image(frame)
-        seg.prompt(points=[(160, 120)])
-        print(f"{out}: every graph runs on {recipe.backend}")
-    else:
-        print(f"{out}: written; backend {recipe.backend} is not available on this machine")
     return 0
 
 

@@ -57,6 +57,11 @@ COMMANDS: dict[str, Command] = {
         "train (or fine-tune) a model; torchrun for several processes",
         "train",
     ),
+    "pretrain": Command(
+        "rapsam_edge.train.pretrain_cli",
+        "pretrain a trunk on generated shape scenes (dense shape classification)",
+        "train",
+    ),
     "eval": Command(
         "rapsam_edge.eval.cli",
         "PQ, interactive mIoU / NoC and video AP of a model on a dataset",

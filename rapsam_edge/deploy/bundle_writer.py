@@ -30,8 +30,9 @@ from ..contract import (
 )
 from ..errors import ConfigError
 from ..model.rapsam import RapSam
+from .deform_export import DEFORM_CHOICE, DEFORM_FORMS, has_deform
 from .graphs import GRAPHS, graph_spec
-from .onnx_export import DEFAULT_OPSET, export_onnx
+from .onnx_export import export_onnx
 
 __all__ = ["ClassLike", "export_bundle"]
 
@@ -82,6 +83,19 @@ def _clear_previous_bundle(out: Path, *, overwrite: bool) -> None:
         raise FileExistsError(f"{out} holds files the old manifest did not list: {left}")
 
 
+def _deform_forms(
+    model: RapSam, formats: Sequence[str], deform: Mapping[str, str] | None
+) -> dict[str, str]:
+    """format -> deformable-conv export form; {} for models without DCNv2 layers."""
+    if not has_deform(model):
+        return {}
+    chosen = {f: (deform or {}).get(f, DEFORM_CHOICE[f]) for f in formats}
+    bad = {f: v for f, v in chosen.items() if v not in DEFORM_FORMS}
+    if bad:
+        raise ConfigError(f"deform forms {bad}: choose from {sorted(DEFORM_FORMS)}")
+    return chosen
+
+
 def export_bundle(
     model: RapSam,
     out_dir: str | Path,
@@ -92,12 +106,13 @@ def export_bundle(
     input_size: int | None = None,
     formats: Sequence[str] = ("onnx", "openvino"),
     graphs: Sequence[str] = GRAPHS,
-    opset: int = DEFAULT_OPSET,
+    opset: int | None = None,
     simplifier: str = "auto",
     include_weights: bool = False,
     overwrite: bool = True,
+    deform: Mapping[str, str] | None = None,
 ) -> Path:
-    """Export ``model`` (built with ``deform=False``) to a bundle directory ``out_dir``.
+    """Export ``model`` to a bundle directory ``out_dir``.
 
     Arguments:
       classes: C entries (id, name, is_thing); C must equal ``model.num_classes``. Default:
@@ -107,6 +122,10 @@ def export_bundle(
         is kept only if "onnx" is requested).
       include_weights: also ship ``model.safetensors`` + ``config.json`` (torch reference
         backend, parity checks).
+      opset: ONNX opset (default: 17, or 19 where a ``deformconv`` form needs it).
+      deform: format -> deformable-conv export form (``deform_export.DEFORM_FORMS``) for
+        models with DCNv2 layers; default the measured choice ``DEFORM_CHOICE``. Recorded in
+        the manifest (``export.deform``).
     Returns the bundle directory.
     """
     unknown = sorted(set(formats) - set(GRAPH_FORMATS))
@@ -130,22 +149,34 @@ def export_bundle(
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
 
+    forms = _deform_forms(model, formats, deform)
     graph_entries: dict[str, Any] = {}
     simplifiers = set()
+    opsets = set()
     for g in graphs:
-        onnx_path = out / f"{g}.onnx"
-        res = export_onnx(model, g, onnx_path, opset=opset, simplifier=simplifier)
-        simplifiers.add(res.simplifier)
         files: dict[str, str] = {}
-        if "openvino" in formats:
-            from .openvino_convert import convert_to_openvino
+        exported: dict[str, Path] = {}  # deform form -> ONNX file of this graph
+        for fmt in formats:
+            form = forms.get(fmt, "gridsample")
+            if form not in exported:
+                shipped = "onnx" in formats and forms.get("onnx", "gridsample") == form
+                onnx_path = out / (f"{g}.onnx" if shipped else f"{g}.{form}.tmp.onnx")
+                res = export_onnx(
+                    model, g, onnx_path, opset=opset, simplifier=simplifier, deform=form
+                )
+                simplifiers.add(res.simplifier)
+                opsets.add(res.opset)
+                exported[form] = onnx_path
+            if fmt == "openvino":
+                from .openvino_convert import convert_to_openvino
 
-            xml, _ = convert_to_openvino(onnx_path, out / f"{g}.xml")
-            files["openvino"] = xml.name
-        if "onnx" in formats:
-            files["onnx"] = onnx_path.name
-        else:
-            onnx_path.unlink()
+                xml, _ = convert_to_openvino(exported[form], out / f"{g}.xml")
+                files["openvino"] = xml.name
+            else:
+                files["onnx"] = exported[form].name
+        for path in exported.values():
+            if path.name not in files.values():
+                path.unlink()
         io = graph_spec(model, g)
         graph_entries[g] = GraphInfo(
             name=g,
@@ -191,7 +222,8 @@ def export_bundle(
         weights=weights,
         export={
             "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
-            "opset": opset,
+            "opset": max(opsets),
+            **({"deform": dict(sorted(forms.items()))} if forms else {}),
             "simplifier": "+".join(sorted(simplifiers)),
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": _tool_versions(),

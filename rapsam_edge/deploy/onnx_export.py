@@ -29,6 +29,7 @@ import onnx
 import torch
 
 from ..model.rapsam import RapSam
+from .deform_export import DEFORM_FORMS, deform_form, has_deform
 from .graphs import GRAPH_IO, example_inputs, make_graph
 
 __all__ = [
@@ -191,17 +192,23 @@ def export_onnx(
     graph: str,
     path: str | Path,
     *,
-    opset: int = DEFAULT_OPSET,
+    opset: int | None = None,
     simplifier: str = "auto",
+    deform: str = "gridsample",
 ) -> ExportResult:
-    """Export ``graph`` of ``model`` (eval mode, ``deform=False``) to ``path``."""
+    """Export ``graph`` of ``model`` (eval mode) to ``path``.
+
+    ``deform``: how DCNv2 layers (if any) become ONNX, a key of ``DEFORM_FORMS``
+    (``deform_export.py``); ``opset`` defaults to what that form needs (17 or 19)."""
+    opset = max(DEFAULT_OPSET, DEFORM_FORMS[deform]) if opset is None else opset
     if opset < 17:
         raise ValueError("opset >= 17 is required (LayerNormalization)")
-    if any(getattr(m, "deform", False) for m in model.modules()):
-        raise ValueError("build the model with deform=False for export (DCNv2 has no ONNX op)")
+    if has_deform(model) and opset < DEFORM_FORMS[deform]:
+        raise ValueError(f"deform form {deform!r} needs opset >= {DEFORM_FORMS[deform]}")
     model = model.eval()
     path = Path(path)
-    proto = _trace(model, graph, opset)
+    with deform_form(model, deform):
+        proto = _trace(model, graph, opset)
     onnx.checker.check_model(proto)
     proto, used = simplify(proto, prefer=simplifier)
     _pin_io_shapes(proto, model, graph)

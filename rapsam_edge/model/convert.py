@@ -1,18 +1,22 @@
-"""Convert an official RAP-SAM (mmdet/mmengine) ResNet-50 checkpoint to our ``rapsam-r50``.
+"""Convert an official RAP-SAM (mmdet/mmengine) checkpoint to our ``rapsam-r50`` (or the
+same layout on ResNet-18, ``rapsam-r18``) and optionally export it to a bundle.
 
 The official checkpoint does not contain the frozen CLIP class embeddings (a non-persistent
-buffer there); pass them separately (C x E or C x P x E, e.g. 155 x 1 x 768).
+buffer there); pass them separately (C x E, or C x K x E with K synonyms / prompt templates per
+class, e.g. 155 x 1 x 768), with their class names (a JSON vocabulary).
 
-    python -m rapsam_edge.model.convert CKPT --class-embeddings E.pt --out DIR
+    rapsam-edge convert CKPT --class-embeddings E.npy --classes NAMES.json --out DIR
+    rapsam-edge convert CKPT --class-embeddings E.npy --classes NAMES.json --export BUNDLE \
+        [--recipe x86-openvino-fp32]
 
-Files are read with ``torch.load(..., weights_only=True)`` (no arbitrary unpickling) and the
-result is written with ``save_model`` (safetensors + config.json).
+Checkpoints are read with ``checkpoint.read_checkpoint`` (torch's restricted unpickler plus
+inert placeholders for mmengine / numpy objects: nothing in the file is executed) or from
+``.safetensors``; the result is written with ``save_model`` (safetensors + config.json).
 """
 
 from __future__ import annotations
 
 import argparse
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,9 +24,22 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["ConversionError", "convert_official", "official_to_ours"]
+from ..errors import ConfigError
+from .checkpoint import CheckpointError, extract_state_dict, read_checkpoint
+
+__all__ = [
+    "ConversionError",
+    "convert_file",
+    "convert_official",
+    "detect_variant",
+    "load_class_embeddings",
+    "official_to_ours",
+    "read_official",
+]
 
 VARIANT = "rapsam-r50"
+#: variants with the official layout, tried in this order by ``detect_variant``
+OFFICIAL_VARIANTS = ("rapsam-r50", "rapsam-r18")
 CLASS_EMBED_KEY = "decoder.class_embed"
 
 # (official prefix, our prefix); the first matching rule wins.
@@ -57,8 +74,11 @@ _STAGE_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
-class ConversionError(ValueError):
-    """Raised with the full lists of missing / unexpected / mis-shaped keys."""
+class ConversionError(ConfigError):
+    """Raised with the full lists of missing / unexpected / mis-shaped keys, or for unusable
+    class embeddings / vocabularies."""
+
+    default_hint = "check that the checkpoint is RAP-SAM's and the embeddings match its classes"
 
 
 def _rename(key: str, rules: tuple[tuple[str, str], ...]) -> str | None:
@@ -77,12 +97,38 @@ def official_to_ours(key: str) -> str | None:
     return _rename(key, _RULES)
 
 
-def _expected_shapes(num_classes: int, class_prototypes: int) -> dict[str, tuple[int, ...]]:
+def _expected_shapes(
+    num_classes: int, class_prototypes: int, variant: str = VARIANT
+) -> dict[str, tuple[int, ...]]:
     from .variants import build_model
 
     with torch.device("meta"):
-        model = build_model(VARIANT, num_classes=num_classes, class_prototypes=class_prototypes)
+        model = build_model(variant, num_classes=num_classes, class_prototypes=class_prototypes)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def detect_variant(official_state_dict: Mapping[str, Tensor]) -> str:
+    """The official-layout variant whose backbone and neck shapes the checkpoint has.
+
+    Raises:
+      ConversionError: none of ``OFFICIAL_VARIANTS`` fits (names the first mismatches)."""
+    report = []
+    for variant in OFFICIAL_VARIANTS:
+        expected = _expected_shapes(155, 1, variant)
+        probe = [
+            (k, official_to_ours(k))
+            for k in official_state_dict
+            if k.startswith(("backbone.", "neck."))
+        ]
+        bad = [
+            k
+            for k, new in probe
+            if new not in expected or tuple(official_state_dict[k].shape) != expected[new]
+        ]
+        if probe and not bad:
+            return variant
+        report.append(f"{variant}: {len(bad)} backbone/neck tensors differ (e.g. {bad[:2]})")
+    raise ConversionError("no official-layout variant fits this checkpoint: " + "; ".join(report))
 
 
 def _class_embeddings(embed: Tensor) -> Tensor:
@@ -99,9 +145,10 @@ def convert_official(
     official_state_dict: Mapping[str, Tensor],
     *,
     class_embeddings: Tensor | None = None,
+    variant: str = VARIANT,
 ) -> dict[str, Tensor]:
     """Official ``state_dict`` (or a whole checkpoint dict with a ``state_dict`` key) -> our
-    ``rapsam-r50`` state dict.
+    ``variant`` (``rapsam-r50``) state dict.
 
     Strict: any official key without a mapping, any expected key not produced and any shape
     mismatch raises ``ConversionError`` listing all of them. ``class_embeddings`` (C x E or
@@ -114,7 +161,7 @@ def convert_official(
     embed = None if class_embeddings is None else _class_embeddings(class_embeddings)
     num_classes = 155 if embed is None else embed.shape[0]
     prototypes = 1 if embed is None else embed.shape[1]
-    expected = _expected_shapes(num_classes, prototypes)
+    expected = _expected_shapes(num_classes, prototypes, variant)
     if embed is None:
         expected.pop(CLASS_EMBED_KEY)
 
@@ -153,47 +200,125 @@ def convert_official(
     return out
 
 
-def _load_embeddings(path: Path) -> Tensor:
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(obj, Mapping):
-        tensors = [v for v in obj.values() if isinstance(v, Tensor)]
-        if len(tensors) != 1:
-            raise ConversionError(f"{path}: expected one tensor, found {len(tensors)}")
-        obj = tensors[0]
-    if not isinstance(obj, Tensor):
-        raise ConversionError(f"{path}: not a tensor")
+def load_class_embeddings(path: str | Path) -> Tensor:
+    """Class embeddings from ``.npy`` (no pickles), ``.safetensors``, or a torch file holding
+    one tensor (read with ``read_checkpoint``): C x E or C x K x E float.
+
+    Raises:
+      ConversionError: unreadable file, several / no tensors, or a wrong rank."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            import numpy as np
+
+            obj = torch.from_numpy(np.load(path, allow_pickle=False))
+        elif suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            tensors = list(load_file(str(path)).values())
+            if len(tensors) != 1:
+                raise ConversionError(f"{path}: expected one tensor, found {len(tensors)}")
+            obj = tensors[0]
+        else:
+            obj = read_checkpoint(path)
+            if isinstance(obj, Mapping):
+                tensors = [v for v in obj.values() if isinstance(v, Tensor)]
+                if len(tensors) != 1:
+                    raise ConversionError(f"{path}: expected one tensor, found {len(tensors)}")
+                obj = tensors[0]
+    except (OSError, ValueError) as e:
+        if isinstance(e, ConversionError):
+            raise
+        raise ConversionError(f"{path}: cannot read class embeddings ({e})") from e
+    if not isinstance(obj, Tensor) or not obj.is_floating_point():
+        raise ConversionError(f"{path}: class embeddings must be a float tensor")
+    if obj.dim() not in (2, 3):
+        raise ConversionError(
+            f"{path}: class embeddings must be C x E or C x K x E, got {tuple(obj.shape)}"
+        )
     return obj
 
 
-def run(args: argparse.Namespace) -> int:
-    """`rapsam-edge convert CKPT --class-embeddings E.pt --out DIR`."""
-    from .io import save_model
+def read_official(path: str | Path, *, ema: bool = False) -> dict[str, Tensor]:
+    """The model tensors of an official checkpoint file (``.pth`` / ``.safetensors``)."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return extract_state_dict(load_file(str(path)), ema=ema)
+        except (OSError, ValueError) as e:
+            if isinstance(e, CheckpointError):
+                raise
+            raise CheckpointError(f"{path}: cannot read safetensors ({e})") from e
+    return extract_state_dict(read_checkpoint(path), ema=ema)
+
+
+def convert_file(
+    checkpoint: str | Path,
+    *,
+    class_embeddings: str | Path,
+    classes: str | Path | None = None,
+    variant: str = "auto",
+    ema: bool = False,
+):
+    """Official checkpoint file + class embeddings (+ vocabulary) -> our torch model.
+
+    Returns (model, vocabulary or None). Raises ConversionError / CheckpointError."""
     from .variants import build_model
 
-    try:
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise SystemExit(
-            f"{args.checkpoint}: not loadable with weights_only=True ({err}).\n"
-            "Save its bare state_dict first, e.g. in a trusted environment: "
-            "torch.save(torch.load(CKPT)['state_dict'], 'state_dict.pth')"
-        ) from err
-    embed = _load_embeddings(args.class_embeddings)
-    state = convert_official(ckpt, class_embeddings=embed)
+    sd = read_official(checkpoint, ema=ema)
+    variant = detect_variant(sd) if variant == "auto" else variant
+    state = convert_official(
+        sd, class_embeddings=load_class_embeddings(class_embeddings), variant=variant
+    )
     c, p, _ = state[CLASS_EMBED_KEY].shape
-    model = build_model(VARIANT, num_classes=c, class_prototypes=p)
+    model = build_model(variant, num_classes=c, class_prototypes=p)
     model.load_state_dict(state, strict=True)
-    classes = None
-    if getattr(args, "classes", None) is not None:
+    vocab = None
+    if classes is not None:
         from ..contract.manifest import read_classes_file
 
-        classes = read_classes_file(args.classes)
-        if len(classes) != c:
-            raise ConversionError(
-                f"{args.classes}: {len(classes)} classes for {c} class embeddings"
-            )
-    path = save_model(model, args.out, classes=classes)
-    print(f"wrote {path} ({sum(v.numel() for v in state.values()) / 1e6:.2f} M values)")
+        vocab = [e.to_dict() for e in read_classes_file(classes)]
+        if len(vocab) != c:
+            raise ConversionError(f"{classes}: {len(vocab)} classes for {c} class embeddings")
+    model.config["classes"] = vocab
+    return model, vocab
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rapsam-edge convert CKPT --class-embeddings E --classes NAMES.json
+    (--out DIR | --export BUNDLE [--recipe R])`."""
+    from .io import save_model
+
+    if args.out is None and args.export is None:
+        raise ConversionError("nothing to write", hint="give --out DIR and/or --export BUNDLE")
+    if args.export is not None and args.classes is None:
+        raise ConversionError("a bundle must name its classes", hint="pass --classes NAMES.json")
+    model, vocab = convert_file(
+        args.checkpoint,
+        class_embeddings=args.class_embeddings,
+        classes=args.classes,
+        variant=args.variant,
+        ema=args.ema,
+    )
+    n = sum(v.numel() for v in model.state_dict().values())
+    print(f"converted {args.checkpoint} -> {model.config['variant']} ({n / 1e6:.2f} M values)")
+    if args.out is not None:
+        print(f"wrote {save_model(model, args.out, classes=vocab)}")
+    if args.export is not None:
+        from ..deploy.recipe_export import export_with_recipe
+
+        export_with_recipe(
+            model,
+            args.export,
+            recipe=args.recipe,
+            calib=args.calib,
+            val=args.val,
+            classes=vocab,
+            provenance={"checkpoint": str(args.checkpoint), "converted_by": "rapsam-edge convert"},
+        )
     return 0
 
 

@@ -17,6 +17,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def _pixel_grid(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Row / column indices and the sizes H, W of ``x`` (B x C x H x W) as tensors.
+
+    Built from ``ones_like`` + ``cumsum`` / ``sum`` rather than from ``x.shape``: the
+    TorchScript ONNX tracer turns python sizes used in float arithmetic into constants, which
+    froze the sampling grid at the traced size (issue 12). These ops stay symbolic, so the
+    exported GridSample graph is exact at every input size.
+
+    Returns: rows 1 x 1 x H x 1, cols 1 x 1 x 1 x W, h 1 x 1 x 1 x 1, w 1 x 1 x 1 x 1 (x.dtype).
+    """
+    ones_h = torch.ones_like(x[:1, :1, :, :1])
+    ones_w = torch.ones_like(x[:1, :1, :1, :])
+    rows = ones_h.cumsum(2) - 1.0
+    cols = ones_w.cumsum(3) - 1.0
+    return rows, cols, ones_h.sum(2, keepdim=True), ones_w.sum(3, keepdim=True)
+
+
 def modulated_deform_conv2d(
     x: Tensor,
     offset: Tensor,
@@ -26,7 +43,10 @@ def modulated_deform_conv2d(
     padding: int = 1,
     dilation: int = 1,
 ) -> Tensor:
-    """Modulated deformable conv, stride 1, no bias.
+    """Modulated deformable conv (DCNv2, Zhu et al. 2019; mmcv ``ModulatedDeformConv2d``),
+    stride 1, no bias, as bilinear ``grid_sample`` + a 1x1 conv over the C*K sampled maps.
+
+    Traceable to ONNX (GridSample, opset >= 16) with every size symbolic.
 
     Arguments:
       x: B x C x H x W input.
@@ -37,29 +57,24 @@ def modulated_deform_conv2d(
     Returns:
       B x O x H x W.
     """
-    b, c, h, w = x.shape
-    o, _, kh, kw = weight.shape
+    o, c, kh, kw = weight.shape
     k = kh * kw
-    # Base sampling position of every tap, in input pixels.
-    tap_y = torch.arange(kh, dtype=x.dtype, device=x.device) * dilation - padding
-    tap_x = torch.arange(kw, dtype=x.dtype, device=x.device) * dilation - padding
-    tap_y = tap_y.view(kh, 1).expand(kh, kw).reshape(1, k, 1, 1)
-    tap_x = tap_x.view(1, kw).expand(kh, kw).reshape(1, k, 1, 1)
-    rows = torch.arange(h, dtype=x.dtype, device=x.device).view(1, 1, h, 1)
-    cols = torch.arange(w, dtype=x.dtype, device=x.device).view(1, 1, 1, w)
-    offset = offset.view(b, k, 2, h, w)
+    # Base sampling position of every tap, in input pixels (constants: kernel geometry only).
+    tap = torch.arange(k, device=x.device)
+    tap_y = ((tap // kw) * dilation - padding).to(x.dtype).view(1, k, 1, 1)
+    tap_x = ((tap % kw) * dilation - padding).to(x.dtype).view(1, k, 1, 1)
+    rows, cols, h, w = _pixel_grid(x)
+    offset = offset.unflatten(1, (k, 2))  # B x K x 2 x H x W
     py = rows + tap_y + offset[:, :, 0]  # B x K x H x W
     px = cols + tap_x + offset[:, :, 1]
     # Pixel -> grid_sample coordinates (align_corners=False: pixel i centre is (2i+1)/W - 1).
     gx = (2.0 * px + 1.0) / w - 1.0
     gy = (2.0 * py + 1.0) / h - 1.0
-    grid = torch.stack((gx, gy), dim=-1).view(b, k * h, w, 2)
+    grid = torch.stack((gx, gy), dim=-1).flatten(1, 2)  # B x (K*H) x W x 2
     sampled = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    # B x C x (K*H) x W -> B x (C*K) x (H*W), modulated.
-    sampled = sampled.view(b, c, k, h, w) * mask.view(b, 1, k, h, w)
-    cols_mat = sampled.reshape(b, c * k, h * w)
-    out = torch.matmul(weight.reshape(o, c * k), cols_mat)
-    return out.view(b, o, h, w)
+    # B x C x (K*H) x W -> B x C x K x H x W, modulated, -> B x (C*K) x H x W
+    sampled = sampled.unflatten(2, (k, -1)) * mask.unsqueeze(1)
+    return F.conv2d(sampled.flatten(1, 2), weight.reshape(o, c * k, 1, 1))
 
 
 class ModulatedDeformConv2d(nn.Module):

@@ -16,10 +16,10 @@ from .config import TrainConfig
 _SKIP = {"extra"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="JSON TrainConfig; flags override it")
-    defaults = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
+def add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type) -> None:
+    """One ``--flag`` per field of a flat config dataclass (default None = keep the config's)."""
+    defaults = config_type()
+    for f in dataclasses.fields(config_type):
         if f.name in _SKIP:
             continue
         flag = "--" + f.name.replace("_", "-")
@@ -44,13 +44,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=kind, default=None, help=f"(default {default})")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
+def apply_flags(cfg, args: argparse.Namespace):
+    """Copy the flags the user gave onto ``cfg`` (a config dataclass instance)."""
+    for f in dataclasses.fields(cfg):
         value = getattr(args, f.name, None)
         if value is not None:
             setattr(cfg, f.name, tuple(value) if isinstance(value, list) else value)
     return cfg
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="JSON TrainConfig; flags override it")
+    add_dataclass_flags(parser, TrainConfig)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    return apply_flags(cfg, args)
 
 
 def run(args: argparse.Namespace) -> int:

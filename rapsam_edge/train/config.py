@@ -39,6 +39,7 @@ class TrainConfig:
     resume: bool = True  # continue from <out>/last.ckpt when it exists
     resume_from: str | None = None  # else continue from this checkpoint (e.g. a committed one)
     init_weights: str | None = None  # start from these weights (fine-tuning)
+    init_trunk: str | None = None  # pretrained trunk (`rapsam-edge pretrain` output)
     extra: dict = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
@@ -54,3 +55,27 @@ class TrainConfig:
         if "lr_milestones" in raw:
             raw["lr_milestones"] = tuple(raw["lr_milestones"])
         return cls(**raw)
+
+
+@dataclass
+class PretrainConfig:
+    """Flags of `rapsam-edge pretrain` (trunk pretraining on shape scenes, ``pretrain.py``)."""
+
+    variant: str = "edge-s"
+    out: str = "runs/pretrain"
+    steps: int = 3000
+    batch_size: int = 64
+    image_size: int = 128
+    radius_range: tuple[float, float] = (0.12, 0.4)  # x image_size: 15-51 px at 128
+    max_things: int = 4
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    seed: int = 0
+    workers: int = 1
+    threads: int = 0
+    log_every: int = 20
+    checkpoint_every: int = 200
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")

@@ -150,6 +150,10 @@ def train(cfg: TrainConfig) -> nn.Module:
             print(f"init_weights: {len(fresh)} tensors not (fully) carried over: {fresh}")
     else:
         model = build_model(cfg.variant, num_classes=num_classes)
+    if cfg.init_trunk:
+        from .pretrain import load_trunk
+
+        load_trunk(model, cfg.init_trunk)
     if model.num_classes != num_classes:
         raise ValueError(f"model has {model.num_classes} classes but the dataset has {num_classes}")
     # the dataset's vocabulary travels with the weights (config.json) into every bundle
