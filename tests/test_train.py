@@ -183,3 +183,46 @@ def test_init_weights_carries_over_a_grown_model(tiny_data: Path, tmp_path: Path
     assert torch.equal(
         model.state_dict()["backbone.features.0.0.weight"], old["backbone.features.0.0.weight"]
     )
+
+
+def test_pretrain_then_train_from_the_trunk(tiny_data: Path, tmp_path: Path):
+    """`pretrain` writes a trunk that `train --init-trunk` loads (the same tensors), resumes
+    from its checkpoint, and refuses a trunk of another width."""
+    from safetensors.torch import load_file
+
+    from rapsam_edge.errors import ConfigError
+    from rapsam_edge.model import build_model
+    from rapsam_edge.train.config import PretrainConfig
+    from rapsam_edge.train.pretrain import ShapeScenes, load_trunk, pretrain
+
+    image, target, presence = ShapeScenes(
+        size=64, radius_range=(0.2, 0.4), max_things=2, seed=0
+    ).sample(__import__("numpy").random.default_rng(0))
+    assert image.shape == (3, 64, 64) and target.shape == (8, 8) and presence.shape == (8,)
+    assert presence.sum() >= 1  # every scene has a thing
+    out = tmp_path / "pt"
+    cfg = PretrainConfig(
+        variant="edge-xs",
+        out=str(out),
+        steps=2,
+        batch_size=4,
+        image_size=64,
+        workers=0,
+        log_every=1,
+        checkpoint_every=1,
+    )
+    record = pretrain(cfg)
+    assert record["step"] == 2 and 0.0 <= record["cell_acc"] <= 1.0
+    cfg.steps = 3
+    assert pretrain(cfg)["step"] == 3  # resumed from last.ckpt
+    assert len((out / "log.jsonl").read_text().splitlines()) == 3
+    trunk = load_file(str(out / "trunk.safetensors"))
+    model = build_model("edge-xs")
+    load_trunk(model, out)
+    for k, v in model.backbone.state_dict().items():
+        torch.testing.assert_close(v, trunk[k])
+    with pytest.raises(ConfigError, match="does not fit"):
+        load_trunk(build_model("edge-s"), out)
+    run = tmp_path / "run"
+    train(_cfg(tiny_data, run, init_trunk=str(out), steps=1))
+    assert (run / "model.safetensors").exists()

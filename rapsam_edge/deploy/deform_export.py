@@ -32,8 +32,11 @@ __all__ = ["DEFORM_CHOICE", "DEFORM_FORMS", "DEFORM_OPSET", "deform_form", "has_
 DEFORM_OPSET = 19
 #: export form -> the ONNX opset it needs
 DEFORM_FORMS: dict[str, int] = {"gridsample": 17, "deformconv": DEFORM_OPSET}
-#: bundle format -> the faster exact form there (``benchmarks/bench_deform.py``, see its table)
-DEFORM_CHOICE: dict[str, str] = {"onnx": "gridsample", "openvino": "gridsample"}
+#: bundle format -> the exact form it gets, measured with ``benchmarks/bench_deform.py``
+#: (results/deform.md; rapsam-r18 / -r50 encoders, 640x480 and 1344x800, 2 threads): OpenVINO
+#: runs DeformConv 4-10 % faster than GridSample; ONNX Runtime runs both within 3 % (run-to-run
+#: noise here), so the onnx file keeps GridSample (opset 17), which TensorRT also parses.
+DEFORM_CHOICE: dict[str, str] = {"onnx": "gridsample", "openvino": "deformconv"}
 
 
 @torch.library.custom_op("rapsam_edge::deform_conv2d", mutates_args=())

@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iters", type=int, default=100, help="timed iterations (default 100)")
     parser.add_argument("--threads", type=int, help="threads per graph and for the C++ core")
     parser.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="network long side in pixels (default: each bundle's own)",
+    )
+    parser.add_argument(
         "--prompts", type=int, default=1, help="clicks per prompt call (prompt mode)"
     )
     parser.add_argument(
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         iters=args.iters,
         threads=args.threads,
+        input_size=args.input_size,
         device=args.device,
         precision=args.precision,
         prompts=args.prompts,
