@@ -43,7 +43,9 @@ def _model(variant: str) -> torch.nn.Module:
         if hasattr(m, "dcn_offset"):
             torch.nn.init.normal_(m.dcn_offset.weight, std=0.02)
             torch.nn.init.normal_(m.dcn_offset.bias, std=0.7)
-    model.decoder.set_class_embeddings(torch.nn.functional.normalize(torch.randn(8, 1, 768), dim=-1))
+    model.decoder.set_class_embeddings(
+        torch.nn.functional.normalize(torch.randn(8, 1, 768), dim=-1)
+    )
     model.config["classes"] = [{"id": i, "name": f"c{i}", "is_thing": i < 4} for i in range(8)]
     return model
 
