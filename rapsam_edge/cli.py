@@ -57,6 +57,11 @@ COMMANDS: dict[str, Command] = {
         "train (or fine-tune) a model; torchrun for several processes",
         "train",
     ),
+    "distill": Command(
+        "rapsam_edge.train.distill_cli",
+        "train a student with a frozen teacher (dense-map KL, prompt masks, features)",
+        "train",
+    ),
     "pretrain": Command(
         "rapsam_edge.train.pretrain_cli",
         "pretrain a trunk on generated shape scenes (dense shape classification)",

@@ -40,6 +40,11 @@ class TrainConfig:
     resume_from: str | None = None  # else continue from this checkpoint (e.g. a committed one)
     init_weights: str | None = None  # start from these weights (fine-tuning)
     init_trunk: str | None = None  # pretrained trunk (`rapsam-edge pretrain` output)
+    # distillation (`rapsam-edge distill`): a trained run as frozen teacher + KD loss weights
+    teacher: str | None = None
+    kd_dense_weight: float = 1.0  # per-pixel KL of the dense class maps
+    kd_prompt_weight: float = 1.0  # prompt-branch masks, same prompts into both
+    kd_feat_weight: float = 1.0  # F through a 1x1 adapter vs the teacher's F
     extra: dict = field(default_factory=dict)
 
     def save(self, path: Path) -> None:

@@ -20,6 +20,7 @@ from ..model.io import load_model_grown, save_model
 from . import distributed as dist_utils
 from .batches import PanopticBatch, VideoBatch, build_loaders
 from .config import TrainConfig
+from .distill import DistillWeights, distill_losses, load_teacher
 from .losses import LossWeights, prompt_loss, semantic_loss, set_loss
 from .optim import build_optimizer, build_scheduler
 
@@ -31,23 +32,42 @@ class TrainStep(nn.Module):
     takes part in every step. ``heads`` holds training-only modules (never exported): the
     semantic head (1x1 conv F -> C) when ``semantic`` is set."""
 
-    def __init__(self, model: nn.Module, *, semantic: bool = False) -> None:
+    def __init__(
+        self, model: nn.Module, *, semantic: bool = False, teacher: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.model = model
         self.heads = nn.ModuleDict()
+        dim = model.decoder.queries.embedding_dim
         if semantic:
-            dim = model.decoder.queries.embedding_dim
             self.heads["semantic"] = nn.Conv2d(dim, model.num_classes, 1)
+        # the frozen teacher stays out of the module tree: not in state_dict, not in DDP,
+        # never switched to train mode
+        self._teacher = (teacher,) if teacher is not None else ()
+        if teacher is not None:
+            self.heads["feat_adapter"] = nn.Conv2d(dim, teacher.decoder.queries.embedding_dim, 1)
 
     def forward(
         self, images: Tensor, boxes: Tensor, clip: Tensor | None = None
-    ) -> tuple[dict, dict, dict | None, Tensor | None]:
+    ) -> tuple[dict, dict, dict | None, Tensor | None, tuple | None]:
         feats = self.model.encode(images)
         panoptic = self.model.decode_panoptic(feats, all_stages=True)
         prompts = self.model.decode_prompts(feats, boxes, all_stages=True)
         video = self.model.forward_clip(clip, all_stages=True) if clip is not None else None
         semantic = self.heads["semantic"](feats) if "semantic" in self.heads else None
-        return panoptic, prompts, video, semantic
+        kd = None
+        if self._teacher:
+            teacher = self._teacher[0]
+            with torch.no_grad():
+                t_feats = teacher.encode(images)
+                t_out = {
+                    "panoptic": teacher.decode_panoptic(t_feats),
+                    "prompts": teacher.decode_prompts(t_feats, boxes),
+                    "feats": t_feats,
+                }
+            s_out = {"panoptic": panoptic, "prompts": prompts, "feats": feats}
+            kd = (s_out, t_out, self.heads["feat_adapter"](feats))
+        return panoptic, prompts, video, semantic, kd
 
 
 def _stages(out: dict, use_aux: bool) -> list[dict]:
@@ -60,14 +80,16 @@ def _clip_as_image(out: dict) -> dict:
 
 
 def compute_losses(
-    outputs: tuple[dict, dict, dict | None, Tensor | None],
+    outputs: tuple,
     pan: PanopticBatch,
     vid: VideoBatch | None,
     weights: LossWeights,
     use_aux: bool,
     semantic_weight: float = 0.0,
+    kd_weights: DistillWeights | None = None,
 ) -> dict[str, Tensor]:
-    panoptic, prompts, video, semantic = outputs
+    panoptic, prompts, video, semantic = outputs[:4]
+    kd = outputs[4] if len(outputs) > 4 else None
     n_masks = dist_utils.mean_over_processes(float(sum(len(t["classes"]) for t in pan.targets)))
     losses = set_loss(_stages(panoptic, use_aux), pan.targets, weights, max(n_masks, 1.0))
     losses.update(prompt_loss(_stages(prompts, use_aux), pan.prompt_masks, weights))
@@ -78,6 +100,8 @@ def compute_losses(
         stages = [_clip_as_image(o) for o in _stages(video, use_aux)]
         for key, value in set_loss(stages, vid.targets, weights, max(n_vid, 1.0)).items():
             losses[f"{key}_video"] = value
+    if kd is not None:
+        losses.update(distill_losses(*kd, kd_weights or DistillWeights()))
     return losses
 
 
@@ -160,7 +184,9 @@ def train(cfg: TrainConfig) -> nn.Module:
     model.config["classes"] = [
         {"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in classes
     ]
-    step_module = TrainStep(model, semantic=cfg.semantic_weight > 0)
+    teacher = load_teacher(cfg.teacher, num_classes=num_classes) if cfg.teacher else None
+    kd_weights = DistillWeights(cfg.kd_dense_weight, cfg.kd_prompt_weight, cfg.kd_feat_weight)
+    step_module = TrainStep(model, semantic=cfg.semantic_weight > 0, teacher=teacher)
     runner = DistributedDataParallel(step_module) if world > 1 else step_module
     optimizer = build_optimizer(model, cfg, step_module.heads)
     scheduler = build_scheduler(optimizer, cfg)
@@ -187,7 +213,9 @@ def train(cfg: TrainConfig) -> nn.Module:
         use_video = vid_iter is not None and cfg.video_every > 0 and step % cfg.video_every == 0
         vid = next(vid_iter) if use_video else None
         outputs = runner(pan.images, pan.prompt_boxes, vid.clips if vid is not None else None)
-        losses = compute_losses(outputs, pan, vid, weights, cfg.aux_loss, cfg.semantic_weight)
+        losses = compute_losses(
+            outputs, pan, vid, weights, cfg.aux_loss, cfg.semantic_weight, kd_weights
+        )
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {step}: {losses}")

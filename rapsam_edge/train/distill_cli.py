@@ -1,0 +1,39 @@
+"""`rapsam-edge distill`: train a student with a frozen teacher (``distill.py``) on top of
+the ground-truth losses; every `train` flag applies (checkpoints, resume, torchrun / DDP).
+
+rapsam-edge distill --teacher runs/edge-s --student edge-xs --data data/synthetic --out runs/xs-kd
+torchrun --nproc_per_node 2 -m rapsam_edge.train.distill_cli --teacher ... --student ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import ConfigError
+from .cli import add_arguments as add_train_arguments
+from .cli import config_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_train_arguments(parser)
+    parser.add_argument(
+        "--student", dest="variant", default=None, help="student variant (same as --variant)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from .trainer import train
+
+    cfg = config_from_args(args)
+    if not cfg.teacher:
+        raise ConfigError("distill needs a teacher", hint="pass --teacher RUN (a trained run)")
+    train(cfg)
+    print(f"student weights and logs in {cfg.out}")
+    return 0
+
+
+if __name__ == "__main__":  # torchrun entry: python -m rapsam_edge.train.distill_cli
+    p = argparse.ArgumentParser(prog="rapsam-edge distill")
+    add_arguments(p)
+    sys.exit(run(p.parse_args()))

@@ -1,0 +1,177 @@
+"""Distillation (issue 13): the KD losses do not depend on query order and vanish for a
+teacher distilling itself; `rapsam-edge distill` trains, checkpoints, resumes and runs under
+DDP like `train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from rapsam_edge.cli import main as cli  # noqa: E402
+from rapsam_edge.data.generate import make_dataset  # noqa: E402
+from rapsam_edge.train.config import TrainConfig  # noqa: E402
+from rapsam_edge.train.distill import (  # noqa: E402
+    DistillWeights,
+    dense_class_map,
+    distill_losses,
+)
+from rapsam_edge.train.trainer import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(dataset, a 2-step edge-xs teacher run)."""
+    root = tmp_path_factory.mktemp("kd")
+    make_dataset(
+        root / "data",
+        seed=7,
+        split="train",
+        num_images=6,
+        num_videos=2,
+        video_length=4,
+        image_size=(64, 64),
+        progress=False,
+    )
+    teacher = root / "teacher"
+    train(_cfg(root / "data", teacher, steps=2))
+    return root / "data", teacher
+
+
+def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(
+        variant="edge-xs",
+        data=str(data),
+        out=str(out),
+        steps=2,
+        batch_size=2,
+        image_size=64,
+        prompts_per_image=2,
+        video_every=2,
+        video_batch_size=1,
+        num_points=128,
+        workers=0,
+        warmup_steps=1,
+        checkpoint_every=1,
+        log_every=1,
+        threads=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_dense_map_is_a_distribution_and_query_order_free():
+    g = torch.Generator().manual_seed(0)
+    cls = torch.randn(2, 7, 5, generator=g)
+    masks = torch.randn(2, 7, 6, 9, generator=g) * 4
+    d = dense_class_map(cls, masks)
+    assert d.shape == (2, 6, 6, 9)
+    torch.testing.assert_close(d.sum(1), torch.ones(2, 6, 9))
+    perm = torch.randperm(7, generator=g)
+    torch.testing.assert_close(dense_class_map(cls[:, perm], masks[:, perm]), d)
+
+
+def _outs(cls, masks, prompt, feats):
+    return {
+        "panoptic": {"cls_logits": cls, "mask_logits": masks},
+        "prompts": {"mask_logits": prompt},
+        "feats": feats,
+    }
+
+
+def test_kd_losses_vanish_for_the_teacher_itself_and_not_otherwise():
+    g = torch.Generator().manual_seed(1)
+    cls, masks = torch.randn(1, 4, 3, generator=g), torch.randn(1, 4, 8, 8, generator=g)
+    prompt, feats = torch.randn(1, 2, 8, 8, generator=g), torch.randn(1, 6, 8, 8, generator=g)
+    t = _outs(cls, masks, prompt, feats)
+    perm = torch.tensor([2, 0, 3, 1])
+    same = distill_losses(
+        _outs(cls[:, perm], masks[:, perm], prompt, feats), t, feats, DistillWeights()
+    )
+    assert float(same["loss_kd_dense"]) < 1e-5
+    assert float(same["loss_kd_feat"]) < 1e-6
+    other = distill_losses(_outs(-cls, masks, -prompt, feats), t, feats * 0.5, DistillWeights())
+    assert float(other["loss_kd_dense"]) > 1e-2
+    assert float(other["loss_kd_prompt"]) > float(same["loss_kd_prompt"])
+    assert float(other["loss_kd_feat"]) > 0.2
+    # a coarser student (other stride) is resized to the teacher's map
+    coarse = distill_losses(
+        _outs(cls, masks[..., ::2, ::2], prompt[..., ::2, ::2], feats[..., ::2, ::2]),
+        t,
+        feats[..., ::2, ::2],
+        DistillWeights(),
+    )
+    assert all(torch.isfinite(v) for v in coarse.values())
+
+
+def test_distill_cli_trains_checkpoints_and_resumes(tiny, tmp_path, capsys):
+    data, teacher = tiny
+    out = tmp_path / "student"
+    argv = [
+        "distill",
+        "--teacher",
+        str(teacher),
+        "--student",
+        "edge-xs",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--image-size",
+        "64",
+        "--prompts-per-image",
+        "2",
+        "--video-batch-size",
+        "1",
+        "--num-points",
+        "128",
+        "--workers",
+        "0",
+        "--warmup-steps",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--log-every",
+        "1",
+        "--threads",
+        "1",
+    ]
+    assert cli(argv) == 0
+    import json
+
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert {"loss_kd_dense", "loss_kd_prompt", "loss_kd_feat"} <= set(log[-1])
+    state = torch.load(out / "last.ckpt", weights_only=True)
+    assert any(k.startswith("feat_adapter") for k in state["heads"])
+    argv[argv.index("--steps") + 1] = "3"
+    assert cli(argv) == 0  # resumes at step 2
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]
+
+
+def test_distill_needs_a_matching_teacher(tiny, tmp_path, capsys):
+    data, _ = tiny
+    assert cli(["distill", "--student", "edge-xs", "--data", str(data)]) == 2
+    assert "--teacher" in capsys.readouterr().err
+    from rapsam_edge.model import build_model
+    from rapsam_edge.model.io import save_model
+
+    save_model(build_model("edge-xs", num_classes=5), tmp_path / "t5")
+    with pytest.raises(Exception, match="5 classes"):
+        train(_cfg(data, tmp_path / "s", teacher=str(tmp_path / "t5")))
+
+
+def test_distill_under_ddp_two_processes_end_identical(tiny, tmp_path):
+    from rapsam_edge.train.ddp_check import ddp_rank_weights
+
+    data, teacher = tiny
+    cfg = _cfg(data, tmp_path / "ddp", steps=2, video_every=0, batch_size=1, teacher=str(teacher))
+    a, b = ddp_rank_weights(cfg, world=2)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
