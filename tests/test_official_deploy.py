@@ -34,6 +34,7 @@ _official = _helper()
 ours_to_official = _official.ours_to_official
 write_mmengine_checkpoint = _official.write_mmengine_checkpoint
 
+from rapsam_edge.assets import sample_clip  # noqa: E402
 from rapsam_edge.bundle import load_bundle  # noqa: E402
 from rapsam_edge.cli import main as cli  # noqa: E402
 from rapsam_edge.deploy.bundle_writer import export_bundle  # noqa: E402
@@ -290,6 +291,8 @@ def test_convert_export_cli_end_to_end(r18, tmp_path):
             assert seg.panoptic(frame).panoptic_map.shape == (120, 160)
             assert seg.prompt(seg.set_image(frame), points=[(80, 60)]).masks.shape == (1, 120, 160)
             seg.track(frame)
+            results = list(seg.stream(sample_clip(), max_frames=3))
+            assert len(results) == 3 and results[0][1].timings["read"] >= 0
 
 
 def test_convert_cli_errors_are_one_line(r18, tmp_path, capsys):
@@ -332,11 +335,16 @@ def test_rapsam_r50_converted_and_exported_matches_torch(tmp_path):
     frame = np.random.default_rng(3).integers(0, 256, (150, 200, 3), dtype=np.uint8)
     image = np.random.default_rng(4).integers(0, 256, (1, 160, 224, 3), dtype=np.uint8)
     ref = _torch_graph(conv, "encoder", image)["feats"]
+    pts = [(30, 40), (150, 100)]
     with Segmenter(bundle, backend="torch") as ref_seg:
         a = class_map(ref_seg.panoptic(frame))
+        ma = ref_seg.prompt(ref_seg.set_image(frame), points=pts).masks
     for backend in BACKENDS:
         enc = create_backend(bundle, "encoder", backend)
         feats = enc.run({enc.name_of("image"): image})[enc.name_of("feats")]
         assert float(np.abs(feats - ref).max() / np.abs(ref).max()) < 1e-4
         with Segmenter(bundle, backend=backend) as seg:
             assert float((class_map(seg.panoptic(frame)) == a).mean()) >= 0.999
+            mb = seg.prompt(seg.set_image(frame), points=pts).masks
+        for x, y in zip(ma, mb):
+            assert (x & y).sum() / max(1, (x | y).sum()) >= 0.999
