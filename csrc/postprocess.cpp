@@ -295,6 +295,33 @@ inline double fast_exp(double x) {
 // Relative error of the fast probabilities (a generous over-estimate of fast_exp's).
 constexpr double kFastRel = 1e-7;
 
+// exp(x) in float for the vectorised winner search: clamped to [-87, 88] (so the result
+// over-estimates tiny values), range reduction by round(x / ln 2) with a two-part ln 2, then
+// a degree-6 Taylor polynomial on |f| <= 0.35. Relative error below 6e-7 (truncation 1.7e-7
+// plus float rounding); kFastRelF over-estimates it. Branch-free; never a result, only a
+// decision with margin (near ties are decided with std::exp in double).
+inline float fast_expf(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    const float kMagic = 12582912.0f;  // 1.5 * 2^23: round to nearest integer
+    const float t = x * 1.44269504f + kMagic;
+    const float n = t - kMagic;
+    const float f = (x - n * 0.693145751953125f) - n * 1.42860677e-06f;
+    const float p =
+        1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 + f * (1.0f / 24 + f * (1.0f / 120 +
+        f * (1.0f / 720))))));
+    uint32_t bits;  // the low bits of t hold n (|n| <= 127); unsigned: the shift wraps
+    std::memcpy(&bits, &t, sizeof(bits));
+    bits = (bits + 127u) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+// Relative error of the float fast probabilities s / (1 + fast_expf(-v)) compared in float
+// products (a generous over-estimate: fast_expf 6e-7, s rounded to float, 3 roundings).
+constexpr float kFastRelF = 1e-6f;
+
 enum Sign : uint8_t { kPos = 0, kNeg = 1, kMixed = 2 };
 
 inline uint8_t sign_class(float mn, float mx) {
@@ -310,6 +337,66 @@ inline void prob_bounds(double s, float mn, float mx, double& lb, double& ub) {
     const double lo = double(mn) - e, hi = double(mx) + e;
     lb = std::max(0.0, s / (1.0 + fast_exp(-lo)) * (1.0 - 1e-6) - 1e-300);
     ub = s / (1.0 + fast_exp(-hi)) * (1.0 + 1e-6) + 1e-300;
+}
+
+// Runtime dispatch of the vectorised kernels: one clone per x86-64 vector width, picked at
+// load time (GCC / clang ifunc); elsewhere (aarch64: NEON is baseline) the plain build.
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones) && defined(__ELF__)
+#define RAPSAM_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef RAPSAM_SIMD_CLONES
+#define RAPSAM_SIMD_CLONES
+#endif
+
+// The fast decision for the rh x cw pixels of one cell among nc >= 2 candidates, vectorised
+// over the cell's pixels (p = y * cw + x): v (the twin's float bilinear value), the fast
+// s / p denominators d = 1 + fast_exp(-v), the first maximum of s / d (strict >, candidates
+// in order, as the scalar loop it replaces) and whether that maximum is clear of every other
+// candidate by 4 x the fast error. Unclear pixels are decided exactly by the caller. Every
+// loop runs over contiguous arrays without branches, so each clone vectorises it; there is
+// no FMA contraction (-ffp-contract=off), so v is bit-identical to the twin's.
+RAPSAM_SIMD_CLONES
+void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, const float* wy1,
+                       const float* top, const float* bot, const float* s, float* vals,
+                       float* dens, float* best_s, float* best_d, int32_t* best_i,
+                       uint8_t* clear) {
+    const int npx = rh * cw;
+    for (int i = 0; i < nc; ++i) {
+        const float* tp = top + static_cast<size_t>(i) * max_cw;
+        const float* bt = bot + static_cast<size_t>(i) * max_cw;
+        float* v = vals + static_cast<size_t>(i) * npx;
+        float* d = dens + static_cast<size_t>(i) * npx;
+        for (int y = 0; y < rh; ++y) {
+            const float v0 = wy0[y], v1 = wy1[y];
+            float* vr = v + static_cast<size_t>(y) * cw;
+            for (int x = 0; x < cw; ++x) vr[x] = v0 * tp[x] + v1 * bt[x];
+        }
+        for (int q = 0; q < npx; ++q) d[q] = 1.0f + fast_expf(-v[q]);
+    }
+    // running best / second-best fast probability per pixel, first maximum on ties
+    for (int q = 0; q < npx; ++q) {
+        best_s[q] = s[0] / dens[q];  // best_s holds p = s / d here, best_d the runner-up
+        best_d[q] = -1.0f;
+        best_i[q] = 0;
+    }
+    for (int i = 1; i < nc; ++i) {
+        const float si = s[i];
+        const float* d = dens + static_cast<size_t>(i) * npx;
+        for (int q = 0; q < npx; ++q) {
+            const float p = si / d[q];
+            const bool take = p > best_s[q];
+            best_d[q] = take ? best_s[q] : (p > best_d[q] ? p : best_d[q]);
+            best_s[q] = take ? p : best_s[q];
+            best_i[q] = take ? i : best_i[q];
+        }
+    }
+    // clear: the best is ahead of the runner-up by 4 x the fast error, and its d did not
+    // reach fast_expf's clamp (fast_expf(87) = 6.1e37, where p < 1.7e-38)
+    for (int q = 0; q < npx; ++q)
+        clear[q] = static_cast<uint8_t>((best_s[q] > best_d[q] * (1.0f + 4 * kFastRelF)) &
+                                        (best_s[q] > 1e-30f));
 }
 
 struct PanopticState {
@@ -335,15 +422,22 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
                    PanopticCounts& cnt) {
     const int K = st.K, out_w = st.out_w, w = st.w;
     const int cols = st.xmax + 1;
-    int max_cw = 1;
+    int max_cw = 1, max_rh = 1;
     for (int c : st.xb_w) max_cw = std::max(max_cw, c);
+    for (size_t yb = b_lo; yb < b_hi; ++yb)
+        max_rh = std::max(max_rh, st.ybands[yb].end - st.ybands[yb].begin);
+    const size_t max_px = static_cast<size_t>(max_cw) * max_rh;
     std::vector<float> rmn(static_cast<size_t>(K) * cols), rmx(static_cast<size_t>(K) * cols);
     std::vector<double> glb(K), gub(K), clb(K), cub(K);
     std::vector<uint8_t> gsign(K);
     std::vector<int> gcand(K), ccand(K), mixed_q(K);
     std::vector<float> top(static_cast<size_t>(K) * max_cw), bot(static_cast<size_t>(K) * max_cw);
-    std::vector<float> vals(static_cast<size_t>(K) * max_cw);
-    std::vector<double> fast_p(static_cast<size_t>(K) * max_cw);
+    std::vector<float> vals(static_cast<size_t>(K) * max_px);
+    std::vector<float> dens(static_cast<size_t>(K) * max_px), best_s(max_px), best_d(max_px);
+    std::vector<int32_t> best_i(max_px);
+    std::vector<uint8_t> clear(max_px);
+    std::vector<float> cand_s(K);
+    std::vector<double> cand_sd(K);
     const int* xt0 = st.xb_t0.data();
     const int* xt1 = st.xb_t1.data();
     const float* wx0 = st.wx0.data();
@@ -407,7 +501,9 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
                                top.data(), bot.data());
                     for (int y = rb.begin; y < rb.end; ++y) {
                         const float v0 = st.wy0[y], v1 = st.wy1[y];
-                        for (int x = 0; x < cw; ++x) n += (v0 * top[x] + v1 * bot[x]) >= 0.0f;
+                        int32_t c = 0;  // 32-bit lanes: a vectorised count
+                        for (int x = 0; x < cw; ++x) c += (v0 * top[x] + v1 * bot[x]) >= 0.0f;
+                        n += c;
                     }
                 }
                 cnt.own[k] += n;
@@ -456,11 +552,11 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
                                top.data() + static_cast<size_t>(i) * max_cw,
                                bot.data() + static_cast<size_t>(i) * max_cw);
                 }
-                for (int y = rb.begin; y < rb.end; ++y) {
-                    const float v0 = st.wy0[y], v1 = st.wy1[y];
-                    Code* row = label_map + static_cast<size_t>(y) * out_w + cb.begin;
-                    if (nc == 1) {
-                        const int k = ccand[0];
+                if (nc == 1) {
+                    const int k = ccand[0];
+                    for (int y = rb.begin; y < rb.end; ++y) {
+                        const float v0 = st.wy0[y], v1 = st.wy1[y];
+                        Code* row = label_map + static_cast<size_t>(y) * out_w + cb.begin;
                         int64_t n = 0;
                         for (int x = 0; x < cw; ++x) {
                             const bool fg = (v0 * top[x] + v1 * bot[x]) >= 0.0f;
@@ -469,47 +565,29 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
                         }
                         cnt.won[k] += cw;
                         cnt.fg[k] += n;
-                        continue;
                     }
-                    for (int i = 0; i < nc; ++i) {
-                        const float* tp = top.data() + static_cast<size_t>(i) * max_cw;
-                        const float* bt = bot.data() + static_cast<size_t>(i) * max_cw;
-                        float* vi = vals.data() + static_cast<size_t>(i) * max_cw;
-                        double* fi = fast_p.data() + static_cast<size_t>(i) * max_cw;
-                        for (int x = 0; x < cw; ++x) {
-                            const float v = v0 * tp[x] + v1 * bt[x];
-                            vi[x] = v;
-                            fi[x] = 1.0 + fast_exp(-static_cast<double>(v));  // s / p
-                        }
-                    }
+                    continue;
+                }
+                for (int i = 0; i < nc; ++i) {
+                    cand_sd[i] = st.scores[ccand[i]];
+                    cand_s[i] = static_cast<float>(cand_sd[i]);
+                }
+                cell_fast_winners(nc, rh, cw, max_cw, st.wy0.data() + rb.begin,
+                                  st.wy1.data() + rb.begin, top.data(), bot.data(),
+                                  cand_s.data(), vals.data(), dens.data(), best_s.data(),
+                                  best_d.data(), best_i.data(), clear.data());
+                const size_t npx = static_cast<size_t>(rh) * cw;
+                for (int y = 0; y < rh; ++y) {
+                    Code* row = label_map + static_cast<size_t>(rb.begin + y) * out_w + cb.begin;
                     for (int x = 0; x < cw; ++x) {
-                        // the fast probabilities s / d (d = 1 + fast_exp(-v), all normal
-                        // numbers) decide when the best one is clearly ahead; compared
-                        // without divisions: s_i / d_i > s_b / d_b <=> s_i * d_b > s_b * d_i
-                        int best = 0;
-                        double best_s = st.scores[ccand[0]], best_d = fast_p[x];
-                        for (int i = 1; i < nc; ++i) {
-                            const double s = st.scores[ccand[i]];
-                            const double d = fast_p[static_cast<size_t>(i) * max_cw + x];
-                            if (s * best_d > best_s * d) {
-                                best_s = s;
-                                best_d = d;
-                                best = i;
-                            }
-                        }
-                        bool clear = best_d < 1e290;  // not in fast_exp's clamped range
-                        for (int i = 0; i < nc && clear; ++i) {
-                            if (i == best) continue;
-                            const double s = st.scores[ccand[i]];
-                            const double d = fast_p[static_cast<size_t>(i) * max_cw + x];
-                            clear = s * best_d * (1.0 + 4 * kFastRel) < best_s * d;
-                        }
-                        double best_p = 0.0;
-                        if (!clear) {  // near tie: the twin's exact probabilities, first max
+                        const size_t q = static_cast<size_t>(y) * cw + x;
+                        int best = best_i[q];
+                        if (!clear[q]) {  // near tie: the twin's exact probabilities, first max
+                            double best_p = 0.0;
                             best = 0;
                             for (int i = 0; i < nc; ++i) {
-                                const double v = vals[static_cast<size_t>(i) * max_cw + x];
-                                const double p = st.scores[ccand[i]] / (1.0 + std::exp(-v));
+                                const double v = vals[i * npx + q];
+                                const double p = cand_sd[i] / (1.0 + std::exp(-v));
                                 if (i == 0 || p > best_p) {
                                     best_p = p;
                                     best = i;
@@ -517,7 +595,7 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
                             }
                         }
                         const int k = ccand[best];
-                        const bool fg = vals[static_cast<size_t>(best) * max_cw + x] >= 0.0f;
+                        const bool fg = vals[best * npx + q] >= 0.0f;
                         row[x] = static_cast<Code>(fg ? k + 1 : 0);
                         cnt.won[k] += 1;
                         cnt.fg[k] += fg;

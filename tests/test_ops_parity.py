@@ -57,6 +57,25 @@ def test_panoptic_random(seed):
     both_panoptic(cls, masks, valid, out, is_thing, score_threshold=0.3, overlap_threshold=0.5)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_panoptic_worst_case_noise_near_ties(seed):
+    """The vectorised winner search (float fast path, exact fallback): i.i.d. noise logits,
+    20 kept queries with scores within 1e-6 of each other (near ties everywhere), and
+    queries differing from another only in the last bits of their logits."""
+    rng = np.random.default_rng(100 + seed)
+    n, c, h, w = 40, 6, 48, 64
+    cls = np.full((n, c + 1), -20.0, np.float32)
+    cls[:, -1] = 0.0
+    kept = rng.choice(n, 20, replace=False)
+    cls[kept, rng.integers(0, c, 20)] = 12.0 + rng.uniform(-1e-6, 1e-6, 20).astype(np.float32)
+    masks = rng.standard_normal((n, h, w)).astype(np.float32)
+    masks[kept[1]] = np.nextafter(masks[kept[0]], np.float32(np.inf))
+    is_thing = np.arange(c) < 4
+    both_panoptic(
+        cls, masks, (h - 5.5, w), (270, 360), is_thing, score_threshold=0.8, overlap_threshold=0.5
+    )
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_panoptic_default_thresholds_and_big_output(seed):
     cls, masks, _valid, _, is_thing = random_panoptic(seed, n=30, hw=(40, 40), smooth=True)
