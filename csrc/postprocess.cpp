@@ -751,6 +751,40 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
 }
 
 // ------------------------------------------------------------------ prompt masks
+namespace {
+
+// One row band of a prompt mask, every pixel evaluated (the twin's float arithmetic, no
+// pruning): used when most cells of the band are mixed (noisy logits), where per-cell
+// bookkeeping costs more than it saves. Whole output rows are contiguous, so each clone
+// vectorises the inner loops. r0 / r1: the band's two source rows; c0 / c1: each output
+// column's source taps. Returns the pixel counts above t[1] and t[2] through ch / cl.
+RAPSAM_SIMD_CLONES
+void prompt_dense_band(const float* r0, const float* r1, const int32_t* c0, const int32_t* c1,
+                       const float* wx0, const float* wx1, const float* wy0, const float* wy1,
+                       int rh, int out_w, const float* t, uint8_t* out, float* top, float* bot,
+                       int64_t& ch, int64_t& cl) {
+    for (int x = 0; x < out_w; ++x) {
+        top[x] = wx0[x] * r0[c0[x]] + wx1[x] * r0[c1[x]];
+        bot[x] = wx0[x] * r1[c0[x]] + wx1[x] * r1[c1[x]];
+    }
+    const float t0 = t[0], t1 = t[1], t2 = t[2];
+    for (int y = 0; y < rh; ++y) {
+        const float v0 = wy0[y], v1 = wy1[y];
+        uint8_t* row = out + static_cast<size_t>(y) * out_w;
+        int32_t nh = 0, nl = 0;  // 32-bit lanes: vectorised counts (out_w <= kMaxSide)
+        for (int x = 0; x < out_w; ++x) {
+            const float v = v0 * top[x] + v1 * bot[x];
+            row[x] = v > t0;
+            nh += v > t1;
+            nl += v > t2;
+        }
+        ch += nh;
+        cl += nl;
+    }
+}
+
+}  // namespace
+
 void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, double valid_h,
                   double valid_w, int out_h, int out_w, double threshold,
                   double stability_offset, uint8_t* masks, float* stability, int n_threads,
@@ -785,9 +819,14 @@ void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, doubl
     std::vector<std::vector<int64_t>> hi(parts, std::vector<int64_t>(n, 0)),
         lo(parts, std::vector<int64_t>(n, 0));
     const std::vector<size_t> cut = split_bands(ybands, parts);
+    std::vector<int32_t> col0(out_w), col1(out_w);  // each output column's source taps
+    for (int x = 0; x < out_w; ++x) {
+        col0[x] = static_cast<int32_t>(tx.i0[x]);
+        col1[x] = static_cast<int32_t>(tx.i1[x]);
+    }
     parallel_for(parts, [&](int part, int) {
         std::vector<uint8_t> templ(out_w);
-        std::vector<float> top(max_cw), bot(max_cw);
+        std::vector<float> top(std::max(max_cw, out_w)), bot(std::max(max_cw, out_w));
         std::vector<int> mixed;
         int64_t* nh = hi[part].data();
         int64_t* nl = lo[part].data();
@@ -798,6 +837,7 @@ void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, doubl
                 const Band& rb = ybands[yb];
                 const int rh = rb.end - rb.begin;
                 mixed.clear();
+                int64_t band_h = 0, band_l = 0;  // pixels of the cells decided above t[1] / t[2]
                 for (int xbi = 0; xbi < static_cast<int>(xbands.size()); ++xbi) {
                     const Band& cb = xbands[xbi];
                     const int cw = cb.end - cb.begin;
@@ -807,12 +847,25 @@ void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, doubl
                     for (int i = 0; i < 3; ++i)
                         state[i] = lo_v > t[i] ? 1 : (hi_v <= t[i] ? 0 : 2);
                     const int64_t npix = int64_t{rh} * cw;
-                    if (state[1] == 1) nh[p] += npix;
-                    if (state[2] == 1) nl[p] += npix;
+                    if (state[1] == 1) band_h += npix;
+                    if (state[2] == 1) band_l += npix;
                     if (state[0] == 2 || state[1] == 2 || state[2] == 2) mixed.push_back(xbi);
                     // a mixed mask cell is written per pixel after the row copy
                     if (state[0] != 2) std::memset(templ.data() + cb.begin, state[0], cw);
                 }
+                if (2 * mixed.size() > xbands.size()) {  // mostly mixed: every pixel
+                    int64_t ch = 0, cl = 0;
+                    prompt_dense_band(L + rb.t0 * mask_w, L + rb.t1 * mask_w, col0.data(),
+                                      col1.data(), wx0.data(), wx1.data(), wy0.data() + rb.begin,
+                                      wy1.data() + rb.begin, rh, out_w, t,
+                                      out + static_cast<size_t>(rb.begin) * out_w, top.data(),
+                                      bot.data(), ch, cl);
+                    nh[p] += ch;  // every pixel counted: the decided cells' sums are dropped
+                    nl[p] += cl;
+                    continue;
+                }
+                nh[p] += band_h;
+                nl[p] += band_l;
                 for (int y = rb.begin; y < rb.end; ++y)
                     std::memcpy(out + static_cast<size_t>(y) * out_w, templ.data(), out_w);
                 for (int xbi : mixed) {

@@ -166,6 +166,22 @@ def test_prompt_masks_random(seed):
     np.testing.assert_allclose(a[1], b[1], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_prompt_masks_noise_dense_and_mixed_bands(seed):
+    """The dense-band path (most cells mixed) and the cell path in one mask: i.i.d. noise
+    in the top half, a smooth blob below, upsampled x8 (stability counts exact too)."""
+    rng = np.random.default_rng(300 + seed)
+    yy, xx = np.mgrid[0:32, 0:40]
+    logits = np.stack([6.0 - np.hypot(yy - 24, xx - 8 * (i + 1)) for i in range(16)])
+    logits[:, :14] = rng.standard_normal((16, 14, 40)) * (1 + seed)
+    logits = logits.astype(np.float32)
+    for out in [(240, 320), (250, 333)]:
+        a = twin.prompt_masks(logits, (31.5, 40), out)
+        b = _core.prompt_masks(logits, (31.5, 40), out)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+
 def test_prompt_masks_large_and_edge_values():
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[0:64, 0:64]
