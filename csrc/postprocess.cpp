@@ -318,6 +318,10 @@ inline float fast_expf(float x) {
     return p * scale;
 }
 
+// A panoptic row band is evaluated densely (every pixel, every kept query) when more than
+// 1 / kDenseShare of its (query, cell) pairs change sign inside the cell.
+constexpr int kDenseShare = 2;
+
 // Relative error of the float fast probabilities s / (1 + fast_expf(-v)) compared in float
 // products (a generous over-estimate: fast_expf 6e-7, s rounded to float, 3 roundings).
 constexpr float kFastRelF = 1e-6f;
@@ -399,6 +403,55 @@ void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, con
                                         (best_s[q] > 1e-30f));
 }
 
+// One output row of a band where most (query, cell) pairs are mixed, every pixel evaluated
+// for every kept query (no pruning; the twin's float bilinear values): own-area counts
+// (v >= 0) and the fast winner search of cell_fast_winners over all K queries along the
+// whole row (long contiguous vectors). top / bot: K x out_w horizontal interpolations of
+// the band's two source rows. Unclear pixels are decided exactly by the caller.
+RAPSAM_SIMD_CLONES
+void panoptic_dense_row(int K, int out_w, float v0, float v1, const float* __restrict top,
+                        const float* __restrict bot, const float* __restrict s,
+                        float* __restrict vals, float* __restrict best_p,
+                        float* __restrict second_p, int32_t* __restrict best_i,
+                        uint8_t* __restrict clear, int64_t* __restrict own) {
+    for (int k = 0; k < K; ++k) {
+        const float* __restrict tp = top + static_cast<size_t>(k) * out_w;
+        const float* __restrict bt = bot + static_cast<size_t>(k) * out_w;
+        float* __restrict v = vals + static_cast<size_t>(k) * out_w;
+        const float sk = s[k];
+        int32_t n = 0;
+        if (k == 0) {
+            for (int x = 0; x < out_w; ++x) {
+                const float vx = v0 * tp[x] + v1 * bt[x];
+                v[x] = vx;
+                n += vx >= 0.0f;
+                best_p[x] = sk / (1.0f + fast_expf(-vx));
+                second_p[x] = -1.0f;
+                best_i[x] = 0;
+            }
+        } else {
+            for (int x = 0; x < out_w; ++x) {
+                const float vx = v0 * tp[x] + v1 * bt[x];
+                v[x] = vx;
+                n += vx >= 0.0f;
+                const float p = sk / (1.0f + fast_expf(-vx));
+                const float b = best_p[x], sc = second_p[x];
+                const bool take = p > b;
+                const float sc2 = p > sc ? p : sc;
+                second_p[x] = take ? b : sc2;
+                best_p[x] = take ? p : b;
+                best_i[x] = take ? k : best_i[x];
+            }
+        }
+        own[k] += n;
+    }
+    // clear: the best is ahead of the runner-up by 4 x the fast error, and its d did not
+    // reach fast_expf's clamp (fast_expf(87) = 6.1e37, where p < 1.7e-38)
+    for (int x = 0; x < out_w; ++x)
+        clear[x] = static_cast<uint8_t>((best_p[x] > second_p[x] * (1.0f + 4 * kFastRelF)) &
+                                        (best_p[x] > 1e-30f));
+}
+
 struct PanopticState {
     int K = 0, h = 0, w = 0, out_w = 0;
     std::vector<const float*> logits;  // kept query k -> its h x w logits
@@ -407,12 +460,70 @@ struct PanopticState {
     std::vector<int> xb_t0, xb_t1, xb_w;
     std::vector<int> groups;  // x band index where each group of cells starts (+ end)
     std::vector<float> wy0, wy1, wx0, wx1;
+    std::vector<int32_t> col0, col1;  // each output column's source taps
     int xmax = 0;
 };
 
 struct PanopticCounts {
     std::vector<int64_t> own, won, fg;
 };
+
+// A dense band (see panoptic_dense_row): labels, won / fg / own counts, exact fallback.
+template <class Code>
+void panoptic_dense_band(const PanopticState& st, const Band& rb, Code* label_map,
+                         PanopticCounts& cnt, const std::vector<float>& s_f,
+                         std::vector<float>& top, std::vector<float>& bot,
+                         std::vector<float>& vals, std::vector<float>& best,
+                         std::vector<float>& second, std::vector<int32_t>& best_i,
+                         std::vector<uint8_t>& clear) {
+    const int K = st.K, out_w = st.out_w, w = st.w;
+    const size_t row_k = static_cast<size_t>(K) * out_w;
+    if (top.size() < row_k) {
+        top.resize(row_k);
+        bot.resize(row_k);
+        vals.resize(row_k);
+        best.resize(out_w);
+        second.resize(out_w);
+        best_i.resize(out_w);
+        clear.resize(out_w);
+    }
+    const float* wx0 = st.wx0.data();
+    const float* wx1 = st.wx1.data();
+    for (int k = 0; k < K; ++k) {  // the twin's horizontal pass, per output column
+        const float* r0 = st.logits[k] + rb.t0 * w;
+        const float* r1 = st.logits[k] + rb.t1 * w;
+        float* tp = top.data() + static_cast<size_t>(k) * out_w;
+        float* bt = bot.data() + static_cast<size_t>(k) * out_w;
+        for (int x = 0; x < out_w; ++x) {
+            tp[x] = wx0[x] * r0[st.col0[x]] + wx1[x] * r0[st.col1[x]];
+            bt[x] = wx0[x] * r1[st.col0[x]] + wx1[x] * r1[st.col1[x]];
+        }
+    }
+    for (int y = rb.begin; y < rb.end; ++y) {
+        panoptic_dense_row(K, out_w, st.wy0[y], st.wy1[y], top.data(), bot.data(), s_f.data(),
+                           vals.data(), best.data(), second.data(), best_i.data(), clear.data(),
+                           cnt.own.data());
+        Code* row = label_map + static_cast<size_t>(y) * out_w;
+        for (int x = 0; x < out_w; ++x) {
+            int k = best_i[x];
+            if (!clear[x]) {  // near tie: the twin's exact probabilities, first max
+                double best_p = 0.0;
+                for (int q = 0; q < K; ++q) {
+                    const double v = vals[static_cast<size_t>(q) * out_w + x];
+                    const double p = st.scores[q] / (1.0 + std::exp(-v));
+                    if (q == 0 || p > best_p) {
+                        best_p = p;
+                        k = q;
+                    }
+                }
+            }
+            const bool fg = vals[static_cast<size_t>(k) * out_w + x] >= 0.0f;
+            row[x] = static_cast<Code>(fg ? k + 1 : 0);
+            cnt.won[k] += 1;
+            cnt.fg[k] += fg;
+        }
+    }
+}
 
 // Processes the output rows of row bands [b_lo, b_hi). Cells (output pixels sharing the
 // same four source taps) are pruned in two levels: groups of consecutive cells, then
@@ -438,6 +549,13 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
     std::vector<uint8_t> clear(max_px);
     std::vector<float> cand_s(K);
     std::vector<double> cand_sd(K);
+    // dense bands: K x out_w interpolations and per-pixel winner state (allocated on use)
+    std::vector<float> dtop, dbot, dvals, dbest, dsecond;
+    std::vector<int32_t> dbest_i;
+    std::vector<uint8_t> dclear;
+    std::vector<float> s_f(K);
+    for (int k = 0; k < K; ++k) s_f[k] = static_cast<float>(st.scores[k]);
+    const int n_cells = static_cast<int>(st.xbands.size());
     const int* xt0 = st.xb_t0.data();
     const int* xt1 = st.xb_t1.data();
     const float* wx0 = st.wx0.data();
@@ -457,6 +575,20 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
                 mn[x] = std::min(r0[x], r1[x]);
                 mx[x] = std::max(r0[x], r1[x]);
             }
+        }
+        // mostly mixed (noisy logits): every pixel, every query, whole rows
+        int64_t n_mixed = 0;
+        for (int k = 0; k < K; ++k) {
+            const float* mn = rmn.data() + static_cast<size_t>(k) * cols;
+            const float* mx = rmx.data() + static_cast<size_t>(k) * cols;
+            for (int j = 0; j < n_cells; ++j)
+                n_mixed += sign_class(std::min(mn[xt0[j]], mn[xt1[j]]),
+                                      std::max(mx[xt0[j]], mx[xt1[j]])) == kMixed;
+        }
+        if (kDenseShare * n_mixed > int64_t{K} * n_cells) {
+            panoptic_dense_band(st, rb, label_map, cnt, s_f, dtop, dbot, dvals, dbest, dsecond,
+                                dbest_i, dclear);
+            continue;
         }
         for (int g = 0; g < n_groups; ++g) {
             const int j0 = st.groups[g], j1 = st.groups[g + 1];
@@ -679,6 +811,10 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
     }
     float_weights(ty, st.wy0, st.wy1);
     float_weights(tx, st.wx0, st.wx1);
+    for (int x = 0; x < out_w; ++x) {
+        st.col0.push_back(static_cast<int32_t>(tx.i0[x]));
+        st.col1.push_back(static_cast<int32_t>(tx.i1[x]));
+    }
     st.xmax = static_cast<int>(st.xbands.back().t1);
     constexpr int kGroup = 32;  // cells per pruning group
     for (int j = 0; j < static_cast<int>(st.xbands.size()); j += kGroup) st.groups.push_back(j);
