@@ -5,6 +5,8 @@ non-square), and through `Segmenter` (panoptic class labels per pixel, prompt ma
 3 frames. Run from the repository root: `python benchmarks/official_parity.py`; writes
 benchmarks/results/official/parity.json and .md."""
 
+from __future__ import annotations
+
 import importlib.util
 import json
 import tempfile
@@ -12,87 +14,97 @@ from pathlib import Path
 
 import numpy as np
 
-spec = importlib.util.spec_from_file_location("oc", "tests/official_ckpt.py")
-oc = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(oc)
-spec = importlib.util.spec_from_file_location("t", "tests/test_official_deploy.py")
-t = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(t)
 from rapsam_edge.bundle import load_bundle
 from rapsam_edge.deploy.bundle_writer import export_bundle
 from rapsam_edge.model.convert import convert_file
 from rapsam_edge.runtime import create_backend
 from rapsam_edge.runtime.segmenter import Segmenter
 
-rows = []
-tmp = Path(tempfile.mkdtemp())
-for variant, C, K in [("rapsam-r18", 5, 2), ("rapsam-r50", 155, 1)]:
-    model, emb = t.deformable(variant, classes=C, prototypes=K)
-    oc.write_mmengine_checkpoint(model, tmp / f"{variant}.pth")
-    np.save(tmp / "e.npy", emb.numpy())
-    (tmp / "n.json").write_text(
-        json.dumps([{"name": f"c{i}", "is_thing": i < C // 2} for i in range(C)])
-    )
-    conv, vocab = convert_file(
-        tmp / f"{variant}.pth", class_embeddings=tmp / "e.npy", classes=tmp / "n.json"
-    )
-    for form in ["gridsample", "deformconv"]:
-        b = load_bundle(
-            export_bundle(
-                conv,
-                tmp / f"{variant}-{form}",
-                name=variant,
-                classes=vocab,
-                input_size=320,
-                include_weights=True,
-                deform={"onnx": form, "openvino": form},
-            )
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+OUT = Path(__file__).resolve().parent / "results" / "official"
+
+
+def _load(name: str, file: str):
+    spec = importlib.util.spec_from_file_location(name, TESTS / file)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main() -> None:
+    oc = _load("official_ckpt", "official_ckpt.py")
+    t = _load("test_official_deploy", "test_official_deploy.py")
+    rows = []
+    tmp = Path(tempfile.mkdtemp())
+    for variant, c, k in [("rapsam-r18", 5, 2), ("rapsam-r50", 155, 1)]:
+        model, emb = t.deformable(variant, classes=c, prototypes=k)
+        oc.write_mmengine_checkpoint(model, tmp / f"{variant}.pth")
+        np.save(tmp / "e.npy", emb.numpy())
+        names = [{"name": f"c{i}", "is_thing": i < c // 2} for i in range(c)]
+        (tmp / "n.json").write_text(json.dumps(names))
+        conv, vocab = convert_file(
+            tmp / f"{variant}.pth", class_embeddings=tmp / "e.npy", classes=tmp / "n.json"
         )
-        for backend in ["ort-cpu", "openvino"]:
-            enc = create_backend(b, "encoder", backend)
-            rels = []
-            for h, w in [(160, 224), (224, 160), (256, 320)]:
-                img = np.random.default_rng(h).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
-                ref = t._torch_graph(conv, "encoder", img)["feats"]
-                f = enc.run({enc.name_of("image"): img})[enc.name_of("feats")]
-                rels.append(float(np.abs(f - ref).max() / np.abs(ref).max()))
-            agree, ious = [], []
-            for seed in range(3):
-                frame = np.random.default_rng(10 + seed).integers(
-                    0, 256, (240, 300, 3), dtype=np.uint8
+        for form in ["gridsample", "deformconv"]:
+            bundle = load_bundle(
+                export_bundle(
+                    conv,
+                    tmp / f"{variant}-{form}",
+                    name=variant,
+                    classes=vocab,
+                    input_size=320,
+                    include_weights=True,
+                    deform={"onnx": form, "openvino": form},
                 )
-                pts = [(30, 40), (150, 100), (280, 200), (10, 230)]
-                with Segmenter(b, backend="torch") as r, Segmenter(b, backend=backend) as s:
-                    agree.append(
-                        float(
-                            (
-                                t.class_map(r.panoptic(frame)) == t.class_map(s.panoptic(frame))
-                            ).mean()
-                        )
-                    )
-                    ma = r.prompt(r.set_image(frame), points=pts).masks
-                    mb = s.prompt(s.set_image(frame), points=pts).masks
-                    ious += [float((x & y).sum() / max(1, (x | y).sum())) for x, y in zip(ma, mb)]
-            row = dict(
-                variant=variant,
-                form=form,
-                backend=backend,
-                feat_max_rel_err=max(rels),
-                label_agreement_min=min(agree),
-                prompt_iou_min=min(ious),
             )
-            rows.append(row)
-            print(row, flush=True)
-out = Path("benchmarks/results/official")
-(out / "parity.json").write_text(json.dumps(rows, indent=2) + "\n")
-lines = [
-    "| model | deform form | backend | feature max rel. error (3 sizes) | panoptic label "
-    "agreement (min of 3 frames) | prompt mask IoU (min of 12 masks) |",
-    "|---|---|---|---:|---:|---:|",
-]
-lines += [
-    f"| {r['variant']} | {r['form']} | {r['backend']} | {r['feat_max_rel_err']:.1e} | "
-    f"{100 * r['label_agreement_min']:.2f} % | {r['prompt_iou_min']:.5f} |"
-    for r in rows
-]
-(out / "parity.md").write_text("# Official path parity vs torch\n\n" + "\n".join(lines) + "\n")
+            for backend in ["ort-cpu", "openvino"]:
+                enc = create_backend(bundle, "encoder", backend)
+                rels = []
+                for h, w in [(160, 224), (224, 160), (256, 320)]:
+                    img = np.random.default_rng(h).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+                    ref = t._torch_graph(conv, "encoder", img)["feats"]
+                    f = enc.run({enc.name_of("image"): img})[enc.name_of("feats")]
+                    rels.append(float(np.abs(f - ref).max() / np.abs(ref).max()))
+                agree, ious = [], []
+                for seed in range(3):
+                    rng = np.random.default_rng(10 + seed)
+                    frame = rng.integers(0, 256, (240, 300, 3), dtype=np.uint8)
+                    pts = [(30, 40), (150, 100), (280, 200), (10, 230)]
+                    with (
+                        Segmenter(bundle, backend="torch") as r,
+                        Segmenter(bundle, backend=backend) as s,
+                    ):
+                        a, b = t.class_map(r.panoptic(frame)), t.class_map(s.panoptic(frame))
+                        agree.append(float((a == b).mean()))
+                        ma = r.prompt(r.set_image(frame), points=pts).masks
+                        mb = s.prompt(s.set_image(frame), points=pts).masks
+                        ious += [
+                            float((x & y).sum() / max(1, (x | y).sum())) for x, y in zip(ma, mb)
+                        ]
+                row = {
+                    "variant": variant,
+                    "form": form,
+                    "backend": backend,
+                    "feat_max_rel_err": max(rels),
+                    "label_agreement_min": min(agree),
+                    "prompt_iou_min": min(ious),
+                }
+                rows.append(row)
+                print(row, flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "parity.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = [
+        "| model | deform form | backend | feature max rel. error (3 sizes) | panoptic label "
+        "agreement (min of 3 frames) | prompt mask IoU (min of 12 masks) |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['variant']} | {r['form']} | {r['backend']} | {r['feat_max_rel_err']:.1e} | "
+        f"{100 * r['label_agreement_min']:.2f} % | {r['prompt_iou_min']:.5f} |"
+        for r in rows
+    ]
+    (OUT / "parity.md").write_text("# Official path parity vs torch\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
