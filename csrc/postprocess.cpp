@@ -407,49 +407,50 @@ void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, con
 // for every kept query (no pruning; the twin's float bilinear values): own-area counts
 // (v >= 0) and the fast winner search of cell_fast_winners over all K queries along the
 // whole row (long contiguous vectors). top / bot: K x out_w horizontal interpolations of
-// the band's two source rows. Unclear pixels are decided exactly by the caller.
+// the band's two source rows. Values are not stored: the caller recomputes the winner's
+// (and, for unclear pixels, every query's) value with the same float expression.
 RAPSAM_SIMD_CLONES
 void panoptic_dense_row(int K, int out_w, float v0, float v1, const float* __restrict top,
-                        const float* __restrict bot, const float* __restrict s,
-                        float* __restrict vals, float* __restrict best_p,
-                        float* __restrict second_p, int32_t* __restrict best_i,
-                        uint8_t* __restrict clear, int64_t* __restrict own) {
+                        const float* __restrict bot, const float* __restrict inv_s,
+                        float* __restrict best_q, float* __restrict second_q,
+                        int32_t* __restrict best_i, uint8_t* __restrict clear,
+                        int64_t* __restrict own) {
+    // the fast probability s / (1 + e^-v) is tracked as its inverse q = (1 + e^-v) * (1 / s)
+    // (a multiply, no division): the winner has the smallest q, first minimum on ties
     for (int k = 0; k < K; ++k) {
         const float* __restrict tp = top + static_cast<size_t>(k) * out_w;
         const float* __restrict bt = bot + static_cast<size_t>(k) * out_w;
-        float* __restrict v = vals + static_cast<size_t>(k) * out_w;
-        const float sk = s[k];
+        const float ik = inv_s[k];
         int32_t n = 0;
         if (k == 0) {
             for (int x = 0; x < out_w; ++x) {
                 const float vx = v0 * tp[x] + v1 * bt[x];
-                v[x] = vx;
                 n += vx >= 0.0f;
-                best_p[x] = sk / (1.0f + fast_expf(-vx));
-                second_p[x] = -1.0f;
+                best_q[x] = (1.0f + fast_expf(-vx)) * ik;
+                second_q[x] = 3e38f;
                 best_i[x] = 0;
             }
         } else {
             for (int x = 0; x < out_w; ++x) {
                 const float vx = v0 * tp[x] + v1 * bt[x];
-                v[x] = vx;
                 n += vx >= 0.0f;
-                const float p = sk / (1.0f + fast_expf(-vx));
-                const float b = best_p[x], sc = second_p[x];
-                const bool take = p > b;
-                const float sc2 = p > sc ? p : sc;
-                second_p[x] = take ? b : sc2;
-                best_p[x] = take ? p : b;
+                const float q = (1.0f + fast_expf(-vx)) * ik;
+                const float b = best_q[x], sc = second_q[x];
+                const bool take = q < b;
+                const float sc2 = q < sc ? q : sc;
+                second_q[x] = take ? b : sc2;
+                best_q[x] = take ? q : b;
                 best_i[x] = take ? k : best_i[x];
             }
         }
         own[k] += n;
     }
-    // clear: the best is ahead of the runner-up by 4 x the fast error, and its d did not
-    // reach fast_expf's clamp (fast_expf(87) = 6.1e37, where p < 1.7e-38)
+    // clear: the runner-up's q exceeds the best's by 4 x the fast error (the q errors are
+    // those of p: fast_expf, the float 1 / s, two roundings), and the best's d did not reach
+    // fast_expf's clamp (6.1e37; q >= d as s <= 1)
     for (int x = 0; x < out_w; ++x)
-        clear[x] = static_cast<uint8_t>((best_p[x] > second_p[x] * (1.0f + 4 * kFastRelF)) &
-                                        (best_p[x] > 1e-30f));
+        clear[x] = static_cast<uint8_t>((best_q[x] * (1.0f + 4 * kFastRelF) < second_q[x]) &
+                                        (best_q[x] < 1e37f));
 }
 
 struct PanopticState {
@@ -471,9 +472,9 @@ struct PanopticCounts {
 // A dense band (see panoptic_dense_row): labels, won / fg / own counts, exact fallback.
 template <class Code>
 void panoptic_dense_band(const PanopticState& st, const Band& rb, Code* label_map,
-                         PanopticCounts& cnt, const std::vector<float>& s_f,
+                         PanopticCounts& cnt, const std::vector<float>& inv_s,
                          std::vector<float>& top, std::vector<float>& bot,
-                         std::vector<float>& vals, std::vector<float>& best,
+                         std::vector<float>& best,
                          std::vector<float>& second, std::vector<int32_t>& best_i,
                          std::vector<uint8_t>& clear) {
     const int K = st.K, out_w = st.out_w, w = st.w;
@@ -481,7 +482,6 @@ void panoptic_dense_band(const PanopticState& st, const Band& rb, Code* label_ma
     if (top.size() < row_k) {
         top.resize(row_k);
         bot.resize(row_k);
-        vals.resize(row_k);
         best.resize(out_w);
         second.resize(out_w);
         best_i.resize(out_w);
@@ -500,24 +500,27 @@ void panoptic_dense_band(const PanopticState& st, const Band& rb, Code* label_ma
         }
     }
     for (int y = rb.begin; y < rb.end; ++y) {
-        panoptic_dense_row(K, out_w, st.wy0[y], st.wy1[y], top.data(), bot.data(), s_f.data(),
-                           vals.data(), best.data(), second.data(), best_i.data(), clear.data(),
-                           cnt.own.data());
+        const float v0 = st.wy0[y], v1 = st.wy1[y];
+        panoptic_dense_row(K, out_w, v0, v1, top.data(), bot.data(), inv_s.data(), best.data(),
+                           second.data(), best_i.data(), clear.data(), cnt.own.data());
         Code* row = label_map + static_cast<size_t>(y) * out_w;
+        const auto value = [&](int q, int x) {  // the kernel's float expression
+            const size_t i = static_cast<size_t>(q) * out_w + x;
+            return v0 * top[i] + v1 * bot[i];
+        };
         for (int x = 0; x < out_w; ++x) {
             int k = best_i[x];
             if (!clear[x]) {  // near tie: the twin's exact probabilities, first max
                 double best_p = 0.0;
                 for (int q = 0; q < K; ++q) {
-                    const double v = vals[static_cast<size_t>(q) * out_w + x];
-                    const double p = st.scores[q] / (1.0 + std::exp(-v));
+                    const double p = st.scores[q] / (1.0 + std::exp(-double(value(q, x))));
                     if (q == 0 || p > best_p) {
                         best_p = p;
                         k = q;
                     }
                 }
             }
-            const bool fg = vals[static_cast<size_t>(k) * out_w + x] >= 0.0f;
+            const bool fg = value(k, x) >= 0.0f;
             row[x] = static_cast<Code>(fg ? k + 1 : 0);
             cnt.won[k] += 1;
             cnt.fg[k] += fg;
@@ -550,11 +553,11 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
     std::vector<float> cand_s(K);
     std::vector<double> cand_sd(K);
     // dense bands: K x out_w interpolations and per-pixel winner state (allocated on use)
-    std::vector<float> dtop, dbot, dvals, dbest, dsecond;
+    std::vector<float> dtop, dbot, dbest, dsecond;
     std::vector<int32_t> dbest_i;
     std::vector<uint8_t> dclear;
-    std::vector<float> s_f(K);
-    for (int k = 0; k < K; ++k) s_f[k] = static_cast<float>(st.scores[k]);
+    std::vector<float> inv_s(K);  // 1 / score in float (kept scores are > 0)
+    for (int k = 0; k < K; ++k) inv_s[k] = static_cast<float>(1.0 / st.scores[k]);
     const int n_cells = static_cast<int>(st.xbands.size());
     const int* xt0 = st.xb_t0.data();
     const int* xt1 = st.xb_t1.data();
@@ -586,7 +589,7 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
                                       std::max(mx[xt0[j]], mx[xt1[j]])) == kMixed;
         }
         if (kDenseShare * n_mixed > int64_t{K} * n_cells) {
-            panoptic_dense_band(st, rb, label_map, cnt, s_f, dtop, dbot, dvals, dbest, dsecond,
+            panoptic_dense_band(st, rb, label_map, cnt, inv_s, dtop, dbot, dbest, dsecond,
                                 dbest_i, dclear);
             continue;
         }
