@@ -40,6 +40,7 @@ struct Segment {
     float score;    ///< max class score over the merged queries
     int64_t area;   ///< pixels
     bool is_thing;
+    uint8_t padding[7] = {};  ///< always zero: records are deterministic as bytes
 };
 static_assert(sizeof(Segment) == 32, "Segment must match SEGMENT_DTYPE (aligned)");
 

@@ -1,4 +1,5 @@
 // COCO compressed RLE (pycocotools rleToString / rleFrString), twin of _numpy.rle_*.
+#include <cstdio>
 #include "rle.hpp"
 
 #include <algorithm>
@@ -91,8 +92,12 @@ std::vector<int64_t> rle_counts_from_string(const char* data, size_t size) {
         while (more) {
             if (pos >= size) fail("rle counts string is truncated");
             const int c = static_cast<unsigned char>(data[pos]) - 48;
-            if (c < 0 || c >= 64)
-                fail(std::string("rle counts has an invalid character '") + data[pos] + "'");
+            if (c < 0 || c >= 64) {  // the byte in hex: any byte, never an undecodable message
+                char msg[80];
+                std::snprintf(msg, sizeof msg, "rle counts has an invalid byte 0x%02x at %zu",
+                              static_cast<unsigned>(static_cast<unsigned char>(data[pos])), pos);
+                fail(msg);
+            }
             if (5 * shift >= 58) fail("rle counts has a value out of range");
             x |= static_cast<int64_t>(c & 0x1f) << (5 * shift);
             more = (c & 0x20) != 0;

@@ -233,7 +233,10 @@ def panoptic_fuse(
             stuff_ids[cls] = seg
         label_map[pixels] = seg
         records.append((seg, cls, int(query), score, n_pixels, bool(is_thing[cls])))
-    return label_map, np.array(records, dtype=SEGMENT_DTYPE)
+    segments = np.zeros(len(records), dtype=SEGMENT_DTYPE)  # padding bytes zeroed too
+    for i, record in enumerate(records):
+        segments[i] = record
+    return label_map, segments
 
 
 # ---------------------------------------------------------------- prompt masks
@@ -331,7 +334,7 @@ def _rle_counts(string: bytes) -> list[int]:
                 raise InputError("rle counts string is truncated")
             c = string[pos] - 48
             if not 0 <= c < 64:
-                raise InputError(f"rle counts has an invalid character {chr(string[pos])!r}")
+                raise InputError(f"rle counts has an invalid byte 0x{string[pos]:02x} at {pos}")
             x |= (c & 0x1F) << (5 * shift)
             more = bool(c & 0x20)
             pos += 1
