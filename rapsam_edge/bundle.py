@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -121,10 +122,54 @@ def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _inside(root: Path, path: Path, rel: str) -> None:
+    """Refuse a bundle path that is, or passes through, a symlink, or resolves outside the
+    bundle directory (a graph must never read a file the manifest did not vouch for)."""
+    p = root
+    for part in Path(rel).parts:
+        p = p / part
+        if p.is_symlink():
+            raise BundleError(
+                f"bundle {root}: {rel!r} is a symbolic link ({p} -> {os.readlink(p)}); "
+                "bundle files must be regular files inside the bundle directory"
+            )
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise BundleError(f"bundle {root}: {rel!r} resolves outside the bundle directory")
+
+
 def verify_files(bundle: Bundle) -> None:
-    """Check that every listed file exists and matches its sha256."""
+    """Check the bundle's files before anything parses them.
+
+    Every listed file must be a regular file inside the bundle directory (no symlinks, no
+    path leaving it) whose sha256 matches the manifest, and every file in the directory must
+    be listed: ONNX graphs may load external data files by name, so an unlisted file could
+    be loaded unverified.
+
+    Raises:
+      MissingFileError: a listed file is missing. ChecksumError: a digest differs.
+      BundleError: a symlink, a path leaving the bundle, or an unlisted file.
+    """
+    root = bundle.root
+    manifest = root / MANIFEST_NAME
+    if manifest.is_symlink():
+        raise BundleError(f"bundle {root}: {MANIFEST_NAME} is a symbolic link")
+    listed = set(bundle.files)
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            raise BundleError(
+                f"bundle {root}: {rel!r} is a symbolic link; bundle files must be regular "
+                "files inside the bundle directory"
+            )
+        if path.is_file() and rel != MANIFEST_NAME and rel not in listed:
+            raise BundleError(
+                f"bundle {root}: {rel!r} is not listed in the manifest (every file of a bundle "
+                "carries a sha256, so that no graph can load an unverified file)",
+                hint=f"remove {rel} from the bundle directory, or re-export the bundle",
+            )
     for rel, digest in bundle.files.items():
-        path = bundle.root / rel
+        path = root / rel
+        _inside(root, path, rel)
         if not path.is_file():
             raise MissingFileError(
                 f"bundle {bundle.root}: {rel!r} is listed in the manifest but missing"
@@ -164,9 +209,15 @@ def load_bundle(path: str | Path | None = None, *, verify: bool = True) -> Bundl
         raise BundleError(f"{manifest_path}: cannot read ({e})") from e
     try:
         manifest = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, and ints over 4300 digits
         raise ManifestError(f"{manifest_path}: not valid JSON ({e})") from e
-    bundle = parse_manifest(manifest, root)
+    try:
+        bundle = parse_manifest(manifest, root)
+    except ManifestError:
+        raise
+    except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as e:
+        # a malformed value the field checks did not anticipate is still a manifest error
+        raise ManifestError(f"{manifest_path}: malformed manifest ({type(e).__name__}: {e})") from e
     if verify:
         verify_files(bundle)
     return bundle

@@ -42,6 +42,7 @@ RUNTIME_MODULES = frozenset(
         "test_tracker",
         "test_layers",
         "test_contract",
+        "test_bundle_hostile",
         "test_cli",
         "test_profile",
         "test_profile_layers",

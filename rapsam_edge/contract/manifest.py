@@ -313,9 +313,20 @@ def _int(d: Mapping, key: str, where: str, *, minimum: int = 0) -> int:
 
 
 def _float(d: Mapping, key: str, where: str) -> float:
-    v = float(_typed(_get(d, key, where), (int, float), f"{where}.{key}"))
+    raw = _typed(_get(d, key, where), (int, float), f"{where}.{key}")
+    try:
+        v = float(raw)
+    except OverflowError:  # a JSON integer too large for a float
+        raise ManifestError(f"{where}.{key}: {raw!r:.40} is out of range") from None
     if not math.isfinite(v):
         raise ManifestError(f"{where}.{key}: {v} is not finite")
+    return v
+
+
+def _probability(d: Mapping, key: str, where: str) -> float:
+    v = _float(d, key, where)
+    if not 0.0 <= v <= 1.0:
+        raise ManifestError(f"{where}.{key}: {v} is not in [0, 1]")
     return v
 
 
@@ -406,7 +417,7 @@ def _input_spec(d: Mapping, where: str) -> InputSpec:
         v = _typed(_get(d, key, where), list, f"{where}.{key}")
         if len(v) != 3:
             raise ManifestError(f"{where}.{key}: expected 3 values, got {len(v)}")
-        return tuple(float(_typed(x, (int, float), f"{where}.{key}[{i}]")) for i, x in enumerate(v))  # type: ignore[return-value]
+        return tuple(_float(dict(enumerate(v)), i, f"{where}.{key}") for i in range(3))  # type: ignore[return-value]
 
     pad_divisor = _int(d, "pad_divisor", where, minimum=1)
     long_side = _int(d, "long_side", where, minimum=1)
@@ -432,6 +443,30 @@ def _input_spec(d: Mapping, where: str) -> InputSpec:
     )
 
 
+def _check_decoder_dims(
+    graphs: Mapping[str, GraphInfo], num_queries: int, num_classes: int, w: str
+) -> None:
+    """The panoptic decoder's fixed sizes must agree with ``num_queries`` and the class list
+    (N queries, C + 1 class columns); the backends then check the graph files against these
+    specs, so a manifest cannot silently disagree with its graphs."""
+    info = graphs.get("panoptic_decoder")
+    if info is None:
+        return
+    for spec in info.outputs:
+        if spec.role in ("cls_logits", "mask_logits", "query_embed"):
+            n = spec.shape[1]
+            if isinstance(n, int) and n != num_queries:
+                raise ManifestError(
+                    f"{w}.num_queries: {num_queries}, but {spec.name} has {n} queries"
+                )
+        if spec.role == "cls_logits" and isinstance(spec.shape[2], int):
+            if spec.shape[2] != num_classes + 1:
+                raise ManifestError(
+                    f"{w}.classes: {num_classes} classes, but {spec.name} has "
+                    f"{spec.shape[2]} columns (C + 1 with no-object)"
+                )
+
+
 def _parse(manifest: Any) -> Manifest:
     w = "manifest"
     _typed(manifest, dict, w)
@@ -439,7 +474,11 @@ def _parse(manifest: Any) -> Manifest:
     if fmt != FORMAT_NAME:
         raise ManifestError(f"{w}.format: {fmt!r} is not {FORMAT_NAME!r}")
     version = _get(manifest, "format_version", w)
-    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or version not in SUPPORTED_VERSIONS
+    ):
         raise ManifestError(
             f"{w}.format_version: unsupported version {version!r}; this "
             f"rapsam-edge reads {sorted(SUPPORTED_VERSIONS)}"
@@ -498,18 +537,20 @@ def _parse(manifest: Any) -> Manifest:
                 raise ManifestError(f"{w}.weights.{key}: {rel!r} has no sha256 in files")
         weights = MappingProxyType({k: str(v) for k, v in weights.items()})
 
+    num_queries = _int(manifest, "num_queries", w, minimum=1)
+    _check_decoder_dims(graphs, num_queries, len(classes), w)
     return Manifest(
         format_version=version,
         name=_str(manifest, "name", w),
         variant=_str(manifest, "variant", w),
         input=_input_spec(_dict(manifest, "input", w), f"{w}.input"),
         feat_stride=_int(manifest, "feat_stride", w, minimum=1),
-        num_queries=_int(manifest, "num_queries", w, minimum=1),
+        num_queries=num_queries,
         classes=tuple(classes),
         graphs=MappingProxyType(graphs),
         postprocess=PostprocessDefaults(
-            score_threshold=_float(pp, "score_threshold", f"{w}.postprocess"),
-            overlap_threshold=_float(pp, "overlap_threshold", f"{w}.postprocess"),
+            score_threshold=_probability(pp, "score_threshold", f"{w}.postprocess"),
+            overlap_threshold=_probability(pp, "overlap_threshold", f"{w}.postprocess"),
             prompt_threshold=_float(pp, "prompt_threshold", f"{w}.postprocess"),
         ),
         weights=weights,

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..bundle import Bundle
 from ..contract.manifest import GraphInfo, TensorSpec
-from ..errors import BackendError, BackendUnavailable, BundleError, InputError
+from ..errors import BackendError, BackendUnavailable, BundleError, InputError, ManifestError
 
 __all__ = ["Backend", "BackendUnavailable", "check_feeds", "example_feeds"]
 
@@ -88,6 +88,45 @@ class Backend:
         self._lock = threading.Lock()
         self._closed = False
         self._open(bundle, device, **options)
+        self._check_signature()
+
+    def _signature(self) -> dict[str, tuple[int | None, ...]] | None:
+        """The opened graph's tensors: name -> shape (None = dynamic axis), inputs and
+        outputs together; None where the backend cannot tell before running."""
+        return None
+
+    def _check_signature(self) -> None:
+        """Cross-check the opened graph against the manifest: the same tensor names, ranks
+        and fixed sizes. A bundle whose manifest does not describe its graphs is refused
+        at load instead of giving silently wrong results.
+
+        Raises:
+          ManifestError: names, ranks or fixed sizes differ (the bundle is closed first)."""
+        actual = self._signature()
+        if actual is None:
+            return
+        specs = {t.name: t.shape for t in self.info.inputs + self.info.outputs}
+        problems = []
+        missing, extra = sorted(set(specs) - set(actual)), sorted(set(actual) - set(specs))
+        if missing or extra:
+            problems.append(f"tensor names differ (manifest only {missing}, graph only {extra})")
+        for name in sorted(set(specs) & set(actual)):
+            want, got = specs[name], actual[name]
+            if len(want) != len(got):
+                problems.append(
+                    f"{name}: rank {len(got)} in the graph, {len(want)} in the manifest"
+                )
+                continue
+            for axis, (w, g) in enumerate(zip(want, got)):
+                if isinstance(w, int) and g is not None and w != g:
+                    problems.append(f"{name}: axis {axis} is {g} in the graph, {w} in the manifest")
+        if problems:
+            self.close()
+            raise ManifestError(
+                f"{self.name}/{self.graph}: the manifest does not describe the graph file: "
+                + "; ".join(problems),
+                hint="re-export the bundle; a manifest must not be edited by hand",
+            )
 
     def _open(self, bundle: Bundle, device: str | None, **options: Any) -> None:
         raise NotImplementedError

@@ -179,6 +179,18 @@ class OpenVINOBackend(Backend):
             request = entry.idle.pop() if entry.idle else entry.compiled.create_infer_request()
         return entry, request
 
+    def _signature(self) -> dict[str, tuple[int | None, ...]] | None:
+        wanted = {t.name for t in self.info.inputs + self.info.outputs}
+        out: dict[str, tuple[int | None, ...]] = {}
+        for port in list(self.model.inputs) + list(self.model.outputs):
+            names = port.get_names()
+            name = next(iter(sorted(names & wanted)), port.get_any_name())
+            shape = port.get_partial_shape()
+            if shape.rank.is_dynamic:
+                return None  # nothing to compare before a run
+            out[name] = tuple(d.get_length() if d.is_static else None for d in shape)
+        return out
+
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         entry, request = self._acquire(feeds)
         try:

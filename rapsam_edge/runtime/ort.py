@@ -109,6 +109,13 @@ class OrtBackend(Backend):
         self.providers = tuple(self.session.get_providers())
         log.debug("%s: %s on %s (providers %s)", self.name, self.graph, self.device, self.providers)
 
+    def _signature(self) -> dict[str, tuple[int | None, ...]]:
+        tensors = list(self.session.get_inputs()) + list(self.session.get_outputs())
+        return {
+            t.name: tuple(d if isinstance(d, int) else None for d in (t.shape or ()))
+            for t in tensors
+        }
+
     def _providers(
         self, device: str | None, extra: Mapping[str, Mapping[str, Any]]
     ) -> tuple[str, list]:

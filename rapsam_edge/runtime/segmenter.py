@@ -39,7 +39,14 @@ from .. import ops
 from ..bundle import Bundle, load_bundle
 from ..contract.graphs import GRAPH_NAMES
 from ..contract.postprocess import POINT_BOX_HALF, SATURATED_LOGIT, PostprocessDefaults
-from ..errors import BackendError, BundleError, ConfigError, InputError, SourceError
+from ..errors import (
+    BackendError,
+    BundleError,
+    ConfigError,
+    InputError,
+    ManifestError,
+    SourceError,
+)
 from .base import Backend
 from .registry import SELECTION_POLICIES, canonical_name, create_backend
 from .results import PanopticResult, PromptResult, TrackResult
@@ -246,7 +253,32 @@ class Segmenter:
             "prm_masks": prm.name_of("mask_logits"),
             "iou": prm.name_of("iou"),
         }
+        self._check_feature_grid()
         log.info("Segmenter: bundle %s on backend %s", self.bundle.name, self.backend_name)
+
+    def _check_feature_grid(self) -> None:
+        """Run the encoder once on a small blank frame and check its output against the
+        manifest (feature width, ``feat_stride``): a wrong stride would otherwise give
+        silently misplaced masks. Also the first (allocating) run of the encoder.
+
+        Raises:
+          ManifestError: the encoder's features do not match the manifest."""
+        pad = self.bundle.input.pad_divisor
+        side = pad * max(1, -(-64 // pad))
+        enc = self.graphs["encoder"]
+        image = np.zeros((1, side, side, 3), np.uint8)
+        feats = enc.run({self._io["image"]: image})[self._io["feats"]]
+        stride = self.bundle.feat_stride
+        spec = next(t for t in enc.info.outputs if t.name == self._io["feats"])
+        width = spec.shape[1] if isinstance(spec.shape[1], int) else feats.shape[1]
+        want = (1, width, side // stride, side // stride)
+        if feats.shape != want:
+            self.close()
+            raise ManifestError(
+                f"bundle {self.bundle.name!r}: the encoder maps a {side} x {side} frame to "
+                f"features {feats.shape}, the manifest implies {want} (feat_stride {stride})",
+                hint="re-export the bundle; a manifest must not be edited by hand",
+            )
 
     def _create_backends(
         self, backend: Any, device: str | None, options: dict[str, Any]
