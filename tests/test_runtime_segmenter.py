@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rapsam_edge import ops
+from rapsam_edge.contract.postprocess import SEGMENT_DTYPE
 from rapsam_edge.errors import InputError
 from rapsam_edge.runtime.segmenter import Segmenter
 from rapsam_edge.runtime.tracker import TrackerConfig
@@ -252,3 +253,32 @@ def test_long_stream_keeps_memory_flat(seg: Segmenter, frame: np.ndarray):
     bound = seg.bundle.num_queries * (seg.tracker.config.max_missed + 1)
     assert len(seg.tracker.tracks) <= bound
     assert sizes[1] - sizes[0] < 2_000_000, f"grew by {sizes[1] - sizes[0]} bytes"
+
+
+def test_ytvis_recorder_memory_does_not_grow_with_frame_size():
+    """The recorder encodes each frame as it comes: 300 640x480 frames (no track, then one
+    small track) keep well under 2 KB per frame, not the 2.5 MB of two full maps."""
+    import tracemalloc
+
+    from rapsam_edge.runtime.results import PanopticResult, TrackResult, YtvisRecorder
+
+    def result(i: int, with_track: bool) -> TrackResult:
+        track_map = np.zeros((480, 640), np.int32)
+        if with_track:
+            track_map[100:140, 200 + i % 50 : 260 + i % 50] = 3
+        pan = PanopticResult(np.zeros((480, 640), np.int32), np.zeros(0, SEGMENT_DTYPE), ())
+        ids = np.array([3] if with_track else [], np.int64)
+        return TrackResult(i, track_map, ids, np.zeros(len(ids), np.int64), np.ones(len(ids)), pan)
+
+    recorder = YtvisRecorder(video_id=1)
+    recorder.add(result(0, True))  # warm-up allocations
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(1, 301):
+        recorder.add(result(i, i > 150))
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 300 * 2048, f"recorder grew {grown / 1e3:.0f} kB over 300 frames"
+    (entry,) = recorder.results()
+    assert len(entry["segmentations"]) == 301
+    assert entry["segmentations"][1] is None and entry["segmentations"][151] is not None

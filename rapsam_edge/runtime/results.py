@@ -105,40 +105,46 @@ class TrackResult:
 
 class YtvisRecorder:
     """Collects TrackResults of one video into YouTube-VIS result entries (one per track:
-    video_id, category_id, score = mean over the frames it was seen, per-frame RLE or
-    None)."""
+    video_id, category_id, score = mean over the frames it was seen, per-frame RLE or None).
+
+    Each frame is encoded when added (one RLE per live track); nothing of the frame's
+    H x W maps is kept, so memory grows with the tracks' RLE sizes only (a few hundred bytes
+    per track and frame), not with the frame size."""
 
     def __init__(self, video_id: int, category_ids: Sequence[int] | None = None) -> None:
         self.video_id = video_id
         self.category_ids = category_ids
-        self._frames: list[TrackResult] = []
+        self.num_frames = 0
+        # track id -> {"masks": {frame index: rle}, "scores": [...], "classes": [...]}
+        self._tracks: dict[int, dict[str, Any]] = {}
 
     def add(self, result: TrackResult) -> None:
-        self._frames.append(result)
+        """Encode one frame's tracks (``track_map`` == id) as RLE and keep only those."""
+        t = self.num_frames
+        self.num_frames += 1
+        ids = result.track_ids.tolist()
+        if not ids:
+            return
+        masks = np.ascontiguousarray(result.track_map[None] == result.track_ids[:, None, None])
+        rles = ops.rle_encode(masks)
+        for tid, cls, score, rle in zip(
+            ids, result.track_classes.tolist(), result.track_scores.tolist(), rles
+        ):
+            entry = self._tracks.setdefault(tid, {"masks": {}, "scores": [], "classes": []})
+            entry["masks"][t] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+            entry["scores"].append(score)
+            entry["classes"].append(cls)
 
     def results(self) -> list[dict[str, Any]]:
-        n = len(self._frames)
-        per_track: dict[int, dict[str, Any]] = {}
-        for t, frame in enumerate(self._frames):
-            for tid, cls, score in zip(
-                frame.track_ids.tolist(), frame.track_classes.tolist(), frame.track_scores.tolist()
-            ):
-                entry = per_track.setdefault(
-                    tid, {"masks": [None] * n, "scores": [], "classes": []}
-                )
-                rle = ops.rle_encode(np.ascontiguousarray(frame.track_map == tid))
-                entry["masks"][t] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
-                entry["scores"].append(score)
-                entry["classes"].append(cls)
         out = []
-        for entry in per_track.values():
+        for entry in self._tracks.values():
             cls = int(np.bincount(entry["classes"]).argmax())
             out.append(
                 {
                     "video_id": self.video_id,
                     "category_id": int(self.category_ids[cls]) if self.category_ids else cls + 1,
                     "score": float(np.mean(entry["scores"])),
-                    "segmentations": entry["masks"],
+                    "segmentations": [entry["masks"].get(t) for t in range(self.num_frames)],
                 }
             )
         return out
