@@ -4,6 +4,7 @@ from ``RapsamEdgeError``, so an application can catch the SDK's errors apart fro
     RapsamEdgeError
     ├── InputError (ValueError)            bad argument or data handed to the SDK
     │   ├── ConfigError                    bad constructor / CLI setting
+    │   ├── DatasetError                   unreadable dataset / annotation file (names it)
     │   └── SourceError                    a camera, video file or frame source that cannot be read
     ├── BundleError                        a model bundle that cannot be used
     │   ├── ManifestError (ValueError)     malformed manifest; the message names the field
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigError",
     "CoreFallbackWarning",
     "CoreUnavailableError",
+    "DatasetError",
     "InputError",
     "ManifestError",
     "MissingDependencyError",
@@ -74,6 +76,16 @@ class SourceError(InputError):
     """A camera, video file or frame source cannot be opened or read."""
 
     default_hint = "check the camera index / file path (`rapsam-edge run --source ...`)"
+
+
+class DatasetError(InputError):
+    """A dataset, annotation or result file cannot be read (the message names the file and
+    the field)."""
+
+    default_hint = (
+        "the readers take COCO panoptic and YouTube-VIS 2019 (native or mmdet / mmtracking "
+        "video layout) files; see docs/training.md"
+    )
 
 
 class BundleError(RapsamEdgeError):

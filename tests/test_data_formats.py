@@ -246,3 +246,114 @@ def test_make_dataset_splits_differ(tmp_path):
     assert a != b
     with pytest.raises(ValueError):
         make_dataset(tmp_path, seed=-1, **kw)
+
+
+def _to_mmdet_layout(native: dict, *, polygons_for: int | None = None) -> dict:
+    """The same annotations as mmdet / mmtracking write them: per-frame images (frame ids
+    shuffled in file order) and per-frame annotations with instance ids; the instance
+    ``polygons_for`` gets polygon segmentations (its box as a rectangle) instead of RLE."""
+    rng = np.random.default_rng(0)
+    images, anns, image_id = [], [], 0
+    ids = {}
+    for v in native["videos"]:
+        order = rng.permutation(len(v["file_names"]))
+        for t in order:
+            image_id += 1
+            ids[(v["id"], int(t))] = image_id
+            images.append(
+                {
+                    "id": image_id,
+                    "video_id": v["id"],
+                    "frame_id": int(t),
+                    "file_name": v["file_names"][t],
+                    "height": v["height"],
+                    "width": v["width"],
+                }
+            )
+    for a in native["annotations"]:
+        for t, seg in enumerate(a["segmentations"]):
+            if seg is None:
+                continue
+            x, y, w, h = a["bboxes"][t]
+            polygon = [[x, y, x + w - 1, y, x + w - 1, y + h - 1, x, y + h - 1]]
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "video_id": a["video_id"],
+                    "image_id": ids[(a["video_id"], t)],
+                    "category_id": a["category_id"],
+                    "instance_id": 1000 + a["id"],
+                    "bbox": a["bboxes"][t],
+                    "area": a["areas"][t],
+                    "iscrowd": 0,
+                    "segmentation": polygon if a["id"] == polygons_for else seg,
+                }
+            )
+    videos = [{"id": v["id"], "name": f"v{v['id']}"} for v in native["videos"]]
+    return {
+        "videos": videos,
+        "images": images,
+        "annotations": anns,
+        "categories": native["categories"],
+    }
+
+
+def test_ytvis_reads_the_mmdet_video_layout(tmp_path):
+    """The layout the RAP-SAM reference (mmdet / mmtracking) trains from reads to the same
+    samples as YouTube-VIS's own; polygons are rasterised."""
+    from rapsam_edge.data.ytvis import from_mmdet_video_layout
+
+    videos = [generate_video(s, size=SIZE, length=4) for s in range(2)]
+    with YtvisWriter(tmp_path, "train") as w:
+        for v in videos:
+            w.add_video(v.images, v.ids, v.segments)
+    path = tmp_path / "annotations" / "instances_train.json"
+    native = json.loads(path.read_text())
+    mm = tmp_path / "annotations" / "mmdet_train.json"
+    mm.write_text(json.dumps(_to_mmdet_layout(native)))
+    a, b = YtvisDataset(tmp_path, "train"), YtvisDataset(tmp_path, "train", ann_file=mm)
+    assert len(a) == len(b) == 2
+    for sa, sb in zip(a, b):
+        assert sa.file_names == sb.file_names and np.array_equal(sa.images, sb.images)
+        assert [i.class_id for i in sa.instances] == [i.class_id for i in sb.instances]
+        for ia, ib in zip(sa.instances, sb.instances):
+            assert np.array_equal(ia.masks, ib.masks)
+    poly_id = native["annotations"][0]["id"]
+    conv = from_mmdet_video_layout(_to_mmdet_layout(native, polygons_for=poly_id))
+    track = next(
+        t for t in conv["annotations"] if t["video_id"] == native["annotations"][0]["video_id"]
+    )
+    t0 = next(t for t, s in enumerate(track["segmentations"]) if s is not None)
+    x, y, w, h = track["bboxes"][t0]
+    from rapsam_edge.ops import rle_decode
+
+    rect = rle_decode(track["segmentations"][t0])
+    assert rect[y : y + h, x : x + w].all() and rect.sum() == w * h
+
+
+def test_ytvis_and_vis_eval_give_typed_errors_naming_file_and_field(tmp_path):
+    from rapsam_edge.errors import DatasetError
+    from rapsam_edge.eval.vis_ap import vis_ap_from_json
+
+    bad = tmp_path / "annotations" / "instances_train.json"
+    bad.parent.mkdir(parents=True)
+    for content, word in [
+        ("not json", "cannot read"),
+        (json.dumps({"videos": [{"id": 1}], "categories": []}), "file_names"),
+        (json.dumps({"categories": []}), "videos"),
+        (json.dumps([1, 2]), "not a YouTube-VIS"),
+    ]:
+        bad.write_text(content)
+        with pytest.raises(DatasetError, match=word) as e:
+            YtvisDataset(tmp_path, "train")
+        assert str(bad) in str(e.value)
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"videos": [{"id": 1}], "categories": [{"id": 1}]}))
+    with pytest.raises(DatasetError, match="'annotations'") as e:
+        vis_ap_from_json(gt, [])
+    assert str(gt) in str(e.value)
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps([{"video_id": 1}]))
+    gt.write_text(json.dumps({"videos": [{"id": 1}], "categories": [{"id": 1}], "annotations": []}))
+    with pytest.raises(DatasetError, match=r"pred\.json"):
+        vis_ap_from_json(gt, pred)

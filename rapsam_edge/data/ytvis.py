@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from ..errors import DatasetError
 from ..ops import rle_decode, rle_encode
 from .coco_panoptic import contiguous_classes
 from .imageio import read_rgb, write_rgb
@@ -142,13 +144,28 @@ class YtvisDataset(Sequence[VideoSample]):
         root = Path(root)
         self.ann_file = Path(ann_file or root / "annotations" / f"instances_{split}.json")
         self.image_dir = Path(image_dir or root / split / "JPEGImages")
-        data = json.loads(self.ann_file.read_text())
-        self.categories: list[dict[str, Any]] = data["categories"]
-        self.cat_to_train, self.classes = contiguous_classes(self.categories, category_map)
-        self._videos: list[dict[str, Any]] = list(data["videos"])
-        self._tracks: dict[int, list[dict[str, Any]]] = {}
-        for ann in data.get("annotations") or []:  # absent in unannotated (test) splits
-            self._tracks.setdefault(int(ann["video_id"]), []).append(ann)
+        try:
+            data = json.loads(self.ann_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise DatasetError(f"{self.ann_file}: cannot read YouTube-VIS annotations ({e})") from e
+        try:
+            if is_mmdet_video_layout(data):
+                data = from_mmdet_video_layout(data)
+            self.categories: list[dict[str, Any]] = data["categories"]
+            self.cat_to_train, self.classes = contiguous_classes(self.categories, category_map)
+            self._videos: list[dict[str, Any]] = list(data["videos"])
+            self._tracks: dict[int, list[dict[str, Any]]] = {}
+            for ann in data.get("annotations") or []:  # absent in unannotated (test) splits
+                self._tracks.setdefault(int(ann["video_id"]), []).append(ann)
+            for video in self._videos:
+                _ = video["id"], video["file_names"]
+        except DatasetError as e:
+            raise DatasetError(f"{self.ann_file}: {e}") from e
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DatasetError(
+                f"{self.ann_file}: not a YouTube-VIS annotation file "
+                f"({type(e).__name__}: {e}; missing or malformed field)"
+            ) from e
 
     def __len__(self) -> int:
         return len(self._videos)
@@ -189,6 +206,91 @@ class YtvisDataset(Sequence[VideoSample]):
                 )
             )
         return VideoSample(int(video["id"]), names[0].split("/")[0], names, images, instances)
+
+
+def is_mmdet_video_layout(data: Any) -> bool:
+    """True for the video layout mmdet / mmtracking write (and the RAP-SAM reference reads):
+    per-frame ``images`` (``video_id``, ``frame_id``) and per-frame ``annotations``
+    (``instance_id``), instead of YouTube-VIS's per-video ``file_names`` and per-track
+    ``segmentations``."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("images"), list):
+        return False
+    videos = data.get("videos") or []
+    native = bool(videos) and isinstance(videos[0], Mapping) and "file_names" in videos[0]
+    return not native and any(isinstance(i, Mapping) and "frame_id" in i for i in data["images"])
+
+
+def _polygons_to_rle(polygons: list, h: int, w: int) -> dict[str, Any]:
+    mask = np.zeros((h, w), np.uint8)
+    for poly in polygons:
+        pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    rle = rle_encode(mask.astype(bool))
+    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+
+
+def from_mmdet_video_layout(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert the mmdet / mmtracking video layout to YouTube-VIS 2019's.
+
+    Frames of a video are ordered by ``frame_id``; each (video, ``instance_id``) becomes one
+    track with a segmentation (RLE, or polygons rasterised to RLE), area and box per frame
+    (None where the instance is absent); its category is its most frequent one.
+
+    Raises:
+      DatasetError: a missing or malformed field (named)."""
+    images = data["images"]
+    frames: dict[int, list[Mapping[str, Any]]] = {}
+    for img in images:
+        frames.setdefault(int(img["video_id"]), []).append(img)
+    videos_meta = {int(v["id"]): v for v in data.get("videos") or []}
+    videos, frame_index = [], {}
+    for vid in sorted(frames):
+        ordered = sorted(frames[vid], key=lambda i: int(i["frame_id"]))
+        for t, img in enumerate(ordered):
+            frame_index[int(img["id"])] = (vid, t, int(img["height"]), int(img["width"]))
+        meta = videos_meta.get(vid, {})
+        videos.append(
+            {
+                "id": vid,
+                "file_names": [str(i["file_name"]) for i in ordered],
+                "height": int(ordered[0]["height"]),
+                "width": int(ordered[0]["width"]),
+                "length": len(ordered),
+                **({"name": meta["name"]} if "name" in meta else {}),
+            }
+        )
+    lengths = {v["id"]: v["length"] for v in videos}
+    tracks: dict[tuple[int, int], dict[str, Any]] = {}
+    for ann in data.get("annotations") or []:
+        image_id = int(ann["image_id"])
+        if image_id not in frame_index:
+            raise DatasetError(f"annotation {ann.get('id')}: image_id {image_id} is not in images")
+        vid, t, h, w = frame_index[image_id]
+        key = (vid, int(ann["instance_id"]))
+        n = lengths[vid]
+        track = tracks.setdefault(
+            key,
+            {
+                "video_id": vid,
+                "segmentations": [None] * n,
+                "areas": [None] * n,
+                "bboxes": [None] * n,
+                "iscrowd": int(ann.get("iscrowd", 0)),
+                "_cats": [],
+            },
+        )
+        seg = ann.get("segmentation")
+        if isinstance(seg, list):
+            seg = _polygons_to_rle(seg, h, w)
+        track["segmentations"][t] = seg
+        track["areas"][t] = ann.get("area")
+        track["bboxes"][t] = ann.get("bbox")
+        track["_cats"].append(int(ann["category_id"]))
+    annotations = []
+    for i, track in enumerate(tracks.values(), start=1):
+        cats = track.pop("_cats")
+        annotations.append({"id": i, "category_id": max(set(cats), key=cats.count), **track})
+    return {"videos": videos, "annotations": annotations, "categories": data["categories"]}
 
 
 def _decode(rle: Mapping[str, Any], h: int, w: int) -> np.ndarray:

@@ -31,6 +31,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from rapsam_edge.data.ytvis import from_mmdet_video_layout, is_mmdet_video_layout
+from rapsam_edge.errors import DatasetError
 from rapsam_edge.ops import rle_decode
 
 FrameMask = Union[None, Mapping[str, Any], np.ndarray]  # noqa: UP007 (runtime alias)
@@ -237,10 +239,13 @@ class VideoInstanceAP:
         return out
 
 
-def _load(x: PathLike | Mapping[str, Any] | list[Any]) -> Any:
+def _load(x: PathLike | Mapping[str, Any] | list[Any], name: str) -> Any:
     if isinstance(x, (str, os.PathLike)):
-        with open(x) as f:
-            return json.load(f)
+        try:
+            with open(x, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise DatasetError(f"{name}: cannot read JSON ({e})") from e
     return x
 
 
@@ -255,21 +260,36 @@ def vis_ap_from_json(
     "annotations"). Videos are ranked in ascending id, as COCOeval does; predictions whose
     category is not in the GT categories are dropped, as in COCOeval.
     """
-    gt_d = _load(gt)
-    pred_d = _load(pred)
-    preds: Iterable[Mapping[str, Any]] = (
-        pred_d["annotations"] if isinstance(pred_d, Mapping) else pred_d
-    )
-    cat_ids = {int(c["id"]) for c in gt_d["categories"]}
-    gt_by_video: dict[int, list[Mapping[str, Any]]] = {}
-    dt_by_video: dict[int, list[Mapping[str, Any]]] = {}
-    for a in gt_d["annotations"]:
-        gt_by_video.setdefault(int(a["video_id"]), []).append(a)
-    for a in preds:
-        if int(a["category_id"]) in cat_ids:
-            dt_by_video.setdefault(int(a["video_id"]), []).append(a)
+    gt_name = str(gt) if isinstance(gt, (str, os.PathLike)) else "ground truth"
+    pred_name = str(pred) if isinstance(pred, (str, os.PathLike)) else "predictions"
+    gt_d = _load(gt, gt_name)
+    pred_d = _load(pred, pred_name)
+    try:
+        if is_mmdet_video_layout(gt_d):
+            gt_d = from_mmdet_video_layout(gt_d)
+        cat_ids = {int(c["id"]) for c in _field(gt_d, "categories", gt_name)}
+        gt_by_video: dict[int, list[Mapping[str, Any]]] = {}
+        for a in _field(gt_d, "annotations", gt_name):
+            gt_by_video.setdefault(int(a["video_id"]), []).append(a)
+        videos = sorted(int(v["id"]) for v in _field(gt_d, "videos", gt_name))
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, DatasetError):
+            raise
+        raise DatasetError(f"{gt_name}: malformed YouTube-VIS ground truth ({e!r})") from e
+    try:
+        preds: Iterable[Mapping[str, Any]] = (
+            _field(pred_d, "annotations", pred_name) if isinstance(pred_d, Mapping) else pred_d
+        )
+        dt_by_video: dict[int, list[Mapping[str, Any]]] = {}
+        for a in preds:
+            if int(a["category_id"]) in cat_ids:
+                dt_by_video.setdefault(int(a["video_id"]), []).append(a)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, DatasetError):
+            raise
+        raise DatasetError(f"{pred_name}: malformed YouTube-VIS results ({e!r})") from e
     metric = VideoInstanceAP()
-    for vid in sorted(int(v["id"]) for v in gt_d["videos"]):
+    for vid in videos:
         g, d = gt_by_video.get(vid, []), dt_by_video.get(vid, [])
         metric.update(
             [a["segmentations"] for a in g],
@@ -280,3 +300,9 @@ def vis_ap_from_json(
             [bool(a.get("iscrowd", 0)) for a in g],
         )
     return metric.compute()
+
+
+def _field(d: Mapping[str, Any], key: str, name: str) -> Any:
+    if not isinstance(d, Mapping) or key not in d:
+        raise DatasetError(f"{name}: no {key!r} field (a YouTube-VIS file lists {key})")
+    return d[key]
