@@ -345,7 +345,8 @@ inline void prob_bounds(double s, float mn, float mx, double& lb, double& ub) {
 
 // Runtime dispatch of the vectorised kernels: one clone per x86-64 vector width, picked at
 // load time (GCC / clang ifunc); elsewhere (aarch64: NEON is baseline) the plain build.
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute) && \
+    !defined(RAPSAM_NO_SIMD_CLONES)
 #if __has_attribute(target_clones) && defined(__ELF__)
 #define RAPSAM_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
