@@ -37,6 +37,7 @@ RUNTIME_MODULES = frozenset(
         "test_ops_parity",
         "test_ops_bad_input",
         "test_ops_dispatch",
+        "test_ops_property",
         "test_apps",
         "test_readme",
         "test_tracker",
