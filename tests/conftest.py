@@ -44,6 +44,7 @@ RUNTIME_MODULES = frozenset(
         "test_layers",
         "test_contract",
         "test_bundle_hostile",
+        "test_soak",
         "test_cli",
         "test_profile",
         "test_profile_layers",
