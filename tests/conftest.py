@@ -45,6 +45,7 @@ RUNTIME_MODULES = frozenset(
         "test_contract",
         "test_bundle_hostile",
         "test_soak",
+        "test_bad_input_table",
         "test_cli",
         "test_profile",
         "test_profile_layers",

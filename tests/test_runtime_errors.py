@@ -86,7 +86,7 @@ def test_bundle_arguments():
 
 def test_bad_inputs(seg):
     frame = np.zeros((60, 80, 3), np.uint8)
-    for bad in (None, np.zeros((60, 80), np.uint8), frame.astype(np.float32), frame[:0]):
+    for bad in (None, frame.astype(np.float32), frame[:0]):
         with pytest.raises(InputError):
             seg.panoptic(bad)
     emb = seg.set_image(frame)

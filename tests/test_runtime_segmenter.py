@@ -118,9 +118,9 @@ def test_bad_prompts_raise(seg: Segmenter, frame: np.ndarray, kwargs, match):
 @pytest.mark.parametrize(
     ("bad", "match"),
     [
-        (np.zeros((10, 10), np.uint8), "H x W x 3"),
+        (np.zeros((10, 10, 4), np.uint8), "H x W x 3"),
         (np.zeros((10, 10, 3), np.float32), "uint8"),
-        ("not an image", "H x W x 3"),
+        ("not an image", "numpy array"),
     ],
 )
 def test_bad_frames_raise(seg: Segmenter, bad, match):

@@ -311,20 +311,19 @@ class Segmenter:
         """Letterbox a frame to the network input (C++ core: resize + pad + RGB order).
 
         Arguments:
-          frame: H x W x 3 uint8 in ``color_order`` (default: the Segmenter's).
+          frame: H x W x 3 uint8 in ``color_order`` (default: the Segmenter's). Accepted as
+            they are, because nothing is lost: any strides (non-contiguous views are copied
+            once), read-only arrays, and grey frames (H x W or H x W x 1 uint8, replicated to
+            3 channels). 1 <= H, W and H * W <= ``MAX_FRAME_PIXELS`` (the result maps are at
+            the frame's size).
         Raises:
-          InputError: not an H x W x 3 uint8 array.
+          InputError: anything else: not a numpy array, 4 channels (drop alpha:
+            ``frame[..., :3]``), another dtype (16-bit, float, bool: scale to uint8 first, the
+            SDK does not guess a range), a batch (4 dimensions), an empty or oversized frame.
+          The table of cases is docs/bad_input.md.
         """
         t0 = time.perf_counter()
-        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
-            shape = getattr(frame, "shape", None)
-            raise InputError(
-                f"frame must be an H x W x 3 uint8 array, got {type(frame).__name__} of shape {shape}"
-            )
-        if frame.dtype != np.uint8:
-            raise InputError(f"frame must be uint8, got {frame.dtype}")
-        if frame.shape[0] < 1 or frame.shape[1] < 1:
-            raise InputError(f"frame is empty: shape {frame.shape}")
+        frame = _as_frame(frame)
         order = color_order or self.color_order
         image, scale, valid_hw = ops.letterbox(
             np.ascontiguousarray(frame),
@@ -641,6 +640,39 @@ class Segmenter:
 
     def __repr__(self) -> str:
         return f"Segmenter(bundle={self.bundle.name!r}, backend={self.backend_name!r})"
+
+
+#: largest frame accepted (pixels): the label map, track map and prompt masks come back at
+#: the frame's size (8192 x 8192 = 67 M pixels; a 268 MB int32 map)
+MAX_FRAME_PIXELS = 8192 * 8192
+
+
+def _as_frame(frame: Any) -> np.ndarray:
+    """The frame rule of ``Segmenter.prepare`` (see its docstring): H x W x 3 uint8 out."""
+    if not isinstance(frame, np.ndarray):
+        raise InputError(
+            f"frame must be a numpy array (H x W x 3 uint8), got {type(frame).__name__}"
+        )
+    if frame.dtype != np.uint8:
+        raise InputError(
+            f"frame must be uint8, got {frame.dtype} (scale to 0..255 and convert first; the "
+            "SDK does not guess the range of 16-bit or float images)"
+        )
+    if frame.ndim in (2, 3) and min(frame.shape[:2]) < 1:
+        raise InputError(f"frame is empty: shape {frame.shape}")
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        grey = frame.reshape(frame.shape[:2])
+        frame = np.repeat(grey[:, :, None], 3, axis=2)  # grey: lossless to 3 channels
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        hint = " (RGBA: pass frame[..., :3])" if frame.ndim == 3 and frame.shape[2] == 4 else ""
+        raise InputError(f"frame must be H x W x 3 (or grey H x W), got shape {frame.shape}{hint}")
+    h, w = frame.shape[:2]
+    if h * w > MAX_FRAME_PIXELS:
+        raise InputError(
+            f"frame of {h} x {w} = {h * w} pixels is larger than MAX_FRAME_PIXELS "
+            f"({MAX_FRAME_PIXELS}); resize it first"
+        )
+    return frame
 
 
 def open_source(source: Any, color_order: str) -> tuple[Iterable[np.ndarray], str]:
