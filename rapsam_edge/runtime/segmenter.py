@@ -411,9 +411,14 @@ class Segmenter:
 
         Arguments:
           embedding: what ``set_image`` returned (default: the image set last).
-          points: P1 x 2 (x, y) frame pixels, inside the frame.
-          boxes: P2 x 4 (x0, y0, x1, y1) frame pixels, x1 > x0, y1 > y0, overlapping the
-            frame (clipped to it).
+          points: P1 x 2 (x, y) frame pixels, finite, in the frame's closed extent
+            0 <= x <= W, 0 <= y <= H.
+          boxes: P2 x 4 (x0, y0, x1, y1) frame pixels, finite, x1 > x0, y1 > y0, with a
+            positive overlap with the frame (x0 < W, x1 > 0, y0 < H, y1 > 0; clipped to it).
+          One rule for both: the prompt's area (a point is fed as a box of
+          2 x POINT_BOX_HALF network pixels around it) must meet the frame's; anything
+          entirely outside is refused rather than answered with a guessed mask. At most
+          ``max_prompts`` (default 256) per call. Cases: docs/bad_input.md.
         Returns:
           ``PromptResult``: ``masks`` (P1 + P2) x H x W bool (points first), ``iou`` and
           ``stability`` (P1 + P2) float32.
