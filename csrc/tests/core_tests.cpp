@@ -1,5 +1,6 @@
 // Plain C++ unit tests of rapsam_core (no framework; nonzero exit on failure).
 #include <atomic>
+#include <memory>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -448,6 +449,102 @@ static void test_pool_results_and_concurrent_callers() {
     CHECK(rapsam::pool_workers() == 2);
 }
 
+// The numpy twins' outputs on fixed inputs (tools/make_core_golden.py): the build under test
+// (e.g. aarch64 under qemu, no Python there) must reproduce them exactly.
+struct Reader {
+    std::vector<char> data;
+    size_t pos = 0;
+    template <class T>
+    T get() {
+        T v;
+        if (pos + sizeof(T) > data.size()) throw std::runtime_error("golden file truncated");
+        std::memcpy(&v, data.data() + pos, sizeof(T));
+        pos += sizeof(T);
+        return v;
+    }
+    template <class T>
+    std::vector<T> array(size_t n) {
+        std::vector<T> v(n);
+        for (auto& x : v) x = get<T>();
+        return v;
+    }
+};
+
+static void test_golden_twin_outputs() {
+#ifdef RAPSAM_GOLDEN
+    std::FILE* f = std::fopen(RAPSAM_GOLDEN, "rb");
+    CHECK(f != nullptr);
+    if (!f) return;
+    Reader r;
+    char block[65536];
+    size_t got;
+    while ((got = std::fread(block, 1, sizeof block, f)) > 0) r.data.insert(r.data.end(), block, block + got);
+    std::fclose(f);
+    CHECK(std::memcmp(r.data.data(), "RPSG", 4) == 0);
+    r.pos = 4;
+    CHECK(r.get<int32_t>() == 1);
+    const int n_pan = r.get<int32_t>();
+    for (int c = 0; c < n_pan; ++c) {
+        const int n = r.get<int32_t>(), c1 = r.get<int32_t>(), h = r.get<int32_t>(),
+                  w = r.get<int32_t>(), oh = r.get<int32_t>(), ow = r.get<int32_t>();
+        rapsam::PanopticParams p;
+        p.valid_h = r.get<double>();
+        p.valid_w = r.get<double>();
+        p.score_threshold = r.get<double>();
+        p.overlap_threshold = r.get<double>();
+        p.out_h = oh;
+        p.out_w = ow;
+        const auto cls = r.array<float>(size_t(n) * c1);
+        const auto masks = r.array<float>(size_t(n) * h * w);
+        const auto thing8 = r.array<uint8_t>(c1 - 1);
+        const auto want = r.array<int32_t>(size_t(oh) * ow);
+        const int n_seg = r.get<int32_t>();
+        std::unique_ptr<bool[]> thing(new bool[c1 - 1]);
+        for (int i = 0; i < c1 - 1; ++i) thing[i] = thing8[i] != 0;
+        for (int threads : {1, 2}) {
+            p.n_threads = threads;
+            std::vector<int32_t> label(size_t(oh) * ow);
+            const auto segs = rapsam::panoptic_fuse(cls.data(), n, c1, masks.data(), h, w,
+                                                    thing.get(), p, label.data());
+            CHECK(label == want);
+            CHECK(static_cast<int>(segs.size()) == n_seg);
+        }
+        for (int i = 0; i < n_seg; ++i) {  // the records (checked against the 1-thread run)
+            const int32_t id = r.get<int32_t>(), cl = r.get<int32_t>(), q = r.get<int32_t>();
+            const float score = r.get<float>();
+            const int64_t area = r.get<int64_t>();
+            const uint8_t th = r.get<uint8_t>();
+            p.n_threads = 1;
+            std::vector<int32_t> label(size_t(oh) * ow);
+            const auto segs = rapsam::panoptic_fuse(cls.data(), n, c1, masks.data(), h, w,
+                                                    thing.get(), p, label.data());
+            if (i < static_cast<int>(segs.size())) {
+                const auto& s = segs[i];
+                CHECK(s.id == id && s.cls == cl && s.query == q && s.area == area);
+                CHECK(std::fabs(s.score - score) <= 1e-6f && s.is_thing == (th != 0));
+            }
+        }
+    }
+    const int n_prm = r.get<int32_t>();
+    for (int c = 0; c < n_prm; ++c) {
+        const int n = r.get<int32_t>(), h = r.get<int32_t>(), w = r.get<int32_t>(),
+                  oh = r.get<int32_t>(), ow = r.get<int32_t>();
+        const double vh = r.get<double>(), vw = r.get<double>(), thr = r.get<double>(),
+                     off = r.get<double>();
+        const auto logits = r.array<float>(size_t(n) * h * w);
+        const auto want = r.array<uint8_t>(size_t(n) * oh * ow);
+        const auto want_stab = r.array<float>(n);
+        std::vector<uint8_t> masks(size_t(n) * oh * ow);
+        std::vector<float> stab(n);
+        rapsam::prompt_masks(logits.data(), n, h, w, vh, vw, oh, ow, thr, off, masks.data(),
+                             stab.data(), 2, true);
+        CHECK(masks == want);
+        for (int i = 0; i < n; ++i) CHECK(std::fabs(stab[i] - want_stab[i]) <= 1e-6f);
+    }
+    CHECK(r.pos == r.data.size());
+#endif
+}
+
 int main() {
     test_sample_grid();
     test_letterbox();
@@ -462,6 +559,7 @@ int main() {
     test_pool_repeated_calls();
     test_pool_errors_and_nesting();
     test_pool_results_and_concurrent_callers();
+    test_golden_twin_outputs();
     std::printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }
