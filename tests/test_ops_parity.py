@@ -470,3 +470,16 @@ def test_forked_child_gets_a_working_pool():
         assert_big_equal(run_big(_core, inputs), ref)
     finally:
         _core.set_num_threads(before)
+
+
+def test_cpp_golden_file_is_current():
+    """csrc/tests/data/golden.bin (what the Python-free C++ tests, e.g. on aarch64, compare
+    against) is what the numpy twins give today: regenerate with tools/make_core_golden.py."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("golden", root / "tools" / "make_core_golden.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.build() == (root / "csrc" / "tests" / "data" / "golden.bin").read_bytes()

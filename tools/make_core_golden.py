@@ -59,7 +59,8 @@ def prompt_cases():
         yield logits, (h - 0.25, float(w)), [(40, 48), (33, 41), (5, 60), (50, 50)][i], 0.0, 1.0
 
 
-def main() -> None:
+def build() -> bytes:
+    """The golden file's bytes (deterministic)."""
     buf = bytearray(b"RPSG") + struct.pack("<i", 1)
     cases = list(panoptic_cases())
     buf += struct.pack("<i", len(cases))
@@ -83,8 +84,13 @@ def main() -> None:
         buf += struct.pack("<5i4d", n, h, w, *out, *valid, thr, off)
         buf += logits.astype("<f4").tobytes() + masks.astype(np.uint8).tobytes()
         buf += stability.astype("<f4").tobytes()
-    OUT.write_bytes(bytes(buf))
-    print(f"wrote {OUT} ({len(buf)} bytes, {len(cases)} panoptic + {len(pcases)} prompt cases)")
+    return bytes(buf)
+
+
+def main() -> None:
+    data = build()
+    OUT.write_bytes(data)
+    print(f"wrote {OUT} ({len(data)} bytes)")
 
 
 if __name__ == "__main__":
