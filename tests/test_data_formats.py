@@ -357,3 +357,33 @@ def test_ytvis_and_vis_eval_give_typed_errors_naming_file_and_field(tmp_path):
     gt.write_text(json.dumps({"videos": [{"id": 1}], "categories": [{"id": 1}], "annotations": []}))
     with pytest.raises(DatasetError, match=r"pred\.json"):
         vis_ap_from_json(gt, pred)
+
+
+def test_coco_panoptic_reader_and_pq_give_typed_errors(tmp_path):
+    from rapsam_edge.data.coco_panoptic import CocoPanopticDataset
+    from rapsam_edge.errors import DatasetError
+    from rapsam_edge.eval.pq import pq_from_files
+
+    ann = tmp_path / "annotations" / "panoptic_val.json"
+    ann.parent.mkdir(parents=True)
+    for content, word in [
+        ("{", "cannot read"),
+        (json.dumps({"categories": [], "images": []}), "'annotations'"),
+        (
+            json.dumps({"categories": [], "images": [], "annotations": [{"image_id": 1}]}),
+            "file_name",
+        ),
+        (json.dumps({"categories": [{"name": "x"}], "images": [], "annotations": []}), "malformed"),
+    ]:
+        ann.write_text(content)
+        with pytest.raises(DatasetError, match=word) as e:
+            CocoPanopticDataset(tmp_path, "val")
+        assert str(ann) in str(e.value)
+    gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt.write_text(json.dumps({"categories": [{"id": 1}]}))
+    pred.write_text(json.dumps({"annotations": []}))
+    with pytest.raises(DatasetError, match="'annotations'"):
+        pq_from_files(gt, tmp_path, pred, tmp_path)
+    gt.write_text(json.dumps({"categories": [{"id": 1}], "annotations": [{"file_name": "a"}]}))
+    with pytest.raises(DatasetError, match="malformed"):
+        pq_from_files(gt, tmp_path, pred, tmp_path)

@@ -246,3 +246,36 @@ def test_every_sdk_error_class_has_a_hint():
     for cls in classes:
         if issubclass(cls, RapsamEdgeError):
             assert cls("x").hint, cls
+
+
+def test_stream_surfaces_base_exceptions_from_its_source(seg):
+    """Whatever the source raises (KeyboardInterrupt included) reaches the caller, and the
+    capture thread is gone afterwards."""
+    import threading
+
+    class Stop(BaseException):
+        pass
+
+    def source():
+        yield np.zeros((60, 80, 3), np.uint8)
+        raise Stop("from the camera driver")
+
+    for exc in (Stop, KeyboardInterrupt):
+
+        def gen(exc=exc):
+            yield np.zeros((60, 80, 3), np.uint8)
+            raise exc("source failed")
+
+        with pytest.raises(exc):
+            for _ in seg.stream(gen(), task="panoptic"):
+                pass
+    assert not any(t.name == "rapsam-capture" and t.is_alive() for t in threading.enumerate())
+    n = [0]
+
+    def counting():
+        while True:
+            n[0] += 1
+            yield np.zeros((60, 80, 3), np.uint8)
+
+    assert len(list(seg.stream(counting(), task="panoptic", max_frames=5))) == 5
+    assert n[0] == 5  # no sixth frame read

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DatasetError
 from .classes import ClassInfo
 from .imageio import read_rgb, write_rgb
 from .panoptic_ids import id_to_rgb, rgb_to_id
@@ -118,12 +119,30 @@ class CocoPanopticDataset(Sequence[PanopticSample]):
             if not panoptic_dir.is_dir():
                 panoptic_dir = root / "annotations" / f"panoptic_{split}"
         self.panoptic_dir = Path(panoptic_dir)
-        data = json.loads(self.ann_file.read_text())
-        self.categories: list[dict[str, Any]] = data["categories"]
-        self.cat_to_train, self.classes = contiguous_classes(self.categories, category_map)
-        self._thing = {c.id: c.is_thing for c in self.classes}
-        self._images = {int(im["id"]): im for im in data["images"]}
-        self._annotations: list[dict[str, Any]] = list(data["annotations"])
+        try:
+            data = json.loads(self.ann_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise DatasetError(
+                f"{self.ann_file}: cannot read COCO panoptic annotations ({e})"
+            ) from e
+        try:
+            for key in ("categories", "images", "annotations"):
+                if not isinstance(data, Mapping) or key not in data:
+                    raise DatasetError(f"no {key!r} field (a COCO panoptic file lists {key})")
+            self.categories: list[dict[str, Any]] = data["categories"]
+            self.cat_to_train, self.classes = contiguous_classes(self.categories, category_map)
+            self._thing = {c.id: c.is_thing for c in self.classes}
+            self._images = {int(im["id"]): im for im in data["images"]}
+            self._annotations: list[dict[str, Any]] = list(data["annotations"])
+            for ann in self._annotations:
+                _ = ann["image_id"], ann["file_name"], ann["segments_info"]
+        except DatasetError as e:
+            raise DatasetError(f"{self.ann_file}: {e}") from e
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DatasetError(
+                f"{self.ann_file}: malformed COCO panoptic annotations "
+                f"({type(e).__name__}: {e}; missing or malformed field)"
+            ) from e
 
     def __len__(self) -> int:
         return len(self._annotations)

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from rapsam_edge.data.panoptic_ids import rgb_to_id
+from rapsam_edge.errors import DatasetError
 
 Segment = Mapping[str, Any]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -229,10 +230,32 @@ def pq_from_files(
     Returns ``PanopticQuality.compute()``, with ``category_id`` added to each ``per_class``
     entry and ``category_ids`` (train id -> COCO category id).
     """
-    with open(gt_json) as f:
-        gt = json.load(f)
-    with open(pred_json) as f:
-        pred = json.load(f)
+    gt, pred = _read_json(gt_json), _read_json(pred_json)
+    for name, data, keys in (
+        (gt_json, gt, ("categories", "annotations")),
+        (pred_json, pred, ("annotations",)),
+    ):
+        for key in keys:
+            if not isinstance(data, Mapping) or key not in data:
+                raise DatasetError(f"{name}: no {key!r} field (a COCO panoptic file lists {key})")
+    try:
+        return _pq(gt, pred, gt_png_dir, pred_png_dir)
+    except (KeyError, TypeError) as e:
+        raise DatasetError(
+            f"{gt_json} / {pred_json}: malformed COCO panoptic annotations "
+            f"({type(e).__name__}: {e})"
+        ) from e
+
+
+def _read_json(path: PathLike) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DatasetError(f"{path}: cannot read JSON ({e})") from e
+
+
+def _pq(gt: Any, pred: Any, gt_png_dir: PathLike, pred_png_dir: PathLike) -> dict[str, Any]:
     cats = gt["categories"]
     cat_ids = [int(c["id"]) for c in cats]
     train_id = {cid: i for i, cid in enumerate(cat_ids)}
