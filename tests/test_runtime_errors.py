@@ -256,10 +256,6 @@ def test_stream_surfaces_base_exceptions_from_its_source(seg):
     class Stop(BaseException):
         pass
 
-    def source():
-        yield np.zeros((60, 80, 3), np.uint8)
-        raise Stop("from the camera driver")
-
     for exc in (Stop, KeyboardInterrupt):
 
         def gen(exc=exc):
