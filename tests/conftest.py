@@ -46,6 +46,7 @@ RUNTIME_MODULES = frozenset(
         "test_bundle_hostile",
         "test_soak",
         "test_bad_input_table",
+        "test_cpp_runtime",
         "test_cli",
         "test_profile",
         "test_profile_layers",

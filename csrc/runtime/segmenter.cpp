@@ -1,0 +1,225 @@
+// The C++ runtime's Segmenter on OpenVINO (see segmenter.hpp). Every step mirrors
+// rapsam_edge/runtime/segmenter.py so that both give the same label maps and masks.
+#include "segmenter.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <openvino/openvino.hpp>
+#include <stdexcept>
+
+namespace rapsam {
+namespace {
+
+constexpr double kPointBoxHalf = 3.0;    // rapsam_edge.contract.postprocess.POINT_BOX_HALF
+constexpr float kSaturatedLogit = 1e4f;  // ... SATURATED_LOGIT
+constexpr double kStabilityOffset = 1.0; // rapsam_edge.ops.prompt_masks default
+
+[[noreturn]] void invalid(const std::string& what) { throw std::invalid_argument(what); }
+
+// +/-inf -> +/-kSaturatedLogit (a definite decision); NaN is a broken graph.
+void saturate(std::vector<float>& a, const char* where) {
+    for (float& v : a) {
+        if (std::isnan(v)) throw std::runtime_error(std::string(where) + " holds NaN");
+        if (std::isinf(v)) v = v > 0 ? kSaturatedLogit : -kSaturatedLogit;
+    }
+}
+
+std::vector<float> copy_out(const ov::Tensor& t) {
+    const float* p = t.data<const float>();
+    return std::vector<float>(p, p + t.get_size());
+}
+
+}  // namespace
+
+struct Segmenter::Graphs {
+    ov::Core core;
+    ov::InferRequest encoder, panoptic, prompt;
+};
+
+Segmenter::Segmenter(const Bundle& bundle, const SegmenterOptions& options)
+    : bundle_(bundle), options_(options), graphs_(std::make_unique<Graphs>()) {
+    if (options_.color_order != "RGB" && options_.color_order != "BGR")
+        invalid("color_order must be RGB or BGR, got " + options_.color_order);
+    if (options_.input_size == 0) options_.input_size = bundle_.long_side;
+    if (options_.input_size < 1 || options_.input_size % bundle_.pad_divisor)
+        invalid("input_size must be a positive multiple of " + std::to_string(bundle_.pad_divisor));
+    if (options_.max_prompts < 1) invalid("max_prompts must be >= 1");
+    for (const auto& c : bundle_.classes) is_thing_.push_back(c.is_thing ? 1 : 0);
+    auto open = [&](const char* name) {
+        const GraphEntry& g = bundle_.graphs.at(name);
+        const std::string fmt = g.files.count("openvino") ? "openvino" : "onnx";
+        auto model = graphs_->core.read_model(bundle_.graph_path(name, fmt));
+        ov::AnyMap config{ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
+        if (options_.device.rfind("CPU", 0) == 0) {
+            // as the Python backend: bf16 where the bundle says so, else f32
+            config.emplace(ov::hint::inference_precision(
+                g.precision == "bf16" ? ov::element::bf16 : ov::element::f32));
+            if (options_.threads > 0) config.emplace(ov::inference_num_threads(options_.threads));
+        }
+        return graphs_->core.compile_model(model, options_.device, config).create_infer_request();
+    };
+    graphs_->encoder = open("encoder");
+    graphs_->panoptic = open("panoptic_decoder");
+    graphs_->prompt = open("prompt_decoder");
+}
+
+Segmenter::~Segmenter() = default;
+
+std::vector<std::string> Segmenter::class_names() const {
+    std::vector<std::string> out;
+    for (const auto& c : bundle_.classes) out.push_back(c.name);
+    return out;
+}
+
+PreparedFrame Segmenter::prepare(const uint8_t* frame, int frame_h, int frame_w) const {
+    if (frame == nullptr) invalid("frame is null");
+    if (frame_h < 1 || frame_w < 1) invalid("frame is empty");
+    PreparedFrame p;
+    p.geometry = letterbox_geometry(frame_h, frame_w, options_.input_size, options_.input_size,
+                                    bundle_.pad_divisor);
+    p.image.resize(static_cast<size_t>(p.geometry.pad_h) * p.geometry.pad_w * 3);
+    letterbox(frame, frame_h, frame_w, 3, p.geometry, bundle_.pad_value,
+              options_.color_order != bundle_.color_order, p.image.data());
+    p.frame_h = frame_h;
+    p.frame_w = frame_w;
+    return p;
+}
+
+std::vector<float> Segmenter::encode(const PreparedFrame& p, int64_t& dim, int64_t& fh,
+                                     int64_t& fw) {
+    const GraphEntry& g = bundle_.graphs.at("encoder");
+    ov::Tensor image(ov::element::u8,
+                     {1, static_cast<size_t>(p.geometry.pad_h), static_cast<size_t>(p.geometry.pad_w), 3},
+                     const_cast<uint8_t*>(p.image.data()));
+    graphs_->encoder.set_tensor(g.inputs.at(0), image);
+    graphs_->encoder.infer();
+    const ov::Tensor feats = graphs_->encoder.get_tensor(g.outputs.at(0));
+    const auto shape = feats.get_shape();
+    dim = static_cast<int64_t>(shape[1]);
+    fh = static_cast<int64_t>(shape[2]);
+    fw = static_cast<int64_t>(shape[3]);
+    return copy_out(feats);
+}
+
+PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_w) {
+    const PreparedFrame p = prepare(frame, frame_h, frame_w);
+    int64_t dim, fh, fw;
+    std::vector<float> feats = encode(p, dim, fh, fw);
+    const GraphEntry& g = bundle_.graphs.at("panoptic_decoder");
+    ov::Tensor feats_t(ov::element::f32, {1, size_t(dim), size_t(fh), size_t(fw)}, feats.data());
+    graphs_->panoptic.set_tensor(g.inputs.at(0), feats_t);
+    graphs_->panoptic.infer();
+    const ov::Tensor cls_t = graphs_->panoptic.get_tensor(g.outputs.at(0));
+    const ov::Tensor mask_t = graphs_->panoptic.get_tensor(g.outputs.at(1));
+    const ov::Tensor emb_t = graphs_->panoptic.get_tensor(g.outputs.at(2));
+    std::vector<float> cls = copy_out(cls_t), masks = copy_out(mask_t);
+    const auto cs = cls_t.get_shape(), ms = mask_t.get_shape();
+    const int n = static_cast<int>(cs[1]), c1 = static_cast<int>(cs[2]);
+    if (c1 - 1 != static_cast<int>(is_thing_.size()))
+        throw BundleError("panoptic_decoder gives " + std::to_string(c1 - 1) + " classes, the manifest " +
+                          std::to_string(is_thing_.size()));
+    PanopticParams params;
+    params.valid_h = double(p.geometry.new_h) / bundle_.feat_stride;
+    params.valid_w = double(p.geometry.new_w) / bundle_.feat_stride;
+    params.out_h = frame_h;
+    params.out_w = frame_w;
+    params.score_threshold = bundle_.score_threshold;
+    params.overlap_threshold = bundle_.overlap_threshold;
+    PanopticResult r;
+    r.height = frame_h;
+    r.width = frame_w;
+    r.panoptic_map.resize(static_cast<size_t>(frame_h) * frame_w);
+    std::unique_ptr<bool[]> thing(new bool[is_thing_.size() + 1]);
+    for (size_t i = 0; i < is_thing_.size(); ++i) thing[i] = is_thing_[i] != 0;
+    auto fuse = [&] {
+        return panoptic_fuse(cls.data(), n, c1, masks.data(), static_cast<int>(ms[2]),
+                             static_cast<int>(ms[3]), thing.get(), params, r.panoptic_map.data());
+    };
+    try {
+        r.segments = fuse();
+    } catch (const std::invalid_argument&) {  // non-finite logits: saturate, as Python does
+        saturate(cls, "panoptic_decoder cls_logits");
+        saturate(masks, "panoptic_decoder mask_logits");
+        r.segments = fuse();
+    }
+    const float* emb = emb_t.data<const float>();
+    const size_t d = emb_t.get_shape()[2];
+    for (const Segment& s : r.segments)
+        r.query_embed.insert(r.query_embed.end(), emb + s.query * d, emb + (s.query + 1) * d);
+    return r;
+}
+
+ImageEmbedding Segmenter::set_image(const uint8_t* frame, int frame_h, int frame_w) {
+    ImageEmbedding e;
+    e.prepared = prepare(frame, frame_h, frame_w);
+    e.feats = encode(e.prepared, e.dim, e.feat_h, e.feat_w);
+    return e;
+}
+
+PromptResult Segmenter::prompt(const ImageEmbedding& e, const std::vector<float>& points,
+                               const std::vector<float>& boxes) {
+    if (points.size() % 2 || boxes.size() % 4) invalid("points are P x 2 and boxes P x 4");
+    const size_t np = points.size() / 2, nb = boxes.size() / 4, total = np + nb;
+    if (total == 0) invalid("prompt() needs at least one point or box");
+    if (total > static_cast<size_t>(options_.max_prompts))
+        invalid(std::to_string(total) + " prompts in one call; at most max_prompts=" +
+                std::to_string(options_.max_prompts));
+    const double w = e.prepared.frame_w, h = e.prepared.frame_h, s = e.prepared.geometry.scale;
+    std::vector<float> net;  // 1 x P x 4 network-input pixels
+    for (size_t i = 0; i < np; ++i) {
+        const double x = points[2 * i], y = points[2 * i + 1];
+        if (!std::isfinite(x) || !std::isfinite(y)) invalid("points must be finite numbers");
+        if (x < 0 || y < 0 || x > w || y > h)
+            invalid("points must lie inside the " + std::to_string(int(w)) + " x " +
+                    std::to_string(int(h)) + " frame");
+        for (double v : {x * s - kPointBoxHalf, y * s - kPointBoxHalf, x * s + kPointBoxHalf,
+                         y * s + kPointBoxHalf})
+            net.push_back(static_cast<float>(v));
+    }
+    for (size_t i = 0; i < nb; ++i) {
+        double b[4] = {boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]};
+        for (double v : b)
+            if (!std::isfinite(v)) invalid("boxes must be finite numbers");
+        if (b[2] <= b[0] || b[3] <= b[1]) invalid("boxes need x1 > x0 and y1 > y0");
+        if (b[2] <= 0 || b[3] <= 0 || b[0] >= w || b[1] >= h)
+            invalid("boxes must overlap the " + std::to_string(int(w)) + " x " +
+                    std::to_string(int(h)) + " frame");
+        const double lim[4] = {w, h, w, h};
+        for (int k = 0; k < 4; ++k) net.push_back(static_cast<float>(std::clamp(b[k], 0.0, lim[k]) * s));
+    }
+    const GraphEntry& g = bundle_.graphs.at("prompt_decoder");
+    std::vector<float> feats = e.feats;  // the infer request may not write into it, but own it
+    ov::Tensor feats_t(ov::element::f32, {1, size_t(e.dim), size_t(e.feat_h), size_t(e.feat_w)},
+                       feats.data());
+    ov::Tensor boxes_t(ov::element::f32, {1, total, 4}, net.data());
+    graphs_->prompt.set_tensor(g.inputs.at(0), feats_t);
+    graphs_->prompt.set_tensor(g.inputs.at(1), boxes_t);
+    graphs_->prompt.infer();
+    const ov::Tensor mask_t = graphs_->prompt.get_tensor(g.outputs.at(0));
+    const ov::Tensor iou_t = graphs_->prompt.get_tensor(g.outputs.at(1));
+    std::vector<float> logits = copy_out(mask_t);
+    const auto ms = mask_t.get_shape();
+    PromptResult r;
+    r.count = static_cast<int>(total);
+    r.height = e.prepared.frame_h;
+    r.width = e.prepared.frame_w;
+    r.iou = copy_out(iou_t);
+    r.masks.resize(total * r.height * r.width);
+    r.stability.resize(total);
+    auto run = [&] {
+        prompt_masks(logits.data(), static_cast<int>(total), static_cast<int>(ms[2]),
+                     static_cast<int>(ms[3]), double(e.prepared.geometry.new_h) / bundle_.feat_stride,
+                     double(e.prepared.geometry.new_w) / bundle_.feat_stride, r.height, r.width,
+                     bundle_.prompt_threshold, kStabilityOffset, r.masks.data(), r.stability.data());
+    };
+    try {
+        run();
+    } catch (const std::invalid_argument&) {
+        saturate(logits, "prompt_decoder mask_logits");
+        run();
+    }
+    return r;
+}
+
+}  // namespace rapsam

@@ -1,0 +1,89 @@
+// The C++ runtime: a bundle's graphs run with OpenVINO's C++ API, and the post-processing
+// core (postprocess.hpp), with the results of the Python rapsam_edge.Segmenter
+// (tests/test_cpp_runtime.py checks them frame for frame on the shipped bundle).
+//
+// Frames are H x W x 3 uint8, row-major, in `color_order` ("RGB" or "BGR"). Result maps are
+// at the frame's size. Errors: std::invalid_argument for bad input (the message names the
+// argument), BundleError for an unusable bundle, std::runtime_error for backend failures.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bundle.hpp"
+#include "postprocess.hpp"
+
+namespace rapsam {
+
+struct SegmenterOptions {
+    std::string device = "CPU";      ///< OpenVINO device
+    int threads = 0;                 ///< CPU inference threads (0 = OpenVINO's default)
+    std::string color_order = "RGB"; ///< of the frames passed in
+    int input_size = 0;              ///< network long side (0 = the bundle's)
+    int max_prompts = 256;
+};
+
+/// A letterboxed frame (network input) and its geometry.
+struct PreparedFrame {
+    std::vector<uint8_t> image;  ///< pad_h x pad_w x 3 RGB (the encoder's input)
+    LetterboxGeometry geometry;
+    int frame_h = 0, frame_w = 0;
+};
+
+/// Encoder features of one frame, for any number of prompt() calls.
+struct ImageEmbedding {
+    PreparedFrame prepared;
+    std::vector<float> feats;  ///< 1 x D x h x w
+    int64_t dim = 0, feat_h = 0, feat_w = 0;
+};
+
+struct PanopticResult {
+    std::vector<int32_t> panoptic_map;  ///< frame_h x frame_w segment ids (0 = void)
+    std::vector<Segment> segments;      ///< id order; `cls` indexes Segmenter::class_names()
+    std::vector<float> query_embed;     ///< segments.size() x D (for tracking)
+    int height = 0, width = 0;
+};
+
+struct PromptResult {
+    std::vector<uint8_t> masks;  ///< P x frame_h x frame_w, 0 / 1 (points first, then boxes)
+    std::vector<float> iou;      ///< P predicted mask quality (the IoU head)
+    std::vector<float> stability;
+    int count = 0, height = 0, width = 0;
+};
+
+class Segmenter {
+public:
+    /// Opens the bundle's three graphs (OpenVINO IR, else ONNX) on `options.device`.
+    /// Throws BundleError (bundle) or std::runtime_error (OpenVINO).
+    Segmenter(const Bundle& bundle, const SegmenterOptions& options = {});
+    ~Segmenter();
+    Segmenter(const Segmenter&) = delete;
+    Segmenter& operator=(const Segmenter&) = delete;
+
+    /// Letterbox a frame (frame_h x frame_w x 3 uint8) to the network input.
+    PreparedFrame prepare(const uint8_t* frame, int frame_h, int frame_w) const;
+    /// MaskFormer panoptic segmentation of one frame.
+    PanopticResult panoptic(const uint8_t* frame, int frame_h, int frame_w);
+    /// Run the encoder once for prompt() calls on this frame.
+    ImageEmbedding set_image(const uint8_t* frame, int frame_h, int frame_w);
+    /// One mask per prompt. points: P1 x 2 (x, y) frame pixels in [0, W] x [0, H];
+    /// boxes: P2 x 4 (x0, y0, x1, y1) frame pixels, x1 > x0, y1 > y0, overlapping the frame
+    /// (clipped to it). The same rule as the Python prompt(); std::invalid_argument otherwise.
+    PromptResult prompt(const ImageEmbedding& embedding, const std::vector<float>& points,
+                        const std::vector<float>& boxes);
+
+    const Bundle& bundle() const { return bundle_; }
+    std::vector<std::string> class_names() const;
+
+private:
+    struct Graphs;
+    Bundle bundle_;
+    SegmenterOptions options_;
+    std::unique_ptr<Graphs> graphs_;
+    std::vector<uint8_t> is_thing_;
+    std::vector<float> encode(const PreparedFrame& p, int64_t& dim, int64_t& fh, int64_t& fw);
+};
+
+}  // namespace rapsam
