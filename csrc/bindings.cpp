@@ -21,6 +21,7 @@
 #include "overlay.hpp"
 #include "parallel.hpp"
 #include "postprocess.hpp"
+#include "tracker.hpp"
 #include "rle.hpp"
 
 namespace py = pybind11;
@@ -627,6 +628,48 @@ bool; a list of RLEs of one size -> N x H x W bool.)doc");
 scipy.optimize.linear_sum_assignment: returns (rows, cols) int64, rows ascending, min(R, C)
 pairs. +inf (-inf with maximize) forbids a pair; an infeasible matrix or NaN raises
 ValueError. Same shortest-augmenting-path algorithm and tie-breaking as the numpy twin.)doc");
+
+    py::class_<rapsam::OnlineTracker>(m, "OnlineTracker",
+        R"doc(The C++ twin of rapsam_edge.runtime.tracker.OnlineTracker (the C++ runtime's
+tracker): query-embedding association with the same rules and defaults.)doc")
+        .def(py::init([](double match_threshold, double class_change_penalty, double birth_score,
+                         int max_missed, double momentum) {
+                 rapsam::TrackerConfig c;
+                 c.match_threshold = match_threshold;
+                 c.class_change_penalty = class_change_penalty;
+                 c.birth_score = birth_score;
+                 c.max_missed = max_missed;
+                 c.momentum = momentum;
+                 return rapsam::OnlineTracker(c);
+             }),
+             "match_threshold"_a = 0.5, "class_change_penalty"_a = 0.5, "birth_score"_a = 0.5,
+             "max_missed"_a = 10, "momentum"_a = 0.8)
+        .def("update",
+             [](rapsam::OnlineTracker& t,
+                py::array_t<float, py::array::c_style | py::array::forcecast> embeddings,
+                py::array_t<int32_t, py::array::c_style | py::array::forcecast> classes,
+                py::array_t<float, py::array::c_style | py::array::forcecast> scores) {
+                 if (embeddings.ndim() != 2)
+                     throw std::invalid_argument("embeddings must be N x D");
+                 const int64_t n = embeddings.shape(0), d = embeddings.shape(1);
+                 if (classes.ndim() != 1 || scores.ndim() != 1 || classes.shape(0) != n ||
+                     scores.shape(0) != n)
+                     throw std::invalid_argument("classes and scores must be N long");
+                 std::vector<int32_t> ids;
+                 {
+                     py::gil_scoped_release release;
+                     ids = t.update(embeddings.data(), n, d, classes.data(), scores.data());
+                 }
+                 return py::array_t<int32_t>(static_cast<py::ssize_t>(ids.size()), ids.data());
+             },
+             "embeddings"_a, "classes"_a, "scores"_a,
+             R"doc(update(embeddings N x D float32, classes N int32, scores N float32) -> N int32
+track ids (0: neither matched nor started a track).)doc")
+        .def("reset", &rapsam::OnlineTracker::reset)
+        .def_property_readonly("tracks_started", &rapsam::OnlineTracker::tracks_started)
+        .def_property_readonly("frame_index", &rapsam::OnlineTracker::frame_index)
+        .def_property_readonly("live_tracks",
+                               [](const rapsam::OnlineTracker& t) { return t.tracks().size(); });
 
     m.def("overlay", &overlay, "image"_a, "labels"_a, "alpha"_a = 0.5, "boundary"_a = true,
           R"doc(Blend a palette colour per label id (0 = void) into an H x W x 3 uint8 image;

@@ -77,3 +77,25 @@ def overlay(
     alpha: float = 0.5,
     boundary: bool = True,
 ) -> npt.NDArray[np.uint8]: ...
+
+class OnlineTracker:
+    """C++ twin of ``rapsam_edge.runtime.tracker.OnlineTracker``."""
+
+    def __init__(
+        self,
+        match_threshold: float = 0.5,
+        class_change_penalty: float = 0.5,
+        birth_score: float = 0.5,
+        max_missed: int = 10,
+        momentum: float = 0.8,
+    ) -> None: ...
+    def update(
+        self, embeddings: np.ndarray, classes: np.ndarray, scores: np.ndarray
+    ) -> np.ndarray: ...
+    def reset(self) -> None: ...
+    @property
+    def tracks_started(self) -> int: ...
+    @property
+    def frame_index(self) -> int: ...
+    @property
+    def live_tracks(self) -> int: ...

@@ -1,6 +1,7 @@
 """Parity of the C++ runtime (csrc/runtime, no Python in its process) with the Python
-Segmenter on the shipped bundle: identical panoptic label maps and click masks on frames of
-the sample clip, both on OpenVINO. CI builds the installed package and its example
+Segmenter on the shipped bundle: identical panoptic label maps, click masks and track ids on
+frames of the sample clip, both on OpenVINO (the shipped model names no thing, so its track
+lists are empty; tests/test_tracker.py compares the two trackers on synthetic tracks). CI builds the installed package and its example
 (examples/cpp) and points RAPSAM_CPP_EXAMPLE at the program; without it there is nothing to
 compare (a build without the C++ runtime's dependencies)."""
 
@@ -53,7 +54,12 @@ def test_cpp_runtime_matches_python(shipped_bundle: Path, tmp_path: Path):
     assert res.returncode == 0, res.stderr
     assert len(res.stdout.strip().splitlines()) == len(frames)
     seg = Segmenter(shipped_bundle, "openvino", color_order="RGB")
+    tracker = seg.new_tracker()
+    lines = res.stdout.strip().splitlines()
     for i, f in enumerate(frames):
+        ids = seg.track(f, tracker=tracker).track_ids.tolist()
+        printed = lines[i].split("tracks [")[1].split("]")[0]
+        assert [int(x) for x in printed.split()] == ids, (i, lines[i])
         h, w = f.shape[:2]
         want = seg.panoptic(f).panoptic_map
         got = np.fromfile(dump / f"{i:03d}.panoptic", np.int32).reshape(h, w)

@@ -150,6 +150,43 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
     return r;
 }
 
+TrackResult Segmenter::track(const uint8_t* frame, int frame_h, int frame_w,
+                             OnlineTracker& tracker) {
+    TrackResult t;
+    t.panoptic = panoptic(frame, frame_h, frame_w);
+    const auto& segs = t.panoptic.segments;
+    const size_t d = segs.empty() ? 0 : t.panoptic.query_embed.size() / segs.size();
+    std::vector<float> emb, scores;
+    std::vector<int32_t> classes;
+    std::vector<size_t> things;
+    for (size_t i = 0; i < segs.size(); ++i) {
+        if (!segs[i].is_thing) continue;
+        things.push_back(i);
+        const float* e = t.panoptic.query_embed.data() + i * d;
+        emb.insert(emb.end(), e, e + d);
+        classes.push_back(segs[i].cls);
+        scores.push_back(segs[i].score);
+    }
+    const auto ids = tracker.update(emb.data(), static_cast<int64_t>(things.size()),
+                                    static_cast<int64_t>(std::max<size_t>(d, 1)), classes.data(),
+                                    scores.data());
+    int32_t max_id = 0;
+    for (const Segment& s : segs) max_id = std::max(max_id, s.id);
+    std::vector<int32_t> lut(static_cast<size_t>(max_id) + 1, 0);
+    for (size_t k = 0; k < things.size(); ++k) {
+        lut[segs[things[k]].id] = ids[k];
+        if (ids[k] > 0) {
+            t.track_ids.push_back(ids[k]);
+            t.track_classes.push_back(classes[k]);
+            t.track_scores.push_back(scores[k]);
+        }
+    }
+    t.track_map.resize(t.panoptic.panoptic_map.size());
+    for (size_t i = 0; i < t.track_map.size(); ++i) t.track_map[i] = lut[t.panoptic.panoptic_map[i]];
+    t.frame_index = tracker.frame_index();
+    return t;
+}
+
 ImageEmbedding Segmenter::set_image(const uint8_t* frame, int frame_h, int frame_w) {
     ImageEmbedding e;
     e.prepared = prepare(frame, frame_h, frame_w);

@@ -14,6 +14,7 @@
 
 #include "bundle.hpp"
 #include "postprocess.hpp"
+#include "tracker.hpp"
 
 namespace rapsam {
 
@@ -53,6 +54,15 @@ struct PromptResult {
     int count = 0, height = 0, width = 0;
 };
 
+struct TrackResult {
+    int64_t frame_index = 0;
+    std::vector<int32_t> track_map;     ///< frame_h x frame_w track ids (0 = none)
+    std::vector<int32_t> track_ids;     ///< live tracks seen this frame
+    std::vector<int32_t> track_classes;
+    std::vector<float> track_scores;
+    PanopticResult panoptic;
+};
+
 class Segmenter {
 public:
     /// Opens the bundle's three graphs (OpenVINO IR, else ONNX) on `options.device`.
@@ -73,6 +83,10 @@ public:
     /// (clipped to it). The same rule as the Python prompt(); std::invalid_argument otherwise.
     PromptResult prompt(const ImageEmbedding& embedding, const std::vector<float>& points,
                         const std::vector<float>& boxes);
+
+    /// Online video instance segmentation: thing segments get stable ids from `tracker`
+    /// (one per video; tracker.hpp, the twin of the Python tracker), as Segmenter.track().
+    TrackResult track(const uint8_t* frame, int frame_h, int frame_w, OnlineTracker& tracker);
 
     const Bundle& bundle() const { return bundle_; }
     std::vector<std::string> class_names() const;

@@ -2,8 +2,9 @@
 //
 // No Python in the process: loads and verifies a bundle, then for every binary PPM (P6)
 // frame in FRAMES_DIR (sorted by name; e.g. `ffmpeg -i clip.mp4 frames/%05d.ppm`) runs
-// panoptic segmentation and a click at the frame centre, and prints one line per frame:
-// the number of segments, their class names, and the click's mask area. With --dump, writes
+// panoptic segmentation with tracking and a click at the frame centre, and prints one line
+// per frame: the number of segments, their class names, the track ids and the click's mask
+// area. With --dump, writes
 // per frame NAME.panoptic (int32 H x W) and NAME.prompt (uint8 H x W) raw files (the parity
 // test compares them with the Python Segmenter).
 #include <algorithm>
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
         rapsam::SegmenterOptions options;
         options.color_order = "RGB";  // PPM pixels are RGB
         rapsam::Segmenter seg(bundle, options);
+        rapsam::OnlineTracker tracker;  // one per video
         const auto names = seg.class_names();
         std::vector<fs::path> frames;
         for (const auto& entry : fs::directory_iterator(argv[2]))
@@ -56,7 +58,8 @@ int main(int argc, char** argv) {
                 std::cerr << frames[i] << ": not a binary PPM (P6, maxval 255)\n";
                 return 2;
             }
-            const auto pan = seg.panoptic(rgb.data(), h, w);
+            const auto tracked = seg.track(rgb.data(), h, w, tracker);
+            const auto& pan = tracked.panoptic;
             const auto emb = seg.set_image(rgb.data(), h, w);
             const auto click = seg.prompt(emb, {float(w) / 2, float(h) / 2}, {});
             size_t area = 0;
@@ -64,6 +67,9 @@ int main(int argc, char** argv) {
             std::printf("frame %zu: %zu segments [", i, pan.segments.size());
             for (size_t k = 0; k < pan.segments.size(); ++k)
                 std::printf("%s%s", k ? " " : "", names.at(pan.segments[k].cls).c_str());
+            std::printf("], tracks [");
+            for (size_t k = 0; k < tracked.track_ids.size(); ++k)
+                std::printf("%s%d", k ? " " : "", tracked.track_ids[k]);
             std::printf("], click mask %zu px (iou %.3f)\n", area, click.iou.at(0));
             if (argc == 5) {
                 const fs::path out = fs::path(argv[4]) / frames[i].stem();
