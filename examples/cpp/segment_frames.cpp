@@ -1,4 +1,4 @@
-// segment_frames BUNDLE FRAMES_DIR [--dump OUT_DIR]
+// segment_frames BUNDLE FRAMES_DIR [--dump OUT_DIR | --loops N]
 //
 // No Python in the process: loads and verifies a bundle, then for every binary PPM (P6)
 // frame in FRAMES_DIR (sorted by name; e.g. `ffmpeg -i clip.mp4 frames/%05d.ppm`) runs
@@ -6,7 +6,8 @@
 // per frame: the number of segments, their class names, the track ids and the click's mask
 // area. With --dump, writes
 // per frame NAME.panoptic (int32 H x W) and NAME.prompt (uint8 H x W) raw files (the parity
-// test compares them with the Python Segmenter).
+// test compares them with the Python Segmenter). With --loops N, tracks the frames N times
+// over and prints the resident memory after the first and the last loop (a soak).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -31,9 +32,18 @@ static bool read_ppm(const fs::path& path, std::vector<uint8_t>& rgb, int& h, in
     return static_cast<size_t>(in.gcount()) == rgb.size();
 }
 
+static long resident_kb() {  // Linux: resident set size from /proc/self/statm
+    std::ifstream statm("/proc/self/statm");
+    long pages = 0, resident = 0;
+    statm >> pages >> resident;
+    return resident * 4;  // 4 kB pages
+}
+
 int main(int argc, char** argv) {
-    if (argc != 3 && !(argc == 5 && std::string(argv[3]) == "--dump")) {
-        std::cerr << "usage: segment_frames BUNDLE FRAMES_DIR [--dump OUT_DIR]\n";
+    const bool dump = argc == 5 && std::string(argv[3]) == "--dump";
+    const bool loops = argc == 5 && std::string(argv[3]) == "--loops";
+    if (argc != 3 && !dump && !loops) {
+        std::cerr << "usage: segment_frames BUNDLE FRAMES_DIR [--dump OUT_DIR | --loops N]\n";
         return 2;
     }
     try {
@@ -50,6 +60,26 @@ int main(int argc, char** argv) {
         if (frames.empty()) {
             std::cerr << "no .ppm frames in " << argv[2] << "\n";
             return 2;
+        }
+        if (loops) {  // soak: the frames over and over; resident memory at the start and end
+            const int n = std::stoi(argv[4]);
+            std::vector<std::vector<uint8_t>> decoded(frames.size());
+            int h = 0, w = 0;
+            for (size_t i = 0; i < frames.size(); ++i)
+                if (!read_ppm(frames[i], decoded[i], h, w)) return 2;
+            long first = 0;
+            for (int l = 0; l < n; ++l) {
+                for (const auto& rgb : decoded) seg.track(rgb.data(), h, w, tracker);
+                if (l == 0 || l == n - 1) {
+                    const long rss = resident_kb();
+                    if (l == 0) first = rss;
+                    std::printf("loop %d: %ld kB resident, %d tracks started, %zu live\n", l + 1,
+                                rss, tracker.tracks_started(), tracker.tracks().size());
+                }
+            }
+            std::printf("growth after the first loop: %.2f %%\n",
+                        100.0 * double(resident_kb() - first) / double(first));
+            return 0;
         }
         for (size_t i = 0; i < frames.size(); ++i) {
             std::vector<uint8_t> rgb;
@@ -71,7 +101,7 @@ int main(int argc, char** argv) {
             for (size_t k = 0; k < tracked.track_ids.size(); ++k)
                 std::printf("%s%d", k ? " " : "", tracked.track_ids[k]);
             std::printf("], click mask %zu px (iou %.3f)\n", area, click.iou.at(0));
-            if (argc == 5) {
+            if (dump) {
                 const fs::path out = fs::path(argv[4]) / frames[i].stem();
                 std::ofstream(out.string() + ".panoptic", std::ios::binary)
                     .write(reinterpret_cast<const char*>(pan.panoptic_map.data()),
