@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,18 +28,8 @@ import numpy as np
 
 from rapsam_edge import Segmenter
 from rapsam_edge.assets import sample_clip
+from rapsam_edge.profile.memory import current_rss_mib
 from rapsam_edge.runtime.tracker import TrackerConfig
-
-
-def rss_bytes() -> int:
-    """Resident set size of this process (Linux /proc; psutil elsewhere)."""
-    try:
-        with open(f"/proc/{os.getpid()}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        import psutil
-
-        return psutil.Process().memory_info().rss
 
 
 def clip_frames(n: int) -> Iterator[np.ndarray]:
@@ -76,13 +65,15 @@ def soak(
         tracker=TrackerConfig(birth_score=score_threshold),
     )
     tracker = seg.new_tracker()
+    if current_rss_mib() is None:
+        raise RuntimeError("the soak reads the resident set size from /proc (Linux)")
     rss, live, latency = [], [], []
     t_last = time.perf_counter()
     for _, result in seg.stream(clip_frames(frames), tracker=tracker):
         now = time.perf_counter()
         latency.append((now - t_last) * 1e3)
         t_last = now
-        rss.append(rss_bytes())
+        rss.append(current_rss_mib())
         live.append(len(tracker.tracks))
         del result
     seg.close()
@@ -97,9 +88,9 @@ def soak(
         "bundle": seg.bundle.name,
         "backend": seg.backend_name,
         "score_threshold": score_threshold,
-        "rss_after_warmup_mb": round(base / 2**20, 1),
-        "rss_end_mb": round(rss[-1] / 2**20, 1),
-        "rss_max_mb": round(max(rss[warmup:]) / 2**20, 1),
+        "rss_after_warmup_mb": round(base, 1),
+        "rss_end_mb": round(rss[-1], 1),
+        "rss_max_mb": round(max(rss[warmup:]), 1),
         "rss_growth_pct": round(100.0 * (rss[-1] - base) / base, 2),
         "live_tracks_max": int(max(live)),
         "live_tracks_final": int(live[-1]),

@@ -13,7 +13,6 @@ Category ids are mapped to contiguous train class ids (sorted by category id), u
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from ..errors import DatasetError
 from .classes import ClassInfo
 from .imageio import read_rgb, write_rgb
+from .jsonfile import read_json
 from .panoptic_ids import id_to_rgb, rgb_to_id
 from .segments import Segment
 from .writer import AnnotationWriter
@@ -119,12 +119,7 @@ class CocoPanopticDataset(Sequence[PanopticSample]):
             if not panoptic_dir.is_dir():
                 panoptic_dir = root / "annotations" / f"panoptic_{split}"
         self.panoptic_dir = Path(panoptic_dir)
-        try:
-            data = json.loads(self.ann_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise DatasetError(
-                f"{self.ann_file}: cannot read COCO panoptic annotations ({e})"
-            ) from e
+        data = read_json(self.ann_file, "COCO panoptic annotations")
         try:
             for key in ("categories", "images", "annotations"):
                 if not isinstance(data, Mapping) or key not in data:

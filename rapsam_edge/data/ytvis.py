@@ -11,7 +11,6 @@ frame), ``areas`` and ``bboxes`` (null where absent). Only thing instances are a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from ..errors import DatasetError
 from ..ops import rle_decode, rle_encode
 from .coco_panoptic import contiguous_classes
 from .imageio import read_rgb, write_rgb
+from .jsonfile import read_json
 from .segments import Segment
 from .writer import AnnotationWriter
 
@@ -144,10 +144,7 @@ class YtvisDataset(Sequence[VideoSample]):
         root = Path(root)
         self.ann_file = Path(ann_file or root / "annotations" / f"instances_{split}.json")
         self.image_dir = Path(image_dir or root / split / "JPEGImages")
-        try:
-            data = json.loads(self.ann_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise DatasetError(f"{self.ann_file}: cannot read YouTube-VIS annotations ({e})") from e
+        data = read_json(self.ann_file, "YouTube-VIS annotations")
         try:
             if is_mmdet_video_layout(data):
                 data = from_mmdet_video_layout(data)

@@ -25,7 +25,6 @@ PQ, SQ and RQ are returned in percent (0-100).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from typing import Any, Union
 import cv2
 import numpy as np
 
+from rapsam_edge.data.jsonfile import read_json
 from rapsam_edge.data.panoptic_ids import rgb_to_id
 from rapsam_edge.errors import DatasetError
 
@@ -230,7 +230,7 @@ def pq_from_files(
     Returns ``PanopticQuality.compute()``, with ``category_id`` added to each ``per_class``
     entry and ``category_ids`` (train id -> COCO category id).
     """
-    gt, pred = _read_json(gt_json), _read_json(pred_json)
+    gt, pred = read_json(gt_json), read_json(pred_json)
     for name, data, keys in (
         (gt_json, gt, ("categories", "annotations")),
         (pred_json, pred, ("annotations",)),
@@ -245,14 +245,6 @@ def pq_from_files(
             f"{gt_json} / {pred_json}: malformed COCO panoptic annotations "
             f"({type(e).__name__}: {e})"
         ) from e
-
-
-def _read_json(path: PathLike) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise DatasetError(f"{path}: cannot read JSON ({e})") from e
 
 
 def _pq(gt: Any, pred: Any, gt_png_dir: PathLike, pred_png_dir: PathLike) -> dict[str, Any]:

@@ -24,13 +24,13 @@ AP and AR are returned in percent (0-100); NaN when no category has GT.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
 
+from rapsam_edge.data.jsonfile import read_json
 from rapsam_edge.data.ytvis import from_mmdet_video_layout, is_mmdet_video_layout
 from rapsam_edge.errors import DatasetError
 from rapsam_edge.ops import rle_decode
@@ -239,14 +239,8 @@ class VideoInstanceAP:
         return out
 
 
-def _load(x: PathLike | Mapping[str, Any] | list[Any], name: str) -> Any:
-    if isinstance(x, (str, os.PathLike)):
-        try:
-            with open(x, encoding="utf-8") as f:
-                return json.load(f)
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise DatasetError(f"{name}: cannot read JSON ({e})") from e
-    return x
+def _load(x: PathLike | Mapping[str, Any] | list[Any]) -> Any:
+    return read_json(x) if isinstance(x, (str, os.PathLike)) else x
 
 
 def vis_ap_from_json(
@@ -262,8 +256,8 @@ def vis_ap_from_json(
     """
     gt_name = str(gt) if isinstance(gt, (str, os.PathLike)) else "ground truth"
     pred_name = str(pred) if isinstance(pred, (str, os.PathLike)) else "predictions"
-    gt_d = _load(gt, gt_name)
-    pred_d = _load(pred, pred_name)
+    gt_d = _load(gt)
+    pred_d = _load(pred)
     try:
         if is_mmdet_video_layout(gt_d):
             gt_d = from_mmdet_video_layout(gt_d)

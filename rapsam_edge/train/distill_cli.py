@@ -13,6 +13,7 @@ import sys
 from ..errors import ConfigError
 from .cli import add_arguments as add_train_arguments
 from .cli import config_from_args
+from .cli import run as train_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,14 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .trainer import train
-
-    cfg = config_from_args(args)
-    if not cfg.teacher:
+    if not config_from_args(args).teacher:
         raise ConfigError("distill needs a teacher", hint="pass --teacher RUN (a trained run)")
-    train(cfg)
-    print(f"student weights and logs in {cfg.out}")
-    return 0
+    return train_run(args)
 
 
 if __name__ == "__main__":  # torchrun entry: python -m rapsam_edge.train.distill_cli
