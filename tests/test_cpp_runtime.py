@@ -1,9 +1,10 @@
 """Parity of the C++ runtime (csrc/runtime, no Python in its process) with the Python
 Segmenter on the shipped bundle: identical panoptic label maps, click masks and track ids on
-frames of the sample clip, both on OpenVINO (the shipped model names no thing, so its track
-lists are empty; tests/test_tracker.py compares the two trackers on synthetic tracks). CI builds the installed package and its example
-(examples/cpp) and points RAPSAM_CPP_EXAMPLE at the program; without it there is nothing to
-compare (a build without the C++ runtime's dependencies)."""
+frames of the sample clip (a folder of PPM frames, and the clip itself as a video file), both
+on OpenVINO; tests/test_tracker.py also compares the two trackers on synthetic tracks. CI
+builds the installed package and its example (examples/cpp, with OpenCV) and points
+RAPSAM_CPP_EXAMPLE at the program (and sets RAPSAM_CPP_EXAMPLE_VIDEO); without it there is
+nothing to compare (a build without the C++ runtime's dependencies)."""
 
 from __future__ import annotations
 
@@ -35,38 +36,77 @@ def _frames(n: int) -> list[np.ndarray]:
     return out
 
 
-def test_cpp_runtime_matches_python(shipped_bundle: Path, tmp_path: Path):
-    frames = _frames(6)
-    frames.append(np.ascontiguousarray(frames[0][:97, :131]))  # an odd, small size too
-    src, dump = tmp_path / "frames", tmp_path / "dump"
-    src.mkdir()
-    dump.mkdir()
-    for i, f in enumerate(frames):
-        h, w = f.shape[:2]
-        (src / f"{i:03d}.ppm").write_bytes(f"P6\n{w} {h}\n255\n".encode() + f.tobytes())
+def _read_ppm(path: Path) -> np.ndarray:
+    data = path.read_bytes()
+    magic, w, h, maxval, pixels = data.split(maxsplit=4)
+    assert magic == b"P6" and maxval == b"255"
+    return np.frombuffer(pixels, np.uint8).reshape(int(h), int(w), 3)
+
+
+def _run(source: Path, bundle: Path, *args: str) -> subprocess.CompletedProcess:
     res = subprocess.run(
-        [EXAMPLE, str(shipped_bundle), str(src), "--dump", str(dump)],
+        [EXAMPLE, str(bundle), str(source), *args],
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "PYTHONPATH": ""},
     )
     assert res.returncode == 0, res.stderr
-    assert len(res.stdout.strip().splitlines()) == len(frames)
-    seg = Segmenter(shipped_bundle, "openvino", color_order="RGB")
+    return res
+
+
+def _assert_parity(bundle: Path, names: list[str], stdout: str, dump: Path) -> None:
+    """The Python Segmenter on the frames the C++ program decoded (dump/NAME.ppm) gives the
+    same track ids (printed), panoptic maps and click masks (dumped)."""
+    seg = Segmenter(bundle, "openvino", color_order="RGB")
     tracker = seg.new_tracker()
-    lines = res.stdout.strip().splitlines()
-    for i, f in enumerate(frames):
+    lines = stdout.strip().splitlines()
+    assert len(lines) == len(names)
+    for i, name in enumerate(names):
+        f = _read_ppm(dump / f"{name}.ppm")
         ids = seg.track(f, tracker=tracker).track_ids.tolist()
         printed = lines[i].split("tracks [")[1].split("]")[0]
         assert [int(x) for x in printed.split()] == ids, (i, lines[i])
         h, w = f.shape[:2]
         want = seg.panoptic(f).panoptic_map
-        got = np.fromfile(dump / f"{i:03d}.panoptic", np.int32).reshape(h, w)
-        np.testing.assert_array_equal(got, want, err_msg=f"frame {i}")
+        got = np.fromfile(dump / f"{name}.panoptic", np.int32).reshape(h, w)
+        np.testing.assert_array_equal(got, want, err_msg=f"frame {name}")
         click = seg.prompt(seg.set_image(f), points=[(w / 2, h / 2)]).masks[0]
-        got_click = np.fromfile(dump / f"{i:03d}.prompt", np.uint8).reshape(h, w).astype(bool)
-        np.testing.assert_array_equal(got_click, click, err_msg=f"frame {i} click")
+        got_click = np.fromfile(dump / f"{name}.prompt", np.uint8).reshape(h, w).astype(bool)
+        np.testing.assert_array_equal(got_click, click, err_msg=f"frame {name} click")
+
+
+def test_cpp_runtime_matches_python(shipped_bundle: Path, tmp_path: Path):
+    frames = _frames(6)
+    frames.append(np.ascontiguousarray(frames[0][:97, :131]))  # an odd, small size too
+    src, dump = tmp_path / "frames", tmp_path / "dump"
+    src.mkdir()
+    names = [f"{i:03d}" for i in range(len(frames))]
+    for name, f in zip(names, frames, strict=True):
+        h, w = f.shape[:2]
+        (src / f"{name}.ppm").write_bytes(f"P6\n{w} {h}\n255\n".encode() + f.tobytes())
+    res = _run(src, shipped_bundle, "--dump", str(dump))
+    for name, f in zip(names, frames, strict=True):  # the decoded frames are the ones written
+        np.testing.assert_array_equal(_read_ppm(dump / f"{name}.ppm"), f)
+    _assert_parity(shipped_bundle, names, res.stdout, dump)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("RAPSAM_CPP_EXAMPLE_VIDEO"),
+    reason="RAPSAM_CPP_EXAMPLE_VIDEO unset (the example was built without OpenCV's videoio)",
+)
+def test_cpp_runtime_video_source_matches_python(shipped_bundle: Path, tmp_path: Path):
+    """SOURCE as a video file (the sample clip), every frame, with overlays written."""
+    dump, overlays = tmp_path / "dump", tmp_path / "overlays"
+    res = _run(sample_clip(), shipped_bundle, "--dump", str(dump), "--overlays", str(overlays))
+    names = sorted(p.stem for p in dump.glob("*.ppm"))
+    assert len(names) == len(_frames(10_000)) > 0  # every frame of the clip
+    _assert_parity(shipped_bundle, names, res.stdout, dump)
+    pngs = sorted(overlays.glob("*.png"))
+    assert [p.stem for p in pngs] == names
+    first = cv2.imread(str(pngs[0]))
+    assert first.shape == _read_ppm(dump / f"{names[0]}.ppm").shape
+    assert not np.array_equal(first[..., ::-1], _read_ppm(dump / f"{names[0]}.ppm"))
 
 
 def test_cpp_runtime_refuses_a_tampered_bundle(shipped_bundle: Path, tmp_path: Path):

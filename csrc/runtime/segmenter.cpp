@@ -1,11 +1,10 @@
-// The C++ runtime's Segmenter on OpenVINO (see segmenter.hpp). Every step mirrors
+// The C++ runtime's Segmenter (see segmenter.hpp) over a Backend (backend.hpp). Every step mirrors
 // rapsam_edge/runtime/segmenter.py so that both give the same label maps and masks.
 #include "segmenter.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <openvino/openvino.hpp>
 #include <stdexcept>
 
 namespace rapsam {
@@ -25,20 +24,10 @@ void saturate(std::vector<float>& a, const char* where) {
     }
 }
 
-std::vector<float> copy_out(const ov::Tensor& t) {
-    const float* p = t.data<const float>();
-    return std::vector<float>(p, p + t.get_size());
-}
-
 }  // namespace
 
-struct Segmenter::Graphs {
-    ov::Core core;
-    ov::InferRequest encoder, panoptic, prompt;
-};
-
 Segmenter::Segmenter(const Bundle& bundle, const SegmenterOptions& options)
-    : bundle_(bundle), options_(options), graphs_(std::make_unique<Graphs>()) {
+    : bundle_(bundle), options_(options) {
     if (options_.color_order != "RGB" && options_.color_order != "BGR")
         invalid("color_order must be RGB or BGR, got " + options_.color_order);
     if (options_.input_size == 0) options_.input_size = bundle_.long_side;
@@ -46,22 +35,10 @@ Segmenter::Segmenter(const Bundle& bundle, const SegmenterOptions& options)
         invalid("input_size must be a positive multiple of " + std::to_string(bundle_.pad_divisor));
     if (options_.max_prompts < 1) invalid("max_prompts must be >= 1");
     for (const auto& c : bundle_.classes) is_thing_.push_back(c.is_thing ? 1 : 0);
-    auto open = [&](const char* name) {
-        const GraphEntry& g = bundle_.graphs.at(name);
-        const std::string fmt = g.files.count("openvino") ? "openvino" : "onnx";
-        auto model = graphs_->core.read_model(bundle_.graph_path(name, fmt));
-        ov::AnyMap config{ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
-        if (options_.device.rfind("CPU", 0) == 0) {
-            // as the Python backend: bf16 where the bundle says so, else f32
-            config.emplace(ov::hint::inference_precision(
-                g.precision == "bf16" ? ov::element::bf16 : ov::element::f32));
-            if (options_.threads > 0) config.emplace(ov::inference_num_threads(options_.threads));
-        }
-        return graphs_->core.compile_model(model, options_.device, config).create_infer_request();
-    };
-    graphs_->encoder = open("encoder");
-    graphs_->panoptic = open("panoptic_decoder");
-    graphs_->prompt = open("prompt_decoder");
+    BackendOptions backend_options;
+    backend_options.device = options_.device;
+    backend_options.threads = options_.threads;
+    backend_ = make_backend(options_.backend, bundle_, backend_options);
 }
 
 Segmenter::~Segmenter() = default;
@@ -88,33 +65,23 @@ PreparedFrame Segmenter::prepare(const uint8_t* frame, int frame_h, int frame_w)
 
 std::vector<float> Segmenter::encode(const PreparedFrame& p, int64_t& dim, int64_t& fh,
                                      int64_t& fw) {
-    const GraphEntry& g = bundle_.graphs.at("encoder");
-    ov::Tensor image(ov::element::u8,
-                     {1, static_cast<size_t>(p.geometry.pad_h), static_cast<size_t>(p.geometry.pad_w), 3},
-                     const_cast<uint8_t*>(p.image.data()));
-    graphs_->encoder.set_tensor(g.inputs.at(0), image);
-    graphs_->encoder.infer();
-    const ov::Tensor feats = graphs_->encoder.get_tensor(g.outputs.at(0));
-    const auto shape = feats.get_shape();
-    dim = static_cast<int64_t>(shape[1]);
-    fh = static_cast<int64_t>(shape[2]);
-    fw = static_cast<int64_t>(shape[3]);
-    return copy_out(feats);
+    InputView image{InputView::Type::u8, {1, p.geometry.pad_h, p.geometry.pad_w, 3}, p.image.data()};
+    OutputTensor feats = std::move(backend_->run("encoder", {image}).at(0));
+    if (feats.shape.size() != 4) throw std::runtime_error("encoder feats are not 4-D");
+    dim = feats.shape[1];
+    fh = feats.shape[2];
+    fw = feats.shape[3];
+    return std::move(feats.data);
 }
 
 PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_w) {
     const PreparedFrame p = prepare(frame, frame_h, frame_w);
     int64_t dim, fh, fw;
     std::vector<float> feats = encode(p, dim, fh, fw);
-    const GraphEntry& g = bundle_.graphs.at("panoptic_decoder");
-    ov::Tensor feats_t(ov::element::f32, {1, size_t(dim), size_t(fh), size_t(fw)}, feats.data());
-    graphs_->panoptic.set_tensor(g.inputs.at(0), feats_t);
-    graphs_->panoptic.infer();
-    const ov::Tensor cls_t = graphs_->panoptic.get_tensor(g.outputs.at(0));
-    const ov::Tensor mask_t = graphs_->panoptic.get_tensor(g.outputs.at(1));
-    const ov::Tensor emb_t = graphs_->panoptic.get_tensor(g.outputs.at(2));
-    std::vector<float> cls = copy_out(cls_t), masks = copy_out(mask_t);
-    const auto cs = cls_t.get_shape(), ms = mask_t.get_shape();
+    auto outs = backend_->run("panoptic_decoder", {{InputView::Type::f32, {1, dim, fh, fw}, feats.data()}});
+    std::vector<float> cls = std::move(outs.at(0).data), masks = std::move(outs.at(1).data);
+    const auto cs = outs[0].shape, ms = outs[1].shape;
+    const OutputTensor& emb_t = outs.at(2);
     const int n = static_cast<int>(cs[1]), c1 = static_cast<int>(cs[2]);
     if (c1 - 1 != static_cast<int>(is_thing_.size()))
         throw BundleError("panoptic_decoder gives " + std::to_string(c1 - 1) + " classes, the manifest " +
@@ -143,8 +110,8 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
         saturate(masks, "panoptic_decoder mask_logits");
         r.segments = fuse();
     }
-    const float* emb = emb_t.data<const float>();
-    const size_t d = emb_t.get_shape()[2];
+    const float* emb = emb_t.data.data();
+    const size_t d = static_cast<size_t>(emb_t.shape.at(2));
     for (const Segment& s : r.segments)
         r.query_embed.insert(r.query_embed.end(), emb + s.query * d, emb + (s.query + 1) * d);
     return r;
@@ -225,23 +192,16 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const std::vector<float>
         const double lim[4] = {w, h, w, h};
         for (int k = 0; k < 4; ++k) net.push_back(static_cast<float>(std::clamp(b[k], 0.0, lim[k]) * s));
     }
-    const GraphEntry& g = bundle_.graphs.at("prompt_decoder");
-    std::vector<float> feats = e.feats;  // the infer request may not write into it, but own it
-    ov::Tensor feats_t(ov::element::f32, {1, size_t(e.dim), size_t(e.feat_h), size_t(e.feat_w)},
-                       feats.data());
-    ov::Tensor boxes_t(ov::element::f32, {1, total, 4}, net.data());
-    graphs_->prompt.set_tensor(g.inputs.at(0), feats_t);
-    graphs_->prompt.set_tensor(g.inputs.at(1), boxes_t);
-    graphs_->prompt.infer();
-    const ov::Tensor mask_t = graphs_->prompt.get_tensor(g.outputs.at(0));
-    const ov::Tensor iou_t = graphs_->prompt.get_tensor(g.outputs.at(1));
-    std::vector<float> logits = copy_out(mask_t);
-    const auto ms = mask_t.get_shape();
+    auto outs = backend_->run(
+        "prompt_decoder", {{InputView::Type::f32, {1, e.dim, e.feat_h, e.feat_w}, e.feats.data()},
+                           {InputView::Type::f32, {1, static_cast<int64_t>(total), 4}, net.data()}});
+    std::vector<float> logits = std::move(outs.at(0).data);
+    const auto ms = outs[0].shape;
     PromptResult r;
     r.count = static_cast<int>(total);
     r.height = e.prepared.frame_h;
     r.width = e.prepared.frame_w;
-    r.iou = copy_out(iou_t);
+    r.iou = std::move(outs.at(1).data);
     r.masks.resize(total * r.height * r.width);
     r.stability.resize(total);
     auto run = [&] {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "backend.hpp"
 #include "bundle.hpp"
 #include "postprocess.hpp"
 #include "tracker.hpp"
@@ -19,8 +20,9 @@
 namespace rapsam {
 
 struct SegmenterOptions {
+    std::string backend = "auto";    ///< a name of backend_names(), or "auto" (the first)
     std::string device = "CPU";      ///< OpenVINO device
-    int threads = 0;                 ///< CPU inference threads (0 = OpenVINO's default)
+    int threads = 0;                 ///< CPU inference threads (0 = the backend's default)
     std::string color_order = "RGB"; ///< of the frames passed in
     int input_size = 0;              ///< network long side (0 = the bundle's)
     int max_prompts = 256;
@@ -65,8 +67,9 @@ struct TrackResult {
 
 class Segmenter {
 public:
-    /// Opens the bundle's three graphs (OpenVINO IR, else ONNX) on `options.device`.
-    /// Throws BundleError (bundle) or std::runtime_error (OpenVINO).
+    /// Opens the bundle's three graphs on `options.backend` (backend.hpp; OpenVINO: IR, else
+    /// ONNX, on `options.device`). Throws BundleError (bundle), std::invalid_argument (options)
+    /// or std::runtime_error (backend).
     Segmenter(const Bundle& bundle, const SegmenterOptions& options = {});
     ~Segmenter();
     Segmenter(const Segmenter&) = delete;
@@ -89,13 +92,14 @@ public:
     TrackResult track(const uint8_t* frame, int frame_h, int frame_w, OnlineTracker& tracker);
 
     const Bundle& bundle() const { return bundle_; }
+    /// The backend the graphs run on ("openvino", ...).
+    std::string backend_name() const { return backend_->name(); }
     std::vector<std::string> class_names() const;
 
 private:
-    struct Graphs;
     Bundle bundle_;
     SegmenterOptions options_;
-    std::unique_ptr<Graphs> graphs_;
+    std::unique_ptr<Backend> backend_;
     std::vector<uint8_t> is_thing_;
     std::vector<float> encode(const PreparedFrame& p, int64_t& dim, int64_t& fh, int64_t& fw);
 };

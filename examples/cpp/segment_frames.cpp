@@ -1,75 +1,197 @@
-// segment_frames BUNDLE FRAMES_DIR [--dump OUT_DIR | --loops N]
+// segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] [--loops N] [--backend NAME]
 //
-// No Python in the process: loads and verifies a bundle, then for every binary PPM (P6)
-// frame in FRAMES_DIR (sorted by name; e.g. `ffmpeg -i clip.mp4 frames/%05d.ppm`) runs
-// panoptic segmentation with tracking and a click at the frame centre, and prints one line
-// per frame: the number of segments, their class names, the track ids and the click's mask
-// area. With --dump, writes
-// per frame NAME.panoptic (int32 H x W) and NAME.prompt (uint8 H x W) raw files (the parity
-// test compares them with the Python Segmenter). With --loops N, tracks the frames N times
-// over and prints the resident memory after the first and the last loop (a soak).
+// A robot-node-style program with no Python in the process: loads and verifies a bundle, then
+// for every frame of SOURCE runs panoptic segmentation with online tracking and a click at
+// the frame centre, and prints one line per frame: the number of segments, their class names,
+// the track ids and the click's mask area.
+//
+// SOURCE is a video file or a folder of images (sorted by name). Built with OpenCV (found at
+// configure time) it reads any video OpenCV's videoio reads and any image imgcodecs reads;
+// without OpenCV, a folder of binary PPM (P6) frames (e.g. `ffmpeg -i clip.mp4 f/%05d.ppm`).
+//
+//   --overlays DIR  writes DIR/NAME.png (PPM without OpenCV): track colours (thing segments),
+//                   panoptic colours elsewhere, blended over the frame with boundaries
+//   --dump DIR      writes per frame NAME.ppm (the decoded RGB frame), NAME.panoptic (int32
+//                   H x W) and NAME.prompt (uint8 H x W), raw (the parity test reads them)
+//   --loops N       tracks the frames N times over and prints the resident memory after the
+//                   first and the last loop (a soak); nothing else is printed
+//   --backend NAME  one of rapsam::backend_names() (default: auto)
+// Exit status: 0 done, 1 a runtime error (message on stderr), 2 bad usage or an unreadable SOURCE.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "overlay.hpp"
 #include "segmenter.hpp"
+
+#ifdef RAPSAM_EXAMPLE_OPENCV
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+#endif
 
 namespace fs = std::filesystem;
 
-static bool read_ppm(const fs::path& path, std::vector<uint8_t>& rgb, int& h, int& w) {
+namespace {
+
+struct Frame {
+    std::string name;
+    std::vector<uint8_t> rgb;  // h x w x 3
+    int h = 0, w = 0;
+};
+
+bool read_ppm(const fs::path& path, Frame& f) {
     std::ifstream in(path, std::ios::binary);
     std::string magic;
     int maxval = 0;
-    in >> magic >> w >> h >> maxval;
+    in >> magic >> f.w >> f.h >> maxval;
     in.get();  // one whitespace byte before the pixels
-    if (!in || magic != "P6" || maxval != 255 || w < 1 || h < 1) return false;
-    rgb.resize(static_cast<size_t>(w) * h * 3);
-    in.read(reinterpret_cast<char*>(rgb.data()), static_cast<std::streamsize>(rgb.size()));
-    return static_cast<size_t>(in.gcount()) == rgb.size();
+    if (!in || magic != "P6" || maxval != 255 || f.w < 1 || f.h < 1) return false;
+    f.rgb.resize(static_cast<size_t>(f.w) * f.h * 3);
+    in.read(reinterpret_cast<char*>(f.rgb.data()), static_cast<std::streamsize>(f.rgb.size()));
+    return static_cast<size_t>(in.gcount()) == f.rgb.size();
 }
 
-static long resident_kb() {  // Linux: resident set size from /proc/self/statm
+void write_ppm(const fs::path& path, const uint8_t* rgb, int h, int w) {
+    std::ofstream out(path, std::ios::binary);
+    out << "P6\n" << w << " " << h << "\n255\n";
+    out.write(reinterpret_cast<const char*>(rgb), static_cast<std::streamsize>(size_t(h) * w * 3));
+}
+
+#ifdef RAPSAM_EXAMPLE_OPENCV
+bool from_mat(const cv::Mat& bgr, Frame& f) {
+    if (bgr.empty() || bgr.depth() != CV_8U) return false;
+    cv::Mat rgb;
+    if (bgr.channels() == 1) cv::cvtColor(bgr, rgb, cv::COLOR_GRAY2RGB);
+    else if (bgr.channels() == 4) cv::cvtColor(bgr, rgb, cv::COLOR_BGRA2RGB);
+    else cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    f.h = rgb.rows;
+    f.w = rgb.cols;
+    f.rgb.assign(rgb.data, rgb.data + rgb.total() * 3);
+    return true;
+}
+#endif
+
+// All frames of SOURCE (a folder of images or, with OpenCV, a video file), decoded.
+std::vector<Frame> read_source(const fs::path& source) {
+    std::vector<Frame> frames;
+    if (fs::is_directory(source)) {
+        std::vector<fs::path> files;
+        for (const auto& e : fs::directory_iterator(source)) {
+            std::string ext = e.path().extension().string();
+            std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+#ifdef RAPSAM_EXAMPLE_OPENCV
+            const bool image = ext == ".ppm" || ext == ".png" || ext == ".jpg" || ext == ".jpeg" ||
+                               ext == ".bmp" || ext == ".tif" || ext == ".tiff" || ext == ".webp";
+#else
+            const bool image = ext == ".ppm";
+#endif
+            if (e.is_regular_file() && image) files.push_back(e.path());
+        }
+        std::sort(files.begin(), files.end());
+        for (const auto& p : files) {
+            Frame f;
+            f.name = p.stem().string();
+#ifdef RAPSAM_EXAMPLE_OPENCV
+            const bool ok = from_mat(cv::imread(p.string(), cv::IMREAD_COLOR), f);
+#else
+            const bool ok = read_ppm(p, f);
+#endif
+            if (!ok) throw std::invalid_argument(p.string() + ": not a readable 8-bit image");
+            frames.push_back(std::move(f));
+        }
+        return frames;
+    }
+#ifdef RAPSAM_EXAMPLE_OPENCV
+    cv::VideoCapture cap(source.string());
+    if (!cap.isOpened()) throw std::invalid_argument(source.string() + ": not a readable video");
+    cv::Mat bgr;
+    while (cap.read(bgr)) {
+        Frame f;
+        char name[16];
+        std::snprintf(name, sizeof name, "%05zu", frames.size());
+        f.name = name;
+        if (!from_mat(bgr, f)) break;
+        frames.push_back(std::move(f));
+    }
+    return frames;
+#else
+    throw std::invalid_argument(source.string() +
+                                ": not a folder (this build reads PPM folders; video needs OpenCV)");
+#endif
+}
+
+void write_overlay(const fs::path& dir, const Frame& f, const rapsam::TrackResult& t) {
+    // thing segments in their track's colour, the rest in their segment's (ids offset apart)
+    std::vector<int32_t> labels(t.track_map.size());
+    for (size_t i = 0; i < labels.size(); ++i)
+        labels[i] = t.track_map[i] > 0 ? t.track_map[i] : t.panoptic.panoptic_map[i] + 100000;
+    for (size_t i = 0; i < labels.size(); ++i)
+        if (t.panoptic.panoptic_map[i] == 0) labels[i] = 0;
+    std::vector<uint8_t> out(f.rgb.size());
+    rapsam::overlay(f.rgb.data(), labels.data(), f.h, f.w, 0.5, true, out.data());
+#ifdef RAPSAM_EXAMPLE_OPENCV
+    cv::Mat rgb(f.h, f.w, CV_8UC3, out.data()), bgr;
+    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    cv::imwrite((dir / (f.name + ".png")).string(), bgr);
+#else
+    write_ppm(dir / (f.name + ".ppm"), out.data(), f.h, f.w);
+#endif
+}
+
+long resident_kb() {  // Linux: resident set size from /proc/self/statm
     std::ifstream statm("/proc/self/statm");
     long pages = 0, resident = 0;
     statm >> pages >> resident;
     return resident * 4;  // 4 kB pages
 }
 
+int usage() {
+    std::cerr << "usage: segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] [--loops N] "
+                 "[--backend NAME]\n";
+    return 2;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-    const bool dump = argc == 5 && std::string(argv[3]) == "--dump";
-    const bool loops = argc == 5 && std::string(argv[3]) == "--loops";
-    if (argc != 3 && !dump && !loops) {
-        std::cerr << "usage: segment_frames BUNDLE FRAMES_DIR [--dump OUT_DIR | --loops N]\n";
+    if (argc < 3) return usage();
+    std::map<std::string, std::string> opts;
+    for (int i = 3; i < argc; i += 2) {
+        const std::string key = argv[i];
+        if (i + 1 >= argc ||
+            (key != "--overlays" && key != "--dump" && key != "--loops" && key != "--backend"))
+            return usage();
+        opts[key] = argv[i + 1];
+    }
+    std::vector<Frame> frames;
+    try {
+        frames = read_source(argv[2]);
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return 2;
+    }
+    if (frames.empty()) {
+        std::cerr << "no frames in " << argv[2] << "\n";
         return 2;
     }
     try {
         const rapsam::Bundle bundle = rapsam::load_bundle(argv[1]);
         rapsam::SegmenterOptions options;
-        options.color_order = "RGB";  // PPM pixels are RGB
+        options.color_order = "RGB";
+        if (opts.count("--backend")) options.backend = opts["--backend"];
         rapsam::Segmenter seg(bundle, options);
         rapsam::OnlineTracker tracker;  // one per video
-        const auto names = seg.class_names();
-        std::vector<fs::path> frames;
-        for (const auto& entry : fs::directory_iterator(argv[2]))
-            if (entry.path().extension() == ".ppm") frames.push_back(entry.path());
-        std::sort(frames.begin(), frames.end());
-        if (frames.empty()) {
-            std::cerr << "no .ppm frames in " << argv[2] << "\n";
-            return 2;
-        }
-        if (loops) {  // soak: the frames over and over; resident memory at the start and end
-            const int n = std::stoi(argv[4]);
-            std::vector<std::vector<uint8_t>> decoded(frames.size());
-            int h = 0, w = 0;
-            for (size_t i = 0; i < frames.size(); ++i)
-                if (!read_ppm(frames[i], decoded[i], h, w)) return 2;
+        if (opts.count("--loops")) {  // soak: the frames over and over
+            const int n = std::stoi(opts["--loops"]);
             long first = 0;
             for (int l = 0; l < n; ++l) {
-                for (const auto& rgb : decoded) seg.track(rgb.data(), h, w, tracker);
+                for (const Frame& f : frames) seg.track(f.rgb.data(), f.h, f.w, tracker);
                 if (l == 0 || l == n - 1) {
                     const long rss = resident_kb();
                     if (l == 0) first = rss;
@@ -81,17 +203,15 @@ int main(int argc, char** argv) {
                         100.0 * double(resident_kb() - first) / double(first));
             return 0;
         }
+        const auto names = seg.class_names();
+        for (const auto& key : {"--overlays", "--dump"})
+            if (opts.count(key)) fs::create_directories(opts[key]);
         for (size_t i = 0; i < frames.size(); ++i) {
-            std::vector<uint8_t> rgb;
-            int h = 0, w = 0;
-            if (!read_ppm(frames[i], rgb, h, w)) {
-                std::cerr << frames[i] << ": not a binary PPM (P6, maxval 255)\n";
-                return 2;
-            }
-            const auto tracked = seg.track(rgb.data(), h, w, tracker);
+            const Frame& f = frames[i];
+            const auto tracked = seg.track(f.rgb.data(), f.h, f.w, tracker);
             const auto& pan = tracked.panoptic;
-            const auto emb = seg.set_image(rgb.data(), h, w);
-            const auto click = seg.prompt(emb, {float(w) / 2, float(h) / 2}, {});
+            const auto emb = seg.set_image(f.rgb.data(), f.h, f.w);
+            const auto click = seg.prompt(emb, {float(f.w) / 2, float(f.h) / 2}, {});
             size_t area = 0;
             for (uint8_t m : click.masks) area += m;
             std::printf("frame %zu: %zu segments [", i, pan.segments.size());
@@ -101,8 +221,10 @@ int main(int argc, char** argv) {
             for (size_t k = 0; k < tracked.track_ids.size(); ++k)
                 std::printf("%s%d", k ? " " : "", tracked.track_ids[k]);
             std::printf("], click mask %zu px (iou %.3f)\n", area, click.iou.at(0));
-            if (dump) {
-                const fs::path out = fs::path(argv[4]) / frames[i].stem();
+            if (opts.count("--overlays")) write_overlay(opts["--overlays"], f, tracked);
+            if (opts.count("--dump")) {
+                const fs::path out = fs::path(opts["--dump"]) / f.name;
+                write_ppm(out.string() + ".ppm", f.rgb.data(), f.h, f.w);
                 std::ofstream(out.string() + ".panoptic", std::ios::binary)
                     .write(reinterpret_cast<const char*>(pan.panoptic_map.data()),
                            static_cast<std::streamsize>(pan.panoptic_map.size() * 4));
