@@ -41,5 +41,6 @@ def test_benchmark_table(tmp_path, capsys):
     for r in rows:
         assert r["fps_p50"] == pytest.approx(1000 / r["end_to_end_p50_ms"])
         assert r["encoder_p50_ms"] > 0
+        assert 0.5 < r["e2e_over_stages"] < 2.0  # a ratio of times, not a sum or a difference
     md = out.with_suffix(".md").read_text()
     assert "| edge-xs | edge-xs-random | openvino | fp32 |" in md and md in capsys.readouterr().out
