@@ -321,6 +321,8 @@ inline float fast_expf(float x) {
 // A panoptic row band is evaluated densely (every pixel, every kept query) when more than
 // 1 / kDenseShare of its (query, cell) pairs change sign inside the cell.
 constexpr int kDenseShare = 2;
+// Columns per call of the dense row kernel: K x 2 x 256 floats (40 kB for K = 20) in L1.
+constexpr int kDenseChunk = 256;
 
 // Relative error of the float fast probabilities s / (1 + fast_expf(-v)) compared in float
 // products (a generous over-estimate: fast_expf 6e-7, s rounded to float, 3 roundings).
@@ -394,7 +396,9 @@ void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, con
             const bool take = p > best_s[q];
             best_d[q] = take ? best_s[q] : (p > best_d[q] ? p : best_d[q]);
             best_s[q] = take ? p : best_s[q];
-            best_i[q] = take ? i : best_i[q];
+            // a bit select, not a branchy masked store (see panoptic_dense_row)
+            const int32_t m = -static_cast<int32_t>(take), bi = best_i[q];
+            best_i[q] = (bi & ~m) | (i & m);
         }
     }
     // clear: the best is ahead of the runner-up by 4 x the fast error, and its d did not
@@ -407,20 +411,22 @@ void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, con
 // One output row of a band where most (query, cell) pairs are mixed, every pixel evaluated
 // for every kept query (no pruning; the twin's float bilinear values): own-area counts
 // (v >= 0) and the fast winner search of cell_fast_winners over all K queries along the
-// whole row (long contiguous vectors). top / bot: K x out_w horizontal interpolations of
-// the band's two source rows. Values are not stored: the caller recomputes the winner's
+// row's columns [0, out_w) (contiguous vectors; the caller passes column chunks that keep
+// the K rows of top / bot in L1). top / bot: K rows of `stride` floats, the horizontal
+// interpolations of the band's two source rows. Values are not stored: the caller recomputes the winner's
 // (and, for unclear pixels, every query's) value with the same float expression.
 RAPSAM_SIMD_CLONES
-void panoptic_dense_row(int K, int out_w, float v0, float v1, const float* __restrict top,
-                        const float* __restrict bot, const float* __restrict inv_s,
+void panoptic_dense_row(int K, int out_w, int stride, float v0, float v1,
+                        const float* __restrict top, const float* __restrict bot,
+                        const float* __restrict inv_s,
                         float* __restrict best_q, float* __restrict second_q,
                         int32_t* __restrict best_i, uint8_t* __restrict clear,
                         int64_t* __restrict own) {
     // the fast probability s / (1 + e^-v) is tracked as its inverse q = (1 + e^-v) * (1 / s)
     // (a multiply, no division): the winner has the smallest q, first minimum on ties
     for (int k = 0; k < K; ++k) {
-        const float* __restrict tp = top + static_cast<size_t>(k) * out_w;
-        const float* __restrict bt = bot + static_cast<size_t>(k) * out_w;
+        const float* __restrict tp = top + static_cast<size_t>(k) * stride;
+        const float* __restrict bt = bot + static_cast<size_t>(k) * stride;
         const float ik = inv_s[k];
         int32_t n = 0;
         if (k == 0) {
@@ -441,7 +447,11 @@ void panoptic_dense_row(int K, int out_w, float v0, float v1, const float* __res
                 const float sc2 = q < sc ? q : sc;
                 second_q[x] = take ? b : sc2;
                 best_q[x] = take ? q : b;
-                best_i[x] = take ? k : best_i[x];
+                // an unconditional store of a bit select: `take ? k : best_i[x]` compiles to
+                // a masked store behind a branch on any lane taking, which noisy logits
+                // mispredict about half the time
+                const int32_t m = -static_cast<int32_t>(take), bi = best_i[x];
+                best_i[x] = (bi & ~m) | (k & m);
             }
         }
         own[k] += n;
@@ -452,6 +462,15 @@ void panoptic_dense_row(int K, int out_w, float v0, float v1, const float* __res
     for (int x = 0; x < out_w; ++x)
         clear[x] = static_cast<uint8_t>((best_q[x] * (1.0f + 4 * kFastRelF) < second_q[x]) &
                                         (best_q[x] < 1e37f));
+}
+
+// The twin's horizontal interpolation of one source row r at every output column (gathers
+// through col0 / col1; the per-CPU clones vectorise them).
+RAPSAM_SIMD_CLONES
+void horizontal_row(const float* __restrict r, int out_w, const float* __restrict wx0,
+                    const float* __restrict wx1, const int32_t* __restrict col0,
+                    const int32_t* __restrict col1, float* __restrict out) {
+    for (int x = 0; x < out_w; ++x) out[x] = wx0[x] * r[col0[x]] + wx1[x] * r[col1[x]];
 }
 
 struct PanopticState {
@@ -477,7 +496,7 @@ void panoptic_dense_band(const PanopticState& st, const Band& rb, Code* label_ma
                          std::vector<float>& top, std::vector<float>& bot,
                          std::vector<float>& best,
                          std::vector<float>& second, std::vector<int32_t>& best_i,
-                         std::vector<uint8_t>& clear) {
+                         std::vector<uint8_t>& clear, int& bot_row) {
     const int K = st.K, out_w = st.out_w, w = st.w;
     const size_t row_k = static_cast<size_t>(K) * out_w;
     if (top.size() < row_k) {
@@ -490,41 +509,50 @@ void panoptic_dense_band(const PanopticState& st, const Band& rb, Code* label_ma
     }
     const float* wx0 = st.wx0.data();
     const float* wx1 = st.wx1.data();
-    for (int k = 0; k < K; ++k) {  // the twin's horizontal pass, per output column
-        const float* r0 = st.logits[k] + rb.t0 * w;
-        const float* r1 = st.logits[k] + rb.t1 * w;
-        float* tp = top.data() + static_cast<size_t>(k) * out_w;
-        float* bt = bot.data() + static_cast<size_t>(k) * out_w;
-        for (int x = 0; x < out_w; ++x) {
-            tp[x] = wx0[x] * r0[st.col0[x]] + wx1[x] * r0[st.col1[x]];
-            bt[x] = wx0[x] * r1[st.col0[x]] + wx1[x] * r1[st.col1[x]];
-        }
+    // the twin's horizontal pass, per output column; the previous dense band's lower source
+    // row (bot_row, its interpolations still in `bot`) is usually this band's upper one
+    const bool reuse = bot_row == rb.t0;
+    if (reuse) top.swap(bot);
+    for (int k = 0; k < K; ++k) {
+        const size_t off = static_cast<size_t>(k) * out_w;
+        if (!reuse)
+            horizontal_row(st.logits[k] + rb.t0 * w, out_w, wx0, wx1, st.col0.data(),
+                           st.col1.data(), top.data() + off);
+        horizontal_row(st.logits[k] + rb.t1 * w, out_w, wx0, wx1, st.col0.data(),
+                       st.col1.data(), bot.data() + off);
     }
-    for (int y = rb.begin; y < rb.end; ++y) {
-        const float v0 = st.wy0[y], v1 = st.wy1[y];
-        panoptic_dense_row(K, out_w, v0, v1, top.data(), bot.data(), inv_s.data(), best.data(),
-                           second.data(), best_i.data(), clear.data(), cnt.own.data());
-        Code* row = label_map + static_cast<size_t>(y) * out_w;
-        const auto value = [&](int q, int x) {  // the kernel's float expression
-            const size_t i = static_cast<size_t>(q) * out_w + x;
-            return v0 * top[i] + v1 * bot[i];
-        };
-        for (int x = 0; x < out_w; ++x) {
-            int k = best_i[x];
-            if (!clear[x]) {  // near tie: the twin's exact probabilities, first max
-                double best_p = 0.0;
-                for (int q = 0; q < K; ++q) {
-                    const double p = st.scores[q] / (1.0 + std::exp(-double(value(q, x))));
-                    if (q == 0 || p > best_p) {
-                        best_p = p;
-                        k = q;
+    bot_row = rb.t1;
+    // column chunks outermost: a chunk's K x 2 x kDenseChunk interpolations stay in L1 over
+    // all the band's rows (they share the two source rows)
+    for (int x0 = 0; x0 < out_w; x0 += kDenseChunk) {
+        const int x1 = std::min(out_w, x0 + kDenseChunk);
+        for (int y = rb.begin; y < rb.end; ++y) {
+            const float v0 = st.wy0[y], v1 = st.wy1[y];
+            panoptic_dense_row(K, x1 - x0, out_w, v0, v1, top.data() + x0, bot.data() + x0,
+                               inv_s.data(), best.data() + x0, second.data() + x0,
+                               best_i.data() + x0, clear.data() + x0, cnt.own.data());
+            Code* row = label_map + static_cast<size_t>(y) * out_w;
+            const auto value = [&](int q, int x) {  // the kernel's float expression
+                const size_t i = static_cast<size_t>(q) * out_w + x;
+                return v0 * top[i] + v1 * bot[i];
+            };
+            for (int x = x0; x < x1; ++x) {
+                int k = best_i[x];
+                if (!clear[x]) {  // near tie: the twin's exact probabilities, first max
+                    double best_p = 0.0;
+                    for (int q = 0; q < K; ++q) {
+                        const double p = st.scores[q] / (1.0 + std::exp(-double(value(q, x))));
+                        if (q == 0 || p > best_p) {
+                            best_p = p;
+                            k = q;
+                        }
                     }
                 }
+                const bool fg = value(k, x) >= 0.0f;
+                row[x] = static_cast<Code>(fg ? k + 1 : 0);
+                cnt.won[k] += 1;
+                cnt.fg[k] += fg;
             }
-            const bool fg = value(k, x) >= 0.0f;
-            row[x] = static_cast<Code>(fg ? k + 1 : 0);
-            cnt.won[k] += 1;
-            cnt.fg[k] += fg;
         }
     }
 }
@@ -557,6 +585,7 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
     std::vector<float> dtop, dbot, dbest, dsecond;
     std::vector<int32_t> dbest_i;
     std::vector<uint8_t> dclear;
+    int dense_bot_row = -1;  // the source row whose interpolations dbot holds
     std::vector<float> inv_s(K);  // 1 / score in float (kept scores are > 0)
     for (int k = 0; k < K; ++k) inv_s[k] = static_cast<float>(1.0 / st.scores[k]);
     const int n_cells = static_cast<int>(st.xbands.size());
@@ -591,7 +620,7 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
         }
         if (kDenseShare * n_mixed > int64_t{K} * n_cells) {
             panoptic_dense_band(st, rb, label_map, cnt, inv_s, dtop, dbot, dbest, dsecond,
-                                dbest_i, dclear);
+                                dbest_i, dclear, dense_bot_row);
             continue;
         }
         for (int g = 0; g < n_groups; ++g) {
