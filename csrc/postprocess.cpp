@@ -420,10 +420,11 @@ void panoptic_dense_row(int K, int out_w, int stride, float v0, float v1,
                         const float* __restrict top, const float* __restrict bot,
                         const float* __restrict inv_s,
                         float* __restrict best_q, float* __restrict second_q,
-                        int32_t* __restrict best_i, uint8_t* __restrict clear,
+                        int32_t* __restrict best_code, uint8_t* __restrict clear,
                         int64_t* __restrict own) {
     // the fast probability s / (1 + e^-v) is tracked as its inverse q = (1 + e^-v) * (1 / s)
-    // (a multiply, no division): the winner has the smallest q, first minimum on ties
+    // (a multiply, no division): the winner has the smallest q, first minimum on ties.
+    // best_code = 2 x the winner's index + (its value v >= 0).
     for (int k = 0; k < K; ++k) {
         const float* __restrict tp = top + static_cast<size_t>(k) * stride;
         const float* __restrict bt = bot + static_cast<size_t>(k) * stride;
@@ -435,23 +436,24 @@ void panoptic_dense_row(int K, int out_w, int stride, float v0, float v1,
                 n += vx >= 0.0f;
                 best_q[x] = (1.0f + fast_expf(-vx)) * ik;
                 second_q[x] = 3e38f;
-                best_i[x] = 0;
+                best_code[x] = vx >= 0.0f;
             }
         } else {
             for (int x = 0; x < out_w; ++x) {
                 const float vx = v0 * tp[x] + v1 * bt[x];
-                n += vx >= 0.0f;
+                const int32_t pos = vx >= 0.0f;
+                n += pos;
                 const float q = (1.0f + fast_expf(-vx)) * ik;
                 const float b = best_q[x], sc = second_q[x];
                 const bool take = q < b;
                 const float sc2 = q < sc ? q : sc;
                 second_q[x] = take ? b : sc2;
                 best_q[x] = take ? q : b;
-                // an unconditional store of a bit select: `take ? k : best_i[x]` compiles to
-                // a masked store behind a branch on any lane taking, which noisy logits
-                // mispredict about half the time
-                const int32_t m = -static_cast<int32_t>(take), bi = best_i[x];
-                best_i[x] = (bi & ~m) | (k & m);
+                // an unconditional store of a bit select: `take ? code : best_code[x]`
+                // compiles to a masked store behind a branch on any lane taking, which
+                // noisy logits mispredict about half the time
+                const int32_t m = -static_cast<int32_t>(take), bc = best_code[x];
+                best_code[x] = (bc & ~m) | ((2 * k + pos) & m);
             }
         }
         own[k] += n;
@@ -537,7 +539,8 @@ void panoptic_dense_band(const PanopticState& st, const Band& rb, Code* label_ma
                 return v0 * top[i] + v1 * bot[i];
             };
             for (int x = x0; x < x1; ++x) {
-                int k = best_i[x];
+                int k = best_i[x] >> 1;  // the kernel's code: winner and its sign
+                bool fg = best_i[x] & 1;
                 if (!clear[x]) {  // near tie: the twin's exact probabilities, first max
                     double best_p = 0.0;
                     for (int q = 0; q < K; ++q) {
@@ -547,8 +550,8 @@ void panoptic_dense_band(const PanopticState& st, const Band& rb, Code* label_ma
                             k = q;
                         }
                     }
+                    fg = value(k, x) >= 0.0f;
                 }
-                const bool fg = value(k, x) >= 0.0f;
                 row[x] = static_cast<Code>(fg ? k + 1 : 0);
                 cnt.won[k] += 1;
                 cnt.fg[k] += fg;
