@@ -1,0 +1,153 @@
+"""How close the encoders come to this CPU's convolution ceiling (issue 14).
+
+The ceiling is measured, not taken from a data sheet: stacks of four dense 3x3 convolutions
+(+ ReLU) at feature sizes and widths the encoders use, built directly as OpenVINO graphs and
+run with OpenVINO's CPU plugin on the same threads as the bundles (LATENCY hint, 2 threads,
+FP32 inference precision). INT8 stacks put FakeQuantize on activations (u8, 256 levels) and
+weights (i8, per output channel) as NNCF does, so the plugin runs INT8 convolutions. The
+ceiling of a precision is the best GOP/s over the stacks (an op = a multiply or an add,
+2 per multiply-accumulate).
+
+An encoder's GOP/s = 2 x its multiply-accumulates (convolutions, group / depthwise
+convolutions, transposed convolutions and matrix products, counted from the graph reshaped
+to the 640x480 input) / its p50 latency; it is reported as % of the ceiling of its precision.
+
+    python benchmarks/bench_conv_ceiling.py            # writes benchmarks/results/conv_ceiling.md/.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import openvino.opset13 as ops
+from machine import describe
+
+from rapsam_edge.assets import DEFAULT_BUNDLE, shipped_bundles
+from rapsam_edge.bundle import load_bundle
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STACKS = ((32, 120, 160), (64, 60, 80), (128, 30, 40), (256, 15, 20))  # C, H, W (640x480 input)
+
+
+def _fq(node, lo, hi, levels: int):
+    c = lambda a: ops.constant(np.asarray(a, np.float32))  # noqa: E731
+    return ops.fake_quantize(node, c(lo), c(hi), c(lo), c(hi), levels)
+
+
+def conv_stack(c: int, h: int, w: int, int8: bool, depth: int = 4) -> ov.Model:
+    rng = np.random.default_rng(0)
+    x = ops.parameter([1, c, h, w], ov.Type.f32, name="x")
+    y = x
+    for _ in range(depth):
+        wt = rng.normal(0, (2.0 / (9 * c)) ** 0.5, (c, c, 3, 3)).astype(np.float32)
+        weights = ops.constant(wt)
+        if int8:
+            y = _fq(y, 0.0, 6.0, 256)
+            amax = np.abs(wt).reshape(c, -1).max(1).reshape(c, 1, 1, 1)
+            weights = _fq(weights, -amax, amax, 255)
+        y = ops.relu(ops.convolution(y, weights, [1, 1], [1, 1], [1, 1], [1, 1]))
+    return ov.Model([y], [x], "conv_stack")
+
+
+def macs(model: ov.Model) -> int:
+    """Multiply-accumulates of the compute ops of a model with static shapes."""
+    total = 0
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind in ("Convolution", "GroupConvolution"):
+            wshape = list(op.input(1).get_shape())
+            per_out = int(np.prod(wshape[2:] if kind == "GroupConvolution" else wshape[1:]))
+            total += int(np.prod(list(op.output(0).get_shape()))) * per_out
+        elif kind == "ConvolutionBackpropData":
+            wshape = list(op.input(1).get_shape())  # Cin x Cout x kh x kw
+            total += int(np.prod(list(op.input(0).get_shape()))) * int(np.prod(wshape[1:]))
+        elif kind == "MatMul":
+            a = list(op.input(0).get_shape())
+            k = a[-2] if op.get_transpose_a() else a[-1]
+            total += int(np.prod(list(op.output(0).get_shape()))) * int(k)
+    return total
+
+
+def p50_ms(compiled: ov.CompiledModel, feeds: dict, iters: int, warmup: int) -> float:
+    req = compiled.create_infer_request()
+    for _ in range(warmup):
+        req.infer(feeds)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        req.infer(feeds)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--iters", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    core = ov.Core()
+    config = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": args.threads,
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
+    rows, ceiling = [], {"fp32": 0.0, "int8": 0.0}
+    for c, h, w in STACKS:
+        for prec in ("fp32", "int8"):
+            model = conv_stack(c, h, w, prec == "int8")
+            compiled = core.compile_model(model, "CPU", config)
+            x = np.random.default_rng(1).uniform(0, 6, (1, c, h, w)).astype(np.float32)
+            ms = p50_ms(compiled, {"x": x}, args.iters, args.warmup)
+            gops = 2 * macs(model) / ms / 1e6
+            ceiling[prec] = max(ceiling[prec], gops)
+            rows.append({"what": f"4 x conv3x3 {c}ch {w}x{h}", "precision": prec, "p50_ms": ms,
+                         "gops": gops})  # fmt: skip
+            print(rows[-1], flush=True)
+    for name in (b for b in shipped_bundles() if b.startswith(DEFAULT_BUNDLE)):
+        bundle = load_bundle(name)
+        graph = bundle.graphs["encoder"]
+        fmt = "openvino" if "openvino" in graph.files else "onnx"
+        model = core.read_model(str(bundle.root / graph.files[fmt]))
+        model.reshape({model.inputs[0].any_name: [1, 480, 640, 3]})
+        prec = "int8" if graph.precision.startswith("int8") else "fp32"
+        compiled = core.compile_model(model, "CPU", config)
+        image = np.random.default_rng(2).integers(0, 256, (1, 480, 640, 3), dtype=np.uint8)
+        ms = p50_ms(compiled, {model.inputs[0].any_name: image}, args.iters, args.warmup)
+        gops = 2 * macs(model) / ms / 1e6
+        rows.append({"what": f"encoder of {name} (640x480, {2 * macs(model) / 1e9:.2f} GOP)",
+                     "precision": prec, "p50_ms": ms, "gops": gops,
+                     "pct_of_ceiling": 100 * gops / ceiling[prec]})  # fmt: skip
+        print(rows[-1], flush=True)
+    lines = [
+        "# Encoders vs this CPU's measured convolution ceiling",
+        "",
+        f"Machine: {describe()}; OpenVINO {ov.get_version()} CPU plugin, {args.threads} threads, "
+        f"LATENCY hint; p50 of {args.iters} runs after {args.warmup} warm-ups; command "
+        "`python benchmarks/bench_conv_ceiling.py`. Ceiling: FP32 "
+        f"{ceiling['fp32']:.0f} GOP/s, INT8 {ceiling['int8']:.0f} GOP/s (best dense 3x3 stack).",
+        "",
+        "| what | precision | p50 ms | GOP/s | % of ceiling |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        pct = f"{r['pct_of_ceiling']:.0f}" if "pct_of_ceiling" in r else "-"
+        lines.append(
+            f"| {r['what']} | {r['precision']} | {r['p50_ms']:.2f} | {r['gops']:.0f} | {pct} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "conv_ceiling.md").write_text(text)
+    (RESULTS / "conv_ceiling.json").write_text(
+        json.dumps({"ceiling": ceiling, "rows": rows}, indent=1)
+    )
+
+
+if __name__ == "__main__":
+    main()
