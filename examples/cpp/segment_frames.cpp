@@ -1,4 +1,5 @@
-// segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] [--loops N] [--backend NAME]
+// segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] [--loops N | --bench N]
+//                [--threads T] [--input-size S] [--backend NAME]
 //
 // A robot-node-style program with no Python in the process: loads and verifies a bundle, then
 // for every frame of SOURCE runs panoptic segmentation with online tracking and a click at
@@ -15,9 +16,14 @@
 //                   H x W) and NAME.prompt (uint8 H x W), raw (the parity test reads them)
 //   --loops N       tracks the frames N times over and prints the resident memory after the
 //                   first and the last loop (a soak); nothing else is printed
+//   --bench N       times N panoptic calls on the first frame (after N / 10 + 1 warm-ups) and
+//                   prints their p50 / p90 in ms; nothing else is printed
+//   --threads T     inference threads (default: the backend's)
+//   --input-size S  network long side (default: the bundle's)
 //   --backend NAME  one of rapsam::backend_names() (default: auto)
 // Exit status: 0 done, 1 a runtime error (message on stderr), 2 bad usage or an unreadable SOURCE.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -152,8 +158,8 @@ long resident_kb() {  // Linux: resident set size from /proc/self/statm
 }
 
 int usage() {
-    std::cerr << "usage: segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] [--loops N] "
-                 "[--backend NAME]\n";
+    std::cerr << "usage: segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] "
+                 "[--loops N | --bench N] [--threads T] [--input-size S] [--backend NAME]\n";
     return 2;
 }
 
@@ -165,7 +171,8 @@ int main(int argc, char** argv) {
     for (int i = 3; i < argc; i += 2) {
         const std::string key = argv[i];
         if (i + 1 >= argc ||
-            (key != "--overlays" && key != "--dump" && key != "--loops" && key != "--backend"))
+            (key != "--overlays" && key != "--dump" && key != "--loops" && key != "--bench" &&
+             key != "--threads" && key != "--input-size" && key != "--backend"))
             return usage();
         opts[key] = argv[i + 1];
     }
@@ -185,7 +192,26 @@ int main(int argc, char** argv) {
         rapsam::SegmenterOptions options;
         options.color_order = "RGB";
         if (opts.count("--backend")) options.backend = opts["--backend"];
+        if (opts.count("--threads")) options.threads = std::stoi(opts["--threads"]);
+        if (opts.count("--input-size")) options.input_size = std::stoi(opts["--input-size"]);
         rapsam::Segmenter seg(bundle, options);
+        if (opts.count("--bench")) {  // panoptic latency on the first frame
+            const int n = std::stoi(opts["--bench"]);
+            if (n < 1) return usage();
+            const Frame& f = frames.front();
+            for (int i = 0; i < n / 10 + 1; ++i) seg.panoptic(f.rgb.data(), f.h, f.w);
+            std::vector<double> ms;
+            for (int i = 0; i < n; ++i) {
+                const auto t0 = std::chrono::steady_clock::now();
+                seg.panoptic(f.rgb.data(), f.h, f.w);
+                ms.push_back(std::chrono::duration<double, std::milli>(
+                                 std::chrono::steady_clock::now() - t0).count());
+            }
+            std::sort(ms.begin(), ms.end());
+            std::printf("panoptic %dx%d: p50 %.3f ms, p90 %.3f ms over %d calls\n", f.w, f.h,
+                        ms[ms.size() / 2], ms[ms.size() * 9 / 10], n);
+            return 0;
+        }
         rapsam::OnlineTracker tracker;  // one per video
         if (opts.count("--loops")) {  // soak: the frames over and over
             const int n = std::stoi(opts["--loops"]);
