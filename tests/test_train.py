@@ -226,3 +226,27 @@ def test_pretrain_then_train_from_the_trunk(tiny_data: Path, tmp_path: Path):
     run = tmp_path / "run"
     train(_cfg(tiny_data, run, init_trunk=str(out), steps=1))
     assert (run / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_prompt_box_fraction(tiny_data: Path, fraction: float):
+    """--prompt-box-fraction 0 gives only point prompts (6-pixel boxes), 1 only boxes."""
+    from rapsam_edge.contract.postprocess import POINT_BOX_HALF
+    from rapsam_edge.train.batches import PanopticPromptSet
+
+    data = PanopticPromptSet(
+        tiny_data / "coco", "train", size=64, num_prompts=6, box_fraction=fraction
+    )
+    sides = []
+    for i in range(4):
+        boxes = data[i][2].numpy()
+        sides += list(boxes[:, 2] - boxes[:, 0]) + list(boxes[:, 3] - boxes[:, 1])
+    is_point = [abs(s - 2 * POINT_BOX_HALF) < 1e-4 for s in sides]
+    assert all(is_point) if fraction == 0.0 else not any(is_point)
+
+
+def test_prompt_box_fraction_out_of_range(tiny_data: Path):
+    from rapsam_edge.train.batches import PanopticPromptSet
+
+    with pytest.raises(ValueError, match="prompt_box_fraction"):
+        PanopticPromptSet(tiny_data / "coco", "train", size=64, num_prompts=2, box_fraction=1.5)

@@ -103,9 +103,9 @@ def tracks_report(seg) -> tuple[int, str]:
     )
     if _is_shipped(seg):
         line += (
-            f". The shipped model {seg.bundle.name!r} was trained on synthetic shapes only: it "
-            "segments stuff and prompted objects, but it cannot name thing classes (PQ things "
-            "0.0, video AP 0.0 on its validation set), so at the shipped score threshold it "
-            "finds no objects to track. For a real model see README.md, 'The shipped model'"
+            f". The shipped model {seg.bundle.name!r} was trained on synthetic shapes only "
+            f"({', '.join(seg.bundle.manifest.class_names)}): it names those and nothing "
+            "else, so other footage gives it no object to track. For a real model see "
+            "README.md, 'The shipped model'"
         )
     return 0, line

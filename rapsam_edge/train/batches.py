@@ -46,9 +46,13 @@ def _image_tensor(image: np.ndarray) -> Tensor:
 class PanopticPromptSet(Dataset):
     """COCO-panoptic images -> (image, panoptic targets, P prompts with target masks)."""
 
-    def __init__(self, root: Path, split: str, *, size: int, num_prompts: int) -> None:
+    def __init__(
+        self, root: Path, split: str, *, size: int, num_prompts: int, box_fraction: float = 0.5
+    ) -> None:
+        if not 0.0 <= box_fraction <= 1.0:
+            raise ValueError(f"prompt_box_fraction must lie in [0, 1], got {box_fraction}")
         self.data = CocoPanopticDataset(root, split)
-        self.size, self.num_prompts = size, num_prompts
+        self.size, self.num_prompts, self.box_fraction = size, num_prompts, box_fraction
         self.classes = list(self.data.classes)
         self.num_classes = len(self.classes)
 
@@ -67,7 +71,9 @@ class PanopticPromptSet(Dataset):
         classes = torch.tensor([by_id[i] for i in present], dtype=torch.long)
         masks = torch.from_numpy(ids[None] == np.array(present, dtype=ids.dtype)[:, None, None])
         # prompts: a point (as a 6-pixel box) or a jittered box per sampled segment
-        prompts = sample_prompts(ids, rng, num_prompts=self.num_prompts)
+        prompts = sample_prompts(
+            ids, rng, num_prompts=self.num_prompts, box_fraction=self.box_fraction
+        )
         if len(prompts.masks) == 0:  # nothing visible: one whole-image box, empty target
             boxes = np.array([[0, 0, self.size, self.size]] * self.num_prompts, np.float32)
             prompt_masks = np.zeros((self.num_prompts, self.size, self.size), bool)
@@ -145,7 +151,11 @@ def build_loaders(cfg: TrainConfig, *, rank: int = 0, world: int = 1):
     root holds ``coco/`` and (optionally) ``ytvis/`` in the make-data layout."""
     root = Path(cfg.data)
     pan = PanopticPromptSet(
-        root / "coco", cfg.split, size=cfg.image_size, num_prompts=cfg.prompts_per_image
+        root / "coco",
+        cfg.split,
+        size=cfg.image_size,
+        num_prompts=cfg.prompts_per_image,
+        box_fraction=cfg.prompt_box_fraction,
     )
     pan_loader = _loader(pan, cfg.batch_size, cfg, rank, world, _collate_panoptic)
     vid_loader = None

@@ -17,6 +17,7 @@ class TrainConfig:
     batch_size: int = 8
     image_size: int = 320  # square training crops
     prompts_per_image: int = 8
+    prompt_box_fraction: float = 0.5  # share of prompts given as a box (the rest: a point)
     video_every: int = 2  # a video clip batch every k steps (0 = no video co-training)
     video_batch_size: int = 4
     clip_length: int = 2
