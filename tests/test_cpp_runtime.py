@@ -1,7 +1,8 @@
 """Parity of the C++ runtime (csrc/runtime, no Python in its process) with the Python
 Segmenter on the shipped bundle: identical panoptic label maps, click masks and track ids on
 frames of the sample clip (a folder of PPM frames, and the clip itself as a video file), both
-on OpenVINO; tests/test_tracker.py also compares the two trackers on synthetic tracks. CI
+on OpenVINO, and track ids with live tracks (the shipped bundle with every class a thing);
+tests/test_tracker.py also compares the two trackers on synthetic tracks. CI
 builds the installed package and its example (examples/cpp, with OpenCV) and points
 RAPSAM_CPP_EXAMPLE at the program (and sets RAPSAM_CPP_EXAMPLE_VIDEO); without it there is
 nothing to compare (a build without the C++ runtime's dependencies)."""
@@ -107,6 +108,32 @@ def test_cpp_runtime_video_source_matches_python(shipped_bundle: Path, tmp_path:
     first = cv2.imread(str(pngs[0]))
     assert first.shape == _read_ppm(dump / f"{names[0]}.ppm").shape
     assert not np.array_equal(first[..., ::-1], _read_ppm(dump / f"{names[0]}.ppm"))
+
+
+def test_cpp_runtime_track_ids_match_python_with_live_tracks(shipped_bundle: Path, tmp_path: Path):
+    """Track ids with tracks to follow: the shipped bundle with every class declared a thing
+    (the manifest's class table; the graphs and their checksums unchanged), so its confident
+    segments start and keep tracks in both runtimes."""
+    import json
+    import shutil
+
+    bundle = tmp_path / "all-things"
+    shutil.copytree(shipped_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for c in manifest["classes"]:
+        c["is_thing"] = True
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    frames = _frames(12)
+    src, dump = tmp_path / "frames", tmp_path / "dump"
+    src.mkdir()
+    names = [f"{i:03d}" for i in range(len(frames))]
+    for name, f in zip(names, frames, strict=True):
+        h, w = f.shape[:2]
+        (src / f"{name}.ppm").write_bytes(f"P6\n{w} {h}\n255\n".encode() + f.tobytes())
+    res = _run(src, bundle, "--dump", str(dump))
+    printed = [line.split("tracks [")[1].split("]")[0].split() for line in res.stdout.splitlines()]
+    assert all(printed), "every frame should have live tracks"
+    _assert_parity(bundle, names, res.stdout, dump)
 
 
 def test_cpp_runtime_refuses_a_tampered_bundle(shipped_bundle: Path, tmp_path: Path):
