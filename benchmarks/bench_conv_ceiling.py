@@ -106,8 +106,14 @@ def main() -> None:
             ms = p50_ms(compiled, {"x": x}, args.iters, args.warmup)
             gops = 2 * macs(model) / ms / 1e6
             ceiling[prec] = max(ceiling[prec], gops)
-            rows.append({"what": f"4 x conv3x3 {c}ch {w}x{h}", "precision": prec, "p50_ms": ms,
-                         "gops": gops})  # fmt: skip
+            rows.append(
+                {
+                    "what": f"4 x conv3x3 {c}ch {w}x{h}",
+                    "precision": prec,
+                    "p50_ms": ms,
+                    "gops": gops,
+                }
+            )
             print(rows[-1], flush=True)
     for name in (b for b in shipped_bundles() if b.startswith(DEFAULT_BUNDLE)):
         bundle = load_bundle(name)
@@ -120,9 +126,15 @@ def main() -> None:
         image = np.random.default_rng(2).integers(0, 256, (1, 480, 640, 3), dtype=np.uint8)
         ms = p50_ms(compiled, {model.inputs[0].any_name: image}, args.iters, args.warmup)
         gops = 2 * macs(model) / ms / 1e6
-        rows.append({"what": f"encoder of {name} (640x480, {2 * macs(model) / 1e9:.2f} GOP)",
-                     "precision": prec, "p50_ms": ms, "gops": gops,
-                     "pct_of_ceiling": 100 * gops / ceiling[prec]})  # fmt: skip
+        rows.append(
+            {
+                "what": f"encoder of {name} (640x480, {2 * macs(model) / 1e9:.2f} GOP)",
+                "precision": prec,
+                "p50_ms": ms,
+                "gops": gops,
+                "pct_of_ceiling": 100 * gops / ceiling[prec],
+            }
+        )
         print(rows[-1], flush=True)
     lines = [
         "# Encoders vs this CPU's measured convolution ceiling",

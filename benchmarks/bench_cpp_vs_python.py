@@ -68,16 +68,36 @@ def main() -> None:
             row = {"input_size": size, "cpp_p50_ms": [], "python_p50_ms": []}
             for _ in range(args.runs):
                 cpp = subprocess.run(
-                    [args.program, str(bundle), str(frames), "--bench", str(args.iters),
-                     "--threads", "2", "--input-size", str(size)],
-                    capture_output=True, text=True, check=True,
-                )  # fmt: skip
+                    [
+                        args.program,
+                        str(bundle),
+                        str(frames),
+                        "--bench",
+                        str(args.iters),
+                        "--threads",
+                        "2",
+                        "--input-size",
+                        str(size),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 row["cpp_p50_ms"].append(float(re.search(r"p50 ([\d.]+) ms", cpp.stdout)[1]))
                 py = subprocess.run(
-                    [sys.executable, "-c", PYTHON_LOOP, str(bundle), str(frames / "0.png"),
-                     str(args.iters), str(size)],
-                    capture_output=True, text=True, check=True,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-c",
+                        PYTHON_LOOP,
+                        str(bundle),
+                        str(frames / "0.png"),
+                        str(args.iters),
+                        str(size),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 row["python_p50_ms"].append(float(re.search(r"p50 ([\d.]+) ms", py.stdout)[1]))
                 print(size, row["cpp_p50_ms"][-1], row["python_p50_ms"][-1], flush=True)
             rows.append(row)

@@ -28,14 +28,37 @@ def main() -> None:
     args = parser.parse_args()
     bundles = [b for b in shipped_bundles() if b.startswith(DEFAULT_BUNDLE)]
     common = ["--warmup", str(args.warmup), "--iters", str(args.iters), "--input", "640x480"]
-    cli(["benchmark", "--bundle", *bundles, "--no-fresh", *common,
-         "--out", str(RESULTS / "realtime")])  # fmt: skip
+    cli(
+        [
+            "benchmark",
+            "--bundle",
+            *bundles,
+            "--no-fresh",
+            *common,
+            "--out",
+            str(RESULTS / "realtime"),
+        ]
+    )
     int8 = next(b for b in bundles if "int8" in b)
     for mode in ("panoptic", "prompt"):
         out = RESULTS / f"realtime-profile-{mode}"
-        cli(["profile", int8, "--backend", "openvino", "--mode", mode, *common, "--layers",
-             "--no-progress", "--json", str(out.with_suffix(".json")),
-             "--markdown", str(out.with_suffix(".md"))])  # fmt: skip
+        cli(
+            [
+                "profile",
+                int8,
+                "--backend",
+                "openvino",
+                "--mode",
+                mode,
+                *common,
+                "--layers",
+                "--no-progress",
+                "--json",
+                str(out.with_suffix(".json")),
+                "--markdown",
+                str(out.with_suffix(".md")),
+            ]
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 #: the bundle ``Segmenter()`` loads when given none
-DEFAULT_BUNDLE = "edge-xs-synthetic"
+DEFAULT_BUNDLE = "edge-s-synthetic"
 SAMPLE_CLIP = "samples/synthetic_clip.mp4"
 
 

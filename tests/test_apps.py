@@ -17,7 +17,7 @@ from rapsam_edge.apps.draw import (
     draw_tracks,
     interior_point,
 )
-from rapsam_edge.assets import default_bundle, sample_clip
+from rapsam_edge.assets import DEFAULT_BUNDLE, default_bundle, sample_clip
 from rapsam_edge.cli import COMMANDS, main
 from rapsam_edge.runtime.results import PanopticResult, TrackResult
 
@@ -47,9 +47,9 @@ def test_demo_writes_outputs_and_timings(tmp_path, capsys):
             assert p["contains_click"], p
     out = capsys.readouterr().out
     assert "click at (x, y)" in out
-    # the shipped model names no thing class: no tracks, and the demo says why
-    assert report["tracks_started"] == 0
-    assert "0 tracks" in out and "synthetic shapes" in out
+    # the shipped model names the clip's object: a track, and the count is printed
+    assert report["tracks_started"] >= 1
+    assert f"{report['tracks_started']} tracks started" in out
 
 
 # ---------------------------------------------------------------------------- drawing
@@ -171,7 +171,7 @@ def test_run_defaults_to_the_shipped_bundle(tmp_path, capsys):
     path = tmp_path / "img.png"
     cv2.imwrite(str(path), np.full((40, 50, 3), 90, np.uint8))
     assert main(["run", "--source", str(path), "--backend", "ort-cpu", "--out", str(tmp_path)]) == 0
-    assert "edge-xs-synthetic" in capsys.readouterr().out
+    assert DEFAULT_BUNDLE in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

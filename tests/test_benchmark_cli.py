@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from rapsam_edge.assets import DEFAULT_BUNDLE
 from rapsam_edge.cli import main
 
 pytest.importorskip("torch")
@@ -31,12 +32,9 @@ def test_benchmark_table(tmp_path, capsys):
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     got = {(r["variant"], r["backend"], r["precision"]) for r in rows}
     assert ("edge-xs", "ort-cpu", "fp32") in got and ("edge-xs", "openvino", "fp32") in got
-    assert {r["bundle"] for r in rows} == {
-        "edge-xs-synthetic",
-        "edge-xs-random",
-        "edge-xs-synthetic-ov-int8",
-    }
-    int8 = [r for r in rows if r["bundle"] == "edge-xs-synthetic-ov-int8"]
+    int8_name = f"{DEFAULT_BUNDLE}-ov-int8"
+    assert {r["bundle"] for r in rows} == {DEFAULT_BUNDLE, "edge-xs-random", int8_name}
+    int8 = [r for r in rows if r["bundle"] == int8_name]
     assert [(r["backend"], r["precision"]) for r in int8] == [("openvino", "int8+fp32")]
     for r in rows:
         assert r["fps_p50"] == pytest.approx(1000 / r["end_to_end_p50_ms"])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rapsam_edge import Segmenter
+from rapsam_edge.assets import DEFAULT_BUNDLE
 from rapsam_edge.bundle import Bundle, load_bundle, sha256_file
 from rapsam_edge.contract import (
     GRAPH_IO,
@@ -135,6 +136,6 @@ def test_runtime_reads_tensor_names_from_the_manifest(shipped_bundle, tmp_path):
 
 
 def test_bundle_is_a_manifest_with_a_root(shipped_bundle):
-    b = load_bundle("edge-xs-synthetic")  # a shipped bundle by name
+    b = load_bundle(DEFAULT_BUNDLE)  # a shipped bundle by name
     assert b.root == shipped_bundle and dataclasses.is_dataclass(b)
     assert b.num_classes == len(b.classes) == 12

@@ -492,3 +492,17 @@ def test_fp16_rejects_bad_arguments(bundle, tmp_path):
         convert_ort_fp16(
             bundle.graph_path("encoder", "onnx"), tmp_path / "x.onnx", keep_fp32_ops="Softmax"
         )
+
+
+def test_uniform_feed_shapes_cycles_the_varying_axis():
+    from rapsam_edge.deploy.quantize.ort_int8 import uniform_feed_shapes
+
+    a = np.arange(8, dtype=np.float32).reshape(1, 2, 4)
+    b = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
+    feats = np.zeros((1, 2, 3, 3), np.float32)
+    out = uniform_feed_shapes([{"boxes": a, "feats": feats}, {"boxes": b, "feats": feats}])
+    assert out[0]["boxes"].shape == out[1]["boxes"].shape == (1, 3, 4)
+    np.testing.assert_array_equal(out[0]["boxes"][0], a[0][[0, 1, 0]])  # cycled, no new values
+    np.testing.assert_array_equal(out[1]["boxes"], b)
+    odd = [{"x": np.zeros((1, 2, 3))}, {"x": np.zeros((1, 3, 4))}]  # two axes vary: unchanged
+    assert [f["x"].shape for f in uniform_feed_shapes(odd)] == [(1, 2, 3), (1, 3, 4)]

@@ -14,6 +14,7 @@ import pytest
 
 import rapsam_edge
 from rapsam_edge import errors
+from rapsam_edge.assets import DEFAULT_BUNDLE
 from rapsam_edge.errors import (
     BackendUnavailable,
     ConfigError,
@@ -77,7 +78,7 @@ def test_bad_settings_fail_at_the_constructor(shipped_bundle, kwargs, match):
 
 
 def test_bundle_arguments():
-    assert Segmenter(None, "ort-cpu").bundle.name == "edge-xs-synthetic"  # the shipped default
+    assert Segmenter(None, "ort-cpu").bundle.name == DEFAULT_BUNDLE  # the shipped default
     with pytest.raises(MissingFileError, match="shipped bundles"):
         Segmenter("no-such-bundle")
     with pytest.raises(ConfigError, match="bundle must be"):

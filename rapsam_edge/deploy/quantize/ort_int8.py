@@ -370,6 +370,32 @@ def _count_ops(path: Path) -> dict[str, int]:
     return counts
 
 
+def uniform_feed_shapes(feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """ONNX Runtime's histogram calibrators (entropy, percentile) stack every tensor over the
+    calibration samples, so each tensor needs one shape. Inputs whose size varies along one
+    axis between samples (the prompt decoder's ``boxes``: 1 x P x 4 with P prompts per
+    frame) are filled up to the largest size by cycling their own entries, which repeats
+    prompts but adds no new values. Inputs varying along several axes are returned as they
+    are (the calibrator then reports the mismatch)."""
+    if len(feeds) < 2:
+        return feeds
+    out = [dict(f) for f in feeds]
+    for name in feeds[0]:
+        shapes = [np.shape(f[name]) for f in feeds]
+        if len({len(s) for s in shapes}) != 1 or len(set(shapes)) == 1:
+            continue
+        axes = [a for a in range(len(shapes[0])) if len({s[a] for s in shapes}) > 1]
+        if len(axes) != 1:
+            continue
+        axis = axes[0]
+        size = max(s[axis] for s in shapes)
+        for f in out:
+            n = f[name].shape[axis]
+            if 0 < n < size:
+                f[name] = np.take(f[name], np.arange(size) % n, axis=axis)
+    return out
+
+
 def quantize_ort_int8(
     src: str | Path,
     dst: str | Path,
@@ -435,6 +461,8 @@ def quantize_ort_int8(
         raise ConfigError("exclude_nodes must be a sequence of node names, not one string")
     io = graph_io(src)
     feeds = _check_calibration(calibration, io["inputs"])
+    if calibrate_method != "minmax":
+        feeds = uniform_feed_shapes(feeds)
 
     with tempfile.TemporaryDirectory(prefix="rapsam-int8-") as tmp:
         model_in = src
