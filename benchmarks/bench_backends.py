@@ -10,18 +10,15 @@ per graph and backend plus the ratio to ONNX Runtime CPU, and writes
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
-from machine import describe
+from machine import describe, write_results
 
 from rapsam_edge.assets import default_bundle
 from rapsam_edge.bundle import load_bundle
 from rapsam_edge.runtime.registry import available_backends, create_backend
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
@@ -101,10 +98,7 @@ def main() -> None:
             f"| {r['graph']} | {r['backend']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r['speedup_vs_' + base]:.2f}x |"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "backends.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "backends.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
-    print(f"wrote {RESULTS / 'backends.md'}")
+    print(f"wrote {write_results('backends', lines, {'machine': machine, 'rows': rows})}")
 
 
 if __name__ == "__main__":

@@ -18,19 +18,16 @@ to the 640x480 input) / its p50 latency; it is reported as % of the ceiling of i
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
-from machine import describe
+from machine import describe, write_results
 
 from rapsam_edge.assets import DEFAULT_BUNDLE, shipped_bundles
 from rapsam_edge.bundle import load_bundle
 
-RESULTS = Path(__file__).resolve().parent / "results"
 STACKS = ((32, 120, 160), (64, 60, 80), (128, 30, 40), (256, 15, 20))  # C, H, W (640x480 input)
 
 
@@ -152,13 +149,8 @@ def main() -> None:
         lines.append(
             f"| {r['what']} | {r['precision']} | {r['p50_ms']:.2f} | {r['gops']:.0f} | {pct} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "conv_ceiling.md").write_text(text)
-    (RESULTS / "conv_ceiling.json").write_text(
-        json.dumps({"ceiling": ceiling, "rows": rows}, indent=1)
-    )
+    print("\n".join(lines) + "\n")
+    write_results("conv_ceiling", lines, {"ceiling": ceiling, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Writes benchmarks/results/cpp_vs_python.md (and .json)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -20,12 +19,11 @@ import tempfile
 from pathlib import Path
 
 import cv2
-from machine import describe
+from machine import describe, write_results
 
 from rapsam_edge.assets import default_bundle, sample_clip
 from rapsam_edge.bundle import load_bundle
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PYTHON_LOOP = """
 import sys, time, cv2, numpy as np
 from rapsam_edge import Segmenter
@@ -119,10 +117,8 @@ def main() -> None:
             f"{', '.join(f'{v:.2f}' for v in r['python_p50_ms'])} | "
             f"{p[len(p) // 2] / c[len(c) // 2]:.2f} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    (RESULTS / "cpp_vs_python.md").write_text(text)
-    (RESULTS / "cpp_vs_python.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print("\n".join(lines) + "\n")
+    write_results("cpp_vs_python", lines, rows)
 
 
 if __name__ == "__main__":

@@ -11,19 +11,16 @@ the speed-up ratio. Writes ``benchmarks/results/postprocess.md`` (and ``.json``)
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-from machine import describe
+from machine import describe, write_results
 
 from rapsam_edge import _core
 from rapsam_edge.ops import _numpy
 
-RESULTS = Path(__file__).resolve().parent / "results"
 OUT_SIZES = {"640x480": (480, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 N_QUERIES, N_CLASSES = 100, 12
 
@@ -152,12 +149,7 @@ def main() -> None:
             f"| {r['op']} | {r['case']} | {r['cpp_p50_ms']:.2f} | {r['cpp_p90_ms']:.2f} | "
             f"{r['numpy_p50_ms']:.2f} | {r['numpy_p90_ms']:.2f} | {r['speedup']:.1f}x |"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "postprocess.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "postprocess.json").write_text(
-        json.dumps({"machine": machine, "rows": rows}, indent=1)
-    )
-    print(f"wrote {RESULTS / 'postprocess.md'}")
+    print(f"wrote {write_results('postprocess', lines, {'machine': machine, 'rows': rows})}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ OpenVINO LATENCY) on the same real inputs, round-robin. Writes
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from machine import describe
+from machine import describe, write_results
 
 from rapsam_edge.assets import default_bundle, sample_clip
 from rapsam_edge.bundle import load_bundle
@@ -28,7 +27,6 @@ from rapsam_edge.deploy.quantize.calibration import graph_feeds
 from rapsam_edge.deploy.quantize.derived import write_derived_bundle
 from rapsam_edge.runtime.registry import create_backend
 
-RESULTS = Path(__file__).resolve().parent / "results"
 REPEATS = 40
 
 
@@ -156,13 +154,8 @@ def main() -> None:
             f"| {r['model']} | {r['input']} | {r['variant']} | {r['graph']} | {r['p50_ms']:.2f} | "
             f"{r['speedup_vs_fp32_same_backend']:.2f}x |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "quantize.md").write_text(text)
-    (RESULTS / "quantize.json").write_text(
-        json.dumps({"machine": describe(), "rows": rows}, indent=1) + "\n"
-    )
+    print("\n".join(lines) + "\n")
+    write_results("quantize", lines, {"machine": describe(), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ e.g. to spinning inference threads)."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from machine import RESULTS
 
 from rapsam_edge.assets import DEFAULT_BUNDLE, shipped_bundles
 from rapsam_edge.cli import main as cli
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:

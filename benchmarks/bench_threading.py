@@ -30,13 +30,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from machine import describe
+from machine import describe, write_results
 
 from rapsam_edge import Segmenter
 from rapsam_edge.assets import default_bundle, sample_clip
 from rapsam_edge.runtime.threads import default_threads
 
-RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("prepare", "encoder", "decoder", "postprocess")
 
 
@@ -166,13 +165,8 @@ def main() -> None:
                 f"{r['sum_of_stage_p50_ms']:.2f} | {st['encoder']:.2f} | {st['decoder']:.2f} | "
                 f"{st['postprocess']:.2f} | {r['speedup_vs_spinning_ort']:.2f}x |"
             )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "threading.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "threading.json").write_text(
-        json.dumps({"machine": machine, "repeats": args.repeats, "results": results}, indent=1)
-        + "\n"
-    )
-    print(f"wrote {RESULTS / 'threading.md'}")
+    payload = {"machine": machine, "repeats": args.repeats, "results": results}
+    print(f"wrote {write_results('threading', lines, payload)}")
 
 
 if __name__ == "__main__":

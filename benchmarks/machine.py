@@ -1,4 +1,5 @@
-"""One line describing the machine a benchmark ran on (for the results tables)."""
+"""What every benchmark shares: one line describing the machine it ran on and the writer
+of its results (a Markdown table and its JSON data under benchmarks/results/)."""
 
 from __future__ import annotations
 
@@ -16,3 +17,18 @@ def describe() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return f"{platform.machine()}, {os.cpu_count()} cores, {cpu}"
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_results(stem: str, lines: list[str], payload: object) -> Path:
+    """Write a benchmark's table (``results/STEM.md``, one line per entry of ``lines``) and
+    its data (``results/STEM.json``); returns the Markdown path."""
+    import json
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    md = RESULTS / f"{stem}.md"
+    md.write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    return md
