@@ -44,6 +44,21 @@ def _read_ppm(path: Path) -> np.ndarray:
     return np.frombuffer(pixels, np.uint8).reshape(int(h), int(w), 3)
 
 
+def _write_ppm_folder(frames: list[np.ndarray], folder: Path) -> list[str]:
+    """Frames (H x W x 3 RGB) as folder/000.ppm, 001.ppm, ... (binary PPM); their names."""
+    folder.mkdir()
+    names = [f"{i:03d}" for i in range(len(frames))]
+    for name, f in zip(names, frames, strict=True):
+        h, w = f.shape[:2]
+        (folder / f"{name}.ppm").write_bytes(f"P6\n{w} {h}\n255\n".encode() + f.tobytes())
+    return names
+
+
+def _printed_tracks(line: str) -> list[int]:
+    """The track ids the example printed on one frame's line ("..., tracks [1 2], ...")."""
+    return [int(x) for x in line.split("tracks [")[1].split("]")[0].split()]
+
+
 def _run(source: Path, bundle: Path, *args: str) -> subprocess.CompletedProcess:
     res = subprocess.run(
         [EXAMPLE, str(bundle), str(source), *args],
@@ -66,8 +81,7 @@ def _assert_parity(bundle: Path, names: list[str], stdout: str, dump: Path) -> N
     for i, name in enumerate(names):
         f = _read_ppm(dump / f"{name}.ppm")
         ids = seg.track(f, tracker=tracker).track_ids.tolist()
-        printed = lines[i].split("tracks [")[1].split("]")[0]
-        assert [int(x) for x in printed.split()] == ids, (i, lines[i])
+        assert _printed_tracks(lines[i]) == ids, (i, lines[i])
         h, w = f.shape[:2]
         want = seg.panoptic(f).panoptic_map
         got = np.fromfile(dump / f"{name}.panoptic", np.int32).reshape(h, w)
@@ -81,11 +95,7 @@ def test_cpp_runtime_matches_python(shipped_bundle: Path, tmp_path: Path):
     frames = _frames(6)
     frames.append(np.ascontiguousarray(frames[0][:97, :131]))  # an odd, small size too
     src, dump = tmp_path / "frames", tmp_path / "dump"
-    src.mkdir()
-    names = [f"{i:03d}" for i in range(len(frames))]
-    for name, f in zip(names, frames, strict=True):
-        h, w = f.shape[:2]
-        (src / f"{name}.ppm").write_bytes(f"P6\n{w} {h}\n255\n".encode() + f.tobytes())
+    names = _write_ppm_folder(frames, src)
     res = _run(src, shipped_bundle, "--dump", str(dump))
     for name, f in zip(names, frames, strict=True):  # the decoded frames are the ones written
         np.testing.assert_array_equal(_read_ppm(dump / f"{name}.ppm"), f)
@@ -125,13 +135,9 @@ def test_cpp_runtime_track_ids_match_python_with_live_tracks(shipped_bundle: Pat
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     frames = _frames(12)
     src, dump = tmp_path / "frames", tmp_path / "dump"
-    src.mkdir()
-    names = [f"{i:03d}" for i in range(len(frames))]
-    for name, f in zip(names, frames, strict=True):
-        h, w = f.shape[:2]
-        (src / f"{name}.ppm").write_bytes(f"P6\n{w} {h}\n255\n".encode() + f.tobytes())
+    names = _write_ppm_folder(frames, src)
     res = _run(src, bundle, "--dump", str(dump))
-    printed = [line.split("tracks [")[1].split("]")[0].split() for line in res.stdout.splitlines()]
+    printed = [_printed_tracks(line) for line in res.stdout.splitlines()]
     assert all(printed), "every frame should have live tracks"
     _assert_parity(bundle, names, res.stdout, dump)
 
