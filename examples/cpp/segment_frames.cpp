@@ -133,12 +133,13 @@ std::vector<Frame> read_source(const fs::path& source) {
 }
 
 void write_overlay(const fs::path& dir, const Frame& f, const rapsam::TrackResult& t) {
-    // thing segments in their track's colour, the rest in their segment's (ids offset apart)
+    // thing segments in their track's colour, the rest in their segment's (ids offset apart),
+    // void pixels left as they are
     std::vector<int32_t> labels(t.track_map.size());
-    for (size_t i = 0; i < labels.size(); ++i)
-        labels[i] = t.track_map[i] > 0 ? t.track_map[i] : t.panoptic.panoptic_map[i] + 100000;
-    for (size_t i = 0; i < labels.size(); ++i)
-        if (t.panoptic.panoptic_map[i] == 0) labels[i] = 0;
+    for (size_t i = 0; i < labels.size(); ++i) {
+        const int32_t segment = t.panoptic.panoptic_map[i];
+        labels[i] = segment == 0 ? 0 : (t.track_map[i] > 0 ? t.track_map[i] : segment + 100000);
+    }
     std::vector<uint8_t> out(f.rgb.size());
     rapsam::overlay(f.rgb.data(), labels.data(), f.h, f.w, 0.5, true, out.data());
 #ifdef RAPSAM_EXAMPLE_OPENCV
