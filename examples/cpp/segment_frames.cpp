@@ -21,12 +21,14 @@
 //   --threads T     inference threads (default: the backend's)
 //   --input-size S  network long side (default: the bundle's)
 //   --backend NAME  one of rapsam::backend_names() (default: auto)
+// Frames are decoded one at a time as they are processed (only --loops keeps them all).
 // Exit status: 0 done, 1 a runtime error (message on stderr), 2 bad usage or an unreadable SOURCE.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <string>
@@ -83,9 +85,15 @@ bool from_mat(const cv::Mat& bgr, Frame& f) {
 }
 #endif
 
-// All frames of SOURCE (a folder of images or, with OpenCV, a video file), decoded.
-std::vector<Frame> read_source(const fs::path& source) {
-    std::vector<Frame> frames;
+// SOURCE cannot be read (exit status 2).
+struct SourceError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Decodes the frames of SOURCE (a folder of images or, with OpenCV, a video file) one at a
+// time and hands each to `visit`, which returns false to stop: one frame in memory, however
+// long the video. Throws SourceError.
+void for_each_frame(const fs::path& source, const std::function<bool(Frame&)>& visit) {
     if (fs::is_directory(source)) {
         std::vector<fs::path> files;
         for (const auto& e : fs::directory_iterator(source)) {
@@ -108,26 +116,24 @@ std::vector<Frame> read_source(const fs::path& source) {
 #else
             const bool ok = read_ppm(p, f);
 #endif
-            if (!ok) throw std::invalid_argument(p.string() + ": not a readable 8-bit image");
-            frames.push_back(std::move(f));
+            if (!ok) throw SourceError(p.string() + ": not a readable 8-bit image");
+            if (!visit(f)) return;
         }
-        return frames;
+        return;
     }
 #ifdef RAPSAM_EXAMPLE_OPENCV
     cv::VideoCapture cap(source.string());
-    if (!cap.isOpened()) throw std::invalid_argument(source.string() + ": not a readable video");
+    if (!cap.isOpened()) throw SourceError(source.string() + ": not a readable video");
     cv::Mat bgr;
-    while (cap.read(bgr)) {
+    for (size_t index = 0; cap.read(bgr); ++index) {
         Frame f;
-        char name[16];
-        std::snprintf(name, sizeof name, "%05zu", frames.size());
+        char name[24];
+        std::snprintf(name, sizeof name, "%05zu", index);
         f.name = name;
-        if (!from_mat(bgr, f)) break;
-        frames.push_back(std::move(f));
+        if (!from_mat(bgr, f) || !visit(f)) return;
     }
-    return frames;
 #else
-    throw std::invalid_argument(source.string() +
+    throw SourceError(source.string() +
                                 ": not a folder (this build reads PPM folders; video needs OpenCV)");
 #endif
 }
@@ -177,17 +183,6 @@ int main(int argc, char** argv) {
             return usage();
         opts[key] = argv[i + 1];
     }
-    std::vector<Frame> frames;
-    try {
-        frames = read_source(argv[2]);
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 2;
-    }
-    if (frames.empty()) {
-        std::cerr << "no frames in " << argv[2] << "\n";
-        return 2;
-    }
     try {
         const rapsam::Bundle bundle = rapsam::load_bundle(argv[1]);
         rapsam::SegmenterOptions options;
@@ -196,10 +191,20 @@ int main(int argc, char** argv) {
         if (opts.count("--threads")) options.threads = std::stoi(opts["--threads"]);
         if (opts.count("--input-size")) options.input_size = std::stoi(opts["--input-size"]);
         rapsam::Segmenter seg(bundle, options);
+        const fs::path source = argv[2];
+        const auto no_frames = [&] {
+            std::cerr << "no frames in " << argv[2] << "\n";
+            return 2;
+        };
         if (opts.count("--bench")) {  // panoptic latency on the first frame
             const int n = std::stoi(opts["--bench"]);
             if (n < 1) return usage();
-            const Frame& f = frames.front();
+            Frame f;
+            for_each_frame(source, [&](Frame& first) {
+                f = std::move(first);
+                return false;
+            });
+            if (f.rgb.empty()) return no_frames();
             for (int i = 0; i < n / 10 + 1; ++i) seg.panoptic(f.rgb.data(), f.h, f.w);
             std::vector<double> ms;
             for (int i = 0; i < n; ++i) {
@@ -216,6 +221,12 @@ int main(int argc, char** argv) {
         rapsam::OnlineTracker tracker;  // one per video
         if (opts.count("--loops")) {  // soak: the frames over and over
             const int n = std::stoi(opts["--loops"]);
+            std::vector<Frame> frames;  // decoded once, tracked n times
+            for_each_frame(source, [&](Frame& f) {
+                frames.push_back(std::move(f));
+                return true;
+            });
+            if (frames.empty()) return no_frames();
             long first = 0;
             for (int l = 0; l < n; ++l) {
                 for (const Frame& f : frames) seg.track(f.rgb.data(), f.h, f.w, tracker);
@@ -233,8 +244,8 @@ int main(int argc, char** argv) {
         const auto names = seg.class_names();
         for (const auto& key : {"--overlays", "--dump"})
             if (opts.count(key)) fs::create_directories(opts[key]);
-        for (size_t i = 0; i < frames.size(); ++i) {
-            const Frame& f = frames[i];
+        size_t i = 0;
+        for_each_frame(source, [&](const Frame& f) {
             const auto tracked = seg.track(f.rgb.data(), f.h, f.w, tracker);
             const auto& pan = tracked.panoptic;
             const auto emb = seg.set_image(f.rgb.data(), f.h, f.w);
@@ -259,7 +270,13 @@ int main(int argc, char** argv) {
                     .write(reinterpret_cast<const char*>(click.masks.data()),
                            static_cast<std::streamsize>(click.masks.size()));
             }
-        }
+            ++i;
+            return true;
+        });
+        if (i == 0) return no_frames();
+    } catch (const SourceError& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return 2;
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << "\n";
         return 1;
