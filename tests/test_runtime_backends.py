@@ -125,6 +125,49 @@ def test_openvino_static_shape_cache(bundle):
     assert len(be._compiled) == 2  # LRU bound
 
 
+def test_openvino_auto_static_shapes(bundle):
+    """CPU default "auto": the dynamic model serves; a shape seen ``static_after`` times gets a
+    static copy compiled in the background, which then serves it with the same results."""
+    pytest.importorskip("openvino")
+    be = create_backend(bundle, "prompt_decoder", "openvino", max_cached_shapes=2)
+    assert be.static_shapes == "auto" and be._dynamic is not None
+    ref = create_backend(bundle, "prompt_decoder", "ort-cpu")
+    rng = np.random.default_rng(3)
+    feats = rng.standard_normal((1, 64, 16, 20)).astype(np.float32)
+    boxes = np.sort(rng.uniform(0, 128, (1, 2, 4)).astype(np.float32), axis=-1)
+    feeds = {"feats": feats, "boxes": boxes}
+    want = ref.run(feeds)["mask_logits"]
+    first = be.run(feeds)["mask_logits"]  # seen once: dynamic, nothing compiling
+    assert not be._pending and not be._compiled
+    be.run(feeds)  # seen twice: the static copy compiles in the background
+    assert be.settle(timeout=60)
+    assert list(be._compiled) == [(("feats", feats.shape), ("boxes", boxes.shape))]
+    static = be.run(feeds)["mask_logits"]
+    for got in (first, static):
+        assert np.abs(got - want).max() < 2e-4
+    # Three more shapes, each twice: the LRU keeps the last two; an evicted shape counts anew.
+    for p in (3, 5, 7):
+        other = {"feats": feats, "boxes": np.repeat(boxes[:, :1], p, axis=1)}
+        be.run(other)
+        be.run(other)
+        assert be.settle(timeout=60)
+    assert [k[1][1][1] for k in be._compiled] == [5, 7]
+    assert be._seen.get((("feats", feats.shape), ("boxes", boxes.shape))) is None
+    be.close()
+    assert be.settle(timeout=1)
+
+
+def test_openvino_static_shape_options(bundle):
+    pytest.importorskip("openvino")
+    for bad in ({"static_shapes": "yes"}, {"static_after": 0}, {"max_cached_shapes": True}):
+        with pytest.raises(ConfigError):
+            create_backend(bundle, "encoder", "openvino", **bad)
+    dynamic = create_backend(bundle, "encoder", "openvino", static_shapes=False)
+    for _ in range(3):
+        dynamic.run({"image": _image()})
+    assert dynamic.settle(timeout=0) and not dynamic._compiled
+
+
 def test_torch_reference_backend_matches_ort(bundle):
     pytest.importorskip("torch")
     tb = create_backend(bundle, "encoder", "torch")

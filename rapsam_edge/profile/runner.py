@@ -371,9 +371,11 @@ def run_profile(config: ProfileConfig) -> dict[str, Any]:
         with MemoryTracker() as memory, GpuMemorySampler() as gpu, TegraStatsSampler() as tegra:
             for i in range(config.warmup + config.iters):
                 record = i >= config.warmup
-                if i == config.warmup and config.mode == "stream":
+                if i == config.warmup:
                     for s in subjects:
-                        s.restart_stream_clock()
+                        s.seg.settle()  # background static compiles land before timing
+                        if config.mode == "stream":
+                            s.restart_stream_clock()
                 for s in subjects:
                     s.step(record)
                 if bar is not None:

@@ -168,6 +168,11 @@ class Backend:
         for _ in range(runs):
             self.run(feeds)
 
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for work the backend does in the background (OpenVINO's static compiles of
+        repeated shapes); True when none is left. Timing code calls it after warm-up."""
+        return True
+
     def close(self) -> None:
         """Release the backend's resources; later ``run`` calls raise ``BackendError``."""
         with self._lock:

@@ -632,6 +632,19 @@ class Segmenter:
                     worker.join(timeout=0.05)
 
     # ------------------------------------------------------------------ life cycle
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for the backends' background work: OpenVINO compiles a static copy of a graph
+        for an input shape it has seen repeatedly (``static_shapes="auto"``, the CPU
+        default), in a thread, and uses it from then on. Timing code calls this after its
+        warm-up so that it measures the steady state.
+
+        Arguments:
+          timeout: seconds to wait per graph (None: until done).
+        Returns:
+          True when no background work is left.
+        """
+        return all([backend.settle(timeout) for backend in self.graphs.values()])
+
     def close(self) -> None:
         """Release the backends (later calls raise ``BackendError``)."""
         for backend in self.graphs.values():
