@@ -93,6 +93,7 @@ def test_oracle_scores_100(data: Path):
     metrics = evaluate(OracleSegmenter(data, "val"), data, split="val", noc_images=2)
     assert metrics["pq"] == pytest.approx(100.0)
     assert metrics["miou"] == pytest.approx(100.0)
+    assert metrics["miou_th"] == pytest.approx(100.0) and metrics["miou_st"] == pytest.approx(100.0)
     assert metrics["noc@90"] == pytest.approx(1.0)
     assert metrics["vis_ap"] == pytest.approx(100.0)
     assert metrics["id_switches"] == 0
@@ -106,3 +107,15 @@ def test_degraded_oracle_scores_less(data: Path):
     assert 0 < metrics["pq"] < 100
     assert 0 < metrics["miou"] < 100
     assert metrics["num_images"] == 4 and metrics["num_videos"] == 1
+
+
+def test_miou_breakdown_groups():
+    from rapsam_edge.eval.harness import miou_breakdown
+
+    rows = [(1.0, True, 100), (0.5, True, 5000), (0.0, False, 20000), (1.0, False, 1023)]
+    out = miou_breakdown(rows)
+    assert out["miou_th"] == pytest.approx(75.0) and out["miou_st"] == pytest.approx(50.0)
+    assert out["miou_small"] == pytest.approx(100.0)  # areas 100 and 1023 (< 32^2)
+    assert out["miou_medium"] == pytest.approx(50.0)  # 5000
+    assert out["miou_large"] == pytest.approx(0.0)  # 20000 >= 96^2
+    assert all(np.isnan(v) for v in miou_breakdown([]).values())

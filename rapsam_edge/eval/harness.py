@@ -50,6 +50,7 @@ def evaluate_panoptic_and_prompts(
     )
     pq = PanopticQuality(len(is_thing), is_thing)
     clicks = InteractiveEval()
+    per_segment: list[tuple[float, bool, int]] = []  # single-click IoU, is thing, GT area
     n = _take(len(data), max_images)
     t0 = time.perf_counter()
     for i in range(n):
@@ -67,15 +68,46 @@ def evaluate_panoptic_and_prompts(
             points = first_clicks(gt_masks).astype(np.float64) + 0.5  # pixel centres
             emb = segmenter.set_image(sample.image)
             pred = segmenter.prompt(emb, points=points)
-            clicks.update_masks(pred.masks, gt_masks)
+            ious = clicks.update_masks(pred.masks, gt_masks)
+            per_segment += [
+                (float(v), is_thing[t.class_id], int(m.sum()))
+                for v, t, m in zip(ious, targets, gt_masks)
+                if not math.isnan(v)
+            ]
             if i < noc_images:
                 clicks.update(gt_masks, positive_only(_best_of_clicks(segmenter, emb)))
         progress("panoptic+prompt", i + 1, n)
     seconds = time.perf_counter() - t0
-    out: dict[str, Any] = {**pq.compute(), **clicks.compute()}
+    out: dict[str, Any] = {**pq.compute(), **clicks.compute(), **miou_breakdown(per_segment)}
     out.pop("per_class", None)
     out["num_images"] = n
     out["panoptic_seconds_per_image"] = seconds / max(n, 1)
+    return out
+
+
+#: COCO's object-size ranges (GT area in frame pixels): small < 32^2 <= medium < 96^2 <= large
+AREA_RANGES = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, math.inf)}
+
+
+def miou_breakdown(per_segment: list[tuple[float, bool, int]]) -> dict[str, float]:
+    """Single-click mIoU (percent) by kind and by COCO size range, to show what limits it.
+
+    Arguments:
+      per_segment: (IoU in [0, 1], is thing, GT area in pixels) per evaluated segment.
+    Returns:
+      ``miou_th`` / ``miou_st`` (things / stuff) and ``miou_small`` / ``miou_medium`` /
+      ``miou_large`` (``AREA_RANGES``); NaN where a group is empty.
+    """
+
+    def mean(rows: list[tuple[float, bool, int]]) -> float:
+        return 100.0 * math.fsum(r[0] for r in rows) / len(rows) if rows else float("nan")
+
+    out = {
+        "miou_th": mean([r for r in per_segment if r[1]]),
+        "miou_st": mean([r for r in per_segment if not r[1]]),
+    }
+    for name, (lo, hi) in AREA_RANGES.items():
+        out[f"miou_{name}"] = mean([r for r in per_segment if lo <= r[2] < hi])
     return out
 
 
