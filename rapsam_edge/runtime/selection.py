@@ -118,7 +118,15 @@ def _time_pipelines(
 ) -> dict[str, dict[str, float]]:
     side, stride = bundle.input.long_side, bundle.feat_stride
     samples: dict[str, dict[str, list[float]]] = {g: {n: [] for n in runners} for g in graphs}
-    for it in range(repeats + 1):  # the first round warms up (allocations, compilation)
+    # Two warm-up rounds (allocations, compilation; the second makes OpenVINO compile its
+    # static copies, see runtime.openvino), then settle: the timed rounds see each backend
+    # as it will serve, with no compile thread competing for the cores.
+    warmup = 2
+    for it in range(repeats + warmup):
+        if it == warmup:
+            for by_graph in runners.values():
+                for backend in by_graph.values():
+                    backend.settle()
         for name, by_graph in runners.items():
             feats = None
             for g in graphs:
@@ -128,7 +136,7 @@ def _time_pipelines(
                     feeds[backend.name_of("feats")] = feats
                 t0 = time.perf_counter()
                 out = backend.run(feeds)
-                if it:
+                if it >= warmup:
                     samples[g][name].append((time.perf_counter() - t0) * 1e3)
                 if g == "encoder":
                     feats = np.asarray(out[backend.name_of("feats")])
