@@ -21,6 +21,10 @@ namespace rapsam {
 struct BackendOptions {
     std::string device = "CPU";  ///< OpenVINO device name ("CPU", "GPU", ...)
     int threads = 0;             ///< CPU inference threads (0 = the backend's default)
+    /// OpenVINO on CPU: an input-shape set seen twice gets a static copy of the graph compiled
+    /// in a background thread, which serves that shape once ready (as Python's
+    /// static_shapes="auto"); false: the dynamic-shape model only.
+    bool static_copies = true;
 };
 
 /// A borrowed input: `shape` (row-major) over `data`, uint8 or float32.

@@ -38,6 +38,7 @@ Segmenter::Segmenter(const Bundle& bundle, const SegmenterOptions& options)
     BackendOptions backend_options;
     backend_options.device = options_.device;
     backend_options.threads = options_.threads;
+    backend_options.static_copies = options_.static_copies;
     backend_ = make_backend(options_.backend, bundle_, backend_options);
 }
 

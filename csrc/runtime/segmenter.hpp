@@ -26,6 +26,7 @@ struct SegmenterOptions {
     std::string color_order = "RGB"; ///< of the frames passed in
     int input_size = 0;              ///< network long side (0 = the bundle's)
     int max_prompts = 256;
+    bool static_copies = true;       ///< BackendOptions::static_copies (false: dynamic only)
 };
 
 /// A letterboxed frame (network input) and its geometry.

@@ -1,5 +1,5 @@
 // segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] [--loops N | --bench N]
-//                [--threads T] [--input-size S] [--backend NAME]
+//                [--threads T] [--input-size S] [--backend NAME] [--static-shapes auto|off]
 //
 // A robot-node-style program with no Python in the process: loads and verifies a bundle, then
 // for every frame of SOURCE runs panoptic segmentation with online tracking and a click at
@@ -21,6 +21,8 @@
 //   --threads T     inference threads (default: the backend's)
 //   --input-size S  network long side (default: the bundle's)
 //   --backend NAME  one of rapsam::backend_names() (default: auto)
+//   --static-shapes auto|off  auto (default): static copies of repeated input shapes,
+//                   compiled in the background; off: the dynamic-shape model only
 // Frames are decoded one at a time as they are processed (only --loops keeps them all).
 // Exit status: 0 done, 1 a runtime error (message on stderr), 2 bad usage or an unreadable SOURCE.
 #include <algorithm>
@@ -166,7 +168,8 @@ long resident_kb() {  // Linux: resident set size from /proc/self/statm
 
 int usage() {
     std::cerr << "usage: segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] "
-                 "[--loops N | --bench N] [--threads T] [--input-size S] [--backend NAME]\n";
+                 "[--loops N | --bench N] [--threads T] [--input-size S] [--backend NAME] "
+                 "[--static-shapes auto|off]\n";
     return 2;
 }
 
@@ -179,7 +182,8 @@ int main(int argc, char** argv) {
         const std::string key = argv[i];
         if (i + 1 >= argc ||
             (key != "--overlays" && key != "--dump" && key != "--loops" && key != "--bench" &&
-             key != "--threads" && key != "--input-size" && key != "--backend"))
+             key != "--threads" && key != "--input-size" && key != "--backend" &&
+             key != "--static-shapes"))
             return usage();
         opts[key] = argv[i + 1];
     }
@@ -190,6 +194,11 @@ int main(int argc, char** argv) {
         if (opts.count("--backend")) options.backend = opts["--backend"];
         if (opts.count("--threads")) options.threads = std::stoi(opts["--threads"]);
         if (opts.count("--input-size")) options.input_size = std::stoi(opts["--input-size"]);
+        if (opts.count("--static-shapes")) {
+            const std::string v = opts["--static-shapes"];
+            if (v != "auto" && v != "off") return usage();
+            options.static_copies = v == "auto";
+        }
         rapsam::Segmenter seg(bundle, options);
         const fs::path source = argv[2];
         const auto no_frames = [&] {
