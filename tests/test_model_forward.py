@@ -175,3 +175,23 @@ def test_import_rapsam_edge_does_not_import_model() -> None:
     subprocess.run(
         [sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1]
     )
+
+
+def test_fused_stages_keep_the_trunk_contract() -> None:
+    """Fused-MBConv stages (bench_trunk_designs.py) change the blocks, not the trunk's
+    outputs: same strides and channels; residuals where in == out and stride 1."""
+    from rapsam_edge.model.mobilenet import FusedInvertedResidual, InvertedResidual, MobileNetV2
+
+    ref = MobileNetV2(width=0.5)
+    fused = MobileNetV2(width=0.5, fused_stages=3, fused_expand=2)
+    kinds = [type(b) for b in fused.features[1:]]
+    assert kinds[:6] == [FusedInvertedResidual] * 6  # stages 1-3: 1 + 2 + 3 blocks
+    assert set(kinds[6:]) == {InvertedResidual}
+    assert fused.features[3].use_res_connect and not fused.features[2].use_res_connect
+    assert fused.features[2].conv[0][0].groups == 1  # dense, not depthwise
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        shapes = [tuple(t.shape) for t in fused(x)]
+        assert shapes == [tuple(t.shape) for t in ref(x)]
+    with pytest.raises(ValueError, match="fused_stages"):
+        MobileNetV2(fused_stages=8)

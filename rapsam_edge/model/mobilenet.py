@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .trunk import Trunk
 
-__all__ = ["MobileNetV2", "mobilenet_v2"]
+__all__ = ["FusedInvertedResidual", "MobileNetV2", "mobilenet_v2"]
 
 # (expand ratio t, output channels c, repeats n, first stride s), torchvision's table.
 _SETTINGS = (
@@ -75,20 +75,57 @@ class InvertedResidual(nn.Module):
         return x + y if self.use_res_connect else y
 
 
-class MobileNetV2(Trunk):
-    """MobileNetV2 trunk. Input B x 3 x H x W (normalised); output [C2, C3, C4, C5]."""
+class FusedInvertedResidual(nn.Module):
+    """Fused-MBConv (EfficientNetV2, Tan & Le 2021): the 1x1 expansion and the 3x3 depthwise
+    conv of an inverted residual replaced by one dense 3x3 conv, then the 1x1 projection.
+    More multiply-accumulates, but dense convs run near a CPU's conv ceiling where
+    high-resolution depthwise convs do not (``benchmarks/bench_trunk_designs.py``)."""
 
-    def __init__(self, *, width: float = 1.0, frozen_bn: bool = False) -> None:
+    def __init__(self, *, in_channels: int, out_channels: int, stride: int, expand: int) -> None:
         super().__init__()
+        hidden = in_channels * expand
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+        self.conv = nn.Sequential(
+            _conv_bn_relu6(in_channels, hidden, stride=stride),
+            nn.Conv2d(hidden, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x)
+        return x + y if self.use_res_connect else y
+
+
+class MobileNetV2(Trunk):
+    """MobileNetV2 trunk. Input B x 3 x H x W (normalised); output [C2, C3, C4, C5].
+
+    ``fused_stages``: the first N stages of ``_SETTINGS`` use ``FusedInvertedResidual``
+    blocks (their parameters then no longer load from torchvision's layout), with their
+    expansion ratio capped at ``fused_expand`` (EfficientNetV2 uses 1-4 in fused stages)."""
+
+    def __init__(
+        self,
+        *,
+        width: float = 1.0,
+        frozen_bn: bool = False,
+        fused_stages: int = 0,
+        fused_expand: int = 6,
+    ) -> None:
+        super().__init__()
+        if not 0 <= fused_stages <= len(_SETTINGS):
+            raise ValueError(f"fused_stages must be in [0, {len(_SETTINGS)}], got {fused_stages}")
         self.frozen_bn = frozen_bn
         cin = _make_divisible(32 * width)
         layers: list[nn.Module] = [_conv_bn_relu6(3, cin, stride=2)]
-        for t, c, n, s in _SETTINGS:
+        for stage, (t, c, n, s) in enumerate(_SETTINGS):
             cout = _make_divisible(c * width)
+            fused = stage < fused_stages
+            block = FusedInvertedResidual if fused else InvertedResidual
+            expand = min(t, fused_expand) if fused else t
             for i in range(n):
                 layers.append(
-                    InvertedResidual(
-                        in_channels=cin, out_channels=cout, stride=s if i == 0 else 1, expand=t
+                    block(
+                        in_channels=cin, out_channels=cout, stride=s if i == 0 else 1, expand=expand
                     )
                 )
                 cin = cout
@@ -110,5 +147,7 @@ class MobileNetV2(Trunk):
         return outs
 
 
-def mobilenet_v2(*, frozen_bn: bool = False, width: float = 1.0) -> MobileNetV2:
-    return MobileNetV2(width=width, frozen_bn=frozen_bn)
+def mobilenet_v2(
+    *, frozen_bn: bool = False, width: float = 1.0, fused_stages: int = 0
+) -> MobileNetV2:
+    return MobileNetV2(width=width, frozen_bn=frozen_bn, fused_stages=fused_stages)

@@ -1,0 +1,131 @@
+"""Trunk designs for a CPU-shaped real-time variant (issue 14): latency and share of this CPU's
+conv ceiling of the edge-s encoder (trunk + neck) when its first MobileNetV2 stages are
+Fused-MBConv blocks (``model.mobilenet.FusedInvertedResidual``) instead of inverted residuals
+with high-resolution depthwise convs.
+
+Latency does not depend on the weights, so the candidates are built with random weights: the
+encoder graph (``deploy.graphs.EncoderGraph``) is converted to OpenVINO, reshaped to the
+640x480 input, and quantized to INT8 by NNCF (the project's PTQ, here on random frames, which
+set the ranges but not the speed). FP32 and INT8 of every candidate run interleaved on the
+CPU plugin (LATENCY hint, 2 threads), p50 over the iterations. GOP and the ceiling are counted
+as in ``bench_conv_ceiling.py`` (its results/conv_ceiling.json gives the ceiling; run it first).
+Accuracy is not measured here: a design is worth training when it is faster.
+
+    python benchmarks/bench_trunk_designs.py      # writes benchmarks/results/trunk_designs.md/.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import openvino as ov
+import torch
+from bench_conv_ceiling import macs
+from machine import RESULTS, describe, write_results
+
+from rapsam_edge.deploy.graphs import EncoderGraph
+from rapsam_edge.model.mobilenet import MobileNetV2
+from rapsam_edge.model.variants import VARIANTS, build_model
+
+H, W = 480, 640
+#: candidate name -> (leading MobileNetV2 stages built as Fused-MBConv, their expansion cap);
+#: (0, 6) is edge-s today
+CANDIDATES = {
+    "edge-s (MobileNetV2)": (0, 6),
+    "fused stages 1-2": (2, 6),
+    "fused stages 1-2, expand <= 2": (2, 2),
+    "fused stages 1-3, expand <= 2": (3, 2),
+}
+
+
+def encoder(fused: int, expand: int) -> ov.Model:
+    torch.manual_seed(0)
+    model = build_model("edge-s")
+    v = VARIANTS["edge-s"]
+    model.backbone = MobileNetV2(width=v.backbone_width, fused_stages=fused, fused_expand=expand)
+    model.eval()
+    example = torch.zeros(1, H, W, 3, dtype=torch.uint8)
+    with torch.no_grad():
+        ov_model = ov.convert_model(EncoderGraph(model), example_input=example)
+    ov_model.reshape({ov_model.inputs[0].any_name: [1, H, W, 3]})
+    return ov_model
+
+
+def int8(model: ov.Model, frames: list[np.ndarray]) -> ov.Model:
+    import nncf
+
+    return nncf.quantize(model, nncf.Dataset(frames), subset_size=len(frames))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--iters", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    ceiling = json.loads((RESULTS / "conv_ceiling.json").read_text())["ceiling"]
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (1, H, W, 3), dtype=np.uint8) for _ in range(8)]
+    core = ov.Core()
+    config = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": args.threads,
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
+    targets = {}
+    for name, (fused, expand) in CANDIDATES.items():
+        fp32 = encoder(fused, expand)
+        gop = 2 * macs(fp32) / 1e9
+        for prec, model in (("fp32", fp32), ("int8", int8(fp32, frames))):
+            targets[(name, prec)] = (
+                gop,
+                core.compile_model(model, "CPU", config).create_infer_request(),
+            )
+    feeds = [frames[0]]
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in targets}
+    for i in range(args.warmup + args.iters):
+        for key, (_, req) in targets.items():
+            t0 = time.perf_counter()
+            req.infer(feeds)
+            if i >= args.warmup:
+                times[key].append((time.perf_counter() - t0) * 1e3)
+    rows = []
+    for (name, prec), (gop, _) in targets.items():
+        ms = float(np.median(times[(name, prec)]))
+        gops = gop / ms * 1e3
+        rows.append(
+            {
+                "design": name,
+                "precision": prec,
+                "gop": gop,
+                "p50_ms": ms,
+                "gops": gops,
+                "pct_of_ceiling": 100 * gops / ceiling[prec],
+            }
+        )
+        print(rows[-1], flush=True)
+    lines = [
+        "# Trunk designs: edge-s encoder latency and share of the conv ceiling",
+        "",
+        f"Machine: {describe()}; OpenVINO {ov.get_version()} CPU plugin, {args.threads} threads, "
+        f"LATENCY hint, 640x480 input; p50 of {args.iters} interleaved runs after {args.warmup} "
+        "warm-ups; random weights (latency only), INT8 by NNCF on random frames; ceiling from "
+        f"results/conv_ceiling.json (FP32 {ceiling['fp32']:.0f}, INT8 {ceiling['int8']:.0f} "
+        "GOP/s). Command `python benchmarks/bench_trunk_designs.py`.",
+        "",
+        "| design | precision | GOP | p50 ms | GOP/s | % of ceiling |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['design']} | {r['precision']} | {r['gop']:.2f} | {r['p50_ms']:.2f} | "
+            f"{r['gops']:.0f} | {r['pct_of_ceiling']:.0f} |"
+        )
+    write_results("trunk_designs", lines, {"ceiling": ceiling, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
