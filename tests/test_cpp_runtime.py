@@ -77,9 +77,7 @@ def _assert_parity(bundle: Path, names: list[str], stdout: str, dump: Path) -> N
     same track ids (printed), panoptic maps and click masks (dumped). Both on OpenVINO's
     dynamic-shape model: by default both also compile static copies of repeated shapes, in
     the background, which agree to float rounding, not bit for bit."""
-    seg = Segmenter(
-        bundle, "openvino", color_order="RGB", backend_options={"static_shapes": False}
-    )
+    seg = Segmenter(bundle, "openvino", color_order="RGB", backend_options={"static_shapes": False})
     tracker = seg.new_tracker()
     lines = stdout.strip().splitlines()
     assert len(lines) == len(names)

@@ -133,7 +133,10 @@ class OpenVINOBackend(Backend):
         threads = default_threads() if num_threads is None else num_threads
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise ConfigError(f"num_threads must be a positive int, got {threads!r}")
-        for name, value in (("max_cached_shapes", max_cached_shapes), ("static_after", static_after)):
+        for name, value in (
+            ("max_cached_shapes", max_cached_shapes),
+            ("static_after", static_after),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
         if static_shapes is not None and not any(static_shapes is v for v in STATIC_SHAPES):
@@ -160,7 +163,11 @@ class OpenVINOBackend(Backend):
         if static_shapes is None:
             kind = device.split(".")[0]
             static_shapes = (
-                True if kind in _STATIC_DEVICES else "auto" if kind in _AUTO_STATIC_DEVICES else False
+                True
+                if kind in _STATIC_DEVICES
+                else "auto"
+                if kind in _AUTO_STATIC_DEVICES
+                else False
             )
         self.static_shapes: bool | str = static_shapes
         self.max_cached_shapes = max_cached_shapes
