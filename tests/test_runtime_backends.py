@@ -157,6 +157,25 @@ def test_openvino_auto_static_shapes(bundle):
     assert be.settle(timeout=1)
 
 
+def test_openvino_exit_during_a_background_compile():
+    """A process that exits while a static copy is compiling exits cleanly (a daemon compile
+    thread aborted the interpreter's finalisation: "terminate called without an active
+    exception", status -6)."""
+    pytest.importorskip("openvino")
+    code = (
+        "import numpy as np\n"
+        "from rapsam_edge.bundle import load_bundle\n"
+        "from rapsam_edge.runtime import create_backend\n"
+        "be = create_backend(load_bundle('edge-xs-synthetic'), 'encoder', 'openvino')\n"
+        "img = np.zeros((1, 128, 160, 3), np.uint8)\n"
+        "be.run({'image': img}); be.run({'image': img})\n"
+        "assert be._pending, 'the second call starts a compile'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "terminate called" not in proc.stderr
+
+
 def test_openvino_static_shape_options(bundle):
     pytest.importorskip("openvino")
     for bad in ({"static_shapes": "yes"}, {"static_after": 0}, {"max_cached_shapes": True}):

@@ -218,7 +218,10 @@ class OpenVINOBackend(Backend):
                 if entry is not None and not self._closed:
                     self._cache(key, entry)
 
-        thread = threading.Thread(target=work, name=f"ov-compile-{self.graph}", daemon=True)
+        # Not a daemon: the interpreter waits for it at exit (a compile still running in
+        # OpenVINO while Python finalises aborts the process: "terminate called without an
+        # active exception"); close() waits for it too.
+        thread = threading.Thread(target=work, name=f"ov-compile-{self.graph}")
         self._pending[key] = thread
         thread.start()
 
@@ -288,6 +291,7 @@ class OpenVINOBackend(Backend):
                 entry.idle.append(request)
 
     def _close(self) -> None:
+        self.settle()  # no compile outlives the backend
         with self._pool_lock:
             self._compiled.clear()
             self._dynamic = None
