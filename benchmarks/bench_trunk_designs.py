@@ -38,6 +38,8 @@ CANDIDATES = {
     "fused stages 1-2": (2, 6),
     "fused stages 1-2, expand <= 2": (2, 2),
     "fused stages 1-3, expand <= 2": (3, 2),
+    "fused stages 1-4, expand <= 2": (4, 2),
+    "fused stages 1-3, expand <= 1": (3, 1),
 }
 
 
