@@ -17,28 +17,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
-from machine import describe, write_results
+from machine import clip_frames, describe, write_results
 
-from rapsam_edge.assets import default_bundle, sample_clip
+from rapsam_edge.assets import default_bundle
 from rapsam_edge.bundle import load_bundle
 from rapsam_edge.deploy.quantize.calibration import graph_feeds
 from rapsam_edge.deploy.quantize.derived import write_derived_bundle
 from rapsam_edge.runtime.registry import create_backend
 
 REPEATS = 40
-
-
-def _frames(n: int, hw: tuple[int, int]) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(sample_clip()))
-    out = []
-    while len(out) < n:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(cv2.cvtColor(cv2.resize(f, (hw[1], hw[0])), cv2.COLOR_BGR2RGB))
-    return out
 
 
 def _edge_s(tmp: Path) -> Path:
@@ -93,7 +81,7 @@ def _variants(src, tmp: Path, feeds) -> dict[str, tuple[str, object, dict]]:
 
 def bench(bundle_path, hw: tuple[int, int], tmp: Path) -> list[dict]:
     src = load_bundle(bundle_path)
-    frames = _frames(16, hw)
+    frames = clip_frames(16, hw, rgb=True)
     feeds = graph_feeds(src, frames)
     variants = _variants(src, tmp, feeds)
     runners = {

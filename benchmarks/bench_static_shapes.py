@@ -14,26 +14,13 @@ from __future__ import annotations
 import argparse
 import time
 
-import cv2
 import numpy as np
-from machine import describe, write_results
+from machine import clip_frames, describe, write_results
 
 from rapsam_edge import Segmenter
-from rapsam_edge.assets import DEFAULT_BUNDLE, sample_clip, shipped_bundles
+from rapsam_edge.assets import DEFAULT_BUNDLE, shipped_bundles
 
 POLICIES = {"auto (default)": "auto", "dynamic only": False}
-
-
-def frames(n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(sample_clip()))
-    out = []
-    while len(out) < n:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(cv2.resize(frame, (640, 480)))
-    cap.release()
-    return out
 
 
 def main() -> None:
@@ -41,7 +28,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
-    clip = frames(48)
+    clip = clip_frames(48, (480, 640))
     bundles = [b for b in shipped_bundles() if b.startswith(DEFAULT_BUNDLE)]
     targets = {
         (b, name): Segmenter(

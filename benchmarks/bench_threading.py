@@ -28,12 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
-from machine import describe, write_results
+from machine import clip_frames, describe, write_results
 
 from rapsam_edge import Segmenter
-from rapsam_edge.assets import default_bundle, sample_clip
+from rapsam_edge.assets import default_bundle
 from rapsam_edge.runtime.threads import default_threads
 
 STAGES = ("prepare", "encoder", "decoder", "postprocess")
@@ -55,11 +54,9 @@ def _edge_s_bundle(tmp: Path) -> Path:
 
 
 def _frame() -> np.ndarray:
-    cap = cv2.VideoCapture(str(sample_clip()))
-    ok, frame = cap.read()
-    cap.release()
-    assert ok, "cannot read the sample clip"
-    return cv2.resize(frame, (640, 480), interpolation=cv2.INTER_LINEAR)
+    frames = clip_frames(1, (480, 640))
+    assert frames, "cannot read the sample clip"
+    return frames[0]
 
 
 CONFIGS = {

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import openvino as ov
 import torch
-from bench_conv_ceiling import macs
+from bench_conv_ceiling import ceiling_share, macs
 from machine import RESULTS, describe, write_results
 
 from rapsam_edge.deploy.graphs import EncoderGraph
@@ -97,17 +97,7 @@ def main() -> None:
     rows = []
     for (name, prec), (gop, _) in targets.items():
         ms = float(np.median(times[(name, prec)]))
-        gops = gop / ms * 1e3
-        rows.append(
-            {
-                "design": name,
-                "precision": prec,
-                "gop": gop,
-                "p50_ms": ms,
-                "gops": gops,
-                "pct_of_ceiling": 100 * gops / ceiling[prec],
-            }
-        )
+        rows.append({"design": name, "gop": gop, **ceiling_share(prec, gop, ms, ceiling)})
         print(rows[-1], flush=True)
     lines = [
         "# Trunk designs: edge-s encoder latency and share of the conv ceiling",

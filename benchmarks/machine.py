@@ -1,5 +1,6 @@
-"""What every benchmark shares: one line describing the machine it ran on and the writer
-of its results (a Markdown table and its JSON data under benchmarks/results/)."""
+"""What every benchmark shares: one line describing the machine it ran on, the writer of its
+results (a Markdown table and its JSON data under benchmarks/results/) and frames of the
+sample clip."""
 
 from __future__ import annotations
 
@@ -32,3 +33,22 @@ def write_results(stem: str, lines: list[str], payload: object) -> Path:
     md.write_text("\n".join(lines) + "\n")
     (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
     return md
+
+
+def clip_frames(n: int, hw: tuple[int, int], *, rgb: bool = False) -> list:
+    """Up to ``n`` frames of the shipped sample clip, resized to ``hw`` (H, W): H x W x 3
+    uint8, BGR (OpenCV's order) or RGB."""
+    import cv2
+
+    from rapsam_edge.assets import sample_clip
+
+    cap = cv2.VideoCapture(str(sample_clip()))
+    out = []
+    while len(out) < n:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frame = cv2.resize(frame, (hw[1], hw[0]))
+        out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if rgb else frame)
+    cap.release()
+    return out

@@ -24,6 +24,7 @@ using ShapeKey = std::vector<ov::Shape>;
 
 struct CompiledGraph {
     std::shared_ptr<ov::Model> model;
+    ov::AnyMap config;  // compile properties, shared by the dynamic model and the static copies
     ov::InferRequest dynamic;
     std::map<ShapeKey, ov::InferRequest> statics;
     std::map<ShapeKey, int> seen;
@@ -45,8 +46,8 @@ public:
             }
             CompiledGraph& c = compiled_[name];
             c.model = core_.read_model(bundle.graph_path(name, fmt));
+            c.config = config;
             c.dynamic = core_.compile_model(c.model, device_, config).create_infer_request();
-            configs_[name] = config;
         }
     }
 
@@ -72,7 +73,7 @@ public:
             }
             key.push_back(std::move(shape));
         }
-        ov::InferRequest& req = request_for(name, g, found->second, key);
+        ov::InferRequest& req = request_for(g, found->second, key);
         for (size_t i = 0; i < inputs.size(); ++i) {
             const auto type =
                 inputs[i].type == InputView::Type::u8 ? ov::element::u8 : ov::element::f32;
@@ -99,8 +100,7 @@ public:
 private:
     // The request serving `key`: a ready static copy, else the dynamic model (starting the
     // static compile at the shape's second call).
-    ov::InferRequest& request_for(const std::string& name, const GraphEntry& g, CompiledGraph& c,
-                                  const ShapeKey& key) {
+    ov::InferRequest& request_for(const GraphEntry& g, CompiledGraph& c, const ShapeKey& key) {
         if (!static_copies_) return c.dynamic;
         const auto st = c.statics.find(key);
         if (st != c.statics.end()) return st->second;
@@ -122,7 +122,7 @@ private:
             std::map<std::string, ov::PartialShape> shapes;  // by tensor name (manifest order)
             for (size_t i = 0; i < key.size(); ++i) shapes[g.inputs[i]] = key[i];
             model->reshape(shapes);
-            const ov::AnyMap config = configs_.at(name);
+            const ov::AnyMap config = c.config;
             c.pending[key] = std::async(std::launch::async, [this, model, config] {
                 return core_.compile_model(model, device_, config);
             });
@@ -134,7 +134,6 @@ private:
     std::string device_;
     bool static_copies_ = true;
     ov::Core core_;
-    std::map<std::string, ov::AnyMap> configs_;
     std::map<std::string, CompiledGraph> compiled_;
 };
 

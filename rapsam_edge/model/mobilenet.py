@@ -148,6 +148,8 @@ class MobileNetV2(Trunk):
 
 
 def mobilenet_v2(
-    *, frozen_bn: bool = False, width: float = 1.0, fused_stages: int = 0
+    *, frozen_bn: bool = False, width: float = 1.0, fused_stages: int = 0, fused_expand: int = 6
 ) -> MobileNetV2:
-    return MobileNetV2(width=width, frozen_bn=frozen_bn, fused_stages=fused_stages)
+    return MobileNetV2(
+        width=width, frozen_bn=frozen_bn, fused_stages=fused_stages, fused_expand=fused_expand
+    )

@@ -232,7 +232,7 @@ class OpenVINOBackend(Backend):
             if entry is not None:
                 self._compiled.move_to_end(key)
             elif self.static_shapes is True:
-                entry = self._compile({n: feeds[n].shape for n in self.input_names})
+                entry = self._compile(dict(key))
                 self._cache(key, entry)
             else:
                 entry = self._dynamic
@@ -241,7 +241,7 @@ class OpenVINOBackend(Backend):
                         self._seen.clear()
                     self._seen[key] = n = self._seen.get(key, 0) + 1
                     if n >= self.static_after:
-                        self._compile_static_async(key, {k: s for k, s in key})
+                        self._compile_static_async(key, dict(key))
             request = entry.idle.pop() if entry.idle else entry.compiled.create_infer_request()
         return entry, request
 
