@@ -77,6 +77,33 @@ def test_self_only_attention_equals_diagonal_mask() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("dim", "heads", "nq", "length"), [(16, 4, 1, 7), (128, 4, 40, 300), (64, 8, 3, 1)]
+)
+def test_absorbed_cross_attention_equals_projected_keys(dim, heads, nq, length) -> None:
+    # forward_feats never projects the features; it must equal nn.MultiheadAttention with
+    # keys = values = the features (biases non-zero, Nq both below and above the head width),
+    # and so must its gradients (it is the training path of the prompt adapter).
+    torch.manual_seed(0)
+    attn = Attention(dim=dim, num_heads=heads)
+    with torch.no_grad():
+        attn.in_proj_bias.normal_()
+        attn.out_proj.bias.normal_()
+    ref = torch.nn.MultiheadAttention(dim, heads, batch_first=True)
+    ref.load_state_dict(attn.state_dict())
+    query = torch.randn(2, nq, dim, requires_grad=True)
+    feats = torch.randn(2, dim, length, requires_grad=True)
+    got = attn.forward_feats(query, feats)
+    keys = feats.transpose(1, 2)
+    expected = ref(query, keys, keys, need_weights=False)[0]
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    g = torch.randn_like(got)
+    grads = torch.autograd.grad((got * g).sum(), [query, feats, attn.in_proj_weight])
+    grads_ref = torch.autograd.grad((expected * g).sum(), [query, feats, ref.in_proj_weight])
+    for a, b in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_torch_export_prompts_dynamic_p_and_size() -> None:
     model = build_model("edge-xs").eval()
 

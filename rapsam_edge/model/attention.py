@@ -42,6 +42,44 @@ class Attention(nn.Module):
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.dim))
 
+    def forward_feats(self, query: Tensor, feats: Tensor) -> Tensor:
+        """Cross-attention of a few queries to channels-first features, with the key and value
+        projections absorbed into the query side.
+
+        Equal (to float rounding) to ``forward(query, f, f)`` with ``f = feats.transpose(1, 2)``,
+        because for head h with projections ``Wk_h``, ``Wv_h`` (hd x D):
+
+        * score(l) = q_h . (Wk_h f_l + bk_h) = (Wk_h^T q_h) . f_l + q_h . bk_h, and the last
+          term does not depend on l, so the softmax drops it;
+        * sum_l a_l (Wv_h f_l + bv_h) = Wv_h (sum_l a_l f_l) + bv_h, since sum_l a_l = 1.
+
+        So the L x D features are never projected: the cost is heads x Nq x L x D
+        multiply-adds for the scores and as many for the values, against 2 x L x D x D for
+        projecting the keys and values, i.e. cheaper while Nq < D / heads (the head width:
+        32 for edge-s and the reference model). This is the weight absorption of DeepSeek-V2's
+        multi-head latent attention (arXiv 2405.04434, section 2.1.3) applied to the prompt
+        adapter, where a handful of prompts attend to thousands of feature tokens.
+
+        Arguments:
+          query: B x Nq x D.
+          feats: B x D x L (channels first, as the decoder keeps them).
+        Returns:
+          B x Nq x D.
+        """
+        b, nq, d = query.shape
+        heads, hd = self.num_heads, self.dim // self.num_heads
+        wq, wk, wv = self.in_proj_weight.chunk(3, dim=0)
+        bq, _, bv = self.in_proj_bias.chunk(3, dim=0)
+        q = self._heads(nn.functional.linear(query, wq, bq))  # B x heads x Nq x hd
+        # Query in feature space per head: (heads x Nq x hd) @ (heads x hd x D).
+        qf = torch.matmul(q, wk.view(heads, hd, d)).reshape(b, heads * nq, d)
+        attn = torch.matmul(qf, feats) * (hd**-0.5)  # B x heads*Nq x L
+        pooled = torch.matmul(attn.softmax(dim=-1), feats.transpose(1, 2))  # B x heads*Nq x D
+        # Value projection of the pooled features: (heads x Nq x D) @ (heads x D x hd).
+        v = torch.matmul(pooled.view(b, heads, nq, d), wv.view(heads, hd, d).transpose(1, 2))
+        v = v + bv.view(heads, 1, hd)
+        return self.out_proj(v.transpose(1, 2).reshape(b, nq, d))
+
     def forward_self_only(self, x: Tensor) -> Tensor:
         """Self-attention where each query may attend only to itself (prompt queries).
 

@@ -103,7 +103,10 @@ class PromptAdapter(nn.Module):
 
     def forward(self, feats: Tensor, queries: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """feats: B x D x L, queries: B x P x D ->
-        (queries B x P x D, masks B x P x L, iou B x P)."""
-        keys = feats.transpose(1, 2)
-        q = self.norm(queries + self.cross_attn(queries, keys, keys))
+        (queries B x P x D, masks B x P x L, iou B x P).
+
+        The cross-attention runs in its absorbed form (``Attention.forward_feats``): the
+        features are never projected to keys and values, which was half of the prompt
+        decoder's time for one prompt."""
+        q = self.norm(queries + self.cross_attn.forward_feats(queries, feats))
         return q, mask_product(q, feats), self.iou_head(q).squeeze(-1)
