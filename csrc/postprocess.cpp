@@ -416,7 +416,7 @@ void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, con
 // interpolations of the band's two source rows. Values are not stored: the caller recomputes the winner's
 // (and, for unclear pixels, every query's) value with the same float expression.
 RAPSAM_SIMD_CLONES
-void panoptic_dense_row(int K, int out_w, int stride, float v0, float v1,
+void panoptic_dense_row_stream(int K, int out_w, int stride, float v0, float v1,
                         const float* __restrict top, const float* __restrict bot,
                         const float* __restrict inv_s,
                         float* __restrict best_q, float* __restrict second_q,
@@ -464,6 +464,75 @@ void panoptic_dense_row(int K, int out_w, int stride, float v0, float v1,
     for (int x = 0; x < out_w; ++x)
         clear[x] = static_cast<uint8_t>((best_q[x] * (1.0f + 4 * kFastRelF) < second_q[x]) &
                                         (best_q[x] < 1e37f));
+}
+
+// Columns per block of panoptic_dense_row: the running best / runner-up / code of a block stay
+// in registers (or at worst on the stack, unaliased) over all K queries, where the streaming
+// form loads and stores them once per query. 64 measured fastest of 16 / 32 / 64 (1.07-1.10x
+// over the streaming form on AVX-512, one thread; 16 was 0.95x).
+constexpr int kDenseBlock = 64;
+
+// panoptic_dense_row_stream's results, computed block by block: for each kDenseBlock columns
+// the K queries are visited in the same order with the same float expressions, so every
+// output (best_q, second_q, best_code, clear, own) is bit-identical; the last partial block
+// goes through the streaming form.
+RAPSAM_SIMD_CLONES
+void panoptic_dense_row(int K, int out_w, int stride, float v0, float v1,
+                        const float* __restrict top, const float* __restrict bot,
+                        const float* __restrict inv_s,
+                        float* __restrict best_q, float* __restrict second_q,
+                        int32_t* __restrict best_code, uint8_t* __restrict clear,
+                        int64_t* __restrict own) {
+    constexpr int B = kDenseBlock;
+    int x0 = 0;
+    for (; x0 + B <= out_w; x0 += B) {
+        float bq[B], sq[B];
+        int32_t bc[B];
+        {
+            const float* __restrict tp = top + x0;
+            const float* __restrict bt = bot + x0;
+            const float ik = inv_s[0];
+            int32_t n = 0;
+            for (int x = 0; x < B; ++x) {
+                const float vx = v0 * tp[x] + v1 * bt[x];
+                n += vx >= 0.0f;
+                bq[x] = (1.0f + fast_expf(-vx)) * ik;
+                sq[x] = 3e38f;
+                bc[x] = vx >= 0.0f;
+            }
+            own[0] += n;
+        }
+        for (int k = 1; k < K; ++k) {
+            const float* __restrict tp = top + static_cast<size_t>(k) * stride + x0;
+            const float* __restrict bt = bot + static_cast<size_t>(k) * stride + x0;
+            const float ik = inv_s[k];
+            int32_t n = 0;
+            for (int x = 0; x < B; ++x) {
+                const float vx = v0 * tp[x] + v1 * bt[x];
+                const int32_t pos = vx >= 0.0f;
+                n += pos;
+                const float q = (1.0f + fast_expf(-vx)) * ik;
+                const float b = bq[x], sc = sq[x];
+                const bool take = q < b;
+                const float sc2 = q < sc ? q : sc;
+                sq[x] = take ? b : sc2;
+                bq[x] = take ? q : b;
+                const int32_t m = -static_cast<int32_t>(take);
+                bc[x] = (bc[x] & ~m) | ((2 * k + pos) & m);
+            }
+            own[k] += n;
+        }
+        for (int x = 0; x < B; ++x) {
+            best_q[x0 + x] = bq[x];
+            second_q[x0 + x] = sq[x];
+            best_code[x0 + x] = bc[x];
+            clear[x0 + x] = static_cast<uint8_t>((bq[x] * (1.0f + 4 * kFastRelF) < sq[x]) &
+                                                 (bq[x] < 1e37f));
+        }
+    }
+    if (x0 < out_w)
+        panoptic_dense_row_stream(K, out_w - x0, stride, v0, v1, top + x0, bot + x0, inv_s,
+                                  best_q + x0, second_q + x0, best_code + x0, clear + x0, own);
 }
 
 // The twin's horizontal interpolation of one source row r at every output column (gathers

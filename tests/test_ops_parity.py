@@ -71,7 +71,8 @@ def test_panoptic_worst_case_noise_near_ties(seed):
     masks = rng.standard_normal((n, h, w)).astype(np.float32)
     masks[kept[1]] = np.nextafter(masks[kept[0]], np.float32(np.inf))
     is_thing = np.arange(c) < 4
-    # 360 and 601 columns: one and several column chunks of the dense kernel (256 each)
+    # 360 and 601 columns: one and several column chunks of the dense kernel (256 each), each
+    # chunk in blocks of 64 columns plus a partial block (104 = 64 + 40, 89 = 64 + 25)
     for out in ((270, 360), (181, 601)):
         both_panoptic(
             cls, masks, (h - 5.5, w), out, is_thing, score_threshold=0.8, overlap_threshold=0.5
