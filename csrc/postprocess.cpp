@@ -396,7 +396,7 @@ void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, con
             const bool take = p > best_s[q];
             best_d[q] = take ? best_s[q] : (p > best_d[q] ? p : best_d[q]);
             best_s[q] = take ? p : best_s[q];
-            // a bit select, not a branchy masked store (see panoptic_dense_row)
+            // a bit select, not a branchy masked store (see panoptic_dense_row_stream)
             const int32_t m = -static_cast<int32_t>(take), bi = best_i[q];
             best_i[q] = (bi & ~m) | (i & m);
         }
@@ -417,11 +417,11 @@ void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, con
 // (and, for unclear pixels, every query's) value with the same float expression.
 RAPSAM_SIMD_CLONES
 void panoptic_dense_row_stream(int K, int out_w, int stride, float v0, float v1,
-                        const float* __restrict top, const float* __restrict bot,
-                        const float* __restrict inv_s,
-                        float* __restrict best_q, float* __restrict second_q,
-                        int32_t* __restrict best_code, uint8_t* __restrict clear,
-                        int64_t* __restrict own) {
+                               const float* __restrict top, const float* __restrict bot,
+                               const float* __restrict inv_s,
+                               float* __restrict best_q, float* __restrict second_q,
+                               int32_t* __restrict best_code, uint8_t* __restrict clear,
+                               int64_t* __restrict own) {
     // the fast probability s / (1 + e^-v) is tracked as its inverse q = (1 + e^-v) * (1 / s)
     // (a multiply, no division): the winner has the smallest q, first minimum on ties.
     // best_code = 2 x the winner's index + (its value v >= 0).

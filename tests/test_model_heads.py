@@ -98,8 +98,12 @@ def test_absorbed_cross_attention_equals_projected_keys(dim, heads, nq, length) 
     expected = ref(query, keys, keys, need_weights=False)[0]
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     g = torch.randn_like(got)
-    grads = torch.autograd.grad((got * g).sum(), [query, feats, attn.in_proj_weight])
-    grads_ref = torch.autograd.grad((expected * g).sum(), [query, feats, ref.in_proj_weight])
+    ours = [query, feats, attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight]
+    theirs = [query, feats, ref.in_proj_weight, ref.in_proj_bias, ref.out_proj.weight]
+    grads = torch.autograd.grad((got * g).sum(), ours)
+    grads_ref = torch.autograd.grad((expected * g).sum(), theirs)
+    # the key bias drops out of the softmax: its gradient is zero in both forms
+    torch.testing.assert_close(grads[3][dim : 2 * dim], torch.zeros(dim), rtol=0, atol=1e-5)
     for a, b in zip(grads, grads_ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 

@@ -53,12 +53,13 @@ class Attention(nn.Module):
           term does not depend on l, so the softmax drops it;
         * sum_l a_l (Wv_h f_l + bv_h) = Wv_h (sum_l a_l f_l) + bv_h, since sum_l a_l = 1.
 
-        So the L x D features are never projected: the cost is heads x Nq x L x D
-        multiply-adds for the scores and as many for the values, against 2 x L x D x D for
-        projecting the keys and values, i.e. cheaper while Nq < D / heads (the head width:
-        32 for edge-s and the reference model). This is the weight absorption of DeepSeek-V2's
-        multi-head latent attention (arXiv 2405.04434, section 2.1.3) applied to the prompt
-        adapter, where a handful of prompts attend to thousands of feature tokens.
+        So the L x D features are never projected. For large L the cost is about
+        2 x heads x Nq x L x D multiply-adds (scores and pooling), against
+        2 x L x D x D (projecting the keys and values) + 2 x Nq x L x D (scores and pooling
+        per head width), i.e. cheaper while Nq < D / (heads - 1): about 43 prompts for edge-s
+        (D 128, 4 heads) and 36 for the reference (D 256, 8 heads). This is the weight
+        absorption of DeepSeek-V2's multi-head latent attention (arXiv 2405.04434) applied to
+        the prompt adapter, where a handful of prompts attend to thousands of feature tokens.
 
         Arguments:
           query: B x Nq x D.
@@ -66,7 +67,7 @@ class Attention(nn.Module):
         Returns:
           B x Nq x D.
         """
-        b, nq, d = query.shape
+        b, nq, d = query.shape[0], query.shape[1], self.dim
         heads, hd = self.num_heads, self.dim // self.num_heads
         wq, wk, wv = self.in_proj_weight.chunk(3, dim=0)
         bq, _, bv = self.in_proj_bias.chunk(3, dim=0)
