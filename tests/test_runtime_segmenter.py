@@ -282,3 +282,19 @@ def test_ytvis_recorder_memory_does_not_grow_with_frame_size():
     (entry,) = recorder.results()
     assert len(entry["segmentations"]) == 301
     assert entry["segmentations"][1] is None and entry["segmentations"][151] is not None
+
+
+def test_prompt_refuses_an_embedding_of_another_encoder(seg, shipped_bundle):
+    # same shape, other weights or precision would give silently wrong masks
+    from rapsam_edge.assets import resolve_bundle
+
+    frame = np.zeros((60, 80, 3), np.uint8)
+    with Segmenter(shipped_bundle, backend="onnxruntime") as twin:
+        # another Segmenter of the same bundle: accepted
+        assert seg.prompt(twin.set_image(frame), points=[(10, 10)]).masks.shape == (1, 60, 80)
+    pytest.importorskip("openvino")
+    with Segmenter(resolve_bundle("edge-s-synthetic-ov-int8"), backend="openvino") as int8:
+        emb = int8.set_image(frame)
+        with pytest.raises(InputError, match=r"edge-s-synthetic-ov-int8.*own set_image"):
+            seg.prompt(emb, points=[(10, 10)])
+        assert int8.prompt(emb, points=[(10, 10)]).masks.shape == (1, 60, 80)

@@ -84,6 +84,9 @@ class ImageEmbedding:
     prepared: PreparedFrame
     feats: np.ndarray
     timings: Mapping[str, float]
+    #: the bundle and encoder files that made ``feats``; ``prompt`` refuses an embedding of
+    #: another encoder (same shape, other weights or precision: silently wrong masks)
+    encoder: str = ""
 
     @property
     def frame_hw(self) -> tuple[int, int]:
@@ -192,6 +195,10 @@ class Segmenter:
             raise BundleError(
                 f"bundle {self.bundle.name!r} lacks the graphs {missing} a Segmenter runs"
             )
+        enc_files = sorted(self.bundle.graphs["encoder"].files.values())
+        self._encoder_id = f"bundle {self.bundle.name!r}, encoder " + ", ".join(
+            f"{f} sha256 {self.bundle.files.get(f, '?')[:12]}" for f in enc_files
+        )
         pad = self.bundle.input.pad_divisor
         if input_size is None:
             input_size = self.bundle.input.long_side
@@ -396,7 +403,12 @@ class Segmenter:
         t0 = time.perf_counter()
         feats = self._encode(prepared)
         feats.flags.writeable = False
-        emb = ImageEmbedding(prepared, feats, {"prepare": prepared.prepare_ms, "encoder": _ms(t0)})
+        emb = ImageEmbedding(
+            prepared,
+            feats,
+            {"prepare": prepared.prepare_ms, "encoder": _ms(t0)},
+            encoder=self._encoder_id,
+        )
         self._last = emb
         return emb
 
@@ -423,7 +435,8 @@ class Segmenter:
           ``PromptResult``: ``masks`` (P1 + P2) x H x W bool (points first), ``iou`` and
           ``stability`` (P1 + P2) float32.
         Raises:
-          InputError: no embedding yet, no prompt, malformed, outside the frame, or more
+          InputError: no embedding yet, an embedding of another encoder, no prompt,
+            malformed, outside the frame, or more
           than ``max_prompts`` prompts.
         """
         if embedding is None:
@@ -434,6 +447,11 @@ class Segmenter:
             raise InputError(
                 f"prompt()'s first argument is the ImageEmbedding set_image returned, got "
                 f"{type(embedding).__name__}; pass prompts as points=... / boxes=..."
+            )
+        if embedding.encoder != self._encoder_id:
+            raise InputError(
+                f"this embedding was made by {embedding.encoder or 'an unknown encoder'}; this "
+                f"Segmenter runs {self._encoder_id}: pass a frame to its own set_image"
             )
         prepared = embedding.prepared
         prompt_boxes = self._prompt_boxes(points, boxes, prepared)
@@ -462,11 +480,8 @@ class Segmenter:
         for name, value, width in (("points", points, 2), ("boxes", boxes, 4)):
             if value is None:
                 continue
-            try:
-                arr = np.asarray(value, dtype=np.float64)
-            except (TypeError, ValueError) as e:
-                raise InputError(f"{name} must be numbers, P x {width}: {e}") from e
-            if arr.size == 0:
+            arr = _as_coords(name, value, width)
+            if arr.size == 0 and (arr.ndim == 1 or arr.shape == (0, width)):
                 continue
             if arr.ndim != 2 or arr.shape[1] != width or not np.isfinite(arr).all():
                 raise InputError(
@@ -663,6 +678,25 @@ class Segmenter:
 #: largest frame accepted (pixels): the label map, track map and prompt masks come back at
 #: the frame's size (8192 x 8192 = 67 M pixels; a 268 MB int32 map)
 MAX_FRAME_PIXELS = 8192 * 8192
+
+
+def _as_coords(name: str, value: Any, width: int) -> np.ndarray:
+    """Prompt coordinates as float64: only real numbers (numpy integer or float dtypes, Python
+    ints and floats). Strings (even "5"), bools, complex numbers, objects and ints beyond
+    float range raise, so that no input is reinterpreted silently.
+
+    Raises:
+      InputError: anything else.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InputError(f"{name} must be real numbers, P x {width}: {e}") from e
+    if arr.dtype.kind not in "iuf":
+        raise InputError(
+            f"{name} must be real numbers (int or float), P x {width}; got dtype {arr.dtype}"
+        )
+    return arr.astype(np.float64)
 
 
 def _as_frame(frame: Any) -> np.ndarray:
