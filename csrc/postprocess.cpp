@@ -396,7 +396,7 @@ void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, con
             const bool take = p > best_s[q];
             best_d[q] = take ? best_s[q] : (p > best_d[q] ? p : best_d[q]);
             best_s[q] = take ? p : best_s[q];
-            // a bit select, not a branchy masked store (see panoptic_dense_row_stream)
+            // a bit select, not a branchy masked store (see dense_winners)
             const int32_t m = -static_cast<int32_t>(take), bi = best_i[q];
             best_i[q] = (bi & ~m) | (i & m);
         }
@@ -408,74 +408,77 @@ void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, con
                                         (best_s[q] > 1e-30f));
 }
 
-// One output row of a band where most (query, cell) pairs are mixed, every pixel evaluated
-// for every kept query (no pruning; the twin's float bilinear values): own-area counts
-// (v >= 0) and the fast winner search of cell_fast_winners over all K queries along the
-// row's columns [0, out_w) (contiguous vectors; the caller passes column chunks that keep
-// the K rows of top / bot in L1). top / bot: K rows of `stride` floats, the horizontal
-// interpolations of the band's two source rows. Values are not stored: the caller recomputes the winner's
-// (and, for unclear pixels, every query's) value with the same float expression.
-RAPSAM_SIMD_CLONES
-void panoptic_dense_row_stream(int K, int out_w, int stride, float v0, float v1,
-                               const float* __restrict top, const float* __restrict bot,
-                               const float* __restrict inv_s,
-                               float* __restrict best_q, float* __restrict second_q,
-                               int32_t* __restrict best_code, uint8_t* __restrict clear,
-                               int64_t* __restrict own) {
-    // the fast probability s / (1 + e^-v) is tracked as its inverse q = (1 + e^-v) * (1 / s)
-    // (a multiply, no division): the winner has the smallest q, first minimum on ties.
-    // best_code = 2 x the winner's index + (its value v >= 0).
+// The winner search of one dense row over n columns (n = B when B > 0, a compile-time width
+// whose state the caller keeps in local arrays, so it stays in registers over all K queries;
+// B == 0: any n, state in the caller's row arrays). For each kept query k in order: the twin's
+// float bilinear value v, the own-area count (v >= 0) and the running minimum of the inverse
+// fast probability q = (1 + e^-v) * (1 / s) (a multiply, no division; first minimum on ties)
+// with the runner-up; code = 2 x the winner's index + (its value v >= 0). top / bot: K rows of
+// `stride` floats, the horizontal interpolations of the band's two source rows.
+template <int B>
+[[gnu::always_inline]] inline void dense_winners(int K, int n, int stride, float v0, float v1,
+                                                 const float* __restrict top,
+                                                 const float* __restrict bot,
+                                                 const float* __restrict inv_s,
+                                                 float* __restrict bq, float* __restrict sq,
+                                                 int32_t* __restrict bc,
+                                                 int64_t* __restrict own) {
+    const int w = B > 0 ? B : n;
     for (int k = 0; k < K; ++k) {
         const float* __restrict tp = top + static_cast<size_t>(k) * stride;
         const float* __restrict bt = bot + static_cast<size_t>(k) * stride;
         const float ik = inv_s[k];
-        int32_t n = 0;
+        int32_t cnt = 0;
         if (k == 0) {
-            for (int x = 0; x < out_w; ++x) {
+            for (int x = 0; x < w; ++x) {
                 const float vx = v0 * tp[x] + v1 * bt[x];
-                n += vx >= 0.0f;
-                best_q[x] = (1.0f + fast_expf(-vx)) * ik;
-                second_q[x] = 3e38f;
-                best_code[x] = vx >= 0.0f;
+                cnt += vx >= 0.0f;
+                bq[x] = (1.0f + fast_expf(-vx)) * ik;
+                sq[x] = 3e38f;
+                bc[x] = vx >= 0.0f;
             }
         } else {
-            for (int x = 0; x < out_w; ++x) {
+            for (int x = 0; x < w; ++x) {
                 const float vx = v0 * tp[x] + v1 * bt[x];
                 const int32_t pos = vx >= 0.0f;
-                n += pos;
+                cnt += pos;
                 const float q = (1.0f + fast_expf(-vx)) * ik;
-                const float b = best_q[x], sc = second_q[x];
+                const float b = bq[x], sc = sq[x];
                 const bool take = q < b;
                 const float sc2 = q < sc ? q : sc;
-                second_q[x] = take ? b : sc2;
-                best_q[x] = take ? q : b;
-                // an unconditional store of a bit select: `take ? code : best_code[x]`
-                // compiles to a masked store behind a branch on any lane taking, which
-                // noisy logits mispredict about half the time
-                const int32_t m = -static_cast<int32_t>(take), bc = best_code[x];
-                best_code[x] = (bc & ~m) | ((2 * k + pos) & m);
+                sq[x] = take ? b : sc2;
+                bq[x] = take ? q : b;
+                // an unconditional store of a bit select: `take ? code : bc[x]` compiles to a
+                // masked store behind a branch on any lane taking, which noisy logits
+                // mispredict about half the time
+                const int32_t m = -static_cast<int32_t>(take), c = bc[x];
+                bc[x] = (c & ~m) | ((2 * k + pos) & m);
             }
         }
-        own[k] += n;
+        own[k] += cnt;
     }
-    // clear: the runner-up's q exceeds the best's by 4 x the fast error (the q errors are
-    // those of p: fast_expf, the float 1 / s, two roundings), and the best's d did not reach
-    // fast_expf's clamp (6.1e37; q >= d as s <= 1)
-    for (int x = 0; x < out_w; ++x)
-        clear[x] = static_cast<uint8_t>((best_q[x] * (1.0f + 4 * kFastRelF) < second_q[x]) &
-                                        (best_q[x] < 1e37f));
 }
 
-// Columns per block of panoptic_dense_row: the running best / runner-up / code of a block stay
-// in registers (or at worst on the stack, unaliased) over all K queries, where the streaming
-// form loads and stores them once per query. 64 measured fastest of 16 / 32 / 64 (1.07-1.10x
-// over the streaming form on AVX-512, one thread; 16 was 0.95x).
+// clear: the runner-up's q exceeds the best's by 4 x the fast error (the q errors are those of
+// p: fast_expf, the float 1 / s, two roundings), and the best's d did not reach fast_expf's
+// clamp (6.1e37; q >= d as s <= 1)
+inline uint8_t dense_clear(float best, float second) {
+    return static_cast<uint8_t>((best * (1.0f + 4 * kFastRelF) < second) & (best < 1e37f));
+}
+
+// Columns per block of panoptic_dense_row: a block's running best / runner-up / code stay in
+// registers over all K queries, where a row-wide pass loads and stores them once per query.
+// 64 measured fastest of 16 / 32 / 64 (1.07-1.10x over the row-wide pass on AVX-512, one
+// thread; 16 was 0.95x).
 constexpr int kDenseBlock = 64;
 
-// panoptic_dense_row_stream's results, computed block by block: for each kDenseBlock columns
-// the K queries are visited in the same order with the same float expressions, so every
-// output (best_q, second_q, best_code, clear, own) is bit-identical; the last partial block
-// goes through the streaming form.
+// One output row of a band where most (query, cell) pairs are mixed, every pixel evaluated
+// for every kept query (no pruning; the twin's float bilinear values): own-area counts and
+// the fast winner search of cell_fast_winners over all K queries along the row's columns
+// [0, out_w) (the caller passes column chunks that keep the K rows of top / bot in L1), in
+// blocks of kDenseBlock columns, the last partial block row-wide (dense_winners; the same
+// order and float expressions either way). Values are not stored: the caller recomputes the
+// winner's (and, for unclear pixels, every query's) value with the same float expression.
 RAPSAM_SIMD_CLONES
 void panoptic_dense_row(int K, int out_w, int stride, float v0, float v1,
                         const float* __restrict top, const float* __restrict bot,
@@ -488,51 +491,19 @@ void panoptic_dense_row(int K, int out_w, int stride, float v0, float v1,
     for (; x0 + B <= out_w; x0 += B) {
         float bq[B], sq[B];
         int32_t bc[B];
-        {
-            const float* __restrict tp = top + x0;
-            const float* __restrict bt = bot + x0;
-            const float ik = inv_s[0];
-            int32_t n = 0;
-            for (int x = 0; x < B; ++x) {
-                const float vx = v0 * tp[x] + v1 * bt[x];
-                n += vx >= 0.0f;
-                bq[x] = (1.0f + fast_expf(-vx)) * ik;
-                sq[x] = 3e38f;
-                bc[x] = vx >= 0.0f;
-            }
-            own[0] += n;
-        }
-        for (int k = 1; k < K; ++k) {
-            const float* __restrict tp = top + static_cast<size_t>(k) * stride + x0;
-            const float* __restrict bt = bot + static_cast<size_t>(k) * stride + x0;
-            const float ik = inv_s[k];
-            int32_t n = 0;
-            for (int x = 0; x < B; ++x) {
-                const float vx = v0 * tp[x] + v1 * bt[x];
-                const int32_t pos = vx >= 0.0f;
-                n += pos;
-                const float q = (1.0f + fast_expf(-vx)) * ik;
-                const float b = bq[x], sc = sq[x];
-                const bool take = q < b;
-                const float sc2 = q < sc ? q : sc;
-                sq[x] = take ? b : sc2;
-                bq[x] = take ? q : b;
-                const int32_t m = -static_cast<int32_t>(take);
-                bc[x] = (bc[x] & ~m) | ((2 * k + pos) & m);
-            }
-            own[k] += n;
-        }
+        dense_winners<B>(K, B, stride, v0, v1, top + x0, bot + x0, inv_s, bq, sq, bc, own);
         for (int x = 0; x < B; ++x) {
             best_q[x0 + x] = bq[x];
             second_q[x0 + x] = sq[x];
             best_code[x0 + x] = bc[x];
-            clear[x0 + x] = static_cast<uint8_t>((bq[x] * (1.0f + 4 * kFastRelF) < sq[x]) &
-                                                 (bq[x] < 1e37f));
+            clear[x0 + x] = dense_clear(bq[x], sq[x]);
         }
     }
-    if (x0 < out_w)
-        panoptic_dense_row_stream(K, out_w - x0, stride, v0, v1, top + x0, bot + x0, inv_s,
-                                  best_q + x0, second_q + x0, best_code + x0, clear + x0, own);
+    if (x0 < out_w) {
+        dense_winners<0>(K, out_w - x0, stride, v0, v1, top + x0, bot + x0, inv_s,
+                         best_q + x0, second_q + x0, best_code + x0, own);
+        for (int x = x0; x < out_w; ++x) clear[x] = dense_clear(best_q[x], second_q[x]);
+    }
 }
 
 // The twin's horizontal interpolation of one source row r at every output column (gathers
