@@ -23,7 +23,7 @@ import time
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
-from machine import describe, write_results
+from machine import describe, ov_cpu_config, write_results
 
 from rapsam_edge.assets import DEFAULT_BUNDLE, shipped_bundles
 from rapsam_edge.bundle import load_bundle
@@ -100,11 +100,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     core = ov.Core()
-    config = {
-        "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_NUM_THREADS": args.threads,
-        "INFERENCE_PRECISION_HINT": "f32",
-    }
+    config = ov_cpu_config(args.threads)
     rows, ceiling = [], {"fp32": 0.0, "int8": 0.0}
     for c, h, w in STACKS:
         for prec in ("fp32", "int8"):

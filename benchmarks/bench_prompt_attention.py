@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import numpy as np
 import openvino as ov
 import torch
-from machine import clip_frames, describe, write_results
+from machine import clip_frames, describe, ov_cpu_config, write_results
 
 from rapsam_edge.assets import default_bundle
 from rapsam_edge.bundle import load_bundle
@@ -69,13 +69,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     hp, wp = image.shape[:2]
     core = ov.Core()
-    # f32 as the runtime's OpenVINO backend sets for FP32 bundles (the plugin's own default is
-    # bf16 on CPUs that have it)
-    config = {
-        "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_NUM_THREADS": args.threads,
-        "INFERENCE_PRECISION_HINT": "f32",
-    }
+    config = ov_cpu_config(args.threads)
     example = (torch.from_numpy(feats), torch.zeros(1, 3, 4))
     graphs = {}
     with torch.no_grad():

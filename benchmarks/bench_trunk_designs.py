@@ -24,7 +24,7 @@ import numpy as np
 import openvino as ov
 import torch
 from bench_conv_ceiling import ceiling_share, macs
-from machine import RESULTS, describe, write_results
+from machine import RESULTS, describe, ov_cpu_config, write_results
 
 from rapsam_edge.deploy.graphs import EncoderGraph
 from rapsam_edge.model.mobilenet import MobileNetV2
@@ -72,11 +72,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (1, H, W, 3), dtype=np.uint8) for _ in range(8)]
     core = ov.Core()
-    config = {
-        "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_NUM_THREADS": args.threads,
-        "INFERENCE_PRECISION_HINT": "f32",
-    }
+    config = ov_cpu_config(args.threads)
     targets = {}
     for name, (fused, expand) in CANDIDATES.items():
         fp32 = encoder(fused, expand)

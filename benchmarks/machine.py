@@ -1,6 +1,6 @@
 """What every benchmark shares: one line describing the machine it ran on, the writer of its
-results (a Markdown table and its JSON data under benchmarks/results/) and frames of the
-sample clip."""
+results (a Markdown table and its JSON data under benchmarks/results/), frames of the
+sample clip and the OpenVINO CPU settings of the timing benchmarks."""
 
 from __future__ import annotations
 
@@ -52,3 +52,14 @@ def clip_frames(n: int, hw: tuple[int, int], *, rgb: bool = False) -> list:
         out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if rgb else frame)
     cap.release()
     return out
+
+
+def ov_cpu_config(threads: int) -> dict:
+    """OpenVINO CPU plugin settings of the timing benchmarks: LATENCY hint, ``threads``
+    inference threads and f32 precision, as the runtime's OpenVINO backend sets for FP32
+    bundles (the plugin's own default is bf16 on CPUs that have it)."""
+    return {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": threads,
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
