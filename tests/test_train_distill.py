@@ -17,6 +17,7 @@ from rapsam_edge.train.distill import (  # noqa: E402
     DistillWeights,
     dense_class_map,
     distill_losses,
+    object_class_kd,
 )
 from rapsam_edge.train.trainer import train  # noqa: E402
 
@@ -104,6 +105,77 @@ def test_kd_losses_vanish_for_the_teacher_itself_and_not_otherwise():
         DistillWeights(),
     )
     assert all(torch.isfinite(v) for v in coarse.values())
+
+
+def _objects(g, n=6, classes=4, size=12):
+    """Teacher-like outputs: queries 0-2 confident objects with their own masks, the rest
+    no-object."""
+    cls = torch.randn(1, n, classes + 1, generator=g)
+    cls[0, 3:, -1] += 8.0
+    for q in range(3):
+        cls[0, q, q] += 8.0
+    masks = torch.full((1, n, size, size), -6.0)
+    for q in range(n):
+        masks[0, q, 2 * q : 2 * q + 4, :] = 6.0
+    return cls, masks
+
+
+def test_object_kd_is_query_order_free_and_vanishes_for_the_teacher_itself():
+    g = torch.Generator().manual_seed(3)
+    cls, masks = _objects(g)
+    kd = dict(temperature=2.0, num_points=256)
+    assert float(object_class_kd(cls, masks, cls, masks, **kd)) < 1e-5
+    perm = torch.tensor([4, 2, 0, 5, 1, 3])
+    # either model's queries permuted: the matching finds the same pairs
+    assert float(object_class_kd(cls[:, perm], masks[:, perm], cls, masks, **kd)) < 1e-5
+    other = cls.clone()
+    other[0, :3, :-1] = other[0, :3, :-1].flip(-1)  # the objects named differently
+    loss = object_class_kd(other[:, perm], masks[:, perm], cls, masks, **kd)
+    reference = object_class_kd(other, masks, cls, masks, **kd)
+    assert float(loss) > 1.0
+    torch.testing.assert_close(loss, reference)
+    # a student with more queries and a coarser mask stride is matched all the same
+    wide = torch.cat((cls, cls[:, 3:]), 1)[:, torch.randperm(9, generator=g)]
+    wide_masks = torch.full((1, 9, 6, 6), -6.0)
+    assert torch.isfinite(object_class_kd(wide, wide_masks, cls, masks, **kd))
+
+
+def test_object_kd_without_teacher_objects_is_zero_with_a_gradient_path():
+    g = torch.Generator().manual_seed(4)
+    cls, masks = _objects(g)
+    empty = cls.clone()
+    empty[..., -1] += 30.0  # the teacher sees nothing
+    student = cls.clone().requires_grad_(True)
+    loss = object_class_kd(student, masks, empty, masks, temperature=2.0)
+    assert float(loss) == 0.0
+    loss.backward()
+    assert student.grad is not None and float(student.grad.abs().sum()) == 0.0
+    student.grad = None
+    object_class_kd(student, masks, -cls, masks, temperature=1.0).backward()
+    assert float(student.grad.abs().sum()) > 0.0
+
+
+def test_object_kd_only_run_resumes_a_plain_checkpoint(tiny, tmp_path):
+    """Without feature KD there is no adapter, so a no-teacher run's checkpoint resumes into
+    distillation: the distilled and plain arms can share their first steps."""
+    import json
+
+    data, teacher = tiny
+    cfg = _cfg(
+        data,
+        tmp_path / "obj",
+        steps=3,
+        teacher=str(teacher),
+        resume_from=str(teacher / "last.ckpt"),
+        kd_feat_weight=0.0,
+        kd_object_weight=1.0,
+    )
+    train(cfg)
+    log = [json.loads(x) for x in (tmp_path / "obj" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [3]
+    assert "loss_kd_object" in log[-1] and log[-1]["loss_kd_feat"] == 0.0
+    heads = torch.load(tmp_path / "obj" / "last.ckpt", weights_only=True)["heads"]
+    assert not any(k.startswith("feat_adapter") for k in heads)
 
 
 def test_distill_cli_trains_checkpoints_and_resumes(tiny, tmp_path, capsys):

@@ -45,7 +45,9 @@ class TrainConfig:
     teacher: str | None = None
     kd_dense_weight: float = 1.0  # per-pixel KL of the dense class maps
     kd_prompt_weight: float = 1.0  # prompt-branch masks, same prompts into both
-    kd_feat_weight: float = 1.0  # F through a 1x1 adapter vs the teacher's F
+    kd_feat_weight: float = 1.0  # F through a 1x1 adapter vs the teacher's F (0: no adapter)
+    kd_object_weight: float = 0.0  # class KL of student queries matched to teacher objects
+    kd_temperature: float = 2.0  # T of that KL
     extra: dict = field(default_factory=dict)
 
     def save(self, path: Path) -> None:

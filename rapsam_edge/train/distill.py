@@ -12,7 +12,15 @@ order of either model's queries, added to the ground-truth losses of ``trainer.p
   logits and the teacher's mask probabilities (final stage).
 * feature: F through a 1x1 conv adapter (student D -> teacher D, trained with the student and
   dropped at export) against the teacher's F, mean squared error relative to the teacher's
-  mean square.
+  mean square. The adapter exists only while this weight is above 0, so a run without it
+  has the same trainable heads as plain training and can resume a plain run's checkpoint.
+* object (off by default): the teacher's *objects* (queries whose largest real-class
+  probability is at least ``OBJECT_SCORE``) are matched one-to-one to student queries by the
+  Hungarian algorithm on the Mask2Former matching cost with the teacher's soft class and mask
+  as the target; each matched pair adds T^2 KL(softmax(t / T) || softmax(s / T)) of the class
+  logits, averaged over the teacher's objects (Hinton et al., "Distilling the Knowledge in a
+  Neural Network", arXiv 1503.02531, at temperature T). The matching makes it independent of
+  both query orders, as the set loss is.
 
 The teacher is frozen (eval mode, no gradients); under torch.distributed every process runs
 its own copy on its own batch.
@@ -28,9 +36,19 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 
-__all__ = ["DistillWeights", "dense_class_map", "distill_losses", "load_teacher"]
+__all__ = [
+    "OBJECT_SCORE",
+    "DistillWeights",
+    "dense_class_map",
+    "distill_losses",
+    "load_teacher",
+    "object_class_kd",
+]
 
 _EPS = 1e-6
+
+
+OBJECT_SCORE = 0.5  # a teacher query is an object when a real class has at least this prob
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,8 @@ class DistillWeights:
     dense: float = 1.0
     prompt: float = 1.0
     feature: float = 1.0
+    object: float = 0.0
+    temperature: float = 2.0  # of the object term's class KL
 
 
 def dense_class_map(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
@@ -58,6 +78,53 @@ def dense_class_map(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
     return dense / dense.sum(1, keepdim=True)
 
 
+def object_class_kd(
+    s_cls: Tensor,
+    s_masks: Tensor,
+    t_cls: Tensor,
+    t_masks: Tensor,
+    *,
+    temperature: float,
+    num_points: int = 1024,
+) -> Tensor:
+    """Class KL over student queries matched to the teacher's objects (module docstring).
+
+    Arguments:
+      s_cls / t_cls: B x N_s x (C + 1) / B x N_t x (C + 1) class logits (last = no-object).
+      s_masks / t_masks: B x N_s x h x w / B x N_t x h' x w' mask logits over the same image
+        extent (strides may differ: both are sampled at the same normalised points).
+      temperature: T > 0 of the softened distributions.
+    Returns:
+      scalar: sum over matched pairs of T^2 KL, divided by the number of teacher objects
+      (0 with a gradient path when the teacher sees no object).
+    """
+    from .matcher import hungarian_match
+    from .points import point_sample
+
+    t_prob = t_cls.float().softmax(-1)
+    total, count = s_cls.sum() * 0.0, 0
+    for b in range(s_cls.shape[0]):
+        objects = torch.nonzero(t_prob[b, :, :-1].amax(-1) >= OBJECT_SCORE).flatten()
+        if objects.numel() == 0:
+            continue
+        with torch.no_grad():
+            coords = torch.rand(1, num_points, 2, device=s_masks.device)
+            sp = point_sample(s_masks[b][None].float(), coords)[0]  # N_s x P
+            tp = point_sample(t_masks[b, objects][None].float(), coords)[0].sigmoid()  # K x P
+            s_logp = s_cls[b].float().log_softmax(-1)
+            cost_class = -(s_logp @ t_prob[b, objects].T)  # N_s x K, soft cross-entropy
+            cost_mask = (F.softplus(-sp) @ tp.T + F.softplus(sp) @ (1 - tp).T) / num_points
+            prob = sp.sigmoid()
+            cost_dice = 1 - (2 * prob @ tp.T + 1) / (prob.sum(-1)[:, None] + tp.sum(-1)[None] + 1)
+            rows, cols = hungarian_match(2.0 * cost_class + 5.0 * cost_mask + 5.0 * cost_dice)
+        target = (t_cls[b, objects[cols]].float() / temperature).softmax(-1)
+        log_q = (s_cls[b, rows].float() / temperature).log_softmax(-1)
+        kl = (target * (target.clamp(min=_EPS).log() - log_q)).sum()
+        total = total + kl * temperature**2
+        count += int(objects.numel())
+    return total / max(count, 1)
+
+
 def _resize_to(x: Tensor, ref: Tensor) -> Tensor:
     if x.shape[-2:] == ref.shape[-2:]:
         return x
@@ -65,16 +132,18 @@ def _resize_to(x: Tensor, ref: Tensor) -> Tensor:
 
 
 def distill_losses(
-    student: dict, teacher: dict, adapted_feats: Tensor, weights: DistillWeights
+    student: dict, teacher: dict, adapted_feats: Tensor | None, weights: DistillWeights
 ) -> dict[str, Tensor]:
     """KD losses (see module docstring).
 
     Arguments:
       student / teacher: {"panoptic": decode_panoptic output, "prompts": decode_prompts
         output (final stage keys at the top level), "feats": B x D x h x w} (teacher: no grad).
-      adapted_feats: the student's F through the adapter, B x D_teacher x h x w.
+      adapted_feats: the student's F through the adapter, B x D_teacher x h x w; None when
+        the feature weight is 0 (no adapter).
     Returns:
-      {"loss_kd_dense", "loss_kd_prompt", "loss_kd_feat"} scalars (weighted).
+      {"loss_kd_dense", "loss_kd_prompt", "loss_kd_feat"} scalars (weighted), and
+      "loss_kd_object" when its weight is above 0.
     """
     s_pan, t_pan = student["panoptic"], teacher["panoptic"]
     t_dense = dense_class_map(t_pan["cls_logits"], t_pan["mask_logits"])
@@ -87,12 +156,25 @@ def distill_losses(
         s_prompt, teacher["prompts"]["mask_logits"].sigmoid()
     )
     t_feats = teacher["feats"]
-    feat = F.mse_loss(_resize_to(adapted_feats, t_feats), t_feats) / (t_feats.pow(2).mean() + _EPS)
-    return {
+    if adapted_feats is None:
+        feat = kl * 0.0
+    else:
+        adapted = _resize_to(adapted_feats, t_feats)
+        feat = F.mse_loss(adapted, t_feats) / (t_feats.pow(2).mean() + _EPS)
+    losses = {
         "loss_kd_dense": weights.dense * kl,
         "loss_kd_prompt": weights.prompt * prompt,
         "loss_kd_feat": weights.feature * feat,
     }
+    if weights.object > 0:
+        losses["loss_kd_object"] = weights.object * object_class_kd(
+            s_pan["cls_logits"],
+            s_pan["mask_logits"],
+            t_pan["cls_logits"],
+            t_pan["mask_logits"],
+            temperature=weights.temperature,
+        )
+    return losses
 
 
 def load_teacher(path: str, *, num_classes: int) -> nn.Module:

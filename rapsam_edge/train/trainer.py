@@ -33,7 +33,12 @@ class TrainStep(nn.Module):
     semantic head (1x1 conv F -> C) when ``semantic`` is set."""
 
     def __init__(
-        self, model: nn.Module, *, semantic: bool = False, teacher: nn.Module | None = None
+        self,
+        model: nn.Module,
+        *,
+        semantic: bool = False,
+        teacher: nn.Module | None = None,
+        feat_adapter: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
@@ -44,7 +49,7 @@ class TrainStep(nn.Module):
         # the frozen teacher stays out of the module tree: not in state_dict, not in DDP,
         # never switched to train mode
         self._teacher = (teacher,) if teacher is not None else ()
-        if teacher is not None:
+        if teacher is not None and feat_adapter:
             self.heads["feat_adapter"] = nn.Conv2d(dim, teacher.decoder.queries.embedding_dim, 1)
 
     def forward(
@@ -66,7 +71,8 @@ class TrainStep(nn.Module):
                     "feats": t_feats,
                 }
             s_out = {"panoptic": panoptic, "prompts": prompts, "feats": feats}
-            kd = (s_out, t_out, self.heads["feat_adapter"](feats))
+            adapter = self.heads["feat_adapter"] if "feat_adapter" in self.heads else None
+            kd = (s_out, t_out, adapter(feats) if adapter is not None else None)
         return panoptic, prompts, video, semantic, kd
 
 
@@ -185,8 +191,19 @@ def train(cfg: TrainConfig) -> nn.Module:
         {"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in classes
     ]
     teacher = load_teacher(cfg.teacher, num_classes=num_classes) if cfg.teacher else None
-    kd_weights = DistillWeights(cfg.kd_dense_weight, cfg.kd_prompt_weight, cfg.kd_feat_weight)
-    step_module = TrainStep(model, semantic=cfg.semantic_weight > 0, teacher=teacher)
+    kd_weights = DistillWeights(
+        cfg.kd_dense_weight,
+        cfg.kd_prompt_weight,
+        cfg.kd_feat_weight,
+        cfg.kd_object_weight,
+        cfg.kd_temperature,
+    )
+    step_module = TrainStep(
+        model,
+        semantic=cfg.semantic_weight > 0,
+        teacher=teacher,
+        feat_adapter=cfg.kd_feat_weight > 0,
+    )
     runner = DistributedDataParallel(step_module) if world > 1 else step_module
     optimizer = build_optimizer(model, cfg, step_module.heads)
     scheduler = build_scheduler(optimizer, cfg)
