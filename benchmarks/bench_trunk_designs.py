@@ -40,6 +40,9 @@ CANDIDATES = {
     "fused stages 1-3, expand <= 2": (3, 2),
     "fused stages 1-4, expand <= 2": (4, 2),
     "fused stages 1-3, expand <= 1": (3, 1),
+    # no depthwise conv left at all: the most a MobileNetV2-shaped trunk can gain this way
+    "fused stages 1-7, expand <= 2": (7, 2),
+    "fused stages 1-7, expand <= 1": (7, 1),
 }
 
 

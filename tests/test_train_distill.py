@@ -134,10 +134,32 @@ def test_object_kd_is_query_order_free_and_vanishes_for_the_teacher_itself():
     reference = object_class_kd(other, masks, cls, masks, **kd)
     assert float(loss) > 1.0
     torch.testing.assert_close(loss, reference)
-    # a student with more queries and a coarser mask stride is matched all the same
-    wide = torch.cat((cls, cls[:, 3:]), 1)[:, torch.randperm(9, generator=g)]
-    wide_masks = torch.full((1, 9, 6, 6), -6.0)
-    assert torch.isfinite(object_class_kd(wide, wide_masks, cls, masks, **kd))
+    # a student with more queries (extra no-object ones) and a coarser mask stride: the
+    # teacher's objects still find their twins
+    perm9 = torch.randperm(9, generator=g)
+    wide = torch.cat((cls, cls[:, 3:]), 1)[:, perm9]
+    wide_masks = torch.cat((masks, masks[:, 3:]), 1)[:, perm9][..., ::2, ::2]
+    assert abs(float(object_class_kd(wide, wide_masks, cls, masks, **kd))) < 1e-5
+
+
+def test_object_kd_equals_the_hand_computed_value():
+    """T^2 KL(softmax(t / T) || softmax(s / T)) per matched pair, summed, over the teacher's
+    object count; with crisp, disjoint masks the pairs are the queries with the same mask."""
+    g = torch.Generator().manual_seed(5)
+    cls, masks = _objects(g)
+    student = torch.randn(1, 6, 5, generator=g)
+    for temperature in (1.0, 3.0):
+        p = (cls[0, :3] / temperature).softmax(-1)
+        q = (student[0, :3] / temperature).softmax(-1)
+        expected = temperature**2 * (p * (p.log() - q.log())).sum() / 3
+        got = object_class_kd(student, masks, cls, masks, temperature=temperature)
+        torch.testing.assert_close(got, expected)
+    # a student with fewer queries than the teacher has objects: two pairs, over 3 objects
+    few = object_class_kd(student[:, :2], masks[:, :2], cls, masks, temperature=2.0)
+    p, q = (cls[0, :2] / 2).softmax(-1), (student[0, :2] / 2).softmax(-1)
+    torch.testing.assert_close(few, 4 * (p * (p.log() - q.log())).sum() / 3)
+    with pytest.raises(ValueError, match="temperature"):
+        object_class_kd(student, masks, cls, masks, temperature=0.0)
 
 
 def test_object_kd_without_teacher_objects_is_zero_with_a_gradient_path():
@@ -151,29 +173,49 @@ def test_object_kd_without_teacher_objects_is_zero_with_a_gradient_path():
     loss.backward()
     assert student.grad is not None and float(student.grad.abs().sum()) == 0.0
     student.grad = None
-    object_class_kd(student, masks, -cls, masks, temperature=1.0).backward()
+    teacher = cls.clone().requires_grad_(True)
+    object_class_kd(student, masks, teacher, masks, temperature=1.0).backward()
     assert float(student.grad.abs().sum()) > 0.0
+    assert teacher.grad is None  # the teacher's logits are a target, never trained
 
 
-def test_object_kd_only_run_resumes_a_plain_checkpoint(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def confident_teacher(tiny, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny teacher with its class heads biased to class 0, so every query is an object
+    (a 2-step teacher has none, which would leave the object term 0 and the matching idle)."""
+    from rapsam_edge.model.heads import LinearClassifier
+    from rapsam_edge.model.io import load_model, save_model
+
+    model = load_model(tiny[1])
+    heads = [m for m in model.modules() if isinstance(m, LinearClassifier)]
+    assert heads
+    with torch.no_grad():
+        for head in heads:
+            head.fc.bias[0] += 20.0
+    out = tmp_path_factory.mktemp("confident")
+    save_model(model, out)
+    return out
+
+
+def test_object_kd_only_run_resumes_a_plain_checkpoint(tiny, confident_teacher, tmp_path):
     """Without feature KD there is no adapter, so a no-teacher run's checkpoint resumes into
     distillation: the distilled and plain arms can share their first steps."""
     import json
 
-    data, teacher = tiny
+    data, plain = tiny
     cfg = _cfg(
         data,
         tmp_path / "obj",
         steps=3,
-        teacher=str(teacher),
-        resume_from=str(teacher / "last.ckpt"),
+        teacher=str(confident_teacher),
+        resume_from=str(plain / "last.ckpt"),
         kd_feat_weight=0.0,
         kd_object_weight=1.0,
     )
     train(cfg)
     log = [json.loads(x) for x in (tmp_path / "obj" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [3]
-    assert "loss_kd_object" in log[-1] and log[-1]["loss_kd_feat"] == 0.0
+    assert log[-1]["loss_kd_object"] > 0.1 and log[-1]["loss_kd_feat"] == 0.0
     heads = torch.load(tmp_path / "obj" / "last.ckpt", weights_only=True)["heads"]
     assert not any(k.startswith("feat_adapter") for k in heads)
 
@@ -237,13 +279,27 @@ def test_distill_needs_a_matching_teacher(tiny, tmp_path, capsys):
     save_model(build_model("edge-xs", num_classes=5), tmp_path / "t5")
     with pytest.raises(Exception, match="5 classes"):
         train(_cfg(data, tmp_path / "s", teacher=str(tmp_path / "t5")))
+    from rapsam_edge.errors import ConfigError
+
+    for bad in ({"kd_temperature": 0.0}, {"kd_object_weight": -1.0}, {"kd_feat_weight": -0.5}):
+        with pytest.raises(ConfigError):
+            train(_cfg(data, tmp_path / "bad", **bad))
 
 
-def test_distill_under_ddp_two_processes_end_identical(tiny, tmp_path):
+@pytest.mark.parametrize(
+    "kd",
+    [{}, {"kd_feat_weight": 0.0, "kd_object_weight": 1.0}],
+    ids=["default-terms", "object-term-no-adapter"],
+)
+def test_distill_under_ddp_two_processes_end_identical(tiny, confident_teacher, tmp_path, kd):
     from rapsam_edge.train.ddp_check import ddp_rank_weights
 
     data, teacher = tiny
-    cfg = _cfg(data, tmp_path / "ddp", steps=2, video_every=0, batch_size=1, teacher=str(teacher))
+    if kd:
+        teacher = confident_teacher
+    cfg = _cfg(
+        data, tmp_path / "ddp", steps=2, video_every=0, batch_size=1, teacher=str(teacher), **kd
+    )
     a, b = ddp_rank_weights(cfg, world=2)
     for key in a:
         assert torch.equal(a[key], b[key]), key

@@ -35,6 +35,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from . import distributed as dist_utils
+from .matcher import hungarian_match
+from .points import point_sample
 
 __all__ = [
     "OBJECT_SCORE",
@@ -96,13 +99,16 @@ def object_class_kd(
       temperature: T > 0 of the softened distributions.
     Returns:
       scalar: sum over matched pairs of T^2 KL, divided by the number of teacher objects
-      (0 with a gradient path when the teacher sees no object).
+      (under torch.distributed: their mean over processes), 0 with a gradient path when the
+      teacher sees no object. Gradients reach only ``s_cls``.
+    Raises:
+      ValueError: temperature <= 0.
     """
-    from .matcher import hungarian_match
-    from .points import point_sample
-
-    t_prob = t_cls.float().softmax(-1)
-    total, count = s_cls.sum() * 0.0, 0
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    t_cls = t_cls.detach().float()
+    t_prob = t_cls.softmax(-1)
+    total, count = (s_cls.float() * 0.0).sum(), 0
     for b in range(s_cls.shape[0]):
         objects = torch.nonzero(t_prob[b, :, :-1].amax(-1) >= OBJECT_SCORE).flatten()
         if objects.numel() == 0:
@@ -117,12 +123,13 @@ def object_class_kd(
             prob = sp.sigmoid()
             cost_dice = 1 - (2 * prob @ tp.T + 1) / (prob.sum(-1)[:, None] + tp.sum(-1)[None] + 1)
             rows, cols = hungarian_match(2.0 * cost_class + 5.0 * cost_mask + 5.0 * cost_dice)
-        target = (t_cls[b, objects[cols]].float() / temperature).softmax(-1)
+        log_p = (t_cls[b, objects[cols]] / temperature).log_softmax(-1)
         log_q = (s_cls[b, rows].float() / temperature).log_softmax(-1)
-        kl = (target * (target.clamp(min=_EPS).log() - log_q)).sum()
+        kl = F.kl_div(log_q, log_p, reduction="sum", log_target=True)
         total = total + kl * temperature**2
         count += int(objects.numel())
-    return total / max(count, 1)
+    # objects per process averaged over processes, as the set loss normalises by its masks
+    return total / max(dist_utils.mean_over_processes(float(count)), 1.0)
 
 
 def _resize_to(x: Tensor, ref: Tensor) -> Tensor:

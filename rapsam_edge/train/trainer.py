@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..errors import ConfigError
 from ..model import build_model
 from ..model.io import load_model_grown, save_model
 from . import distributed as dist_utils
@@ -111,6 +112,17 @@ def compute_losses(
     return losses
 
 
+def _check_kd(cfg: TrainConfig) -> None:
+    """Raises ConfigError for KD settings that would be silently wrong (negative weights, a
+    temperature <= 0)."""
+    weights = ("kd_dense_weight", "kd_prompt_weight", "kd_feat_weight", "kd_object_weight")
+    for name in weights:
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} is {getattr(cfg, name)}", hint="KD weights are >= 0")
+    if not cfg.kd_temperature > 0:
+        raise ConfigError(f"kd_temperature is {cfg.kd_temperature}", hint="pass a T > 0")
+
+
 def _save_checkpoint(path: Path, step: int, model, heads, optimizer, scheduler) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
@@ -159,6 +171,7 @@ def train(cfg: TrainConfig) -> nn.Module:
     """Train according to ``cfg`` and return the trained model; ``cfg.out`` then holds
     ``model.safetensors``, ``config.json``, ``train_config.json``, ``log.jsonl`` and
     ``last.ckpt`` (written by rank 0)."""
+    _check_kd(cfg)
     rank, world = dist_utils.init_from_env()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
