@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from . import distributed as dist_utils
-from .matcher import hungarian_match
+from .matcher import CLASS_COST, DICE_COST, MASK_COST, hungarian_match, point_mask_costs
 from .points import point_sample
 
 __all__ = [
@@ -119,10 +119,9 @@ def object_class_kd(
             tp = point_sample(t_masks[b, objects][None].float(), coords)[0].sigmoid()  # K x P
             s_logp = s_cls[b].float().log_softmax(-1)
             cost_class = -(s_logp @ t_prob[b, objects].T)  # N_s x K, soft cross-entropy
-            cost_mask = (F.softplus(-sp) @ tp.T + F.softplus(sp) @ (1 - tp).T) / num_points
-            prob = sp.sigmoid()
-            cost_dice = 1 - (2 * prob @ tp.T + 1) / (prob.sum(-1)[:, None] + tp.sum(-1)[None] + 1)
-            rows, cols = hungarian_match(2.0 * cost_class + 5.0 * cost_mask + 5.0 * cost_dice)
+            cost_mask, cost_dice = point_mask_costs(sp, tp)
+            cost = CLASS_COST * cost_class + MASK_COST * cost_mask + DICE_COST * cost_dice
+            rows, cols = hungarian_match(cost)
         log_p = (t_cls[b, objects[cols]] / temperature).log_softmax(-1)
         log_q = (s_cls[b, rows].float() / temperature).log_softmax(-1)
         kl = F.kl_div(log_q, log_p, reduction="sum", log_target=True)

@@ -9,6 +9,21 @@ import torch.nn.functional as F
 from ..ops import linear_assignment
 from .points import point_sample
 
+# Mask2Former's matching cost weights (class, mask BCE, Dice)
+CLASS_COST, MASK_COST, DICE_COST = 2.0, 5.0, 5.0
+
+
+@torch.no_grad()
+def point_mask_costs(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairwise mask costs at shared points: pred N x P logits, target G x P in [0, 1] (hard
+    or soft) -> (mean BCE, Dice), each N x G."""
+    # pairwise BCE: target 1 costs softplus(-x), target 0 costs softplus(x)
+    pos, neg = F.softplus(-pred), F.softplus(pred)
+    cost_mask = (pos @ target.T + neg @ (1 - target).T) / pred.shape[-1]
+    prob = pred.sigmoid()
+    cost_dice = 1 - (2 * prob @ target.T + 1) / (prob.sum(-1)[:, None] + target.sum(-1)[None] + 1)
+    return cost_mask, cost_dice
+
 
 @torch.no_grad()
 def match_costs(
@@ -18,9 +33,9 @@ def match_costs(
     gt_masks: torch.Tensor,
     *,
     num_points: int,
-    class_weight: float = 2.0,
-    mask_weight: float = 5.0,
-    dice_weight: float = 5.0,
+    class_weight: float = CLASS_COST,
+    mask_weight: float = MASK_COST,
+    dice_weight: float = DICE_COST,
 ) -> torch.Tensor:
     """N x G cost matrix for one image.
 
@@ -32,11 +47,7 @@ def match_costs(
     pred = point_sample(mask_logits[None].float(), coords)[0]  # N x P
     gt = point_sample(gt_masks[None].float(), coords)[0]  # G x P
     cost_class = -cls_logits.float().softmax(-1)[:, gt_classes]
-    # pairwise BCE: target 1 costs softplus(-x), target 0 costs softplus(x)
-    pos, neg = F.softplus(-pred), F.softplus(pred)
-    cost_mask = (pos @ gt.T + neg @ (1 - gt).T) / num_points
-    prob = pred.sigmoid()
-    cost_dice = 1 - (2 * prob @ gt.T + 1) / (prob.sum(-1)[:, None] + gt.sum(-1)[None] + 1)
+    cost_mask, cost_dice = point_mask_costs(pred, gt)
     return class_weight * cost_class + mask_weight * cost_mask + dice_weight * cost_dice
 
 
