@@ -7,9 +7,15 @@
   features), D=128, 50 queries, linear class head; 2.58 GMACs = 5.15 GFLOPs for encoder +
   panoptic decoder at 640x480 (encoder 2.24, panoptic decoder 0.34 GMACs; see ``flops.py``).
   Deploy form by default (``deform=False``: plain 3x3 conv in the neck).
+* ``edge-s-fused``: the real-time variant (issue 14): edge-s with its first four trunk stages
+  (stride 2-16) as Fused-MBConv blocks (one dense 3x3 conv + 1x1 projection, expansion capped
+  at 2) instead of 1x1 expansion + high-resolution depthwise 3x3. 6.05 vs 4.48 GOP for the
+  encoder at 640x480, yet faster in INT8 on CPU (10.8 vs 11.3 ms, 71-77 % vs 51-55 % of the
+  INT8 conv ceiling, ``benchmarks/results/trunk_designs.md``). Stages 5-7, neck and decoders
+  have edge-s's shapes, so a trained edge-s hands them over (``rapsam-edge pretrain --teacher``).
 * ``edge-xs``: tiny variant for tests and fast CPU training (MobileNetV2 x0.5, D=64,
   32 queries, stride 8).
-Both edge variants add matched Fourier position features to F and to the prompt queries
+The edge variants add matched Fourier position features to F and to the prompt queries
 (``fourier.py``); the reference variants keep the reference layout.
 """
 
@@ -57,6 +63,15 @@ class Variant:
     input_size: int  # default long side of the network input
     pad_divisor: int = 32
     fourier_cycles: tuple[float, ...] = ()  # matched Fourier position features (fourier.py)
+    fused_stages: int = 0  # first N MobileNetV2 stages as Fused-MBConv (mobile trunks only)
+    fused_expand: int = 6  # expansion cap of those fused stages
+
+    def trunk_kwargs(self) -> dict:
+        """Keyword arguments of ``BACKBONES[self.backbone]`` (the trunk builder)."""
+        kwargs: dict = {"frozen_bn": self.frozen_bn, "width": self.backbone_width}
+        if self.fused_stages:
+            kwargs.update(fused_stages=self.fused_stages, fused_expand=self.fused_expand)
+        return kwargs
 
     @property
     def feat_stride(self) -> int:
@@ -123,6 +138,27 @@ VARIANTS: dict[str, Variant] = {
         input_size=640,
         fourier_cycles=EDGE_FOURIER_CYCLES,
     ),
+    "edge-s-fused": Variant(
+        backbone="mobilenet_v2",
+        backbone_width=1.0,
+        frozen_bn=False,
+        levels=(3, 4, 5),
+        neck_widths=(64, 96, 160),
+        agg_dim=64,
+        dim=128,
+        num_queries=50,
+        num_stages=3,
+        num_heads=4,
+        ffn_dim=512,
+        class_head="linear",
+        num_classes=12,
+        class_embed_dim=0,
+        deform=False,
+        input_size=640,
+        fourier_cycles=EDGE_FOURIER_CYCLES,
+        fused_stages=4,
+        fused_expand=2,
+    ),
     "edge-xs": Variant(
         backbone="mobilenet_v2",
         backbone_width=0.5,
@@ -162,7 +198,7 @@ def build_model(
     v = VARIANTS[variant_name]
     num_classes = v.num_classes if num_classes is None else num_classes
     deform = v.deform if deform is None else deform
-    backbone = BACKBONES[v.backbone](frozen_bn=v.frozen_bn, width=v.backbone_width)
+    backbone = BACKBONES[v.backbone](**v.trunk_kwargs())
     in_channels = [backbone.out_channels[lvl - 2] for lvl in v.levels]
     neck = LiteDeformFPN(
         in_channels=in_channels,

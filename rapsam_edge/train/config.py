@@ -84,6 +84,9 @@ class PretrainConfig:
     threads: int = 0
     log_every: int = 20
     checkpoint_every: int = 200
+    # a trained model (run directory): learn to reproduce its trunk features instead
+    # (trunk_distill.py); its same-shape trunk tensors are the starting point
+    teacher: str | None = None
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")

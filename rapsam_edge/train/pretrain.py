@@ -13,6 +13,11 @@ Objective per scene (both heads are training-only and discarded):
     F needs to name a segment;
   * presence: which of the 8 thing classes occur (binary cross-entropy from pooled C5).
 
+With ``--teacher DIR`` (a trained model) the objective is instead to reproduce that model's
+trunk features C2..C5 (``trunk_distill.py``): the trunk starts from the teacher's tensors of the
+same shape, the heads are not used, and ``model.safetensors`` + ``config.json`` (the teacher's
+neck and decoders on the new trunk) are written too, for ``rapsam-edge train --init-weights``.
+
 Output directory: ``trunk.safetensors`` (the backbone's state dict, keys as in ``model.backbone``),
 ``pretrain_config.json`` (variant, backbone, width, flags), ``log.jsonl`` and ``last.ckpt``
 (trunk + heads + optimizer, tensors only, for resume). Use it with
@@ -120,7 +125,7 @@ def build_trunk(variant: str) -> nn.Module:
     if variant not in VARIANTS:
         raise ConfigError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
     v = VARIANTS[variant]
-    trunk = BACKBONES[v.backbone](frozen_bn=False, width=v.backbone_width)
+    trunk = BACKBONES[v.backbone](**{**v.trunk_kwargs(), "frozen_bn": False})
     return trunk
 
 
@@ -146,6 +151,13 @@ def pretrain(cfg: PretrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     trunk = build_trunk(cfg.variant)
     heads = PretrainHeads(tuple(trunk.out_channels[1:]))
+    feature_kd = None
+    if cfg.teacher:
+        from .trunk_distill import TrunkFeatureKD, load_teacher_trunk
+
+        teacher_trunk, fresh = load_teacher_trunk(cfg.teacher, trunk)
+        feature_kd = TrunkFeatureKD(teacher_trunk)
+        print(f"teacher {cfg.teacher}: {len(fresh)} trunk tensors to learn, the rest copied")
     params = list(trunk.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
@@ -183,11 +195,18 @@ def pretrain(cfg: PretrainConfig) -> dict:
     thing_correct = thing_labelled = 0
     for step in range(start, cfg.steps):
         images, target, presence = next(it)
-        feats = trunk(images)[1:]
+        all_feats = trunk(images)
+        feats = all_feats[1:]
+        if feature_kd is not None:
+            # the heads still train, on detached features: their cell accuracy is a probe of
+            # the distilled trunk; only the feature loss reaches the trunk
+            feats = [f.detach() for f in feats]
         dense, pres_logits = heads(feats)
         loss_dense = F.cross_entropy(dense, target, ignore_index=IGNORE)
         loss_presence = F.binary_cross_entropy_with_logits(pres_logits, presence)
         loss = loss_dense + loss_presence
+        if feature_kd is not None:
+            loss = loss + feature_kd.loss(images, all_feats)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
@@ -217,6 +236,8 @@ def pretrain(cfg: PretrainConfig) -> dict:
                 "lr": scheduler.get_last_lr()[0],
                 "images_per_s": round(seen / (now - t_last), 2),
             }
+            if feature_kd is not None:
+                record.update(feature_kd.stats())
             log.write(json.dumps(record) + "\n")
             log.flush()
             t_last, seen, correct, labelled = now, 0, 0, 0
@@ -237,6 +258,10 @@ def pretrain(cfg: PretrainConfig) -> dict:
                 out / TRUNK_NAME,
                 metadata={"variant": cfg.variant},
             )
+            if cfg.teacher:
+                from .trunk_distill import save_grafted_model
+
+                save_grafted_model(cfg.teacher, cfg.variant, trunk, out)
     bar.close()
     log.close()
     return record
