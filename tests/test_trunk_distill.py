@@ -14,9 +14,23 @@ from rapsam_edge.model.io import load_model, save_model
 from rapsam_edge.model.mobilenet import FusedInvertedResidual, InvertedResidual
 from rapsam_edge.train.trunk_distill import (
     TrunkFeatureKD,
+    check_graft,
     load_teacher_trunk,
     save_grafted_model,
 )
+
+
+def _randomise_buffers(module: torch.nn.Module, seed: int) -> None:
+    """BN statistics and counters away from their defaults, so a copy that skips buffers fails."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, buf in module.named_buffers():
+            if name.endswith("running_mean"):
+                buf.copy_(torch.randn(buf.shape, generator=g) * 0.1)
+            elif name.endswith("running_var"):
+                buf.copy_(torch.rand(buf.shape, generator=g) + 0.5)
+            elif name.endswith("num_batches_tracked"):
+                buf.fill_(int(torch.randint(1, 1000, (1,), generator=g)))
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +38,7 @@ def edge_s_teacher(tmp_path_factory) -> Path:
     """A saved edge-s with non-trivial BN statistics (so copies are checked on every tensor)."""
     torch.manual_seed(0)
     model = build_model("edge-s")
-    with torch.no_grad():
-        for name, buf in model.named_buffers():
-            if name.endswith("running_mean"):
-                buf.normal_(0.0, 0.1)
-            elif name.endswith("running_var"):
-                buf.uniform_(0.5, 1.5)
+    _randomise_buffers(model, 0)
     out = tmp_path_factory.mktemp("teacher")
     save_model(
         model, out, classes=[{"id": i, "name": f"c{i}", "is_thing": i < 8} for i in range(12)]
@@ -76,11 +85,36 @@ def test_teacher_trunk_copied_where_shapes_match(edge_s_teacher: Path):
         torch.testing.assert_close(student.features[11:](h), teacher.features[11:](h))
 
 
-def test_teacher_with_other_trunk_widths_is_refused(edge_s_teacher: Path, tmp_path: Path):
+def _break(src: Path, dst: Path, config_text: str) -> Path:
+    dst.mkdir()
+    (dst / "model.safetensors").write_bytes((src / "model.safetensors").read_bytes())
+    (dst / "config.json").write_text(config_text)
+    return dst
+
+
+def test_bad_teachers_are_typed_errors(edge_s_teacher: Path, tmp_path: Path):
+    """Wrong widths, a missing directory, an unknown variant, broken JSON, a foreign format
+    version and a variant that differs beyond the trunk: ConfigError, never a traceback."""
+    trunk = build_model("edge-s").backbone
     with pytest.raises(ConfigError, match="channels"):
         load_teacher_trunk(edge_s_teacher, build_model("edge-xs").backbone)
     with pytest.raises(ConfigError, match="no trained model"):
-        load_teacher_trunk(tmp_path / "missing", build_model("edge-s").backbone)
+        load_teacher_trunk(tmp_path / "missing", trunk)
+    cfg = json.loads((edge_s_teacher / "config.json").read_text())
+    bad_configs = {
+        "variant": json.dumps({**cfg, "variant": "edge-xxl"}),
+        "json": "{not json",
+        "version": json.dumps({**cfg, "format_version": 99}),
+    }
+    for name, text in bad_configs.items():
+        bad = _break(edge_s_teacher, tmp_path / name, text)
+        with pytest.raises(ConfigError, match="no trained model"):
+            load_teacher_trunk(bad, trunk)
+    with pytest.raises(ConfigError, match="beyond the trunk"):
+        check_graft(edge_s_teacher, "edge-xs")
+    with pytest.raises(ConfigError, match="unknown variant"):
+        check_graft(edge_s_teacher, "edge-xxl")
+    check_graft(edge_s_teacher, "edge-s-fused")
 
 
 def test_feature_kd_loss_values(edge_s_teacher: Path):
@@ -102,6 +136,7 @@ def test_feature_kd_loss_values(edge_s_teacher: Path):
 def test_grafted_model_keeps_the_teachers_head(edge_s_teacher: Path, tmp_path: Path):
     teacher = load_model(edge_s_teacher)
     trunk = build_model("edge-s-fused").backbone
+    _randomise_buffers(trunk, 1)
     save_grafted_model(edge_s_teacher, "edge-s-fused", trunk, tmp_path / "g")
     grafted = load_model(tmp_path / "g")
     cfg = json.loads((tmp_path / "g" / "config.json").read_text())
@@ -115,8 +150,9 @@ def test_grafted_model_keeps_the_teachers_head(edge_s_teacher: Path, tmp_path: P
 
 
 def test_pretrain_with_teacher_writes_a_trainable_model(edge_s_teacher: Path, tmp_path: Path):
-    """`pretrain --teacher`: the trunk learns the teacher's features (loss falls on a fixed
-    batch), the run resumes, and its model directory loads for fine-tuning."""
+    """`pretrain --teacher`: the run resumes from its own checkpoint (not from the teacher's
+    tensors again), refuses a checkpoint of another teacher, and its model directory loads
+    for fine-tuning."""
     from rapsam_edge.train.config import PretrainConfig
     from rapsam_edge.train.pretrain import pretrain
 
@@ -134,8 +170,24 @@ def test_pretrain_with_teacher_writes_a_trainable_model(edge_s_teacher: Path, tm
     )
     record = pretrain(cfg)
     assert record["step"] == 2 and record["rel_err_c3"] > 0
+    # mark a copied tensor in the checkpoint: a resume that re-copied the teacher would lose it
+    state = torch.load(out / "last.ckpt", map_location="cpu", weights_only=True)
+    key = "features.17.conv.2.weight"
+    state["trunk"][key] += 1.0
+    marked = state["trunk"][key].clone()
+    torch.save(state, out / "last.ckpt")
     cfg.steps = 3
     assert pretrain(cfg)["step"] == 3
+    at_3 = torch.load(out / "last.ckpt", map_location="cpu", weights_only=True)["trunk"]
+    assert (at_3[key] - marked).abs().max() < 0.05  # one small AdamW step from the mark
+    other = tmp_path / "other"  # a valid teacher, but not this run's
+    other.mkdir()
+    for f in ("model.safetensors", "config.json"):
+        (other / f).write_bytes((edge_s_teacher / f).read_bytes())
+    cfg.teacher = str(other)
+    cfg.steps = 4
+    with pytest.raises(ConfigError, match="written with teacher"):
+        pretrain(cfg)
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert json.loads((out / "config.json").read_text())["variant"] == "edge-s-fused"

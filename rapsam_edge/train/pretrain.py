@@ -15,7 +15,8 @@ Objective per scene (both heads are training-only and discarded):
 
 With ``--teacher DIR`` (a trained model) the objective is instead to reproduce that model's
 trunk features C2..C5 (``trunk_distill.py``): the trunk starts from the teacher's tensors of the
-same shape, the heads are not used, and ``model.safetensors`` + ``config.json`` (the teacher's
+same shape, the heads train on detached features only (a probe: their cell accuracy is logged,
+their loss does not reach the trunk), and ``model.safetensors`` + ``config.json`` (the teacher's
 neck and decoders on the new trunk) are written too, for ``rapsam-edge train --init-weights``.
 
 Output directory: ``trunk.safetensors`` (the backbone's state dict, keys as in ``model.backbone``),
@@ -153,11 +154,13 @@ def pretrain(cfg: PretrainConfig) -> dict:
     heads = PretrainHeads(tuple(trunk.out_channels[1:]))
     feature_kd = None
     if cfg.teacher:
-        from .trunk_distill import TrunkFeatureKD, load_teacher_trunk
+        from .trunk_distill import TrunkFeatureKD, check_graft, load_teacher_trunk
 
+        check_graft(cfg.teacher, cfg.variant)  # before any training, not at the first save
         teacher_trunk, fresh = load_teacher_trunk(cfg.teacher, trunk)
         feature_kd = TrunkFeatureKD(teacher_trunk)
-        print(f"teacher {cfg.teacher}: {len(fresh)} trunk tensors to learn, the rest copied")
+        params_fresh = sum(1 for name, _ in trunk.named_parameters() if name in fresh)
+        print(f"teacher {cfg.teacher}: {params_fresh} new trunk parameter tensors")
     params = list(trunk.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
@@ -165,6 +168,12 @@ def pretrain(cfg: PretrainConfig) -> dict:
     start = 0
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if state.get("teacher") != cfg.teacher:
+            raise ConfigError(
+                f"{ckpt} was written with teacher {state.get('teacher')!r}, this run has "
+                f"{cfg.teacher!r}",
+                hint="use a new --out directory, or the run's own --teacher",
+            )
         trunk.load_state_dict(state["trunk"])
         heads.load_state_dict(state["heads"])
         optimizer.load_state_dict(state["optimizer"])
@@ -246,6 +255,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
             torch.save(
                 {
                     "step": done,
+                    "teacher": cfg.teacher,
                     "trunk": trunk.state_dict(),
                     "heads": heads.state_dict(),
                     "optimizer": optimizer.state_dict(),

@@ -13,6 +13,12 @@ CVPR 2020 / arXiv 1911.13053). The full model is then fine-tuned with the task l
 
 Loss per batch: sum over the taps of ||s - t||^2 / ||t||^2 (MSE normalised by the teacher
 feature's mean square, so the four taps weigh alike whatever their scale).
+
+Every student trunk tensor trains, copied ones included, with BatchNorm on batch statistics as
+in the full model's training (the teacher runs in eval mode on its running statistics). So the
+loss has a floor above 0 even for an exact copy, and the copied stages adapt to the new blocks
+instead of being frozen; the fine-tuning of the whole model that follows re-estimates every
+running statistic at the training resolution.
 """
 
 from __future__ import annotations
@@ -24,7 +30,20 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 
-__all__ = ["TrunkFeatureKD", "load_teacher_trunk", "save_grafted_model"]
+__all__ = ["TrunkFeatureKD", "check_graft", "load_teacher_trunk", "save_grafted_model"]
+
+
+def _load_trained(path: str | Path) -> nn.Module:
+    """``load_model`` with its failures as ConfigError (a teacher is a command-line input)."""
+    from ..model.io import load_model
+
+    try:
+        return load_model(path)
+    except (OSError, KeyError, ValueError) as e:  # missing / unknown variant / bad JSON, format
+        raise ConfigError(
+            f"no trained model at {path}: {type(e).__name__}: {e}",
+            hint="a `rapsam-edge train` output directory (model.safetensors + config.json)",
+        ) from e
 
 
 def load_teacher_trunk(path: str | Path, trunk: nn.Module) -> tuple[nn.Module, list[str]]:
@@ -35,15 +54,7 @@ def load_teacher_trunk(path: str | Path, trunk: nn.Module) -> tuple[nn.Module, l
     Raises:
       ConfigError: no model at ``path``, or its trunk's output channels differ from
         ``trunk``'s (the teacher's neck could not take the student's features)."""
-    from ..model.io import load_model
-
-    try:
-        teacher = load_model(path)
-    except FileNotFoundError as e:
-        raise ConfigError(
-            f"no trained model at {path}: {e}", hint="a `rapsam-edge train` output"
-        ) from e
-    t_trunk = teacher.backbone
+    t_trunk = _load_trained(path).backbone
     if tuple(t_trunk.out_channels) != tuple(trunk.out_channels):
         raise ConfigError(
             f"teacher trunk channels {tuple(t_trunk.out_channels)} differ from the student's "
@@ -59,9 +70,12 @@ def load_teacher_trunk(path: str | Path, trunk: nn.Module) -> tuple[nn.Module, l
                 target.copy_(old)
             else:
                 fresh.append(name)
-    for p in t_trunk.parameters():
-        p.requires_grad_(False)
-    return t_trunk.eval(), fresh
+    if len(fresh) == len(trunk.state_dict()):
+        raise ConfigError(
+            f"no trunk tensor of {path} fits the student's (different layer names?)",
+            hint="distil between trunks of the same family (e.g. edge-s -> edge-s-fused)",
+        )
+    return t_trunk.eval().requires_grad_(False), fresh
 
 
 class TrunkFeatureKD:
@@ -71,7 +85,7 @@ class TrunkFeatureKD:
     [C2, C3, C4, C5] -> scalar loss; per-tap relative errors accumulate for ``stats``."""
 
     def __init__(self, teacher_trunk: nn.Module) -> None:
-        self.teacher = teacher_trunk
+        self.teacher = teacher_trunk.eval().requires_grad_(False)
         self._sums = [0.0, 0.0, 0.0, 0.0]
         self._count = 0
 
@@ -95,40 +109,51 @@ class TrunkFeatureKD:
         return out
 
 
-def save_grafted_model(teacher_path: str | Path, variant: str, trunk: nn.Module, out: Path) -> None:
-    """Write ``out/model.safetensors`` + ``config.json``: the ``variant`` model with the
-    teacher's neck, decoders and class vocabulary and ``trunk``'s weights, ready for
-    ``rapsam-edge train --init-weights out``.
+def _graft(teacher_path: str | Path, variant: str) -> tuple[nn.Module, nn.Module]:
+    """(teacher, the ``variant`` model with the teacher's non-trunk tensors copied in)."""
+    from ..model.variants import VARIANTS, build_model
 
-    Raises:
-      ConfigError: a non-trunk tensor of the teacher does not fit ``variant`` (the variants
-        differ beyond the trunk)."""
-    from ..model.io import load_model, save_model
-    from ..model.variants import build_model
-
-    teacher = load_model(teacher_path)
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    teacher = _load_trained(teacher_path)
     model = build_model(
         variant,
         num_classes=teacher.num_classes,
         deform=teacher.config["deform"],
         class_prototypes=teacher.config["class_prototypes"],
     )
-    saved = teacher.state_dict()
-    state = model.state_dict()
-    bad = sorted(
-        k
-        for k in state
-        if not k.startswith("backbone.") and (k not in saved or saved[k].shape != state[k].shape)
+    saved = {k: v for k, v in teacher.state_dict().items() if not k.startswith("backbone.")}
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")}
+    bad = sorted(set(saved) ^ set(state)) + sorted(
+        k for k in set(saved) & set(state) if saved[k].shape != state[k].shape
     )
     if bad:
         raise ConfigError(
-            f"{variant} differs from the teacher beyond the trunk ({len(bad)} tensors, e.g. "
-            f"{bad[0]})",
+            f"{variant} differs from the teacher {teacher_path} beyond the trunk ({len(bad)} "
+            f"tensors, e.g. {bad[0]})",
             hint="graft only between variants that share neck and decoders",
         )
     with torch.no_grad():
         for k, v in state.items():
-            if not k.startswith("backbone."):
-                v.copy_(saved[k])
+            v.copy_(saved[k])
+    return teacher, model
+
+
+def check_graft(teacher_path: str | Path, variant: str) -> None:
+    """Raise ConfigError now if ``save_grafted_model`` would (see there)."""
+    _graft(teacher_path, variant)
+
+
+def save_grafted_model(teacher_path: str | Path, variant: str, trunk: nn.Module, out: Path) -> None:
+    """Write ``out/model.safetensors`` + ``config.json``: the ``variant`` model with the
+    teacher's neck, decoders and class vocabulary (every non-trunk parameter and buffer) and
+    ``trunk``'s weights, ready for ``rapsam-edge train --init-weights out``.
+
+    Raises:
+      ConfigError: no trained model at ``teacher_path``, an unknown ``variant``, or one whose
+        non-trunk tensors differ from the teacher's in name or shape."""
+    from ..model.io import save_model
+
+    teacher, model = _graft(teacher_path, variant)
     model.backbone.load_state_dict(trunk.state_dict())
     save_model(model, out, classes=teacher.config.get("classes"))
