@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import openvino as ov
 import torch
-from bench_conv_ceiling import STACKS, ceiling_share, conv_stack, macs
+from bench_conv_ceiling import STACKS, ceiling_share, conv_stack, interleaved_p50, macs
 from machine import RESULTS, describe, ov_cpu_config, write_results
 
 from rapsam_edge.deploy.graphs import EncoderGraph
@@ -98,17 +97,11 @@ def main() -> None:
                 core.compile_model(stack, "CPU", config).create_infer_request(),
             )
             feeds[key] = [rng.uniform(0, 6, (1, c, h, w)).astype(np.float32)]
-    times: dict[tuple[str, str], list[float]] = {k: [] for k in targets}
-    for i in range(args.warmup + args.iters):
-        for key, (_, req) in targets.items():
-            t0 = time.perf_counter()
-            req.infer(feeds[key])
-            if i >= args.warmup:
-                times[key].append((time.perf_counter() - t0) * 1e3)
+    p50 = interleaved_p50(
+        {k: req for k, (_, req) in targets.items()}, feeds, args.iters, args.warmup
+    )
     ceiling = {
-        prec: max(
-            gop / float(np.median(times[k])) * 1e3 for k, gop in stacks.items() if k[1] == prec
-        )
+        prec: max(gop / p50[k] * 1e3 for k, gop in stacks.items() if k[1] == prec)
         for prec in ("fp32", "int8")
     }
     print(f"ceiling (this run): {ceiling}", flush=True)
@@ -118,7 +111,7 @@ def main() -> None:
     for (name, prec), (gop, _) in targets.items():
         if (name, prec) in stacks:
             continue
-        ms = float(np.median(times[(name, prec)]))
+        ms = p50[(name, prec)]
         row = {"design": name, "gop": gop, **ceiling_share(prec, gop, ms, ceiling)}
         if alone:  # the same GOP/s against bench_conv_ceiling's stand-alone ceiling
             row["pct_of_alone_ceiling"] = 100 * row["gops"] / alone[prec]

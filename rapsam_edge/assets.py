@@ -11,6 +11,7 @@ from .errors import MissingFileError
 
 __all__ = [
     "DEFAULT_BUNDLE",
+    "REALTIME_BUNDLE",
     "SAMPLE_CLIP",
     "default_bundle",
     "models_dir",
@@ -21,6 +22,9 @@ __all__ = [
 
 #: the bundle ``Segmenter()`` loads when given none
 DEFAULT_BUNDLE = "edge-s-synthetic"
+#: the real-time model (issue 14): ``edge-s-fused`` trained from the default model; its INT8
+#: OpenVINO twin is ``REALTIME_BUNDLE + "-ov-int8"``
+REALTIME_BUNDLE = "edge-s-fused-synthetic"
 SAMPLE_CLIP = "samples/synthetic_clip.mp4"
 
 

@@ -165,3 +165,38 @@ def test_tensorrt_bundles_are_written_but_not_verified_without_a_gpu(val, tmp_pa
     ) == {"onnx"}
     gate = dict(b.export)["quantization"]["gate"]
     assert gate["passed"] is None and "not verified" in gate["skipped"]
+
+
+def test_the_shipped_real_time_bundle(val):
+    """The real-time model (issue 14) ships as an FP32 bundle and an INT8 twin that passed the
+    gate against it; on the same frames both give nearly the same panoptic labels."""
+    import cv2
+    import numpy as np
+
+    from rapsam_edge import Segmenter
+    from rapsam_edge.assets import REALTIME_BUNDLE, resolve_bundle
+
+    fp32 = load_bundle(REALTIME_BUNDLE)
+    int8 = load_bundle(f"{REALTIME_BUNDLE}-ov-int8")
+    assert fp32.variant == int8.variant == "edge-s-fused"
+    assert int8.graphs["encoder"].precision == "int8"
+    gate = dict(int8.export)["quantization"]["gate"]
+    assert gate["passed"] and gate["pq_drop"] <= 1.0 and gate["images"] == 100
+    paths = sorted((val / "coco" / "val").glob("*.png"))[:4]
+    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
+
+    def class_map(result) -> np.ndarray:  # H x W class per pixel, -1 = void
+        lut = np.full(int(result.panoptic_map.max()) + 1, -1)
+        lut[result.segments["id"]] = result.segments["class"]
+        return lut[result.panoptic_map]
+
+    agree = []
+    with (
+        Segmenter(resolve_bundle(REALTIME_BUNDLE), backend="openvino") as a,
+        Segmenter(resolve_bundle(f"{REALTIME_BUNDLE}-ov-int8"), backend="openvino") as b,
+    ):
+        for frame in frames:
+            ca, cb = class_map(a.panoptic(frame)), class_map(b.panoptic(frame))
+            assert (ca >= 0).mean() > 0.9  # the model labels the frame, not void
+            agree.append(float(np.mean(ca == cb)))
+    assert len(agree) == 4 and min(agree) > 0.9, agree
