@@ -483,9 +483,13 @@ class Segmenter:
             arr = _as_coords(name, value, width)
             if arr.size == 0 and (arr.ndim == 1 or arr.shape == (0, width)):
                 continue
-            if arr.ndim != 2 or arr.shape[1] != width or not np.isfinite(arr).all():
+            if arr.ndim != 2 or arr.shape[1] != width:
+                raise InputError(f"{name} must be P x {width} numbers, got shape {arr.shape}")
+            bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+            if bad.size:
                 raise InputError(
-                    f"{name} must be P x {width} finite numbers, got shape {arr.shape}"
+                    f"{name}[{bad[0]}] = {arr[bad[0]].tolist()} is not finite (NaN or inf); "
+                    f"{bad.size} of {len(arr)} rows are not"
                 )
             parts.append((name, arr))
         if not parts:
@@ -496,8 +500,13 @@ class Segmenter:
         out = []
         for name, arr in parts:
             if name == "points":
-                if (arr < 0).any() or (arr[:, 0] > w).any() or (arr[:, 1] > h).any():
-                    raise InputError(f"points must lie inside the {w} x {h} frame")
+                outside = np.flatnonzero((arr < 0).any(1) | (arr[:, 0] > w) | (arr[:, 1] > h))
+                if outside.size:
+                    i = outside[0]
+                    raise InputError(
+                        f"points[{i}] = {arr[i].tolist()} lies outside the {w} x {h} frame "
+                        f"(x in [0, {w}], y in [0, {h}]); {outside.size} of {len(arr)} points do"
+                    )
                 centre = arr * prepared.scale
                 out.append(np.concatenate([centre - POINT_BOX_HALF, centre + POINT_BOX_HALF], 1))
             else:
