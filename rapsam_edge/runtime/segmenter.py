@@ -488,8 +488,8 @@ class Segmenter:
             bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
             if bad.size:
                 raise InputError(
-                    f"{name}[{bad[0]}] = {arr[bad[0]].tolist()} is not finite (NaN or inf); "
-                    f"{bad.size} of {len(arr)} rows are not"
+                    f"{name} must be finite numbers: {name}[{bad[0]}] = {arr[bad[0]].tolist()} "
+                    f"holds NaN or inf ({bad.size} of {len(arr)} rows do)"
                 )
             parts.append((name, arr))
         if not parts:
@@ -504,8 +504,9 @@ class Segmenter:
                 if outside.size:
                     i = outside[0]
                     raise InputError(
-                        f"points[{i}] = {arr[i].tolist()} lies outside the {w} x {h} frame "
-                        f"(x in [0, {w}], y in [0, {h}]); {outside.size} of {len(arr)} points do"
+                        f"points must lie inside the {w} x {h} frame (x in [0, {w}], y in "
+                        f"[0, {h}]): points[{i}] = {arr[i].tolist()} does not "
+                        f"({outside.size} of {len(arr)} points outside)"
                     )
                 centre = arr * prepared.scale
                 out.append(np.concatenate([centre - POINT_BOX_HALF, centre + POINT_BOX_HALF], 1))
