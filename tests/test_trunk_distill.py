@@ -12,11 +12,12 @@ from rapsam_edge.errors import ConfigError
 from rapsam_edge.model import build_model
 from rapsam_edge.model.io import load_model, save_model
 from rapsam_edge.model.mobilenet import FusedInvertedResidual, InvertedResidual
+from rapsam_edge.train.distill import load_teacher
 from rapsam_edge.train.trunk_distill import (
     TrunkFeatureKD,
-    check_graft,
-    load_teacher_trunk,
-    save_grafted_model,
+    copy_teacher_trunk,
+    graft,
+    save_grafted,
 )
 
 
@@ -66,7 +67,7 @@ def test_teacher_trunk_copied_where_shapes_match(edge_s_teacher: Path):
     the fused student's stages 5-7 do given the teacher's stage-4 output."""
     teacher = load_model(edge_s_teacher).backbone
     same = build_model("edge-s").backbone
-    t_trunk, fresh = load_teacher_trunk(edge_s_teacher, same)
+    t_trunk, fresh = copy_teacher_trunk(load_teacher(edge_s_teacher), same)
     assert fresh == [] and not any(p.requires_grad for p in t_trunk.parameters())
     x = torch.randn(2, 3, 64, 96)
     same.eval()
@@ -75,7 +76,7 @@ def test_teacher_trunk_copied_where_shapes_match(edge_s_teacher: Path):
             torch.testing.assert_close(s, t, rtol=0, atol=0)
 
     student = build_model("edge-s-fused").backbone
-    _, fresh = load_teacher_trunk(edge_s_teacher, student)
+    _, fresh = copy_teacher_trunk(load_teacher(edge_s_teacher), student)
     assert fresh and all(
         k.startswith("features.") and 1 <= int(k.split(".")[1]) <= 10 for k in fresh
     )
@@ -95,11 +96,11 @@ def _break(src: Path, dst: Path, config_text: str) -> Path:
 def test_bad_teachers_are_typed_errors(edge_s_teacher: Path, tmp_path: Path):
     """Wrong widths, a missing directory, an unknown variant, broken JSON, a foreign format
     version and a variant that differs beyond the trunk: ConfigError, never a traceback."""
-    trunk = build_model("edge-s").backbone
+    teacher = load_teacher(edge_s_teacher)
     with pytest.raises(ConfigError, match="channels"):
-        load_teacher_trunk(edge_s_teacher, build_model("edge-xs").backbone)
+        copy_teacher_trunk(teacher, build_model("edge-xs").backbone)
     with pytest.raises(ConfigError, match="no trained model"):
-        load_teacher_trunk(tmp_path / "missing", trunk)
+        load_teacher(tmp_path / "missing")
     cfg = json.loads((edge_s_teacher / "config.json").read_text())
     bad_configs = {
         "variant": json.dumps({**cfg, "variant": "edge-xxl"}),
@@ -109,12 +110,12 @@ def test_bad_teachers_are_typed_errors(edge_s_teacher: Path, tmp_path: Path):
     for name, text in bad_configs.items():
         bad = _break(edge_s_teacher, tmp_path / name, text)
         with pytest.raises(ConfigError, match="no trained model"):
-            load_teacher_trunk(bad, trunk)
+            load_teacher(bad)
     with pytest.raises(ConfigError, match="beyond the trunk"):
-        check_graft(edge_s_teacher, "edge-xs")
+        graft(teacher, "edge-xs")
     with pytest.raises(ConfigError, match="unknown variant"):
-        check_graft(edge_s_teacher, "edge-xxl")
-    check_graft(edge_s_teacher, "edge-s-fused")
+        graft(teacher, "edge-xxl")
+    graft(teacher, "edge-s-fused")
 
 
 def test_feature_kd_loss_values(edge_s_teacher: Path):
@@ -137,7 +138,7 @@ def test_grafted_model_keeps_the_teachers_head(edge_s_teacher: Path, tmp_path: P
     teacher = load_model(edge_s_teacher)
     trunk = build_model("edge-s-fused").backbone
     _randomise_buffers(trunk, 1)
-    save_grafted_model(edge_s_teacher, "edge-s-fused", trunk, tmp_path / "g")
+    save_grafted(graft(teacher, "edge-s-fused"), trunk, tmp_path / "g")
     grafted = load_model(tmp_path / "g")
     cfg = json.loads((tmp_path / "g" / "config.json").read_text())
     assert cfg["variant"] == "edge-s-fused" and cfg["classes"][0]["name"] == "c0"
@@ -146,7 +147,7 @@ def test_grafted_model_keeps_the_teachers_head(edge_s_teacher: Path, tmp_path: P
         ref = trunk.state_dict()[k[len("backbone.") :]] if k.startswith("backbone.") else t[k]
         torch.testing.assert_close(v, ref, rtol=0, atol=0)
     with pytest.raises(ConfigError, match="beyond the trunk"):
-        save_grafted_model(edge_s_teacher, "edge-xs", build_model("edge-xs").backbone, tmp_path)
+        graft(teacher, "edge-xs")
 
 
 def test_pretrain_with_teacher_writes_a_trainable_model(edge_s_teacher: Path, tmp_path: Path):
@@ -201,7 +202,7 @@ def test_feature_kd_learns(edge_s_teacher: Path):
     """A few optimizer steps on one batch lower the feature loss of the fused trunk."""
     torch.manual_seed(0)
     student = build_model("edge-s-fused").backbone
-    t_trunk, _ = load_teacher_trunk(edge_s_teacher, student)
+    t_trunk, _ = copy_teacher_trunk(load_teacher(edge_s_teacher), student)
     kd = TrunkFeatureKD(t_trunk)
     opt = torch.optim.Adam(student.parameters(), lr=1e-3)
     x = torch.randn(4, 3, 64, 64)

@@ -22,7 +22,7 @@ The edge variants add matched Fourier position features to F and to the prompt q
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
@@ -82,6 +82,27 @@ class Variant:
 # (global position) to 16 cycles (a few feature cells at stride 8 and 320 px).
 EDGE_FOURIER_CYCLES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
+#: edge-s, also the base of edge-s-fused (which must keep its neck and decoder shapes)
+_EDGE_S = Variant(
+    backbone="mobilenet_v2",
+    backbone_width=1.0,
+    frozen_bn=False,
+    levels=(3, 4, 5),
+    neck_widths=(64, 96, 160),
+    agg_dim=64,
+    dim=128,
+    num_queries=50,
+    num_stages=3,
+    num_heads=4,
+    ffn_dim=512,
+    class_head="linear",
+    num_classes=12,
+    class_embed_dim=0,
+    deform=False,
+    input_size=640,
+    fourier_cycles=EDGE_FOURIER_CYCLES,
+)
+
 VARIANTS: dict[str, Variant] = {
     "rapsam-r50": Variant(
         backbone="resnet50",
@@ -119,46 +140,9 @@ VARIANTS: dict[str, Variant] = {
         deform=True,
         input_size=1344,
     ),
-    "edge-s": Variant(
-        backbone="mobilenet_v2",
-        backbone_width=1.0,
-        frozen_bn=False,
-        levels=(3, 4, 5),
-        neck_widths=(64, 96, 160),
-        agg_dim=64,
-        dim=128,
-        num_queries=50,
-        num_stages=3,
-        num_heads=4,
-        ffn_dim=512,
-        class_head="linear",
-        num_classes=12,
-        class_embed_dim=0,
-        deform=False,
-        input_size=640,
-        fourier_cycles=EDGE_FOURIER_CYCLES,
-    ),
-    "edge-s-fused": Variant(
-        backbone="mobilenet_v2",
-        backbone_width=1.0,
-        frozen_bn=False,
-        levels=(3, 4, 5),
-        neck_widths=(64, 96, 160),
-        agg_dim=64,
-        dim=128,
-        num_queries=50,
-        num_stages=3,
-        num_heads=4,
-        ffn_dim=512,
-        class_head="linear",
-        num_classes=12,
-        class_embed_dim=0,
-        deform=False,
-        input_size=640,
-        fourier_cycles=EDGE_FOURIER_CYCLES,
-        fused_stages=4,
-        fused_expand=2,
-    ),
+    "edge-s": _EDGE_S,
+    # edge-s with Fused-MBConv stages 1-4: every non-trunk tensor keeps edge-s's shape
+    "edge-s-fused": replace(_EDGE_S, fused_stages=4, fused_expand=2),
     "edge-xs": Variant(
         backbone="mobilenet_v2",
         backbone_width=0.5,

@@ -29,6 +29,7 @@ its own copy on its own batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -183,15 +184,24 @@ def distill_losses(
     return losses
 
 
-def load_teacher(path: str, *, num_classes: int) -> nn.Module:
-    """A trained run directory (or ``model.safetensors``) as a frozen teacher.
+def load_teacher(path: str | Path, *, num_classes: int | None = None) -> nn.Module:
+    """A trained run directory (or ``model.safetensors``) as a frozen teacher (eval mode, no
+    gradients); used by ``distill`` and by the trunk swap of ``pretrain --teacher``.
 
     Raises:
-      ConfigError: its class count differs from the dataset's."""
+      ConfigError: nothing loadable there (missing files, unknown variant, bad JSON, another
+        format version: a teacher is a command-line input), or its class count differs from
+        ``num_classes`` (the dataset's) when that is given."""
     from ..model.io import load_model
 
-    teacher = load_model(path).eval()
-    if teacher.num_classes != num_classes:
+    try:
+        teacher = load_model(path).eval()
+    except (OSError, KeyError, ValueError) as e:  # missing / unknown variant / bad JSON, format
+        raise ConfigError(
+            f"no trained model at {path}: {type(e).__name__}: {e}",
+            hint="a `rapsam-edge train` output directory (model.safetensors + config.json)",
+        ) from e
+    if num_classes is not None and teacher.num_classes != num_classes:
         raise ConfigError(
             f"teacher {path} has {teacher.num_classes} classes, the dataset {num_classes}",
             hint="distil on the data the teacher was trained on",

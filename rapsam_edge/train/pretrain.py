@@ -152,12 +152,14 @@ def pretrain(cfg: PretrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     trunk = build_trunk(cfg.variant)
     heads = PretrainHeads(tuple(trunk.out_channels[1:]))
-    feature_kd = None
+    feature_kd = grafted = None
     if cfg.teacher:
-        from .trunk_distill import TrunkFeatureKD, check_graft, load_teacher_trunk
+        from .distill import load_teacher
+        from .trunk_distill import TrunkFeatureKD, copy_teacher_trunk, graft
 
-        check_graft(cfg.teacher, cfg.variant)  # before any training, not at the first save
-        teacher_trunk, fresh = load_teacher_trunk(cfg.teacher, trunk)
+        teacher = load_teacher(cfg.teacher)
+        grafted = graft(teacher, cfg.variant)  # before any training, not at the first save
+        teacher_trunk, fresh = copy_teacher_trunk(teacher, trunk)
         feature_kd = TrunkFeatureKD(teacher_trunk)
         params_fresh = sum(1 for name, _ in trunk.named_parameters() if name in fresh)
         print(f"teacher {cfg.teacher}: {params_fresh} new trunk parameter tensors")
@@ -268,10 +270,10 @@ def pretrain(cfg: PretrainConfig) -> dict:
                 out / TRUNK_NAME,
                 metadata={"variant": cfg.variant},
             )
-            if cfg.teacher:
-                from .trunk_distill import save_grafted_model
+            if grafted is not None:
+                from .trunk_distill import save_grafted
 
-                save_grafted_model(cfg.teacher, cfg.variant, trunk, out)
+                save_grafted(grafted, trunk, out)
     bar.close()
     log.close()
     return record

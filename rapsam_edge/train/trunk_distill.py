@@ -30,31 +30,18 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 
-__all__ = ["TrunkFeatureKD", "check_graft", "load_teacher_trunk", "save_grafted_model"]
+__all__ = ["TrunkFeatureKD", "copy_teacher_trunk", "graft", "save_grafted"]
 
 
-def _load_trained(path: str | Path) -> nn.Module:
-    """``load_model`` with its failures as ConfigError (a teacher is a command-line input)."""
-    from ..model.io import load_model
-
-    try:
-        return load_model(path)
-    except (OSError, KeyError, ValueError) as e:  # missing / unknown variant / bad JSON, format
-        raise ConfigError(
-            f"no trained model at {path}: {type(e).__name__}: {e}",
-            hint="a `rapsam-edge train` output directory (model.safetensors + config.json)",
-        ) from e
-
-
-def load_teacher_trunk(path: str | Path, trunk: nn.Module) -> tuple[nn.Module, list[str]]:
-    """Load the trained model at ``path``, copy its trunk tensors of the same name and shape
-    into ``trunk`` (in place) and return (the teacher's frozen trunk in eval mode, the names
-    of ``trunk``'s tensors that were not copied).
+def copy_teacher_trunk(teacher: nn.Module, trunk: nn.Module) -> tuple[nn.Module, list[str]]:
+    """Copy ``teacher``'s trunk tensors of the same name and shape into ``trunk`` (in place)
+    and return (the teacher's trunk, frozen, in eval mode; the names of ``trunk``'s tensors
+    that were not copied).
 
     Raises:
-      ConfigError: no model at ``path``, or its trunk's output channels differ from
-        ``trunk``'s (the teacher's neck could not take the student's features)."""
-    t_trunk = _load_trained(path).backbone
+      ConfigError: the teacher trunk's output channels differ from ``trunk``'s (the teacher's
+        neck could not take the student's features), or no tensor fits."""
+    t_trunk = teacher.backbone
     if tuple(t_trunk.out_channels) != tuple(trunk.out_channels):
         raise ConfigError(
             f"teacher trunk channels {tuple(t_trunk.out_channels)} differ from the student's "
@@ -72,7 +59,8 @@ def load_teacher_trunk(path: str | Path, trunk: nn.Module) -> tuple[nn.Module, l
                 fresh.append(name)
     if len(fresh) == len(trunk.state_dict()):
         raise ConfigError(
-            f"no trunk tensor of {path} fits the student's (different layer names?)",
+            f"no trunk tensor of the teacher ({teacher.config['variant']}) fits the student's "
+            "(different layer names?)",
             hint="distil between trunks of the same family (e.g. edge-s -> edge-s-fused)",
         )
     return t_trunk.eval().requires_grad_(False), fresh
@@ -109,13 +97,18 @@ class TrunkFeatureKD:
         return out
 
 
-def _graft(teacher_path: str | Path, variant: str) -> tuple[nn.Module, nn.Module]:
-    """(teacher, the ``variant`` model with the teacher's non-trunk tensors copied in)."""
+def graft(teacher: nn.Module, variant: str) -> nn.Module:
+    """The ``variant`` model with ``teacher``'s neck, decoders and class vocabulary (every
+    non-trunk parameter and buffer copied) and a fresh trunk: ``save_grafted`` fills the trunk
+    in. Built once per run, before training, so a mismatch fails at once.
+
+    Raises:
+      ConfigError: an unknown ``variant``, or one whose non-trunk tensors differ from the
+        teacher's in name or shape."""
     from ..model.variants import VARIANTS, build_model
 
     if variant not in VARIANTS:
         raise ConfigError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
-    teacher = _load_trained(teacher_path)
     model = build_model(
         variant,
         num_classes=teacher.num_classes,
@@ -129,31 +122,22 @@ def _graft(teacher_path: str | Path, variant: str) -> tuple[nn.Module, nn.Module
     )
     if bad:
         raise ConfigError(
-            f"{variant} differs from the teacher {teacher_path} beyond the trunk ({len(bad)} "
-            f"tensors, e.g. {bad[0]})",
+            f"{variant} differs from the teacher ({teacher.config['variant']}) beyond the trunk "
+            f"({len(bad)} tensors, e.g. {bad[0]})",
             hint="graft only between variants that share neck and decoders",
         )
     with torch.no_grad():
         for k, v in state.items():
             v.copy_(saved[k])
-    return teacher, model
+    if teacher.config.get("classes") is not None:
+        model.config["classes"] = teacher.config["classes"]
+    return model
 
 
-def check_graft(teacher_path: str | Path, variant: str) -> None:
-    """Raise ConfigError now if ``save_grafted_model`` would (see there)."""
-    _graft(teacher_path, variant)
-
-
-def save_grafted_model(teacher_path: str | Path, variant: str, trunk: nn.Module, out: Path) -> None:
-    """Write ``out/model.safetensors`` + ``config.json``: the ``variant`` model with the
-    teacher's neck, decoders and class vocabulary (every non-trunk parameter and buffer) and
-    ``trunk``'s weights, ready for ``rapsam-edge train --init-weights out``.
-
-    Raises:
-      ConfigError: no trained model at ``teacher_path``, an unknown ``variant``, or one whose
-        non-trunk tensors differ from the teacher's in name or shape."""
+def save_grafted(model: nn.Module, trunk: nn.Module, out: Path) -> None:
+    """Write ``out/model.safetensors`` + ``config.json``: ``model`` (from ``graft``) with
+    ``trunk``'s weights, ready for ``rapsam-edge train --init-weights out``."""
     from ..model.io import save_model
 
-    teacher, model = _graft(teacher_path, variant)
     model.backbone.load_state_dict(trunk.state_dict())
-    save_model(model, out, classes=teacher.config.get("classes"))
+    save_model(model, out)
