@@ -67,7 +67,7 @@ BACKENDS: dict[str, BackendEntry] = {
     "openvino": BackendEntry(
         "rapsam_edge.runtime.openvino",
         "OpenVINOBackend",
-        'openvino (CPU / Intel GPU / NPU): pip install "rapsam-edge[openvino]" (or pip install openvino)',
+        "openvino (CPU / Intel GPU / NPU)",
         3,
         "openvino",
         False,

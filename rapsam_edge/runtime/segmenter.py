@@ -40,17 +40,14 @@ from ..contract.graphs import GRAPH_NAMES
 from ..contract.postprocess import SATURATED_LOGIT
 from ..errors import BackendError, InputError, ManifestError
 from .base import Backend
-from .inputs import MAX_FRAME_PIXELS, as_frame, check_embedding, prompt_boxes
-from .options import MAX_INPUT_SIZE, MAX_PROMPTS, SegmenterOptions, load_segmenter_bundle
+from .inputs import as_frame, check_embedding, prompt_boxes
+from .options import MAX_PROMPTS, SegmenterOptions, load_segmenter_bundle
 from .results import ImageEmbedding, PanopticResult, PreparedFrame, PromptResult, TrackResult
 from .selection import create_backends
 from .sources import check_stream_args, open_source, prefetch
 from .tracker import Detection, OnlineTracker, TrackerConfig
 
 __all__ = [
-    "MAX_FRAME_PIXELS",
-    "MAX_INPUT_SIZE",
-    "MAX_PROMPTS",
     "ImageEmbedding",
     "PreparedFrame",
     "Segmenter",
@@ -212,8 +209,9 @@ class Segmenter:
           frame: H x W x 3 uint8 in ``color_order`` (default: the Segmenter's). Accepted as
             they are, because nothing is lost: any strides (non-contiguous views are copied
             once), read-only arrays, and grey frames (H x W or H x W x 1 uint8, replicated to
-            3 channels). 1 <= H, W and H * W <= ``MAX_FRAME_PIXELS`` (the result maps are at
-            the frame's size).
+            3 channels). 1 <= H, W and H * W <= ``inputs.MAX_FRAME_PIXELS`` (the result
+            maps are at the frame's size). This is the one check of the frame
+            (``inputs.as_frame``); the graphs run unchecked on what it makes.
         Raises:
           InputError: anything else: not a numpy array, 4 channels (drop alpha:
             ``frame[..., :3]``), another dtype (16-bit, float, bool: scale to uint8 first, the

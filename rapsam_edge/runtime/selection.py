@@ -243,7 +243,14 @@ def create_backend(
         ).backends[graph]
     reason = unavailable_reason(name, bundle, graph, device)
     if reason is not None:
-        raise BackendUnavailable(f"{name}: {reason}", hint=f"needs {BACKENDS[name].needs}")
+        try:
+            install = backend_class(name).install_hint
+        except ImportError:  # the reason says its module cannot be imported
+            install = None
+        raise BackendUnavailable(
+            f"{name}: {reason}",
+            hint=f"needs {BACKENDS[name].needs}" + (f": {install}" if install else ""),
+        )
     try:
         return backend_class(name)(bundle, graph, device, **options)
     except TypeError as e:  # an option the backend does not take
