@@ -131,7 +131,9 @@ class Backend:
                 hint="re-export the bundle; a manifest must not be edited by hand",
             )
 
-    def _open(self, bundle: Bundle, device: str | None, **options: Any) -> None:
+    def _open(self, bundle: Bundle, device: str | None) -> None:
+        """Open the graph; subclasses add their options as keyword-only parameters (the
+        selection policy reads them from this signature)."""
         raise NotImplementedError
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -266,6 +266,8 @@ class OpenVINOBackend(Backend):
             elif self.static_shapes is True:
                 entry = self._compile(dict(key))
                 self._cache(key, entry)
+            elif self._dynamic is None:  # closed meanwhile
+                raise BackendError(f"openvino/{self.graph}: run() after close()")
             else:
                 entry = self._dynamic
                 if self.static_shapes == "auto" and key not in self._pending:

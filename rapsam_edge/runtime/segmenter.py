@@ -228,7 +228,9 @@ class Segmenter:
             self.bundle.input.pad_value,
             order != self.bundle.input.color_order,
         )
-        return PreparedFrame(image[None], scale, tuple(valid_hw), frame.shape[:2], _ms(t0))
+        valid = (int(valid_hw[0]), int(valid_hw[1]))
+        frame_hw = (int(frame.shape[0]), int(frame.shape[1]))
+        return PreparedFrame(image[None], scale, valid, frame_hw, _ms(t0))
 
     def _encode(self, prepared: PreparedFrame) -> np.ndarray:
         return self.graphs["encoder"].run_roles({"image": prepared.image}, check=False)["feats"]
@@ -374,10 +376,10 @@ class Segmenter:
         t0 = time.perf_counter()
         things = np.flatnonzero(pan.segments["is_thing"])
         segs = pan.segments[things]
+        embed = pan.query_embed
+        assert embed is not None  # _panoptic always sets it
         dets = [
-            Detection(
-                embedding=pan.query_embed[i], class_id=int(s["class"]), score=float(s["score"])
-            )
+            Detection(embedding=embed[i], class_id=int(s["class"]), score=float(s["score"]))
             for i, s in zip(things, segs)
         ]
         ids = np.array(tracker.update(dets), dtype=np.int32)

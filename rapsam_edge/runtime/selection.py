@@ -148,7 +148,7 @@ def select_backends(
     timings = _time_pipelines(bundle, runners, graphs, repeats)
     chosen = {}
     for g in graphs:
-        best = min(timings[g], key=timings[g].get)
+        best = min(timings[g], key=lambda n: timings[g][n])
         chosen[g] = runners[best][g]
         for n in candidates:
             if n != best:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,7 +85,7 @@ def open_source(source: Any, color_order: str) -> tuple[Iterable[np.ndarray], st
 
 def prefetch(
     frames: Iterable[np.ndarray], prepare: Callable[[np.ndarray], _P]
-) -> Iterator[tuple[np.ndarray, _P, float]]:
+) -> Generator[tuple[np.ndarray, _P, float], None, None]:
     """Yield (frame, prepare(frame), ms to read the frame), reading and preparing the next
     frames in a capture thread (a queue of 2: memory stays flat on endless streams).
 
