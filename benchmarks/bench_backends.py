@@ -18,7 +18,8 @@ from machine import describe, write_results
 
 from rapsam_edge.assets import default_bundle
 from rapsam_edge.bundle import load_bundle
-from rapsam_edge.runtime.registry import available_backends, create_backend
+from rapsam_edge.runtime.registry import available_backends
+from rapsam_edge.runtime.selection import create_backend
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from rapsam_edge.deploy.bundle_writer import export_bundle
 from rapsam_edge.deploy.deform_export import DEFORM_CHOICE, DEFORM_FORMS
 from rapsam_edge.deploy.graphs import make_graph
 from rapsam_edge.model.variants import build_model
-from rapsam_edge.runtime.registry import create_backend
+from rapsam_edge.runtime.selection import create_backend
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKENDS = {"ort-cpu": {"intra_op_threads": 2}, "openvino": {"num_threads": 2}}

@@ -24,7 +24,7 @@ from rapsam_edge.assets import default_bundle
 from rapsam_edge.bundle import load_bundle
 from rapsam_edge.deploy.quantize.calibration import graph_feeds
 from rapsam_edge.deploy.quantize.derived import write_derived_bundle
-from rapsam_edge.runtime.registry import create_backend
+from rapsam_edge.runtime.selection import create_backend
 
 REPEATS = 40
 

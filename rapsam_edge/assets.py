@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .contract.manifest import MANIFEST_NAME
-from .errors import MissingFileError
+from .errors import BundleError, MissingFileError
 
 __all__ = [
     "DEFAULT_BUNDLE",
@@ -68,6 +68,7 @@ def resolve_bundle(spec: str | Path | None) -> Path:
 
     Raises:
       MissingFileError: nothing matches; the message lists the shipped bundles.
+      BundleError: the path is a file (a bundle is a directory).
     """
     if spec is None:
         return default_bundle()
@@ -83,6 +84,12 @@ def resolve_bundle(spec: str | Path | None) -> Path:
         return root
     if str(spec) in shipped_bundles():
         return models_dir() / str(spec)
+    if root.is_file():
+        raise BundleError(
+            f"bundle {str(spec)!r}: {root} is a file; a bundle is a directory holding "
+            f"{MANIFEST_NAME} and the graph files",
+            hint=f"pass the bundle's folder (e.g. {root.parent}), not a file in it",
+        )
     what = "has no manifest.json (not a rapsam-edge bundle?)" if root.is_dir() else "does not exist"
     raise MissingFileError(
         f"bundle {str(spec)!r}: {root} {what}; shipped bundles: {list(shipped_bundles())}"

@@ -196,6 +196,8 @@ def load_bundle(path: str | Path | None = None, *, verify: bool = True) -> Bundl
         is missing.
       ManifestError: the manifest is not valid JSON or not a valid manifest.
       ChecksumError: a file differs from its sha256.
+      BundleError: ``path`` is a file other than a ``manifest.json`` (a bundle is a
+        directory; the hint says to pass its folder).
     """
     from .assets import resolve_bundle
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from rapsam_edge.errors import ConfigError, InputError, SourceError
-from rapsam_edge.runtime.segmenter import MAX_FRAME_PIXELS, Segmenter
+from rapsam_edge.runtime.inputs import MAX_FRAME_PIXELS
+from rapsam_edge.runtime.segmenter import Segmenter
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_input.md"
 F = np.zeros((60, 80, 3), np.uint8)

@@ -3,6 +3,7 @@ logic (pure Python), and the no-torch promise of ``rapsam_edge.runtime`` / ``bun
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -280,3 +281,84 @@ print("torch" in sys.modules)
     lines = proc.stdout.strip().splitlines()
     assert "ort-cpu (1, 1, 16, 20)" in lines
     assert lines[-2].startswith("auto: ") and lines[-1] == "False"
+
+
+# -- every fallback is loud (issue 25, deliverable 8) -------------------------------------
+
+
+def test_auto_drops_an_option_a_candidate_does_not_take_with_a_warning(caplog):
+    """Under a policy the caller cannot know which backend it gets: an option of another
+    backend is dropped for the candidate, with a WARNING naming the option and the backend."""
+    from rapsam_edge.runtime.selection import _options_for
+
+    with caplog.at_level("WARNING", logger="rapsam_edge.runtime.selection"):
+        kept = _options_for("openvino", {"intra_op_threads": 2, "num_threads": 1})
+    assert kept == {"num_threads": 1}
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "openvino" in record.getMessage() and "intra_op_threads=2" in record.getMessage()
+    assert "num_threads" not in record.getMessage().split("(it takes")[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rapsam_edge.runtime.selection"):
+        assert _options_for("ort-cpu", {"intra_op_threads": 2}) == {"intra_op_threads": 2}
+    assert not caplog.records  # nothing dropped, nothing said
+
+
+def test_auto_refuses_an_option_no_backend_takes(bundle):
+    with pytest.raises(
+        ConfigError, match=r"no backend takes the option\(s\) \['intra_op_thread'\]"
+    ) as e:
+        create_backend(bundle, "encoder", "auto", intra_op_thread=2)  # a typo
+    assert "intra_op_threads" in e.value.hint
+
+
+def test_openvino_reading_onnx_for_a_missing_ir_warns(bundle, caplog):
+    pytest.importorskip("openvino")
+    import dataclasses
+
+    onnx_only = dataclasses.replace(
+        bundle,
+        graphs={
+            g: dataclasses.replace(info, files={"onnx": info.files["onnx"]})
+            for g, info in bundle.graphs.items()
+        },
+    )
+    with caplog.at_level("WARNING", logger="rapsam_edge.runtime.openvino"):
+        be = create_backend(onnx_only, "encoder", "openvino")
+    assert be.source.name == "encoder.onnx"
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "no OpenVINO IR" in record.getMessage() and "encoder.onnx" in record.getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rapsam_edge.runtime.openvino"):
+        assert create_backend(bundle, "encoder", "openvino").source.suffix == ".xml"
+    assert not caplog.records  # the IR is read without a word
+
+
+def test_openvino_unavailable_says_how_to_install(bundle, monkeypatch):
+    import rapsam_edge.runtime.openvino as ov_backend
+
+    def no_openvino():
+        raise ImportError("No module named 'openvino'")
+
+    monkeypatch.setattr(ov_backend, "_core", no_openvino)
+    install = 'pip install "rapsam-edge[openvino]"'
+    with pytest.raises(BackendUnavailable, match="openvino is not installed") as e:
+        create_backend(bundle, "encoder", "openvino")
+    assert install in str(e.value) and install in e.value.hint
+    with pytest.raises(BackendUnavailable) as e:  # the class used directly says it too
+        ov_backend.OpenVINOBackend(bundle, "encoder")
+    assert install in e.value.hint
+
+
+def test_tensorrt_qdq_probe_needs_onnx_and_does_not_guess(bundle, monkeypatch):
+    """Without ``onnx`` the int8 probe raises MissingDependencyError (it used to search the
+    file's bytes for the op names); with it, it reads the graph."""
+    from rapsam_edge.errors import MissingDependencyError
+    from rapsam_edge.runtime.tensorrt import _has_qdq
+
+    path = bundle.graph_path("encoder", "onnx")
+    if importlib.util.find_spec("onnx") is not None:
+        assert _has_qdq(path) is False  # the FP32 graph has no Q/DQ nodes
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` raises ImportError
+    with pytest.raises(MissingDependencyError, match="needs the onnx package") as e:
+        _has_qdq(path)
+    assert "pip install onnx" in e.value.hint

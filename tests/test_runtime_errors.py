@@ -280,3 +280,50 @@ def test_stream_surfaces_base_exceptions_from_its_source(seg):
 
     assert len(list(seg.stream(counting(), task="panoptic", max_frames=5))) == 5
     assert n[0] == 5  # no sixth frame read
+
+
+def test_a_bundle_path_that_is_a_file_says_so(tmp_path, shipped_bundle):
+    """A file is not 'missing': the error says a bundle is a directory and to pass its
+    folder (a manifest.json path still loads its bundle)."""
+    from rapsam_edge.bundle import load_bundle
+
+    onnx = shipped_bundle / "encoder.onnx"
+    for path in (onnx, str(onnx)):
+        with pytest.raises(errors.BundleError, match="is a file; a bundle is a directory") as e:
+            load_bundle(path)
+        assert not isinstance(e.value, MissingFileError)
+        assert str(shipped_bundle) in e.value.hint
+    stray = tmp_path / "model.zip"
+    stray.write_bytes(b"PK")
+    with pytest.raises(errors.BundleError, match=r"model\.zip is a file"):
+        Segmenter(stray)
+    assert load_bundle(shipped_bundle / "manifest.json").root == shipped_bundle
+
+
+def test_bf16_probe_maps_only_the_known_cases_to_unsupported(monkeypatch):
+    """``bf16_supported()`` is False when OpenVINO is missing or has no CPU device; a CPU
+    plugin that fails to answer is a BackendError, not 'no BF16'."""
+    from rapsam_edge.deploy.quantize import ov_fp16
+
+    class Core:
+        available_devices: tuple[str, ...] = ("CPU",)
+
+        def get_property(self, device, name):
+            raise RuntimeError("Exception from src/inference/src/cpp/core.cpp: plugin broken")
+
+    class FakeOV:
+        pass
+
+    FakeOV.Core = Core
+    monkeypatch.setattr(ov_fp16, "_ov", lambda: FakeOV)
+    with pytest.raises(errors.BackendError, match="cannot report OPTIMIZATION_CAPABILITIES") as e:
+        ov_fp16.bf16_supported()
+    assert "openvino" in e.value.hint
+    Core.available_devices = ("GPU",)  # no CPU device: nothing to ask, no BF16
+    assert ov_fp16.cpu_capabilities() == () and ov_fp16.bf16_supported() is False
+
+    def missing():
+        raise errors.MissingDependencyError("no openvino")
+
+    monkeypatch.setattr(ov_fp16, "_ov", missing)
+    assert ov_fp16.bf16_supported() is False

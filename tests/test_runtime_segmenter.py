@@ -298,3 +298,48 @@ def test_prompt_refuses_an_embedding_of_another_encoder(seg, shipped_bundle):
         with pytest.raises(InputError, match=r"edge-s-synthetic-ov-int8.*own set_image"):
             seg.prompt(emb, points=[(10, 10)])
         assert int8.prompt(emb, points=[(10, 10)]).masks.shape == (1, 60, 80)
+
+
+def test_a_frame_is_validated_once_on_its_way_through_panoptic(seg, frame, monkeypatch):
+    """The frame rule runs once (``prepare``); the graphs then run on the arrays the
+    pipeline made, so the manifest feed checks do not run again (``run_roles(check=False)``);
+    a prompt's embedding comes from the caller and is checked."""
+    import rapsam_edge.runtime.base as base
+    import rapsam_edge.runtime.segmenter as segmenter
+
+    calls = {"as_frame": 0, "check_feeds": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(segmenter, "as_frame", counted("as_frame", segmenter.as_frame))
+    monkeypatch.setattr(base, "check_feeds", counted("check_feeds", base.check_feeds))
+    want = seg.panoptic(frame)
+    assert calls == {"as_frame": 1, "check_feeds": 0}
+    seg.prompt(seg.set_image(frame), points=[(10, 10)])
+    assert calls == {"as_frame": 2, "check_feeds": 1}  # set_image's frame; prompt's feeds
+    monkeypatch.undo()
+    again = seg.panoptic(frame)  # the same result as through the checked path
+    assert np.array_equal(want.panoptic_map, again.panoptic_map)
+
+
+def test_segmenter_options_hold_every_setting_and_its_check(shipped_bundle):
+    from rapsam_edge.bundle import load_bundle
+    from rapsam_edge.errors import ConfigError
+    from rapsam_edge.runtime.options import SegmenterOptions
+
+    bundle = load_bundle(shipped_bundle)
+    resolved = SegmenterOptions().resolve(bundle)
+    assert resolved.input_size == bundle.input.long_side
+    assert resolved.postprocess == bundle.postprocess
+    assert SegmenterOptions(score_threshold=0.3).resolve(bundle).postprocess.score_threshold == 0.3
+    with pytest.raises(ConfigError, match="color_order"):
+        SegmenterOptions(color_order="bgr")  # checked at construction, no bundle needed
+    with pytest.raises(ConfigError, match="resolve"):
+        _ = SegmenterOptions().postprocess
+    seg = Segmenter(bundle, "ort-cpu", input_size=64)
+    assert seg.options.input_size == seg.input_size == 64

@@ -1,6 +1,8 @@
 """Runtime backends (no torch): one table in ``registry``, one module per backend, each
-importing its library lazily, one base class (``base.Backend``) and one selection policy
-(``selection``).
+importing its library lazily, one base class (``base.Backend``), and ``selection``, which
+creates backends by name or by the one selection policy. ``segmenter`` is the pipeline;
+its settings (``options``), input rules (``inputs``) and frame sources (``sources``) have
+modules of their own.
 
     from rapsam_edge.runtime import create_backend
     enc = create_backend("edge-xs-synthetic", "encoder")     # auto: the selection policy
@@ -10,7 +12,8 @@ importing its library lazily, one base class (``base.Backend``) and one selectio
 
 from ..errors import BackendError, BackendUnavailable
 from .base import Backend, check_feeds
-from .registry import BACKENDS, available_backends, create_backend, unavailable_reasons
+from .registry import BACKENDS, available_backends, unavailable_reasons
+from .selection import create_backend
 
 __all__ = [
     "BACKENDS",

@@ -43,6 +43,8 @@ class Backend:
 
     name: ClassVar[str] = "backend"
     concurrent: ClassVar[bool] = False
+    #: how to install what the backend needs (the hint of its ``BackendUnavailable``)
+    install_hint: ClassVar[str | None] = None
 
     # -- probing -------------------------------------------------------------------------
     @classmethod
@@ -74,7 +76,7 @@ class Backend:
         """
         reason = self.unavailable_reason(device)
         if reason:
-            raise BackendUnavailable(f"{self.name}: {reason}")
+            raise BackendUnavailable(f"{self.name}: {reason}", hint=self.install_hint)
         if graph not in bundle.graphs:
             raise BundleError(
                 f"bundle {bundle.name!r} has no graph {graph!r}; it has {sorted(bundle.graphs)}"
@@ -83,6 +85,7 @@ class Backend:
         self.info: GraphInfo = bundle.graphs[graph]
         self.input_names = self.info.input_names
         self.output_names = self.info.output_names
+        self._output_roles = tuple((t.role, t.name) for t in self.info.outputs)
         self.device = device or "cpu"
         self.selection = f"{self.name} (requested) for {graph}"
         self._lock = threading.Lock()
@@ -128,7 +131,9 @@ class Backend:
                 hint="re-export the bundle; a manifest must not be edited by hand",
             )
 
-    def _open(self, bundle: Bundle, device: str | None, **options: Any) -> None:
+    def _open(self, bundle: Bundle, device: str | None) -> None:
+        """Open the graph; subclasses add their options as keyword-only parameters (the
+        selection policy reads them from this signature)."""
         raise NotImplementedError
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -160,6 +165,37 @@ class Backend:
             return self._run(checked)
         with self._lock:
             return self._run(checked)
+
+    def run_roles(
+        self, feeds: Mapping[str, np.ndarray], *, check: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Run the graph with inputs and outputs keyed by contract role ("image", "feats",
+        "boxes" -> "feats", "mask_logits", ...) instead of tensor name: what the pipeline
+        calls, so that no caller keeps a name map of its own.
+
+        Arguments:
+          feeds: role -> array.
+          check: validate the feeds against the manifest (``run``'s checks). False only for
+            arrays the caller made itself to the manifest's shapes (the Segmenter's
+            letterboxed frame, an encoder's features), which were validated where they
+            came from; they are still made C-contiguous.
+        Raises:
+          InputError: (``check``) feeds that do not match the manifest. BackendError: see
+            ``run``.
+        """
+        named = {self.info.name_of(role): array for role, array in feeds.items()}
+        if check:
+            out = self.run(named)
+        else:
+            if self._closed:
+                raise BackendError(f"{self.name}/{self.graph}: run() after close()")
+            named = {n: np.ascontiguousarray(a) for n, a in named.items()}
+            if self.concurrent:
+                out = self._run(named)
+            else:
+                with self._lock:
+                    out = self._run(named)
+        return {role: out[name] for role, name in self._output_roles}
 
     def warmup(self, *, long_side: int = 320, stride: int = 8, runs: int = 1) -> None:
         """Run the graph ``runs`` times on zero inputs of a ``long_side`` square frame (first

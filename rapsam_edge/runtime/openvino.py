@@ -1,4 +1,5 @@
-"""OpenVINO backend: the bundle's IR (or its ONNX when it has no IR) on CPU / GPU / NPU.
+"""OpenVINO backend: the bundle's IR (or its ONNX when it has no IR, with a WARNING naming the
+file) on CPU / GPU / NPU.
 
 Devices: "CPU", "GPU" (or "GPU.N"), "NPU", "AUTO" (OpenVINO's own pick). Shapes, by
 ``static_shapes``:
@@ -33,6 +34,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,12 +54,40 @@ STATIC_SHAPES = (True, False, "auto")
 _MAX_SEEN_SHAPES = 1024  # shape counters kept for "auto" (cleared beyond, a bound on memory)
 PRECISION_HINTS = ("f32", "f16", "bf16")
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+#: how to get OpenVINO (the hint of the errors that say it is missing)
+INSTALL_HINT = 'pip install "rapsam-edge[openvino]" (or pip install openvino)'
 
 
 def _core() -> Any:
     import openvino as ov
 
     return ov.Core()
+
+
+def _check_options(
+    precision: str, performance_hint: str, threads: Any, max_cached_shapes: Any, static_after: Any
+) -> None:
+    """The scalar options of ``OpenVINOBackend._open``.
+
+    Raises:
+      ConfigError: naming the option."""
+    if precision not in PRECISION_HINTS:
+        raise ConfigError(f"precision {precision!r}: choose from {PRECISION_HINTS}")
+    if performance_hint not in PERFORMANCE_HINTS:
+        raise ConfigError(f"performance_hint {performance_hint!r}: choose from {PERFORMANCE_HINTS}")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError(f"num_threads must be a positive int, got {threads!r}")
+    for name, value in (("max_cached_shapes", max_cached_shapes), ("static_after", static_after)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name} must be a positive int, got {value!r}")
+
+
+def _default_static_shapes(device: str) -> bool | str:
+    """True on NPU (static shapes only), "auto" on CPU, False elsewhere."""
+    kind = device.split(".")[0]
+    if kind in _STATIC_DEVICES:
+        return True
+    return "auto" if kind in _AUTO_STATIC_DEVICES else False
 
 
 class _Compiled:
@@ -71,13 +101,14 @@ class _Compiled:
 class OpenVINOBackend(Backend):
     name = "openvino"
     concurrent = True
+    install_hint = INSTALL_HINT
 
     @classmethod
     def unavailable_reason(cls, device: str | None = None) -> str | None:
         try:
             core = _core()
         except ImportError:
-            return "openvino is not installed"
+            return f"openvino is not installed ({INSTALL_HINT})"
         want = (device or "CPU").upper()
         if want == "AUTO":
             return None if core.available_devices else "OpenVINO sees no device"
@@ -124,21 +155,8 @@ class OpenVINOBackend(Backend):
         device = (device or "CPU").upper()
         if precision is None:
             precision = "bf16" if self.info.precision == "bf16" else "f32"
-        if precision not in PRECISION_HINTS:
-            raise ConfigError(f"precision {precision!r}: choose from {PRECISION_HINTS}")
-        if performance_hint not in PERFORMANCE_HINTS:
-            raise ConfigError(
-                f"performance_hint {performance_hint!r}: choose from {PERFORMANCE_HINTS}"
-            )
         threads = default_threads() if num_threads is None else num_threads
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ConfigError(f"num_threads must be a positive int, got {threads!r}")
-        for name, value in (
-            ("max_cached_shapes", max_cached_shapes),
-            ("static_after", static_after),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        _check_options(precision, performance_hint, threads, max_cached_shapes, static_after)
         if static_shapes is not None and not any(static_shapes is v for v in STATIC_SHAPES):
             raise ConfigError(
                 f"static_shapes {static_shapes!r}: choose from True, False, 'auto' or None"
@@ -146,12 +164,7 @@ class OpenVINOBackend(Backend):
         self.core = _core()
         self.device = device
         self.threads = threads
-        fmt = "openvino" if bundle.has(self.graph, "openvino") else "onnx"
-        self.source = bundle.graph_path(self.graph, fmt)
-        try:
-            self.model = self.core.read_model(str(self.source))
-        except Exception as e:
-            raise BackendError(f"openvino: cannot read {self.source.name}: {e}") from e
+        self.source = self._read_model(bundle)
         if cache_dir:
             self.core.set_property({"CACHE_DIR": str(cache_dir)})
         self.config: dict[str, Any] = {"PERFORMANCE_HINT": performance_hint}
@@ -160,21 +173,14 @@ class OpenVINOBackend(Backend):
         if device.startswith("CPU"):
             self.config["INFERENCE_NUM_THREADS"] = threads
         self.config.update(config or {})
-        if static_shapes is None:
-            kind = device.split(".")[0]
-            static_shapes = (
-                True
-                if kind in _STATIC_DEVICES
-                else "auto"
-                if kind in _AUTO_STATIC_DEVICES
-                else False
-            )
-        self.static_shapes: bool | str = static_shapes
+        self.static_shapes: bool | str = (
+            _default_static_shapes(device) if static_shapes is None else static_shapes
+        )
         self.max_cached_shapes = max_cached_shapes
         self.static_after = static_after
         self._pool_lock = threading.Lock()
         self._compiled: OrderedDict[tuple, _Compiled] = OrderedDict()  # static, by shape key
-        self._dynamic = None if static_shapes is True else self._compile(None)
+        self._dynamic = None if self.static_shapes is True else self._compile(None)
         self._seen: dict[tuple, int] = {}
         self._pending: dict[tuple, threading.Thread] = {}
         log.debug(
@@ -184,6 +190,32 @@ class OpenVINOBackend(Backend):
             device,
             self.static_shapes,
         )
+
+    def _read_model(self, bundle: Bundle) -> Path:
+        """Read the graph's IR, or its ONNX when the bundle has no IR for it (with a WARNING
+        naming the file: OpenVINO then converts the graph at every load, which is slower to
+        start and is not the file a gated OpenVINO precision was checked on).
+
+        Returns:
+          the file read.
+        Raises:
+          BackendError: OpenVINO cannot read it."""
+        if bundle.has(self.graph, "openvino"):
+            source = bundle.graph_path(self.graph, "openvino")
+        else:
+            source = bundle.graph_path(self.graph, "onnx")
+            log.warning(
+                "openvino/%s: bundle %r has no OpenVINO IR for this graph; reading the ONNX "
+                "file %s instead (converted at every load; export the IR to skip this)",
+                self.graph,
+                bundle.name,
+                source,
+            )
+        try:
+            self.model = self.core.read_model(str(source))
+        except Exception as e:
+            raise BackendError(f"openvino: cannot read {source.name}: {e}") from e
+        return source
 
     def _compile(self, shapes: Mapping[str, tuple[int, ...]] | None) -> _Compiled:
         model = self.model
@@ -234,6 +266,8 @@ class OpenVINOBackend(Backend):
             elif self.static_shapes is True:
                 entry = self._compile(dict(key))
                 self._cache(key, entry)
+            elif self._dynamic is None:  # closed meanwhile
+                raise BackendError(f"openvino/{self.graph}: run() after close()")
             else:
                 entry = self._dynamic
                 if self.static_shapes == "auto" and key not in self._pending:

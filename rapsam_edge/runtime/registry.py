@@ -1,8 +1,7 @@
-"""The one table of runtime backends, and how a backend is created by name.
-
-``create_backend(bundle, graph, name)`` builds the backend ``name`` for one graph; with
-``"auto"`` or ``"fastest"`` it asks the one selection policy (``runtime.selection``) that
-``Segmenter(backend="auto")`` uses too. The torch reference backend lives on the training
+"""The one table of runtime backends: names, aliases, what each needs, and whether it can
+run here (``unavailable_reasons``). Creating backends, by name or by policy, is
+``runtime.selection``'s job (``create_backend``), which reads this table; this module imports
+no other runtime module but ``base``. The torch reference backend lives on the training
 side (``rapsam_edge.deploy.torch_backend``) and is reached only by name; it is never
 auto-picked.
 """
@@ -11,11 +10,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..bundle import Bundle, load_bundle
-from ..errors import BackendUnavailable, BundleError, ConfigError
+from ..bundle import Bundle
+from ..errors import ConfigError
 from .base import Backend
 
 __all__ = [
@@ -26,7 +24,7 @@ __all__ = [
     "available_backends",
     "backend_class",
     "canonical_name",
-    "create_backend",
+    "unavailable_reason",
     "unavailable_reasons",
 ]
 
@@ -127,7 +125,10 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(entry.module), entry.cls)
 
 
-def _reason(name: str, bundle: Bundle | None, graph: str | None, device: str | None) -> str | None:
+def unavailable_reason(
+    name: str, bundle: Bundle | None = None, graph: str | None = None, device: str | None = None
+) -> str | None:
+    """None when backend ``name`` can run here (for ``bundle``/``graph`` if given), else why not."""
     entry = BACKENDS[name]
     try:
         cls = backend_class(name)
@@ -154,7 +155,7 @@ def unavailable_reasons(
     bundle: Bundle | None = None, graph: str | None = None, device: str | None = None
 ) -> dict[str, str | None]:
     """name -> None (available) or why not, for every backend in the table."""
-    return {name: _reason(name, bundle, graph, device) for name in BACKENDS}
+    return {name: unavailable_reason(name, bundle, graph, device) for name in BACKENDS}
 
 
 def available_backends(
@@ -165,51 +166,3 @@ def available_backends(
     reasons = unavailable_reasons(bundle, graph, device)
     names = [n for n, r in reasons.items() if r is None]
     return sorted(names, key=lambda n: (BACKENDS[n].rank is None, BACKENDS[n].rank or 0))
-
-
-def create_backend(
-    bundle: Bundle | str | Path | None,
-    graph: str,
-    name: str = "auto",
-    device: str | None = None,
-    **options: Any,
-) -> Backend:
-    """Create backend ``name`` for ``graph`` of ``bundle``.
-
-    Arguments:
-      bundle: a ``Bundle``, a bundle directory, a shipped bundle's name or None (default).
-      graph: "encoder", "panoptic_decoder" or "prompt_decoder".
-      name: a backend name (``BACKENDS`` or ``ALIASES``), or a policy ("auto", "fastest";
-        see ``runtime.selection.select_backends``).
-      device: the backend's device (None = its default).
-      options: go to the backend's ``_open`` (e.g. ``intra_op_threads`` for ORT,
-        ``num_threads`` for OpenVINO, ``precision`` for TensorRT); under a policy, options a
-        candidate does not take are dropped for it (logged).
-    Returns:
-      the backend; its ``selection`` says how it was chosen.
-    Raises:
-      ConfigError: unknown backend name or option. BundleError: no such graph.
-      BackendUnavailable: the backend cannot run here.
-    """
-    if not isinstance(bundle, Bundle):
-        bundle = load_bundle(bundle)
-    if graph not in bundle.graphs:
-        raise BundleError(
-            f"bundle {bundle.name!r} has no graph {graph!r}; it has {sorted(bundle.graphs)}"
-        )
-    name = canonical_name(name)
-    if name in SELECTION_POLICIES:
-        from .selection import select_backends
-
-        return select_backends(
-            bundle, (graph,), policy=name, device=device, options=options
-        ).backends[graph]
-    reason = _reason(name, bundle, graph, device)
-    if reason is not None:
-        raise BackendUnavailable(f"{name}: {reason}", hint=f"needs {BACKENDS[name].needs}")
-    try:
-        return backend_class(name)(bundle, graph, device, **options)
-    except TypeError as e:  # an option the backend does not take
-        if "unexpected keyword" in str(e):
-            raise ConfigError(f"{name}: {e}") from e
-        raise

@@ -1,9 +1,10 @@
-"""Result types of the runtime: plain dataclasses holding numpy arrays, plus converters to
-the standard formats (COCO panoptic PNG + JSON, COCO RLE, YouTube-VIS JSON)."""
+"""Result types of the runtime: plain dataclasses holding numpy arrays (a prepared frame, an
+image embedding, panoptic / prompt / track results), plus converters to the standard
+formats (COCO panoptic PNG + JSON, COCO RLE, YouTube-VIS JSON)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -11,6 +12,37 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A letterboxed frame: ``image`` 1 x Hp x Wp x 3 uint8 RGB, ``scale`` (frame -> input),
+    ``valid_hw`` of the resized frame inside the padded input, the frame's own size, and the
+    time ``prepare`` took (ms)."""
+
+    image: np.ndarray
+    scale: float
+    valid_hw: tuple[int, int]
+    frame_hw: tuple[int, int]
+    prepare_ms: float
+
+
+@dataclass(frozen=True)
+class ImageEmbedding:
+    """What ``set_image`` returns and ``prompt`` accepts: one frame's letterbox geometry and
+    its encoder features (``feats`` 1 x D x Hp/s x Wp/s float32, read-only). Immutable, so
+    several threads may prompt the same embedding."""
+
+    prepared: PreparedFrame
+    feats: np.ndarray
+    timings: Mapping[str, float]
+    #: the bundle and encoder files that made ``feats``; ``prompt`` refuses an embedding of
+    #: another encoder (same shape, other weights or precision: silently wrong masks)
+    encoder: str = ""
+
+    @property
+    def frame_hw(self) -> tuple[int, int]:
+        return self.prepared.frame_hw
 
 
 @dataclass

@@ -1,5 +1,7 @@
-"""The one backend selection policy, used by ``create_backend(..., "auto")`` and
-``Segmenter(backend="auto")`` alike.
+"""Creating backends: by name (``create_backend``), per graph from a name or a mapping
+(``create_backends``, what ``Segmenter`` calls), and by the one selection policy
+(``select_backends``), which ``create_backend(..., "auto")`` and ``Segmenter(backend="auto")``
+use alike. It reads the backend table in ``runtime.registry``.
 
 ``auto``: when an NVIDIA GPU backend is usable, the first by rank (TensorRT > ORT-TensorRT >
 ORT-CUDA) for every graph. Otherwise the usable CPU backends (OpenVINO, ONNX Runtime) are
@@ -8,7 +10,8 @@ runs them**: encoder, then panoptic decoder, then prompt decoder, one after anot
 encoder's real output, round-robin over the candidates so that load hits all alike; the
 fastest per graph (best of ``repeats``) is kept and the others are closed. One candidate
 is taken without timing. ``fastest``: the same timing over every usable backend, GPU ones
-included.
+included. Options a candidate does not take are dropped for it with a WARNING that names
+them and the backend (the caller asked for them, so the drop is never silent).
 """
 
 from __future__ import annotations
@@ -18,17 +21,25 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..bundle import Bundle
+from ..bundle import Bundle, load_bundle
 from ..contract.graphs import GRAPH_NAMES
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import BackendUnavailable, BundleError, ConfigError
 from .base import Backend, example_feeds
-from .registry import BACKENDS, SELECTION_POLICIES, available_backends, backend_class
+from .registry import (
+    BACKENDS,
+    SELECTION_POLICIES,
+    available_backends,
+    backend_class,
+    canonical_name,
+    unavailable_reason,
+)
 
-__all__ = ["Selection", "select_backends"]
+__all__ = ["Selection", "create_backend", "create_backends", "select_backends"]
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +54,52 @@ class Selection:
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _options_for(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Under a policy the caller cannot know which backend it gets: drop the options the
-    candidate's ``_open`` does not take (logged), instead of failing."""
+def _open_params(name: str) -> list[str] | None:
+    """The options backend ``name``'s ``_open`` takes (None: any, it has ``**options``)."""
     params = inspect.signature(backend_class(name)._open).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return [p for p in params if p not in ("self", "bundle", "device")]
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    """Refuse an option that no backend a policy may pick takes (a typo would otherwise be
+    dropped for every candidate).
+
+    Raises:
+      ConfigError: naming the option and the options those backends take."""
+    known: set[str] = set()
+    for name in (n for n, entry in BACKENDS.items() if entry.rank is not None):
+        params = _open_params(name)
+        if params is None:
+            return
+        known.update(params)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(
+            f"no backend takes the option(s) {unknown}",
+            hint=f"backend options: {', '.join(sorted(known))}",
+        )
+
+
+def _options_for(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Under a policy the caller cannot know which backend it gets: the options the
+    candidate's ``_open`` does not take are dropped for it, with a WARNING naming each
+    dropped option and the backend (an option meant for another backend, e.g.
+    ``intra_op_threads`` of ONNX Runtime when OpenVINO is picked, is not an error; an
+    option no backend takes is, see ``_check_options``)."""
+    params = _open_params(name)
+    if params is None:
         return dict(options)
     kept = {k: v for k, v in options.items() if k in params}
     dropped = sorted(set(options) - set(kept))
     if dropped:
-        log.info("%s does not take options %s; ignored for it", name, dropped)
+        log.warning(
+            "backend %s does not take the option(s) %s: dropped for it (it takes %s)",
+            name,
+            ", ".join(f"{k}={options[k]!r}" for k in dropped),
+            ", ".join(params) or "none",
+        )
     return kept
 
 
@@ -74,12 +121,14 @@ def select_backends(
       options: backend options (each candidate gets those it takes).
       repeats: timed pipeline runs per candidate.
     Raises:
-      ConfigError: unknown policy. BackendUnavailable: no backend can run here.
+      ConfigError: unknown policy, or an option no backend takes. BackendUnavailable: no
+        backend can run here.
     """
     if policy not in SELECTION_POLICIES:
         raise ConfigError(f"unknown selection policy {policy!r}; known {list(SELECTION_POLICIES)}")
     graphs = [g for g in GRAPH_NAMES if g in (bundle.graphs if graphs is None else graphs)]
     options = dict(options or {})
+    _check_options(options)
     usable = [n for n in available_backends(bundle, device=device) if BACKENDS[n].rank is not None]
     usable = [n for n in usable if all(n in available_backends(bundle, g, device) for g in graphs)]
     if not usable:
@@ -99,7 +148,7 @@ def select_backends(
     timings = _time_pipelines(bundle, runners, graphs, repeats)
     chosen = {}
     for g in graphs:
-        best = min(timings[g], key=timings[g].get)
+        best = min(timings[g], key=lambda n: timings[g][n])
         chosen[g] = runners[best][g]
         for n in candidates:
             if n != best:
@@ -155,3 +204,88 @@ def _finish(
         backend.selection = f"{how}: {backend.name} on {backend.device} for {g}{detail}"
         log.info("%s", backend.selection)
     return Selection(chosen, timings)
+
+
+def create_backend(
+    bundle: Bundle | str | Path | None,
+    graph: str,
+    name: str = "auto",
+    device: str | None = None,
+    **options: Any,
+) -> Backend:
+    """Create backend ``name`` for ``graph`` of ``bundle``.
+
+    Arguments:
+      bundle: a ``Bundle``, a bundle directory, a shipped bundle's name or None (default).
+      graph: "encoder", "panoptic_decoder" or "prompt_decoder".
+      name: a backend name (``registry.BACKENDS`` or ``ALIASES``), or a policy ("auto",
+        "fastest"; see ``select_backends``).
+      device: the backend's device (None = its default).
+      options: go to the backend's ``_open`` (e.g. ``intra_op_threads`` for ORT,
+        ``num_threads`` for OpenVINO, ``precision`` for TensorRT); under a policy, options a
+        candidate does not take are dropped for it (a WARNING names them).
+    Returns:
+      the backend; its ``selection`` says how it was chosen.
+    Raises:
+      ConfigError: unknown backend name or option. BundleError: no such graph.
+      BackendUnavailable: the backend cannot run here.
+    """
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(bundle)
+    if graph not in bundle.graphs:
+        raise BundleError(
+            f"bundle {bundle.name!r} has no graph {graph!r}; it has {sorted(bundle.graphs)}"
+        )
+    name = canonical_name(name)
+    if name in SELECTION_POLICIES:
+        return select_backends(
+            bundle, (graph,), policy=name, device=device, options=options
+        ).backends[graph]
+    reason = unavailable_reason(name, bundle, graph, device)
+    if reason is not None:
+        try:
+            install = backend_class(name).install_hint
+        except ImportError:  # the reason says its module cannot be imported
+            install = None
+        raise BackendUnavailable(
+            f"{name}: {reason}",
+            hint=f"needs {BACKENDS[name].needs}" + (f": {install}" if install else ""),
+        )
+    try:
+        return backend_class(name)(bundle, graph, device, **options)
+    except TypeError as e:  # an option the backend does not take
+        if "unexpected keyword" in str(e):
+            raise ConfigError(f"{name}: {e}") from e
+        raise
+
+
+def create_backends(
+    bundle: Bundle, backend: Any, device: str | None, options: Mapping[str, Any]
+) -> Selection:
+    """One backend per graph of the contract, for ``Segmenter``.
+
+    Arguments:
+      backend: a backend name or policy for every graph, or a mapping graph -> backend name.
+    Raises:
+      ConfigError: a mapping that does not name exactly the contract's graphs, or that
+        names a policy; unknown names. BackendUnavailable: see ``create_backend``.
+    """
+    if isinstance(backend, Mapping):
+        if set(backend) != set(GRAPH_NAMES):
+            raise ConfigError(
+                f"a backend mapping needs exactly the graphs {list(GRAPH_NAMES)}, "
+                f"got {sorted(backend)}"
+            )
+        names = {g: canonical_name(backend[g]) for g in GRAPH_NAMES}
+    else:
+        names = dict.fromkeys(GRAPH_NAMES, canonical_name(backend))
+    policies = {n for n in names.values() if n in SELECTION_POLICIES}
+    if policies and len(set(names.values())) > 1:
+        raise ConfigError("a backend mapping takes backend names, not 'auto' / 'fastest'")
+    if policies:
+        return select_backends(
+            bundle, GRAPH_NAMES, policy=policies.pop(), device=device, options=options
+        )
+    return Selection(
+        {g: create_backend(bundle, g, names[g], device=device, **options) for g in GRAPH_NAMES}
+    )

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle, TensorSpec
-from ..errors import BackendError, ConfigError, InputError
+from ..errors import BackendError, ConfigError, InputError, MissingDependencyError
 from .base import Backend
 
 __all__ = ["PRECISIONS", "ShapeProfile", "TensorRTBackend", "engine_cache_path"]
@@ -265,11 +265,10 @@ class TensorRTBackend(Backend):
     def _build(self, onnx_path: Path, workspace_mib: int) -> bytes:
         trt = self._trt
         builder = trt.Builder(self._logger)
-        quantized = _has_qdq(onnx_path)
         flags = 0
         strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
         if self.precision == "int8":
-            if not quantized:
+            if not _has_qdq(onnx_path):
                 raise ConfigError(
                     "tensorrt int8 needs an explicitly quantized ONNX (QuantizeLinear / "
                     "DequantizeLinear nodes, e.g. from the bundle's ORT QDQ export); "
@@ -401,12 +400,20 @@ def _device_id(device: str | None) -> int:
 
 
 def _has_qdq(onnx_path: Path) -> bool:
-    """True when the ONNX has QuantizeLinear / DequantizeLinear nodes (read with onnx when
-    installed, else a byte scan of the file for the op names)."""
+    """True when the ONNX has QuantizeLinear / DequantizeLinear nodes, read with ``onnx``.
+
+    Raises:
+      MissingDependencyError: ``onnx`` is not installed (needed to build an int8 engine:
+        without it the graph cannot be inspected, and a byte search for the op names would
+        guess).
+    """
     try:
         import onnx
-    except ImportError:
-        data = onnx_path.read_bytes()
-        return b"QuantizeLinear" in data and b"DequantizeLinear" in data
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"tensorrt int8: checking that {onnx_path.name} is explicitly quantized (Q/DQ "
+            "nodes) needs the onnx package, which is not installed",
+            hint="pip install onnx (or build precision='fp16' / 'fp32')",
+        ) from e
     model = onnx.load(str(onnx_path), load_external_data=False)
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)

@@ -37,7 +37,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ...errors import InputError, MissingDependencyError
+from ...errors import BackendError, InputError, MissingDependencyError
 
 __all__ = ["bf16_supported", "convert_ov_fp16", "cpu_capabilities"]
 
@@ -124,12 +124,26 @@ def convert_ov_fp16(src_xml: str | Path, dst_xml: str | Path) -> dict[str, Any]:
 
 def cpu_capabilities() -> tuple[str, ...]:
     """OpenVINO CPU ``OPTIMIZATION_CAPABILITIES`` (e.g. ("BF16", "FP32", "INT8", ...)); () when
-    openvino is missing or the CPU device cannot be queried."""
+    openvino is not installed or has no CPU device (nothing is supported then).
+
+    Raises:
+      BackendError: OpenVINO has a CPU device but cannot say what it supports (a broken
+        install): not taken for "no BF16".
+    """
     try:
         ov = _ov()
-        return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    except Exception:  # no openvino, or no CPU plugin
+    except MissingDependencyError:
         return ()
+    core = ov.Core()
+    if "CPU" not in core.available_devices:
+        return ()
+    try:
+        return tuple(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception as e:  # OpenVINO raises its own RuntimeError subclasses
+        raise BackendError(
+            f"OpenVINO's CPU plugin cannot report OPTIMIZATION_CAPABILITIES: {e}",
+            hint="`rapsam-edge info` shows the OpenVINO install; reinstall openvino",
+        ) from e
 
 
 def bf16_supported() -> bool:

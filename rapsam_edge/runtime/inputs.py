@@ -1,0 +1,168 @@
+"""The rules for what a caller hands a ``Segmenter``: frames (``as_frame``) and prompts
+(``prompt_boxes``, ``check_embedding``). Each input is checked here once, on its way in;
+the pipeline behind it runs on arrays that are valid by construction. The table of bad
+inputs and their messages is docs/bad_input.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..contract.postprocess import POINT_BOX_HALF
+from ..errors import InputError
+from .results import ImageEmbedding, PreparedFrame
+
+__all__ = ["MAX_FRAME_PIXELS", "as_coords", "as_frame", "check_embedding", "prompt_boxes"]
+
+#: largest frame accepted (pixels): the label map, track map and prompt masks come back at
+#: the frame's size (8192 x 8192 = 67 M pixels; a 268 MB int32 map)
+MAX_FRAME_PIXELS = 8192 * 8192
+
+
+def as_frame(frame: Any) -> np.ndarray:
+    """The frame rule of ``Segmenter.prepare`` (see its docstring): H x W x 3 uint8 out.
+
+    Raises:
+      InputError: not a numpy array, not uint8, empty, not H x W x 3 (or grey), larger
+        than ``MAX_FRAME_PIXELS``.
+    """
+    if not isinstance(frame, np.ndarray):
+        raise InputError(
+            f"frame must be a numpy array (H x W x 3 uint8), got {type(frame).__name__}"
+        )
+    if frame.dtype != np.uint8:
+        raise InputError(
+            f"frame must be uint8, got {frame.dtype} (scale to 0..255 and convert first; the "
+            "SDK does not guess the range of 16-bit or float images)"
+        )
+    if frame.ndim in (2, 3) and min(frame.shape[:2]) < 1:
+        raise InputError(f"frame is empty: shape {frame.shape}")
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        grey = frame.reshape(frame.shape[:2])
+        frame = np.repeat(grey[:, :, None], 3, axis=2)  # grey: lossless to 3 channels
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        hint = " (RGBA: pass frame[..., :3])" if frame.ndim == 3 and frame.shape[2] == 4 else ""
+        raise InputError(f"frame must be H x W x 3 (or grey H x W), got shape {frame.shape}{hint}")
+    h, w = frame.shape[:2]
+    if h * w > MAX_FRAME_PIXELS:
+        raise InputError(
+            f"frame of {h} x {w} = {h * w} pixels is larger than MAX_FRAME_PIXELS "
+            f"({MAX_FRAME_PIXELS}); resize it first"
+        )
+    return frame
+
+
+def as_coords(name: str, value: Any, width: int) -> np.ndarray:
+    """Prompt coordinates as float64: only real numbers (numpy integer or float dtypes, Python
+    ints and floats). Strings (even "5"), bools, complex numbers, objects and ints beyond
+    float range raise, so that no input is reinterpreted silently.
+
+    Raises:
+      InputError: anything else.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InputError(f"{name} must be real numbers, P x {width}: {e}") from e
+    if arr.dtype.kind not in "iuf":
+        raise InputError(
+            f"{name} must be real numbers (int or float), P x {width}; got dtype {arr.dtype}"
+        )
+    return arr.astype(np.float64)
+
+
+def check_embedding(
+    embedding: ImageEmbedding | None, last: ImageEmbedding | None, encoder: str
+) -> ImageEmbedding:
+    """The embedding ``prompt`` runs on: ``embedding``, else the one set last.
+
+    Arguments:
+      encoder: the Segmenter's encoder id; an embedding of another encoder is refused.
+    Raises:
+      InputError: none set yet, not an ``ImageEmbedding``, or made by another encoder.
+    """
+    if embedding is None:
+        embedding = last
+        if embedding is None:
+            raise InputError("call set_image(frame) before prompt(), or pass its result")
+    elif not isinstance(embedding, ImageEmbedding):
+        raise InputError(
+            f"prompt()'s first argument is the ImageEmbedding set_image returned, got "
+            f"{type(embedding).__name__}; pass prompts as points=... / boxes=..."
+        )
+    if embedding.encoder != encoder:
+        raise InputError(
+            f"this embedding was made by {embedding.encoder or 'an unknown encoder'}; this "
+            f"Segmenter runs {encoder}: pass a frame to its own set_image"
+        )
+    return embedding
+
+
+def _coords(points: Any, boxes: Any) -> list[tuple[str, np.ndarray]]:
+    """The non-empty prompt arrays as (name, P x width float64), each row finite."""
+    parts = []
+    for name, value, width in (("points", points, 2), ("boxes", boxes, 4)):
+        if value is None:
+            continue
+        arr = as_coords(name, value, width)
+        if arr.size == 0 and (arr.ndim == 1 or arr.shape == (0, width)):
+            continue
+        if arr.ndim != 2 or arr.shape[1] != width:
+            raise InputError(f"{name} must be P x {width} numbers, got shape {arr.shape}")
+        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+        if bad.size:
+            raise InputError(
+                f"{name} must be finite numbers: {name}[{bad[0]}] = {arr[bad[0]].tolist()} "
+                f"holds NaN or inf ({bad.size} of {len(arr)} rows do)"
+            )
+        parts.append((name, arr))
+    return parts
+
+
+def _point_boxes(arr: np.ndarray, w: int, h: int, scale: float) -> np.ndarray:
+    outside = np.flatnonzero((arr < 0).any(1) | (arr[:, 0] > w) | (arr[:, 1] > h))
+    if outside.size:
+        i = outside[0]
+        raise InputError(
+            f"points must lie inside the {w} x {h} frame (x in [0, {w}], y in "
+            f"[0, {h}]): points[{i}] = {arr[i].tolist()} does not "
+            f"({outside.size} of {len(arr)} points outside)"
+        )
+    centre = arr * scale
+    return np.concatenate([centre - POINT_BOX_HALF, centre + POINT_BOX_HALF], 1)
+
+
+def _box_boxes(arr: np.ndarray, w: int, h: int, scale: float) -> np.ndarray:
+    if (arr[:, 2] <= arr[:, 0]).any() or (arr[:, 3] <= arr[:, 1]).any():
+        raise InputError("boxes need x1 > x0 and y1 > y0")
+    if (
+        (arr[:, 2] <= 0).any()
+        or (arr[:, 3] <= 0).any()
+        or (arr[:, 0] >= w).any()
+        or (arr[:, 1] >= h).any()
+    ):
+        raise InputError(f"boxes must overlap the {w} x {h} frame")
+    return np.clip(arr, 0, [w, h, w, h]) * scale
+
+
+def prompt_boxes(points: Any, boxes: Any, prepared: PreparedFrame, max_prompts: int) -> np.ndarray:
+    """The prompt decoder's ``boxes`` input, 1 x P x 4 float32 in network-input pixels:
+    points first (each a box of 2 x ``POINT_BOX_HALF`` around it), then boxes (clipped to
+    the frame). The rules are ``Segmenter.prompt``'s docstring.
+
+    Raises:
+      InputError: no prompt, malformed, non-finite, outside the frame, or more than
+        ``max_prompts``.
+    """
+    parts = _coords(points, boxes)
+    if not parts:
+        raise InputError("prompt() needs at least one point or box")
+    total = sum(len(a) for _, a in parts)
+    if total > max_prompts:
+        raise InputError(f"{total} prompts in one call; at most max_prompts={max_prompts}")
+    h, w = prepared.frame_hw
+    to_boxes = {"points": _point_boxes, "boxes": _box_boxes}
+    out = [to_boxes[name](arr, w, h, prepared.scale) for name, arr in parts]
+    return np.ascontiguousarray(np.concatenate(out)[None], dtype=np.float32)
