@@ -1,47 +1,42 @@
 """`rapsam-edge train`: flags are generated from TrainConfig's fields (one source of truth).
 
-rapsam-edge train --variant edge-xs --data data/synthetic --out runs/xs --steps 2000
-torchrun --nproc_per_node 2 -m rapsam_edge.train.cli --variant edge-s ...   # DDP
+rapsam-edge train --variant edge-s --data data/synthetic --out runs/s --steps 2000
+torchrun --nproc_per_node 2 -m rapsam_edge.cli train --variant edge-s ...   # DDP
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
-from .config import TrainConfig
+from ..train.config import TrainConfig
 
 _SKIP = {"extra"}
 
 
+def _shown(value) -> str:
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type) -> None:
-    """One ``--flag`` per field of a flat config dataclass (default None = keep the config's)."""
+    """One ``--flag`` per field of a flat config dataclass (default None = keep the config's);
+    the help names the field's comment-free meaning and the config's default."""
     defaults = config_type()
     for f in dataclasses.fields(config_type):
         if f.name in _SKIP:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
+        help_text = f"{config_type.__name__}.{f.name} (default {_shown(default)})"
         if isinstance(default, bool):
-            parser.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=f"(default {default})",
-            )
+            action = argparse.BooleanOptionalAction
+            parser.add_argument(flag, action=action, default=None, help=help_text)
         elif isinstance(default, tuple):
-            parser.add_argument(
-                flag,
-                type=float,
-                nargs="+",
-                default=None,
-                help=f"(default {' '.join(map(str, default))})",
-            )
+            parser.add_argument(flag, type=float, nargs="+", default=None, help=help_text)
         else:
             kind = type(default) if default is not None else str
-            parser.add_argument(flag, type=kind, default=None, help=f"(default {default})")
+            parser.add_argument(flag, type=kind, default=None, help=help_text)
 
 
 def apply_flags(cfg, args: argparse.Namespace):
@@ -54,7 +49,9 @@ def apply_flags(cfg, args: argparse.Namespace):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="JSON TrainConfig; flags override it")
+    parser.add_argument(
+        "--config", type=Path, help="JSON TrainConfig; flags override it (default: none)"
+    )
     add_dataclass_flags(parser, TrainConfig)
 
 
@@ -64,15 +61,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .trainer import train
+    from ..train.trainer import train
 
     cfg = config_from_args(args)
     train(cfg)
     print(f"weights and logs in {cfg.out}")
     return 0
-
-
-if __name__ == "__main__":  # torchrun entry: python -m rapsam_edge.train.cli
-    p = argparse.ArgumentParser(prog="rapsam-edge train")
-    add_arguments(p)
-    sys.exit(run(p.parse_args()))

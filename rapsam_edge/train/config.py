@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from pathlib import Path
+
+
+@cache
+def shipped_default_variant() -> str:
+    """The variant of the shipped default bundle (``assets.DEFAULT_BUNDLE``): what
+    ``rapsam-edge train`` trains unless told otherwise (read from its manifest, so the two
+    cannot disagree)."""
+    from ..bundle import load_bundle
+
+    return load_bundle(None, verify=False).variant
 
 
 @dataclass
 class TrainConfig:
-    variant: str = "edge-xs"
+    variant: str = field(default_factory=shipped_default_variant)
     data: str = "data/synthetic"  # dataset root with coco/ and ytvis/ (make-data layout)
     split: str = "train"
     out: str = "runs/train"
