@@ -16,7 +16,11 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
-    src.add_argument("--weights", type=Path, help="model.safetensors (+ config.json) to test")
+    src.add_argument(
+        "--weights",
+        type=Path,
+        help="model.safetensors (+ config.json) to test instead of a bundle (default: none)",
+    )
     parser.add_argument(
         "--backend",
         default=None,

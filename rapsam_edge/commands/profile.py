@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--compare",
-        default="",
+        default=None,
         help="more targets, comma-separated BACKEND[:BUNDLE], interleaved; ratios to the first "
         "(default: none)",
     )
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     source = args.source
     if source is not None and source.isdigit():
         source = int(source)
-    targets = parse_targets(Target(args.bundle, args.backend), args.compare.split(","))
+    targets = parse_targets(Target(args.bundle, args.backend), (args.compare or "").split(","))
     config = ProfileConfig(
         targets=targets,
         mode=args.mode,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import re
 from pathlib import Path
 
 from ..train.config import TrainConfig
@@ -19,16 +21,36 @@ def _shown(value) -> str:
     return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
+def field_comments(config_type: type) -> dict[str, str]:
+    """field -> the comment on its line, or the comment lines right above it, in the
+    dataclass's source (the fields' one documentation), for those that have one."""
+    try:
+        source = inspect.getsource(config_type)
+    except (OSError, TypeError):  # no source (a frozen build): names and defaults only
+        return {}
+    out: dict[str, str] = {}
+    above: list[str] = []  # the comment lines right above the current line
+    for line in source.splitlines():
+        field = re.match(r"^\s+(\w+): [^#]*(?:#\s*(.+))?$", line)
+        text = field and (field.group(2) or " ".join(above))
+        if text:
+            out[field.group(1)] = text.strip()
+        above = [*above, line.strip()[1:].strip()] if line.strip().startswith("#") else []
+    return out
+
+
 def add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type) -> None:
     """One ``--flag`` per field of a flat config dataclass (default None = keep the config's);
-    the help names the field's comment-free meaning and the config's default."""
+    the help is the field's comment (or its name) and the config's default."""
     defaults = config_type()
+    comments = field_comments(config_type)
     for f in dataclasses.fields(config_type):
         if f.name in _SKIP:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
-        help_text = f"{config_type.__name__}.{f.name} (default {_shown(default)})"
+        what = comments.get(f.name, f"{config_type.__name__}.{f.name}").replace("%", "%%")
+        help_text = f"{what} (default {_shown(default)})"
         if isinstance(default, bool):
             action = argparse.BooleanOptionalAction
             parser.add_argument(flag, action=action, default=None, help=help_text)
