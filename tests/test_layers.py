@@ -220,6 +220,13 @@ def test_model_and_eval_never_import_deploy():
     assert _offending([m for m in GRAPH if part(m) in ("model", "eval")], ["deploy"]) == []
 
 
+def test_no_library_module_imports_the_command_line():
+    """Library code is called by commands, never the other way round (no ``cli.main(argv)``
+    inside the library)."""
+    library = [m for m in GRAPH if part(m) not in ("commands", "cli", "__init__")]
+    assert _offending(library, ["commands", "cli"]) == []
+
+
 @pytest.mark.parametrize("verb", RUNTIME_VERBS)
 def test_runtime_commands_reach_only_the_runtime_side(verb):
     from rapsam_edge.cli import COMMANDS

@@ -42,9 +42,9 @@ def first_frame(source: str) -> np.ndarray:
     cap = cv2.VideoCapture(source)
     ok, frame = cap.read() if cap.isOpened() else (False, None)
     cap.release()
-    if not ok:
+    if not ok or frame is None:
         raise SourceError(f"cannot read a frame from {source!r} (not a video file?)")
-    return frame
+    return np.asarray(frame)
 
 
 def _by_area(targets: list[Target]) -> list[Target]:
@@ -65,7 +65,7 @@ def unclaimed_objects(panoptic_map: np.ndarray) -> list[np.ndarray]:
     depth = cv2.distanceTransform(void, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     n, labels = cv2.connectedComponents(void[1:-1, 1:-1], connectivity=8)
     deepest = np.zeros(n, np.float32)
-    np.maximum.at(deepest, labels.ravel(), depth.ravel())
+    np.maximum.at(deepest, np.asarray(labels, np.intp).ravel(), depth.ravel())
     blobs = [labels == i for i in range(1, n) if deepest[i] >= MIN_OBJECT_DEPTH]
     return sorted(blobs, key=lambda m: -int(m.sum()))
 
