@@ -1,7 +1,7 @@
 """`rapsam-edge` command line: one table of sub-commands, each imported only when used (so
 runtime commands never import torch, and every ``--help`` works without it).
 
-Every command module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and imports
+Every verb is one module of ``rapsam_edge.commands`` (``make-data`` -> ``make_data``); it exposes ``add_arguments(parser)`` and ``run(args) -> int`` and imports
 torch (if at all) inside ``run``. Errors the SDK raises on purpose (``RapsamEdgeError``), a
 missing optional dependency and a bad argument print one line with what to do and exit 2;
 ``--debug`` (anywhere on the line) prints the traceback instead.
@@ -19,7 +19,7 @@ from .errors import MissingDependencyError, RapsamEdgeError
 
 
 class Command(NamedTuple):
-    module: str  # implements add_arguments / run
+    module: str  # rapsam_edge.commands.<verb>: implements add_arguments / run
     help: str
     extra: str | None  # the pip extra its run() needs beyond the runtime, if any
 
@@ -27,64 +27,69 @@ class Command(NamedTuple):
 #: sub-command -> how it is implemented
 COMMANDS: dict[str, Command] = {
     "demo": Command(
-        "rapsam_edge.apps.demo",
+        "rapsam_edge.commands.demo",
         "the shipped model on the shipped clip: panoptic, prompts, tracking + timings",
         None,
     ),
     "run": Command(
-        "rapsam_edge.apps.run", "run a bundle on an image, a video file or a camera", None
+        "rapsam_edge.commands.run", "run a bundle on an image, a video file or a camera", None
     ),
     "profile": Command(
-        "rapsam_edge.profile.cli",
+        "rapsam_edge.commands.profile",
         "on-device FPS profiler: per-stage latency, FPS, memory, environment, top operators",
         None,
     ),
     "benchmark": Command(
-        "rapsam_edge.deploy.benchmark_cli",
-        "FPS table: every model x backend x precision usable here (fresh variants need torch)",
+        "rapsam_edge.commands.benchmark",
+        "FPS table: every shipped bundle and fresh variant x backend x precision usable here "
+        "(fresh variants need torch)",
         None,
     ),
     "info": Command(
-        "rapsam_edge.apps.info",
+        "rapsam_edge.commands.info",
         "what a bundle holds, the ops core and the backends usable here",
         None,
     ),
     "make-data": Command(
-        "rapsam_edge.data.cli", "generate a synthetic COCO-panoptic + YouTube-VIS dataset", None
+        "rapsam_edge.commands.make_data",
+        "generate a synthetic COCO-panoptic + YouTube-VIS dataset",
+        None,
     ),
     "train": Command(
-        "rapsam_edge.train.cli",
+        "rapsam_edge.commands.train",
         "train (or fine-tune) a model; torchrun for several processes",
         "train",
     ),
     "distill": Command(
-        "rapsam_edge.train.distill_cli",
+        "rapsam_edge.commands.distill",
         "train a student with a frozen teacher (dense-map KL, prompt masks, features)",
         "train",
     ),
     "pretrain": Command(
-        "rapsam_edge.train.pretrain_cli",
+        "rapsam_edge.commands.pretrain",
         "pretrain a trunk on generated shape scenes (dense shape classification)",
         "train",
     ),
     "eval": Command(
-        "rapsam_edge.eval.cli",
+        "rapsam_edge.commands.eval",
         "PQ, interactive mIoU / NoC and video AP of a model on a dataset",
         None,
     ),
     "quantize": Command(
-        "rapsam_edge.deploy.quantize.cli",
+        "rapsam_edge.commands.quantize",
         "FP32 bundle or weights -> INT8 / FP16 / BF16 bundle that passed the accuracy gate",
         "train",
     ),
     "variants": Command(
-        "rapsam_edge.model.variants_cli", "parameters and GFLOPs of every model variant", "train"
+        "rapsam_edge.commands.variants", "parameters and GFLOPs of every model variant", "train"
     ),
     "convert": Command(
-        "rapsam_edge.model.convert_cli", "official RAP-SAM checkpoint -> our weights", "train"
+        "rapsam_edge.commands.convert", "official RAP-SAM checkpoint -> our weights", "train"
     ),
     "export": Command(
-        "rapsam_edge.deploy.cli", "weights -> model bundle (ONNX + OpenVINO IR + manifest)", "train"
+        "rapsam_edge.commands.export",
+        "weights -> model bundle (ONNX + OpenVINO IR + manifest)",
+        "train",
     ),
 }
 

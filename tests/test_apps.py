@@ -159,6 +159,29 @@ def test_run_on_an_image_and_info(tmp_path, capsys):
     assert "checksums OK" in out and "ort-cpu" in out
 
 
+def test_run_on_an_image_names_each_segments_class_and_score(tmp_path, capsys):
+    from rapsam_edge.bundle import load_bundle
+
+    cap = cv2.VideoCapture(str(sample_clip()))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    cv2.imwrite(str(tmp_path / "frame.png"), frame)
+    argv = ["run", "--source", str(tmp_path / "frame.png"), "--backend", "ort-cpu"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    count = int(out.split(" segments -> ")[0].rsplit("\n", 1)[-1])
+    lines = [line for line in out.splitlines() if line.startswith("  segment ")]
+    assert count >= 1 and len(lines) == count, out
+    names = set(load_bundle(None).class_names)
+    scores = []
+    for line in lines:  # "  segment 3: circle (thing), score 0.87, 1234 px"
+        name = line.split(": ", 1)[1].split(" (", 1)[0]
+        assert name in names, line
+        scores.append(float(line.split("score ")[1].split(",")[0]))
+    assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
+
+
 def test_run_on_a_video_by_shipped_name_prints_tracks(tmp_path, capsys):
     args = ["run", "edge-xs-synthetic", "--source", str(sample_clip()), "--max-frames", "3"]
     assert main([*args, "--backend", "ort-cpu", "--out", str(tmp_path)]) == 0

@@ -1,5 +1,6 @@
-"""`rapsam-edge benchmark`: one row per model x backend x precision, written as Markdown and
-JSON (a fresh variant is exported with torch)."""
+"""`rapsam-edge benchmark`: one row per model x backend x precision for every shipped bundle
+(the real-time ones included) and fresh variants, printed and, with --out, written as Markdown
+and JSON (a fresh variant is exported with torch)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 
 import pytest
 
-from rapsam_edge.assets import DEFAULT_BUNDLE
+from rapsam_edge.assets import DEFAULT_BUNDLE, REALTIME_BUNDLE, shipped_bundles
 from rapsam_edge.cli import main
 
 pytest.importorskip("torch")
@@ -33,7 +34,10 @@ def test_benchmark_table(tmp_path, capsys):
     got = {(r["variant"], r["backend"], r["precision"]) for r in rows}
     assert ("edge-xs", "ort-cpu", "fp32") in got and ("edge-xs", "openvino", "fp32") in got
     int8_name = f"{DEFAULT_BUNDLE}-ov-int8"
-    assert {r["bundle"] for r in rows} == {DEFAULT_BUNDLE, "edge-xs-random", int8_name}
+    # every shipped bundle, the real-time model and its INT8 twin included
+    assert {r["bundle"] for r in rows} == {*shipped_bundles(), "edge-xs-random"}
+    assert {REALTIME_BUNDLE, f"{REALTIME_BUNDLE}-ov-int8", int8_name} <= set(shipped_bundles())
+    assert rows[0]["bundle"] == DEFAULT_BUNDLE  # the default model first
     int8 = [r for r in rows if r["bundle"] == int8_name]
     assert [(r["backend"], r["precision"]) for r in int8] == [("openvino", "int8+fp32")]
     for r in rows:
@@ -42,3 +46,11 @@ def test_benchmark_table(tmp_path, capsys):
         assert 0.5 < r["e2e_over_stages"] < 2.0  # a ratio of times, not a sum or a difference
     md = out.with_suffix(".md").read_text()
     assert "| edge-xs | edge-xs-random | openvino | fp32 |" in md and md in capsys.readouterr().out
+
+
+def test_benchmark_writes_no_file_unless_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["benchmark", "--bundle", "edge-xs-synthetic", "--no-fresh", "--backends", "ort-cpu"]
+    assert main([*argv, "--input", "160x120", "--warmup", "0", "--iters", "1"]) == 0
+    assert list(tmp_path.iterdir()) == []
+    assert "| edge-xs | edge-xs-synthetic | ort-cpu | fp32 |" in capsys.readouterr().out

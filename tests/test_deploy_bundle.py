@@ -174,7 +174,7 @@ def test_export_refuses_foreign_directory(xs_bundle, tmp_path):
 
 def test_cli_export_from_saved_weights(xs_bundle, tmp_path):
     pytest.importorskip("safetensors")
-    from rapsam_edge.deploy import cli
+    from rapsam_edge.commands import export as cli
     from rapsam_edge.errors import ConfigError
     from rapsam_edge.model import save_model
 

@@ -1,1 +1,2 @@
-"""Runtime applications behind the CLI (demo, run, info); torch-free."""
+"""What the runtime commands show (``commands.demo``, ``commands.run``): drawing, video and image
+handling, timings; torch-free."""

@@ -1,10 +1,5 @@
-"""`rapsam-edge demo`: the shipped default bundle on the shipped sample clip, all three tasks.
-
-Writes ``panoptic.png`` (first frame), ``prompts.png`` (clicks and a box on objects of the
-first frame), ``tracking.mp4`` (online video instance segmentation with track ids, frame
-index and track count) and ``timings.json`` (timings, the prompts and their masks' areas,
-the track count) to ``--out``, and prints per-stage timings (p50 / p90 / p99), what was
-clicked and how many tracks the video gave (and why none, when none).
+"""The parts of ``rapsam-edge demo`` (``commands.demo``): what to prompt on, where to click,
+and the timed panoptic and prompt passes.
 
 Clicks land inside objects: on the pixel of an object's mask farthest from its boundary
 (``draw.interior_point``), for the thing segments the model found or, when it named none
@@ -13,8 +8,6 @@ the objects it could not name."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import ConfigError, SourceError
-from .draw import draw_panoptic, draw_prompts, interior_point
+from ..errors import SourceError
+from .draw import interior_point
 from .timing import StageTimes
-from .video import process_stream, tracks_report
 
 #: most clicks the demo makes (plus one box)
 MAX_CLICKS = 3
@@ -36,22 +28,6 @@ BOX_MARGIN = 4
 MIN_OBJECT_DEPTH = 5.0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory")
-    parser.add_argument(
-        "--bundle",
-        help="bundle directory or a shipped bundle's name (default: the shipped one)",
-    )
-    parser.add_argument("--source", help="video file (default: the shipped sample clip)")
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        help="runtime backend (default auto: a GPU backend if any, else the "
-        "fastest CPU backend per graph, timed at start-up)",
-    )
-    parser.add_argument("--repeats", type=int, default=20, help="timed repeats of each stage")
-
-
 @dataclass(frozen=True)
 class Target:
     """An object to prompt: ``name`` for people, ``mask`` H x W bool."""
@@ -60,15 +36,15 @@ class Target:
     mask: np.ndarray
 
 
-def _first_frame(source: str) -> np.ndarray:
+def first_frame(source: str) -> np.ndarray:
     if not Path(source).exists():
         raise SourceError(f"video source {source!r} does not exist")
     cap = cv2.VideoCapture(source)
     ok, frame = cap.read() if cap.isOpened() else (False, None)
     cap.release()
-    if not ok:
+    if not ok or frame is None:
         raise SourceError(f"cannot read a frame from {source!r} (not a video file?)")
-    return frame
+    return np.asarray(frame)
 
 
 def _by_area(targets: list[Target]) -> list[Target]:
@@ -89,7 +65,7 @@ def unclaimed_objects(panoptic_map: np.ndarray) -> list[np.ndarray]:
     depth = cv2.distanceTransform(void, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     n, labels = cv2.connectedComponents(void[1:-1, 1:-1], connectivity=8)
     deepest = np.zeros(n, np.float32)
-    np.maximum.at(deepest, labels.ravel(), depth.ravel())
+    np.maximum.at(deepest, np.asarray(labels, np.intp).ravel(), depth.ravel())
     blobs = [labels == i for i in range(1, n) if deepest[i] >= MIN_OBJECT_DEPTH]
     return sorted(blobs, key=lambda m: -int(m.sum()))
 
@@ -156,53 +132,44 @@ def plan_prompts(
     return points, [box], [t.name for t in clicked] + [targets[0].name]
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..assets import sample_clip
-    from ..runtime.segmenter import Segmenter
+def time_panoptic(seg, frame: np.ndarray, repeats: int):
+    """``repeats`` timed panoptic passes over ``frame``.
 
-    if args.repeats < 1:
-        raise ConfigError(f"--repeats must be at least 1, got {args.repeats}")
-    source = str(args.source or sample_clip())
-    frame = _first_frame(source)
-    seg = Segmenter(args.bundle, backend=args.backend, color_order="BGR")  # OpenCV frames
-    bundle = seg.bundle.root
-    print(f"bundle {bundle}\nbackend {seg.backend_name}\nsource {source}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"bundle": str(bundle), "backend": seg.backend_name, "source": source}
-
-    # 1. panoptic segmentation of one frame
-    pan_times = StageTimes()
-    for _ in range(args.repeats):
+    Returns:
+      (the last ``PanopticResult``, ``StageTimes`` per stage plus "total", ms)."""
+    times = StageTimes()
+    for _ in range(repeats):
         t0 = time.perf_counter()
         pan = seg.panoptic(frame)
-        pan_times.add({**pan.timings, "total": (time.perf_counter() - t0) * 1e3})
-    cv2.imwrite(str(args.out / "panoptic.png"), draw_panoptic(frame, pan))
-    names = [pan.class_names[c] for c in pan.segments["class"]]
-    things = int(pan.segments["is_thing"].sum())
-    print(
-        f"\n[panoptic] {len(pan.segments)} segments ({things} things): {', '.join(names) or 'none'}"
-    )
-    print(pan_times.table())
+        times.add({**pan.timings, "total": (time.perf_counter() - t0) * 1e3})
+    return pan, times
 
-    # 2. interactive: encoder once, then cheap prompt decodes, on objects of the frame
-    targets, origin = choose_targets(pan)
-    points, boxes, what = plan_prompts(targets, frame.shape[:2])
-    prompt_times = StageTimes()
-    for _ in range(args.repeats):
+
+def time_prompts(seg, frame: np.ndarray, points, boxes, repeats: int):
+    """``repeats`` timed ``set_image`` + one-click ``prompt`` pairs, then one prompt call with
+    every point and box.
+
+    Returns:
+      (that ``PromptResult``, ``StageTimes`` of "set_image" and "prompt_1pt", ms)."""
+    times = StageTimes()
+    for _ in range(repeats):
         t0 = time.perf_counter()
         emb = seg.set_image(frame)
         t1 = time.perf_counter()
         seg.prompt(emb, points=points[:1])
         t2 = time.perf_counter()
-        prompt_times.add({"set_image": (t1 - t0) * 1e3, "prompt_1pt": (t2 - t1) * 1e3})
-    res = seg.prompt(emb, points=points, boxes=boxes)
-    cv2.imwrite(str(args.out / "prompts.png"), draw_prompts(frame, res, points, boxes))
-    summary = prompt_times.summary()
-    full = pan_times.summary()["total"]["p50_ms"]
-    ratio = full / summary["prompt_1pt"]["p50_ms"]
-    print(f"\n[interactive] prompts on {origin}:")
-    prompts = []
-    for i, (prompt, name, mask, iou) in enumerate(zip(points + boxes, what, res.masks, res.iou)):
+        times.add({"set_image": (t1 - t0) * 1e3, "prompt_1pt": (t2 - t1) * 1e3})
+    return seg.prompt(emb, points=points, boxes=boxes), times
+
+
+def describe_prompts(points, boxes, names: list[str], res) -> tuple[list[dict], list[str]]:
+    """What each prompt (points first, then boxes) gave: a JSON-ready record and a line.
+
+    Returns:
+      (records with kind, at, target, mask_area, predicted_iou and, for clicks,
+      contains_click; one printable line per prompt)."""
+    records, lines = [], []
+    for i, (prompt, name, mask, iou) in enumerate(zip(points + boxes, names, res.masks, res.iou)):
         kind = "click" if i < len(points) else "box"
         entry = {
             "kind": kind,
@@ -214,40 +181,14 @@ def run(args: argparse.Namespace) -> int:
         if kind == "click":
             entry["contains_click"] = bool(mask[prompt[1], prompt[0]])
             inside = "inside" if entry["contains_click"] else "NOT inside"
-            print(
+            lines.append(
                 f"  {i + 1}. click at (x, y) = {tuple(prompt)} on {name}: mask of "
                 f"{entry['mask_area']} px, click {inside} it, predicted IoU {iou:.2f}"
             )
         else:
-            print(
+            lines.append(
                 f"  {i + 1}. box (x0, y0, x1, y1) = {tuple(prompt)} around {name}: mask of "
                 f"{entry['mask_area']} px, predicted IoU {iou:.2f}"
             )
-        prompts.append(entry)
-    print(prompt_times.table())
-    print(f"one prompt after set_image costs 1/{ratio:.1f} of a full panoptic frame")
-
-    # 3. online video instance segmentation over the clip
-    track_times, n, wall = process_stream(
-        seg, source, task="track", out_video=args.out / "tracking.mp4"
-    )
-    started, tracks_line = tracks_report(seg)
-    print(
-        f"\n[tracking] {n} frames in {wall:.2f} s = {n / wall:.1f} FPS end to end "
-        f"(capture + letterbox of frame t+1 overlap inference of frame t)\n{tracks_line}"
-    )
-    print(track_times.table())
-
-    report.update(
-        panoptic=pan_times.summary(),
-        interactive=summary,
-        prompts=prompts,
-        prompt_vs_frame_ratio=ratio,
-        tracking=track_times.summary(),
-        tracking_fps=n / wall,
-        frames=n,
-        tracks_started=started,
-    )
-    (args.out / "timings.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {args.out}/panoptic.png, prompts.png, tracking.mp4, timings.json")
-    return 0
+        records.append(entry)
+    return records, lines

@@ -3,8 +3,8 @@
 ``build_model(name)`` builds a variant from ``VARIANTS``; ``RapSam`` documents the forward
 contract; ``save_model`` / ``load_model`` read and write safetensors + config.json.
 
-The names below are imported on first use (PEP 562), so the torch-free command-line modules
-of this package (``variants_cli``, ``convert_cli``) load without torch.
+The names below are imported on first use (PEP 562): importing this package alone does not
+import torch.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Convert an official RAP-SAM (mmdet/mmengine) checkpoint to our ``rapsam-r50`` (or the
-same layout on ResNet-18, ``rapsam-r18``) and optionally export it to a bundle.
+same layout on ResNet-18, ``rapsam-r18``); ``rapsam-edge convert`` (``commands.convert``) also
+exports the result to a bundle.
 
 The official checkpoint does not contain the frozen CLIP class embeddings (a non-persistent
 buffer there); pass them separately (C x E, or C x K x E with K synonyms / prompt templates per
@@ -16,7 +17,6 @@ inert placeholders for mmengine / numpy objects: nothing in the file is executed
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -285,50 +285,3 @@ def convert_file(
             raise ConversionError(f"{classes}: {len(vocab)} classes for {c} class embeddings")
     model.config["classes"] = vocab
     return model, vocab
-
-
-def run(args: argparse.Namespace) -> int:
-    """`rapsam-edge convert CKPT --class-embeddings E --classes NAMES.json
-    (--out DIR | --export BUNDLE [--recipe R])`."""
-    from .io import save_model
-
-    if args.out is None and args.export is None:
-        raise ConversionError("nothing to write", hint="give --out DIR and/or --export BUNDLE")
-    if args.export is not None and args.classes is None:
-        raise ConversionError("a bundle must name its classes", hint="pass --classes NAMES.json")
-    model, vocab = convert_file(
-        args.checkpoint,
-        class_embeddings=args.class_embeddings,
-        classes=args.classes,
-        variant=args.variant,
-        ema=args.ema,
-    )
-    n = sum(v.numel() for v in model.state_dict().values())
-    print(f"converted {args.checkpoint} -> {model.config['variant']} ({n / 1e6:.2f} M values)")
-    if args.out is not None:
-        print(f"wrote {save_model(model, args.out, classes=vocab)}")
-    if args.export is not None:
-        from ..deploy.recipe_export import export_with_recipe
-
-        export_with_recipe(
-            model,
-            args.export,
-            recipe=args.recipe,
-            calib=args.calib,
-            val=args.val,
-            classes=vocab,
-            provenance={"checkpoint": str(args.checkpoint), "converted_by": "rapsam-edge convert"},
-        )
-    return 0
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    from .convert_cli import add_arguments
-
-    add_arguments(parser)
-    raise SystemExit(run(parser.parse_args(argv)))
-
-
-if __name__ == "__main__":
-    main()

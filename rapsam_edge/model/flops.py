@@ -9,7 +9,7 @@ approximation of 5 MACs per sampled value (4 corner weights + modulation), i.e.
 5 x C_in x 9 x H x W per deformable conv. Counting runs on the meta device (no memory, no
 compute), batch 1.
 
-``python -m rapsam_edge.model.flops`` prints the table for every variant.
+``rapsam-edge variants`` prints the table for every variant.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .dcn import ModulatedDeformConv2d
 from .variants import VARIANTS, build_model
 
-__all__ = ["ModelCost", "count_cost"]
+__all__ = ["ModelCost", "cost_table", "count_cost", "variant_costs"]
 
 DCN_SAMPLING_MACS = 5  # per sampled input value (bilinear 4 + modulation 1)
 
@@ -83,7 +83,8 @@ def count_cost(variant: str, height: int, width: int, *, deform: bool | None = N
     return ModelCost(variant, height, width, params, enc, pan, prm)
 
 
-def _table(rows: list[ModelCost]) -> str:
+def cost_table(rows: list[ModelCost]) -> str:
+    """A Markdown table of ``rows``."""
     head = (
         "| variant | input HxW | params (M) | encoder GMACs | panoptic dec GMACs | "
         "prompt dec GMACs (P=1) | enc+pan GMACs | enc+pan GFLOPs |"
@@ -98,26 +99,19 @@ def _table(rows: list[ModelCost]) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> int:
-    """`rapsam-edge variants`: parameters, GMACs and GFLOPs per variant."""
-    names = args.variant or list(VARIANTS)
-    sizes = [tuple(s) for s in args.size] if args.size else [(512, 512), (1024, 1024)]
-    rows = [count_cost(name, h, w) for name in names for h, w in sizes]
-    if not args.size and not args.variant:
-        rows += [count_cost("edge-s", 480, 640), count_cost("rapsam-r50", 800, 1344)]
-    print(_table(rows))
-    return 0
+#: sizes counted for every variant when none are given, (H, W)
+DEFAULT_SIZES = ((512, 512), (1024, 1024))
+#: (variant, H, W) rows added to the default table: each variant at its own deployment size
+DEPLOYMENT_SIZES = (("edge-s", 480, 640), ("rapsam-r50", 800, 1344))
 
 
-def main() -> None:
-    import argparse
-
-    from .variants_cli import add_arguments
-
-    parser = argparse.ArgumentParser(description="parameters and GFLOPs per variant")
-    add_arguments(parser)
-    raise SystemExit(run(parser.parse_args()))
-
-
-if __name__ == "__main__":
-    main()
+def variant_costs(
+    variants: list[str] | None = None, sizes: list[tuple[int, int]] | None = None
+) -> list[ModelCost]:
+    """Costs of ``variants`` (default: all) at ``sizes`` (default ``DEFAULT_SIZES``); with
+    neither given, the ``DEPLOYMENT_SIZES`` rows too."""
+    names = variants or list(VARIANTS)
+    rows = [count_cost(name, h, w) for name in names for h, w in (sizes or DEFAULT_SIZES)]
+    if not variants and not sizes:
+        rows += [count_cost(name, h, w) for name, h, w in DEPLOYMENT_SIZES]
+    return rows

@@ -14,11 +14,13 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..profile.runner import MODES
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "frame_size", "run"]
 
 
-def _size(text: str) -> tuple[int, int]:
+def frame_size(text: str) -> tuple[int, int]:
+    """argparse type of a WxH frame size -> (H, W)."""
     m = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
     if not m:
         raise argparse.ArgumentTypeError(f"expected WxH, e.g. 640x480, got {text!r}")
@@ -30,29 +32,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "bundle", nargs="?", help="bundle directory or shipped name (default: the shipped one)"
     )
     parser.add_argument(
-        "--backend", default="auto", help="backend name, or auto / fastest (default auto)"
+        "--backend", default="auto", help="backend name, or auto / fastest (default %(default)s)"
     )
-    parser.add_argument("--device", help="backend device (e.g. CPU, GPU, cuda:0)")
+    parser.add_argument(
+        "--device", help="backend device, e.g. CPU, GPU, cuda:0 (default: the backend's own)"
+    )
     parser.add_argument(
         "--precision",
         choices=("fp32", "fp16", "bf16", "int8"),
-        help="runtime precision (OpenVINO hint / TensorRT engine)",
+        help="runtime precision: OpenVINO hint / TensorRT engine (default: the bundle's graphs as stored)",
     )
     parser.add_argument(
-        "--mode", choices=("panoptic", "prompt", "track", "stream"), default="panoptic"
+        "--mode",
+        choices=MODES,
+        default="panoptic",
+        help="what is timed: panoptic frames, prompt decodes after one set_image, tracking, "
+        "or a video stream with capture overlapped (default %(default)s)",
     )
     src = parser.add_mutually_exclusive_group()
     src.add_argument(
         "--input",
-        type=_size,
-        default=(480, 640),
+        type=frame_size,
+        default="640x480",  # a string default goes through type= too: (480, 640)
         metavar="WxH",
-        help="synthetic frame size (default 640x480)",
+        help="synthetic frame size (default %(default)s)",
     )
-    src.add_argument("--source", help="video file, image file or camera index to take frames from")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed iterations (default 10)")
-    parser.add_argument("--iters", type=int, default=100, help="timed iterations (default 100)")
-    parser.add_argument("--threads", type=int, help="threads per graph and for the C++ core")
+    src.add_argument(
+        "--source",
+        help="video file, image file or camera index to take frames from (default: a synthetic frame)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=10, help="untimed iterations (default %(default)s)"
+    )
+    parser.add_argument(
+        "--iters", type=int, default=100, help="timed iterations (default %(default)s)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads per graph and for the C++ core (default: RAPSAM_EDGE_THREADS or the usable cores)",
+    )
     parser.add_argument(
         "--input-size",
         type=int,
@@ -60,29 +79,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="network long side in pixels (default: each bundle's own)",
     )
     parser.add_argument(
-        "--prompts", type=int, default=1, help="clicks per prompt call (prompt mode)"
+        "--prompts",
+        type=int,
+        default=1,
+        help="clicks per prompt call, prompt mode (default %(default)s)",
     )
     parser.add_argument(
         "--compare",
-        default="",
-        help="more targets, comma-separated BACKEND[:BUNDLE], interleaved; ratios to the first",
+        default=None,
+        help="more targets, comma-separated BACKEND[:BUNDLE], interleaved; ratios to the first "
+        "(default: none)",
     )
     parser.add_argument(
         "--layers",
         action="store_true",
         help="top operators by time from the backend's own profiler",
     )
-    parser.add_argument("--json", type=Path, help="write the report as JSON")
-    parser.add_argument("--markdown", type=Path, help="write the report as Markdown")
+    parser.add_argument("--json", type=Path, help="write the report as JSON (default: none)")
     parser.add_argument(
-        "--plot", type=Path, help="write a PNG (needs matplotlib: the 'plot' extra)"
+        "--markdown", type=Path, help="write the report as Markdown (default: printed only)"
+    )
+    parser.add_argument(
+        "--plot", type=Path, help="write a PNG, needs matplotlib: the 'plot' extra (default: none)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from .report import to_markdown, write_plot
-    from .runner import ProfileConfig, Target, parse_targets, run_profile
+    from ..profile.report import to_markdown, write_plot
+    from ..profile.runner import ProfileConfig, Target, parse_targets, run_profile
 
     if args.plot is not None:  # fail before a long run, not after it
         try:
@@ -96,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     source = args.source
     if source is not None and source.isdigit():
         source = int(source)
-    targets = parse_targets(Target(args.bundle, args.backend), args.compare.split(","))
+    targets = parse_targets(Target(args.bundle, args.backend), (args.compare or "").split(","))
     config = ProfileConfig(
         targets=targets,
         mode=args.mode,

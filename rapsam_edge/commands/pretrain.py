@@ -1,4 +1,4 @@
-"""`rapsam-edge pretrain`: trunk pretraining on generated shape scenes (see ``pretrain.py``).
+"""`rapsam-edge pretrain`: trunk pretraining on generated shape scenes (``train.pretrain``).
 
 rapsam-edge pretrain --variant edge-s --out runs/pretrain-edge-s --steps 3000
 rapsam-edge train --variant edge-s --init-trunk runs/pretrain-edge-s ...
@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import argparse
 
-from .cli import add_dataclass_flags, apply_flags
+from ..train.config import PretrainConfig
+from .train import add_dataclass_flags, apply_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .config import PretrainConfig
-
     add_dataclass_flags(parser, PretrainConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .config import PretrainConfig
-    from .pretrain import pretrain
+    from ..train.pretrain import pretrain
 
     cfg = apply_flags(PretrainConfig(), args)
     record = pretrain(cfg)

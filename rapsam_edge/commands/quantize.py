@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConfigError, SourceError
+from ..errors import ConfigError, SourceError
 
 __all__ = ["add_arguments", "run"]
 
@@ -94,12 +94,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _source_bundle(source: str, tmp: Path):
-    from ...bundle import load_bundle
+    from ..bundle import load_bundle
 
     path = Path(source)
     if (path / "config.json").is_file() and not (path / "manifest.json").is_file():
-        from ...model.io import load_model
-        from ..bundle_writer import export_bundle
+        from ..deploy.bundle_writer import export_bundle
+        from ..model.io import load_model
 
         log.info("exporting the FP32 bundle from weights %s", path)
         return load_bundle(export_bundle(load_model(path), tmp / "fp32", name=f"{path.name}-fp32"))
@@ -111,7 +111,7 @@ def _convert(
 ) -> dict[str, Any]:
     """One graph file ``src`` -> ``dst``; returns the tool's record."""
     if backend in ("ort", "tensorrt") and to in ("int8", "mixed"):
-        from .ort_int8 import quantize_with_report
+        from ..deploy.quantize.ort_int8 import quantize_with_report
 
         record, report = quantize_with_report(src, dst, feeds)
         return {**record, "worst_tensors": report[:5]}
@@ -119,11 +119,11 @@ def _convert(
         if backend == "tensorrt":  # the engine builder makes FP16 from the FP32 ONNX
             shutil.copy2(src, dst)
             return {"tool": "tensorrt builder (FP16 flag at engine build)"}
-        from .ort_fp16 import convert_ort_fp16
+        from ..deploy.quantize.ort_fp16 import convert_ort_fp16
 
         return convert_ort_fp16(src, dst)
     if backend == "openvino" and to in ("int8", "mixed"):
-        from . import ov_int8
+        from ..deploy.quantize import ov_int8
 
         if options.get("accuracy_control") is not None:
             return ov_int8.quantize_ov_int8_accuracy_control_default(
@@ -135,7 +135,7 @@ def _convert(
             )
         return ov_int8.quantize_ov_int8(src, dst, feeds)
     if backend == "openvino" and to == "fp16":
-        from .ov_fp16 import convert_ov_fp16
+        from ..deploy.quantize.ov_fp16 import convert_ov_fp16
 
         return convert_ov_fp16(src, dst)
     raise ConfigError(
@@ -144,9 +144,9 @@ def _convert(
 
 
 def run(args: argparse.Namespace) -> int:
-    from .calibration import calibration_frames, graph_feeds
-    from .derived import graph_file_names, write_derived_bundle
-    from .gate import AccuracyGateError, GateLimits, run_gate
+    from ..deploy.quantize.calibration import calibration_frames, graph_feeds
+    from ..deploy.quantize.derived import graph_file_names, write_derived_bundle
+    from ..deploy.quantize.gate import AccuracyGateError, GateLimits, run_gate
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.to not in SUPPORTED[args.backend]:
@@ -295,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _backend_available(name: str, bundle) -> bool:
-    from ...runtime.registry import available_backends
+    from ..runtime.registry import available_backends
 
     return name in available_backends(bundle)
 
@@ -314,8 +314,8 @@ def _worst_graph(
 ) -> str:
     """The converted graph whose FP32 copy raises the median mask IoU most (one gate per
     candidate, on the same images)."""
-    from .derived import write_derived_bundle
-    from .gate import run_gate
+    from ..deploy.quantize.derived import write_derived_bundle
+    from ..deploy.quantize.gate import run_gate
 
     best, best_score = None, -1.0
     candidates = [

@@ -1,25 +1,27 @@
-"""`rapsam-edge distill`: train a student with a frozen teacher (``distill.py``) on top of
+"""`rapsam-edge distill`: train a student with a frozen teacher (``train.distill``) on top of
 the ground-truth losses; every `train` flag applies (checkpoints, resume, torchrun / DDP).
 
 rapsam-edge distill --teacher runs/edge-s --student edge-xs --data data/synthetic --out runs/xs-kd
-torchrun --nproc_per_node 2 -m rapsam_edge.train.distill_cli --teacher ... --student ...
+torchrun --nproc_per_node 2 -m rapsam_edge.cli distill --teacher ... --student ...
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..errors import ConfigError
-from .cli import add_arguments as add_train_arguments
-from .cli import config_from_args
-from .cli import run as train_run
+from .train import add_arguments as add_train_arguments
+from .train import config_from_args
+from .train import run as train_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_train_arguments(parser)
     parser.add_argument(
-        "--student", dest="variant", default=None, help="student variant (same as --variant)"
+        "--student",
+        dest="variant",
+        default=None,
+        help="student variant, same as --variant (default: TrainConfig.variant)",
     )
 
 
@@ -27,9 +29,3 @@ def run(args: argparse.Namespace) -> int:
     if not config_from_args(args).teacher:
         raise ConfigError("distill needs a teacher", hint="pass --teacher RUN (a trained run)")
     return train_run(args)
-
-
-if __name__ == "__main__":  # torchrun entry: python -m rapsam_edge.train.distill_cli
-    p = argparse.ArgumentParser(prog="rapsam-edge distill")
-    add_arguments(p)
-    sys.exit(run(p.parse_args()))

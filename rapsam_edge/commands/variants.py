@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .flops import run as count
+    from ..model.flops import cost_table, variant_costs
 
-    return count(args)
+    sizes = [(h, w) for h, w in args.size] if args.size else None
+    print(cost_table(variant_costs(args.variant, sizes)))
+    return 0

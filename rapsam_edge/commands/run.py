@@ -1,6 +1,7 @@
 """`rapsam-edge run [BUNDLE] --source IMAGE|VIDEO|CAMERA_INDEX`: run a bundle (a directory or a
 shipped bundle's name; default: the shipped one) on an image, a video file or a camera and
-write annotated output, printing per-stage timings and, for videos, how many tracks it found."""
+write annotated output, printing per-stage timings, each segment's class name and score (for
+images) and, for videos, how many tracks it found."""
 
 from __future__ import annotations
 
@@ -8,13 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
-
 from ..errors import SourceError
-from .draw import draw_panoptic
-from .video import process_stream, tracks_report
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,26 +24,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--task",
         choices=("panoptic", "track"),
         default="track",
-        help="for videos / cameras (images: panoptic)",
+        help="for videos / cameras (default %(default)s; images: always panoptic)",
     )
-    parser.add_argument("--backend", default="auto")
-    parser.add_argument("--out", type=Path, default=Path("run_out"), help="output directory")
-    parser.add_argument("--max-frames", type=int, help="stop after N frames (cameras)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        help="runtime backend: a name from `rapsam-edge info`, or auto (default %(default)s: "
+        "a GPU backend if any, else the fastest CPU backend per graph, timed at start-up)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("run_out"), help="output directory (default %(default)s)"
+    )
+    parser.add_argument(
+        "--max-frames", type=int, help="stop after N frames (default: the whole video; cameras)"
+    )
     parser.add_argument("--input-size", type=int, help="network long side (default: bundle's)")
 
 
 def run(args: argparse.Namespace) -> int:
+    import cv2
+
+    from ..apps.draw import draw_panoptic
+    from ..apps.image import is_image, read_image, segment_lines
+    from ..apps.video import process_stream, tracks_report
     from ..runtime.segmenter import Segmenter
 
     source = args.source
-    frame = None
-    if Path(source).suffix.lower() in IMAGE_SUFFIXES:
-        if not Path(source).is_file():
-            raise SourceError(f"image {source!r} does not exist")
-        frame = cv2.imread(source, cv2.IMREAD_COLOR)
-        if frame is None:
-            raise SourceError(f"cannot read image {source!r} (not an image file?)")
-    elif not source.isdigit() and not Path(source).exists():
+    frame = read_image(source) if is_image(source) else None
+    if frame is None and not source.isdigit() and not Path(source).exists():
         raise SourceError(f"video source {source!r} does not exist")
     seg = Segmenter(
         args.bundle, backend=args.backend, color_order="BGR", input_size=args.input_size
@@ -61,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         cv2.imwrite(str(out), draw_panoptic(frame, result))
         print(json.dumps({k: round(v, 2) for k, v in result.timings.items()}))
         print(f"{len(result.segments)} segments -> {out}")
+        for line in segment_lines(result):
+            print(line)
         return 0
     src = int(source) if source.isdigit() else source
     out_video = args.out / f"{args.task}.mp4"

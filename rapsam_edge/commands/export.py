@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=["onnx", "openvino"],
         choices=["onnx", "openvino"],
-        help="graph formats to write",
+        help="graph formats to write (default %(default)s)",
     )
     parser.add_argument(
         "--input-size",
@@ -57,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--simplifier",
         default="auto",
         choices=["auto", "onnxslim", "onnxsim", "onnxruntime-basic", "none"],
+        help="ONNX graph simplifier (default %(default)s: the first one installed)",
     )
     parser.add_argument(
         "--include-weights",
@@ -67,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--provenance",
         type=Path,
         default=None,
-        help="JSON file copied into the manifest's provenance",
+        help="JSON file copied into the manifest's provenance (default: none)",
     )
 
 
@@ -98,8 +99,8 @@ def load_classes(spec: str | None, weights: str | Path | None = None) -> list[di
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..deploy.bundle_writer import export_bundle
     from ..model.io import load_model
-    from .bundle_writer import export_bundle
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     model = load_model(args.weights)

@@ -16,22 +16,32 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
-    src.add_argument("--weights", type=Path, help="model.safetensors (+ config.json) to test")
+    src.add_argument(
+        "--weights",
+        type=Path,
+        help="model.safetensors (+ config.json) to test instead of a bundle (default: none)",
+    )
     parser.add_argument(
         "--backend",
         default=None,
         help="runtime backend (default: auto for bundles, torch for --weights)",
     )
     parser.add_argument("--data", type=Path, required=True, help="dataset root (make-data layout)")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--json", type=Path, help="write the metrics here")
-    parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
-    parser.add_argument("--max-videos", type=int, help="evaluate only the first N videos")
+    parser.add_argument("--split", default="val", help="dataset split (default %(default)s)")
+    parser.add_argument(
+        "--json", type=Path, help="write the metrics here (default: print only pq, miou, vis_ap)"
+    )
+    parser.add_argument(
+        "--max-images", type=int, help="evaluate only the first N images (default: all)"
+    )
+    parser.add_argument(
+        "--max-videos", type=int, help="evaluate only the first N videos (default: all)"
+    )
     parser.add_argument(
         "--noc-images",
         type=int,
         default=0,
-        help="images on which to run the NoC click protocol (slow; default 0)",
+        help="images on which to run the NoC click protocol (slow; default %(default)s)",
     )
     parser.add_argument("--input-size", type=int, help="network long side (default: bundle's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -60,17 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.weights is not None:
-            from ..deploy.bundle_writer import export_bundle
-            from ..model.io import load_model
+            from ..deploy.reference_bundle import export_reference_bundle
 
-            model = load_model(args.weights)  # with the vocabulary saved beside it
-            bundle = export_bundle(
-                model,
-                Path(tmp) / "bundle",
-                name="eval",
-                formats=("onnx",),
-                include_weights=True,
-            )
+            bundle = export_reference_bundle(args.weights, Path(tmp) / "bundle", name="eval")
             backend = args.backend or "torch"
         else:
             from ..assets import default_bundle
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             backend = args.backend or "auto"
         seg = Segmenter(bundle, backend=backend, input_size=args.input_size)
         print(f"evaluating {bundle} on backend {seg.backend_name}", file=sys.stderr)
-        from .harness import evaluate
+        from ..eval.harness import evaluate
 
         metrics = evaluate(
             seg,
