@@ -210,8 +210,7 @@ def _engine(value: str) -> tuple[float | None, tuple[float, ...]] | None:
     if value == "off":
         return None
     m = _ENGINE_VALUE_RE.fullmatch(value)
-    if m is None:  # cannot happen for values _ENGINE_RE accepted; stay lenient
-        return (None, ())
+    assert m is not None, value  # every value _ENGINE_RE accepts is one of these spellings
     load = float(m["load"]) if m["load"] is not None else None
     if m["arr"] is not None:
         clocks = tuple(float(x) for x in m["arr"].split(",") if x)
