@@ -164,10 +164,6 @@ def _setting_cases() -> dict[str, tuple[str, dict, str]]:
     }
 
 
-def _run_frame(seg, frame):
-    return seg.panoptic(frame)
-
-
 def _outcome(fn: Callable[[], object], expect: str) -> None:
     if expect == "ok":
         fn()

@@ -161,10 +161,6 @@ def test_single_frame_videos_match_cocoeval(seed: int):
     assert 10 < ours["ap"] < 90  # neither trivial nor hopeless
 
 
-def _tube(frames):
-    return np.stack(frames).astype(bool)
-
-
 def test_hand_computed_video():
     # 3 frames of 4 x 5; the GT is absent in frame 1
     gt = np.zeros((3, 4, 5), bool)

@@ -1,11 +1,15 @@
 """The code base stays `ruff check` clean and `ruff format` formatted (rules in
-pyproject.toml), with no formatter pragmas fighting the formatter."""
+pyproject.toml), with no formatter pragmas fighting the formatter; the torch-free runtime
+(the folders of [tool.mypy] files) type-checks with mypy, and csrc/ is formatted by
+clang-format (.clang-format)."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,37 @@ def test_no_formatter_pragmas():
         if PRAGMA.search(line)
     ]
     assert not hits, f"formatter pragmas: {hits}"
+
+
+def test_mypy_is_clean_on_the_torch_free_runtime():
+    """runtime/, ops/, contract/, apps/ and profile/ (pyproject.toml [tool.mypy] files)."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (it is in the `test` extra)")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _cpp_sources() -> list[Path]:
+    return sorted(p for p in (REPO / "csrc").rglob("*") if p.suffix in {".cpp", ".hpp", ".h"})
+
+
+def test_csrc_is_clang_formatted():
+    clang_format = shutil.which("clang-format")
+    if clang_format is None:
+        pytest.skip("clang-format is not installed (it is in the `test` extra)")
+    sources = _cpp_sources()
+    assert len(sources) > 10, sources  # the glob still finds the C++ sources
+    proc = subprocess.run(
+        [clang_format, "--dry-run", "--Werror", *map(str, sources)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, "run `clang-format -i` on csrc/:\n" + proc.stderr[-4000:]

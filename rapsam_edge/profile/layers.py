@@ -311,7 +311,7 @@ def profile_layers(
             path = seg.bundle.graph_path(graph, "onnx")
         try:
             prof = profile_graph(backend, feeds[graph], path=path, runs=runs, warmup=warmup)
-        except Exception as e:  # a library error must not lose the rest of the report
+        except Exception as e:  # noqa: BLE001 - a library error must not lose the rest of the report
             log.warning("layers: profiling %s on %s failed: %s", graph, backend.name, e)
             prof = {
                 "backend": backend.name,

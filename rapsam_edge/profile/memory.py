@@ -93,7 +93,7 @@ def _devices(nvml: ModuleType) -> list[dict[str, Any]]:
     """{index, name, handle, total_mib, used_mib} of every GPU NVML can report memory for
     (devices whose memory query fails, e.g. unsupported on a Jetson iGPU, are left out)."""
     errors = (_nvml_error(nvml), OSError, AttributeError)
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         count = int(nvml.nvmlDeviceGetCount())
     except errors:
@@ -347,15 +347,10 @@ class MemoryTracker:
           ``gpu`` (``gpu_memory()`` at exit, or None).
         """
         body_peak = self._sampled_max
-        raised = (
-            self._entry_peak is not None
-            and self._exit_peak is not None
-            and self._exit_peak > self._entry_peak
-        )
-        if raised:
-            body_peak = max(body_peak or 0.0, self._exit_peak)
         growth = None
         if self._entry_peak is not None and self._exit_peak is not None:
+            if self._exit_peak > self._entry_peak:  # the block raised the high-water mark
+                body_peak = max(body_peak or 0.0, self._exit_peak)
             growth = max(0.0, self._exit_peak - self._entry_peak)
         return {
             "rss_at_entry_mib": self._entry_rss,

@@ -27,7 +27,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -167,14 +167,15 @@ def _frames(config: ProfileConfig) -> tuple[list[np.ndarray], Callable[[], Itera
     if config.source is None:
         frame = _sample_frame(config.input_hw)
         return [frame], lambda: itertools.repeat(frame)
-    cached = list(itertools.islice(_source_frames(config.source), MAX_CACHED_FRAMES))
+    source = config.source
+    cached = list(itertools.islice(_source_frames(source), MAX_CACHED_FRAMES))
     if not cached:
-        raise SourceError(f"source {config.source!r} gave no frame")
-    if isinstance(config.source, int) or str(config.source).isdigit():
-        return cached, lambda: _source_frames(config.source)  # a camera: live frames
+        raise SourceError(f"source {source!r} gave no frame")
+    if isinstance(source, int) or source.isdigit():
+        return cached, lambda: _source_frames(source)  # a camera: live frames
 
     def replay() -> Iterator[np.ndarray]:  # a file: read again, then loop the cache
-        return itertools.chain(_source_frames(config.source), itertools.cycle(cached))
+        return itertools.chain(_source_frames(source), itertools.cycle(cached))
 
     return cached, replay
 
@@ -184,8 +185,12 @@ class _Subject:
     """A Segmenter and the samples of one target."""
 
     def __init__(
-        self, target: Target, config: ProfileConfig, frames: list[np.ndarray], stream_frames
-    ):
+        self,
+        target: Target,
+        config: ProfileConfig,
+        frames: list[np.ndarray],
+        stream_frames: Callable[[], Iterator[np.ndarray]],
+    ) -> None:
         from ..runtime.segmenter import Segmenter
 
         options: dict[str, Any] = {}
@@ -220,7 +225,7 @@ class _Subject:
         self.overhead_ns = 0
         self.index = 0
         self.tracker = self.seg.new_tracker()
-        self._stream = None
+        self._stream: Iterator[tuple[np.ndarray, Any]] | None = None
         self._stream_frames = stream_frames
         self._last = 0.0
         self.stream_started = 0.0
@@ -275,7 +280,7 @@ class _Subject:
         self.stream_results = 0
 
     def close(self) -> None:
-        if self._stream is not None:
+        if isinstance(self._stream, Generator):  # closing it stops the capture thread
             self._stream.close()
         self.seg.close()
 
@@ -318,13 +323,12 @@ def _bundle_precision(bundle: Any) -> str:
     return "+".join(dict.fromkeys(g.precision for g in bundle.graphs.values()))
 
 
-def _progress(total: int, enabled: bool, desc: str):
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    """A tqdm bar, or None when ``enabled`` is false."""
     if not enabled:
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a runtime dependency
-        return None
+    from tqdm import tqdm
+
     # disable=None: no bar when stderr is not a terminal (logs, CI)
     return tqdm(
         total=total,
