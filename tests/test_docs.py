@@ -37,7 +37,7 @@ torch-free) and every name they give is looked up:
     as that flag's default; a Markdown table with a `default` column and an `option` / `flag`
     column states the default of each row's flag (the verb written in the option cell, or in
     the header cell of that column). Without a verb, every verb with that flag must have that
-    default. The default is the parser's, or where the parser's is None and the help says
+    default. The default is the parser's or, where the parser's is None and the help says
     "(default X)" (flags generated from a config dataclass), X. Numbers compare as numbers,
     `none` as None.
 
@@ -70,6 +70,8 @@ SOURCE_SUFFIXES = {".py", ".pyi", ".cpp", ".hpp", ".h", ".cmake"}
 EXTERNAL_FLAGS = {"--extra-index-url", "--index-url", "--nproc_per_node"}
 GLOBAL_FLAGS = {"--debug", "--help", "-h"}
 PLACEHOLDER_CHARS = ("<", ">", "*", "$", "...", "://")
+#: suffixes of data files: `model.safetensors` is a file, not an attribute of `rapsam_edge.model`
+FILE_SUFFIXES = {"json", "jsonl", "md", "png", "mp4", "safetensors", "onnx", "xml", "bin", "ckpt"}
 FLAG = re.compile(r"(?<![\w-])--[a-zA-Z][\w-]*")
 
 
@@ -305,7 +307,11 @@ def _class_has(cls: ast.ClassDef, name: str) -> bool:
             targets = [node.target]
         targets = [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
         for t in targets:
-            if isinstance(t, ast.Attribute) and t.attr == name and getattr(t.value, "id", "") == "self":
+            if (
+                isinstance(t, ast.Attribute)
+                and t.attr == name
+                and getattr(t.value, "id", "") == "self"
+            ):
                 return True
     return False
 
@@ -381,9 +387,7 @@ def _short_names(code: Code) -> list[str]:
         if re.fullmatch(r"\.[a-z]{2,12}", m.group(2)) and not m.group(2)[1:].isidentifier():
             continue
         last = m.group(2).rsplit(".", 1)[-1]
-        if "." + last in SOURCE_SUFFIXES or last in {"json", "jsonl", "md", "png", "mp4",
-                                                     "safetensors", "onnx", "xml", "bin",
-                                                     "ckpt", "txt"}:
+        if "." + last in SOURCE_SUFFIXES or last in FILE_SUFFIXES:
             continue  # a file name (`model.safetensors`), not an attribute
         out.append("rapsam_edge." + m.group(1) + m.group(2))
     return out
@@ -395,7 +399,9 @@ def test_every_module_and_attribute_the_docs_name_exists():
         codes, prose = _read(doc)
         names = [(c.where(), n) for c in codes for n in DOTTED.findall(c.text) + _short_names(c)]
         for m in DOTTED.finditer(prose):
-            names.append((f"{doc.relative_to(REPO)}:{prose.count(chr(10), 0, m.start()) + 1}", m.group(0)))
+            names.append(
+                (f"{doc.relative_to(REPO)}:{prose.count(chr(10), 0, m.start()) + 1}", m.group(0))
+            )
         problems += [f"{w}: {n}: {why}" for w, n in names if (why := _resolve(n))]
     assert not problems, "\n".join(problems)
 
@@ -426,7 +432,9 @@ def _script_flags(script: Path) -> frozenset[str]:
         for node in ast.walk(_tree(path)):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
                 flags.update(
-                    a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
+                    a.value
+                    for a in node.args
+                    if isinstance(a, ast.Constant) and isinstance(a.value, str)
                 )
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rapsam_edge"):
                 for parts in ([*node.module.split(".")], [*node.module.split("."), "x"][:-1]):
@@ -469,13 +477,23 @@ def _invocations(code: Code) -> list[Invocation | str]:
         for m in re.finditer(r"rapsam-edge\s+([a-z][\w-]*)(.*)", cmd):
             verb, rest = m.group(1), m.group(2)
             out.append(Invocation(code, verb, None, rest) if verb in COMMANDS else verb)
-        if not code.block and (m := re.match(r"([a-z][\w-]*)\s+(--.*)", cmd)) and m.group(1) in COMMANDS:
+        if (
+            not code.block
+            and (m := re.match(r"([a-z][\w-]*)\s+(--.*)", cmd))
+            and m.group(1) in COMMANDS
+        ):
             out.append(Invocation(code, m.group(1), None, m.group(2)))
         for m in re.finditer(r"-m\s+(rapsam_edge[\w.]*)(.*)", cmd):
             if (verb := _module_verb(m.group(1))) is not None:
                 out.append(Invocation(code, verb, None, m.group(2)))
-            elif m.group(1) == "rapsam_edge.cli" and (v := re.match(r"\s*([a-z][\w-]*)(.*)", m.group(2))):
-                out.append(Invocation(code, v.group(1), None, v.group(2)) if v.group(1) in COMMANDS else v.group(1))
+            elif m.group(1) == "rapsam_edge.cli" and (
+                v := re.match(r"\s*([a-z][\w-]*)(.*)", m.group(2))
+            ):
+                out.append(
+                    Invocation(code, v.group(1), None, v.group(2))
+                    if v.group(1) in COMMANDS
+                    else v.group(1)
+                )
         for m in re.finditer(r"python\s+([\w./-]+\.py)(.*)", cmd):
             out.append(Invocation(code, None, REPO / m.group(1), m.group(2)))
     return out
@@ -486,7 +504,11 @@ def _choice_problems(action: argparse.Action, flag: str, args: str) -> list[str]
     if not m or not action.choices:
         return []
     bad = [v for v in m.group(1).split("|") if v not in action.choices]
-    return [f"{flag} {'|'.join(bad)}: not among its choices {sorted(map(str, action.choices))}"] if bad else []
+    return (
+        [f"{flag} {'|'.join(bad)}: not among its choices {sorted(map(str, action.choices))}"]
+        if bad
+        else []
+    )
 
 
 def _invocation_problems(inv: Invocation) -> list[str]:
@@ -532,9 +554,13 @@ def test_every_command_verb_and_flag_the_docs_name_exists():
             | GLOBAL_FLAGS
         )
         for c in codes:
-            if not c.block and (m := re.fullmatch(r"(--[a-zA-Z][\w-]*)(?:[ =]\S+)?", c.text.strip())):
+            if not c.block and (
+                m := re.fullmatch(r"(--[a-zA-Z][\w-]*)(?:[ =]\S+)?", c.text.strip())
+            ):
                 if m.group(1) not in known:
-                    problems.append(f"{c.where()}: `{m.group(1)}`: no command, script or program here has it")
+                    problems.append(
+                        f"{c.where()}: `{m.group(1)}`: no command, script or program here has it"
+                    )
     assert not problems, "\n".join(problems)
 
 
@@ -551,14 +577,16 @@ def _same(stated: str, default: object) -> bool:
         return stated == str(default)
 
 
-def _default(action: argparse.Action) -> object:
-    """The default a flag stands for: its parser default, or for a flag whose parser default
-    None means "keep the config's" (generated from a config dataclass), the one its help shows."""
+def _defaults(action: argparse.Action) -> list[object]:
+    """The defaults a flag stands for: its parser default and, where that is None, the one its
+    help shows (a flag generated from a config dataclass, whose None means "keep the
+    config's", or "default: the bundle's")."""
+    out: list[object] = [action.default]
     if action.default is None and action.help:
         m = re.search(r"\(default:?\s+([^);,]+)", action.help)
         if m:
-            return m.group(1).strip()
-    return action.default
+            out.append(m.group(1).strip())
+    return out
 
 
 def _default_problems(where: str, verb: str | None, flag: str, stated: str) -> list[str]:
@@ -568,10 +596,10 @@ def _default_problems(where: str, verb: str | None, flag: str, stated: str) -> l
     if not verbs:
         return [f"{where}: no verb has {flag}"]
     return [
-        f"{where}: {flag} of `rapsam-edge {v}` defaults to {_default(_action(v, flag))!r}, "
-        f"the docs say {stated!r}" + ("" if verb else " (name the verb where they differ)")
+        f"{where}: {flag} of `rapsam-edge {v}` defaults to {_defaults(_action(v, flag))[-1]!r}, "
+        f"the docs say {stated.strip()!r}" + ("" if verb else " (name the verb where they differ)")
         for v in verbs
-        if not _same(stated, _default(_action(v, flag)))
+        if not any(_same(stated, d) for d in _defaults(_action(v, flag)))
     ]
 
 
@@ -593,7 +621,8 @@ def _table_defaults(doc: Path, prose: str) -> list[tuple[str, str | None, str, s
         opt = next((k for k, c in enumerate(cells) if c.endswith(("option", "flag"))), None)
         if opt is None:
             continue
-        head_verb = _verb_flag(re.sub(r"[`]", "", line.strip("|").split("|")[opt]) + " --x")
+        head_spans = re.findall(r"`([^`]+)`", line.strip().strip("|").split("|")[opt])
+        head_verb = head_spans[0].removeprefix("rapsam-edge ").strip() if head_spans else None
         col = cells.index("default")
         for j in range(i + 2, len(lines)):
             if not lines[j].lstrip().startswith("|"):
@@ -603,22 +632,26 @@ def _table_defaults(doc: Path, prose: str) -> list[tuple[str, str | None, str, s
             parsed = _verb_flag(spans[0]) if spans else None
             if parsed is None:
                 continue
-            verb = parsed[0] or (head_verb[0] if head_verb else None)
-            out.append((f"{doc.relative_to(REPO)}:{j + 1}", verb, parsed[1], row[col]))
+            verb = parsed[0] or (head_verb if head_verb in COMMANDS else None)
+            out.append((f"{doc.name}:{j + 1}", verb, parsed[1], row[col]))
     return out
 
 
-def test_every_default_the_docs_state_is_the_parsers():
+def _stated_default_problems(doc: Path) -> list[str]:
     problems = []
-    for doc in DOCS:
-        prose = _read(doc)[1]
-        for m in re.finditer(r"`([^`]+)`\s*\(default:?\s+([^;,)]+)", prose):
-            parsed = _verb_flag(m.group(1))
-            if parsed is not None:
-                where = f"{doc.relative_to(REPO)}:{prose.count(chr(10), 0, m.start()) + 1}"
-                problems += _default_problems(where, *parsed, m.group(2))
-        for where, verb, flag, stated in _table_defaults(doc, prose):
-            problems += _default_problems(where, verb, flag, stated)
+    prose = _read(doc)[1]
+    for m in re.finditer(r"`([^`]+)`\s*\(default:?\s+([^;,)]+)", prose):
+        parsed = _verb_flag(m.group(1))
+        if parsed is not None:
+            where = f"{doc.name}:{prose.count(chr(10), 0, m.start()) + 1}"
+            problems += _default_problems(where, *parsed, m.group(2))
+    for where, verb, flag, stated in _table_defaults(doc, prose):
+        problems += _default_problems(where, verb, flag, stated)
+    return problems
+
+
+def test_every_default_the_docs_state_is_the_parsers():
+    problems = [p for doc in DOCS for p in _stated_default_problems(doc)]
     assert not problems, "\n".join(problems)
 
 
@@ -630,6 +663,11 @@ def test_every_default_the_docs_state_is_the_parsers():
         ("`rapsam_edge.runtime.segmenter.NoSuchThing`", 1),  # (b)
         ("`rapsam-edge demo --no-such-flag`", 1),  # (c)
         ("`rapsam-edge no-such-verb`", 1),
+        ("`rapsam-edge quantize --to int8|int3`", 1),  # (c) a choice that is not one
+        ("`quantize --max-pq-drop` (default 2.0)", 1),  # (d) in prose
+        ("`quantize --max-pq-drop` (default 1.0)", 0),
+        ("| `quantize` option | default |\n|---|---|\n| `--val-images` | 7 |", 1),  # (d) a table
+        ("| option | default |\n|---|---|\n| `profile --iters` | 100 |", 0),
     ],
 )
 def test_the_rules_catch_what_they_should(tmp_path, text, expected):
@@ -641,4 +679,5 @@ def test_the_rules_catch_what_they_should(tmp_path, text, expected):
     for c in codes:
         for inv in _invocations(c):
             found += [inv] if isinstance(inv, str) else _invocation_problems(inv)
+    found += _stated_default_problems(doc)
     assert len(found) == expected, found
