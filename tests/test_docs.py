@@ -3,14 +3,14 @@ text (nothing is imported but the command modules of `rapsam_edge.cli.COMMANDS`,
 torch-free) and every name they give is looked up:
 
 (a) paths. Every whitespace-separated token of a code span (`...`), a code block (fenced or
-    indented) or a link target that contains a "/" names a repository path when its first
-    component is a top-level entry of the repository (`rapsam_edge/...`, `docs/...`,
-    `models/...`), or "." / ".." (relative to the document, and inside the repository), or when it ends in a source-file
-    suffix and its first component is a folder directly under `rapsam_edge/`
-    (`runtime/base.py`, read as `rapsam_edge/runtime/base.py`); it must exist. Any other
-    token (`demo_out/`, `runs/x`, `data/synthetic`, `build/`, `/opt/...`) is an output or a
-    user's path and is not checked. A token with no "/" and a source-file
-    suffix (.py .pyi .cpp .hpp .h .cmake) must be the name of some file of the repository.
+    indented) or a link target that contains a "/" names a repository path, which must exist,
+    when its first component is a top-level entry of the repository (`rapsam_edge/...`,
+    `docs/...`, `models/...`) or "." / ".." (relative to the document, and inside the
+    repository), or when it ends in a source-file suffix and its first component is a folder
+    directly under `rapsam_edge/` (`runtime/base.py`, read as `rapsam_edge/runtime/base.py`).
+    Any other token (`demo_out/`, `runs/x`, `data/synthetic`, `build/`, `/opt/...`) is an
+    output or a user's path and is not checked. A token with no "/" and a source-file suffix
+    (.py .pyi .cpp .hpp .h .cmake) must be the name of some file of the repository.
     Placeholders are skipped: a token with `<`, `>`, `*`, `$`, `...` or `://`, or with a
     component written in capitals (`RUN`, `BUNDLE`, `F.png`) that no repository file or folder
     is named after (so `PROVENANCE.md` is checked, `DIR/coco` is not). `a/{b,c}.hpp` is
@@ -40,6 +40,9 @@ torch-free) and every name they give is looked up:
     default. The default is the parser's or, where the parser's is None and the help says
     "(default X)" (flags generated from a config dataclass), X. Numbers compare as numbers,
     `none` as None.
+(e) signatures. A code span written as a signature, `name(p1, p2=v, ...)`, of an op
+    (`rapsam_edge/ops/_numpy.py`) or a public name of the package (`Segmenter`) names only
+    its parameters, in their order, with the code's defaults where those are literals.
 
 A failure names the document, the line, the name and what is wrong with it, so a renamed
 module, path or flag is fixed by reading the failures.
@@ -681,3 +684,103 @@ def test_the_rules_catch_what_they_should(tmp_path, text, expected):
             found += [inv] if isinstance(inv, str) else _invocation_problems(inv)
     found += _stated_default_problems(doc)
     assert len(found) == expected, found
+
+
+# --- (e) signatures --------------------------------------------------------------------------
+#: where the documented call signatures are defined: the ops' numpy twins (the public ops are
+#: wrappers of them) and the package's public names (`Segmenter`)
+SIGNATURE_MODULES = (PKG / "ops" / "_numpy.py", PKG / "__init__.py")
+
+
+def _definition(module: Path, name: str, depth: int = 0) -> ast.AST | None:
+    """The def or class `name` of `module`, following `from x import name` inside the package."""
+    for node in _top_statements(_tree(module).body):
+        if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name:
+            return node
+        if isinstance(node, ast.ImportFrom) and depth < 8:
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    src = _module_file(_import_target(module, node))
+                    return _definition(src, alias.name, depth + 1) if src else None
+    return None
+
+
+def _signature(node: ast.AST) -> list[tuple[str, ast.expr | None]]:
+    """(name, default expression) of each parameter, `self` dropped; a class: its __init__."""
+    if isinstance(node, ast.ClassDef):
+        init = next(
+            (n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None
+        )
+        return _signature(init)[1:] if init else []
+    a = node.args
+    positional = a.posonlyargs + a.args
+    defaults = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+    return list(zip((p.arg for p in positional), defaults)) + list(
+        zip((p.arg for p in a.kwonlyargs), a.kw_defaults)
+    )
+
+
+CALL = re.compile(r"([A-Za-z_]\w*)\((.*)\)")
+
+
+def _signature_problems(code: Code) -> list[str]:
+    """A span written as a signature, `name(p1, p2=v, ...)` (every part a parameter name,
+    `name=default`, `*` or `...`, and at least one bare name or `...`), of a callable of
+    SIGNATURE_MODULES: its parameters exist, in this order, and each default written is the
+    code's where the code's is a literal."""
+    m = CALL.fullmatch(code.text.strip())
+    if code.block or not m:
+        return []
+    parts = [p.strip() for p in m.group(2).split(",")]
+    if not all(re.fullmatch(r"\*{0,2}\w*(=.+)?|\.\.\.", p) for p in parts) or not any(
+        re.fullmatch(r"\w+|\.\.\.", p) for p in parts
+    ):
+        return []  # a call with values (`Segmenter("BUNDLE")`), not a signature
+    node = next((d for mod in SIGNATURE_MODULES if (d := _definition(mod, m.group(1)))), None)
+    if node is None:
+        return []
+    params = _signature(node)
+    names = [p for p, _ in params]
+    problems, last = [], -1
+    for part in parts:
+        if part in ("", "...", "*") or part.startswith("*"):
+            continue
+        name, _, value = part.partition("=")
+        if name not in names:
+            problems.append(f"{m.group(1)} has no parameter {name}")
+            continue
+        index = names.index(name)
+        if index < last:
+            problems.append(f"{m.group(1)}: {name} comes before the parameters written ahead of it")
+        last = index
+        default = params[index][1]
+        if value and isinstance(default, ast.Constant):
+            try:
+                written = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError):
+                written = value.strip()
+            if written != default.value:
+                problems.append(
+                    f"{m.group(1)}: {name} defaults to {default.value!r}, the docs say {value}"
+                )
+    return problems
+
+
+def test_every_signature_the_docs_write_is_the_codes():
+    problems = [f"{c.where()}: {p}" for c in _all_codes() for p in _signature_problems(c)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "span, expected",
+    [
+        ("panoptic_fuse(cls_logits, mask_logits, valid_hw, out_hw, is_thing)", 0),
+        ("letterbox(image, size, pad_divisor=64)", 1),  # a wrong default
+        ("letterbox(size, image)", 1),  # the wrong order
+        ("Segmenter(bundle=None, colour_order='RGB', ...)", 1),  # no such parameter
+        ("overlay(image, labels, alpha=0.5, boundary=True)", 0),
+        ('Segmenter("edge-s-synthetic-ov-int8", "openvino")', 0),  # a call, not a signature
+    ],
+)
+def test_the_signature_rule_catches_what_it_should(span, expected):
+    assert len(_signature_problems(Code(REPO / "README.md", 1, span, False))) == expected
