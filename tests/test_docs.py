@@ -43,6 +43,7 @@ torch-free) and every name they give is looked up:
 (e) signatures. A code span written as a signature, `name(p1, p2=v, ...)`, of an op
     (`rapsam_edge/ops/_numpy.py`) or a public name of the package (`Segmenter`) names only
     its parameters, in their order, with the code's defaults where those are literals.
+(f) sections. `docs/x.md`, "Title" points to a heading of that file that starts with Title.
 
 A failure names the document, the line, the name and what is wrong with it, so a renamed
 module, path or flag is fixed by reading the failures.
@@ -784,3 +785,29 @@ def test_every_signature_the_docs_write_is_the_codes():
 )
 def test_the_signature_rule_catches_what_it_should(span, expected):
     assert len(_signature_problems(Code(REPO / "README.md", 1, span, False))) == expected
+
+
+# --- (f) section references ------------------------------------------------------------------
+SECTION_REF = re.compile(r"`([\w./-]+\.md)`,\s+\"([^\"]+)\"")
+
+
+def _headings(doc: Path) -> list[str]:
+    text = _split_blocks(doc.read_text(encoding="utf-8"))[1]
+    headings = re.findall(r"^#+ (.+)$", text, re.M)
+    return [re.sub(r"^\d+\.\s*", "", h.strip().replace("`", "")) for h in headings]
+
+
+def test_every_section_the_docs_point_to_exists():
+    """`docs/x.md`, "Title" points to a heading of docs/x.md that starts with Title (a
+    heading's number, "6. ", not counted)."""
+    problems = []
+    for doc in DOCS:
+        prose = _read(doc)[1]
+        for m in SECTION_REF.finditer(prose):
+            target = REPO / m.group(1)
+            where = f"{doc.relative_to(REPO)}:{prose.count(chr(10), 0, m.start()) + 1}"
+            if not target.is_file():
+                continue  # (a) reports it
+            if not any(h.startswith(m.group(2)) for h in _headings(target)):
+                problems.append(f"{where}: {m.group(1)} has no section {m.group(2)!r}")
+    assert not problems, "\n".join(problems)
