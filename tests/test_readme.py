@@ -1,6 +1,7 @@
 """The README tells a newcomer the truth: its "Using the runtime" code runs verbatim from any
-directory, its quick-start commands have the form CI extracts, and the demo it points to
-works from any directory, clicks on objects and reports its tracks."""
+directory and prints what its "# prints ..." comments say, its quick-start commands have the
+form CI extracts, and the demo it points to works from any directory, clicks on objects and
+reports its tracks. (tests/test_docs.py checks the names the README and docs/ give.)"""
 
 from __future__ import annotations
 
@@ -52,7 +53,16 @@ def test_using_the_runtime_runs_verbatim_from_any_directory(tmp_path):
     script.write_text("\n".join(blocks), encoding="utf-8")
     proc = _run([sys.executable, str(script)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    assert "tracks" in proc.stdout and "rejected:" in proc.stdout
+    assert "rejected:" in proc.stdout
+    # every "print(...)  # prints X" line of the README prints X: the class names of the first
+    # frame's segments and the number of tracks the default model starts on the sample clip
+    promised = re.findall(r"^print\(.*\)  # prints (.+)$", "\n".join(blocks), re.M)
+    assert any(p.endswith(" tracks") for p in promised), promised
+    lines = proc.stdout.splitlines()
+    for expected in promised:
+        assert expected in lines, (expected, proc.stdout[-2000:])
+    tracks = next(p for p in promised if p.endswith(" tracks"))
+    assert int(tracks.split()[0]) > 0, "the default model tracks the clip's objects"
 
 
 def test_demo_from_any_directory_clicks_on_objects_and_reports_tracks(tmp_path):
