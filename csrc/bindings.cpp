@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -585,6 +586,15 @@ Set by set_num_threads, else RAPSAM_EDGE_THREADS, else the cores this process ma
     m.def("set_num_threads", &set_num_threads, "n"_a,
           R"doc(set_num_threads(n: int) -> None: use n threads (1 to 256) in every later op.
 The persistent worker pool shrinks at once and grows on demand; results do not depend on n.)doc");
+    m.def(
+        "parse_num_threads",
+        [](const std::string& raw) -> py::object {
+            const std::optional<int> n = rapsam::parse_num_threads(raw.c_str());
+            return n ? py::object(py::int_(*n)) : py::object(py::none());
+        },
+        "raw"_a,
+        R"doc(parse_num_threads(raw: str) -> int | None: the core's rule for the threads variable
+(rapsam_edge.contract.threads.parse_threads is the same rule); InputError when broken.)doc");
     m.def("build_info", &build_info,
           R"doc(build_info() -> dict: version, compiler, arch, simd (compile-time extensions),
 build_type and cxx_flags of this build, cores (usable by this process) and max_threads.)doc");
@@ -597,7 +607,8 @@ top-left and pad bottom/right with ``pad_value`` up to multiples of ``pad_diviso
 swaps channels 0 and 2. Returns (padded uint8, scale, (new_h, new_w)).)doc");
 
     m.def("panoptic_fuse", &panoptic_fuse, "cls_logits"_a, "mask_logits"_a, "valid_hw"_a,
-          "out_hw"_a, "is_thing"_a, "score_threshold"_a = 0.8, "overlap_threshold"_a = 0.8,
+          "out_hw"_a, "is_thing"_a, "score_threshold"_a = rapsam::contract::kScoreThreshold,
+          "overlap_threshold"_a = rapsam::contract::kOverlapThreshold,
           R"doc(MaskFormer panoptic fusion, upsampling only the kept queries.
 
 cls_logits: N x (C+1) float32 (last column = no object); mask_logits: N x h x w float32;
@@ -606,7 +617,8 @@ Returns (label_map out_h x out_w int32, 0 = void; segments: structured array of
 SEGMENT_DTYPE records id, class, query, score, area, is_thing).)doc");
 
     m.def("prompt_masks", &prompt_masks, "mask_logits"_a, "valid_hw"_a, "out_hw"_a,
-          "threshold"_a = 0.0, "stability_offset"_a = 1.0,
+          "threshold"_a = rapsam::contract::kPromptThreshold,
+          "stability_offset"_a = rapsam::contract::kStabilityOffset,
           R"doc(Upsample P x h x w float32 prompt logits (valid crop) to ``out_hw`` and threshold.
 Returns (masks P x out_h x out_w bool: logit > threshold; stability P float32: SAM's stability
 score area(logit > threshold + offset) / area(logit > threshold - offset), 0 if empty).)doc");
@@ -642,8 +654,11 @@ tracker): query-embedding association with the same rules and defaults.)doc")
                  c.momentum = momentum;
                  return rapsam::OnlineTracker(c);
              }),
-             "match_threshold"_a = 0.5, "class_change_penalty"_a = 0.5, "birth_score"_a = 0.5,
-             "max_missed"_a = 10, "momentum"_a = 0.8)
+             "match_threshold"_a = rapsam::contract::kMatchThreshold,
+             "class_change_penalty"_a = rapsam::contract::kClassChangePenalty,
+             "birth_score"_a = rapsam::contract::kBirthScore,
+             "max_missed"_a = rapsam::contract::kMaxMissed,
+             "momentum"_a = rapsam::contract::kMomentum)
         .def("update",
              [](rapsam::OnlineTracker& t,
                 py::array_t<float, py::array::c_style | py::array::forcecast> embeddings,

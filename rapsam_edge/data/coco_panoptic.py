@@ -24,7 +24,7 @@ from ..errors import DatasetError
 from .classes import ClassInfo
 from .imageio import read_rgb, write_rgb
 from .jsonfile import read_json
-from .panoptic_ids import id_to_rgb, rgb_to_id
+from ..contract.panoptic_ids import id_to_rgb, rgb_to_id
 from .segments import Segment
 from .writer import AnnotationWriter
 

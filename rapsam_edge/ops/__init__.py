@@ -27,7 +27,9 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar, cast
 
-from .. import __version__ as _PACKAGE_VERSION  # defined before rapsam_edge's heavy imports
+from ..contract.shared import MAX_THREADS, OPS_ENV_VAR, THREADS_ENV_VAR
+from ..contract.threads import parse_threads, usable_cores
+from ..contract.version import package_version
 from ..errors import ConfigError, CoreFallbackWarning, CoreUnavailableError
 from . import _numpy
 from ._checks import SEGMENT_DTYPE, check_int
@@ -42,9 +44,8 @@ OP_NAMES = (
     "linear_assignment",
     "overlay",
 )
-ENV_VAR = "RAPSAM_EDGE_OPS"
-THREADS_ENV_VAR = "RAPSAM_EDGE_THREADS"
-MAX_THREADS = 256  # rapsam::kMaxThreads
+ENV_VAR = OPS_ENV_VAR
+_PACKAGE_VERSION = package_version()
 _CHOICES = ("auto", "cpp", "numpy")
 
 __all__ = [
@@ -78,28 +79,6 @@ def _env_choice() -> str:
     return choice
 
 
-def _env_threads() -> int | None:
-    """RAPSAM_EDGE_THREADS as the C++ core reads it (rapsam::default_num_threads)."""
-    raw = os.environ.get(THREADS_ENV_VAR)
-    if raw is None or not raw.strip(" \t\n\r"):
-        return None
-    value = raw.strip(" \t\n\r")
-    if not (value.isascii() and value.isdigit() and len(value) <= 4) or not (
-        1 <= int(value) <= MAX_THREADS
-    ):
-        raise ConfigError(
-            f"{THREADS_ENV_VAR} must be an integer in [1, {MAX_THREADS}], got {raw!r}",
-            hint=f"unset {THREADS_ENV_VAR} to use every core this process may run on",
-        )
-    return int(value)
-
-
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
-
-
 # ---------------------------------------------------------------- loading the core
 def _load_core() -> tuple[ModuleType | None, Exception | None]:
     """(the compiled core, None), or (None, why it cannot be used)."""
@@ -118,7 +97,7 @@ def _load_core() -> tuple[ModuleType | None, Exception | None]:
     return _core, None
 
 
-_env_threads()  # a bad value fails here, with a clear error, before the core reads it
+parse_threads(os.environ.get(THREADS_ENV_VAR))  # a bad value fails here, before the core
 _CHOICE_FROM_ENV = _env_choice()
 _CORE, _CORE_ERROR = _load_core()
 _fallback_reported = False
@@ -225,7 +204,7 @@ def num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Run the compiled core's ops on ``n`` threads (1 to 256) from now on. Small calls still
+    """Run the compiled core's ops on ``n`` threads (1 to ``MAX_THREADS``) from now on. Small calls still
     run on the calling thread alone; results do not depend on ``n``. Also applies while the
     numpy twins are in use (to the core, for a later ``use("cpp")``); without a core it only
     checks ``n``. Bad ``n``: InputError."""
@@ -246,7 +225,7 @@ def info() -> dict[str, Any]:
         "core_version": _CORE.__version__ if _CORE is not None else None,
         "threads": num_threads(),
         "core_threads": int(_CORE.get_num_threads()) if _CORE is not None else None,
-        "cores": int(build["cores"]) if build else _usable_cores(),
+        "cores": int(build["cores"]) if build else usable_cores(),
         ENV_VAR: os.environ.get(ENV_VAR),
         THREADS_ENV_VAR: os.environ.get(THREADS_ENV_VAR),
         "core_error": None if _CORE_ERROR is None else _error_text(_CORE_ERROR),

@@ -17,6 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ..contract.shared import (
+    OVERLAP_THRESHOLD,
+    PROMPT_THRESHOLD,
+    SCORE_THRESHOLD,
+    STABILITY_OFFSET,
+)
 from ..errors import InputError
 from ._checks import (
     SEGMENT_DTYPE,
@@ -147,8 +153,8 @@ def panoptic_fuse(
     valid_hw: tuple[float, float],
     out_hw: tuple[int, int],
     is_thing: np.ndarray,
-    score_threshold: float = 0.8,
-    overlap_threshold: float = 0.8,
+    score_threshold: float = SCORE_THRESHOLD,
+    overlap_threshold: float = OVERLAP_THRESHOLD,
 ) -> tuple[np.ndarray, np.ndarray]:
     """MaskFormer panoptic fusion, upsampling only the kept queries.
 
@@ -244,8 +250,8 @@ def prompt_masks(
     mask_logits: np.ndarray,
     valid_hw: tuple[float, float],
     out_hw: tuple[int, int],
-    threshold: float = 0.0,
-    stability_offset: float = 1.0,
+    threshold: float = PROMPT_THRESHOLD,
+    stability_offset: float = STABILITY_OFFSET,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Upsample P x h x w float32 prompt logits (valid crop) to ``out_hw`` and threshold them.
 

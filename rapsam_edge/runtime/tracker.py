@@ -16,15 +16,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import ops
+from ..contract.shared import (
+    BIRTH_SCORE,
+    CLASS_CHANGE_PENALTY,
+    MATCH_THRESHOLD,
+    MAX_MISSED,
+    MOMENTUM,
+)
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    match_threshold: float = 0.5  # minimum cosine similarity for a match
-    class_change_penalty: float = 0.5  # added to the cosine distance when classes differ
-    birth_score: float = 0.5  # minimum detection score to start a track
-    max_missed: int = 10  # frames a track survives without a detection
-    momentum: float = 0.8  # EMA weight of the old embedding
+    match_threshold: float = MATCH_THRESHOLD  # minimum cosine similarity for a match
+    class_change_penalty: float = (
+        CLASS_CHANGE_PENALTY  # added to the cosine distance when classes differ
+    )
+    birth_score: float = BIRTH_SCORE  # minimum detection score to start a track
+    max_missed: int = MAX_MISSED  # frames a track survives without a detection
+    momentum: float = MOMENTUM  # EMA weight of the old embedding
 
 
 @dataclass
