@@ -2,7 +2,8 @@
 
 Bad arguments (wrongly typed scalars included) raise rapsam_edge.errors.InputError. The import
 fails (ImportError from rapsam_edge.errors.ConfigError) when RAPSAM_EDGE_THREADS is set to
-anything but an integer in [1, 256].
+anything but an integer in [1, MAX_THREADS]. Defaults shown as ``...`` are the contract's
+(rapsam_edge/contract/contract.json, compiled in through the generated rapsam_contract.hpp).
 """
 
 from collections.abc import Sequence
@@ -32,9 +33,12 @@ def get_num_threads() -> int:
     RAPSAM_EDGE_THREADS, else the cores this process may use."""
 
 def set_num_threads(n: int) -> None:
-    """Use n threads (1 to 256) in every later op; InputError otherwise."""
+    """Use n threads (1 to MAX_THREADS) in every later op; InputError otherwise."""
 
 def build_info() -> _BuildInfo: ...
+def parse_num_threads(raw: str) -> int | None:
+    """The core's reading of RAPSAM_EDGE_THREADS (rapsam_edge.contract.threads' rule)."""
+
 def letterbox(
     image: npt.NDArray[np.uint8],
     size: int | tuple[int, int],
@@ -48,8 +52,8 @@ def panoptic_fuse(
     valid_hw: _ValidHW,
     out_hw: _HW,
     is_thing: npt.ArrayLike,
-    score_threshold: float = 0.8,
-    overlap_threshold: float = 0.8,
+    score_threshold: float = ...,
+    overlap_threshold: float = ...,
 ) -> tuple[npt.NDArray[np.int32], np.ndarray]:
     """Returns (label_map, segments); segments.dtype == rapsam_edge.ops.SEGMENT_DTYPE."""
 
@@ -57,8 +61,8 @@ def prompt_masks(
     mask_logits: npt.NDArray[np.float32],
     valid_hw: _ValidHW,
     out_hw: _HW,
-    threshold: float = 0.0,
-    stability_offset: float = 1.0,
+    threshold: float = ...,
+    stability_offset: float = ...,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float32]]: ...
 def masks_to_boxes(
     masks: npt.NDArray[np.bool_] | npt.NDArray[np.uint8],
@@ -83,11 +87,11 @@ class OnlineTracker:
 
     def __init__(
         self,
-        match_threshold: float = 0.5,
-        class_change_penalty: float = 0.5,
-        birth_score: float = 0.5,
-        max_missed: int = 10,
-        momentum: float = 0.8,
+        match_threshold: float = ...,
+        class_change_penalty: float = ...,
+        birth_score: float = ...,
+        max_missed: int = ...,
+        momentum: float = ...,
     ) -> None: ...
     def update(
         self, embeddings: np.ndarray, classes: np.ndarray, scores: np.ndarray
