@@ -3,7 +3,9 @@
 Each op has a compiled implementation (``rapsam_edge._core``, C++, multi-threaded) and a numpy
 reference twin (``rapsam_edge.ops._numpy``, single-threaded) with the same signature and
 results. The functions here are stable dispatchers to the implementation in use, so
-``from rapsam_edge.ops import panoptic_fuse`` keeps following ``use()``.
+``from rapsam_edge.ops import panoptic_fuse`` keeps following ``use()``. Arguments are checked
+once, in Python (``_checks``), for both: the core is handed arrays that are already valid
+(``impl("cpp")`` is the compiled core behind those checks).
 
 ``RAPSAM_EDGE_OPS`` (read at import) picks the implementation:
 
@@ -24,14 +26,14 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any, TypeVar, cast
 
 from ..contract.shared import MAX_THREADS, OPS_ENV_VAR, THREADS_ENV_VAR
 from ..contract.threads import parse_threads, usable_cores
 from ..contract.version import package_version
 from ..errors import ConfigError, CoreFallbackWarning, CoreUnavailableError
-from . import _numpy
+from . import _checks, _numpy
 from ._checks import SEGMENT_DTYPE, check_int
 
 OP_NAMES = (
@@ -56,6 +58,7 @@ __all__ = [
     "THREADS_ENV_VAR",
     "core_available",
     "core_error",
+    "impl",
     "implementation",
     "info",
     "num_threads",
@@ -175,6 +178,28 @@ def implementation() -> str:
     return _active
 
 
+def _compiled(core: ModuleType) -> SimpleNamespace:
+    """The compiled core's ops behind the one set of argument checks."""
+    return SimpleNamespace(
+        **{op: _checks.checked(getattr(_checks, f"{op}_args"), getattr(core, op)) for op in OP_NAMES}
+    )
+
+
+_COMPILED = _compiled(_CORE) if _CORE is not None else None
+
+
+def impl(name: str) -> Any:
+    """The ops of one implementation, each checking its arguments: "cpp" (the compiled core;
+    CoreUnavailableError without one) or "numpy" (the twins module)."""
+    if name == "numpy":
+        return _numpy
+    if name != "cpp":
+        raise ConfigError(f"unknown ops implementation {name!r}; choose cpp or numpy")
+    if _COMPILED is None:
+        raise _unavailable('impl("cpp")') from _CORE_ERROR
+    return _COMPILED
+
+
 def use(name: str) -> None:
     """Dispatch every op to ``name``: "cpp", "numpy" or "auto" (the core when it loaded, else
     the numpy twins with the fallback warning). "cpp" without a core raises
@@ -189,9 +214,11 @@ def use(name: str) -> None:
             _report_fallback()
     if choice == "cpp" and _CORE is None:
         raise _unavailable('use("cpp")') from _CORE_ERROR
-    impl = _CORE if choice == "cpp" else _numpy
-    _table = {op: getattr(impl, op) for op in OP_NAMES}  # one atomic switch
+    ops = _COMPILED if choice == "cpp" else _numpy
+    _table = {op: getattr(ops, op) for op in OP_NAMES}  # one atomic switch
     _active = choice
+    # the NaN / inf scan of the checks: the core's threaded one when the core is in use
+    _checks.use_finite_scan(_CORE.all_finite if choice == "cpp" and _CORE is not None else None)
 
 
 def num_threads() -> int:
