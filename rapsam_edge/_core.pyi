@@ -1,6 +1,8 @@
 """Typed stub of the compiled C++ core (csrc/bindings.cpp); twins of rapsam_edge.ops._numpy.
 
-Bad arguments (wrongly typed scalars included) raise rapsam_edge.errors.InputError. The import
+The arguments must be valid: rapsam_edge.ops checks them once, in Python (ops._checks), for
+both implementations; here only cheap guards against out-of-bounds access remain (InputError,
+or pybind11's TypeError for an unconvertible argument). The import
 fails (ImportError from rapsam_edge.errors.ConfigError) when RAPSAM_EDGE_THREADS is set to
 anything but an integer in [1, MAX_THREADS]. Defaults shown as ``...`` are the contract's
 (rapsam_edge/contract/contract.json, compiled in through the generated rapsam_contract.hpp).
@@ -36,6 +38,7 @@ def set_num_threads(n: int) -> None:
     """Use n threads (1 to MAX_THREADS) in every later op; InputError otherwise."""
 
 def build_info() -> _BuildInfo: ...
+def all_finite(a: npt.NDArray[np.float32]) -> bool: ...
 def parse_num_threads(raw: str) -> int | None:
     """The core's reading of RAPSAM_EDGE_THREADS (rapsam_edge.contract.threads' rule)."""
 
@@ -103,3 +106,5 @@ class OnlineTracker:
     def frame_index(self) -> int: ...
     @property
     def live_tracks(self) -> int: ...
+    @property
+    def tracks(self) -> list[dict[str, Any]]: ...

@@ -33,7 +33,7 @@ from ..contract.shared import MAX_THREADS, OPS_ENV_VAR, THREADS_ENV_VAR
 from ..contract.threads import parse_threads, usable_cores
 from ..contract.version import package_version
 from ..errors import ConfigError, CoreFallbackWarning, CoreUnavailableError
-from . import _checks, _numpy
+from . import _checks, _numpy, _tracker
 from ._checks import SEGMENT_DTYPE, check_int
 
 OP_NAMES = (
@@ -61,6 +61,7 @@ __all__ = [
     "impl",
     "implementation",
     "info",
+    "make_tracker",
     "num_threads",
     "set_num_threads",
     "use",
@@ -181,7 +182,10 @@ def implementation() -> str:
 def _compiled(core: ModuleType) -> SimpleNamespace:
     """The compiled core's ops behind the one set of argument checks."""
     return SimpleNamespace(
-        **{op: _checks.checked(getattr(_checks, f"{op}_args"), getattr(core, op)) for op in OP_NAMES}
+        **{
+            op: _checks.checked(getattr(_checks, f"{op}_args"), getattr(core, op))
+            for op in OP_NAMES
+        }
     )
 
 
@@ -219,6 +223,29 @@ def use(name: str) -> None:
     _active = choice
     # the NaN / inf scan of the checks: the core's threaded one when the core is in use
     _checks.use_finite_scan(_CORE.all_finite if choice == "cpp" and _CORE is not None else None)
+
+
+def make_tracker(
+    match_threshold: float,
+    class_change_penalty: float,
+    birth_score: float,
+    max_missed: int,
+    momentum: float,
+) -> Any:
+    """A new online tracker of the implementation in use (the compiled core's
+    ``OnlineTracker`` or its numpy twin ``ops._tracker.OnlineTracker``; same interface:
+    ``update(embeddings N x D float32, classes N int32, scores N float32) -> N int32 ids``,
+    ``reset()``, ``tracks``, ``tracks_started``, ``frame_index``). Settings are checked here,
+    once: InputError naming the bad one."""
+    args = (
+        _checks.check_float(match_threshold, "match_threshold"),
+        _checks.check_float(class_change_penalty, "class_change_penalty"),
+        _checks.check_float(birth_score, "birth_score"),
+        _checks.check_int(max_missed, "max_missed", 0, 2**31 - 1),
+        _checks.check_float(momentum, "momentum"),
+    )
+    cls = _CORE.OnlineTracker if _active == "cpp" and _CORE is not None else _tracker.OnlineTracker
+    return cls(*args)
 
 
 def num_threads() -> int:

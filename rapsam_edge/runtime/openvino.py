@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
+from ..contract.threads import default_threads
 from ..errors import BackendError, ConfigError
 from .base import Backend
-from ..contract.threads import default_threads
 
 __all__ = ["OpenVINOBackend"]
 

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
+from ..contract.threads import default_threads
 from ..errors import BackendError, ConfigError
 from .base import Backend
-from ..contract.threads import default_threads
 
 __all__ = ["OrtBackend", "OrtCudaBackend", "OrtTensorrtBackend"]
 
