@@ -9,7 +9,7 @@ anything but an integer in [1, MAX_THREADS]. Defaults shown as ``...`` are the c
 """
 
 from collections.abc import Sequence
-from typing import Any, TypedDict, overload
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -70,10 +70,7 @@ def prompt_masks(
 def masks_to_boxes(
     masks: npt.NDArray[np.bool_] | npt.NDArray[np.uint8],
 ) -> npt.NDArray[np.int32]: ...
-@overload
-def rle_encode(mask: npt.NDArray[Any]) -> dict[str, Any]: ...
-@overload
-def rle_encode(mask: npt.NDArray[Any]) -> list[dict[str, Any]]: ...
+def rle_encode(mask: npt.NDArray[Any]) -> dict[str, Any] | list[dict[str, Any]]: ...
 def rle_decode(rle: dict[str, Any] | list[dict[str, Any]]) -> npt.NDArray[np.bool_]: ...
 def linear_assignment(
     cost: npt.NDArray[Any], maximize: bool = False

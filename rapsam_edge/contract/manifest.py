@@ -417,7 +417,9 @@ def _input_spec(d: Mapping, where: str) -> InputSpec:
         v = _typed(_get(d, key, where), list, f"{where}.{key}")
         if len(v) != 3:
             raise ManifestError(f"{where}.{key}: expected 3 values, got {len(v)}")
-        return tuple(_float(dict(enumerate(v)), i, f"{where}.{key}") for i in range(3))  # type: ignore[return-value]
+        values = {str(i): x for i, x in enumerate(v)}
+        a, b, c = (_float(values, str(i), f"{where}.{key}") for i in range(3))
+        return a, b, c
 
     pad_divisor = _int(d, "pad_divisor", where, minimum=1)
     long_side = _int(d, "long_side", where, minimum=1)

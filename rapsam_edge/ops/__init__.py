@@ -29,6 +29,8 @@ from collections.abc import Callable
 from types import ModuleType, SimpleNamespace
 from typing import Any, TypeVar, cast
 
+import numpy as np
+
 from ..contract.shared import MAX_THREADS, OPS_ENV_VAR, THREADS_ENV_VAR
 from ..contract.threads import parse_threads, usable_cores
 from ..contract.version import package_version
@@ -56,6 +58,7 @@ __all__ = [
     "OP_NAMES",
     "SEGMENT_DTYPE",
     "THREADS_ENV_VAR",
+    "all_finite",
     "core_available",
     "core_error",
     "impl",
@@ -223,6 +226,14 @@ def use(name: str) -> None:
     _active = choice
     # the NaN / inf scan of the checks: the core's threaded one when the core is in use
     _checks.use_finite_scan(_CORE.all_finite if choice == "cpp" and _CORE is not None else None)
+
+
+def all_finite(a: Any) -> bool:
+    """True when float32 array ``a`` holds no NaN and no infinity: the scan the ops' checks
+    use (the compiled core's multi-threaded one while it is in use, else numpy's). For a
+    caller that must treat non-finite logits before post-processing (the Segmenter
+    saturates +/-inf) in one pass of its own."""
+    return _checks._all_finite(np.ascontiguousarray(a, dtype=np.float32))
 
 
 def make_tracker(

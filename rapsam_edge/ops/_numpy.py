@@ -253,8 +253,8 @@ def _masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     x1/y1 exclusive; an empty mask gives (0, 0, 0, 0)."""
     stack, single = _as_mask_stack(masks)
     boxes = np.zeros((stack.shape[0], 4), dtype=np.int32)
-    rows_any = stack.any(axis=2)
-    cols_any = stack.any(axis=1)
+    rows_any = np.asarray(stack.any(axis=2))
+    cols_any = np.asarray(stack.any(axis=1))
     for i in range(stack.shape[0]):
         ys = np.flatnonzero(rows_any[i])
         if ys.size == 0:
