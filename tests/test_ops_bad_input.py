@@ -305,3 +305,30 @@ def test_segment_records_are_deterministic_bytes(impl):
     assert outs[0].tobytes() == outs[1].tobytes()
     raw = outs[0].view(np.uint8).reshape(len(outs[0]), -1)
     assert not raw[:, 25:].any()  # the 7 padding bytes after is_thing
+
+
+# the raw core (rapsam_edge._core) is called with valid arguments only (rapsam_edge.ops checks
+# them once); what remains in it are guards where a wrong array would be read or written out
+# of bounds: those raise, they never crash
+RAW_CORE_GUARDS = {
+    "pan_mask_count": ("panoptic_fuse", (CLS, MASKS[:2], (8, 8), (16, 16), THING)),
+    "pan_is_thing_len": ("panoptic_fuse", (CLS, MASKS, (8, 8), (16, 16), THING[:1])),
+    "pan_cls_1d": ("panoptic_fuse", (CLS[0], MASKS, (8, 8), (16, 16), THING)),
+    "pan_valid_big": ("panoptic_fuse", (CLS, MASKS, (9, 8), (16, 16), THING)),
+    "pan_out_zero": ("panoptic_fuse", (CLS, MASKS, (8, 8), (0, 16), THING)),
+    "pr_2d": ("prompt_masks", (MASKS[0], (8, 8), (16, 16))),
+    "lb_4d": ("letterbox", (IMAGE[None], 64)),
+    "lb_channels": ("letterbox", (np.zeros((4, 4, 5), np.uint8), 8)),
+    "boxes_int32": ("masks_to_boxes", (np.zeros((2, 3, 3), np.int32),)),
+    "rle_size_sum": ("rle_decode", ({"size": [3, 4], "counts": b"12200"},)),
+    "la_1d": ("linear_assignment", (np.zeros(3),)),
+    "ov_labels_shape": ("overlay", (IMAGE, LABELS[:5])),
+    "ov_gray": ("overlay", (IMAGE[:, :, 0].copy(), LABELS)),
+}
+
+
+@pytest.mark.parametrize("case", RAW_CORE_GUARDS)
+def test_raw_core_guards_out_of_bounds_access(case):
+    op, args = RAW_CORE_GUARDS[case]
+    with pytest.raises((InputError, TypeError)):
+        getattr(_core, op)(*args)
