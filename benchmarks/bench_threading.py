@@ -33,7 +33,7 @@ from machine import clip_frames, describe, write_results
 
 from rapsam_edge import Segmenter
 from rapsam_edge.assets import default_bundle
-from rapsam_edge.runtime.threads import default_threads
+from rapsam_edge.contract.threads import default_threads
 
 STAGES = ("prepare", "encoder", "decoder", "postprocess")
 

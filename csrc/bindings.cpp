@@ -1,16 +1,18 @@
-// pybind11 module rapsam_edge._core: the compiled twins of rapsam_edge.ops._numpy.
-// Same function names, argument names, defaults, return types and argument checks (the
-// same rapsam_edge.errors.InputError messages, in the same order, as
-// rapsam_edge.ops._checks). Scalars are taken as Python objects and checked here, so a
-// wrongly typed one is an InputError naming it, not pybind11's generic TypeError. All heavy
-// work runs with the GIL released, on the core's persistent thread pool. This is the only
-// file that includes Python headers.
+// pybind11 module rapsam_edge._core: the compiled kernels behind rapsam_edge.ops.
+//
+// The arguments are checked ONCE, in Python (rapsam_edge/ops/_checks.py), for both
+// implementations; rapsam_edge.ops hands this module arguments that are already valid. The
+// functions here only convert (sizes, pairs, dtypes, contiguity), release the GIL and call
+// the core. What remains below are cheap guards where a wrong array would make the core read
+// or write out of bounds (shapes that must agree, element sizes): they raise
+// rapsam_edge.errors.InputError with a short message, as do the core's own checks (it is a
+// C++ library too). This is the only file that includes Python headers.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,274 +23,91 @@
 #include "overlay.hpp"
 #include "parallel.hpp"
 #include "postprocess.hpp"
-#include "tracker.hpp"
 #include "rle.hpp"
+#include "tracker.hpp"
 
 namespace py = pybind11;
 using namespace pybind11::literals;
+namespace contract = rapsam::contract;
 
 namespace {
 
-// Python classes looked up once at import; deliberately never released (no decref after
-// the interpreter has shut down).
-struct PyRefs {
-    py::handle input_error, config_error, real, np_integer, np_bool, sequence, numpy;
-};
-PyRefs g_py;
+// rapsam_edge.errors classes, looked up once at import; deliberately never released (no
+// decref after the interpreter has shut down).
+py::handle g_input_error, g_config_error;
 
-// Every argument error (of the bindings and of the C++ core) is a std::invalid_argument;
-// the module's exception translator raises it as rapsam_edge.errors.InputError.
-[[noreturn]] void input_error(const std::string& message) { throw std::invalid_argument(message); }
-
-std::string pyrepr(const py::handle& obj) { return py::repr(obj).cast<std::string>(); }
-std::string pystr(const py::handle& obj) { return py::str(obj).cast<std::string>(); }
-std::string shape_repr(const py::array& a) { return pyrepr(a.attr("shape")); }
-std::string type_name(const py::handle& obj) {
-    return py::type::handle_of(obj).attr("__name__").cast<std::string>();
+// A memory-safety guard failed (the core's own checks throw the same type); the module's
+// exception translator raises it as rapsam_edge.errors.InputError.
+void require(bool ok, const char* what) {
+    if (!ok) throw std::invalid_argument(what);
 }
 
-py::object numpy() { return py::reinterpret_borrow<py::object>(g_py.numpy); }
-
-// True for a Python TypeError / ValueError: a conversion of a bad argument failed.
-bool conversion_error(const py::error_already_set& e) {
-    return e.matches(PyExc_TypeError) || e.matches(PyExc_ValueError);
-}
-
-bool is_dtype(const py::array& a, const char* name) {
-    // numpy's own dtype equality, as the twin's `x.dtype != np.float32`
-    return py::reinterpret_borrow<py::object>(a.dtype()).equal(py::dtype(name));
-}
-
-// _checks._require_array
-py::array require_array(const py::object& x, const char* name) {
-    if (!py::isinstance<py::array>(x))
-        input_error(std::string(name) + " must be a numpy array, got " + type_name(x));
-    py::array a = py::reinterpret_borrow<py::array>(x);
-    if (!(a.flags() & py::array::c_style))
-        input_error(std::string(name) + " must be C-contiguous (use np.ascontiguousarray)");
-    return a;
-}
+template <typename T>
+using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
 // An aligned array with the same contents (numpy arrays can be unaligned views).
-py::array aligned(const py::array& a) {
+template <typename T>
+carray<T> aligned(carray<T> a) {
     if (a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) return a;
-    return numpy().attr("ascontiguousarray")(a.attr("copy")());
+    return carray<T>::ensure(a.attr("copy")());
 }
 
-// _checks.check_image
-py::array check_image(const py::object& obj, const char* name) {
-    py::array image = require_array(obj, name);
-    const std::string n(name);
-    if (!is_dtype(image, "uint8"))
-        input_error(n + " must be uint8, got " + pystr(image.attr("dtype")));
-    if (!(image.ndim() == 2 || image.ndim() == 3) ||
-        (image.ndim() == 3 && !(image.shape(2) >= 1 && image.shape(2) <= 4)))
-        input_error(n + " must be H x W or H x W x C (C <= 4), got shape " + shape_repr(image));
-    if (image.shape(0) < 1 || image.shape(1) < 1)
-        input_error(n + " is empty: shape " + shape_repr(image));
-    if (std::max(image.shape(0), image.shape(1)) > rapsam::kMaxSide)
-        input_error(n + " sides must be <= " + std::to_string(rapsam::kMaxSide) + ", got " +
-                    pyrepr(py::make_tuple(image.shape(0), image.shape(1))));
-    return aligned(image);
-}
-
-bool is_instance(const py::handle& v, const py::handle& cls) {
-    const int r = PyObject_IsInstance(v.ptr(), cls.ptr());
-    if (r < 0) throw py::error_already_set();
-    return r == 1;
-}
-
-bool is_integer(const py::handle& v) {
-    return PyLong_Check(v.ptr()) || is_instance(v, g_py.np_integer);
-}
-
-bool is_sequence(const py::handle& v) { return is_instance(v, g_py.sequence); }
-
-// numbers.Real, as _checks.check_float: int, float, bool, numpy numbers
-bool is_real(const py::handle& v) {
-    return PyFloat_Check(v.ptr()) || PyLong_Check(v.ptr()) || is_instance(v, g_py.real);
-}
-
-// float(v) of a real number; false on overflow (a huge int)
-bool real_value(const py::handle& v, double& out) {
-    out = PyFloat_AsDouble(v.ptr());
-    if (out == -1.0 && PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) throw py::error_already_set();
-        PyErr_Clear();
-        return false;
+// size: an int (a square box) or a (height, width) pair
+std::pair<int, int> hw_of(const py::handle& v) {
+    if (!py::isinstance<py::sequence>(v)) {
+        const int n = v.cast<int>();
+        return {n, n};
     }
-    return true;
+    return v.cast<std::pair<int, int>>();
 }
 
-// _checks.check_int
-long long check_int(const py::object& value, const char* name, long long lo, long long hi) {
-    const std::string n(name);
-    if (!is_integer(value)) input_error(n + " must be an integer, got " + type_name(value));
-    const py::int_ lo_(lo), hi_(hi);
-    if (!(PyObject_RichCompareBool(lo_.ptr(), value.ptr(), Py_LE) == 1 &&
-          PyObject_RichCompareBool(value.ptr(), hi_.ptr(), Py_LE) == 1))
-        input_error(n + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                    "], got " + pystr(value));
-    return py::int_(value).cast<long long>();
-}
-
-// _checks.check_float
-double check_float(const py::object& value, const char* name) {
-    const std::string n(name);
-    if (!is_real(value)) input_error(n + " must be a real number, got " + type_name(value));
-    double v = 0.0;
-    if (!real_value(value, v)) input_error(n + " is out of range, got " + pystr(value));
-    return v;
-}
-
-// _checks.check_bool
-bool check_bool(const py::object& value, const char* name) {
-    if (PyBool_Check(value.ptr())) return value.ptr() == Py_True;
-    if (!(is_instance(value, g_py.np_bool) || is_integer(value)))
-        input_error(std::string(name) + " must be a bool, got " + type_name(value));
-    const int truth = PyObject_IsTrue(value.ptr());
-    if (truth < 0) throw py::error_already_set();
-    return truth == 1;
-}
-
-// _checks.check_hw
-std::pair<int, int> check_hw(const py::object& value_in, const char* name, bool allow_int) {
-    const std::string n(name);
-    py::object value = value_in;
-    if (allow_int && is_integer(value)) value = py::make_tuple(value, value);
-    if (!is_sequence(value) || py::len(value) != 2)
-        input_error(n + " must be a (height, width) pair, got " + pyrepr(value));
-    py::object h = value[py::int_(0)], w = value[py::int_(1)];
-    if (!is_integer(h) || !is_integer(w))
-        input_error(n + " must hold integers, got " + pyrepr(value));
-    const py::int_ lo(1), hi(rapsam::kMaxSide);
-    auto in_range = [&](const py::object& v) {
-        return PyObject_RichCompareBool(lo.ptr(), v.ptr(), Py_LE) == 1 &&
-               PyObject_RichCompareBool(v.ptr(), hi.ptr(), Py_LE) == 1;
-    };
-    if (!(in_range(h) && in_range(w)))
-        input_error(n + " must be in [1, " + std::to_string(rapsam::kMaxSide) + "], got " +
-                    pyrepr(value));
-    return {py::int_(h).cast<int>(), py::int_(w).cast<int>()};
-}
-
-// _checks.check_valid_hw
-std::pair<double, double> check_valid_hw(const py::object& valid_hw, int64_t h, int64_t w) {
-    if (!is_sequence(valid_hw) || py::len(valid_hw) != 2)
-        input_error("valid_hw must be a (height, width) pair, got " + pyrepr(valid_hw));
-    py::object h_obj = valid_hw[py::int_(0)], w_obj = valid_hw[py::int_(1)];
-    if (!is_real(h_obj) || !is_real(w_obj))
-        input_error("valid_hw must hold real numbers, got " + pyrepr(valid_hw));
-    double vh = 0.0, vw = 0.0;
-    const bool fits = real_value(h_obj, vh) && real_value(w_obj, vw);
-    if (!(fits && std::isfinite(vh) && std::isfinite(vw) && 0 < vh && vh <= h && 0 < vw && vw <= w))
-        input_error("valid_hw must be in (0, mask size " + std::to_string(h) + " x " +
-                    std::to_string(w) + "], got " + pyrepr(valid_hw));
-    return {vh, vw};
-}
-
-bool finite(const py::array& a) {
-    const float* data = static_cast<const float*>(a.data());
-    const size_t n = static_cast<size_t>(a.size());
-    py::gil_scoped_release release;
-    return rapsam::all_finite(data, n);
-}
-
-// _checks.check_logits
-py::array check_logits(const py::object& x, const char* name, int ndim) {
-    py::array a = require_array(x, name);
-    const std::string n(name);
-    if (!is_dtype(a, "float32")) input_error(n + " must be float32, got " + pystr(a.attr("dtype")));
-    if (a.ndim() != ndim)
-        input_error(n + " must have " + std::to_string(ndim) + " dimensions, got shape " +
-                    shape_repr(a));
-    a = aligned(a);
-    if (!finite(a)) input_error(n + " contains NaN or infinity");
-    if (ndim == 2 && a.shape(1) < 1)
-        input_error(n + " needs at least one column, got shape " + shape_repr(a));
-    return a;
-}
-
-// _checks.check_mask_stack (n < 0: any number of masks)
-py::array check_mask_stack(const py::object& x, const char* name, int64_t n) {
-    py::array a = check_logits(x, name, 3);
-    const std::string nm(name);
-    if (n >= 0 && a.shape(0) != n)
-        input_error(nm + " has " + std::to_string(a.shape(0)) + " masks, expected " +
-                    std::to_string(n) + " (one per query)");
-    if (a.shape(1) < 1 || a.shape(2) < 1)
-        input_error(nm + " masks are empty: shape " + shape_repr(a));
-    return a;
-}
-
-// _numpy._as_mask_stack: bool/uint8, 2 or 3 dims (any strides); returns a C-contiguous
-// N x H x W uint8 view/copy and whether the input was a single mask.
-std::pair<py::array, bool> as_mask_stack(const py::object& x, const char* name) {
-    const std::string n(name);
-    if (!py::isinstance<py::array>(x))
-        input_error(n + " must be a numpy array, got " + type_name(x));
-    py::array a = py::reinterpret_borrow<py::array>(x);
-    if (!(is_dtype(a, "bool") || is_dtype(a, "uint8")))
-        input_error(n + " must be bool or uint8, got " + pystr(a.attr("dtype")));
-    if (a.ndim() != 2 && a.ndim() != 3)
-        input_error(n + " must be H x W or N x H x W, got shape " + shape_repr(a));
+// bool / uint8 masks, H x W or N x H x W -> C-contiguous N x H x W uint8 and "was single"
+std::pair<carray<uint8_t>, bool> mask_stack(const py::array& a) {
+    require(a.itemsize() == 1 && (a.dtype().kind() == 'b' || a.dtype().kind() == 'u'),
+            "masks must be bool or uint8");
+    require(a.ndim() == 2 || a.ndim() == 3, "masks must be H x W or N x H x W");
     const bool single = a.ndim() == 2;
-    py::array stack = numpy().attr("ascontiguousarray")(a);
-    if (is_dtype(stack, "bool")) stack = stack.attr("view")("uint8");
-    if (single) stack = stack.attr("reshape")(py::make_tuple(1, a.shape(0), a.shape(1)));
-    return {aligned(stack), single};
+    py::array bytes = a.attr("view")("uint8");
+    if (single) bytes = bytes.attr("reshape")(py::make_tuple(1, a.shape(0), a.shape(1)));
+    return {aligned(carray<uint8_t>::ensure(bytes)), single};
 }
+
+}  // namespace
+
+namespace {
 
 // ------------------------------------------------------------------ the ops
-py::tuple letterbox(const py::object& image_in, const py::object& size,
-                    const py::object& pad_divisor_in, const py::object& pad_value_in,
-                    const py::object& swap_rb_in) {
-    py::array image = check_image(image_in, "image");
-    const auto box = check_hw(size, "size", true);
-    const long long pad_divisor = check_int(pad_divisor_in, "pad_divisor", 1, 4096);
-    const long long pad_value = check_int(pad_value_in, "pad_value", 0, 255);
-    const bool swap_rb = check_bool(swap_rb_in, "swap_rb");
+py::tuple letterbox(carray<uint8_t> image, const py::object& size, int pad_divisor,
+                    int pad_value, bool swap_rb) {
+    require(image.ndim() == 2 || image.ndim() == 3, "image must be H x W or H x W x C");
+    image = aligned(image);
+    const auto box = hw_of(size);
     const int in_h = static_cast<int>(image.shape(0)), in_w = static_cast<int>(image.shape(1));
     const int channels = image.ndim() == 3 ? static_cast<int>(image.shape(2)) : 1;
-    if (swap_rb && channels < 3)
-        input_error("swap_rb needs an image with >= 3 channels, got " + std::to_string(channels));
     const rapsam::LetterboxGeometry g =
-        rapsam::letterbox_geometry(in_h, in_w, box.first, box.second, static_cast<int>(pad_divisor));
+        rapsam::letterbox_geometry(in_h, in_w, box.first, box.second, pad_divisor);
     std::vector<py::ssize_t> shape = {g.pad_h, g.pad_w};
     if (image.ndim() == 3) shape.push_back(channels);
     py::array_t<uint8_t> out(shape);
-    const uint8_t* src = static_cast<const uint8_t*>(image.data());
+    const uint8_t* src = image.data();
     uint8_t* dst = out.mutable_data();
     {
         py::gil_scoped_release release;
-        rapsam::letterbox(src, in_h, in_w, channels, g, static_cast<int>(pad_value), swap_rb, dst);
+        rapsam::letterbox(src, in_h, in_w, channels, g, pad_value, swap_rb, dst);
     }
     return py::make_tuple(out, g.scale, py::make_tuple(g.new_h, g.new_w));
 }
 
-py::tuple panoptic_fuse(const py::object& cls_in, const py::object& mask_in,
-                        const py::object& valid_hw, const py::object& out_hw,
-                        const py::object& is_thing_in, const py::object& score_threshold_in,
-                        const py::object& overlap_threshold_in) {
-    py::array cls = check_logits(cls_in, "cls_logits", 2);
-    const int64_t n_queries = cls.shape(0), n_cls1 = cls.shape(1);
-    py::array masks = check_mask_stack(mask_in, "mask_logits", n_queries);
-    const auto out = check_hw(out_hw, "out_hw", false);
-    const auto valid = check_valid_hw(valid_hw, masks.shape(1), masks.shape(2));
-    py::array is_thing;
-    try {
-        is_thing = numpy().attr("ascontiguousarray")(is_thing_in, "dtype"_a = "bool");
-    } catch (const py::error_already_set& e) {
-        if (!conversion_error(e)) throw;
-        input_error("is_thing must be an array of C = " + std::to_string(n_cls1 - 1) +
-                    " bools, got " + pyrepr(is_thing_in));
-    }
-    if (!(is_thing.ndim() == 1 && is_thing.shape(0) == n_cls1 - 1))
-        input_error("is_thing must have C = " + std::to_string(n_cls1 - 1) +
-                    " entries (cls_logits has C+1 columns), got shape " + shape_repr(is_thing));
+py::tuple panoptic_fuse(carray<float> cls, carray<float> masks, std::pair<double, double> valid,
+                        std::pair<int, int> out, carray<bool> is_thing, double score_threshold,
+                        double overlap_threshold) {
+    require(cls.ndim() == 2 && masks.ndim() == 3 && masks.shape(0) == cls.shape(0),
+            "cls_logits must be N x (C+1) and mask_logits N x h x w");
+    require(is_thing.ndim() == 1 && is_thing.shape(0) == cls.shape(1) - 1,
+            "is_thing must have C entries");
+    cls = aligned(cls);
+    masks = aligned(masks);
     is_thing = aligned(is_thing);
-    const double score_threshold = check_float(score_threshold_in, "score_threshold");
-    const double overlap_threshold = check_float(overlap_threshold_in, "overlap_threshold");
     rapsam::PanopticParams params;
     params.valid_h = valid.first;
     params.valid_w = valid.second;
@@ -296,19 +115,18 @@ py::tuple panoptic_fuse(const py::object& cls_in, const py::object& mask_in,
     params.out_w = out.second;
     params.score_threshold = score_threshold;
     params.overlap_threshold = overlap_threshold;
-    params.check_finite = false;  // checked above, with the twin's messages
+    params.check_finite = false;  // rapsam_edge.ops checked them (one scan)
     py::array_t<int32_t> label_map({static_cast<py::ssize_t>(out.first),
                                     static_cast<py::ssize_t>(out.second)});
-    const float* c = static_cast<const float*>(cls.data());
-    const float* m = static_cast<const float*>(masks.data());
-    const bool* t = static_cast<const bool*>(is_thing.data());
+    const int n = static_cast<int>(cls.shape(0)), c1 = static_cast<int>(cls.shape(1));
+    const int mh = static_cast<int>(masks.shape(1)), mw = static_cast<int>(masks.shape(2));
+    const float *c = cls.data(), *m = masks.data();
+    const bool* t = is_thing.data();
     int32_t* lm = label_map.mutable_data();
     std::vector<rapsam::Segment> segments;
     {
         py::gil_scoped_release release;
-        segments = rapsam::panoptic_fuse(c, static_cast<int>(n_queries), static_cast<int>(n_cls1), m,
-                                         static_cast<int>(masks.shape(1)),
-                                         static_cast<int>(masks.shape(2)), t, params, lm);
+        segments = rapsam::panoptic_fuse(c, n, c1, m, mh, mw, t, params, lm);
     }
     py::array_t<rapsam::Segment> records(static_cast<py::ssize_t>(segments.size()));
     if (!segments.empty())
@@ -316,41 +134,31 @@ py::tuple panoptic_fuse(const py::object& cls_in, const py::object& mask_in,
     return py::make_tuple(label_map, records);
 }
 
-py::tuple prompt_masks(const py::object& mask_in, const py::object& valid_hw,
-                       const py::object& out_hw, const py::object& threshold_in,
-                       const py::object& stability_offset_in) {
-    py::array masks = check_mask_stack(mask_in, "mask_logits", -1);
-    const auto out = check_hw(out_hw, "out_hw", false);
-    const auto valid = check_valid_hw(valid_hw, masks.shape(1), masks.shape(2));
-    const double threshold = check_float(threshold_in, "threshold");
-    const double stability_offset = check_float(stability_offset_in, "stability_offset");
-    if (!std::isfinite(threshold))
-        input_error("threshold must be finite, got " + pyrepr(py::float_(threshold)));
-    if (!std::isfinite(stability_offset))
-        input_error("stability_offset must be finite, got " + pyrepr(py::float_(stability_offset)));
-    if (stability_offset < 0)
-        input_error("stability_offset must be >= 0, got " + pyrepr(py::float_(stability_offset)));
+py::tuple prompt_masks(carray<float> masks, std::pair<double, double> valid,
+                       std::pair<int, int> out, double threshold, double stability_offset) {
+    require(masks.ndim() == 3, "mask_logits must be P x h x w");
+    masks = aligned(masks);
     const py::ssize_t n = masks.shape(0);
     py::array result(py::dtype("bool"), std::vector<py::ssize_t>{n, out.first, out.second});
     py::array_t<float> stability(n);
-    const float* src = static_cast<const float*>(masks.data());
+    const float* src = masks.data();
     uint8_t* dst = static_cast<uint8_t*>(result.mutable_data());
     float* stab = stability.mutable_data();
+    const int mh = static_cast<int>(masks.shape(1)), mw = static_cast<int>(masks.shape(2));
     {
         py::gil_scoped_release release;
-        rapsam::prompt_masks(src, static_cast<int>(n), static_cast<int>(masks.shape(1)),
-                             static_cast<int>(masks.shape(2)), valid.first, valid.second,
+        rapsam::prompt_masks(src, static_cast<int>(n), mh, mw, valid.first, valid.second,
                              out.first, out.second, threshold, stability_offset, dst, stab, 0,
-                             false);
+                             /*check_finite=*/false);  // rapsam_edge.ops checked them
     }
     return py::make_tuple(result, stability);
 }
 
-py::array masks_to_boxes(const py::object& masks_in) {
-    auto [stack, single] = as_mask_stack(masks_in, "masks");
+py::array masks_to_boxes(const py::array& masks) {
+    auto [stack, single] = mask_stack(masks);
     const int64_t n = stack.shape(0), h = stack.shape(1), w = stack.shape(2);
     py::array_t<int32_t> boxes({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(4)});
-    const uint8_t* src = static_cast<const uint8_t*>(stack.data());
+    const uint8_t* src = stack.data();
     int32_t* dst = boxes.mutable_data();
     {
         py::gil_scoped_release release;
@@ -360,11 +168,11 @@ py::array masks_to_boxes(const py::object& masks_in) {
     return boxes;
 }
 
-py::object rle_encode(const py::object& mask) {
-    auto [stack, single] = as_mask_stack(mask, "mask");
+py::object rle_encode(const py::array& mask) {
+    auto [stack, single] = mask_stack(mask);
     const int64_t n = stack.shape(0), h = stack.shape(1), w = stack.shape(2);
-    const uint8_t* src = static_cast<const uint8_t*>(stack.data());
-    std::vector<std::string> strings(n);
+    const uint8_t* src = stack.data();
+    std::vector<std::string> strings(static_cast<size_t>(n));
     {
         py::gil_scoped_release release;
         for (int64_t i = 0; i < n; ++i) strings[i] = rapsam::rle_encode(src + i * h * w, h, w);
@@ -380,47 +188,21 @@ py::object rle_encode(const py::object& mask) {
     return std::move(out);
 }
 
+// one uncompressed run length (a Python int) as int64, saturating: the core's run checks
+// then name the problem (negative, or a sum that is not H*W)
 int64_t run_value(const py::handle& c) {
-    py::int_ v(py::reinterpret_borrow<py::object>(c));
     int overflow = 0;
-    const long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
-    if (overflow < 0) input_error("rle counts must be non-negative");
-    if (overflow > 0) input_error("rle counts sum to more than 2^63, expected H*W");
+    const long long x = PyLong_AsLongLongAndOverflow(c.ptr(), &overflow);
+    if (x == -1 && PyErr_Occurred()) throw py::error_already_set();
+    if (overflow < 0) return -1;
+    if (overflow > 0) throw std::invalid_argument("rle counts sum to more than 2^63, expected H*W");
     return x;
 }
 
 py::array rle_decode_one(const py::handle& rle) {
-    if (!py::isinstance<py::dict>(rle) || !rle.contains("size") || !rle.contains("counts"))
-        input_error("rle must be a dict with 'size' and 'counts'");
-    py::object size = rle["size"];
-    std::vector<py::int_> hw;
-    try {
-        for (py::handle v : size) {
-            hw.emplace_back(py::reinterpret_borrow<py::object>(v));  // int(v)
-            if (hw.size() > 2) break;
-        }
-    } catch (const py::error_already_set& e) {
-        if (!conversion_error(e)) throw;
-        input_error("rle size must be a (height, width) pair of integers, got " + pyrepr(size));
-    }
-    if (hw.size() != 2) input_error("rle size must be a (height, width) pair, got " + pyrepr(size));
-    const py::int_ zero(0), limit(int64_t{1} << 62);
-    for (const py::int_& v : hw) {
-        if (PyObject_RichCompareBool(v.ptr(), zero.ptr(), Py_LT) == 1)
-            input_error("rle size must be non-negative, got " + pyrepr(size));
-        if (PyObject_RichCompareBool(v.ptr(), limit.ptr(), Py_GE) == 1)
-            input_error("rle size is too large, got " + pyrepr(size));
-    }
-    const int64_t height = hw[0].cast<int64_t>(), width = hw[1].cast<int64_t>();
+    const auto hw = rle["size"].cast<std::pair<int64_t, int64_t>>();
     py::object counts = rle["counts"];
-    if (py::isinstance<py::str>(counts)) {
-        try {
-            counts = counts.attr("encode")("ascii");
-        } catch (const py::error_already_set& e) {
-            if (!e.matches(PyExc_UnicodeError)) throw;
-            input_error("rle counts string must be ASCII");
-        }
-    }
+    if (py::isinstance<py::str>(counts)) counts = counts.attr("encode")("ascii");
     std::vector<int64_t> runs;
     if (py::isinstance<py::bytes>(counts)) {
         char* buffer = nullptr;
@@ -428,54 +210,34 @@ py::array rle_decode_one(const py::handle& rle) {
         if (PyBytes_AsStringAndSize(counts.ptr(), &buffer, &length) != 0) throw py::error_already_set();
         runs = rapsam::rle_counts_from_string(buffer, static_cast<size_t>(length));
     } else {
-        try {
-            for (py::handle c : counts) runs.push_back(run_value(c));
-        } catch (const py::error_already_set& e) {
-            if (!conversion_error(e)) throw;
-            input_error("rle counts must be a string or a list of integers, got " + type_name(counts));
-        }
+        for (py::handle c : counts) runs.push_back(run_value(py::int_(py::reinterpret_borrow<py::object>(c))));
     }
-    rapsam::rle_check_runs(runs, height, width);
-    py::array out(py::dtype("bool"), std::vector<py::ssize_t>{height, width});
+    rapsam::rle_check_runs(runs, hw.first, hw.second);  // sizes and sum: the output's bounds
+    py::array out(py::dtype("bool"), std::vector<py::ssize_t>{hw.first, hw.second});
     uint8_t* dst = static_cast<uint8_t*>(out.mutable_data());
     {
         py::gil_scoped_release release;
-        rapsam::rle_decode(runs, height, width, dst);
+        rapsam::rle_decode(runs, hw.first, hw.second, dst);
     }
     return out;
 }
 
 py::array rle_decode(const py::object& rle) {
-    if (py::isinstance<py::list>(rle) || py::isinstance<py::tuple>(rle)) {
-        if (py::len(rle) == 0) input_error("rle list is empty");
-        py::list masks;
-        bool same = true;
-        for (py::handle r : rle) {
-            py::array m = rle_decode_one(r);
-            if (py::len(masks) > 0 && !(m.shape(0) == py::array(masks[0]).shape(0) &&
-                                        m.shape(1) == py::array(masks[0]).shape(1)))
-                same = false;
-            masks.append(m);
-        }
-        if (!same) input_error("all RLEs in a list must have the same size");
-        return numpy().attr("stack")(masks);
-    }
-    return rle_decode_one(rle);
+    if (!(py::isinstance<py::list>(rle) || py::isinstance<py::tuple>(rle))) return rle_decode_one(rle);
+    std::vector<py::array> masks;
+    for (py::handle r : rle) masks.push_back(rle_decode_one(r));
+    require(!masks.empty(), "rle list is empty");
+    for (const py::array& m : masks)
+        if (m.shape(0) != masks[0].shape(0) || m.shape(1) != masks[0].shape(1))
+            throw std::invalid_argument("all RLEs in a list must have the same size");
+    return py::module_::import("numpy").attr("stack")(masks);
 }
 
-py::tuple linear_assignment(const py::object& cost_in, const py::object& maximize_in) {
-    if (!py::isinstance<py::array>(cost_in))
-        input_error("cost must be a numpy array, got " + type_name(cost_in));
-    py::array cost = py::reinterpret_borrow<py::array>(cost_in);
-    if (cost.ndim() != 2) input_error("cost must be 2-D, got shape " + shape_repr(cost));
-    const char kind = cost.dtype().kind();
-    if (!(kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b'))
-        input_error("cost must be numeric, got " + pystr(cost.attr("dtype")));
-    const bool maximize = check_bool(maximize_in, "maximize");
-    py::array c = numpy().attr("ascontiguousarray")(cost, "dtype"_a = "float64");
-    c = aligned(c);
-    const double* data = static_cast<const double*>(c.data());
-    const int64_t n_rows = c.shape(0), n_cols = c.shape(1);
+py::tuple linear_assignment(carray<double> cost, bool maximize) {
+    require(cost.ndim() == 2, "cost must be 2-D");
+    cost = aligned(cost);
+    const double* data = cost.data();
+    const int64_t n_rows = cost.shape(0), n_cols = cost.shape(1);
     rapsam::Assignment a;
     {
         py::gil_scoped_release release;
@@ -490,29 +252,18 @@ py::tuple linear_assignment(const py::object& cost_in, const py::object& maximiz
     return py::make_tuple(rows, cols);
 }
 
-py::array overlay(const py::object& image_in, const py::object& labels_in,
-                  const py::object& alpha_in, const py::object& boundary_in) {
-    py::array image = check_image(image_in, "image");
-    if (image.ndim() != 3 || image.shape(2) != 3)
-        input_error("image must be H x W x 3 uint8, got shape " + shape_repr(image));
-    if (!py::isinstance<py::array>(labels_in) ||
-        !is_dtype(py::reinterpret_borrow<py::array>(labels_in), "int32"))
-        input_error("labels must be an int32 numpy array");
-    py::array labels = py::reinterpret_borrow<py::array>(labels_in);
-    if (!(labels.ndim() == 2 && labels.shape(0) == image.shape(0) &&
-          labels.shape(1) == image.shape(1)))
-        input_error("labels shape " + shape_repr(labels) + " must equal image H x W " +
-                    pyrepr(py::make_tuple(image.shape(0), image.shape(1))));
-    const double alpha = check_float(alpha_in, "alpha");
-    if (!(0.0 <= alpha && alpha <= 1.0))
-        input_error("alpha must be in [0, 1], got " + pyrepr(py::float_(alpha)));
-    const bool boundary = check_bool(boundary_in, "boundary");
-    labels = aligned(numpy().attr("ascontiguousarray")(labels));
+py::array overlay(carray<uint8_t> image, carray<int32_t> labels, double alpha, bool boundary) {
+    require(image.ndim() == 3 && image.shape(2) == 3, "image must be H x W x 3 uint8");
+    require(labels.ndim() == 2 && labels.shape(0) == image.shape(0) &&
+                labels.shape(1) == image.shape(1),
+            "labels must be H x W, as the image");
+    image = aligned(image);
+    labels = aligned(labels);
     const int h = static_cast<int>(image.shape(0)), w = static_cast<int>(image.shape(1));
     py::array_t<uint8_t> out({static_cast<py::ssize_t>(h), static_cast<py::ssize_t>(w),
                               static_cast<py::ssize_t>(3)});
-    const uint8_t* src = static_cast<const uint8_t*>(image.data());
-    const int32_t* lab = static_cast<const int32_t*>(labels.data());
+    const uint8_t* src = image.data();
+    const int32_t* lab = labels.data();
     uint8_t* dst = out.mutable_data();
     {
         py::gil_scoped_release release;
@@ -521,11 +272,18 @@ py::array overlay(const py::object& image_in, const py::object& labels_in,
     return out;
 }
 
+bool all_finite(carray<float> a) {
+    a = aligned(a);
+    const float* data = a.data();
+    const size_t n = static_cast<size_t>(a.size());
+    py::gil_scoped_release release;
+    return rapsam::all_finite(data, n);
+}
+
 // ------------------------------------------------------------------ threads and build
-void set_num_threads(const py::object& n_in) {
-    const int n = static_cast<int>(check_int(n_in, "n", 1, rapsam::kMaxThreads));
+void set_num_threads(int n) {
     py::gil_scoped_release release;  // idle workers beyond n are joined
-    rapsam::set_num_threads(n);
+    rapsam::set_num_threads(n);      // std::invalid_argument unless 1 <= n <= kMaxThreads
 }
 
 py::dict build_info() {
@@ -545,28 +303,21 @@ py::dict build_info() {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-    const auto keep = [](py::object obj) { return obj.release(); };  // never released
-    py::object np = py::module_::import("numpy");
-    g_py.numpy = keep(np);
-    g_py.np_integer = keep(np.attr("integer"));
-    g_py.np_bool = keep(np.attr("bool_"));
-    g_py.real = keep(py::module_::import("numbers").attr("Real"));
-    g_py.sequence = keep(py::module_::import("collections.abc").attr("Sequence"));
     py::module_ errors = py::module_::import("rapsam_edge.errors");
-    g_py.input_error = keep(errors.attr("InputError"));
-    g_py.config_error = keep(errors.attr("ConfigError"));
+    g_input_error = py::object(errors.attr("InputError")).release();  // never released
+    g_config_error = py::object(errors.attr("ConfigError")).release();
     py::register_local_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const std::invalid_argument& e) {
-            PyErr_SetString(g_py.input_error.ptr(), e.what());
+            PyErr_SetString(g_input_error.ptr(), e.what());
         }
     });
     // RAPSAM_EDGE_THREADS is read once, here: a bad value fails the import
     try {
         rapsam::num_threads();
     } catch (const std::invalid_argument& e) {
-        PyErr_SetString(g_py.config_error.ptr(), e.what());
+        PyErr_SetString(g_config_error.ptr(), e.what());
         throw py::error_already_set();
     }
 
@@ -575,16 +326,28 @@ PYBIND11_MODULE(_core, m) {
                             "score", area, "area", is_thing, "is_thing");
     m.doc() =
         "Compiled C++ twins of rapsam_edge.ops._numpy (per-frame post-processing). Same "
-        "names, arguments and results; argument errors raise rapsam_edge.errors.InputError "
-        "(a ValueError) naming the argument.";
+        "names, arguments and results. The arguments must be valid: rapsam_edge.ops checks "
+        "them (rapsam_edge.ops.impl('cpp') is this module behind those checks).";
     m.attr("__version__") = rapsam::core_version();
 
     m.def("get_num_threads", [] { return rapsam::num_threads(); },
           R"doc(get_num_threads() -> int: threads a large op uses (the calling thread included).
 Set by set_num_threads, else RAPSAM_EDGE_THREADS, else the cores this process may use.)doc");
     m.def("set_num_threads", &set_num_threads, "n"_a,
-          R"doc(set_num_threads(n: int) -> None: use n threads (1 to 256) in every later op.
+          R"doc(set_num_threads(n: int) -> None: use n threads (1 to max_threads) in every later op.
 The persistent worker pool shrinks at once and grows on demand; results do not depend on n.)doc");
+    m.def(
+        "parse_num_threads",
+        [](const std::string& raw) -> py::object {
+            const std::optional<int> n = rapsam::parse_num_threads(raw.c_str());
+            return n ? py::object(py::int_(*n)) : py::object(py::none());
+        },
+        "raw"_a,
+        R"doc(parse_num_threads(raw: str) -> int | None: the core's rule for the threads variable
+(rapsam_edge.contract.threads.parse_threads is the same rule); InputError when broken.)doc");
+    m.def("all_finite", &all_finite, "a"_a,
+          R"doc(all_finite(a: float32 array) -> bool: no NaN and no infinity in ``a`` (the core's
+multi-threaded scan; rapsam_edge.ops' checks use it while the core is in use).)doc");
     m.def("build_info", &build_info,
           R"doc(build_info() -> dict: version, compiler, arch, simd (compile-time extensions),
 build_type and cxx_flags of this build, cores (usable by this process) and max_threads.)doc");
@@ -597,7 +360,8 @@ top-left and pad bottom/right with ``pad_value`` up to multiples of ``pad_diviso
 swaps channels 0 and 2. Returns (padded uint8, scale, (new_h, new_w)).)doc");
 
     m.def("panoptic_fuse", &panoptic_fuse, "cls_logits"_a, "mask_logits"_a, "valid_hw"_a,
-          "out_hw"_a, "is_thing"_a, "score_threshold"_a = 0.8, "overlap_threshold"_a = 0.8,
+          "out_hw"_a, "is_thing"_a, "score_threshold"_a = rapsam::contract::kScoreThreshold,
+          "overlap_threshold"_a = rapsam::contract::kOverlapThreshold,
           R"doc(MaskFormer panoptic fusion, upsampling only the kept queries.
 
 cls_logits: N x (C+1) float32 (last column = no object); mask_logits: N x h x w float32;
@@ -606,7 +370,8 @@ Returns (label_map out_h x out_w int32, 0 = void; segments: structured array of
 SEGMENT_DTYPE records id, class, query, score, area, is_thing).)doc");
 
     m.def("prompt_masks", &prompt_masks, "mask_logits"_a, "valid_hw"_a, "out_hw"_a,
-          "threshold"_a = 0.0, "stability_offset"_a = 1.0,
+          "threshold"_a = rapsam::contract::kPromptThreshold,
+          "stability_offset"_a = rapsam::contract::kStabilityOffset,
           R"doc(Upsample P x h x w float32 prompt logits (valid crop) to ``out_hw`` and threshold.
 Returns (masks P x out_h x out_w bool: logit > threshold; stability P float32: SAM's stability
 score area(logit > threshold + offset) / area(logit > threshold - offset), 0 if empty).)doc");
@@ -642,8 +407,11 @@ tracker): query-embedding association with the same rules and defaults.)doc")
                  c.momentum = momentum;
                  return rapsam::OnlineTracker(c);
              }),
-             "match_threshold"_a = 0.5, "class_change_penalty"_a = 0.5, "birth_score"_a = 0.5,
-             "max_missed"_a = 10, "momentum"_a = 0.8)
+             "match_threshold"_a = rapsam::contract::kMatchThreshold,
+             "class_change_penalty"_a = rapsam::contract::kClassChangePenalty,
+             "birth_score"_a = rapsam::contract::kBirthScore,
+             "max_missed"_a = rapsam::contract::kMaxMissed,
+             "momentum"_a = rapsam::contract::kMomentum)
         .def("update",
              [](rapsam::OnlineTracker& t,
                 py::array_t<float, py::array::c_style | py::array::forcecast> embeddings,
@@ -669,7 +437,26 @@ track ids (0: neither matched nor started a track).)doc")
         .def_property_readonly("tracks_started", &rapsam::OnlineTracker::tracks_started)
         .def_property_readonly("frame_index", &rapsam::OnlineTracker::frame_index)
         .def_property_readonly("live_tracks",
-                               [](const rapsam::OnlineTracker& t) { return t.tracks().size(); });
+                               [](const rapsam::OnlineTracker& t) { return t.tracks().size(); })
+        .def_property_readonly(
+            "tracks",
+            [](const rapsam::OnlineTracker& t) {
+                py::list out;
+                for (const rapsam::Track& k : t.tracks()) {
+                    py::dict scores;
+                    for (const auto& [cls, sum] : k.class_scores) scores[py::int_(cls)] = sum;
+                    out.append(py::dict("track_id"_a = k.track_id,
+                                        "embedding"_a = py::array_t<double>(
+                                            static_cast<py::ssize_t>(k.embedding.size()),
+                                            k.embedding.data()),
+                                        "class_scores"_a = scores, "hits"_a = k.hits,
+                                        "missed"_a = k.missed, "last_score"_a = k.last_score));
+                }
+                return out;
+            },
+            "the live tracks, oldest first: dicts of track_id, embedding (D float64, unit "
+            "norm), class_scores ({class: score sum}, in first-seen order), hits, missed, "
+            "last_score");
 
     m.def("overlay", &overlay, "image"_a, "labels"_a, "alpha"_a = 0.5, "boundary"_a = true,
           R"doc(Blend a palette colour per label id (0 = void) into an H x W x 3 uint8 image;

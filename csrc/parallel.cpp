@@ -9,6 +9,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -39,15 +40,47 @@ int available_cores() {
     return hw > 0 ? static_cast<int>(hw) : 1;
 }
 
-int default_num_threads() {
-    const char* raw = std::getenv(kThreadsEnvVar);
+namespace {
+
+// Python's repr() of an ASCII string (the messages must match rapsam_edge.contract.threads);
+// bytes >= 0x80 are copied as they are.
+std::string quoted(const std::string& s) {
+    const bool dq = s.find('\'') != std::string::npos && s.find('"') == std::string::npos;
+    const char q = dq ? '"' : '\'';
+    std::string out(1, q);
+    static const char* hex = "0123456789abcdef";
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (ch == '\\' || ch == q) {
+            out += '\\';
+            out += ch;
+        } else if (ch == '\t') {
+            out += "\\t";
+        } else if (ch == '\n') {
+            out += "\\n";
+        } else if (ch == '\r') {
+            out += "\\r";
+        } else if (c < 0x20 || c == 0x7f) {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += ch;
+        }
+    }
+    return out + q;
+}
+
+}  // namespace
+
+std::optional<int> parse_num_threads(const char* raw) {
     std::string value = raw ? raw : "";
     const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
     while (!value.empty() && space(value.back())) value.pop_back();
     size_t first = 0;
     while (first < value.size() && space(value[first])) ++first;
     value.erase(0, first);
-    if (value.empty()) return std::min(available_cores(), kMaxThreads);
+    if (value.empty()) return std::nullopt;
     long n = 0;
     bool ok = value.size() <= 4;
     for (char c : value) {
@@ -56,8 +89,13 @@ int default_num_threads() {
     }
     if (!ok || n < 1 || n > kMaxThreads)
         fail(std::string(kThreadsEnvVar) + " must be an integer in [1, " +
-             std::to_string(kMaxThreads) + "], got '" + (raw ? raw : "") + "'");
+             std::to_string(kMaxThreads) + "], got " + quoted(raw ? raw : ""));
     return static_cast<int>(n);
+}
+
+int default_num_threads() {
+    const std::optional<int> n = parse_num_threads(std::getenv(kThreadsEnvVar));
+    return n ? *n : std::min(available_cores(), kMaxThreads);
 }
 
 namespace {

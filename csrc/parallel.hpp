@@ -7,14 +7,18 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+#include <string>
+
+#include "rapsam_contract.hpp"
 
 namespace rapsam {
 
-/// Largest accepted thread count (set_num_threads, RAPSAM_EDGE_THREADS).
-constexpr int kMaxThreads = 256;
+/// Largest accepted thread count (set_num_threads, the threads variable): contract.json.
+constexpr int kMaxThreads = contract::kMaxThreads;
 
-/// Environment variable holding the default thread count.
-constexpr const char* kThreadsEnvVar = "RAPSAM_EDGE_THREADS";
+/// Environment variable holding the default thread count (RAPSAM_EDGE_THREADS).
+constexpr const char* kThreadsEnvVar = contract::kThreadsEnvVar;
 
 /// Work (output elements) below which an op runs on the calling thread alone: waking the
 /// workers costs more than it saves.
@@ -24,9 +28,12 @@ constexpr double kMinParallelWork = 2e5;
 /// cpusets), std::thread::hardware_concurrency() elsewhere; at least 1.
 int available_cores();
 
-/// RAPSAM_EDGE_THREADS when set and not empty (throws std::invalid_argument naming the
-/// variable unless it is an integer in [1, kMaxThreads]), else
-/// min(available_cores(), kMaxThreads).
+/// The threads variable's value -> a thread count; nullopt when `raw` is null or blank.
+/// The rule of rapsam_edge.contract.threads.parse_threads: stripped of spaces, tabs, CR and
+/// LF, 1 to 4 ASCII digits in [1, kMaxThreads]; else std::invalid_argument naming the variable.
+std::optional<int> parse_num_threads(const char* raw);
+
+/// parse_num_threads(getenv(kThreadsEnvVar)) when set, else min(available_cores(), kMaxThreads).
 int default_num_threads();
 
 /// Threads a parallel region uses, the calling thread included. The first call resolves

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "rapsam_contract.hpp"
 
 namespace rapsam {
 
@@ -47,8 +48,8 @@ static_assert(sizeof(Segment) == 32, "Segment must match SEGMENT_DTYPE (aligned)
 struct PanopticParams {
     double valid_h = 0, valid_w = 0;  ///< unpadded extent in mask cells, (0, mask size]
     int out_h = 0, out_w = 0;         ///< output size, [1, kMaxSide]
-    double score_threshold = 0.8;
-    double overlap_threshold = 0.8;
+    double score_threshold = contract::kScoreThreshold;
+    double overlap_threshold = contract::kOverlapThreshold;
     int n_threads = 0;  ///< 0 = rapsam::num_threads(), > 0 = at most that many
     bool check_finite = true;  ///< throw on NaN / inf logits (bindings check beforehand)
 };

@@ -14,14 +14,16 @@
 #include <utility>
 #include <vector>
 
+#include "rapsam_contract.hpp"
+
 namespace rapsam {
 
 struct TrackerConfig {
-    double match_threshold = 0.5;
-    double class_change_penalty = 0.5;
-    double birth_score = 0.5;
-    int max_missed = 10;
-    double momentum = 0.8;
+    double match_threshold = contract::kMatchThreshold;
+    double class_change_penalty = contract::kClassChangePenalty;
+    double birth_score = contract::kBirthScore;
+    int max_missed = contract::kMaxMissed;
+    double momentum = contract::kMomentum;
 };
 
 struct Track {

@@ -4,9 +4,10 @@ The runtime half (this package's top level, ``ops``, ``runtime``, ``bundle``) ne
 torch; the training half (``model``, ``train``, ``deploy``) does and is imported explicitly.
 """
 
-__version__ = "0.1.0"
-
+from .contract.version import package_version
 from .errors import RapsamEdgeError
 from .runtime.segmenter import ImageEmbedding, Segmenter
+
+__version__ = package_version()
 
 __all__ = ["ImageEmbedding", "RapsamEdgeError", "Segmenter", "__version__"]

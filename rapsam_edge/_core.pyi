@@ -1,12 +1,15 @@
 """Typed stub of the compiled C++ core (csrc/bindings.cpp); twins of rapsam_edge.ops._numpy.
 
-Bad arguments (wrongly typed scalars included) raise rapsam_edge.errors.InputError. The import
+The arguments must be valid: rapsam_edge.ops checks them once, in Python (ops._checks), for
+both implementations; here only cheap guards against out-of-bounds access remain (InputError,
+or pybind11's TypeError for an unconvertible argument). The import
 fails (ImportError from rapsam_edge.errors.ConfigError) when RAPSAM_EDGE_THREADS is set to
-anything but an integer in [1, 256].
+anything but an integer in [1, MAX_THREADS]. Defaults shown as ``...`` are the contract's
+(rapsam_edge/contract/contract.json, compiled in through the generated rapsam_contract.hpp).
 """
 
 from collections.abc import Sequence
-from typing import Any, TypedDict, overload
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -32,9 +35,13 @@ def get_num_threads() -> int:
     RAPSAM_EDGE_THREADS, else the cores this process may use."""
 
 def set_num_threads(n: int) -> None:
-    """Use n threads (1 to 256) in every later op; InputError otherwise."""
+    """Use n threads (1 to MAX_THREADS) in every later op; InputError otherwise."""
 
 def build_info() -> _BuildInfo: ...
+def all_finite(a: npt.NDArray[np.float32]) -> bool: ...
+def parse_num_threads(raw: str) -> int | None:
+    """The core's reading of RAPSAM_EDGE_THREADS (rapsam_edge.contract.threads' rule)."""
+
 def letterbox(
     image: npt.NDArray[np.uint8],
     size: int | tuple[int, int],
@@ -48,8 +55,8 @@ def panoptic_fuse(
     valid_hw: _ValidHW,
     out_hw: _HW,
     is_thing: npt.ArrayLike,
-    score_threshold: float = 0.8,
-    overlap_threshold: float = 0.8,
+    score_threshold: float = ...,
+    overlap_threshold: float = ...,
 ) -> tuple[npt.NDArray[np.int32], np.ndarray]:
     """Returns (label_map, segments); segments.dtype == rapsam_edge.ops.SEGMENT_DTYPE."""
 
@@ -57,16 +64,13 @@ def prompt_masks(
     mask_logits: npt.NDArray[np.float32],
     valid_hw: _ValidHW,
     out_hw: _HW,
-    threshold: float = 0.0,
-    stability_offset: float = 1.0,
+    threshold: float = ...,
+    stability_offset: float = ...,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float32]]: ...
 def masks_to_boxes(
     masks: npt.NDArray[np.bool_] | npt.NDArray[np.uint8],
 ) -> npt.NDArray[np.int32]: ...
-@overload
-def rle_encode(mask: npt.NDArray[Any]) -> dict[str, Any]: ...
-@overload
-def rle_encode(mask: npt.NDArray[Any]) -> list[dict[str, Any]]: ...
+def rle_encode(mask: npt.NDArray[Any]) -> dict[str, Any] | list[dict[str, Any]]: ...
 def rle_decode(rle: dict[str, Any] | list[dict[str, Any]]) -> npt.NDArray[np.bool_]: ...
 def linear_assignment(
     cost: npt.NDArray[Any], maximize: bool = False
@@ -83,11 +87,11 @@ class OnlineTracker:
 
     def __init__(
         self,
-        match_threshold: float = 0.5,
-        class_change_penalty: float = 0.5,
-        birth_score: float = 0.5,
-        max_missed: int = 10,
-        momentum: float = 0.8,
+        match_threshold: float = ...,
+        class_change_penalty: float = ...,
+        birth_score: float = ...,
+        max_missed: int = ...,
+        momentum: float = ...,
     ) -> None: ...
     def update(
         self, embeddings: np.ndarray, classes: np.ndarray, scores: np.ndarray
@@ -99,3 +103,5 @@ class OnlineTracker:
     def frame_index(self) -> int: ...
     @property
     def live_tracks(self) -> int: ...
+    @property
+    def tracks(self) -> list[dict[str, Any]]: ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .contract.manifest import MANIFEST_NAME
+from .contract.shared import DEFAULT_BUNDLE, REALTIME_BUNDLE, SAMPLE_CLIP, SHIPPED_BUNDLES
 from .errors import BundleError, MissingFileError
 
 __all__ = [
@@ -19,13 +20,6 @@ __all__ = [
     "sample_clip",
     "shipped_bundles",
 ]
-
-#: the bundle ``Segmenter()`` loads when given none
-DEFAULT_BUNDLE = "edge-s-synthetic"
-#: the real-time model (issue 14): ``edge-s-fused`` trained from the default model; its INT8
-#: OpenVINO twin is ``REALTIME_BUNDLE + "-ov-int8"``
-REALTIME_BUNDLE = "edge-s-fused-synthetic"
-SAMPLE_CLIP = "samples/synthetic_clip.mp4"
 
 
 def models_dir() -> Path:
@@ -46,12 +40,13 @@ def models_dir() -> Path:
 
 
 def shipped_bundles() -> tuple[str, ...]:
-    """Names of the bundles shipped with the package (directories holding a manifest)."""
+    """Names of the bundles shipped with the package (``contract.json``'s list, the one
+    CMakeLists.txt installs), sorted, that are present in ``models_dir()``."""
     try:
         root = models_dir()
     except MissingFileError:
         return ()
-    return tuple(sorted(p.parent.name for p in root.glob(f"*/{MANIFEST_NAME}")))
+    return tuple(sorted(n for n in SHIPPED_BUNDLES if (root / n / MANIFEST_NAME).is_file()))
 
 
 def default_bundle() -> Path:

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from rapsam_edge.contract.panoptic_ids import id_to_rgb
 from rapsam_edge.data.classes import CLASSES
 from rapsam_edge.data.coco_panoptic import CocoPanopticDataset, CocoPanopticWriter
 from rapsam_edge.data.generate import item_rng, make_dataset
-from rapsam_edge.data.panoptic_ids import id_to_rgb
 from rapsam_edge.data.scenes import generate_scene
 from rapsam_edge.data.segments import Segment
 from rapsam_edge.data.video import generate_video

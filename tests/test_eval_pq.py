@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hotcoco.panoptic import pq_compute
 
-from rapsam_edge.data.panoptic_ids import id_to_rgb
+from rapsam_edge.contract.panoptic_ids import id_to_rgb
 from rapsam_edge.eval import PanopticQuality, pq_from_files
 
 # (COCO category id, isthing): non-contiguous ids, 4 things and 3 stuff

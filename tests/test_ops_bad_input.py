@@ -1,6 +1,7 @@
 """Bad arguments raise rapsam_edge.errors.InputError (a ValueError) naming the argument,
-identically in the compiled core and in the numpy twins, wrongly typed scalars included;
-nothing crashes on NaN, empty or huge inputs."""
+identically for the compiled core and the numpy twins (the arguments are checked once, in
+rapsam_edge.ops._checks, before either runs), wrongly typed scalars included; nothing crashes
+on NaN, empty or huge inputs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from rapsam_edge import _core  # a missing core must fail these tests, not skip 
 from rapsam_edge.errors import InputError
 from rapsam_edge.ops import _numpy as twin
 
-IMPLS = {"cpp": _core, "numpy": twin}
+# the compiled core as the ops run it: behind the one set of argument checks
+IMPLS = {"cpp": ops.impl("cpp"), "numpy": twin}
 
 F32 = np.float32
 CLS = np.zeros((3, 4), F32)
@@ -240,10 +242,12 @@ def test_dispatcher_raises_input_error(impl, case):
 @pytest.mark.parametrize("bad", [0, -1, 257, 2**70, "2", 2.0, None])
 def test_set_num_threads_rejects_bad_n(bad):
     before = _core.get_num_threads()
-    for set_threads in (ops.set_num_threads, _core.set_num_threads):
-        with pytest.raises(InputError, match=r"^n must be") as info:
-            set_threads(bad)
-        assert isinstance(info.value, ValueError)
+    with pytest.raises(InputError, match=r"^n must be") as info:
+        ops.set_num_threads(bad)
+    assert isinstance(info.value, ValueError)
+    if isinstance(bad, int) and abs(bad) < 2**31:  # the core's own range check (C++ callers)
+        with pytest.raises(InputError, match=r"^n must be an integer in \[1, 256\]"):
+            _core.set_num_threads(bad)
     assert _core.get_num_threads() == before
 
 
@@ -301,3 +305,30 @@ def test_segment_records_are_deterministic_bytes(impl):
     assert outs[0].tobytes() == outs[1].tobytes()
     raw = outs[0].view(np.uint8).reshape(len(outs[0]), -1)
     assert not raw[:, 25:].any()  # the 7 padding bytes after is_thing
+
+
+# the raw core (rapsam_edge._core) is called with valid arguments only (rapsam_edge.ops checks
+# them once); what remains in it are guards where a wrong array would be read or written out
+# of bounds: those raise, they never crash
+RAW_CORE_GUARDS = {
+    "pan_mask_count": ("panoptic_fuse", (CLS, MASKS[:2], (8, 8), (16, 16), THING)),
+    "pan_is_thing_len": ("panoptic_fuse", (CLS, MASKS, (8, 8), (16, 16), THING[:1])),
+    "pan_cls_1d": ("panoptic_fuse", (CLS[0], MASKS, (8, 8), (16, 16), THING)),
+    "pan_valid_big": ("panoptic_fuse", (CLS, MASKS, (9, 8), (16, 16), THING)),
+    "pan_out_zero": ("panoptic_fuse", (CLS, MASKS, (8, 8), (0, 16), THING)),
+    "pr_2d": ("prompt_masks", (MASKS[0], (8, 8), (16, 16))),
+    "lb_4d": ("letterbox", (IMAGE[None], 64)),
+    "lb_channels": ("letterbox", (np.zeros((4, 4, 5), np.uint8), 8)),
+    "boxes_int32": ("masks_to_boxes", (np.zeros((2, 3, 3), np.int32),)),
+    "rle_size_sum": ("rle_decode", ({"size": [3, 4], "counts": b"12200"},)),
+    "la_1d": ("linear_assignment", (np.zeros(3),)),
+    "ov_labels_shape": ("overlay", (IMAGE, LABELS[:5])),
+    "ov_gray": ("overlay", (IMAGE[:, :, 0].copy(), LABELS)),
+}
+
+
+@pytest.mark.parametrize("case", RAW_CORE_GUARDS)
+def test_raw_core_guards_out_of_bounds_access(case):
+    op, args = RAW_CORE_GUARDS[case]
+    with pytest.raises((InputError, TypeError)):
+        getattr(_core, op)(*args)

@@ -96,3 +96,71 @@ def test_segment_dtype_is_shared():
         np.array([True, False]),
     )[1]
     assert empty.dtype == ops.SEGMENT_DTYPE
+
+
+# ---------------------------------------------------------------- what the wheel carries
+def _cmake() -> str:
+    import shutil
+
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake is not installed")
+    return cmake
+
+
+def test_wheel_bundles_leave_out_the_training_weights(tmp_path):
+    """CMakeLists.txt installs each shipped bundle with cmake/contract.cmake's
+    rapsam_install_bundle: without the torch weights (manifest "weights" file and config),
+    with a manifest that no longer lists them, so the installed copy still verifies."""
+    from pathlib import Path
+
+    from rapsam_edge.assets import DEFAULT_BUNDLE, models_dir
+    from rapsam_edge.bundle import load_bundle
+
+    repo = Path(__file__).resolve().parents[1]
+    source = models_dir() / DEFAULT_BUNDLE
+    shipped = load_bundle(source)
+    assert shipped.weights is not None, "the default bundle ships weights: nothing to test"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.19)\nproject(probe LANGUAGES NONE)\n"
+        f'include("{repo}/cmake/contract.cmake")\n'
+        f'rapsam_install_bundle("{source}" models)\n'
+    )
+    cmake = _cmake()
+    for args in (
+        ["-S", str(project), "-B", str(tmp_path / "build")],
+        ["--install", str(tmp_path / "build"), "--prefix", str(tmp_path / "prefix")],
+    ):
+        proc = subprocess.run([cmake, *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    installed = tmp_path / "prefix" / "models" / DEFAULT_BUNDLE
+    bundle = load_bundle(installed)  # every listed file present, every file listed, sha256s
+    assert bundle.weights is None
+    weights = set(shipped.weights.values())
+    assert {p.name for p in installed.iterdir()} == {"manifest.json", *shipped.files} - weights
+    assert set(bundle.files) == set(shipped.files) - weights
+    assert bundle.manifest.to_dict() == {
+        **shipped.manifest.to_dict(),
+        "weights": None,
+        "files": {k: v for k, v in sorted(shipped.files.items()) if k not in weights},
+    }
+
+
+def test_cmake_builds_release_when_no_build_type_is_given(tmp_path):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    build = tmp_path / "build"
+    proc = subprocess.run(
+        [_cmake(), "-S", str(repo), "-B", str(build), "-DRAPSAM_BUILD_RUNTIME=OFF"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cache = (build / "CMakeCache.txt").read_text()
+    assert "CMAKE_BUILD_TYPE:STRING=Release" in cache
+    header = (build / "generated" / "rapsam_contract.hpp").read_text()
+    assert "kScoreThreshold" in header and "kMaxThreads = 256;" in header

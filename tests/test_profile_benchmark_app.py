@@ -39,8 +39,8 @@ import pytest
 from rapsam_edge import ops
 from rapsam_edge.assets import default_bundle
 from rapsam_edge.bundle import load_bundle
+from rapsam_edge.contract.shared import THREADS_ENV_VAR as ENV_VAR
 from rapsam_edge.profile.runner import ProfileConfig, Target, run_profile
-from rapsam_edge.runtime.threads import ENV_VAR
 
 pytest.importorskip("openvino")
 

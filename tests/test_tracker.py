@@ -76,15 +76,22 @@ def test_class_is_the_track_majority():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_cpp_tracker_twin_gives_the_same_track_ids(seed):
-    """The C++ runtime's tracker (_core.OnlineTracker) and the Python one agree frame for
-    frame on a synthetic video: objects that drift, vanish, reappear and change class, with
-    noisy embeddings and scores around the birth threshold."""
-    from rapsam_edge import _core
+    """The C++ runtime's tracker (_core.OnlineTracker) and its numpy twin (what
+    runtime.tracker.OnlineTracker runs with the numpy ops) agree frame for frame on a
+    synthetic video: objects that drift, vanish, reappear and change class, with noisy
+    embeddings and scores around the birth threshold."""
+    from rapsam_edge import _core, ops
     from rapsam_edge.runtime.tracker import Detection, OnlineTracker, TrackerConfig
 
     rng = np.random.default_rng(seed)
     cfg = TrackerConfig(max_missed=3 + seed % 3)
-    py = OnlineTracker(cfg)
+    before = ops.implementation()
+    ops.use("numpy")
+    try:
+        py = OnlineTracker(cfg)  # made while the numpy twins are in use: the numpy tracker
+    finally:
+        ops.use(before)
+    assert type(py._impl).__module__ == "rapsam_edge.ops._tracker"
     cpp = _core.OnlineTracker(
         cfg.match_threshold,
         cfg.class_change_penalty,

@@ -1,4 +1,5 @@
-"""Random fuzzing of the compiled post-processing core against its numpy twins.
+"""Random fuzzing of the compiled post-processing core against its numpy twins, as the ops
+run it: behind the one set of argument checks (``rapsam_edge.ops.impl("cpp")``).
 
 Every call draws an op and arguments from a mix of valid inputs (random sizes, values on
 thresholds, huge / tiny / saturated values, non-contiguous and read-only arrays) and mutated
@@ -23,14 +24,17 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from rapsam_edge import _core
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fuzz this tree's build
+from rapsam_edge import ops
 from rapsam_edge.errors import InputError
 from rapsam_edge.ops import _numpy as twin
 
 F32 = np.float32
+CORE = ops.impl("cpp")  # CoreUnavailableError without a compiled core
 
 
 def _float_array(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -208,7 +212,7 @@ def main() -> int:
     for i in range(args.calls):
         name, call_args, _ = CASES[int(rng.integers(0, len(CASES)))](rng)
         try:
-            kind, got = _call(getattr(_core, name), call_args)
+            kind, got = _call(getattr(CORE, name), call_args)
         except Exception as e:
             print(f"FINDING seed={args.seed} call={i} {name}: {type(e).__name__}: {e}")
             return 1

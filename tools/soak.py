@@ -31,6 +31,9 @@ from rapsam_edge.assets import sample_clip
 from rapsam_edge.profile.memory import current_rss_mib
 from rapsam_edge.runtime.tracker import TrackerConfig
 
+#: the soak keeps every weak segment (many tracks, the most work), far below the bundle default
+SOAK_SCORE = 0.1
+
 
 def clip_frames(n: int) -> Iterator[np.ndarray]:
     """``n`` BGR frames: the sample clip forwards, backwards, forwards, ... (decoded once)."""
@@ -55,7 +58,7 @@ def soak(
     bundle: str | Path | None = None,
     backend: str = "auto",
     warmup: int = 100,
-    score_threshold: float = 0.1,
+    score_threshold: float = SOAK_SCORE,
 ) -> dict:
     seg = Segmenter(
         bundle,

@@ -171,7 +171,7 @@ Bundle load_bundle(const std::string& dir, bool verify_files) {
             e.outputs = tensor_names(field(g, "outputs", gw), gw + ".outputs");
             b.graphs[gname] = e;
         }
-        for (const char* g : {"encoder", "panoptic_decoder", "prompt_decoder"})
+        for (const char* g : contract::graphs::kNames)
             if (!b.graphs.count(g)) bad(w + ".graphs", std::string("no ") + g);
         const json& pp = field(m, "postprocess", w);
         b.score_threshold = num_field(pp, "score_threshold", w + ".postprocess");

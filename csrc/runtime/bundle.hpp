@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "rapsam_contract.hpp"
+
 namespace rapsam {
 
 /// A bundle that cannot be used (missing or malformed manifest field, checksum mismatch,
@@ -44,7 +46,9 @@ struct Bundle {
     int feat_stride = 8, num_queries = 0;
     std::vector<ClassEntry> classes;
     std::map<std::string, GraphEntry> graphs;  ///< "encoder", "panoptic_decoder", "prompt_decoder"
-    double score_threshold = 0.8, overlap_threshold = 0.8, prompt_threshold = 0.0;
+    double score_threshold = contract::kScoreThreshold;
+    double overlap_threshold = contract::kOverlapThreshold;
+    double prompt_threshold = contract::kPromptThreshold;
     std::map<std::string, std::string> files;  ///< relative path -> sha256 (hex)
 
     /// Absolute path of `graph` in `format`; throws BundleError when absent.

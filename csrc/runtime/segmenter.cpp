@@ -7,16 +7,22 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "rapsam_contract.hpp"
+
 namespace rapsam {
 namespace {
 
-constexpr double kPointBoxHalf = 3.0;    // rapsam_edge.contract.postprocess.POINT_BOX_HALF
-constexpr float kSaturatedLogit = 1e4f;  // ... SATURATED_LOGIT
-constexpr double kStabilityOffset = 1.0; // rapsam_edge.ops.prompt_masks default
+using contract::kPointBoxHalf;
+using contract::kStabilityOffset;
+namespace encoder = contract::graphs::encoder;
+namespace panoptic_decoder = contract::graphs::panoptic_decoder;
+namespace prompt_decoder = contract::graphs::prompt_decoder;
+constexpr float kSaturatedLogit = static_cast<float>(contract::kSaturatedLogit);
 
 [[noreturn]] void invalid(const std::string& what) { throw std::invalid_argument(what); }
 
-// +/-inf -> +/-kSaturatedLogit (a definite decision); NaN is a broken graph.
+// The one pass over a decoder's logits before post-processing: +/-inf -> +/-kSaturatedLogit
+// (a definite decision); NaN is a broken graph. The ops then skip their own finite check.
 void saturate(std::vector<float>& a, const char* where) {
     for (float& v : a) {
         if (std::isnan(v)) throw std::runtime_error(std::string(where) + " holds NaN");
@@ -67,7 +73,7 @@ PreparedFrame Segmenter::prepare(const uint8_t* frame, int frame_h, int frame_w)
 std::vector<float> Segmenter::encode(const PreparedFrame& p, int64_t& dim, int64_t& fh,
                                      int64_t& fw) {
     InputView image{InputView::Type::u8, {1, p.geometry.pad_h, p.geometry.pad_w, 3}, p.image.data()};
-    OutputTensor feats = std::move(backend_->run("encoder", {image}).at(0));
+    OutputTensor feats = std::move(backend_->run(encoder::name, {image}).at(encoder::out_feats));
     if (feats.shape.size() != 4) throw std::runtime_error("encoder feats are not 4-D");
     dim = feats.shape[1];
     fh = feats.shape[2];
@@ -79,10 +85,13 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
     const PreparedFrame p = prepare(frame, frame_h, frame_w);
     int64_t dim, fh, fw;
     std::vector<float> feats = encode(p, dim, fh, fw);
-    auto outs = backend_->run("panoptic_decoder", {{InputView::Type::f32, {1, dim, fh, fw}, feats.data()}});
-    std::vector<float> cls = std::move(outs.at(0).data), masks = std::move(outs.at(1).data);
-    const auto cs = outs[0].shape, ms = outs[1].shape;
-    const OutputTensor& emb_t = outs.at(2);
+    auto outs = backend_->run(panoptic_decoder::name,
+                              {{InputView::Type::f32, {1, dim, fh, fw}, feats.data()}});
+    OutputTensor& cls_t = outs.at(panoptic_decoder::out_cls_logits);
+    OutputTensor& masks_t = outs.at(panoptic_decoder::out_mask_logits);
+    std::vector<float> cls = std::move(cls_t.data), masks = std::move(masks_t.data);
+    const auto cs = cls_t.shape, ms = masks_t.shape;
+    const OutputTensor& emb_t = outs.at(panoptic_decoder::out_query_embed);
     const int n = static_cast<int>(cs[1]), c1 = static_cast<int>(cs[2]);
     if (c1 - 1 != static_cast<int>(is_thing_.size()))
         throw BundleError("panoptic_decoder gives " + std::to_string(c1 - 1) + " classes, the manifest " +
@@ -100,17 +109,12 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
     r.panoptic_map.resize(static_cast<size_t>(frame_h) * frame_w);
     std::unique_ptr<bool[]> thing(new bool[is_thing_.size() + 1]);
     for (size_t i = 0; i < is_thing_.size(); ++i) thing[i] = is_thing_[i] != 0;
-    auto fuse = [&] {
-        return panoptic_fuse(cls.data(), n, c1, masks.data(), static_cast<int>(ms[2]),
-                             static_cast<int>(ms[3]), thing.get(), params, r.panoptic_map.data());
-    };
-    try {
-        r.segments = fuse();
-    } catch (const std::invalid_argument&) {  // non-finite logits: saturate, as Python does
-        saturate(cls, "panoptic_decoder cls_logits");
-        saturate(masks, "panoptic_decoder mask_logits");
-        r.segments = fuse();
-    }
+    saturate(cls, "panoptic_decoder cls_logits");
+    saturate(masks, "panoptic_decoder mask_logits");
+    params.check_finite = false;  // saturate() has looked at every value
+    r.segments = panoptic_fuse(cls.data(), n, c1, masks.data(), static_cast<int>(ms[2]),
+                               static_cast<int>(ms[3]), thing.get(), params,
+                               r.panoptic_map.data());
     const float* emb = emb_t.data.data();
     const size_t d = static_cast<size_t>(emb_t.shape.at(2));
     for (const Segment& s : r.segments)
@@ -194,29 +198,24 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const std::vector<float>
         for (int k = 0; k < 4; ++k) net.push_back(static_cast<float>(std::clamp(b[k], 0.0, lim[k]) * s));
     }
     auto outs = backend_->run(
-        "prompt_decoder", {{InputView::Type::f32, {1, e.dim, e.feat_h, e.feat_w}, e.feats.data()},
+        prompt_decoder::name, {{InputView::Type::f32, {1, e.dim, e.feat_h, e.feat_w}, e.feats.data()},
                            {InputView::Type::f32, {1, static_cast<int64_t>(total), 4}, net.data()}});
-    std::vector<float> logits = std::move(outs.at(0).data);
-    const auto ms = outs[0].shape;
+    OutputTensor& logits_t = outs.at(prompt_decoder::out_mask_logits);
+    std::vector<float> logits = std::move(logits_t.data);
+    const auto ms = logits_t.shape;
     PromptResult r;
     r.count = static_cast<int>(total);
     r.height = e.prepared.frame_h;
     r.width = e.prepared.frame_w;
-    r.iou = std::move(outs.at(1).data);
+    r.iou = std::move(outs.at(prompt_decoder::out_iou).data);
     r.masks.resize(total * r.height * r.width);
     r.stability.resize(total);
-    auto run = [&] {
-        prompt_masks(logits.data(), static_cast<int>(total), static_cast<int>(ms[2]),
-                     static_cast<int>(ms[3]), double(e.prepared.geometry.new_h) / bundle_.feat_stride,
-                     double(e.prepared.geometry.new_w) / bundle_.feat_stride, r.height, r.width,
-                     bundle_.prompt_threshold, kStabilityOffset, r.masks.data(), r.stability.data());
-    };
-    try {
-        run();
-    } catch (const std::invalid_argument&) {
-        saturate(logits, "prompt_decoder mask_logits");
-        run();
-    }
+    saturate(logits, "prompt_decoder mask_logits");
+    prompt_masks(logits.data(), static_cast<int>(total), static_cast<int>(ms[2]),
+                 static_cast<int>(ms[3]), double(e.prepared.geometry.new_h) / bundle_.feat_stride,
+                 double(e.prepared.geometry.new_w) / bundle_.feat_stride, r.height, r.width,
+                 bundle_.prompt_threshold, kStabilityOffset, r.masks.data(), r.stability.data(),
+                 0, /*check_finite=*/false);
     return r;
 }
 

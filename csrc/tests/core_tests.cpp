@@ -307,6 +307,12 @@ static void test_thread_settings() {
         CHECK(msg.find(bad) != std::string::npos);
     }
     set_env(rapsam::kThreadsEnvVar, saved ? saved_value.c_str() : nullptr);
+    // the rule itself (rapsam_edge.contract.threads.parse_threads; the Python test feeds both
+    // the same strings): blank is unset, else 1 to 4 ASCII digits in [1, kMaxThreads]
+    CHECK(!rapsam::parse_num_threads(nullptr) && !rapsam::parse_num_threads(" \t\r\n"));
+    CHECK(rapsam::parse_num_threads("\t16\r\n") == 16 && rapsam::parse_num_threads("0256") == 256);
+    CHECK(throws_invalid([] { rapsam::parse_num_threads("+4"); }));
+    CHECK(throws_invalid([] { rapsam::parse_num_threads("00001"); }));
     CHECK(throws_invalid([] { rapsam::set_num_threads(0); }));
     CHECK(throws_invalid([] { rapsam::set_num_threads(rapsam::kMaxThreads + 1); }));
     rapsam::set_num_threads(3);

@@ -20,8 +20,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import ops
     from ..assets import shipped_bundles
     from ..bundle import load_bundle
+    from ..contract.threads import default_threads
     from ..runtime.registry import BACKENDS, backend_class, unavailable_reasons
-    from ..runtime.threads import default_threads
 
     bundle = load_bundle(args.bundle)  # resolves a path or a shipped name; verifies checksums
     if args.json:

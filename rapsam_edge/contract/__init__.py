@@ -2,7 +2,11 @@
 what it says, the runtime reads it.
 
 * ``graphs``: graph names, file formats, each graph's I/O tensors by role.
-* ``manifest``: the ONE ``Manifest`` type (written by export, validated by the runtime).
+* ``manifest``: the ONE ``Manifest`` type (written by export, validated by the runtime;
+  ``_manifest_parse`` holds the field-by-field validation).
+* ``shared`` (``contract.json``): the defaults and names the C++ side shares (thresholds,
+  tracker, graph roles, thread limit, environment variables, shipped bundles).
+* ``threads``: the one RAPSAM_EDGE_THREADS rule; ``version``: the package version.
 * ``postprocess``: post-processing defaults, the point-prompt box, the segment record.
 * ``panoptic_ids``: COCO panoptic id <-> RGB encoding.
 

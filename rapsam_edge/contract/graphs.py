@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
+from .shared import GRAPH_SPECS
+
 __all__ = [
     "DTYPES",
     "GRAPH_FORMATS",
@@ -35,7 +37,6 @@ __all__ = [
     "concrete_io",
 ]
 
-GRAPH_NAMES: tuple[str, ...] = ("encoder", "panoptic_decoder", "prompt_decoder")
 #: graph file formats a bundle may carry: format -> file suffix
 GRAPH_FORMATS: Mapping[str, str] = MappingProxyType({"onnx": ".onnx", "openvino": ".xml"})
 #: tensor dtypes a manifest may name (numpy spelling)
@@ -76,32 +77,18 @@ class GraphIO:
         return tuple(t.role for t in self.outputs)
 
 
-_FEATS = RoleSpec("feats", "float32", ("B", "D", "h", "w"))
+def _graph_io(spec: Mapping) -> GraphIO:
+    def tensors(key: str) -> tuple[RoleSpec, ...]:
+        return tuple(RoleSpec(t["role"], t["dtype"], tuple(t["shape"])) for t in spec[key])
 
+    return GraphIO(inputs=tensors("inputs"), outputs=tensors("outputs"))
+
+
+#: the graphs in their canonical order (``contract.json``, shared with the C++ runtime)
+GRAPH_NAMES: tuple[str, ...] = tuple(GRAPH_SPECS)
 GRAPH_IO: Mapping[str, GraphIO] = MappingProxyType(
-    {
-        "encoder": GraphIO(
-            inputs=(RoleSpec("image", "uint8", ("B", "H", "W", "3")),),
-            outputs=(_FEATS,),
-        ),
-        "panoptic_decoder": GraphIO(
-            inputs=(_FEATS,),
-            outputs=(
-                RoleSpec("cls_logits", "float32", ("B", "N", "C1")),
-                RoleSpec("mask_logits", "float32", ("B", "N", "h", "w")),
-                RoleSpec("query_embed", "float32", ("B", "N", "D")),
-            ),
-        ),
-        "prompt_decoder": GraphIO(
-            inputs=(_FEATS, RoleSpec("boxes", "float32", ("B", "P", "4"))),
-            outputs=(
-                RoleSpec("mask_logits", "float32", ("B", "P", "h", "w")),
-                RoleSpec("iou", "float32", ("B", "P")),
-            ),
-        ),
-    }
+    {name: _graph_io(spec) for name, spec in GRAPH_SPECS.items()}
 )
-assert tuple(GRAPH_IO) == GRAPH_NAMES
 
 
 def concrete_io(

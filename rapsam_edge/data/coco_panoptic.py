@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from ..contract.panoptic_ids import id_to_rgb, rgb_to_id
 from ..errors import DatasetError
 from .classes import ClassInfo
 from .imageio import read_rgb, write_rgb
 from .jsonfile import read_json
-from .panoptic_ids import id_to_rgb, rgb_to_id
 from .segments import Segment
 from .writer import AnnotationWriter
 

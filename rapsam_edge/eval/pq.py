@@ -33,8 +33,8 @@ from typing import Any, Union
 import cv2
 import numpy as np
 
+from rapsam_edge.contract.panoptic_ids import rgb_to_id
 from rapsam_edge.data.jsonfile import read_json
-from rapsam_edge.data.panoptic_ids import rgb_to_id
 from rapsam_edge.errors import DatasetError
 
 Segment = Mapping[str, Any]

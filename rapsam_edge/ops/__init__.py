@@ -3,7 +3,9 @@
 Each op has a compiled implementation (``rapsam_edge._core``, C++, multi-threaded) and a numpy
 reference twin (``rapsam_edge.ops._numpy``, single-threaded) with the same signature and
 results. The functions here are stable dispatchers to the implementation in use, so
-``from rapsam_edge.ops import panoptic_fuse`` keeps following ``use()``.
+``from rapsam_edge.ops import panoptic_fuse`` keeps following ``use()``. Arguments are checked
+once, in Python (``_checks``), for both: the core is handed arrays that are already valid
+(``impl("cpp")`` is the compiled core behind those checks).
 
 ``RAPSAM_EDGE_OPS`` (read at import) picks the implementation:
 
@@ -24,12 +26,16 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any, TypeVar, cast
 
-from .. import __version__ as _PACKAGE_VERSION  # defined before rapsam_edge's heavy imports
+import numpy as np
+
+from ..contract.shared import MAX_THREADS, OPS_ENV_VAR, THREADS_ENV_VAR
+from ..contract.threads import parse_threads, usable_cores
+from ..contract.version import package_version
 from ..errors import ConfigError, CoreFallbackWarning, CoreUnavailableError
-from . import _numpy
+from . import _checks, _numpy, _tracker
 from ._checks import SEGMENT_DTYPE, check_int
 
 OP_NAMES = (
@@ -42,9 +48,8 @@ OP_NAMES = (
     "linear_assignment",
     "overlay",
 )
-ENV_VAR = "RAPSAM_EDGE_OPS"
-THREADS_ENV_VAR = "RAPSAM_EDGE_THREADS"
-MAX_THREADS = 256  # rapsam::kMaxThreads
+ENV_VAR = OPS_ENV_VAR
+_PACKAGE_VERSION = package_version()
 _CHOICES = ("auto", "cpp", "numpy")
 
 __all__ = [
@@ -53,10 +58,13 @@ __all__ = [
     "OP_NAMES",
     "SEGMENT_DTYPE",
     "THREADS_ENV_VAR",
+    "all_finite",
     "core_available",
     "core_error",
+    "impl",
     "implementation",
     "info",
+    "make_tracker",
     "num_threads",
     "set_num_threads",
     "use",
@@ -78,28 +86,6 @@ def _env_choice() -> str:
     return choice
 
 
-def _env_threads() -> int | None:
-    """RAPSAM_EDGE_THREADS as the C++ core reads it (rapsam::default_num_threads)."""
-    raw = os.environ.get(THREADS_ENV_VAR)
-    if raw is None or not raw.strip(" \t\n\r"):
-        return None
-    value = raw.strip(" \t\n\r")
-    if not (value.isascii() and value.isdigit() and len(value) <= 4) or not (
-        1 <= int(value) <= MAX_THREADS
-    ):
-        raise ConfigError(
-            f"{THREADS_ENV_VAR} must be an integer in [1, {MAX_THREADS}], got {raw!r}",
-            hint=f"unset {THREADS_ENV_VAR} to use every core this process may run on",
-        )
-    return int(value)
-
-
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
-
-
 # ---------------------------------------------------------------- loading the core
 def _load_core() -> tuple[ModuleType | None, Exception | None]:
     """(the compiled core, None), or (None, why it cannot be used)."""
@@ -118,7 +104,7 @@ def _load_core() -> tuple[ModuleType | None, Exception | None]:
     return _core, None
 
 
-_env_threads()  # a bad value fails here, with a clear error, before the core reads it
+parse_threads(os.environ.get(THREADS_ENV_VAR))  # a bad value fails here, before the core
 _CHOICE_FROM_ENV = _env_choice()
 _CORE, _CORE_ERROR = _load_core()
 _fallback_reported = False
@@ -196,6 +182,31 @@ def implementation() -> str:
     return _active
 
 
+def _compiled(core: ModuleType) -> SimpleNamespace:
+    """The compiled core's ops behind the one set of argument checks."""
+    return SimpleNamespace(
+        **{
+            op: _checks.checked(getattr(_checks, f"{op}_args"), getattr(core, op))
+            for op in OP_NAMES
+        }
+    )
+
+
+_COMPILED = _compiled(_CORE) if _CORE is not None else None
+
+
+def impl(name: str) -> Any:
+    """The ops of one implementation, each checking its arguments: "cpp" (the compiled core;
+    CoreUnavailableError without one) or "numpy" (the twins module)."""
+    if name == "numpy":
+        return _numpy
+    if name != "cpp":
+        raise ConfigError(f"unknown ops implementation {name!r}; choose cpp or numpy")
+    if _COMPILED is None:
+        raise _unavailable('impl("cpp")') from _CORE_ERROR
+    return _COMPILED
+
+
 def use(name: str) -> None:
     """Dispatch every op to ``name``: "cpp", "numpy" or "auto" (the core when it loaded, else
     the numpy twins with the fallback warning). "cpp" without a core raises
@@ -210,9 +221,42 @@ def use(name: str) -> None:
             _report_fallback()
     if choice == "cpp" and _CORE is None:
         raise _unavailable('use("cpp")') from _CORE_ERROR
-    impl = _CORE if choice == "cpp" else _numpy
-    _table = {op: getattr(impl, op) for op in OP_NAMES}  # one atomic switch
+    ops = _COMPILED if choice == "cpp" else _numpy
+    _table = {op: getattr(ops, op) for op in OP_NAMES}  # one atomic switch
     _active = choice
+    # the NaN / inf scan of the checks: the core's threaded one when the core is in use
+    _checks.use_finite_scan(_CORE.all_finite if choice == "cpp" and _CORE is not None else None)
+
+
+def all_finite(a: Any) -> bool:
+    """True when float32 array ``a`` holds no NaN and no infinity: the scan the ops' checks
+    use (the compiled core's multi-threaded one while it is in use, else numpy's). For a
+    caller that must treat non-finite logits before post-processing (the Segmenter
+    saturates +/-inf) in one pass of its own."""
+    return _checks._all_finite(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def make_tracker(
+    match_threshold: float,
+    class_change_penalty: float,
+    birth_score: float,
+    max_missed: int,
+    momentum: float,
+) -> Any:
+    """A new online tracker of the implementation in use (the compiled core's
+    ``OnlineTracker`` or its numpy twin ``ops._tracker.OnlineTracker``; same interface:
+    ``update(embeddings N x D float32, classes N int32, scores N float32) -> N int32 ids``,
+    ``reset()``, ``tracks``, ``tracks_started``, ``frame_index``). Settings are checked here,
+    once: InputError naming the bad one."""
+    args = (
+        _checks.check_float(match_threshold, "match_threshold"),
+        _checks.check_float(class_change_penalty, "class_change_penalty"),
+        _checks.check_float(birth_score, "birth_score"),
+        _checks.check_int(max_missed, "max_missed", 0, 2**31 - 1),
+        _checks.check_float(momentum, "momentum"),
+    )
+    cls = _CORE.OnlineTracker if _active == "cpp" and _CORE is not None else _tracker.OnlineTracker
+    return cls(*args)
 
 
 def num_threads() -> int:
@@ -225,7 +269,7 @@ def num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Run the compiled core's ops on ``n`` threads (1 to 256) from now on. Small calls still
+    """Run the compiled core's ops on ``n`` threads (1 to ``MAX_THREADS``) from now on. Small calls still
     run on the calling thread alone; results do not depend on ``n``. Also applies while the
     numpy twins are in use (to the core, for a later ``use("cpp")``); without a core it only
     checks ``n``. Bad ``n``: InputError."""
@@ -246,7 +290,7 @@ def info() -> dict[str, Any]:
         "core_version": _CORE.__version__ if _CORE is not None else None,
         "threads": num_threads(),
         "core_threads": int(_CORE.get_num_threads()) if _CORE is not None else None,
-        "cores": int(build["cores"]) if build else _usable_cores(),
+        "cores": int(build["cores"]) if build else usable_cores(),
         ENV_VAR: os.environ.get(ENV_VAR),
         THREADS_ENV_VAR: os.environ.get(THREADS_ENV_VAR),
         "core_error": None if _CORE_ERROR is None else _error_text(_CORE_ERROR),

@@ -6,8 +6,10 @@ outputs: coordinates and weights are computed in float64 and rounded the same wa
 interpolation is done in float32 with the same operation order (horizontal then vertical,
 ``w0 * a + w1 * b``), and probabilities are compared in float64.
 
-Bad arguments raise ``rapsam_edge.errors.InputError`` (a ValueError) whose message starts
-with the argument's name, as in the C++ twins. The twins are single-threaded.
+Each public twin is ``_checks.checked(X_args, _X)``: the arguments are checked once, in
+``_checks`` (the same checks run before the compiled core), and the kernel ``_X`` here only
+computes. Bad arguments raise ``rapsam_edge.errors.InputError`` (a ValueError) whose message
+starts with the argument's name. The twins are single-threaded.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ import numpy as np
 from ..errors import InputError
 from ._checks import (
     SEGMENT_DTYPE,
-    check_bool,
-    check_float,
-    check_hw,
-    check_image,
-    check_int,
-    check_logits,
-    check_mask_stack,
-    check_valid_hw,
+    checked,
+    letterbox_args,
+    linear_assignment_args,
+    masks_to_boxes_args,
+    overlay_args,
+    panoptic_fuse_args,
+    prompt_masks_args,
     resize_hw,
+    rle_decode_args,
+    rle_encode_args,
 )
 
 __all__ = [
@@ -87,12 +90,8 @@ def upsample_rows(
 
 
 # ---------------------------------------------------------------- letterbox
-def letterbox(
-    image: np.ndarray,
-    size: int | tuple[int, int],
-    pad_divisor: int = 32,
-    pad_value: int = 0,
-    swap_rb: bool = False,
+def _letterbox(
+    image: np.ndarray, size: tuple[int, int], pad_divisor: int, pad_value: int, swap_rb: bool
 ) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Resize ``image`` (H x W x C or H x W uint8) to fit inside ``size`` (int = square box,
     or (box_h, box_w)) keeping its aspect ratio, place it top-left and pad bottom/right with
@@ -100,15 +99,9 @@ def letterbox(
     (BGR <-> RGB) on the way. Returns (padded, scale, valid_hw): a network-input pixel
     (x, y) maps to the original pixel (x / scale, y / scale); ``valid_hw`` is the resized
     image's extent inside the padded one."""
-    image = check_image(image, "image")
-    box_h, box_w = check_hw(size, "size", allow_int=True)
-    pad_divisor = check_int(pad_divisor, "pad_divisor", 1, 4096)
-    pad_value = check_int(pad_value, "pad_value", 0, 255)
-    swap_rb = check_bool(swap_rb, "swap_rb")
+    box_h, box_w = size
     src = image if image.ndim == 3 else image[:, :, None]
     in_h, in_w, channels = src.shape
-    if swap_rb and channels < 3:
-        raise InputError(f"swap_rb needs an image with >= 3 channels, got {channels}")
     scale, new_h, new_w = resize_hw(in_h, in_w, box_h, box_w)
     pad_h = -(-new_h // pad_divisor) * pad_divisor
     pad_w = -(-new_w // pad_divisor) * pad_divisor
@@ -141,14 +134,14 @@ def _softmax64(logits: np.ndarray) -> np.ndarray:
     return x / x.sum(axis=1, keepdims=True)
 
 
-def panoptic_fuse(
+def _panoptic_fuse(
     cls_logits: np.ndarray,
     mask_logits: np.ndarray,
     valid_hw: tuple[float, float],
     out_hw: tuple[int, int],
     is_thing: np.ndarray,
-    score_threshold: float = 0.8,
-    overlap_threshold: float = 0.8,
+    score_threshold: float,
+    overlap_threshold: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """MaskFormer panoptic fusion, upsampling only the kept queries.
 
@@ -164,24 +157,8 @@ def panoptic_fuse(
     SEGMENT_DTYPE: id, class, query (first query of the segment), score (max over merged
     queries), area (pixels), is_thing).
     """
-    n_queries, n_cls1 = check_logits(cls_logits, "cls_logits", ndim=2)
-    mask_logits = check_mask_stack(mask_logits, "mask_logits", n_queries)
-    out_h, out_w = check_hw(out_hw, "out_hw")
-    check_valid_hw(valid_hw, mask_logits.shape[1:])
-    try:
-        is_thing_arr = np.ascontiguousarray(is_thing, dtype=bool)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"is_thing must be an array of C = {n_cls1 - 1} bools, got {is_thing!r}"
-        ) from None
-    is_thing = is_thing_arr
-    if is_thing.shape != (n_cls1 - 1,):
-        raise InputError(
-            f"is_thing must have C = {n_cls1 - 1} entries (cls_logits has C+1 columns), "
-            f"got shape {is_thing.shape}"
-        )
-    score_threshold = check_float(score_threshold, "score_threshold")
-    overlap_threshold = check_float(overlap_threshold, "overlap_threshold")
+    n_queries, n_cls1 = cls_logits.shape
+    out_h, out_w = out_hw
 
     # 1. class scores and the kept queries
     probs = _softmax64(cls_logits)[:, :-1]
@@ -240,28 +217,19 @@ def panoptic_fuse(
 
 
 # ---------------------------------------------------------------- prompt masks
-def prompt_masks(
+def _prompt_masks(
     mask_logits: np.ndarray,
     valid_hw: tuple[float, float],
     out_hw: tuple[int, int],
-    threshold: float = 0.0,
-    stability_offset: float = 1.0,
+    threshold: float,
+    stability_offset: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Upsample P x h x w float32 prompt logits (valid crop) to ``out_hw`` and threshold them.
 
     Returns (masks P x out_h x out_w bool: logit > threshold; stability P float32: SAM's
     stability score, area(logit > threshold + offset) / area(logit > threshold - offset),
     0 where the looser mask is empty)."""
-    mask_logits = check_mask_stack(mask_logits, "mask_logits", None)
-    out_h, out_w = check_hw(out_hw, "out_hw")
-    check_valid_hw(valid_hw, mask_logits.shape[1:])
-    threshold = check_float(threshold, "threshold")
-    stability_offset = check_float(stability_offset, "stability_offset")
-    for name, value in (("threshold", threshold), ("stability_offset", stability_offset)):
-        if not math.isfinite(value):
-            raise InputError(f"{name} must be finite, got {value}")
-    if stability_offset < 0:
-        raise InputError(f"stability_offset must be >= 0, got {stability_offset}")
+    out_h, out_w = out_hw
     t_mid = np.float32(threshold)
     t_hi = np.float32(threshold + stability_offset)
     t_lo = np.float32(threshold - stability_offset)
@@ -280,13 +248,13 @@ def prompt_masks(
 
 
 # ---------------------------------------------------------------- boxes
-def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
+def _masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     """N x H x W (or H x W) bool/uint8 masks -> N x 4 (or 4) int32 boxes (x0, y0, x1, y1),
     x1/y1 exclusive; an empty mask gives (0, 0, 0, 0)."""
-    stack, single = _as_mask_stack(masks, "masks")
+    stack, single = _as_mask_stack(masks)
     boxes = np.zeros((stack.shape[0], 4), dtype=np.int32)
-    rows_any = stack.any(axis=2)
-    cols_any = stack.any(axis=1)
+    rows_any = np.asarray(stack.any(axis=2))
+    cols_any = np.asarray(stack.any(axis=1))
     for i in range(stack.shape[0]):
         ys = np.flatnonzero(rows_any[i])
         if ys.size == 0:
@@ -296,13 +264,7 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     return boxes[0] if single else boxes
 
 
-def _as_mask_stack(masks: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
-    if not isinstance(masks, np.ndarray):
-        raise InputError(f"{name} must be a numpy array, got {type(masks).__name__}")
-    if masks.dtype not in (np.bool_, np.uint8):
-        raise InputError(f"{name} must be bool or uint8, got {masks.dtype}")
-    if masks.ndim not in (2, 3):
-        raise InputError(f"{name} must be H x W or N x H x W, got shape {masks.shape}")
+def _as_mask_stack(masks: np.ndarray) -> tuple[np.ndarray, bool]:
     single = masks.ndim == 2
     stack = masks[None] if single else masks
     return stack.astype(bool, copy=False), single
@@ -347,10 +309,10 @@ def _rle_counts(string: bytes) -> list[int]:
     return counts
 
 
-def rle_encode(mask: np.ndarray) -> dict[str, Any] | list[dict[str, Any]]:
+def _rle_encode(mask: np.ndarray) -> dict[str, Any] | list[dict[str, Any]]:
     """H x W (or N x H x W) bool/uint8 mask -> COCO compressed RLE {"size": [H, W],
     "counts": bytes} (or a list of them), byte-identical to pycocotools.mask.encode."""
-    stack, single = _as_mask_stack(mask, "mask")
+    stack, single = _as_mask_stack(mask)
     _, height, width = stack.shape
     out = []
     for m in stack:
@@ -364,47 +326,17 @@ def rle_encode(mask: np.ndarray) -> dict[str, Any] | list[dict[str, Any]]:
     return out[0] if single else out
 
 
-def rle_decode(rle: dict[str, Any] | list[dict[str, Any]]) -> np.ndarray:
+def _rle_decode(rle: dict[str, Any] | list[dict[str, Any]]) -> np.ndarray:
     """COCO RLE dict (compressed bytes/str counts, or an uncompressed list) -> H x W bool;
     a list of RLEs of one size -> N x H x W bool."""
-    if isinstance(rle, (list, tuple)):
-        if not rle:
-            raise InputError("rle list is empty")
-        masks = [rle_decode(r) for r in rle]
+    if isinstance(rle, list):
+        masks = [_rle_decode(r) for r in rle]
         if len({m.shape for m in masks}) != 1:
             raise InputError("all RLEs in a list must have the same size")
         return np.stack(masks)
-    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
-        raise InputError("rle must be a dict with 'size' and 'counts'")
-    size = rle["size"]
-    try:
-        hw = [int(v) for v in size]
-    except (TypeError, ValueError):
-        raise InputError(
-            f"rle size must be a (height, width) pair of integers, got {size!r}"
-        ) from None
-    if len(hw) != 2:
-        raise InputError(f"rle size must be a (height, width) pair, got {size!r}")
-    height, width = hw
-    if height < 0 or width < 0:
-        raise InputError(f"rle size must be non-negative, got {size!r}")
-    if max(height, width) >= 1 << 62:
-        raise InputError(f"rle size is too large, got {size!r}")
+    height, width = rle["size"]
     counts = rle["counts"]
-    if isinstance(counts, str):
-        try:
-            counts = counts.encode("ascii")
-        except UnicodeEncodeError:
-            raise InputError("rle counts string must be ASCII") from None
-    if isinstance(counts, bytes):
-        runs = _rle_counts(counts)
-    else:
-        try:
-            runs = [int(c) for c in counts]
-        except (TypeError, ValueError):
-            raise InputError(
-                f"rle counts must be a string or a list of integers, got {type(counts).__name__}"
-            ) from None
+    runs = _rle_counts(counts) if isinstance(counts, bytes) else counts
     if any(r < 0 for r in runs):
         raise InputError("rle counts must be non-negative")
     if sum(runs) != height * width:
@@ -415,18 +347,11 @@ def rle_decode(rle: dict[str, Any] | list[dict[str, Any]]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- linear assignment
-def linear_assignment(cost: np.ndarray, maximize: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _linear_assignment(cost: np.ndarray, maximize: bool) -> tuple[np.ndarray, np.ndarray]:
     """Optimal assignment on an R x C cost matrix (rectangular allowed), like
     scipy.optimize.linear_sum_assignment: returns (rows, cols) int64, rows ascending,
     min(R, C) pairs. +inf (or -inf with maximize) marks forbidden pairs; an infeasible
     matrix or a NaN raises InputError (a ValueError)."""
-    if not isinstance(cost, np.ndarray):
-        raise InputError(f"cost must be a numpy array, got {type(cost).__name__}")
-    if cost.ndim != 2:
-        raise InputError(f"cost must be 2-D, got shape {cost.shape}")
-    if cost.dtype.kind not in "fiub":
-        raise InputError(f"cost must be numeric, got {cost.dtype}")
-    maximize = check_bool(maximize, "maximize")
     c = cost.astype(np.float64)
     if np.isnan(c).any():
         raise InputError("cost contains NaN")
@@ -506,23 +431,10 @@ def palette(ids: np.ndarray) -> np.ndarray:
     return (64 + (rgb * 3) // 4).astype(np.uint8)
 
 
-def overlay(
-    image: np.ndarray, labels: np.ndarray, alpha: float = 0.5, boundary: bool = True
-) -> np.ndarray:
+def _overlay(image: np.ndarray, labels: np.ndarray, alpha: float, boundary: bool) -> np.ndarray:
     """Blend a palette colour per label id (0 = void, left untouched) into an H x W x 3 uint8
     image; with ``boundary`` the pixels whose right or lower neighbour has another label are
     painted in the label's colour at full strength. Returns a new H x W x 3 uint8 image."""
-    image = check_image(image, "image")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"image must be H x W x 3 uint8, got shape {image.shape}")
-    if not isinstance(labels, np.ndarray) or labels.dtype != np.int32:
-        raise InputError("labels must be an int32 numpy array")
-    if labels.shape != image.shape[:2]:
-        raise InputError(f"labels shape {labels.shape} must equal image H x W {image.shape[:2]}")
-    alpha = check_float(alpha, "alpha")
-    if not 0.0 <= alpha <= 1.0:
-        raise InputError(f"alpha must be in [0, 1], got {alpha}")
-    boundary = check_bool(boundary, "boundary")
     a = math.floor(alpha * 256 + 0.5)
     colour = palette(labels).astype(np.int32)
     out = image.astype(np.int32)
@@ -536,3 +448,14 @@ def overlay(
         edge &= fg
         out[edge] = colour[edge]
     return out.astype(np.uint8)
+
+
+# ---------------------------------------------------------------- the public twins
+letterbox = checked(letterbox_args, _letterbox)
+panoptic_fuse = checked(panoptic_fuse_args, _panoptic_fuse)
+prompt_masks = checked(prompt_masks_args, _prompt_masks)
+masks_to_boxes = checked(masks_to_boxes_args, _masks_to_boxes)
+rle_encode = checked(rle_encode_args, _rle_encode)
+rle_decode = checked(rle_decode_args, _rle_decode)
+linear_assignment = checked(linear_assignment_args, _linear_assignment)
+overlay = checked(overlay_args, _overlay)

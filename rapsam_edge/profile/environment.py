@@ -65,7 +65,7 @@ def environment(
     input long side), frame size, package versions, UTC time and the profiler settings.
     """
     from .. import ops
-    from ..runtime.threads import default_threads
+    from ..contract.threads import default_threads
 
     graphs = {}
     for name, backend in segmenter.graphs.items():

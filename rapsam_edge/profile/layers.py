@@ -100,7 +100,7 @@ def graph_feeds(seg: Any, frame: np.ndarray) -> dict[str, dict[str, np.ndarray]]
     """Real inputs for the Segmenter's three graphs from one frame (in the Segmenter's
     ``color_order``): the letterboxed image, its encoder features (one encoder run on the
     user's backend) and ``PROMPT_BOXES`` in network-input pixels."""
-    enc, pan, prm = (seg.graphs[g] for g in ("encoder", "panoptic_decoder", "prompt_decoder"))
+    enc, pan, prm = (seg.graphs[g] for g in GRAPH_NAMES)
     prepared = seg.prepare(frame)
     enc_feeds = {enc.name_of("image"): prepared.image}
     feats = np.ascontiguousarray(enc.run(enc_feeds)[enc.name_of("feats")])

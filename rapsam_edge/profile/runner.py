@@ -360,8 +360,9 @@ def run_profile(config: ProfileConfig) -> dict[str, Any]:
     config.validate()
     if config.threads is not None:
         from .. import ops
+        from ..contract.shared import THREADS_ENV_VAR
 
-        os.environ["RAPSAM_EDGE_THREADS"] = str(config.threads)
+        os.environ[THREADS_ENV_VAR] = str(config.threads)
         ops.set_num_threads(config.threads)
     from .memory import GpuMemorySampler, MemoryTracker
     from .tegrastats import TegraStatsSampler

@@ -18,7 +18,7 @@ Devices: "CPU", "GPU" (or "GPU.N"), "NPU", "AUTO" (OpenVINO's own pick). Shapes,
 Precision: FP32 inference by default (``INFERENCE_PRECISION_HINT=f32``; OpenVINO would
 otherwise pick bf16 / fp16 on CPUs / GPUs that have it), BF16 for graphs the manifest marks
 ``bf16`` (made and gated by ``rapsam-edge quantize --to bf16``). Threads: ``INFERENCE_NUM_THREADS``
-defaults to ``runtime.threads.default_threads()``.
+defaults to ``contract.threads.default_threads()``.
 
 Concurrency: one infer request serves one call at a time (a shared request raises "Infer
 Request is busy"), so ``run`` takes a request from a pool (a new one when all are busy) and
@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
+from ..contract.threads import default_threads
 from ..errors import BackendError, ConfigError
 from .base import Backend
-from .threads import default_threads
 
 __all__ = ["OpenVINOBackend"]
 

@@ -3,7 +3,7 @@
 Registry names: ``ort-cpu`` (CPUExecutionProvider), ``ort-cuda`` (CUDAExecutionProvider,
 CPU fallback), ``ort-tensorrt`` (TensorrtExecutionProvider, then CUDA, then CPU).
 
-Threading: ``intra_op_threads`` defaults to ``runtime.threads.default_threads()`` (the cores
+Threading: ``intra_op_threads`` defaults to ``contract.threads.default_threads()`` (the cores
 this process may use, or ``RAPSAM_EDGE_THREADS``) and the workers do NOT spin-wait between
 ops (``session.intra_op.allow_spinning`` = 0): with spinning on, the idle workers of one
 session keep the cores busy while the next graph or the C++ post-processing runs, which
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
+from ..contract.threads import default_threads
 from ..errors import BackendError, ConfigError
 from .base import Backend
-from .threads import default_threads
 
 __all__ = ["OrtBackend", "OrtCudaBackend", "OrtTensorrtBackend"]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...contract.graphs import GRAPH_NAMES
 from ...contract.postprocess import POINT_BOX_HALF
 from ...errors import InputError, SourceError
 
@@ -106,7 +107,7 @@ def graph_feeds(
     from ...runtime.segmenter import Segmenter
 
     seg = Segmenter(bundle, "ort-cpu", color_order="RGB")
-    enc, pan, prm = (bundle.graphs[g] for g in ("encoder", "panoptic_decoder", "prompt_decoder"))
+    enc, pan, prm = (bundle.graphs[g] for g in GRAPH_NAMES)
     rng = np.random.default_rng(seed)
     out: dict[str, list[Mapping[str, np.ndarray]]] = {g: [] for g in bundle.graphs}
     for frame in frames:

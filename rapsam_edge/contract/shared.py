@@ -1,0 +1,95 @@
+"""The facts Python and C++ share, loaded from ``contract.json`` (this folder), their ONE home.
+
+Why a data file: the same thresholds, tracker defaults, graph names and roles, thread limit,
+environment variable names and shipped bundle names are needed by the Python SDK, the compiled
+core (``csrc/``) and the C++ runtime (``csrc/runtime``), and the C++ builds (plain, aarch64
+cross, the runtime's CMake package) must not need Python. JSON is read by Python's standard
+library here and by CMake's ``string(JSON ...)`` at configure time, which writes
+``contract.hpp`` (``cmake/contract.cmake``); the same file also lists the bundles CMake
+installs with the wheel. A Python module generating a header, or a header parsed by Python,
+would each make one language depend on the other's toolchain.
+
+Everything else in the package takes these values by name (``tests/test_single_source.py``
+fails when one of them is written as a literal elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "BIRTH_SCORE",
+    "CLASS_CHANGE_PENALTY",
+    "CONTRACT_FILE",
+    "DEFAULT_BUNDLE",
+    "GRAPH_SPECS",
+    "MATCH_THRESHOLD",
+    "MAX_MISSED",
+    "MAX_THREADS",
+    "MOMENTUM",
+    "OPS_ENV_VAR",
+    "OVERLAP_THRESHOLD",
+    "POINT_BOX_HALF",
+    "PROMPT_THRESHOLD",
+    "REALTIME_BUNDLE",
+    "SAMPLE_CLIP",
+    "SATURATED_LOGIT",
+    "SCORE_THRESHOLD",
+    "SHIPPED_BUNDLES",
+    "STABILITY_OFFSET",
+    "THREADS_ENV_VAR",
+]
+
+#: the data file (also read by CMake: cmake/contract.cmake)
+CONTRACT_FILE = Path(__file__).with_name("contract.json")
+_DATA: dict[str, Any] = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
+
+_PP = _DATA["postprocess"]
+#: a query makes a panoptic segment when its best class probability exceeds this
+#: (MaskFormer's inference, ``object_mask_threshold`` 0.8 in RAP-SAM's config)
+SCORE_THRESHOLD: float = float(_PP["score_threshold"])
+#: a kept query's visible area / its full mask area must reach this (MaskFormer)
+OVERLAP_THRESHOLD: float = float(_PP["overlap_threshold"])
+#: a prompt mask pixel is on where its logit exceeds this (0.0 = probability 0.5)
+PROMPT_THRESHOLD: float = float(_PP["prompt_threshold"])
+#: SAM's stability score offset (``ops.prompt_masks``)
+STABILITY_OFFSET: float = float(_PP["stability_offset"])
+#: A point prompt (x, y) is fed as the box [x - h, y - h, x + h, y + h] in network-input
+#: pixels, h = this (the prompt decoder takes boxes only; RAP-SAM's prompt encoder pools a box).
+POINT_BOX_HALF: float = float(_PP["point_box_half"])
+#: A +/-inf logit from a reduced-precision graph (FP16 overflow, a saturated INT8 range) is a
+#: definite decision (foreground / background, class present / absent), not an error for the
+#: whole frame: the runtime replaces it by +/- this value (sigmoid and softmax are saturated
+#: far below it in float32) before post-processing. NaN carries no decision and stays an
+#: error (``BackendError`` naming the graph and tensor).
+SATURATED_LOGIT: float = float(_PP["saturated_logit"])
+
+_TR = _DATA["tracker"]
+MATCH_THRESHOLD: float = float(_TR["match_threshold"])
+CLASS_CHANGE_PENALTY: float = float(_TR["class_change_penalty"])
+BIRTH_SCORE: float = float(_TR["birth_score"])
+MAX_MISSED: int = int(_TR["max_missed"])
+MOMENTUM: float = float(_TR["momentum"])
+
+#: graph -> {"inputs": [...], "outputs": [...]}, each tensor {"role", "dtype", "shape"}
+GRAPH_SPECS: Mapping[str, Mapping[str, Any]] = MappingProxyType(_DATA["graphs"])
+
+#: largest thread count (``ops.set_num_threads``, ``RAPSAM_EDGE_THREADS``)
+MAX_THREADS: int = int(_DATA["threads"]["max"])
+THREADS_ENV_VAR: str = _DATA["env"]["threads"]
+OPS_ENV_VAR: str = _DATA["env"]["ops"]
+
+_BUNDLES = _DATA["bundles"]
+#: the bundle ``Segmenter()`` loads when given none
+DEFAULT_BUNDLE: str = _BUNDLES["default"]
+#: the real-time model (issue 14): ``edge-s-fused`` trained from the default model; its INT8
+#: OpenVINO twin is ``REALTIME_BUNDLE + "-ov-int8"``
+REALTIME_BUNDLE: str = _BUNDLES["realtime"]
+#: the bundles installed with the package (CMakeLists.txt installs these, weights excluded)
+SHIPPED_BUNDLES: tuple[str, ...] = tuple(_BUNDLES["shipped"])
+#: the sample clip, relative to the models directory
+SAMPLE_CLIP: str = _BUNDLES["sample_clip"]
