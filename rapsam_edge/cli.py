@@ -73,7 +73,7 @@ COMMANDS: dict[str, Command] = {
         None,
     ),
     "quantize": Command(
-        "rapsam_edge.deploy.quantize.cli",
+        "rapsam_edge.commands.quantize",
         "FP32 bundle or weights -> INT8 / FP16 / BF16 bundle that passed the accuracy gate",
         "train",
     ),

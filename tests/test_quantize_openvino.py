@@ -34,18 +34,20 @@ cv2 = pytest.importorskip("cv2")
 
 from rapsam_edge.assets import sample_clip  # noqa: E402
 from rapsam_edge.bundle import MANIFEST_NAME, load_bundle, sha256_file  # noqa: E402
-from rapsam_edge.deploy.quantize.ov_fp16 import (  # noqa: E402
+from rapsam_edge.deploy.backends.openvino.accuracy import (  # noqa: E402
+    quantize_ov_int8_accuracy_control,
+    quantize_ov_int8_accuracy_control_default,
+)
+from rapsam_edge.deploy.backends.openvino.fp16 import (  # noqa: E402
     bf16_supported,
     convert_ov_fp16,
     cpu_capabilities,
 )
-from rapsam_edge.deploy.quantize.ov_int8 import (  # noqa: E402
+from rapsam_edge.deploy.backends.openvino.graph import (  # noqa: E402
     count_fake_quantize,
-    quantize_ov_int8,
-    quantize_ov_int8_accuracy_control,
-    quantize_ov_int8_accuracy_control_default,
     quantized_operations,
 )
+from rapsam_edge.deploy.backends.openvino.int8 import quantize_ov_int8  # noqa: E402
 from rapsam_edge.errors import ConfigError, InputError  # noqa: E402
 from rapsam_edge.ops import letterbox  # noqa: E402
 from rapsam_edge.runtime import create_backend  # noqa: E402

@@ -27,18 +27,21 @@ import onnxruntime as ort  # noqa: E402
 from rapsam_edge import ops  # noqa: E402
 from rapsam_edge.assets import sample_clip  # noqa: E402
 from rapsam_edge.bundle import load_bundle  # noqa: E402
-from rapsam_edge.deploy.quantize.ort_fp16 import convert_ort_fp16, fp16_agreement  # noqa: E402
-from rapsam_edge.deploy.quantize.ort_int8 import (  # noqa: E402
-    EXACT_DB,
-    HEAVY_OPS,
-    choose_exclusions,
-    format_report,
-    graph_io,
-    preprocess,
+from rapsam_edge.deploy.backends.onnxruntime.fp16 import (  # noqa: E402
+    convert_ort_fp16,
+    fp16_agreement,
+)
+from rapsam_edge.deploy.backends.onnxruntime.graph_prep import graph_io, preprocess  # noqa: E402
+from rapsam_edge.deploy.backends.onnxruntime.int8 import (  # noqa: E402
     quantize_ort_int8,
     quantize_with_report,
+)
+from rapsam_edge.deploy.backends.onnxruntime.sensitivity import (  # noqa: E402
+    EXACT_DB,
     tensor_error_report,
 )
+from rapsam_edge.deploy.quantize.policy import HEAVY_OPS, choose_exclusions  # noqa: E402
+from rapsam_edge.deploy.quantize.report import format_report  # noqa: E402
 from rapsam_edge.errors import ConfigError, InputError  # noqa: E402
 
 GRAPHS = ("encoder", "panoptic_decoder", "prompt_decoder")
@@ -318,7 +321,7 @@ def test_report_matches_ort_qdq_loss_debug(feeds, preprocessed, int8, tmp_path):
     activation of every sample in memory)."""
     from onnxruntime.quantization import qdq_loss_debug as dbg
 
-    from rapsam_edge.deploy.quantize.ort_int8 import FeedReader
+    from rapsam_edge.deploy.backends.onnxruntime.feeds import FeedReader
 
     g = "prompt_decoder"
     cal = feeds["calib"][g][:2]
@@ -384,7 +387,7 @@ def test_quantize_with_report_excludes_and_saves(bundle, feeds, work, caplog):
     # the box embedding's Fourier features); the second pass excludes that chain
     dst = work / "prompt_decoder.auto.onnx"
     report_path = work / "reports" / "prompt_decoder.json"
-    with caplog.at_level(logging.INFO, logger="rapsam_edge.deploy.quantize.ort_int8"):
+    with caplog.at_level(logging.INFO, logger="rapsam_edge.deploy.backends.onnxruntime.int8"):
         record, report = quantize_with_report(
             bundle.graph_path("prompt_decoder", "onnx"),
             dst,
@@ -495,7 +498,7 @@ def test_fp16_rejects_bad_arguments(bundle, tmp_path):
 
 
 def test_uniform_feed_shapes_cycles_the_varying_axis():
-    from rapsam_edge.deploy.quantize.ort_int8 import uniform_feed_shapes
+    from rapsam_edge.deploy.backends.onnxruntime.feeds import uniform_feed_shapes
 
     a = np.arange(8, dtype=np.float32).reshape(1, 2, 4)
     b = np.arange(12, dtype=np.float32).reshape(1, 3, 4)

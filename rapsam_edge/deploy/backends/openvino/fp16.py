@@ -37,7 +37,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ...errors import InputError, MissingDependencyError
+from ....errors import BackendError, InputError, MissingDependencyError
 
 __all__ = ["bf16_supported", "convert_ov_fp16", "cpu_capabilities"]
 
@@ -123,13 +123,25 @@ def convert_ov_fp16(src_xml: str | Path, dst_xml: str | Path) -> dict[str, Any]:
 
 
 def cpu_capabilities() -> tuple[str, ...]:
-    """OpenVINO CPU ``OPTIMIZATION_CAPABILITIES`` (e.g. ("BF16", "FP32", "INT8", ...)); () when
-    openvino is missing or the CPU device cannot be queried."""
+    """OpenVINO CPU ``OPTIMIZATION_CAPABILITIES`` (e.g. ("BF16", "FP32", "INT8", ...)); ()
+    when openvino is not installed (the one condition that means "no capabilities here").
+
+    Raises:
+      BackendError: openvino is installed but its CPU device cannot be queried (a broken
+        install or a missing CPU plugin): not the same as a CPU without BF16.
+    """
     try:
         ov = _ov()
-        return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    except Exception:  # no openvino, or no CPU plugin
+    except MissingDependencyError:
         return ()
+    try:
+        return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception as e:  # OpenVINO raises bare RuntimeErrors from its C++ core
+        raise BackendError(
+            f"OpenVINO cannot query the CPU device's OPTIMIZATION_CAPABILITIES ({e})",
+            hint='check the OpenVINO install: python -c "import openvino as ov; '
+            'print(ov.Core().available_devices)" should list CPU',
+        ) from e
 
 
 def bf16_supported() -> bool:

@@ -1,0 +1,1 @@
+"""One module per rapsam-edge verb: argparse in, library calls out."""

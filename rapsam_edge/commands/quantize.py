@@ -1,0 +1,156 @@
+"""`rapsam-edge quantize`: an FP32 bundle (or trained weights) -> a reduced-precision bundle
+that passed the accuracy gate.
+
+    rapsam-edge quantize edge-xs-synthetic --to int8 --backend openvino \\
+        --calib data/synthetic --val data/synthetic --out models/edge-xs-synthetic-ov-int8
+
+``--to``: ``int8`` (ORT static QDQ, per-channel; or OpenVINO NNCF; or, for ``tensorrt``, the
+ORT QDQ ONNX its engine builder reads as explicit quantization), ``fp16`` (fragile ops kept
+in FP32), ``bf16`` (OpenVINO's inference-precision hint on CPUs that have BF16: no new file),
+``mixed`` (``int8`` with ``--fallback``). The gate (``deploy.quantize.gate``) compares the
+result with the FP32 source on ``--val``; when a limit is exceeded the command fails, or with
+``--fallback`` reverts the graph whose FP32 copy helps most and gates again until it passes.
+The work is done by ``rapsam_edge.deploy.quantize.pipeline.quantize_bundle``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+__all__ = ["add_arguments", "add_gate_arguments", "limits_from", "run"]
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared with ``export/quantize_and_export.py``: calibration size, the
+    gate's data size and limits, and the FP32 fallback."""
+    parser.add_argument(
+        "--calib-samples",
+        type=int,
+        default=32,
+        help="calibration frames (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--val-images",
+        type=int,
+        default=50,
+        help="validation images for the gate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fallback",
+        action="store_true",
+        help="revert graphs to FP32, worst first, until the gate passes (default: off: fail)",
+    )
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="trained weights only: the long side to export the FP32 bundle at "
+        "(default: the size the run was trained at, train_config.json image_size)",
+    )
+    from ..deploy.quantize.gate import GateLimits  # numpy only: --help needs no torch
+
+    default = GateLimits()
+    limits = (
+        ("--max-pq-drop", default.max_pq_drop, "largest PQ drop vs FP32, in points"),
+        ("--max-miou-drop", default.max_miou_drop, "largest 1-click mIoU drop vs FP32, in points"),
+        ("--min-mask-iou", default.min_median_mask_iou, "smallest median per-mask IoU vs FP32"),
+        (
+            "--min-label-agreement",
+            default.min_label_agreement,
+            "smallest label-map agreement vs FP32",
+        ),
+    )
+    for flag, value, what in limits:
+        parser.add_argument(
+            flag, type=float, default=value, help=f"gate: {what} (default: %(default)s)"
+        )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..deploy.quantize.pipeline import PRECISIONS, TARGETS
+
+    parser.add_argument(
+        "source",
+        help="FP32 bundle (directory or shipped name) or trained weights (config.json + model.safetensors)",
+    )
+    parser.add_argument(
+        "--to",
+        required=True,
+        choices=PRECISIONS,
+        help="target precision (required): int8, fp16, bf16 (OpenVINO hint) or mixed "
+        "(int8 with --fallback)",
+    )
+    parser.add_argument(
+        "--backend",
+        required=True,
+        choices=tuple(TARGETS),
+        help="whose tool converts and whose runtime gates (required)",
+    )
+    parser.add_argument(
+        "--calib",
+        type=Path,
+        required=True,
+        help="calibration images (required): COCO-panoptic / YouTube-VIS / make-data root, image folder or video",
+    )
+    parser.add_argument(
+        "--val",
+        type=Path,
+        help="validation set with ground truth, make-data layout (default: --calib)",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="bundle directory to write (required)"
+    )
+    parser.add_argument("--name", help="bundle name (default: the output directory's name)")
+    parser.add_argument(
+        "--graphs", nargs="+", default=None, help="graphs to convert (default: all)"
+    )
+    add_gate_arguments(parser)
+    parser.add_argument(
+        "--accuracy-control",
+        type=float,
+        default=None,
+        metavar="MAX_DROP",
+        help="OpenVINO: NNCF accuracy-controlled quantization with this max drop of prompt "
+        "mask IoU, in points (default: off)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output directory (default: off: refuse)",
+    )
+
+
+def limits_from(args: argparse.Namespace):
+    """The gate limits of parsed ``add_gate_arguments`` options."""
+    from ..deploy.quantize.gate import GateLimits
+
+    return GateLimits(
+        args.max_pq_drop, args.max_miou_drop, args.min_mask_iou, args.min_label_agreement
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..deploy.quantize.pipeline import QuantizeRequest, quantize_bundle
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    request = QuantizeRequest(
+        source=args.source,
+        out=args.out,
+        to=args.to,
+        backend=args.backend,
+        calib=args.calib,
+        val=args.val,
+        name=args.name,
+        graphs=args.graphs,
+        calib_samples=args.calib_samples,
+        val_images=args.val_images,
+        fallback=args.fallback,
+        limits=limits_from(args),
+        accuracy_control=args.accuracy_control,
+        overwrite=args.overwrite,
+        input_size=args.input_size,
+    )
+    quantize_bundle(request)
+    return 0
