@@ -35,14 +35,28 @@ def _parser() -> argparse.ArgumentParser:
         "--recipe", choices=sorted(RECIPES), help="target recipe (default: none: list)"
     )
     parser.add_argument(
-        "--weights", type=Path, help="run directory (model.safetensors + config.json)"
+        "--weights",
+        type=Path,
+        help="run directory (model.safetensors + config.json; required with --recipe)",
     )
-    parser.add_argument("--out", type=Path, help="bundle directory to write")
-    parser.add_argument("--calib", type=Path, help="calibration data (quantized recipes)")
+    parser.add_argument(
+        "--out", type=Path, help="bundle directory to write (required with --recipe)"
+    )
+    parser.add_argument(
+        "--calib", type=Path, help="calibration data (required by quantized recipes)"
+    )
     parser.add_argument("--val", type=Path, help="validation set for the gate (default: --calib)")
     add_gate_arguments(parser)
-    parser.add_argument("--list", action="store_true", help="list the recipes and exit")
-    parser.add_argument("--debug", action="store_true", help="print tracebacks of errors")
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list the recipes and exit (the default without --recipe)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print tracebacks of errors (default: off: one line and a hint)",
+    )
     return parser
 
 

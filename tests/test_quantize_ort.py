@@ -509,3 +509,32 @@ def test_uniform_feed_shapes_cycles_the_varying_axis():
     np.testing.assert_array_equal(out[1]["boxes"], b)
     odd = [{"x": np.zeros((1, 2, 3))}, {"x": np.zeros((1, 3, 4))}]  # two axes vary: unchanged
     assert [f["x"].shape for f in uniform_feed_shapes(odd)] == [(1, 2, 3), (1, 3, 4)]
+
+
+def test_ort_per_channel_warnings_become_one_counted_line(bundle, feeds, tmp_path, caplog):
+    """ORT warns once per rank-1 weight it cannot quantize per channel (the decoders' norm
+    scales: ~100 identical lines a run); the quantizer logs one INFO line with the count
+    instead, and no such WARNING reaches the handlers."""
+    with caplog.at_level(logging.INFO):
+        quantize_ort_int8(
+            bundle.graph_path("panoptic_decoder", "onnx"),
+            tmp_path / "pan.int8.onnx",
+            feeds["calib"]["panoptic_decoder"][:2],
+        )
+    assert not [r for r in caplog.records if "is out-of-range for weight" in r.getMessage()]
+    summary = [r for r in caplog.records if "quantized per tensor instead of per" in r.getMessage()]
+    assert len(summary) == 1 and summary[0].levelno == logging.INFO
+    count = int(summary[0].getMessage().split(": ", 1)[1].split()[0])
+    assert count > 10  # one per norm weight of the decoder
+
+
+def test_quiet_ort_drops_only_the_known_message(caplog):
+    from rapsam_edge.deploy.backends.onnxruntime.logs import quiet_ort
+
+    with caplog.at_level(logging.INFO), quiet_ort() as counts:
+        logging.warning("Axis 1 is out-of-range for weight 'w.norm.weight' with rank 1")
+        logging.warning("Axis 1 is out-of-range for weight 'w.norm.bias' with rank 1")
+        logging.warning("something else went wrong")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["something else went wrong"]
+    assert list(counts.values()) == [2]
