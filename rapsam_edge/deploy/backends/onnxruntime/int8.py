@@ -134,23 +134,47 @@ def quantize_ort_int8(
         (``dst`` is then left untouched).
     """
     q = ort_quantization()
-    src = existing_model(src, "src")
-    dst = Path(dst)
+    src, dst = existing_model(src, "src"), Path(dst)
     _check_options(calibrate_method, activation_type, weight_type, exclude_nodes)
     io = graph_io(src)
     feeds = check_calibration(calibration, io["inputs"])
     if calibrate_method != "minmax":
         feeds = uniform_feed_shapes(feeds)
-    options = {
-        "op_types_to_quantize": list(op_types) if op_types else None,
-        "per_channel": per_channel,
-        "reduce_range": reduce_range,
-        "activation_type": getattr(q.QuantType, QUANT_TYPES[activation_type]),
-        "weight_type": getattr(q.QuantType, QUANT_TYPES[weight_type]),
-        "nodes_to_exclude": list(exclude_nodes),
-        "calibrate_method": getattr(q.CalibrationMethod, CALIBRATE_METHODS[calibrate_method]),
-        "extra_options": dict(extra_options or {}),
+    options = _static_options(
+        q, op_types, per_channel, reduce_range, (activation_type, weight_type), exclude_nodes
+    )
+    options["calibrate_method"] = getattr(q.CalibrationMethod, CALIBRATE_METHODS[calibrate_method])
+    options["extra_options"] = dict(extra_options or {})
+    pre, rewired = _quantize_checked(q, src, dst, feeds, options, io, pre_process)
+    record = {
+        "tool": "onnxruntime.quantization.quantize_static",
+        "quant_format": "QDQ",
+        **{"method": calibrate_method, "calibrate_method": calibrate_method},
+        "per_channel": bool(per_channel),
+        "activation_type": QUANT_TYPES[activation_type],
+        "weight_type": QUANT_TYPES[weight_type],
+        "reduce_range": bool(reduce_range),
+        "op_types": sorted(op_types) if op_types else "all",
+        "excluded": list(exclude_nodes),
+        "excluded_inputs_rewired_to_fp32": rewired,
+        "calibration_samples": len(feeds),
+        "pre_process": pre,
     }
+    return {**record, **_result_record(src, dst, io)}
+
+
+def _quantize_checked(
+    q: Any,
+    src: Path,
+    dst: Path,
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    options: Mapping[str, Any],
+    io: Mapping[str, Any],
+    pre_process: bool,
+) -> tuple[str | None, int]:
+    """Pre-process (optionally), quantize, rewire the excluded nodes' inputs, check the I/O
+    and move the result to ``dst``; returns (pre-processing variant, inputs rewired)."""
+    exclude_nodes = options["nodes_to_exclude"]
     with tempfile.TemporaryDirectory(prefix="rapsam-int8-") as tmp:
         model_in, pre = src, None
         if pre_process:
@@ -168,21 +192,34 @@ def quantize_ort_int8(
             )
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(out), str(dst))
+    return pre, rewired
+
+
+def _static_options(
+    q: Any,
+    op_types: Sequence[str] | None,
+    per_channel: bool,
+    reduce_range: bool,
+    types: tuple[str, str],
+    exclude_nodes: Sequence[str],
+) -> dict[str, Any]:
+    """``quantize_static`` keywords from this module's option names (``types``: activation
+    and weight type)."""
+    activation_type, weight_type = types
+    return {
+        "op_types_to_quantize": list(op_types) if op_types else None,
+        "per_channel": per_channel,
+        "reduce_range": reduce_range,
+        "activation_type": getattr(q.QuantType, QUANT_TYPES[activation_type]),
+        "weight_type": getattr(q.QuantType, QUANT_TYPES[weight_type]),
+        "nodes_to_exclude": list(exclude_nodes),
+    }
+
+
+def _result_record(src: Path, dst: Path, io: Mapping[str, Any]) -> dict[str, Any]:
+    """What was written: Q / DQ node counts, the I/O signature, paths and versions."""
     ops = count_ops(dst)
     return {
-        "tool": "onnxruntime.quantization.quantize_static",
-        "quant_format": "QDQ",
-        "method": calibrate_method,
-        "calibrate_method": calibrate_method,
-        "per_channel": bool(per_channel),
-        "activation_type": QUANT_TYPES[activation_type],
-        "weight_type": QUANT_TYPES[weight_type],
-        "reduce_range": bool(reduce_range),
-        "op_types": sorted(op_types) if op_types else "all",
-        "excluded": list(exclude_nodes),
-        "excluded_inputs_rewired_to_fp32": rewired,
-        "calibration_samples": len(feeds),
-        "pre_process": pre,
         "qdq_nodes": {
             "QuantizeLinear": ops.get("QuantizeLinear", 0),
             "DequantizeLinear": ops.get("DequantizeLinear", 0),

@@ -110,56 +110,68 @@ def quantize_ov_int8_accuracy_control(
     _check_arguments(
         drop_type, max_drop, validate, validation, max_num_iterations, ranking_subset_size
     )
-    model = read(src_xml)
-    dst = check_dst(src_xml, dst_xml)
+    model, dst = read(src_xml), check_dst(src_xml, dst_xml)
     check_feeds(model, calibration, "calibration")
     kwargs, samples = nncf_options(
         nncf, preset, subset_size, len(calibration), ignored_scope, model_type
     )
-    kwargs.update(
-        max_drop=float(max_drop),
-        drop_type=nncf.DropType(drop_type),
-        fast_bias_correction=bool(fast_bias_correction),
-    )
-    restorer = {"max_num_iterations": max_num_iterations}
-    restorer["ranking_subset_size"] = ranking_subset_size
+    kwargs.update(max_drop=float(max_drop), drop_type=nncf.DropType(drop_type))
+    kwargs["fast_bias_correction"] = bool(fast_bias_correction)
+    restorer = {
+        "max_num_iterations": max_num_iterations,
+        "ranking_subset_size": ranking_subset_size,
+    }
     quantized, metric_int8, full_ops = _run_nncf(
         nncf, model, src_xml, calibration, validation, validate, kwargs, restorer
     )
+    result = _measure(
+        model, quantized, validate, validation, (metric_int8, full_ops), drop_type, max_drop
+    )
+    save(quantized, model, dst)
+    options = {"fast_bias_correction": bool(fast_bias_correction), "model_type": model_type}
+    options.update(subset_size=kwargs["subset_size"], model=quantized)
+    record = int8_record(nncf, preset, samples, ignored_scope, **options)
+    record.update(result)
+    _log_result(Path(src_xml).name, record)
+    return record
+
+
+def _measure(
+    model: Any,
+    quantized: Any,
+    validate: Callable[[Any, Iterable[Any]], float],
+    validation: Sequence[Any],
+    full: tuple[float, list[str]],
+    drop_type: str,
+    max_drop: float,
+) -> dict[str, Any]:
+    """The accuracy-control part of the record: the metric of the FP32, the fully quantized
+    (``full``: its metric and quantized operations) and the result model, the drop, and the
+    operations NNCF reverted to FP32."""
+    metric_int8, full_ops = full
     metric_fp32 = float(validate(compile_f32(model), list(validation)))
     metric = float(validate(compile_f32(quantized), list(validation)))
     drop = _drop(metric_fp32, metric, drop_type)
-    kept = sorted(set(full_ops) - set(quantized_operations(quantized)))
-    within = bool(drop <= max_drop + 1e-12)
-    save(quantized, model, dst)
-    options = {"fast_bias_correction": bool(fast_bias_correction), "model_type": model_type}
-    record = int8_record(
-        nncf,
-        preset,
-        samples,
-        ignored_scope,
-        subset_size=kwargs["subset_size"],
-        model=quantized,
-        **options,
-    )
-    record.update(
-        max_drop=float(max_drop),
-        drop_type=drop_type,
-        metric_fp32=metric_fp32,
-        metric_int8=metric_int8,
-        metric=metric,
-        drop=float(drop),
-        within_max_drop=within,
-        kept_fp32=kept,
-        validation_items=len(validation),
-    )
-    (log.info if within else log.warning)(
+    return {
+        "max_drop": float(max_drop),
+        "drop_type": drop_type,
+        "metric_fp32": metric_fp32,
+        "metric_int8": metric_int8,
+        "metric": metric,
+        "drop": float(drop),
+        "within_max_drop": bool(drop <= max_drop + 1e-12),
+        "kept_fp32": sorted(set(full_ops) - set(quantized_operations(quantized))),
+        "validation_items": len(validation),
+    }
+
+
+def _log_result(name: str, record: Mapping[str, Any]) -> None:
+    (log.info if record["within_max_drop"] else log.warning)(
         "nncf accuracy control %s: metric %.4f (fp32) / %.4f (int8) -> %.4f, drop %.4g %s "
         "(max %.4g), %d ops kept in FP32",
-        *(Path(src_xml).name, metric_fp32, metric_int8, metric, drop, drop_type),
-        *(max_drop, len(kept)),
+        *(name, record["metric_fp32"], record["metric_int8"], record["metric"]),
+        *(record["drop"], record["drop_type"], record["max_drop"], len(record["kept_fp32"])),
     )
-    return record
 
 
 def _check_arguments(
