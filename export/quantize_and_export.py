@@ -61,10 +61,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _export(args: argparse.Namespace) -> None:
+    import logging
+
     from rapsam_edge.deploy.recipe_export import export_with_recipe
     from rapsam_edge.deploy.training_run import export_input_size
     from rapsam_edge.model.io import load_model
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     size = args.input_size or RECIPES[args.recipe].input_size
     export_with_recipe(
         load_model(args.weights),
