@@ -178,3 +178,27 @@ def test_a_failed_gate_ends_in_one_line_and_a_hint(tmp_path: Path):
     assert len(errors) == 1 and "fails the gate" in errors[0]
     assert len(hints) == 1 and "--fallback" in hints[0]
     assert not (tmp_path / "b").exists()
+
+
+def test_preprocess_says_when_tensors_stay_untyped(tmp_path: Path, monkeypatch, caplog):
+    """When symbolic shape inference fails after ONNX shape inference left tensors untyped,
+    the partly typed graph is used with a WARNING naming what the quantizer will skip."""
+    import shutil
+
+    from rapsam_edge.deploy.backends.onnxruntime import graph_prep
+
+    class FakeQuantization:
+        @staticmethod
+        def quant_pre_process(src, dst, **kwargs):
+            if kwargs.get("auto_merge"):
+                raise Exception("symbolic inference failed on Range")  # as ORT does
+            shutil.copyfile(src, dst)
+
+    src = tmp_path / "g.onnx"
+    src.write_bytes(b"not parsed: the helpers are replaced")
+    monkeypatch.setattr(graph_prep, "ort_quantization", lambda: FakeQuantization)
+    monkeypatch.setattr(graph_prep, "_untyped_tensors", lambda path: ["t1", "t2"])
+    with caplog.at_level(logging.WARNING, logger=graph_prep.__name__):
+        assert graph_prep.preprocess(src, tmp_path / "out.onnx") == "onnx-shape"
+    assert "symbolic inference failed on Range" in caplog.text
+    assert "left 2 tensors untyped" in caplog.text and "they stay FP32" in caplog.text

@@ -188,6 +188,12 @@ def _normalization_to_batchnorm(path: Path) -> list[str]:
     return made
 
 
+_UNTYPED = (
+    "quant_pre_process (%s) left %d tensors untyped, e.g. %s: the quantizer skips them "
+    "(they stay FP32)"
+)
+
+
 def preprocess(src: str | Path, dst: str | Path, *, normalization_to_bn: bool = True) -> str:
     """``onnxruntime.quantization.quant_pre_process``: shape inference and ORT basic graph
     optimisation (constant folding, Conv+BN / Conv+Mul folding), so that the quantizer knows
@@ -215,6 +221,7 @@ def preprocess(src: str | Path, dst: str | Path, *, normalization_to_bn: bool = 
         ("symbolic-auto-merge", {"auto_merge": True}),
     )
     errors = []
+    written: tuple[str, list[str]] | None = None  # the last graph written and its untyped
     with tempfile.TemporaryDirectory(prefix="rapsam-preprocess-") as tmp, _cwd(tmp):
         for label, kwargs in attempts:
             try:
@@ -224,13 +231,19 @@ def preprocess(src: str | Path, dst: str | Path, *, normalization_to_bn: bool = 
                 log.debug("quant_pre_process (%s) failed: %s", label, e)
                 continue
             untyped = _untyped_tensors(dst)
+            written = (label, untyped)
             if not untyped or label == attempts[-1][0]:
+                if untyped:
+                    log.warning(_UNTYPED, label, len(untyped), untyped[:3])
                 if normalization_to_bn and _normalization_to_batchnorm(dst):
                     label += "+bn-normalize"
                 return label
             log.debug("%s left %d tensors untyped, e.g. %s", label, len(untyped), untyped[:3])
-    if dst.is_file():  # the first variant's graph (some tensors untyped) is still usable
-        return attempts[0][0]
+    if written is not None:  # the first variant's graph (some tensors untyped) is still usable
+        label, untyped = written
+        log.warning("quant_pre_process: %s", "; ".join(errors))
+        log.warning(_UNTYPED, label, len(untyped), untyped[:3])
+        return label
     raise BackendError(f"quant_pre_process failed on {src}: " + "; ".join(errors))
 
 
