@@ -13,7 +13,7 @@ other CPUs' kernels):
 * prompt masks for boxes around the FP32 objects: per-prompt IoU median 0.996 (bound 0.9).
   The mean is lower (0.73): the INT8 prompt decoder flips ~20 % of the prompts (IoU < 0.5;
   0.92 mean with the INT8 encoder and the FP32 prompt decoder). That is for the accuracy gate
-  to judge (see ``ov_int8``'s notes); this test checks that quantization works.
+  to judge (see ``deploy.backends.openvino.int8``'s notes); this test checks that quantization works.
 * FP16-compressed IR under the f32 hint: relative L2 ~7e-4 (f16 weight rounding, 2^-11);
   bound 5e-3.
 """
