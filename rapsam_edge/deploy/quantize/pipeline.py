@@ -202,12 +202,13 @@ def _gate_with_fallback(
     req: QuantizeRequest,
     source: Any,
     write: Callable[..., Any],
+    bundle: Any,
     converted: dict[str, tuple[str, str]],
     val: Path,
     fmt: str,
     echo: Callable[[str], None],
 ) -> tuple[dict[str, Any], list[str], Any]:
-    """Gate the derived bundle; with fallback, revert the graph whose FP32 copy helps most
+    """Gate ``bundle`` (written from ``converted``); with fallback, revert the graph whose FP32 copy helps most
     and gate again until it passes or nothing is left to revert. Returns (last gate report,
     graphs reverted, last bundle written)."""
     from .gate import run_gate
@@ -216,7 +217,6 @@ def _gate_with_fallback(
     gate_backend = TARGETS[req.backend][0]
     fallback = req.fallback or req.to == "mixed"
     reverted: list[str] = []
-    bundle = write(graphs=converted)
 
     def run(b: Any) -> dict[str, Any]:
         return run_gate(
@@ -243,6 +243,8 @@ def _gate_with_fallback(
             return rep
 
         worst = worst_graph(candidates, without)
+        if worst is None:  # every converted graph is already at its source precision
+            return report, reverted, bundle
         reverted.append(worst)
         converted[worst] = fp32(worst)
         bundle = write(graphs=converted)
@@ -288,7 +290,8 @@ def quantize_bundle(req: QuantizeRequest, *, echo: Callable[[str], None] = print
             fmt=fmt,
             record=record,
         )
-        if gate_backend not in available_backends(write(graphs=converted)):
+        bundle = write(graphs=converted)
+        if gate_backend not in available_backends(bundle):
             record["gate"] = {
                 "passed": None,
                 "skipped": f"{gate_backend} is not usable here: not verified",
@@ -297,7 +300,7 @@ def quantize_bundle(req: QuantizeRequest, *, echo: Callable[[str], None] = print
             echo(f"wrote {out} (NOT gated: {gate_backend} is not usable on this machine)")
             return bundle
         report, reverted, bundle = _gate_with_fallback(
-            req, source, write, converted, val, fmt, echo
+            req, source, write, bundle, converted, val, fmt, echo
         )
         record["gate"] = {**report, "reverted_to_fp32": reverted}
         if not report["passed"]:
