@@ -48,9 +48,9 @@ def _edge_s(tmp: Path) -> Path:
 
 def _variants(src, tmp: Path, feeds) -> dict[str, tuple[str, object, dict]]:
     """label -> (backend, bundle, backend options)."""
-    from rapsam_edge.deploy.quantize.ort_fp16 import convert_ort_fp16
-    from rapsam_edge.deploy.quantize.ort_int8 import quantize_with_report
-    from rapsam_edge.deploy.quantize.ov_int8 import quantize_ov_int8
+    from rapsam_edge.deploy.backends.onnxruntime.fp16 import convert_ort_fp16
+    from rapsam_edge.deploy.backends.onnxruntime.int8 import quantize_with_report
+    from rapsam_edge.deploy.backends.openvino.int8 import quantize_ov_int8
 
     out = {"ort fp32": ("ort-cpu", src, {}), "openvino fp32": ("openvino", src, {})}
     for label, fmt, tag, convert in (

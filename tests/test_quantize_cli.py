@@ -202,3 +202,23 @@ def test_the_shipped_real_time_bundle(val):
             )
             agree.append(pair["pixel_agreement"])
     assert len(agree) == 4 and min(agree) > 0.9, agree
+
+
+def test_fallback_reverts_graphs_worst_first_then_refuses(val, tmp_path, capsys):
+    """--fallback gates again after reverting, one graph a round, the graph whose FP32 copy
+    scores best; a limit no bundle can meet ends in the gate error once nothing is left to
+    revert, and nothing is written."""
+    out = tmp_path / "fb"
+    argv = ["quantize", "edge-xs-synthetic", "--to", "bf16", "--backend", "openvino"]
+    argv += ["--calib", str(val), "--out", str(out), "--val-images", "3", "--fallback"]
+    argv += ["--min-label-agreement", "1.01"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    gates = [line for line in captured.out.splitlines() if line.startswith("gate FAIL")]
+    assert len(gates) == 4, captured.out  # bf16 everywhere, then 1, 2, 3 graphs in FP32
+    kept = [line.split("(FP32 kept for ")[1] for line in gates[1:]]
+    reverted = [json.loads(k.rstrip(")").replace("'", '"')) for k in kept]
+    assert [len(r) for r in reverted] == [1, 2, 3]
+    assert reverted[0] == reverted[1][:1] and reverted[1] == reverted[2][:2]  # one more a round
+    assert set(reverted[2]) == {"encoder", "panoptic_decoder", "prompt_decoder"}
+    assert "fails the gate" in captured.err and not out.exists()

@@ -13,7 +13,7 @@ other CPUs' kernels):
 * prompt masks for boxes around the FP32 objects: per-prompt IoU median 0.996 (bound 0.9).
   The mean is lower (0.73): the INT8 prompt decoder flips ~20 % of the prompts (IoU < 0.5;
   0.92 mean with the INT8 encoder and the FP32 prompt decoder). That is for the accuracy gate
-  to judge (see ``ov_int8``'s notes); this test checks that quantization works.
+  to judge (see ``deploy.backends.openvino.int8``'s notes); this test checks that quantization works.
 * FP16-compressed IR under the f32 hint: relative L2 ~7e-4 (f16 weight rounding, 2^-11);
   bound 5e-3.
 """
@@ -34,18 +34,20 @@ cv2 = pytest.importorskip("cv2")
 
 from rapsam_edge.assets import sample_clip  # noqa: E402
 from rapsam_edge.bundle import MANIFEST_NAME, load_bundle, sha256_file  # noqa: E402
-from rapsam_edge.deploy.quantize.ov_fp16 import (  # noqa: E402
+from rapsam_edge.deploy.backends.openvino.accuracy import (  # noqa: E402
+    quantize_ov_int8_accuracy_control,
+    quantize_ov_int8_accuracy_control_default,
+)
+from rapsam_edge.deploy.backends.openvino.fp16 import (  # noqa: E402
     bf16_supported,
     convert_ov_fp16,
     cpu_capabilities,
 )
-from rapsam_edge.deploy.quantize.ov_int8 import (  # noqa: E402
+from rapsam_edge.deploy.backends.openvino.graph import (  # noqa: E402
     count_fake_quantize,
-    quantize_ov_int8,
-    quantize_ov_int8_accuracy_control,
-    quantize_ov_int8_accuracy_control_default,
     quantized_operations,
 )
+from rapsam_edge.deploy.backends.openvino.int8 import quantize_ov_int8  # noqa: E402
 from rapsam_edge.errors import ConfigError, InputError  # noqa: E402
 from rapsam_edge.ops import letterbox  # noqa: E402
 from rapsam_edge.runtime import create_backend  # noqa: E402

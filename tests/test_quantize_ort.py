@@ -27,18 +27,21 @@ import onnxruntime as ort  # noqa: E402
 from rapsam_edge import ops  # noqa: E402
 from rapsam_edge.assets import sample_clip  # noqa: E402
 from rapsam_edge.bundle import load_bundle  # noqa: E402
-from rapsam_edge.deploy.quantize.ort_fp16 import convert_ort_fp16, fp16_agreement  # noqa: E402
-from rapsam_edge.deploy.quantize.ort_int8 import (  # noqa: E402
-    EXACT_DB,
-    HEAVY_OPS,
-    choose_exclusions,
-    format_report,
-    graph_io,
-    preprocess,
+from rapsam_edge.deploy.backends.onnxruntime.fp16 import (  # noqa: E402
+    convert_ort_fp16,
+    fp16_agreement,
+)
+from rapsam_edge.deploy.backends.onnxruntime.graph_prep import graph_io, preprocess  # noqa: E402
+from rapsam_edge.deploy.backends.onnxruntime.int8 import (  # noqa: E402
     quantize_ort_int8,
     quantize_with_report,
+)
+from rapsam_edge.deploy.backends.onnxruntime.sensitivity import (  # noqa: E402
+    EXACT_DB,
     tensor_error_report,
 )
+from rapsam_edge.deploy.quantize.policy import HEAVY_OPS, choose_exclusions  # noqa: E402
+from rapsam_edge.deploy.quantize.report import format_report  # noqa: E402
 from rapsam_edge.errors import ConfigError, InputError  # noqa: E402
 
 GRAPHS = ("encoder", "panoptic_decoder", "prompt_decoder")
@@ -318,7 +321,7 @@ def test_report_matches_ort_qdq_loss_debug(feeds, preprocessed, int8, tmp_path):
     activation of every sample in memory)."""
     from onnxruntime.quantization import qdq_loss_debug as dbg
 
-    from rapsam_edge.deploy.quantize.ort_int8 import FeedReader
+    from rapsam_edge.deploy.backends.onnxruntime.feeds import FeedReader
 
     g = "prompt_decoder"
     cal = feeds["calib"][g][:2]
@@ -384,7 +387,7 @@ def test_quantize_with_report_excludes_and_saves(bundle, feeds, work, caplog):
     # the box embedding's Fourier features); the second pass excludes that chain
     dst = work / "prompt_decoder.auto.onnx"
     report_path = work / "reports" / "prompt_decoder.json"
-    with caplog.at_level(logging.INFO, logger="rapsam_edge.deploy.quantize.ort_int8"):
+    with caplog.at_level(logging.INFO, logger="rapsam_edge.deploy.backends.onnxruntime.int8"):
         record, report = quantize_with_report(
             bundle.graph_path("prompt_decoder", "onnx"),
             dst,
@@ -495,7 +498,7 @@ def test_fp16_rejects_bad_arguments(bundle, tmp_path):
 
 
 def test_uniform_feed_shapes_cycles_the_varying_axis():
-    from rapsam_edge.deploy.quantize.ort_int8 import uniform_feed_shapes
+    from rapsam_edge.deploy.backends.onnxruntime.feeds import uniform_feed_shapes
 
     a = np.arange(8, dtype=np.float32).reshape(1, 2, 4)
     b = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
@@ -506,3 +509,33 @@ def test_uniform_feed_shapes_cycles_the_varying_axis():
     np.testing.assert_array_equal(out[1]["boxes"], b)
     odd = [{"x": np.zeros((1, 2, 3))}, {"x": np.zeros((1, 3, 4))}]  # two axes vary: unchanged
     assert [f["x"].shape for f in uniform_feed_shapes(odd)] == [(1, 2, 3), (1, 3, 4)]
+
+
+def test_ort_per_channel_warnings_become_one_counted_line(bundle, feeds, tmp_path, caplog):
+    """ORT warns once per rank-1 weight it cannot quantize per channel (the decoders' norm
+    scales: ~100 identical lines a run); the quantizer logs one INFO line with the count
+    instead, and no such WARNING reaches the handlers."""
+    with caplog.at_level(logging.INFO):
+        quantize_ort_int8(
+            bundle.graph_path("panoptic_decoder", "onnx"),
+            tmp_path / "pan.int8.onnx",
+            feeds["calib"]["panoptic_decoder"][:2],
+        )
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in warnings if "is out-of-range for weight" in r.getMessage()]
+    summary = [r for r in caplog.records if "quantized per tensor instead of per" in r.getMessage()]
+    assert len(summary) == 1 and summary[0].levelno == logging.INFO
+    count = int(summary[0].getMessage().split(": ", 1)[1].split()[0])
+    assert count > 10  # one per norm weight of the decoder
+
+
+def test_quiet_ort_drops_only_the_known_message(caplog):
+    from rapsam_edge.deploy.backends.onnxruntime.logs import quiet_ort
+
+    with caplog.at_level(logging.INFO), quiet_ort() as counts:
+        logging.warning("Axis 1 is out-of-range for weight 'w.norm.weight' with rank 1")
+        logging.warning("Axis 1 is out-of-range for weight 'w.norm.bias' with rank 1")
+        logging.warning("something else went wrong")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["something else went wrong"]
+    assert list(counts.values()) == [2]

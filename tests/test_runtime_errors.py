@@ -303,7 +303,7 @@ def test_a_bundle_path_that_is_a_file_says_so(tmp_path, shipped_bundle):
 def test_bf16_probe_maps_only_the_known_cases_to_unsupported(monkeypatch):
     """``bf16_supported()`` is False when OpenVINO is missing or has no CPU device; a CPU
     plugin that fails to answer is a BackendError, not 'no BF16'."""
-    from rapsam_edge.deploy.quantize import ov_fp16
+    from rapsam_edge.deploy.backends.openvino import fp16 as ov_fp16
 
     class Core:
         available_devices: tuple[str, ...] = ("CPU",)

@@ -131,16 +131,7 @@ def export_bundle(
     unknown = sorted(set(formats) - set(GRAPH_FORMATS))
     if unknown or not formats:
         raise ConfigError(f"formats {list(formats)}: choose from {sorted(GRAPH_FORMATS)}")
-    if classes is None:
-        classes = getattr(model, "config", {}).get("classes")
-        if classes is None:
-            raise ConfigError(
-                "the model carries no class vocabulary (weights saved before classes were "
-                "stored in config.json); pass classes=... (the CLI's --classes FILE.json)"
-            )
-    cls = normalize_classes(classes)
-    if len(cls) != model.num_classes:
-        raise ConfigError(f"{len(cls)} classes given, the model has {model.num_classes}")
+    cls = _resolve_classes(model, classes)
     input_size = int(input_size or model.input_size)
     if input_size % model.pad_divisor:
         raise ConfigError(f"input_size {input_size} is not a multiple of {model.pad_divisor}")
@@ -151,54 +142,107 @@ def export_bundle(
 
     forms = _deform_forms(model, formats, deform)
     graph_entries: dict[str, Any] = {}
-    simplifiers = set()
-    opsets = set()
+    simplifiers: set[str] = set()
+    opsets: set[int] = set()
     for g in graphs:
-        files: dict[str, str] = {}
-        exported: dict[str, Path] = {}  # deform form -> ONNX file of this graph
-        for fmt in formats:
-            form = forms.get(fmt, "gridsample")
-            if form not in exported:
-                shipped = "onnx" in formats and forms.get("onnx", "gridsample") == form
-                onnx_path = out / (f"{g}.onnx" if shipped else f"{g}.{form}.tmp.onnx")
-                res = export_onnx(
-                    model, g, onnx_path, opset=opset, simplifier=simplifier, deform=form
-                )
-                simplifiers.add(res.simplifier)
-                opsets.add(res.opset)
-                exported[form] = onnx_path
-            if fmt == "openvino":
-                from .openvino_convert import convert_to_openvino
-
-                xml, _ = convert_to_openvino(exported[form], out / f"{g}.xml")
-                files["openvino"] = xml.name
-            else:
-                files["onnx"] = exported[form].name
-        for path in exported.values():
-            if path.name not in files.values():
-                path.unlink()
-        io = graph_spec(model, g)
-        graph_entries[g] = GraphInfo(
-            name=g,
-            files=dict(sorted(files.items())),
-            precision="fp32",
-            inputs=tuple(
-                TensorSpec(t["name"], t["dtype"], tuple(t["shape"]), t["name"])
-                for t in io["inputs"]
-            ),
-            outputs=tuple(
-                TensorSpec(t["name"], t["dtype"], tuple(t["shape"]), t["name"])
-                for t in io["outputs"]
-            ),
+        graph_entries[g] = _export_graph(
+            model, g, out, formats, forms, opset, simplifier, simplifiers, opsets
         )
-
     weights = None
     if include_weights:
         from ..model.io import save_model
 
         save_model(model, out, classes=cls)
         weights = {"file": "model.safetensors", "config": "config.json"}
+    export = {
+        "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
+        "opset": max(opsets),
+        **({"deform": dict(sorted(forms.items()))} if forms else {}),
+        "simplifier": "+".join(sorted(simplifiers)),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": _tool_versions(),
+    }
+    _write_manifest(model, out, name, cls, input_size, graph_entries, weights, export, provenance)
+    load_bundle(out)  # validate what we wrote (schema + sha256)
+    log.info("wrote bundle %s (%s; graphs %s)", out, ", ".join(formats), ", ".join(graphs))
+    return out
 
+
+def _resolve_classes(model: RapSam, classes: Sequence[ClassLike] | None) -> Any:
+    """The bundle's class list: ``classes``, or the vocabulary saved with the weights."""
+    if classes is None:
+        classes = getattr(model, "config", {}).get("classes")
+        if classes is None:
+            raise ConfigError(
+                "the model carries no class vocabulary (weights saved before classes were "
+                "stored in config.json); pass classes=... (the CLI's --classes FILE.json)"
+            )
+    cls = normalize_classes(classes)
+    if len(cls) != model.num_classes:
+        raise ConfigError(f"{len(cls)} classes given, the model has {model.num_classes}")
+    return cls
+
+
+def _export_graph(
+    model: RapSam,
+    g: str,
+    out: Path,
+    formats: Sequence[str],
+    forms: Mapping[str, str],
+    opset: int | None,
+    simplifier: str,
+    simplifiers: set[str],
+    opsets: set[int],
+) -> GraphInfo:
+    """Export graph ``g`` in each of ``formats`` into ``out``; returns its manifest entry
+    (and adds the simplifier and opset used to ``simplifiers`` / ``opsets``)."""
+    files: dict[str, str] = {}
+    exported: dict[str, Path] = {}  # deform form -> ONNX file of this graph
+    for fmt in formats:
+        form = forms.get(fmt, "gridsample")
+        if form not in exported:
+            shipped = "onnx" in formats and forms.get("onnx", "gridsample") == form
+            onnx_path = out / (f"{g}.onnx" if shipped else f"{g}.{form}.tmp.onnx")
+            res = export_onnx(model, g, onnx_path, opset=opset, simplifier=simplifier, deform=form)
+            simplifiers.add(res.simplifier)
+            opsets.add(res.opset)
+            exported[form] = onnx_path
+        if fmt == "openvino":
+            from .backends.openvino.convert import convert_to_openvino
+
+            xml, _ = convert_to_openvino(exported[form], out / f"{g}.xml")
+            files["openvino"] = xml.name
+        else:
+            files["onnx"] = exported[form].name
+    for path in exported.values():
+        if path.name not in files.values():
+            path.unlink()
+    io = graph_spec(model, g)
+    return GraphInfo(
+        name=g,
+        files=dict(sorted(files.items())),
+        precision="fp32",
+        inputs=tuple(
+            TensorSpec(t["name"], t["dtype"], tuple(t["shape"]), t["name"]) for t in io["inputs"]
+        ),
+        outputs=tuple(
+            TensorSpec(t["name"], t["dtype"], tuple(t["shape"]), t["name"]) for t in io["outputs"]
+        ),
+    )
+
+
+def _write_manifest(
+    model: RapSam,
+    out: Path,
+    name: str,
+    cls: Any,
+    input_size: int,
+    graph_entries: Mapping[str, GraphInfo],
+    weights: Mapping[str, str] | None,
+    export: Mapping[str, Any],
+    provenance: Mapping[str, Any] | None,
+) -> None:
+    """``manifest.json`` for the files now in ``out`` (sha256 of each)."""
     config = getattr(model, "config", {})
     files = {
         p.relative_to(out).as_posix(): _sha256(p)
@@ -217,21 +261,11 @@ def export_bundle(
         feat_stride=model.feat_stride,
         num_queries=model.num_queries,
         classes=cls,
-        graphs=graph_entries,
+        graphs=dict(graph_entries),
         postprocess=PostprocessDefaults(),
-        weights=weights,
-        export={
-            "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
-            "opset": max(opsets),
-            **({"deform": dict(sorted(forms.items()))} if forms else {}),
-            "simplifier": "+".join(sorted(simplifiers)),
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": _tool_versions(),
-        },
+        weights=dict(weights) if weights is not None else None,
+        export=dict(export),
         files=files,
         provenance=dict(provenance or {}),
     ).to_dict()
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    load_bundle(out)  # validate what we wrote (schema + sha256)
-    log.info("wrote bundle %s (%s; graphs %s)", out, ", ".join(formats), ", ".join(graphs))
-    return out

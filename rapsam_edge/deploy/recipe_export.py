@@ -1,6 +1,7 @@
 """Weights -> a bundle for one target device, following a recipe (``recipes.RECIPES``):
-FP32 export, then for quantized recipes ``rapsam-edge quantize`` with its accuracy gate, then
-a check that the bundle loads and (where this machine has the recipe's backend) runs.
+FP32 export, then for quantized recipes ``quantize.pipeline.quantize_bundle`` (the library
+behind ``rapsam-edge quantize``) with its accuracy gate, then a check that the bundle loads
+and (where this machine has the recipe's backend) runs.
 
 Used by ``export/quantize_and_export.py`` and ``rapsam-edge convert --export``.
 """
@@ -27,18 +28,22 @@ def export_with_recipe(
     val: str | Path | None = None,
     provenance: Mapping[str, Any] | None = None,
     classes=None,
+    input_size: int | None = None,
+    fallback: bool = False,
+    limits=None,
+    calib_samples: int = 32,
+    val_images: int = 50,
 ) -> Path:
     """Write the bundle ``out`` for ``recipe`` from a torch ``model`` and check it.
 
+    Arguments:
+      input_size: the long side to export at (default: the recipe's, else the model's).
+      fallback, limits, calib_samples, val_images: as ``rapsam-edge quantize`` (quantized
+        recipes only; ``limits`` a ``GateLimits``, default its defaults).
     Raises:
       ConfigError: unknown recipe, or a quantized recipe without ``calib``.
-      RuntimeError: the quantization gate or the run check failed (message says which).
+      AccuracyGateError: the quantized bundle failed the gate (nothing is written).
     """
-    import numpy as np
-
-    from ..bundle import load_bundle
-    from ..runtime.registry import available_backends
-    from ..runtime.segmenter import Segmenter
     from .bundle_writer import export_bundle
 
     if recipe not in RECIPES:
@@ -50,39 +55,55 @@ def export_with_recipe(
             hint="pass --calib DATA (and --val DATA for the accuracy gate)",
         )
     out = Path(out)
-    tmp = tempfile.TemporaryDirectory()  # the FP32 bundle a quantized recipe starts from
-    fp32_out = out if r.precision is None else Path(tmp.name) / (out.name + "-fp32")
-    try:
+    with tempfile.TemporaryDirectory() as tmp:  # the FP32 bundle a quantized recipe starts from
+        fp32_out = out if r.precision is None else Path(tmp) / (out.name + "-fp32")
         bundle_dir = export_bundle(
             model,
             fp32_out,
             name=fp32_out.name,
             classes=classes,
             formats=r.formats,
-            input_size=r.input_size,
+            input_size=input_size or r.input_size,
             provenance={**dict(provenance or {}), "recipe": recipe, "target_backend": r.backend},
         )
         if r.precision is not None:
-            from ..cli import main as cli
+            from .quantize.gate import GateLimits
+            from .quantize.pipeline import QuantizeRequest, quantize_bundle
 
-            argv = ["quantize", str(bundle_dir), "--to", r.precision]
-            argv += ["--backend", r.quantize_backend, "--calib", str(calib)]
-            argv += ["--out", str(out), "--overwrite"]
-            if val is not None:
-                argv += ["--val", str(val)]
-            if cli(argv):
-                raise RuntimeError(f"quantization for recipe {recipe} failed (see above)")
+            request = QuantizeRequest(
+                source=str(bundle_dir),
+                out=out,
+                to=r.precision,
+                backend=str(r.quantize_backend),
+                calib=Path(calib),  # not None: checked above
+                val=None if val is None else Path(val),
+                calib_samples=calib_samples,
+                val_images=val_images,
+                fallback=fallback,
+                limits=limits or GateLimits(),
+                overwrite=True,
+            )
+            quantize_bundle(request)
             bundle_dir = out
-    finally:
-        tmp.cleanup()
-    bundle = load_bundle(bundle_dir)
-    if r.backend in available_backends(bundle):
-        seg = Segmenter(bundle, backend=r.backend)
-        frame = np.zeros((240, 320, 3), np.uint8)
-        seg.panoptic(frame)
-        seg.prompt(seg.set_image(frame), points=[(160, 120)])
-        seg.close()
-        print(f"{bundle_dir}: every graph runs on {r.backend}")
-    else:
-        print(f"{bundle_dir}: written; backend {r.backend} is not available on this machine")
+    _check_runs(bundle_dir, r.backend)
     return bundle_dir
+
+
+def _check_runs(bundle_dir: Path, backend: str) -> None:
+    """Run every graph once on ``backend`` when this machine has it; say so either way."""
+    import numpy as np
+
+    from ..bundle import load_bundle
+    from ..runtime.registry import available_backends
+    from ..runtime.segmenter import Segmenter
+
+    bundle = load_bundle(bundle_dir)
+    if backend not in available_backends(bundle):
+        print(f"{bundle_dir}: written; backend {backend} is not available on this machine")
+        return
+    seg = Segmenter(bundle, backend=backend)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    seg.panoptic(frame)
+    seg.prompt(seg.set_image(frame), points=[(160, 120)])
+    seg.close()
+    print(f"{bundle_dir}: every graph runs on {backend}")

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import BackendError, ConfigError, InputError, MissingDependencyError
+from ....errors import BackendError, ConfigError, InputError, MissingDependencyError
 
 __all__ = ["DEFAULT_KEEP_FP32_OPS", "convert_ort_fp16", "fp16_agreement"]
 
@@ -119,7 +119,6 @@ def convert_ort_fp16(
     """
     f16 = _float16_module()
     import onnx
-    import onnxruntime
 
     src, dst = Path(src), Path(dst)
     if not src.is_file():
@@ -146,13 +145,32 @@ def convert_ort_fp16(
         )
     dst.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(converted, str(dst))
+    record = _fp16_record(converted, io_after, src, dst, keep_fp32_ops, keep_fp32_nodes)
+    if check:
+        record["ort_cpu_check"] = _ort_check(dst, converted)
+    if timing_feed is not None:
+        record["ort_cpu_p50_ms"] = _time_pair(src, dst, timing_feed, timing_runs, threads)
+    return record
+
+
+def _fp16_record(
+    converted: Any,
+    io_after: Mapping[str, Mapping[str, int]],
+    src: Path,
+    dst: Path,
+    keep_fp32_ops: Sequence[str],
+    keep_fp32_nodes: Sequence[str],
+) -> dict[str, Any]:
+    """The conversion's record: options, node counts by precision, I/O dtypes, versions."""
+    import onnx
+    import onnxruntime
 
     fp16_types = _fp16_tensors(converted)
     casts = sum(n.op_type == "Cast" for n in converted.graph.node)
     n16 = sum(
         n.op_type != "Cast" and any(o in fp16_types for o in n.output) for n in converted.graph.node
     )
-    record: dict[str, Any] = {
+    return {
         "tool": "onnxruntime.transformers.float16.convert_float_to_float16",
         "precision": "fp16",
         "keep_io_types": True,
@@ -169,11 +187,6 @@ def convert_ort_fp16(
         "output": str(dst),
         "versions": {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__},
     }
-    if check:
-        record["ort_cpu_check"] = _ort_check(dst, converted)
-    if timing_feed is not None:
-        record["ort_cpu_p50_ms"] = _time_pair(src, dst, timing_feed, timing_runs, threads)
-    return record
 
 
 def _time_pair(

@@ -37,7 +37,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ...errors import BackendError, InputError, MissingDependencyError
+from ....errors import BackendError, InputError, MissingDependencyError
 
 __all__ = ["bf16_supported", "convert_ov_fp16", "cpu_capabilities"]
 

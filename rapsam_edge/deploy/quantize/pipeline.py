@@ -1,0 +1,316 @@
+"""An FP32 bundle (or trained weights) -> a reduced-precision bundle that passed the accuracy
+gate: the library behind ``rapsam-edge quantize`` and ``export/quantize_and_export.py``.
+
+``quantize_bundle`` checks the request, converts each graph with its backend's tool
+(``deploy.backends.<backend>``), writes the derived bundle, gates it against the FP32 source
+(``gate.run_gate``) and, with ``fallback``, reverts graphs to FP32 one at a time
+(``policy.worst_graph``) until the gate passes. The gate numbers and the limits go into the
+manifest (``export.quantization``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...errors import ConfigError, SourceError
+from .gate import AccuracyGateError, GateLimits
+from .report import gate_line
+
+__all__ = ["PRECISIONS", "SUPPORTED", "TARGETS", "QuantizeRequest", "quantize_bundle"]
+
+log = logging.getLogger(__name__)
+
+#: quantize backend -> (runtime backend for the gate, graph file format)
+TARGETS = {
+    "ort": ("ort-cpu", "onnx"),
+    "openvino": ("openvino", "openvino"),
+    "tensorrt": ("tensorrt", "onnx"),
+}
+#: what each backend can be converted to
+SUPPORTED = {
+    "ort": ("int8", "fp16", "mixed"),
+    "openvino": ("int8", "fp16", "bf16", "mixed"),
+    "tensorrt": ("int8", "fp16"),
+}
+#: every precision ``to`` accepts
+PRECISIONS = ("int8", "fp16", "bf16", "mixed")
+
+
+@dataclass(frozen=True)
+class QuantizeRequest:
+    """What to quantize and how (the options of ``rapsam-edge quantize``)."""
+
+    source: str  # FP32 bundle (directory or shipped name) or trained weights
+    out: Path
+    to: str  # one of PRECISIONS
+    backend: str  # one of TARGETS
+    calib: Path
+    val: Path | None = None  # default: calib
+    name: str | None = None  # default: out's name
+    graphs: Sequence[str] | None = None  # default: all
+    calib_samples: int = 32
+    val_images: int = 50
+    fallback: bool = False
+    limits: GateLimits = field(default_factory=GateLimits)
+    accuracy_control: float | None = None
+    overwrite: bool = False
+    input_size: int | None = None  # weights only: export size (default: the trained size)
+
+
+def check_request(req: QuantizeRequest) -> Path:
+    """Refuse a request that cannot work before any conversion; returns the gate's data."""
+    if req.backend not in TARGETS:
+        raise ConfigError(f"backend {req.backend!r}: choose from {sorted(TARGETS)}")
+    if req.to not in SUPPORTED[req.backend]:
+        raise ConfigError(
+            f"--backend {req.backend} cannot convert to {req.to}; it supports {SUPPORTED[req.backend]}"
+        )
+    if not Path(req.calib).exists():
+        raise SourceError(
+            f"--calib {req.calib} does not exist",
+            hint="give calibration images: a dataset root, an image folder or a video",
+        )
+    val = Path(req.val or req.calib)
+    if not (val / "coco" / "annotations").is_dir():
+        flag = "--val" if req.val else "--val (defaults to --calib)"
+        raise SourceError(
+            f"{flag} {val}: the gate needs a validation set with ground truth in the make-data layout (coco/annotations/...)",
+            hint="pass --val DIR (e.g. `rapsam-edge make-data --split val --out DIR`)",
+        )
+    out = Path(req.out)
+    if out.exists() and any(out.iterdir()):
+        if not req.overwrite:
+            raise ConfigError(f"{out} is not empty", hint="pass --overwrite or another --out")
+        shutil.rmtree(out)
+    return val
+
+
+def source_bundle(source: str, tmp: Path, input_size: int | None = None) -> Any:
+    """The FP32 bundle to start from: ``source`` itself, or exported from weights (a run
+    directory with ``config.json`` and no manifest) at ``input_size`` or the size the run
+    was trained at."""
+    from ...bundle import load_bundle
+
+    path = Path(source)
+    if (path / "config.json").is_file() and not (path / "manifest.json").is_file():
+        from ...model.io import load_model
+        from ..bundle_writer import export_bundle
+        from ..training_run import export_input_size
+
+        size = export_input_size(path, input_size)
+        log.info("exporting the FP32 bundle from weights %s (input size %s)", path, size)
+        model = load_model(path)
+        return load_bundle(
+            export_bundle(model, tmp / "fp32", name=f"{path.name}-fp32", input_size=size)
+        )
+    if input_size is not None:
+        raise ConfigError(
+            f"--input-size applies to trained weights; {source} is a bundle (its size is fixed)",
+            hint="drop --input-size, or pass the run directory with the weights",
+        )
+    return load_bundle(source)
+
+
+def convert_graph(
+    backend: str, to: str, src: Path, dst: Path, feeds: list, options: dict[str, Any]
+) -> dict[str, Any]:
+    """One graph file ``src`` -> ``dst`` with the backend's tool; returns the tool's record."""
+    if backend in ("ort", "tensorrt") and to in ("int8", "mixed"):
+        from ..backends.onnxruntime.int8 import quantize_with_report
+
+        record, report = quantize_with_report(src, dst, feeds)
+        return {**record, "worst_tensors": report[:5]}
+    if backend in ("ort", "tensorrt") and to == "fp16":
+        if backend == "tensorrt":  # the engine builder makes FP16 from the FP32 ONNX
+            shutil.copy2(src, dst)
+            return {"tool": "tensorrt builder (FP16 flag at engine build)"}
+        from ..backends.onnxruntime.fp16 import convert_ort_fp16
+
+        return convert_ort_fp16(src, dst)
+    if backend == "openvino" and to in ("int8", "mixed"):
+        if options.get("accuracy_control") is not None:
+            from ..backends.openvino.accuracy import quantize_ov_int8_accuracy_control_default
+
+            return quantize_ov_int8_accuracy_control_default(
+                src,
+                dst,
+                feeds,
+                max_drop=options["accuracy_control"],
+                iou_outputs=options["iou_outputs"],
+            )
+        from ..backends.openvino.int8 import quantize_ov_int8
+
+        return quantize_ov_int8(src, dst, feeds)
+    if backend == "openvino" and to == "fp16":
+        from ..backends.openvino.fp16 import convert_ov_fp16
+
+        return convert_ov_fp16(src, dst)
+    raise ConfigError(
+        f"--backend {backend} cannot convert to {to}; it supports {SUPPORTED[backend]}"
+    )
+
+
+def _bf16_graphs(source: Any, graphs: Sequence[str]) -> tuple[dict, dict, str]:
+    """BF16 is a compile-time hint: the FP32 files, marked bf16 (no conversion)."""
+    converted = {
+        g: (source.graphs[g].files.get("openvino") or source.graphs[g].files["onnx"], "bf16")
+        for g in graphs
+    }
+    every_ir = all("openvino" in source.graphs[g].files for g in source.graphs)
+    records = {
+        g: {"tool": "OpenVINO INFERENCE_PRECISION_HINT=bf16 at compile time"} for g in graphs
+    }
+    return converted, records, "openvino" if every_ir else "onnx"
+
+
+def _convert_graphs(
+    req: QuantizeRequest, source: Any, graphs: Sequence[str], stage: Path, fmt: str
+) -> tuple[dict, dict, str]:
+    """Convert each graph into ``stage``; returns (graph -> (file, tag), records, format)."""
+    if req.to == "bf16":
+        return _bf16_graphs(source, graphs)
+    from .calibration import calibration_frames, graph_feeds
+    from .derived import graph_file_names
+
+    tag = "int8" if req.to == "mixed" else req.to
+    feeds = graph_feeds(source, calibration_frames(req.calib, limit=req.calib_samples))
+    converted: dict[str, tuple[str, str]] = {}
+    records: dict[str, Any] = {}
+    for g in graphs:
+        src = source.graph_path(g, fmt if fmt in source.graphs[g].files else "onnx")
+        name = graph_file_names(g, fmt, tag)[0]
+        options = {
+            "accuracy_control": req.accuracy_control,
+            "graph": g,
+            # the metric of accuracy control: mask IoU (points) on mask outputs
+            "iou_outputs": [t.name for t in source.graphs[g].outputs if t.role == "mask_logits"],
+        }
+        records[g] = convert_graph(req.backend, req.to, src, stage / name, feeds[g], options)
+        converted[g] = (name, tag)
+    return converted, records, fmt
+
+
+def _gate_with_fallback(
+    req: QuantizeRequest,
+    source: Any,
+    write: Callable[..., Any],
+    bundle: Any,
+    converted: dict[str, tuple[str, str]],
+    val: Path,
+    fmt: str,
+    echo: Callable[[str], None],
+) -> tuple[dict[str, Any], list[str], Any]:
+    """Gate ``bundle`` (written from ``converted``); with fallback, revert the graph whose FP32 copy helps most
+    and gate again until it passes or nothing is left to revert. Returns (last gate report,
+    graphs reverted, last bundle written)."""
+    from .gate import run_gate
+    from .policy import worst_graph
+
+    gate_backend = TARGETS[req.backend][0]
+    fallback = req.fallback or req.to == "mixed"
+    reverted: list[str] = []
+
+    def run(b: Any) -> dict[str, Any]:
+        return run_gate(
+            source, b, val, backend=gate_backend, limits=req.limits, max_images=req.val_images
+        )
+
+    def fp32(g: str) -> tuple[str, str]:
+        return source.graphs[g].files[fmt], source.graphs[g].precision
+
+    while True:
+        report = run(bundle)
+        echo(gate_line(report, reverted))
+        if report["passed"] or not fallback or not (set(converted) - set(reverted)):
+            return report, reverted, bundle
+        candidates = [
+            g
+            for g in converted
+            if g not in reverted and converted[g][1] != source.graphs[g].precision
+        ]
+
+        def without(g: str) -> dict[str, Any]:
+            rep = run(write(graphs={**converted, g: fp32(g)}))
+            log.info("reverting %s to FP32: %s", g, gate_line(rep, [*reverted, g]))
+            return rep
+
+        worst = worst_graph(candidates, without)
+        if worst is None:  # every converted graph is already at its source precision
+            return report, reverted, bundle
+        reverted.append(worst)
+        converted[worst] = fp32(worst)
+        bundle = write(graphs=converted)
+
+
+def quantize_bundle(req: QuantizeRequest, *, echo: Callable[[str], None] = print) -> Any:
+    """Run ``req``: convert, write, gate (with fallback if asked). Returns the written
+    ``Bundle``; ``echo`` gets the progress lines (gate results, what was written).
+
+    Raises:
+      ConfigError / SourceError: a request that cannot work (unsupported precision for the
+        backend, missing calibration or validation data, a non-empty ``out``).
+      AccuracyGateError: the gate failed (``out`` is removed).
+    """
+    from ...runtime.registry import available_backends
+    from .derived import write_derived_bundle
+
+    val = check_request(req)
+    out = Path(req.out)
+    gate_backend, fmt = TARGETS[req.backend]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        source = source_bundle(req.source, tmp, req.input_size)
+        graphs = list(req.graphs or source.graphs)
+        unknown = sorted(set(graphs) - set(source.graphs))
+        if unknown:
+            raise ConfigError(f"--graphs {unknown}: the bundle has {sorted(source.graphs)}")
+        stage = tmp / "stage"
+        stage.mkdir()
+        converted, records, fmt = _convert_graphs(req, source, graphs, stage, fmt)
+        record: dict[str, Any] = {
+            "to": req.to,
+            "backend": req.backend,
+            "calibration": str(req.calib),
+            "graphs": records,
+        }
+        write = functools.partial(
+            write_derived_bundle,
+            source,
+            out,
+            staged=stage,
+            name=req.name or out.name,
+            fmt=fmt,
+            record=record,
+        )
+        bundle = write(graphs=converted)
+        if gate_backend not in available_backends(bundle):
+            record["gate"] = {
+                "passed": None,
+                "skipped": f"{gate_backend} is not usable here: not verified",
+            }
+            bundle = write(graphs=converted)
+            echo(f"wrote {out} (NOT gated: {gate_backend} is not usable on this machine)")
+            return bundle
+        report, reverted, bundle = _gate_with_fallback(
+            req, source, write, bundle, converted, val, fmt, echo
+        )
+        record["gate"] = {**report, "reverted_to_fp32": reverted}
+        if not report["passed"]:
+            shutil.rmtree(out)
+            raise AccuracyGateError(
+                f"{req.to} on {req.backend} fails the gate: {'; '.join(report['failures'])} (bundle not written)"
+            )
+        bundle = write(graphs=converted)
+    precisions = {g: i.precision for g, i in bundle.graphs.items()}
+    echo(f"wrote {out}: precision per graph {precisions}")
+    keys = ("pq_drop", "miou_drop", "mask_iou_median", "label_agreement")
+    echo(json.dumps({k: report[k] for k in keys}, indent=1))
+    return bundle
