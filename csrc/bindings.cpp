@@ -77,15 +77,15 @@ std::pair<carray<uint8_t>, bool> mask_stack(const py::array& a) {
 namespace {
 
 // ------------------------------------------------------------------ the ops
-py::tuple letterbox(carray<uint8_t> image, const py::object& size, int pad_divisor,
-                    int pad_value, bool swap_rb) {
+py::tuple letterbox(carray<uint8_t> image, const py::object& size, int pad_divisor, int pad_value,
+                    bool swap_rb) {
     require(image.ndim() == 2 || image.ndim() == 3, "image must be H x W or H x W x C");
     image = aligned(image);
     const auto box = hw_of(size);
     const int in_h = static_cast<int>(image.shape(0)), in_w = static_cast<int>(image.shape(1));
     const int channels = image.ndim() == 3 ? static_cast<int>(image.shape(2)) : 1;
-    const rapsam::LetterboxGeometry g =
-        rapsam::letterbox_geometry(in_h, in_w, box.first, box.second, pad_divisor);
+    const rapsam::LetterboxGeometry g = rapsam::letterbox_geometry(in_h, in_w, box.first,
+                                                                   box.second, pad_divisor);
     std::vector<py::ssize_t> shape = {g.pad_h, g.pad_w};
     if (image.ndim() == 3) shape.push_back(channels);
     py::array_t<uint8_t> out(shape);
@@ -116,8 +116,8 @@ py::tuple panoptic_fuse(carray<float> cls, carray<float> masks, std::pair<double
     params.score_threshold = score_threshold;
     params.overlap_threshold = overlap_threshold;
     params.check_finite = false;  // rapsam_edge.ops checked them (one scan)
-    py::array_t<int32_t> label_map({static_cast<py::ssize_t>(out.first),
-                                    static_cast<py::ssize_t>(out.second)});
+    py::array_t<int32_t> label_map(
+        {static_cast<py::ssize_t>(out.first), static_cast<py::ssize_t>(out.second)});
     const int n = static_cast<int>(cls.shape(0)), c1 = static_cast<int>(cls.shape(1));
     const int mh = static_cast<int>(masks.shape(1)), mw = static_cast<int>(masks.shape(2));
     const float *c = cls.data(), *m = masks.data();
@@ -130,7 +130,8 @@ py::tuple panoptic_fuse(carray<float> cls, carray<float> masks, std::pair<double
     }
     py::array_t<rapsam::Segment> records(static_cast<py::ssize_t>(segments.size()));
     if (!segments.empty())
-        std::memcpy(records.mutable_data(), segments.data(), segments.size() * sizeof(rapsam::Segment));
+        std::memcpy(records.mutable_data(), segments.data(),
+                    segments.size() * sizeof(rapsam::Segment));
     return py::make_tuple(label_map, records);
 }
 
@@ -147,8 +148,8 @@ py::tuple prompt_masks(carray<float> masks, std::pair<double, double> valid,
     const int mh = static_cast<int>(masks.shape(1)), mw = static_cast<int>(masks.shape(2));
     {
         py::gil_scoped_release release;
-        rapsam::prompt_masks(src, static_cast<int>(n), mh, mw, valid.first, valid.second,
-                             out.first, out.second, threshold, stability_offset, dst, stab, 0,
+        rapsam::prompt_masks(src, static_cast<int>(n), mh, mw, valid.first, valid.second, out.first,
+                             out.second, threshold, stability_offset, dst, stab, 0,
                              /*check_finite=*/false);  // rapsam_edge.ops checked them
     }
     return py::make_tuple(result, stability);
@@ -207,10 +208,12 @@ py::array rle_decode_one(const py::handle& rle) {
     if (py::isinstance<py::bytes>(counts)) {
         char* buffer = nullptr;
         py::ssize_t length = 0;
-        if (PyBytes_AsStringAndSize(counts.ptr(), &buffer, &length) != 0) throw py::error_already_set();
+        if (PyBytes_AsStringAndSize(counts.ptr(), &buffer, &length) != 0)
+            throw py::error_already_set();
         runs = rapsam::rle_counts_from_string(buffer, static_cast<size_t>(length));
     } else {
-        for (py::handle c : counts) runs.push_back(run_value(py::int_(py::reinterpret_borrow<py::object>(c))));
+        for (py::handle c : counts)
+            runs.push_back(run_value(py::int_(py::reinterpret_borrow<py::object>(c))));
     }
     rapsam::rle_check_runs(runs, hw.first, hw.second);  // sizes and sum: the output's bounds
     py::array out(py::dtype("bool"), std::vector<py::ssize_t>{hw.first, hw.second});
@@ -223,7 +226,8 @@ py::array rle_decode_one(const py::handle& rle) {
 }
 
 py::array rle_decode(const py::object& rle) {
-    if (!(py::isinstance<py::list>(rle) || py::isinstance<py::tuple>(rle))) return rle_decode_one(rle);
+    if (!(py::isinstance<py::list>(rle) || py::isinstance<py::tuple>(rle)))
+        return rle_decode_one(rle);
     std::vector<py::array> masks;
     for (py::handle r : rle) masks.push_back(rle_decode_one(r));
     require(!masks.empty(), "rle list is empty");
@@ -260,8 +264,8 @@ py::array overlay(carray<uint8_t> image, carray<int32_t> labels, double alpha, b
     image = aligned(image);
     labels = aligned(labels);
     const int h = static_cast<int>(image.shape(0)), w = static_cast<int>(image.shape(1));
-    py::array_t<uint8_t> out({static_cast<py::ssize_t>(h), static_cast<py::ssize_t>(w),
-                              static_cast<py::ssize_t>(3)});
+    py::array_t<uint8_t> out(
+        {static_cast<py::ssize_t>(h), static_cast<py::ssize_t>(w), static_cast<py::ssize_t>(3)});
     const uint8_t* src = image.data();
     const int32_t* lab = labels.data();
     uint8_t* dst = out.mutable_data();
@@ -322,16 +326,17 @@ PYBIND11_MODULE(_core, m) {
     }
 
     // the segment records: same fields, names and offsets as SEGMENT_DTYPE
-    PYBIND11_NUMPY_DTYPE_EX(rapsam::Segment, id, "id", cls, "class", query, "query", score,
-                            "score", area, "area", is_thing, "is_thing");
+    PYBIND11_NUMPY_DTYPE_EX(rapsam::Segment, id, "id", cls, "class", query, "query", score, "score",
+                            area, "area", is_thing, "is_thing");
     m.doc() =
         "Compiled C++ twins of rapsam_edge.ops._numpy (per-frame post-processing). Same "
         "names, arguments and results. The arguments must be valid: rapsam_edge.ops checks "
         "them (rapsam_edge.ops.impl('cpp') is this module behind those checks).";
     m.attr("__version__") = rapsam::core_version();
 
-    m.def("get_num_threads", [] { return rapsam::num_threads(); },
-          R"doc(get_num_threads() -> int: threads a large op uses (the calling thread included).
+    m.def(
+        "get_num_threads", [] { return rapsam::num_threads(); },
+        R"doc(get_num_threads() -> int: threads a large op uses (the calling thread included).
 Set by set_num_threads, else RAPSAM_EDGE_THREADS, else the cores this process may use.)doc");
     m.def("set_num_threads", &set_num_threads, "n"_a,
           R"doc(set_num_threads(n: int) -> None: use n threads (1 to max_threads) in every later op.
@@ -394,7 +399,8 @@ scipy.optimize.linear_sum_assignment: returns (rows, cols) int64, rows ascending
 pairs. +inf (-inf with maximize) forbids a pair; an infeasible matrix or NaN raises
 ValueError. Same shortest-augmenting-path algorithm and tie-breaking as the numpy twin.)doc");
 
-    py::class_<rapsam::OnlineTracker>(m, "OnlineTracker",
+    py::class_<rapsam::OnlineTracker>(
+        m, "OnlineTracker",
         R"doc(The C++ twin of rapsam_edge.runtime.tracker.OnlineTracker (the C++ runtime's
 tracker): query-embedding association with the same rules and defaults.)doc")
         .def(py::init([](double match_threshold, double class_change_penalty, double birth_score,
@@ -412,26 +418,26 @@ tracker): query-embedding association with the same rules and defaults.)doc")
              "birth_score"_a = rapsam::contract::kBirthScore,
              "max_missed"_a = rapsam::contract::kMaxMissed,
              "momentum"_a = rapsam::contract::kMomentum)
-        .def("update",
-             [](rapsam::OnlineTracker& t,
-                py::array_t<float, py::array::c_style | py::array::forcecast> embeddings,
-                py::array_t<int32_t, py::array::c_style | py::array::forcecast> classes,
-                py::array_t<float, py::array::c_style | py::array::forcecast> scores) {
-                 if (embeddings.ndim() != 2)
-                     throw std::invalid_argument("embeddings must be N x D");
-                 const int64_t n = embeddings.shape(0), d = embeddings.shape(1);
-                 if (classes.ndim() != 1 || scores.ndim() != 1 || classes.shape(0) != n ||
-                     scores.shape(0) != n)
-                     throw std::invalid_argument("classes and scores must be N long");
-                 std::vector<int32_t> ids;
-                 {
-                     py::gil_scoped_release release;
-                     ids = t.update(embeddings.data(), n, d, classes.data(), scores.data());
-                 }
-                 return py::array_t<int32_t>(static_cast<py::ssize_t>(ids.size()), ids.data());
-             },
-             "embeddings"_a, "classes"_a, "scores"_a,
-             R"doc(update(embeddings N x D float32, classes N int32, scores N float32) -> N int32
+        .def(
+            "update",
+            [](rapsam::OnlineTracker& t,
+               py::array_t<float, py::array::c_style | py::array::forcecast> embeddings,
+               py::array_t<int32_t, py::array::c_style | py::array::forcecast> classes,
+               py::array_t<float, py::array::c_style | py::array::forcecast> scores) {
+                if (embeddings.ndim() != 2) throw std::invalid_argument("embeddings must be N x D");
+                const int64_t n = embeddings.shape(0), d = embeddings.shape(1);
+                if (classes.ndim() != 1 || scores.ndim() != 1 || classes.shape(0) != n ||
+                    scores.shape(0) != n)
+                    throw std::invalid_argument("classes and scores must be N long");
+                std::vector<int32_t> ids;
+                {
+                    py::gil_scoped_release release;
+                    ids = t.update(embeddings.data(), n, d, classes.data(), scores.data());
+                }
+                return py::array_t<int32_t>(static_cast<py::ssize_t>(ids.size()), ids.data());
+            },
+            "embeddings"_a, "classes"_a, "scores"_a,
+            R"doc(update(embeddings N x D float32, classes N int32, scores N float32) -> N int32
 track ids (0: neither matched nor started a track).)doc")
         .def("reset", &rapsam::OnlineTracker::reset)
         .def_property_readonly("tracks_started", &rapsam::OnlineTracker::tracks_started)

@@ -113,7 +113,7 @@ struct Region {
 };
 
 class Pool {
-  public:
+public:
     void run(int n_parts, const std::function<void(int, int)>& body) {
         ensure_workers(n_parts - 1);
         auto region = std::make_shared<Region>();
@@ -157,7 +157,7 @@ class Pool {
 
     int workers() const { return started_.load(std::memory_order_acquire); }
 
-  private:
+private:
     void ensure_workers(int wanted) {
         if (started_.load(std::memory_order_acquire) >= wanted) return;
         std::lock_guard<std::mutex> resize(resize_m_);
@@ -225,7 +225,7 @@ class Pool {
     std::mutex m_;  // guards queue_, target_ and every queued Region
     std::condition_variable work_cv_, done_cv_;
     std::deque<std::shared_ptr<Region>> queue_;
-    int target_ = 0;  // workers allowed: those with index >= target_ exit
+    int target_ = 0;       // workers allowed: those with index >= target_ exit
     std::mutex resize_m_;  // guards threads_ (start, join)
     std::vector<std::thread> threads_;
     std::atomic<int> started_{0};

@@ -64,7 +64,8 @@ bool all_finite(const float* data, size_t n) {
     const int parts = std::min(num_threads(), static_cast<int>(std::min<size_t>(n / kPerPart, 8)));
     std::atomic<bool> ok{true};
     parallel_for(parts, [&](int part, int n_parts) {
-        const size_t lo = n / n_parts * part, hi = part + 1 == n_parts ? n : n / n_parts * (part + 1);
+        const size_t lo = n / n_parts * part,
+                     hi = part + 1 == n_parts ? n : n / n_parts * (part + 1);
         if (!all_finite_serial(data + lo, hi - lo)) ok.store(false, std::memory_order_relaxed);
     });
     return ok.load();
@@ -143,8 +144,8 @@ inline std::pair<double, double> cell_range(const float* L, int64_t mask_w, cons
 }
 
 void check_valid(double valid_h, double valid_w, int mask_h, int mask_w) {
-    if (!(std::isfinite(valid_h) && std::isfinite(valid_w) && valid_h > 0 &&
-          valid_h <= mask_h && valid_w > 0 && valid_w <= mask_w)) {
+    if (!(std::isfinite(valid_h) && std::isfinite(valid_w) && valid_h > 0 && valid_h <= mask_h &&
+          valid_w > 0 && valid_w <= mask_w)) {
         fail("valid_hw must be in (0, mask size " + std::to_string(mask_h) + " x " +
              std::to_string(mask_w) + "], got (" + std::to_string(valid_h) + ", " +
              std::to_string(valid_w) + ")");
@@ -183,8 +184,7 @@ double pairwise_sum(const double* a, int64_t n) {
 }  // namespace
 
 // ------------------------------------------------------------------ letterbox
-LetterboxGeometry letterbox_geometry(int in_h, int in_w, int box_h, int box_w,
-                                     int pad_divisor) {
+LetterboxGeometry letterbox_geometry(int in_h, int in_w, int box_h, int box_w, int pad_divisor) {
     if (in_h < 1 || in_w < 1 || in_h > kMaxSide || in_w > kMaxSide)
         fail("image sides must be in [1, " + std::to_string(kMaxSide) + "]");
     if (box_h < 1 || box_w < 1 || box_h > kMaxSide || box_w > kMaxSide)
@@ -204,9 +204,8 @@ LetterboxGeometry letterbox_geometry(int in_h, int in_w, int box_h, int box_w,
     return g;
 }
 
-void letterbox(const uint8_t* image, int in_h, int in_w, int channels,
-               const LetterboxGeometry& g, int pad_value, bool swap_rb, uint8_t* out,
-               int n_threads) {
+void letterbox(const uint8_t* image, int in_h, int in_w, int channels, const LetterboxGeometry& g,
+               int pad_value, bool swap_rb, uint8_t* out, int n_threads) {
     if (channels < 1 || channels > 4) fail("image must have 1 to 4 channels");
     if (pad_value < 0 || pad_value > 255)
         fail("pad_value must be in [0, 255], got " + std::to_string(pad_value));
@@ -282,8 +281,10 @@ inline double fast_exp(double x) {
     const double n = t - kMagic;
     const double f = (x - n * 0.693145751953125) - n * 1.4286068203094173e-06;  // |f| <= 0.35
     const double p =
-        1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6 + f * (1.0 / 24 + f * (1.0 / 120 +
-        f * (1.0 / 720 + f * (1.0 / 5040)))))));
+        1.0 +
+        f * (1.0 +
+             f * (0.5 + f * (1.0 / 6 + f * (1.0 / 24 + f * (1.0 / 120 +
+                                                            f * (1.0 / 720 + f * (1.0 / 5040)))))));
     uint64_t bits;  // unsigned: the shift wraps (a signed overflow would be undefined)
     std::memcpy(&bits, &t, sizeof(bits));
     bits = (bits + 1023) << 52;  // the low bits of t hold n (two's complement)
@@ -307,9 +308,10 @@ inline float fast_expf(float x) {
     const float t = x * 1.44269504f + kMagic;
     const float n = t - kMagic;
     const float f = (x - n * 0.693145751953125f) - n * 1.42860677e-06f;
-    const float p =
-        1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 + f * (1.0f / 24 + f * (1.0f / 120 +
-        f * (1.0f / 720))))));
+    const float p = 1.0f +
+                    f * (1.0f +
+                         f * (0.5f + f * (1.0f / 6 +
+                                          f * (1.0f / 24 + f * (1.0f / 120 + f * (1.0f / 720))))));
     uint32_t bits;  // the low bits of t hold n (|n| <= 127); unsigned: the shift wraps
     std::memcpy(&bits, &t, sizeof(bits));
     bits = (bits + 127u) << 23;
@@ -366,9 +368,8 @@ inline void prob_bounds(double s, float mn, float mx, double& lb, double& ub) {
 // no FMA contraction (-ffp-contract=off), so v is bit-identical to the twin's.
 RAPSAM_SIMD_CLONES
 void cell_fast_winners(int nc, int rh, int cw, int max_cw, const float* wy0, const float* wy1,
-                       const float* top, const float* bot, const float* s, float* vals,
-                       float* dens, float* best_s, float* best_d, int32_t* best_i,
-                       uint8_t* clear) {
+                       const float* top, const float* bot, const float* s, float* vals, float* dens,
+                       float* best_s, float* best_d, int32_t* best_i, uint8_t* clear) {
     const int npx = rh * cw;
     for (int i = 0; i < nc; ++i) {
         const float* tp = top + static_cast<size_t>(i) * max_cw;
@@ -421,8 +422,7 @@ template <int B>
                                                  const float* __restrict bot,
                                                  const float* __restrict inv_s,
                                                  float* __restrict bq, float* __restrict sq,
-                                                 int32_t* __restrict bc,
-                                                 int64_t* __restrict own) {
+                                                 int32_t* __restrict bc, int64_t* __restrict own) {
     const int w = B > 0 ? B : n;
     for (int k = 0; k < K; ++k) {
         const float* __restrict tp = top + static_cast<size_t>(k) * stride;
@@ -482,10 +482,9 @@ constexpr int kDenseBlock = 64;
 RAPSAM_SIMD_CLONES
 void panoptic_dense_row(int K, int out_w, int stride, float v0, float v1,
                         const float* __restrict top, const float* __restrict bot,
-                        const float* __restrict inv_s,
-                        float* __restrict best_q, float* __restrict second_q,
-                        int32_t* __restrict best_code, uint8_t* __restrict clear,
-                        int64_t* __restrict own) {
+                        const float* __restrict inv_s, float* __restrict best_q,
+                        float* __restrict second_q, int32_t* __restrict best_code,
+                        uint8_t* __restrict clear, int64_t* __restrict own) {
     constexpr int B = kDenseBlock;
     int x0 = 0;
     for (; x0 + B <= out_w; x0 += B) {
@@ -500,8 +499,8 @@ void panoptic_dense_row(int K, int out_w, int stride, float v0, float v1,
         }
     }
     if (x0 < out_w) {
-        dense_winners<0>(K, out_w - x0, stride, v0, v1, top + x0, bot + x0, inv_s,
-                         best_q + x0, second_q + x0, best_code + x0, own);
+        dense_winners<0>(K, out_w - x0, stride, v0, v1, top + x0, bot + x0, inv_s, best_q + x0,
+                         second_q + x0, best_code + x0, own);
         for (int x = x0; x < out_w; ++x) clear[x] = dense_clear(best_q[x], second_q[x]);
     }
 }
@@ -535,8 +534,7 @@ struct PanopticCounts {
 template <class Code>
 void panoptic_dense_band(const PanopticState& st, const Band& rb, Code* label_map,
                          PanopticCounts& cnt, const std::vector<float>& inv_s,
-                         std::vector<float>& top, std::vector<float>& bot,
-                         std::vector<float>& best,
+                         std::vector<float>& top, std::vector<float>& bot, std::vector<float>& best,
                          std::vector<float>& second, std::vector<int32_t>& best_i,
                          std::vector<uint8_t>& clear, int& bot_row) {
     const int K = st.K, out_w = st.out_w, w = st.w;
@@ -560,8 +558,8 @@ void panoptic_dense_band(const PanopticState& st, const Band& rb, Code* label_ma
         if (!reuse)
             horizontal_row(st.logits[k] + rb.t0 * w, out_w, wx0, wx1, st.col0.data(),
                            st.col1.data(), top.data() + off);
-        horizontal_row(st.logits[k] + rb.t1 * w, out_w, wx0, wx1, st.col0.data(),
-                       st.col1.data(), bot.data() + off);
+        horizontal_row(st.logits[k] + rb.t1 * w, out_w, wx0, wx1, st.col0.data(), st.col1.data(),
+                       bot.data() + off);
     }
     bot_row = rb.t1;
     // column chunks outermost: a chunk's K x 2 x kDenseChunk interpolations stay in L1 over
@@ -628,7 +626,7 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
     std::vector<float> dtop, dbot, dbest, dsecond;
     std::vector<int32_t> dbest_i;
     std::vector<uint8_t> dclear;
-    int dense_bot_row = -1;  // the source row whose interpolations dbot holds
+    int dense_bot_row = -1;       // the source row whose interpolations dbot holds
     std::vector<float> inv_s(K);  // 1 / score in float (kept scores are > 0)
     for (int k = 0; k < K; ++k) inv_s[k] = static_cast<float>(1.0 / st.scores[k]);
     const int n_cells = static_cast<int>(st.xbands.size());
@@ -662,8 +660,8 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
                                       std::max(mx[xt0[j]], mx[xt1[j]])) == kMixed;
         }
         if (kDenseShare * n_mixed > int64_t{K} * n_cells) {
-            panoptic_dense_band(st, rb, label_map, cnt, inv_s, dtop, dbot, dbest, dsecond,
-                                dbest_i, dclear, dense_bot_row);
+            panoptic_dense_band(st, rb, label_map, cnt, inv_s, dtop, dbot, dbest, dsecond, dbest_i,
+                                dclear, dense_bot_row);
             continue;
         }
         for (int g = 0; g < n_groups; ++g) {
@@ -748,7 +746,8 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
                         if (sg == kPos) cnt.fg[k] += npix;
                         const Code code = static_cast<Code>(sg == kPos ? k + 1 : 0);
                         for (int y = rb.begin; y < rb.end; ++y)
-                            std::fill_n(label_map + static_cast<size_t>(y) * out_w + cb.begin, cw, code);
+                            std::fill_n(label_map + static_cast<size_t>(y) * out_w + cb.begin, cw,
+                                        code);
                         continue;
                     }
                 }
@@ -781,9 +780,9 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
                     cand_s[i] = static_cast<float>(cand_sd[i]);
                 }
                 cell_fast_winners(nc, rh, cw, max_cw, st.wy0.data() + rb.begin,
-                                  st.wy1.data() + rb.begin, top.data(), bot.data(),
-                                  cand_s.data(), vals.data(), dens.data(), best_s.data(),
-                                  best_d.data(), best_i.data(), clear.data());
+                                  st.wy1.data() + rb.begin, top.data(), bot.data(), cand_s.data(),
+                                  vals.data(), dens.data(), best_s.data(), best_d.data(),
+                                  best_i.data(), clear.data());
                 const size_t npx = static_cast<size_t>(rh) * cw;
                 for (int y = 0; y < rh; ++y) {
                     Code* row = label_map + static_cast<size_t>(rb.begin + y) * out_w + cb.begin;
@@ -998,14 +997,14 @@ void prompt_dense_band(const float* r0, const float* r1, const int32_t* c0, cons
 }  // namespace
 
 void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, double valid_h,
-                  double valid_w, int out_h, int out_w, double threshold,
-                  double stability_offset, uint8_t* masks, float* stability, int n_threads,
-                  bool check_finite) {
+                  double valid_w, int out_h, int out_w, double threshold, double stability_offset,
+                  uint8_t* masks, float* stability, int n_threads, bool check_finite) {
     if (n < 0) fail("mask_logits must have a non-negative number of masks");
     if (mask_h < 1 || mask_w < 1) fail("mask_logits masks are empty");
     check_out(out_h, out_w);
     check_valid(valid_h, valid_w, mask_h, mask_w);
-    if (!std::isfinite(threshold)) fail("threshold must be finite, got " + std::to_string(threshold));
+    if (!std::isfinite(threshold))
+        fail("threshold must be finite, got " + std::to_string(threshold));
     if (!std::isfinite(stability_offset))
         fail("stability_offset must be finite, got " + std::to_string(stability_offset));
     if (stability_offset < 0)
@@ -1056,8 +1055,7 @@ void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, doubl
                     const auto [lo_v, hi_v] = cell_range(L, mask_w, rb, cb);
                     // state per threshold: 1 = all above, 0 = none above, 2 = mixed
                     int state[3];
-                    for (int i = 0; i < 3; ++i)
-                        state[i] = lo_v > t[i] ? 1 : (hi_v <= t[i] ? 0 : 2);
+                    for (int i = 0; i < 3; ++i) state[i] = lo_v > t[i] ? 1 : (hi_v <= t[i] ? 0 : 2);
                     const int64_t npix = int64_t{rh} * cw;
                     if (state[1] == 1) band_h += npix;
                     if (state[2] == 1) band_l += npix;
@@ -1088,8 +1086,8 @@ void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, doubl
                     const bool decided_lo = lo_v > t[2] || hi_v <= t[2];
                     const float a = L[rb.t0 * mask_w + cb.t0], b = L[rb.t0 * mask_w + cb.t1];
                     const float c = L[rb.t1 * mask_w + cb.t0], d = L[rb.t1 * mask_w + cb.t1];
-                    horizontal(wx0.data(), wx1.data(), cb.begin, cb.end, a, b, c, d,
-                               top.data(), bot.data());
+                    horizontal(wx0.data(), wx1.data(), cb.begin, cb.end, a, b, c, d, top.data(),
+                               bot.data());
                     int64_t ch = 0, cl = 0;
                     for (int y = rb.begin; y < rb.end; ++y) {
                         const float v0 = wy0[y], v1 = wy1[y];

@@ -16,7 +16,7 @@ namespace rapsam {
 /// Geometry of an aspect-preserving resize of in_h x in_w into box_h x box_w, padded
 /// bottom/right up to multiples of pad_divisor.
 struct LetterboxGeometry {
-    double scale = 1.0;  ///< network pixel = original pixel * scale
+    double scale = 1.0;        ///< network pixel = original pixel * scale
     int new_h = 0, new_w = 0;  ///< resized image extent (top-left of the padded image)
     int pad_h = 0, pad_w = 0;  ///< padded output size
 };
@@ -28,9 +28,8 @@ LetterboxGeometry letterbox_geometry(int in_h, int in_w, int box_h, int box_w, i
 /// bilinear weights into `out` (g.pad_h x g.pad_w x channels), pad with pad_value.
 /// swap_rb swaps channels 0 and 2 (needs channels >= 3).
 /// n_threads: 0 = the pool's setting (rapsam::num_threads()), > 0 = at most that many.
-void letterbox(const uint8_t* image, int in_h, int in_w, int channels,
-               const LetterboxGeometry& g, int pad_value, bool swap_rb, uint8_t* out,
-               int n_threads = 0);
+void letterbox(const uint8_t* image, int in_h, int in_w, int channels, const LetterboxGeometry& g,
+               int pad_value, bool swap_rb, uint8_t* out, int n_threads = 0);
 
 // ------------------------------------------------------------------ panoptic fusion
 /// One panoptic segment; same layout as rapsam_edge.ops.SEGMENT_DTYPE (32 bytes).
@@ -50,7 +49,7 @@ struct PanopticParams {
     int out_h = 0, out_w = 0;         ///< output size, [1, kMaxSide]
     double score_threshold = contract::kScoreThreshold;
     double overlap_threshold = contract::kOverlapThreshold;
-    int n_threads = 0;  ///< 0 = rapsam::num_threads(), > 0 = at most that many
+    int n_threads = 0;         ///< 0 = rapsam::num_threads(), > 0 = at most that many
     bool check_finite = true;  ///< throw on NaN / inf logits (bindings check beforehand)
 };
 
@@ -68,9 +67,8 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
 /// masks (n x out_h x out_w, 0/1 bytes) = logit > threshold; stability (n floats) = SAM's
 /// stability score. Throws std::invalid_argument on bad arguments. n_threads as letterbox's.
 void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, double valid_h,
-                  double valid_w, int out_h, int out_w, double threshold,
-                  double stability_offset, uint8_t* masks, float* stability,
-                  int n_threads = 0, bool check_finite = true);
+                  double valid_w, int out_h, int out_w, double threshold, double stability_offset,
+                  uint8_t* masks, float* stability, int n_threads = 0, bool check_finite = true);
 
 // ------------------------------------------------------------------ boxes
 /// n x h x w masks (nonzero = set) -> n x 4 int32 boxes (x0, y0, x1, y1), x1/y1 exclusive;

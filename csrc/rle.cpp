@@ -1,8 +1,8 @@
 // COCO compressed RLE (pycocotools rleToString / rleFrString), twin of _numpy.rle_*.
-#include <cstdio>
 #include "rle.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -129,7 +129,8 @@ void rle_check_runs(const std::vector<int64_t>& runs, int64_t h, int64_t w) {
     int64_t total = 0;
     if (__builtin_mul_overflow(h, w, &total)) fail("rle size is too large");
     if (overflow || sum != total)
-        fail("rle counts sum to " + (overflow ? std::string("more than 2^63") : std::to_string(sum)) +
+        fail("rle counts sum to " +
+             (overflow ? std::string("more than 2^63") : std::to_string(sum)) +
              ", expected H*W = " + std::to_string(total));
 }
 

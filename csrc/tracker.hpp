@@ -28,7 +28,7 @@ struct TrackerConfig {
 
 struct Track {
     int32_t track_id = 0;
-    std::vector<double> embedding;  ///< D, unit norm
+    std::vector<double> embedding;                         ///< D, unit norm
     std::vector<std::pair<int32_t, double>> class_scores;  ///< insertion order: (class, sum)
     int64_t hits = 0, missed = 0;
     double last_score = 0.0;

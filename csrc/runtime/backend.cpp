@@ -32,8 +32,8 @@ std::unique_ptr<Backend> make_backend(const std::string& name, const Bundle& bun
         if (known == want) return factory(bundle, options);
     std::string names;
     for (const auto& n : backend_names()) names += (names.empty() ? "" : ", ") + n;
-    throw std::invalid_argument("backend '" + name + "' is not compiled into this build (have: " +
-                                names + ", auto)");
+    throw std::invalid_argument("backend '" + name +
+                                "' is not compiled into this build (have: " + names + ", auto)");
 }
 
 }  // namespace rapsam

@@ -59,7 +59,8 @@ public:
     std::vector<OutputTensor> run(const std::string& name,
                                   const std::vector<InputView>& inputs) override {
         const auto found = compiled_.find(name);
-        if (found == compiled_.end()) throw std::invalid_argument("the bundle has no graph " + name);
+        if (found == compiled_.end())
+            throw std::invalid_argument("the bundle has no graph " + name);
         const GraphEntry& g = graphs_.at(name);
         if (inputs.size() != g.inputs.size())
             throw std::invalid_argument(name + " takes " + std::to_string(g.inputs.size()) +
@@ -75,10 +76,11 @@ public:
         }
         ov::InferRequest& req = request_for(g, found->second, key);
         for (size_t i = 0; i < inputs.size(); ++i) {
-            const auto type =
-                inputs[i].type == InputView::Type::u8 ? ov::element::u8 : ov::element::f32;
+            const auto type = inputs[i].type == InputView::Type::u8 ? ov::element::u8
+                                                                    : ov::element::f32;
             // OpenVINO reads a borrowed input buffer; it never writes into it
-            req.set_tensor(g.inputs[i], ov::Tensor(type, key[i], const_cast<void*>(inputs[i].data)));
+            req.set_tensor(g.inputs[i],
+                           ov::Tensor(type, key[i], const_cast<void*>(inputs[i].data)));
         }
         req.infer();
         std::vector<OutputTensor> out;
@@ -139,7 +141,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Backend> make_openvino_backend(const Bundle& bundle, const BackendOptions& options) {
+std::unique_ptr<Backend> make_openvino_backend(const Bundle& bundle,
+                                               const BackendOptions& options) {
     return std::make_unique<OpenVinoBackend>(bundle, options);
 }
 

@@ -71,7 +71,8 @@ void verify(const Bundle& b) {
         if (it->is_symlink())
             bad(b.root, "'" + rel + "' is a symbolic link; bundle files must be regular files");
         if (it->is_regular_file() && rel != kManifest && !b.files.count(rel))
-            bad(b.root, "'" + rel + "' is not listed in the manifest (every file carries a sha256)");
+            bad(b.root,
+                "'" + rel + "' is not listed in the manifest (every file carries a sha256)");
     }
     const fs::path real_root = fs::canonical(root);
     for (const auto& [rel, digest] : b.files) {
@@ -106,7 +107,8 @@ std::string sha256_file(const std::string& path) {
     std::vector<char> block(1 << 20);
     while (in) {
         in.read(block.data(), static_cast<std::streamsize>(block.size()));
-        if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), block.data(), static_cast<size_t>(in.gcount()));
+        if (in.gcount() > 0)
+            EVP_DigestUpdate(ctx.get(), block.data(), static_cast<size_t>(in.gcount()));
     }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;

@@ -72,7 +72,9 @@ PreparedFrame Segmenter::prepare(const uint8_t* frame, int frame_h, int frame_w)
 
 std::vector<float> Segmenter::encode(const PreparedFrame& p, int64_t& dim, int64_t& fh,
                                      int64_t& fw) {
-    InputView image{InputView::Type::u8, {1, p.geometry.pad_h, p.geometry.pad_w, 3}, p.image.data()};
+    InputView image{InputView::Type::u8,
+                    {1, p.geometry.pad_h, p.geometry.pad_w, 3},
+                    p.image.data()};
     OutputTensor feats = std::move(backend_->run(encoder::name, {image}).at(encoder::out_feats));
     if (feats.shape.size() != 4) throw std::runtime_error("encoder feats are not 4-D");
     dim = feats.shape[1];
@@ -94,8 +96,8 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
     const OutputTensor& emb_t = outs.at(panoptic_decoder::out_query_embed);
     const int n = static_cast<int>(cs[1]), c1 = static_cast<int>(cs[2]);
     if (c1 - 1 != static_cast<int>(is_thing_.size()))
-        throw BundleError("panoptic_decoder gives " + std::to_string(c1 - 1) + " classes, the manifest " +
-                          std::to_string(is_thing_.size()));
+        throw BundleError("panoptic_decoder gives " + std::to_string(c1 - 1) +
+                          " classes, the manifest " + std::to_string(is_thing_.size()));
     PanopticParams params;
     params.valid_h = double(p.geometry.new_h) / bundle_.feat_stride;
     params.valid_w = double(p.geometry.new_w) / bundle_.feat_stride;
@@ -113,8 +115,7 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
     saturate(masks, "panoptic_decoder mask_logits");
     params.check_finite = false;  // saturate() has looked at every value
     r.segments = panoptic_fuse(cls.data(), n, c1, masks.data(), static_cast<int>(ms[2]),
-                               static_cast<int>(ms[3]), thing.get(), params,
-                               r.panoptic_map.data());
+                               static_cast<int>(ms[3]), thing.get(), params, r.panoptic_map.data());
     const float* emb = emb_t.data.data();
     const size_t d = static_cast<size_t>(emb_t.shape.at(2));
     for (const Segment& s : r.segments)
@@ -154,7 +155,8 @@ TrackResult Segmenter::track(const uint8_t* frame, int frame_h, int frame_w,
         }
     }
     t.track_map.resize(t.panoptic.panoptic_map.size());
-    for (size_t i = 0; i < t.track_map.size(); ++i) t.track_map[i] = lut[t.panoptic.panoptic_map[i]];
+    for (size_t i = 0; i < t.track_map.size(); ++i)
+        t.track_map[i] = lut[t.panoptic.panoptic_map[i]];
     t.frame_index = tracker.frame_index();
     return t;
 }
@@ -195,11 +197,13 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const std::vector<float>
             invalid("boxes must overlap the " + std::to_string(int(w)) + " x " +
                     std::to_string(int(h)) + " frame");
         const double lim[4] = {w, h, w, h};
-        for (int k = 0; k < 4; ++k) net.push_back(static_cast<float>(std::clamp(b[k], 0.0, lim[k]) * s));
+        for (int k = 0; k < 4; ++k)
+            net.push_back(static_cast<float>(std::clamp(b[k], 0.0, lim[k]) * s));
     }
-    auto outs = backend_->run(
-        prompt_decoder::name, {{InputView::Type::f32, {1, e.dim, e.feat_h, e.feat_w}, e.feats.data()},
-                           {InputView::Type::f32, {1, static_cast<int64_t>(total), 4}, net.data()}});
+    auto outs =
+        backend_->run(prompt_decoder::name,
+                      {{InputView::Type::f32, {1, e.dim, e.feat_h, e.feat_w}, e.feats.data()},
+                       {InputView::Type::f32, {1, static_cast<int64_t>(total), 4}, net.data()}});
     OutputTensor& logits_t = outs.at(prompt_decoder::out_mask_logits);
     std::vector<float> logits = std::move(logits_t.data);
     const auto ms = logits_t.shape;
@@ -214,8 +218,8 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const std::vector<float>
     prompt_masks(logits.data(), static_cast<int>(total), static_cast<int>(ms[2]),
                  static_cast<int>(ms[3]), double(e.prepared.geometry.new_h) / bundle_.feat_stride,
                  double(e.prepared.geometry.new_w) / bundle_.feat_stride, r.height, r.width,
-                 bundle_.prompt_threshold, kStabilityOffset, r.masks.data(), r.stability.data(),
-                 0, /*check_finite=*/false);
+                 bundle_.prompt_threshold, kStabilityOffset, r.masks.data(), r.stability.data(), 0,
+                 /*check_finite=*/false);
     return r;
 }
 

@@ -20,13 +20,13 @@
 namespace rapsam {
 
 struct SegmenterOptions {
-    std::string backend = "auto";    ///< a name of backend_names(), or "auto" (the first)
-    std::string device = "CPU";      ///< OpenVINO device
-    int threads = 0;                 ///< CPU inference threads (0 = the backend's default)
-    std::string color_order = "RGB"; ///< of the frames passed in
-    int input_size = 0;              ///< network long side (0 = the bundle's)
+    std::string backend = "auto";     ///< a name of backend_names(), or "auto" (the first)
+    std::string device = "CPU";       ///< OpenVINO device
+    int threads = 0;                  ///< CPU inference threads (0 = the backend's default)
+    std::string color_order = "RGB";  ///< of the frames passed in
+    int input_size = 0;               ///< network long side (0 = the bundle's)
     int max_prompts = 256;
-    bool static_copies = true;       ///< BackendOptions::static_copies (false: dynamic only)
+    bool static_copies = true;  ///< BackendOptions::static_copies (false: dynamic only)
 };
 
 /// A letterboxed frame (network input) and its geometry.
@@ -59,8 +59,8 @@ struct PromptResult {
 
 struct TrackResult {
     int64_t frame_index = 0;
-    std::vector<int32_t> track_map;     ///< frame_h x frame_w track ids (0 = none)
-    std::vector<int32_t> track_ids;     ///< live tracks seen this frame
+    std::vector<int32_t> track_map;  ///< frame_h x frame_w track ids (0 = none)
+    std::vector<int32_t> track_ids;  ///< live tracks seen this frame
     std::vector<int32_t> track_classes;
     std::vector<float> track_scores;
     PanopticResult panoptic;

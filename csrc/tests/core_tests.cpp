@@ -1,10 +1,10 @@
 // Plain C++ unit tests of rapsam_core (no framework; nonzero exit on failure).
 #include <atomic>
-#include <memory>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -18,13 +18,13 @@
 #include "rle.hpp"
 
 static int g_failures = 0, g_checks = 0;
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        ++g_checks;                                                          \
-        if (!(cond)) {                                                       \
-            ++g_failures;                                                    \
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        ++g_checks;                                                                       \
+        if (!(cond)) {                                                                    \
+            ++g_failures;                                                                 \
             std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                    \
+        }                                                                                 \
     } while (0)
 
 template <class F>
@@ -153,12 +153,15 @@ static void test_panoptic_stuff_merge_and_overlap() {
     float bad[n * h * w];
     std::memcpy(bad, masks, sizeof(bad));
     bad[5] = NAN;
-    CHECK(throws_invalid([&] { rapsam::panoptic_fuse(cls, n, c1, bad, h, w, is_thing, p, lm.data()); }));
+    CHECK(throws_invalid(
+        [&] { rapsam::panoptic_fuse(cls, n, c1, bad, h, w, is_thing, p, lm.data()); }));
     p.valid_w = 5;
-    CHECK(throws_invalid([&] { rapsam::panoptic_fuse(cls, n, c1, masks, h, w, is_thing, p, lm.data()); }));
+    CHECK(throws_invalid(
+        [&] { rapsam::panoptic_fuse(cls, n, c1, masks, h, w, is_thing, p, lm.data()); }));
     p.valid_w = 4;
     p.out_w = 0;
-    CHECK(throws_invalid([&] { rapsam::panoptic_fuse(cls, n, c1, masks, h, w, is_thing, p, lm.data()); }));
+    CHECK(throws_invalid(
+        [&] { rapsam::panoptic_fuse(cls, n, c1, masks, h, w, is_thing, p, lm.data()); }));
 }
 
 static void test_prompt_masks() {
@@ -172,12 +175,10 @@ static void test_prompt_masks() {
     const float low[2] = {-9, -9};
     rapsam::prompt_masks(low, 1, 1, 2, 1, 2, 1, 4, 0.0, 1.0, masks.data(), stab);
     CHECK(stab[0] == 0.0f && masks[0] == 0);
-    CHECK(throws_invalid([&] {
-        rapsam::prompt_masks(logits, 2, 1, 2, 1, 2, 1, 4, 0.0, -1.0, masks.data(), stab);
-    }));
-    CHECK(throws_invalid([&] {
-        rapsam::prompt_masks(logits, 2, 1, 2, 1, 2, 1, 4, NAN, 1.0, masks.data(), stab);
-    }));
+    CHECK(throws_invalid(
+        [&] { rapsam::prompt_masks(logits, 2, 1, 2, 1, 2, 1, 4, 0.0, -1.0, masks.data(), stab); }));
+    CHECK(throws_invalid(
+        [&] { rapsam::prompt_masks(logits, 2, 1, 2, 1, 2, 1, 4, NAN, 1.0, masks.data(), stab); }));
 }
 
 static void test_boxes() {
@@ -300,7 +301,8 @@ static void test_thread_settings() {
     set_env(rapsam::kThreadsEnvVar, " 2\n");
     CHECK(rapsam::default_num_threads() == 2);
     set_env(rapsam::kThreadsEnvVar, "");
-    CHECK(rapsam::default_num_threads() == std::min(rapsam::available_cores(), rapsam::kMaxThreads));
+    CHECK(rapsam::default_num_threads() ==
+          std::min(rapsam::available_cores(), rapsam::kMaxThreads));
     for (const char* bad : {"0", "-1", "abc", "2.5", "257", "99999", "1e3"}) {
         const std::string msg = invalid_message(bad);
         CHECK(msg.find("RAPSAM_EDGE_THREADS") != std::string::npos);
@@ -398,8 +400,8 @@ static Outputs run_ops(unsigned seed) {
     Outputs o;
     o.masks.resize(static_cast<size_t>(n) * out_h * out_w);
     o.stability.resize(n);
-    rapsam::prompt_masks(logits.data(), n, h, w, 35.5, 48, out_h, out_w, 0.0, 1.0,
-                         o.masks.data(), o.stability.data());
+    rapsam::prompt_masks(logits.data(), n, h, w, 35.5, 48, out_h, out_w, 0.0, 1.0, o.masks.data(),
+                         o.stability.data());
     std::vector<float> cls(static_cast<size_t>(n) * 4);
     for (int q = 0; q < n; ++q) cls[q * 4 + q % 3] = 6.0f + q;
     const bool is_thing[3] = {true, false, true};
@@ -414,7 +416,8 @@ static Outputs run_ops(unsigned seed) {
                                                params, o.labels.data()))
         o.areas.push_back(s.area);
     std::vector<uint8_t> image(static_cast<size_t>(480) * 640 * 3);
-    for (size_t i = 0; i < image.size(); ++i) image[i] = static_cast<uint8_t>((i * 2654435761u + seed) >> 24);
+    for (size_t i = 0; i < image.size(); ++i)
+        image[i] = static_cast<uint8_t>((i * 2654435761u + seed) >> 24);
     const rapsam::LetterboxGeometry g = rapsam::letterbox_geometry(480, 640, 640, 640, 32);
     o.letterboxed.resize(static_cast<size_t>(g.pad_h) * g.pad_w * 3);
     rapsam::letterbox(image.data(), 480, 640, 3, g, 114, true, o.letterboxed.data());
@@ -484,7 +487,8 @@ static void test_golden_twin_outputs() {
     Reader r;
     char block[65536];
     size_t got;
-    while ((got = std::fread(block, 1, sizeof block, f)) > 0) r.data.insert(r.data.end(), block, block + got);
+    while ((got = std::fread(block, 1, sizeof block, f)) > 0)
+        r.data.insert(r.data.end(), block, block + got);
     std::fclose(f);
     CHECK(std::memcmp(r.data.data(), "RPSG", 4) == 0);
     r.pos = 4;
