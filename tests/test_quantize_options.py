@@ -145,6 +145,8 @@ def test_cpu_capabilities_does_not_hide_a_broken_openvino(monkeypatch):
     from rapsam_edge.errors import BackendError
 
     class Broken:
+        available_devices = ("CPU",)  # a CPU device that cannot answer: a broken plugin
+
         def get_property(self, *_):
             raise RuntimeError("CPU plugin not found")
 

@@ -142,7 +142,8 @@ def cpu_capabilities() -> tuple[str, ...]:
     except Exception as e:  # OpenVINO raises its own RuntimeError subclasses
         raise BackendError(
             f"OpenVINO's CPU plugin cannot report OPTIMIZATION_CAPABILITIES: {e}",
-            hint="`rapsam-edge info` shows the OpenVINO install; reinstall openvino",
+            hint='`rapsam-edge info` shows the OpenVINO install; python -c "import openvino as '
+            'ov; print(ov.Core().available_devices)" should list CPU; else reinstall openvino',
         ) from e
 
 
