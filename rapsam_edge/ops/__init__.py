@@ -56,6 +56,7 @@ ENV_VAR = OPS_ENV_VAR
 _PACKAGE_VERSION = package_version()
 _CHOICES = ("auto", "cpp", "numpy")
 
+# the public names, OP_NAMES among them (tests/test_ops_dispatch.py checks the two agree)
 __all__ = [
     "ENV_VAR",
     "MAX_SIDE",
@@ -69,11 +70,18 @@ __all__ = [
     "impl",
     "implementation",
     "info",
+    "letterbox",
+    "linear_assignment",
     "make_tracker",
+    "masks_to_boxes",
     "num_threads",
+    "overlay",
+    "panoptic_fuse",
+    "prompt_masks",
+    "rle_decode",
+    "rle_encode",
     "set_num_threads",
     "use",
-    *OP_NAMES,
 ]
 
 _log = logging.getLogger(__name__)
@@ -96,7 +104,7 @@ def _load_core() -> tuple[ModuleType | None, Exception | None]:
     """(the compiled core, None), or (None, why it cannot be used)."""
     try:
         from .. import _core
-    except Exception as exc:  # ImportError, a broken build, anything raised at its import
+    except Exception as exc:  # noqa: BLE001 - a broken build can raise anything at import; kept as the reason
         if isinstance(exc.__cause__, ConfigError):  # its own RAPSAM_EDGE_THREADS check
             raise exc.__cause__ from None
         return None, exc
