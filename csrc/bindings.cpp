@@ -456,13 +456,12 @@ track ids (0: neither matched nor started a track).)doc")
                                             static_cast<py::ssize_t>(k.embedding.size()),
                                             k.embedding.data()),
                                         "class_scores"_a = scores, "hits"_a = k.hits,
-                                        "missed"_a = k.missed, "last_score"_a = k.last_score));
+                                        "missed"_a = k.missed));
                 }
                 return out;
             },
             "the live tracks, oldest first: dicts of track_id, embedding (D float64, unit "
-            "norm), class_scores ({class: score sum}, in first-seen order), hits, missed, "
-            "last_score");
+            "norm), class_scores ({class: score sum}, in first-seen order), hits, missed");
 
     m.def("overlay", &overlay, "image"_a, "labels"_a, "alpha"_a = 0.5, "boundary"_a = true,
           R"doc(Blend a palette colour per label id (0 = void) into an H x W x 3 uint8 image;

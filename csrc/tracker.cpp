@@ -40,7 +40,6 @@ void absorb(Track& t, const std::vector<double>& unit_emb, int32_t cls, double s
     if (!found) t.class_scores.emplace_back(cls, score);
     t.hits += 1;
     t.missed = 0;
-    t.last_score = score;
 }
 
 }  // namespace

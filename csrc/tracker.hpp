@@ -31,7 +31,6 @@ struct Track {
     std::vector<double> embedding;                         ///< D, unit norm
     std::vector<std::pair<int32_t, double>> class_scores;  ///< insertion order: (class, sum)
     int64_t hits = 0, missed = 0;
-    double last_score = 0.0;
     int32_t class_id() const;  ///< the class with the largest score sum (first on ties)
 };
 

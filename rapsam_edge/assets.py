@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .contract.manifest import MANIFEST_NAME
 from .contract.shared import DEFAULT_BUNDLE, REALTIME_BUNDLE, SAMPLE_CLIP, SHIPPED_BUNDLES
-from .errors import BundleError, MissingFileError
+from .errors import BundleError, InputError, MissingFileError
 
 __all__ = [
     "DEFAULT_BUNDLE",
@@ -67,9 +67,7 @@ def resolve_bundle(spec: str | Path | None) -> Path:
     """
     if spec is None:
         return default_bundle()
-    if not isinstance(spec, (str, Path)):
-        from .errors import InputError
-
+    if not isinstance(spec, (str, Path)):  # an untyped caller's wrong type
         raise InputError(
             f"bundle must be a directory, a shipped bundle's name or None, got {type(spec).__name__}"
         )

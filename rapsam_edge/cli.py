@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from .errors import MissingDependencyError, RapsamEdgeError
+from .errors import RapsamEdgeError
 
 
 class Command(NamedTuple):
@@ -146,8 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         extra = cmd.extra or "train"
         return _fail(f"{e} (needed by `rapsam-edge {name}`)", EXTRA_HINT.get(extra))
-    except MissingDependencyError as e:  # pragma: no cover - a RapsamEdgeError, kept explicit
-        return _fail(str(e), e.hint)
     except OSError as e:  # a path the user gave cannot be read or written
         if debug:
             raise

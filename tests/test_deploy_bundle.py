@@ -204,3 +204,29 @@ def test_cli_export_from_saved_weights(xs_bundle, tmp_path):
     assert export(tmp_path / "named", tmp_path / "named-out") == 0
     named = load_bundle(tmp_path / "named-out")
     assert [c.to_dict() for c in named.classes] == vocab
+
+
+def test_cli_export_uses_the_size_the_run_was_trained_at(monkeypatch, tmp_path):
+    """The shipped teacher run's config.json says 640, it was trained at 320: ``export``
+    without --input-size exports at 320, with it at the size asked for (the exporter is
+    replaced by a recorder: only the size handed to it is under test here)."""
+    import rapsam_edge.deploy.bundle_writer as bundle_writer
+    import rapsam_edge.model.io as model_io
+    from rapsam_edge.commands import export as cli
+
+    run = Path(__file__).resolve().parents[1] / "models" / "edge-s-teacher-train"
+    assert json.loads((run / "config.json").read_text())["input_size"] == 640
+    seen = []
+
+    def record(model, out, **kwargs):
+        seen.append(kwargs["input_size"])
+        return out
+
+    monkeypatch.setattr(model_io, "load_model", lambda weights: object())
+    monkeypatch.setattr(bundle_writer, "export_bundle", record)
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    base = ["--weights", str(run), "--out", str(tmp_path / "b")]
+    assert cli.run(parser.parse_args(base)) == 0
+    assert cli.run(parser.parse_args([*base, "--input-size", "480"])) == 0
+    assert seen == [320, 480]

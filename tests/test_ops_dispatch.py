@@ -349,3 +349,11 @@ else:
     assert message == "RAPSAM_EDGE_THREADS must be an integer in [1, 256], got 'many'"
     proc = run_python(code, **{ops.THREADS_ENV_VAR: "2"})
     assert proc.stdout.split() == ["imported", rapsam_edge.__version__, "2"], proc.stderr
+
+
+def test_all_is_a_literal_that_names_every_op():
+    """``ops.__all__`` is written out (static tools read it); it holds every op of OP_NAMES
+    and only names the module defines."""
+    assert set(ops.OP_NAMES) <= set(ops.__all__)
+    assert all(hasattr(ops, name) for name in ops.__all__)
+    assert "kernel" not in ops.__all__  # internal: the unchecked kernels

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rapsam_edge import ops
-from rapsam_edge.contract.postprocess import SEGMENT_DTYPE
+from rapsam_edge.contract.postprocess import SATURATED_LOGIT, SEGMENT_DTYPE
 from rapsam_edge.errors import InputError
 from rapsam_edge.runtime.segmenter import Segmenter
 from rapsam_edge.runtime.tracker import TrackerConfig
@@ -301,13 +301,16 @@ def test_prompt_refuses_an_embedding_of_another_encoder(seg, shipped_bundle):
 
 
 def test_a_frame_is_validated_once_on_its_way_through_panoptic(seg, frame, monkeypatch):
-    """The frame rule runs once (``prepare``); the graphs then run on the arrays the
-    pipeline made, so the manifest feed checks do not run again (``run_roles(check=False)``);
-    a prompt's embedding comes from the caller and is checked."""
+    """The frame rule runs once (``prepare``): letterbox runs as the unchecked kernel
+    (``ops.kernel``), so its image check does not run again; the graphs then run on the
+    arrays the pipeline made, so the manifest feed checks do not run again
+    (``run_roles(check=False)``); a prompt's embedding comes from the caller and is checked.
+    The logits are scanned for NaN / inf once each, and fusion does not check them again."""
+    import rapsam_edge.ops._checks as checks
     import rapsam_edge.runtime.base as base
     import rapsam_edge.runtime.segmenter as segmenter
 
-    calls = {"as_frame": 0, "check_feeds": 0}
+    calls = {"as_frame": 0, "check_feeds": 0, "check_image": 0, "check_logits": 0, "scan": 0}
 
     def counted(name, fn):
         def wrapper(*args, **kwargs):
@@ -318,13 +321,105 @@ def test_a_frame_is_validated_once_on_its_way_through_panoptic(seg, frame, monke
 
     monkeypatch.setattr(segmenter, "as_frame", counted("as_frame", segmenter.as_frame))
     monkeypatch.setattr(base, "check_feeds", counted("check_feeds", base.check_feeds))
+    monkeypatch.setattr(checks, "check_image", counted("check_image", checks.check_image))
+    monkeypatch.setattr(checks, "check_logits", counted("check_logits", checks.check_logits))
+    monkeypatch.setattr(checks, "_all_finite", counted("scan", checks._all_finite))
+    # the counters see the checked ops: a checked letterbox / fusion would count here
+    ops.letterbox(frame, 64)
+    assert calls["check_image"] == 1
+    calls.update(check_image=0)
+
     want = seg.panoptic(frame)
-    assert calls == {"as_frame": 1, "check_feeds": 0}
+    # two logits tensors (cls, mask), one scan each
+    assert calls == {
+        "as_frame": 1,
+        "check_feeds": 0,
+        "check_image": 0,
+        "check_logits": 0,
+        "scan": 2,
+    }
     seg.prompt(seg.set_image(frame), points=[(10, 10)])
-    assert calls == {"as_frame": 2, "check_feeds": 1}  # set_image's frame; prompt's feeds
+    # set_image's frame; prompt's feeds; the prompt's mask logits scanned once
+    assert calls == {
+        "as_frame": 2,
+        "check_feeds": 1,
+        "check_image": 0,
+        "check_logits": 0,
+        "scan": 3,
+    }
     monkeypatch.undo()
     again = seg.panoptic(frame)  # the same result as through the checked path
     assert np.array_equal(want.panoptic_map, again.panoptic_map)
+    prepared = seg.prepare(frame)
+    image, scale, valid = ops.letterbox(
+        frame, seg.input_size, seg.bundle.input.pad_divisor, seg.bundle.input.pad_value
+    )
+    assert np.array_equal(prepared.image[0], image) and prepared.scale == scale
+    assert prepared.valid_hw == tuple(valid)
+
+
+def test_infinite_logits_take_one_scan_and_no_second_call(seg, frame, monkeypatch):
+    """+inf mask logits are found by the one scan, saturated and fused once: no error
+    caught, no op called a second time; the result is the one of saturated logits."""
+    import rapsam_edge.ops._checks as checks
+
+    dec = seg.graphs["panoptic_decoder"]
+    name = dec.info.name_of("mask_logits")
+    original = dec._run
+
+    def with_inf(feeds):
+        out = original(feeds)
+        m = out[name].copy()
+        m[..., :2, :] = np.inf  # the top two feature rows
+        return {**out, name: m}
+
+    saturated = {}
+
+    def with_saturated(feeds):
+        out = original(feeds)
+        m = out[name].copy()
+        m[..., :2, :] = SATURATED_LOGIT
+        saturated[name] = True
+        return {**out, name: m}
+
+    monkeypatch.setattr(dec, "_run", with_saturated)
+    want = seg.panoptic(frame)
+    assert saturated
+
+    calls = {"scan": 0, "fuse": 0, "check_logits": 0}
+    kernel = ops.kernel
+
+    def counted_kernel(op):
+        fn = kernel(op)
+        if op != "panoptic_fuse":
+            return fn
+
+        def fuse(*args):
+            calls["fuse"] += 1
+            return fn(*args)
+
+        return fuse
+
+    scan = checks._all_finite
+
+    def counted_scan(a):
+        calls["scan"] += 1
+        return scan(a)
+
+    check_logits = checks.check_logits
+
+    def counted_check(*args, **kwargs):
+        calls["check_logits"] += 1
+        return check_logits(*args, **kwargs)
+
+    monkeypatch.setattr(dec, "_run", with_inf)
+    monkeypatch.setattr(checks, "_all_finite", counted_scan)
+    monkeypatch.setattr(ops, "kernel", counted_kernel)
+    monkeypatch.setattr(checks, "check_logits", counted_check)
+    got = seg.panoptic(frame)
+    assert calls == {"scan": 2, "fuse": 1, "check_logits": 0}  # cls and mask: one scan each
+    assert np.array_equal(got.panoptic_map, want.panoptic_map)
+    assert np.array_equal(got.segments, want.segments)
 
 
 def test_segmenter_options_hold_every_setting_and_its_check(shipped_bundle):

@@ -9,8 +9,10 @@ the objects it could not name."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -18,6 +20,10 @@ import numpy as np
 from ..errors import SourceError
 from .draw import interior_point
 from .timing import StageTimes
+
+if TYPE_CHECKING:
+    from ..runtime.results import ImageEmbedding, PanopticResult, PromptResult
+    from ..runtime.segmenter import Segmenter
 
 #: most clicks the demo makes (plus one box)
 MAX_CLICKS = 3
@@ -70,7 +76,7 @@ def unclaimed_objects(panoptic_map: np.ndarray) -> list[np.ndarray]:
     return sorted(blobs, key=lambda m: -int(m.sum()))
 
 
-def choose_targets(pan) -> tuple[list[Target], str]:
+def choose_targets(pan: PanopticResult) -> tuple[list[Target], str]:
     """What the demo prompts on, largest first, and where the targets come from: the thing
     segments the model found; else the blobs no segment claims (``unclaimed_objects``); else
     the (stuff) segments.
@@ -132,44 +138,71 @@ def plan_prompts(
     return points, [box], [t.name for t in clicked] + [targets[0].name]
 
 
-def time_panoptic(seg, frame: np.ndarray, repeats: int):
-    """``repeats`` timed panoptic passes over ``frame``.
+def time_panoptic(
+    seg: Segmenter, frame: np.ndarray, repeats: int
+) -> tuple[PanopticResult, StageTimes]:
+    """``repeats`` timed panoptic passes over ``frame`` (at least one).
 
     Returns:
       (the last ``PanopticResult``, ``StageTimes`` per stage plus "total", ms)."""
     times = StageTimes()
-    for _ in range(repeats):
+
+    def timed() -> PanopticResult:
         t0 = time.perf_counter()
         pan = seg.panoptic(frame)
         times.add({**pan.timings, "total": (time.perf_counter() - t0) * 1e3})
+        return pan
+
+    pan = timed()
+    for _ in range(repeats - 1):
+        pan = timed()
     return pan, times
 
 
-def time_prompts(seg, frame: np.ndarray, points, boxes, repeats: int):
-    """``repeats`` timed ``set_image`` + one-click ``prompt`` pairs, then one prompt call with
-    every point and box.
+def time_prompts(
+    seg: Segmenter,
+    frame: np.ndarray,
+    points: list[tuple[int, int]],
+    boxes: list[tuple[int, int, int, int]],
+    repeats: int,
+) -> tuple[PromptResult, StageTimes]:
+    """``repeats`` timed ``set_image`` + one-click ``prompt`` pairs (at least one), then one
+    prompt call with every point and box.
 
     Returns:
       (that ``PromptResult``, ``StageTimes`` of "set_image" and "prompt_1pt", ms)."""
     times = StageTimes()
-    for _ in range(repeats):
+
+    def timed() -> ImageEmbedding:
         t0 = time.perf_counter()
         emb = seg.set_image(frame)
         t1 = time.perf_counter()
         seg.prompt(emb, points=points[:1])
         t2 = time.perf_counter()
         times.add({"set_image": (t1 - t0) * 1e3, "prompt_1pt": (t2 - t1) * 1e3})
+        return emb
+
+    emb = timed()
+    for _ in range(repeats - 1):
+        emb = timed()
     return seg.prompt(emb, points=points, boxes=boxes), times
 
 
-def describe_prompts(points, boxes, names: list[str], res) -> tuple[list[dict], list[str]]:
+def describe_prompts(
+    points: Sequence[tuple[int, int]],
+    boxes: Sequence[tuple[int, int, int, int]],
+    names: list[str],
+    res: PromptResult,
+) -> tuple[list[dict[str, Any]], list[str]]:
     """What each prompt (points first, then boxes) gave: a JSON-ready record and a line.
 
     Returns:
       (records with kind, at, target, mask_area, predicted_iou and, for clicks,
       contains_click; one printable line per prompt)."""
-    records, lines = [], []
-    for i, (prompt, name, mask, iou) in enumerate(zip(points + boxes, names, res.masks, res.iou)):
+    records: list[dict[str, Any]] = []
+    lines: list[str] = []
+    prompts: list[tuple[int, ...]] = [*points, *boxes]
+    for i, (prompt, name, mask, iou) in enumerate(zip(prompts, names, res.masks, res.iou)):
         kind = "click" if i < len(points) else "box"
         entry = {
             "kind": kind,

@@ -4,11 +4,15 @@ and the segments of its panoptic result as text (class name and score per segmen
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ..errors import SourceError
+
+if TYPE_CHECKING:
+    from ..runtime.results import PanopticResult
 
 __all__ = ["IMAGE_SUFFIXES", "is_image", "read_image", "segment_lines"]
 
@@ -35,7 +39,7 @@ def read_image(path: str) -> np.ndarray:
     return frame
 
 
-def segment_lines(pan) -> list[str]:
+def segment_lines(pan: PanopticResult) -> list[str]:
     """One line per segment of a ``PanopticResult``, highest score first: its id, class name
     (thing or stuff), score and area in pixels."""
     order = np.argsort(-pan.segments["score"], kind="stable")

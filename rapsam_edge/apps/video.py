@@ -4,21 +4,27 @@ found (shared by demo and run)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ..errors import SourceError
+from ..runtime.results import TrackResult
 from .draw import draw_panoptic, draw_tracks
 from .timing import StageTimes
+
+if TYPE_CHECKING:
+    from ..runtime.segmenter import Segmenter
 
 __all__ = ["process_stream", "tracks_report"]
 
 
 def process_stream(
-    seg,
-    source,
+    seg: Segmenter,
+    source: int | str | Path | Iterable[np.ndarray],
     *,
     task: str,
     out_video: Path | None,
@@ -52,14 +58,14 @@ def process_stream(
             if out_video is not None:
                 drawn = (
                     draw_tracks(frame, result, seg.class_names)
-                    if task == "track"
+                    if isinstance(result, TrackResult)  # task "track"
                     else draw_panoptic(frame, result)
                 )
                 if writer is None:
                     out_video.parent.mkdir(parents=True, exist_ok=True)
                     h, w = drawn.shape[:2]
                     writer = cv2.VideoWriter(
-                        str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
+                        str(out_video), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h)
                     )
                 writer.write(np.ascontiguousarray(drawn))
             n += 1
@@ -72,7 +78,7 @@ def process_stream(
     return times, n, time.perf_counter() - t_start
 
 
-def _is_shipped(seg) -> bool:
+def _is_shipped(seg: Segmenter) -> bool:
     from ..assets import models_dir
     from ..errors import RapsamEdgeError
 
@@ -82,7 +88,7 @@ def _is_shipped(seg) -> bool:
         return False
 
 
-def tracks_report(seg) -> tuple[int, str]:
+def tracks_report(seg: Segmenter) -> tuple[int, str]:
     """How many tracks the Segmenter's last stream started, as a number and one line for
     people; when none, the line says why.
 

@@ -50,11 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _progress(quiet: bool):
     bars: dict = {}
     if quiet:
-        return lambda task, done, total: None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return lambda task, done, total: print(f"\r{task} {done}/{total}", end="", file=sys.stderr)
+        return lambda _task, _done, _total: None
+    from tqdm import tqdm  # a required dependency
 
     def update(task: str, done: int, total: int) -> None:
         bar = bars.get(task) or bars.setdefault(task, tqdm(total=total, desc=task, unit="it"))

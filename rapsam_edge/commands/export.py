@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--input-size",
         type=int,
         default=None,
-        help="default long side of the network input (default: the model's)",
+        help="default long side of the network input (default: the size the run was trained "
+        "at, train_config.json's image_size; without one, config.json's input_size)",
     )
     parser.add_argument(
         "--opset", type=int, default=None, help="ONNX opset (default 17; 19 for DeformConv)"
@@ -100,6 +101,7 @@ def load_classes(spec: str | None, weights: str | Path | None = None) -> list[di
 
 def run(args: argparse.Namespace) -> int:
     from ..deploy.bundle_writer import export_bundle
+    from ..deploy.training_run import export_input_size
     from ..model.io import load_model
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         name=args.name or args.out.name,
         classes=load_classes(args.classes, args.weights),
         provenance=provenance,
-        input_size=args.input_size,
+        input_size=export_input_size(args.weights, args.input_size),
         formats=tuple(args.formats),
         opset=args.opset,
         simplifier=args.simplifier,

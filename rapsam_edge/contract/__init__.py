@@ -3,7 +3,8 @@ what it says, the runtime reads it.
 
 * ``graphs``: graph names, file formats, each graph's I/O tensors by role.
 * ``manifest``: the ONE ``Manifest`` type (written by export, validated by the runtime;
-  ``_manifest_parse`` holds the field-by-field validation).
+  ``_manifest_parse`` holds the field-by-field validation, ``_manifest_types`` the parts
+  both build).
 * ``shared`` (``contract.json``): the defaults and names the C++ side shares (thresholds,
   tracker, graph roles, thread limit, environment variables, shipped bundles).
 * ``threads``: the one RAPSAM_EDGE_THREADS rule; ``version``: the package version.

@@ -11,20 +11,19 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import ManifestError
-from .graphs import DTYPES, GRAPH_FORMATS, GRAPH_IO, GRAPH_NAMES, PRECISIONS
-from .manifest import (
+from ._manifest_types import (
     FORMAT_NAME,
     SUPPORTED_VERSIONS,
     ClassEntry,
     GraphInfo,
     InputSpec,
-    Manifest,
     TensorSpec,
-    _frozen,
+    frozen_mapping,
 )
+from .graphs import DTYPES, GRAPH_FORMATS, GRAPH_IO, GRAPH_NAMES, PRECISIONS
 from .postprocess import PostprocessDefaults
 
-__all__ = ["parse"]
+__all__ = ["parse_fields"]
 
 
 def _get(d: Mapping[str, Any], key: str, where: str) -> Any:
@@ -267,8 +266,9 @@ def _files_and_graphs(
     return files, graphs
 
 
-def parse(manifest: Any) -> Manifest:
-    """Validate a manifest object (as parsed from JSON) field by field.
+def parse_fields(manifest: Any) -> dict[str, Any]:
+    """Validate a manifest object (as parsed from JSON) field by field; returns the
+    ``Manifest`` constructor's keyword arguments (``Manifest.from_dict`` builds it).
 
     Raises:
       ManifestError: the first invalid field, named in the message.
@@ -309,7 +309,7 @@ def parse(manifest: Any) -> Manifest:
 
     num_queries = _int(manifest, "num_queries", w, minimum=1)
     _check_decoder_dims(graphs, num_queries, len(classes), w)
-    return Manifest(
+    return dict(
         format_version=version,
         name=_str(manifest, "name", w),
         variant=_str(manifest, "variant", w),
@@ -324,7 +324,7 @@ def parse(manifest: Any) -> Manifest:
             prompt_threshold=_float(pp, "prompt_threshold", f"{w}.postprocess"),
         ),
         weights=weights,
-        export=_frozen(_dict(manifest, "export", w, optional=True)),
+        export=frozen_mapping(_dict(manifest, "export", w, optional=True)),
         files=MappingProxyType(files),
-        provenance=_frozen(_dict(manifest, "provenance", w, optional=True)),
+        provenance=frozen_mapping(_dict(manifest, "provenance", w, optional=True)),
     )

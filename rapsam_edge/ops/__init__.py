@@ -7,6 +7,10 @@ results. The functions here are stable dispatchers to the implementation in use,
 once, in Python (``_checks``), for both: the core is handed arrays that are already valid
 (``impl("cpp")`` is the compiled core behind those checks).
 
+Internal: ``kernel(name)`` is the raw kernel of the implementation in use, behind no checks,
+for the package's own pipeline (the Segmenter), which validates its arrays once on their way
+in and would otherwise pay each op's checks (and NaN/inf scan) a second time.
+
 ``RAPSAM_EDGE_OPS`` (read at import) picks the implementation:
 
 - ``auto`` (default): the compiled core; when it is missing or fails to load (import error,
@@ -36,7 +40,7 @@ from ..contract.threads import parse_threads, usable_cores
 from ..contract.version import package_version
 from ..errors import ConfigError, CoreFallbackWarning, CoreUnavailableError
 from . import _checks, _numpy, _tracker
-from ._checks import SEGMENT_DTYPE, check_int
+from ._checks import MAX_SIDE, SEGMENT_DTYPE, check_int
 
 OP_NAMES = (
     "letterbox",
@@ -52,8 +56,10 @@ ENV_VAR = OPS_ENV_VAR
 _PACKAGE_VERSION = package_version()
 _CHOICES = ("auto", "cpp", "numpy")
 
+# the public names, OP_NAMES among them (tests/test_ops_dispatch.py checks the two agree)
 __all__ = [
     "ENV_VAR",
+    "MAX_SIDE",
     "MAX_THREADS",
     "OP_NAMES",
     "SEGMENT_DTYPE",
@@ -64,11 +70,18 @@ __all__ = [
     "impl",
     "implementation",
     "info",
+    "letterbox",
+    "linear_assignment",
     "make_tracker",
+    "masks_to_boxes",
     "num_threads",
+    "overlay",
+    "panoptic_fuse",
+    "prompt_masks",
+    "rle_decode",
+    "rle_encode",
     "set_num_threads",
     "use",
-    *OP_NAMES,
 ]
 
 _log = logging.getLogger(__name__)
@@ -91,7 +104,7 @@ def _load_core() -> tuple[ModuleType | None, Exception | None]:
     """(the compiled core, None), or (None, why it cannot be used)."""
     try:
         from .. import _core
-    except Exception as exc:  # ImportError, a broken build, anything raised at its import
+    except Exception as exc:  # noqa: BLE001 - a broken build can raise anything at import; kept as the reason
         if isinstance(exc.__cause__, ConfigError):  # its own RAPSAM_EDGE_THREADS check
             raise exc.__cause__ from None
         return None, exc
@@ -140,6 +153,7 @@ def _unavailable(context: str) -> CoreUnavailableError:
 
 # ---------------------------------------------------------------- dispatch
 _table: dict[str, Callable[..., Any]] = {}  # op name -> implementation in use
+_kernels: dict[str, Callable[..., Any]] = {}  # op name -> its unchecked kernel in use
 _active = "numpy"
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -211,7 +225,7 @@ def use(name: str) -> None:
     """Dispatch every op to ``name``: "cpp", "numpy" or "auto" (the core when it loaded, else
     the numpy twins with the fallback warning). "cpp" without a core raises
     CoreUnavailableError chained to the original error; an unknown name raises ConfigError."""
-    global _active, _table
+    global _active, _table, _kernels
     choice = name.strip().lower() if isinstance(name, str) else name
     if choice not in _CHOICES:
         raise ConfigError(f"unknown ops implementation {name!r}; choose cpp, numpy or auto")
@@ -222,10 +236,33 @@ def use(name: str) -> None:
     if choice == "cpp" and _CORE is None:
         raise _unavailable('use("cpp")') from _CORE_ERROR
     ops = _COMPILED if choice == "cpp" else _numpy
+    if choice == "cpp" and _CORE is not None:
+        _kernels = {op: getattr(_CORE, op) for op in OP_NAMES}
+    else:
+        _kernels = {op: getattr(_numpy, f"_{op}") for op in OP_NAMES}
     _table = {op: getattr(ops, op) for op in OP_NAMES}  # one atomic switch
     _active = choice
     # the NaN / inf scan of the checks: the core's threaded one when the core is in use
     _checks.use_finite_scan(_CORE.all_finite if choice == "cpp" and _CORE is not None else None)
+
+
+def kernel(name: str) -> Callable[..., Any]:
+    """Internal, for the package's own pipeline: op ``name``'s kernel in the implementation
+    in use (the compiled core's function or the numpy twin's ``_numpy._<name>``), which does
+    NOT check its arguments. A caller that already validated its arrays calls it so that
+    they are not checked (and scanned for NaN / inf) a second time.
+
+    The kernel takes every argument positionally (no defaults), normalised as
+    ``_checks.<name>_args`` returns them: arrays of the op's dtype, C-contiguous and
+    aligned, pairs as tuples (``letterbox``'s ``size`` as an ``(h, w)`` tuple), scalars as
+    Python numbers, float logits already free of NaN and infinity (``all_finite``). Anything
+    else is undefined behaviour of the numpy twin or a short InputError of the core's
+    memory-safety guards; users call the checked ops (``rapsam_edge.ops.<name>``).
+
+    Raises:
+      KeyError: ``name`` is not in ``OP_NAMES``.
+    """
+    return _kernels[name]
 
 
 def all_finite(a: Any) -> bool:

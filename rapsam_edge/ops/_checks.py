@@ -48,7 +48,7 @@ def checked(check: Callable[_P, tuple[Any, ...]], kernel: Callable[..., _R]) -> 
 
     op.__name__ = op.__qualname__ = check.__name__.removesuffix("_args")
     op.__signature__ = inspect.signature(check)  # type: ignore[attr-defined]
-    del op.__wrapped__  # type: ignore[attr-defined]  # the signature is check's
+    del op.__wrapped__  # the signature is check's
     return op
 
 

@@ -35,14 +35,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 class _Track:
-    __slots__ = ("class_scores", "embedding", "hits", "last_score", "missed", "track_id")
+    __slots__ = ("class_scores", "embedding", "hits", "missed", "track_id")
 
     def __init__(self, track_id: int) -> None:
         self.track_id = track_id
         self.embedding = np.zeros(0)
         self.class_scores: dict[int, float] = {}  # insertion order, as the C++ twin
         self.hits = self.missed = 0
-        self.last_score = 0.0
 
     @property
     def class_id(self) -> int:
@@ -55,7 +54,6 @@ class _Track:
         self.class_scores[cls] = self.class_scores.get(cls, 0.0) + score
         self.hits += 1
         self.missed = 0
-        self.last_score = score
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,7 +62,6 @@ class _Track:
             "class_scores": dict(self.class_scores),
             "hits": self.hits,
             "missed": self.missed,
-            "last_score": self.last_score,
         }
 
 

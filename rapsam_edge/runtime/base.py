@@ -204,7 +204,7 @@ class Backend:
         for _ in range(runs):
             self.run(feeds)
 
-    def settle(self, timeout: float | None = None) -> bool:
+    def settle(self, timeout: float | None = None) -> bool:  # noqa: ARG002 - interface; nothing runs in background here
         """Wait for work the backend does in the background (OpenVINO's static compiles of
         repeated shapes); True when none is left. Timing code calls it after warm-up."""
         return True
@@ -227,7 +227,7 @@ class Backend:
         """``"<registry name> <library> <version>"``, or why it is unavailable."""
         try:
             return f"{cls.name} {cls.library_version()}"
-        except Exception as e:  # a missing library has no version
+        except Exception as e:  # noqa: BLE001 - a missing or broken library: reported, not raised
             return f"{cls.name} (unavailable: {type(e).__name__}: {e})"
 
     def __repr__(self) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..contract.postprocess import POINT_BOX_HALF
 from ..errors import InputError
+from ..ops import MAX_SIDE
 from .results import ImageEmbedding, PreparedFrame
 
 __all__ = ["MAX_FRAME_PIXELS", "as_coords", "as_frame", "check_embedding", "prompt_boxes"]
@@ -22,11 +23,13 @@ MAX_FRAME_PIXELS = 8192 * 8192
 
 
 def as_frame(frame: Any) -> np.ndarray:
-    """The frame rule of ``Segmenter.prepare`` (see its docstring): H x W x 3 uint8 out.
+    """The frame rule of ``Segmenter.prepare`` (see its docstring), the frame's one check:
+    out comes a C-contiguous H x W x 3 uint8 array with 1 <= H, W <= ``ops.MAX_SIDE`` and
+    H * W <= ``MAX_FRAME_PIXELS``, everything ``ops.kernel("letterbox")`` needs.
 
     Raises:
       InputError: not a numpy array, not uint8, empty, not H x W x 3 (or grey), larger
-        than ``MAX_FRAME_PIXELS``.
+        than ``MAX_FRAME_PIXELS`` or a side over ``ops.MAX_SIDE``.
     """
     if not isinstance(frame, np.ndarray):
         raise InputError(
@@ -51,7 +54,9 @@ def as_frame(frame: Any) -> np.ndarray:
             f"frame of {h} x {w} = {h * w} pixels is larger than MAX_FRAME_PIXELS "
             f"({MAX_FRAME_PIXELS}); resize it first"
         )
-    return frame
+    if max(h, w) > MAX_SIDE:
+        raise InputError(f"frame sides must be <= {MAX_SIDE}, got {h} x {w}; resize it first")
+    return np.ascontiguousarray(frame)  # uint8: always aligned
 
 
 def as_coords(name: str, value: Any, width: int) -> np.ndarray:

@@ -34,10 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def _providers_available() -> list[str]:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return []
+    import onnxruntime as ort  # a required dependency
+
     return list(ort.get_available_providers())
 
 
@@ -50,11 +48,7 @@ class OrtBackend(Backend):
     PROVIDERS: tuple[str, ...] = ("CPUExecutionProvider",)
 
     @classmethod
-    def unavailable_reason(cls, device: str | None = None) -> str | None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return "onnxruntime is not installed"
+    def unavailable_reason(cls, device: str | None = None) -> str | None:  # noqa: ARG003 - Backend interface: CPU needs no device
         if cls.PROVIDERS[0] not in _providers_available():
             return f"onnxruntime has no {cls.PROVIDERS[0]} (installed providers: {_providers_available()})"
         return None

@@ -147,7 +147,7 @@ def unavailable_reason(
             return f"the bundle has no {entry.bundle_format} file for {graph}"
     try:
         return cls.unavailable_reason(device)
-    except Exception as e:  # a broken driver stack must not break auto-selection
+    except Exception as e:  # noqa: BLE001 - a broken driver stack is reported, not fatal
         return f"probe failed: {type(e).__name__}: {e}"
 
 

@@ -109,6 +109,7 @@ class PromptResult:
         if len(self.masks) == 0:
             return []
         rles = ops.rle_encode(np.ascontiguousarray(self.masks))
+        assert isinstance(rles, list)  # a mask stack in, one RLE per mask out
         return [{"size": r["size"], "counts": r["counts"].decode("ascii")} for r in rles]
 
 
@@ -159,6 +160,7 @@ class YtvisRecorder:
             return
         masks = np.ascontiguousarray(result.track_map[None] == result.track_ids[:, None, None])
         rles = ops.rle_encode(masks)
+        assert isinstance(rles, list)  # a mask stack in, one RLE per mask out
         for tid, cls, score, rle in zip(
             ids, result.track_classes.tolist(), result.track_scores.tolist(), rles
         ):

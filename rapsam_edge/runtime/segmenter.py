@@ -38,7 +38,8 @@ from .. import ops
 from ..bundle import Bundle
 from ..contract.graphs import GRAPH_NAMES
 from ..contract.postprocess import SATURATED_LOGIT
-from ..errors import BackendError, InputError, ManifestError
+from ..contract.shared import STABILITY_OFFSET
+from ..errors import BackendError, ManifestError
 from .base import Backend
 from .inputs import as_frame, check_embedding, prompt_boxes
 from .options import MAX_PROMPTS, SegmenterOptions, load_segmenter_bundle
@@ -61,29 +62,21 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def _saturated(a: np.ndarray, where: str) -> np.ndarray:
-    """``a`` with +/-inf replaced by +/-``SATURATED_LOGIT`` (a definite decision).
+def _finite_logits(a: np.ndarray, where: str) -> np.ndarray:
+    """``a`` as C-contiguous float32, scanned once for NaN / infinity (``ops.all_finite``,
+    the compiled core's threaded scan): +/-inf becomes +/-``SATURATED_LOGIT`` (a definite
+    decision), so the post-processing kernels run on finite logits without a scan of their
+    own.
 
     Raises:
-      BackendError: ``a`` holds NaN.
+      BackendError: ``a`` holds NaN (named by ``where``).
     """
-    if np.isfinite(a).all():
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if ops.all_finite(a):
         return a
     if np.isnan(a).any():
         raise BackendError(f"{where} holds NaN (a numerically broken graph, e.g. FP16 overflow)")
     return np.clip(a, -SATURATED_LOGIT, SATURATED_LOGIT)
-
-
-def _postprocess(op: Any, logits: Sequence[tuple[np.ndarray, str]], *args: Any) -> Any:
-    """``op(*logits, *args)`` on C-contiguous float32 logits. The ops already reject
-    non-finite values (one scan, in the C++ core); only then are +/-inf saturated and the op
-    called again, so finite frames pay no second scan; NaN is a ``BackendError`` naming the
-    tensor, any other bad input the op's own ``InputError``."""
-    arrays = [np.ascontiguousarray(a, dtype=np.float32) for a, _ in logits]
-    try:
-        return op(*arrays, *args)
-    except InputError:
-        return op(*(_saturated(a, where) for a, (_, where) in zip(arrays, logits)), *args)
 
 
 def _encoder_id(bundle: Bundle) -> str:
@@ -219,13 +212,13 @@ class Segmenter:
           The table of cases is docs/bad_input.md.
         """
         t0 = time.perf_counter()
-        frame = as_frame(frame)
+        frame = as_frame(frame)  # the frame's one check: the kernel then runs unchecked
         order = color_order or self.color_order
-        image, scale, valid_hw = ops.letterbox(
-            np.ascontiguousarray(frame),
-            self.input_size,
-            self.bundle.input.pad_divisor,
-            self.bundle.input.pad_value,
+        image, scale, valid_hw = ops.kernel("letterbox")(
+            frame,
+            (self.input_size, self.input_size),
+            int(self.bundle.input.pad_divisor),
+            int(self.bundle.input.pad_value),
             order != self.bundle.input.color_order,
         )
         valid = (int(valid_hw[0]), int(valid_hw[1]))
@@ -250,17 +243,14 @@ class Segmenter:
         out = self.graphs["panoptic_decoder"].run_roles({"feats": feats}, check=False)
         timings["decoder"] = _ms(t0)
         t0 = time.perf_counter()
-        label_map, segments = _postprocess(
-            ops.panoptic_fuse,
-            [
-                (out["cls_logits"][0], "panoptic_decoder cls_logits"),
-                (out["mask_logits"][0], "panoptic_decoder mask_logits"),
-            ],
+        label_map, segments = ops.kernel("panoptic_fuse")(
+            _finite_logits(out["cls_logits"][0], "panoptic_decoder cls_logits"),
+            _finite_logits(out["mask_logits"][0], "panoptic_decoder mask_logits"),
             self._valid_cells(prepared),
             prepared.frame_hw,
             self.is_thing,
-            self.postprocess.score_threshold,
-            self.postprocess.overlap_threshold,
+            float(self.postprocess.score_threshold),
+            float(self.postprocess.overlap_threshold),
         )
         embed = out["query_embed"][0][segments["query"]]
         timings["postprocess"] = _ms(t0)
@@ -339,12 +329,12 @@ class Segmenter:
         out = self.graphs["prompt_decoder"].run_roles({"feats": embedding.feats, "boxes": boxes_in})
         timings = {"decoder": _ms(t0)}
         t0 = time.perf_counter()
-        masks, stability = _postprocess(
-            ops.prompt_masks,
-            [(out["mask_logits"][0], "prompt_decoder mask_logits")],
+        masks, stability = ops.kernel("prompt_masks")(
+            _finite_logits(out["mask_logits"][0], "prompt_decoder mask_logits"),
             self._valid_cells(prepared),
             prepared.frame_hw,
-            self.postprocess.prompt_threshold,
+            float(self.postprocess.prompt_threshold),
+            STABILITY_OFFSET,
         )
         timings["postprocess"] = _ms(t0)
         return PromptResult(masks, np.asarray(out["iou"][0], dtype=np.float32), stability, timings)

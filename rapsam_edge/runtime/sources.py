@@ -107,7 +107,7 @@ def prefetch(
                     break
                 read_ms = (time.perf_counter() - t0) * 1e3
                 q.put((frame, prepare(frame), read_ms))
-        except BaseException as exc:  # surfaced in the consumer
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
             q.put(exc)
         finally:
             q.put(done)

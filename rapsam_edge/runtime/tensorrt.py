@@ -177,7 +177,7 @@ class TensorRTBackend(Backend):
             return "cuda-python is not installed"
         try:
             err, count = cudart.cudaGetDeviceCount()
-        except Exception as e:  # driver library missing
+        except Exception as e:  # noqa: BLE001 - a missing / broken driver library, reported
             return f"CUDA runtime unusable: {e}"
         if int(err) != 0 or count == 0:
             return "no CUDA device"
@@ -373,7 +373,7 @@ class TensorRTBackend(Backend):
     def __del__(self) -> None:
         try:
             self._close()
-        except Exception:
+        except Exception:  # noqa: BLE001 - __del__ must not raise (shutdown may have torn CUDA down)
             pass
 
     def describe(self) -> dict[str, Any]:

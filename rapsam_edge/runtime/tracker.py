@@ -48,7 +48,6 @@ class Track:
     class_scores: dict[int, float] = field(default_factory=dict)
     hits: int = 0
     missed: int = 0
-    last_score: float = 0.0
 
     @property
     def class_id(self) -> int:
