@@ -42,7 +42,8 @@ torch-free) and every name they give is looked up:
     `none` as None.
 (e) signatures. A code span written as a signature, `name(p1, p2=v, ...)`, of an op
     (`rapsam_edge/ops/_numpy.py`: `X = checked(X_args, ...)`, so the signature of `X_args` in
-    `rapsam_edge/ops/_checks.py`) or a public name of the package (`Segmenter`) names only
+    `rapsam_edge/ops/_checks.py`), another function of `rapsam_edge/ops/__init__.py`
+    (`make_tracker`) or a public name of the package (`Segmenter`) names only
     its parameters, in their order, with the code's defaults where those are literals or
     names of the contract (`SCORE_THRESHOLD`: its value in `contract.json`).
 (f) sections. `docs/x.md`, "Title" points to a heading of that file that starts with Title.
@@ -692,9 +693,9 @@ def test_the_rules_catch_what_they_should(tmp_path, text, expected):
 
 # --- (e) signatures --------------------------------------------------------------------------
 #: where the documented call signatures are defined: the ops' numpy twins (the public ops are
-#: wrappers of them; each twin has its `X_args` check's signature) and the package's public
-#: names (`Segmenter`)
-SIGNATURE_MODULES = (PKG / "ops" / "_numpy.py", PKG / "__init__.py")
+#: wrappers of them; each twin has its `X_args` check's signature), the rest of the ops
+#: module (`make_tracker`, `set_num_threads`) and the package's public names (`Segmenter`)
+SIGNATURE_MODULES = (PKG / "ops" / "_numpy.py", PKG / "ops" / "__init__.py", PKG / "__init__.py")
 
 
 def _definition(module: Path, name: str, depth: int = 0) -> ast.AST | None:
@@ -808,6 +809,8 @@ def test_every_signature_the_docs_write_is_the_codes():
         ("overlay(image, labels, alpha=0.4)", 1),  # an op made by checked(overlay_args, ...)
         ("panoptic_fuse(cls_logits, ..., score_threshold=0.8)", 0),  # a contract default
         ("panoptic_fuse(cls_logits, ..., overlap_threshold=0.5)", 1),
+        ("make_tracker(match_threshold, ..., momentum)", 0),  # the ops module's own functions
+        ("make_tracker(momentum, max_missed)", 1),
         ('Segmenter("edge-s-synthetic-ov-int8", "openvino")', 0),  # a call, not a signature
     ],
 )
