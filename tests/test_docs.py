@@ -9,7 +9,8 @@ torch-free) and every name they give is looked up:
     repository), or when it ends in a source-file suffix and its first component is a folder
     directly under `rapsam_edge/` (`runtime/base.py`, read as `rapsam_edge/runtime/base.py`).
     Any other token (`demo_out/`, `runs/x`, `data/synthetic`, `build/`, `/opt/...`) is an
-    output or a user's path and is not checked. A token with no "/" and a source-file suffix
+    output or a user's path and is not checked, nor is the value of `--out` (what the
+    command will write, `--out benchmarks/results/x`). A token with no "/" and a source-file suffix
     (.py .pyi .cpp .hpp .h .cmake) must be the name of some file of the repository.
     Placeholders are skipped: a token with `<`, `>`, `*`, `$`, `...` or `://`, or with a
     component written in capitals (`RUN`, `BUNDLE`, `F.png`) that no repository file or folder
@@ -211,11 +212,17 @@ def _expand_braces(token: str) -> list[str]:
     ]
 
 
+#: flags whose value names what a command will write, so it need not exist yet
+OUTPUT_FLAGS = {"--out"}
+
+
 def _path_tokens(code: Code) -> list[str]:
     tokens = []
+    previous = ""
     for raw in re.split(r"[\s=]+", code.text):
         tok = raw.strip("`'\",;:()[]").rstrip(".")
-        if not tok or tok.startswith("-") or _is_placeholder(tok):
+        after_output_flag, previous = previous in OUTPUT_FLAGS, tok
+        if not tok or tok.startswith("-") or _is_placeholder(tok) or after_output_flag:
             continue
         if "/" in tok or Path(tok).suffix in SOURCE_SUFFIXES:
             tokens.append(tok)
@@ -668,6 +675,8 @@ def test_every_default_the_docs_state_is_the_parsers():
     [
         ("see `runtime/nowhere.py`", 1),  # (a) a missing module path
         ("see `DIR/coco` and `demo_out/x.png` and `runs/RUN`", 0),  # placeholders, outputs
+        ("`rapsam-edge benchmark --out benchmarks/results/new`", 0),  # what --out will write
+        ("`rapsam-edge benchmark --bundle models/nowhere --out x`", 1),  # an input must exist
         ("`rapsam_edge.runtime.segmenter.NoSuchThing`", 1),  # (b)
         ("`rapsam-edge demo --no-such-flag`", 1),  # (c)
         ("`rapsam-edge no-such-verb`", 1),
