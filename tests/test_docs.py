@@ -1,6 +1,7 @@
 """The docs name only what exists. README.md, docs/*.md and models/*/PROVENANCE.md are read as
 text (nothing is imported but the command modules of `rapsam_edge.cli.COMMANDS`, which are
-torch-free) and every name they give is looked up:
+torch-free, and `rapsam_edge.contract.shared` for the contract's values) and every name they
+give is looked up:
 
 (a) paths. Every whitespace-separated token of a code span (`...`), a code block (fenced or
     indented) or a link target that contains a "/" names a repository path, which must exist,
