@@ -1,6 +1,7 @@
 """The docs name only what exists. README.md, docs/*.md and models/*/PROVENANCE.md are read as
 text (nothing is imported but the command modules of `rapsam_edge.cli.COMMANDS`, which are
-torch-free) and every name they give is looked up:
+torch-free, and `rapsam_edge.contract.shared` for the contract's values) and every name they
+give is looked up:
 
 (a) paths. Every whitespace-separated token of a code span (`...`), a code block (fenced or
     indented) or a link target that contains a "/" names a repository path, which must exist,
@@ -9,7 +10,8 @@ torch-free) and every name they give is looked up:
     repository), or when it ends in a source-file suffix and its first component is a folder
     directly under `rapsam_edge/` (`runtime/base.py`, read as `rapsam_edge/runtime/base.py`).
     Any other token (`demo_out/`, `runs/x`, `data/synthetic`, `build/`, `/opt/...`) is an
-    output or a user's path and is not checked. A token with no "/" and a source-file suffix
+    output or a user's path and is not checked, nor is the value of `--out` (what the
+    command will write, `--out benchmarks/results/x`). A token with no "/" and a source-file suffix
     (.py .pyi .cpp .hpp .h .cmake) must be the name of some file of the repository.
     Placeholders are skipped: a token with `<`, `>`, `*`, `$`, `...` or `://`, or with a
     component written in capitals (`RUN`, `BUNDLE`, `F.png`) that no repository file or folder
@@ -41,8 +43,11 @@ torch-free) and every name they give is looked up:
     "(default X)" (flags generated from a config dataclass), X. Numbers compare as numbers,
     `none` as None.
 (e) signatures. A code span written as a signature, `name(p1, p2=v, ...)`, of an op
-    (`rapsam_edge/ops/_numpy.py`) or a public name of the package (`Segmenter`) names only
-    its parameters, in their order, with the code's defaults where those are literals.
+    (`rapsam_edge/ops/_numpy.py`: `X = checked(X_args, ...)`, so the signature of `X_args` in
+    `rapsam_edge/ops/_checks.py`), another function of `rapsam_edge/ops/__init__.py`
+    (`make_tracker`) or a public name of the package (`Segmenter`) names only
+    its parameters, in their order, with the code's defaults where those are literals or
+    names of the contract (`SCORE_THRESHOLD`: its value in `contract.json`).
 (f) sections. `docs/x.md`, "Title" points to a heading of that file that starts with Title.
 
 A failure names the document, the line, the name and what is wrong with it, so a renamed
@@ -63,6 +68,7 @@ from pathlib import Path
 import pytest
 
 from rapsam_edge.cli import COMMANDS
+from rapsam_edge.contract import shared as contract_shared
 
 REPO = Path(__file__).resolve().parents[1]
 PKG = REPO / "rapsam_edge"
@@ -207,11 +213,17 @@ def _expand_braces(token: str) -> list[str]:
     ]
 
 
+#: flags whose value names what a command will write, so it need not exist yet
+OUTPUT_FLAGS = {"--out"}
+
+
 def _path_tokens(code: Code) -> list[str]:
     tokens = []
+    previous = ""
     for raw in re.split(r"[\s=]+", code.text):
         tok = raw.strip("`'\",;:()[]").rstrip(".")
-        if not tok or tok.startswith("-") or _is_placeholder(tok):
+        after_output_flag, previous = previous in OUTPUT_FLAGS, tok
+        if not tok or tok.startswith("-") or _is_placeholder(tok) or after_output_flag:
             continue
         if "/" in tok or Path(tok).suffix in SOURCE_SUFFIXES:
             tokens.append(tok)
@@ -664,6 +676,8 @@ def test_every_default_the_docs_state_is_the_parsers():
     [
         ("see `runtime/nowhere.py`", 1),  # (a) a missing module path
         ("see `DIR/coco` and `demo_out/x.png` and `runs/RUN`", 0),  # placeholders, outputs
+        ("`rapsam-edge benchmark --out benchmarks/results/new`", 0),  # what --out will write
+        ("`rapsam-edge benchmark --bundle models/nowhere --out x`", 1),  # an input must exist
         ("`rapsam_edge.runtime.segmenter.NoSuchThing`", 1),  # (b)
         ("`rapsam-edge demo --no-such-flag`", 1),  # (c)
         ("`rapsam-edge no-such-verb`", 1),
@@ -689,15 +703,27 @@ def test_the_rules_catch_what_they_should(tmp_path, text, expected):
 
 # --- (e) signatures --------------------------------------------------------------------------
 #: where the documented call signatures are defined: the ops' numpy twins (the public ops are
-#: wrappers of them) and the package's public names (`Segmenter`)
-SIGNATURE_MODULES = (PKG / "ops" / "_numpy.py", PKG / "__init__.py")
+#: wrappers of them; each twin has its `X_args` check's signature), the rest of the ops
+#: module (`make_tracker`, `set_num_threads`) and the package's public names (`Segmenter`)
+SIGNATURE_MODULES = (PKG / "ops" / "_numpy.py", PKG / "ops" / "__init__.py", PKG / "__init__.py")
 
 
 def _definition(module: Path, name: str, depth: int = 0) -> ast.AST | None:
-    """The def or class `name` of `module`, following `from x import name` inside the package."""
+    """The def or class `name` of `module`, following `from x import name` inside the package
+    and an op made by `name = checked(name_args, kernel)` (`ops/_checks.py`) to `name_args`,
+    whose signature the op has."""
     for node in _top_statements(_tree(module).body):
         if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name:
             return node
+        if (
+            name in _assigned_names(node)
+            and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", "") == "checked"
+            and node.value.args
+            and isinstance(node.value.args[0], ast.Name)
+            and depth < 8
+        ):
+            return _definition(module, node.value.args[0].id, depth + 1)
         if isinstance(node, ast.ImportFrom) and depth < 8:
             for alias in node.names:
                 if (alias.asname or alias.name) == name:
@@ -724,11 +750,21 @@ def _signature(node: ast.AST) -> list[tuple[str, ast.expr | None]]:
 CALL = re.compile(r"([A-Za-z_]\w*)\((.*)\)")
 
 
+def _literal_default(default: ast.expr | None) -> tuple[bool, object]:
+    """(known, value) of a parameter default: a literal, or a name of the contract
+    (`SCORE_THRESHOLD`, from `rapsam_edge/contract/contract.json`)."""
+    if isinstance(default, ast.Constant):
+        return True, default.value
+    if isinstance(default, ast.Name) and default.id in contract_shared.__all__:
+        return True, getattr(contract_shared, default.id)
+    return False, None
+
+
 def _signature_problems(code: Code) -> list[str]:
     """A span written as a signature, `name(p1, p2=v, ...)` (every part a parameter name,
     `name=default`, `*` or `...`, and at least one bare name or `...`), of a callable of
     SIGNATURE_MODULES: its parameters exist, in this order, and each default written is the
-    code's where the code's is a literal."""
+    code's where the code's is a literal or a contract name."""
     m = CALL.fullmatch(code.text.strip())
     if code.block or not m:
         return []
@@ -754,15 +790,15 @@ def _signature_problems(code: Code) -> list[str]:
         if index < last:
             problems.append(f"{m.group(1)}: {name} comes before the parameters written ahead of it")
         last = index
-        default = params[index][1]
-        if value and isinstance(default, ast.Constant):
+        known, code_default = _literal_default(params[index][1])
+        if value and known:
             try:
                 written = ast.literal_eval(value.strip())
             except (ValueError, SyntaxError):
                 written = value.strip()
-            if written != default.value:
+            if written != code_default:
                 problems.append(
-                    f"{m.group(1)}: {name} defaults to {default.value!r}, the docs say {value}"
+                    f"{m.group(1)}: {name} defaults to {code_default!r}, the docs say {value}"
                 )
     return problems
 
@@ -780,6 +816,11 @@ def test_every_signature_the_docs_write_is_the_codes():
         ("letterbox(size, image)", 1),  # the wrong order
         ("Segmenter(bundle=None, colour_order='RGB', ...)", 1),  # no such parameter
         ("overlay(image, labels, alpha=0.5, boundary=True)", 0),
+        ("overlay(image, labels, alpha=0.4)", 1),  # an op made by checked(overlay_args, ...)
+        ("panoptic_fuse(cls_logits, ..., score_threshold=0.8)", 0),  # a contract default
+        ("panoptic_fuse(cls_logits, ..., overlap_threshold=0.5)", 1),
+        ("make_tracker(match_threshold, ..., momentum)", 0),  # the ops module's own functions
+        ("make_tracker(momentum, max_missed)", 1),
         ('Segmenter("edge-s-synthetic-ov-int8", "openvino")', 0),  # a call, not a signature
     ],
 )
