@@ -5,7 +5,7 @@ environment variable names and shipped bundle names are needed by the Python SDK
 core (``csrc/``) and the C++ runtime (``csrc/runtime``), and the C++ builds (plain, aarch64
 cross, the runtime's CMake package) must not need Python. JSON is read by Python's standard
 library here and by CMake's ``string(JSON ...)`` at configure time, which writes
-``contract.hpp`` (``cmake/contract.cmake``); the same file also lists the bundles CMake
+``rapsam_contract.hpp`` (``cmake/contract.cmake``); the same file also lists the bundles CMake
 installs with the wheel. A Python module generating a header, or a header parsed by Python,
 would each make one language depend on the other's toolchain.
 
