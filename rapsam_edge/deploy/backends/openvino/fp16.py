@@ -135,15 +135,21 @@ def cpu_capabilities() -> tuple[str, ...]:
     except MissingDependencyError:
         return ()
     core = ov.Core()
-    if "CPU" not in core.available_devices:
-        return ()
     try:
         return tuple(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    except Exception as e:  # OpenVINO raises its own RuntimeError subclasses
-        raise BackendError(
-            f"OpenVINO's CPU plugin cannot report OPTIMIZATION_CAPABILITIES: {e}",
-            hint="`rapsam-edge info` shows the OpenVINO install; reinstall openvino",
-        ) from e
+    except RuntimeError as e:  # OpenVINO raises its own RuntimeError subclasses
+        error = e
+    try:
+        has_cpu = "CPU" in core.available_devices
+    except (RuntimeError, AttributeError):  # a Core that cannot list its devices is broken too
+        has_cpu = True
+    if not has_cpu:
+        return ()
+    raise BackendError(
+        f"OpenVINO's CPU plugin cannot report OPTIMIZATION_CAPABILITIES: {error}",
+        hint="python -c 'import openvino as ov; print(ov.Core().available_devices)' shows what "
+        "OpenVINO sees; reinstall openvino",
+    ) from error
 
 
 def bf16_supported() -> bool:
