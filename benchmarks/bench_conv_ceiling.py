@@ -111,16 +111,25 @@ def interleaved_p50(requests: dict, feeds: dict, iters: int, warmup: int) -> dic
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--iters", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    core = ov.Core()
-    config = ov_cpu_config(args.threads)
-    rows, ceiling = [], {"fp32": 0.0, "int8": 0.0}
-    requests, feeds, gop_of = {}, {}, {}  # for the interleaved pass, keyed by row index
+class _Timed:
+    """Rows timed stand-alone, with what the interleaved pass needs, keyed by row index."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self.requests: dict = {}
+        self.feeds: dict = {}
+        self.gop_of: dict = {}
+
+    def add(self, row: dict, compiled, feed: dict, gop: float) -> None:
+        i = len(self.rows)
+        self.requests[i], self.feeds[i], self.gop_of[i] = compiled.create_infer_request(), feed, gop
+        self.rows.append(row)
+        print(row, flush=True)
+
+
+def _time_stacks(core, config, args, timed: _Timed) -> dict[str, float]:
+    """The dense 3x3 stacks in FP32 and INT8; returns the best GOP/s per precision."""
+    ceiling = {"fp32": 0.0, "int8": 0.0}
     for c, h, w in STACKS:
         for prec in ("fp32", "int8"):
             model = conv_stack(c, h, w, prec == "int8")
@@ -130,17 +139,13 @@ def main() -> None:
             gop = 2 * macs(model) / 1e9
             gops = gop / ms * 1e3
             ceiling[prec] = max(ceiling[prec], gops)
-            requests[len(rows)], feeds[len(rows)] = compiled.create_infer_request(), {"x": x}
-            gop_of[len(rows)] = gop
-            rows.append(
-                {
-                    "what": f"4 x conv3x3 {c}ch {w}x{h}",
-                    "precision": prec,
-                    "p50_ms": ms,
-                    "gops": gops,
-                }
-            )
-            print(rows[-1], flush=True)
+            row = {"what": f"4 x conv3x3 {c}ch {w}x{h}", "precision": prec, "p50_ms": ms}
+            timed.add({**row, "gops": gops}, compiled, {"x": x}, gop)
+    return ceiling
+
+
+def _time_encoders(core, config, args, timed: _Timed, ceiling: dict[str, float]) -> None:
+    """The shipped default and real-time bundles' encoders at 640 x 480."""
     for name in (b for b in shipped_bundles() if b.startswith((DEFAULT_BUNDLE, REALTIME_BUNDLE))):
         bundle = load_bundle(name)
         graph = bundle.graphs["encoder"]
@@ -150,18 +155,20 @@ def main() -> None:
         prec = "int8" if graph.precision.startswith("int8") else "fp32"
         compiled = core.compile_model(model, "CPU", config)
         image = np.random.default_rng(2).integers(0, 256, (1, 480, 640, 3), dtype=np.uint8)
-        ms = p50_ms(compiled, {model.inputs[0].any_name: image}, args.iters, args.warmup)
+        feed = {model.inputs[0].any_name: image}
+        ms = p50_ms(compiled, feed, args.iters, args.warmup)
         gop = 2 * macs(model) / 1e9
-        requests[len(rows)] = compiled.create_infer_request()
-        feeds[len(rows)], gop_of[len(rows)] = {model.inputs[0].any_name: image}, gop
-        rows.append(
-            {
-                "what": f"encoder of {name} (640x480, {gop:.2f} GOP)",
-                **ceiling_share(prec, gop, ms, ceiling),
-            }
-        )
-        print(rows[-1], flush=True)
-    inter = interleaved_p50(requests, feeds, args.iters, args.warmup)
+        row = {
+            "what": f"encoder of {name} (640x480, {gop:.2f} GOP)",
+            **ceiling_share(prec, gop, ms, ceiling),
+        }
+        timed.add(row, compiled, feed, gop)
+
+
+def _time_interleaved(args, timed: _Timed) -> dict[str, float]:
+    """Times every row round-robin, adds the interleaved columns; returns that ceiling."""
+    rows, gop_of = timed.rows, timed.gop_of
+    inter = interleaved_p50(timed.requests, timed.feeds, args.iters, args.warmup)
     inter_ceiling = {
         prec: max(
             gop_of[i] / inter[i] * 1e3
@@ -175,6 +182,10 @@ def main() -> None:
         if "pct_of_ceiling" in r:
             share = ceiling_share(r["precision"], gop_of[i], inter[i], inter_ceiling)
             r["pct_of_interleaved_ceiling"] = share["pct_of_ceiling"]
+    return inter_ceiling
+
+
+def _table(args, rows: list[dict], ceiling: dict, inter_ceiling: dict) -> list[str]:
     lines = [
         "# Encoders vs this CPU's measured convolution ceiling",
         "",
@@ -198,11 +209,27 @@ def main() -> None:
             f"| {r['what']} | {r['precision']} | {r['p50_ms']:.2f} | {r['gops']:.0f} | {pct} | "
             f"{r['interleaved_p50_ms']:.2f} | {ipct} |"
         )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--iters", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    core = ov.Core()
+    config = ov_cpu_config(args.threads)
+    timed = _Timed()
+    ceiling = _time_stacks(core, config, args, timed)
+    _time_encoders(core, config, args, timed, ceiling)
+    inter_ceiling = _time_interleaved(args, timed)
+    lines = _table(args, timed.rows, ceiling, inter_ceiling)
     print("\n".join(lines) + "\n")
     write_results(
         "conv_ceiling",
         lines,
-        {"ceiling": ceiling, "interleaved_ceiling": inter_ceiling, "rows": rows},
+        {"ceiling": ceiling, "interleaved_ceiling": inter_ceiling, "rows": timed.rows},
     )
 
 

@@ -54,36 +54,40 @@ def projected_keys():
         PromptAdapter.forward = absorbed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--iters", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    bundle = load_bundle(default_bundle())
-    model = load_model(bundle.root).eval()
+def _frame_features(bundle, model) -> tuple[np.ndarray, tuple[int, int]]:
+    """The encoder features of one letterboxed sample-clip frame, and the padded image size."""
     frame = clip_frames(1, (480, 640), rgb=True)[0]
     image, _, _ = letterbox(frame, bundle.input.long_side, pad_divisor=bundle.input.pad_divisor)
     with torch.no_grad():
         feats = EncoderGraph(model)(torch.from_numpy(image[None])).numpy()
-    rng = np.random.default_rng(0)
-    hp, wp = image.shape[:2]
-    core = ov.Core()
-    config = ov_cpu_config(args.threads)
+    return feats, image.shape[:2]
+
+
+def _convert_both_forms(model, feats: np.ndarray) -> dict:
+    """The prompt decoder graph as OpenVINO models, absorbed (as the model runs) and projected."""
     example = (torch.from_numpy(feats), torch.zeros(1, 3, 4))
     graphs = {}
     with torch.no_grad():
         graphs["absorbed"] = ov.convert_model(PromptDecoderGraph(model), example_input=example)
         with projected_keys():
             graphs["projected"] = ov.convert_model(PromptDecoderGraph(model), example_input=example)
+    return graphs
+
+
+def _compile_all(graphs: dict, feats: np.ndarray, image_hw, config) -> tuple[dict, dict, dict]:
+    """Per prompt count: static FP32 and NNCF INT8 infer requests of both forms, their feeds,
+    and the FP32 mask logits for the check."""
     import nncf
 
-    targets, feeds, check = {}, {}, {}
+    core = ov.Core()
+    rng = np.random.default_rng(0)
+    hp, wp = image_hw
 
     def random_boxes(p: int) -> np.ndarray:
         xy = rng.uniform(0, [wp - 40, hp - 40], (1, p, 2))
         return np.concatenate([xy, xy + rng.uniform(4, 40, (1, p, 2))], -1).astype(np.float32)
 
+    targets, feeds, check = {}, {}, {}
     for p in PROMPTS:
         feeds[p] = [feats, random_boxes(p)]
         calib = [[feats, random_boxes(p)] for _ in range(8)]
@@ -95,13 +99,21 @@ def main() -> None:
             check[(form, p)] = fp32.infer(feeds[p])[0].copy()
             q = nncf.quantize(m, nncf.Dataset(calib), subset_size=len(calib))
             targets[(form, "int8", p)] = core.compile_model(q, "CPU", config).create_infer_request()
+    return targets, feeds, check
+
+
+def _interleaved_times(targets: dict, feeds: dict, iters: int, warmup: int) -> dict:
     times = {k: [] for k in targets}
-    for i in range(args.warmup + args.iters):
+    for i in range(warmup + iters):
         for (form, prec, p), req in targets.items():
             t0 = time.perf_counter()
             req.infer(feeds[p])
-            if i >= args.warmup:
+            if i >= warmup:
                 times[(form, prec, p)].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def _rows(times: dict, check: dict) -> list[dict]:
     rows = []
     for prec in ("fp32", "int8"):
         for p in PROMPTS:
@@ -119,6 +131,22 @@ def main() -> None:
                 }
             )
             print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--iters", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    bundle = load_bundle(default_bundle())
+    model = load_model(bundle.root).eval()
+    feats, image_hw = _frame_features(bundle, model)
+    config = ov_cpu_config(args.threads)
+    graphs = _convert_both_forms(model, feats)
+    targets, feeds, check = _compile_all(graphs, feats, image_hw, config)
+    rows = _rows(_interleaved_times(targets, feeds, args.iters, args.warmup), check)
     lines = [
         "# Prompt decoder: projected vs absorbed cross-attention",
         "",

@@ -66,6 +66,53 @@ def int8(model: ov.Model, frames: list[np.ndarray]) -> ov.Model:
     return nncf.quantize(model, nncf.Dataset(frames), subset_size=len(frames))
 
 
+def _design_rows(targets: dict, stacks: dict, p50: dict, ceiling: dict, alone) -> list[dict]:
+    """One row per design and precision: GOP/s and share of the ceiling(s)."""
+    rows = []
+    for (name, prec), (gop, _) in targets.items():
+        if (name, prec) in stacks:
+            continue
+        ms = p50[(name, prec)]
+        row = {"design": name, "gop": gop, **ceiling_share(prec, gop, ms, ceiling)}
+        if alone:  # the same GOP/s against bench_conv_ceiling's stand-alone ceiling
+            row["pct_of_alone_ceiling"] = 100 * row["gops"] / alone[prec]
+        rows.append(row)
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _table(args, rows: list[dict], ceiling: dict, alone) -> list[str]:
+    lines = [
+        "# Trunk designs: edge-s encoder latency and share of the conv ceiling",
+        "",
+        f"Machine: {describe()}; OpenVINO {ov.get_version()} CPU plugin, {args.threads} threads, "
+        f"LATENCY hint, 640x480 input; p50 of {args.iters} interleaved runs after {args.warmup} "
+        "warm-ups; random weights (latency only), INT8 by NNCF on random frames; ceiling measured "
+        "in the same interleaved loop (best of bench_conv_ceiling's dense 3x3 stacks: FP32 "
+        f"{ceiling['fp32']:.0f}, INT8 {ceiling['int8']:.0f} GOP/s). "
+        "Command `python benchmarks/bench_trunk_designs.py`.",
+        "",
+        "Last column: the same GOP/s against the stand-alone ceiling of results/conv_ceiling.json "
+        + (
+            f"(FP32 {alone['fp32']:.0f}, INT8 {alone['int8']:.0f} GOP/s; each stack timed on its "
+            "own, weights warm in cache, so a higher ceiling)."
+            if alone
+            else "(not present: run bench_conv_ceiling.py first)."
+        ),
+        "",
+        "| design | precision | GOP | p50 ms | GOP/s | % of ceiling | % of stand-alone ceiling |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        share_alone = r.get("pct_of_alone_ceiling")
+        lines.append(
+            f"| {r['design']} | {r['precision']} | {r['gop']:.2f} | {r['p50_ms']:.2f} | "
+            f"{r['gops']:.0f} | {r['pct_of_ceiling']:.0f} | "
+            f"{'-' if share_alone is None else f'{share_alone:.0f}'} |"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--iters", type=int, default=100)
@@ -107,44 +154,8 @@ def main() -> None:
     print(f"ceiling (this run): {ceiling}", flush=True)
     alone_file = RESULTS / "conv_ceiling.json"
     alone = json.loads(alone_file.read_text())["ceiling"] if alone_file.exists() else None
-    rows = []
-    for (name, prec), (gop, _) in targets.items():
-        if (name, prec) in stacks:
-            continue
-        ms = p50[(name, prec)]
-        row = {"design": name, "gop": gop, **ceiling_share(prec, gop, ms, ceiling)}
-        if alone:  # the same GOP/s against bench_conv_ceiling's stand-alone ceiling
-            row["pct_of_alone_ceiling"] = 100 * row["gops"] / alone[prec]
-        rows.append(row)
-        print(rows[-1], flush=True)
-    lines = [
-        "# Trunk designs: edge-s encoder latency and share of the conv ceiling",
-        "",
-        f"Machine: {describe()}; OpenVINO {ov.get_version()} CPU plugin, {args.threads} threads, "
-        f"LATENCY hint, 640x480 input; p50 of {args.iters} interleaved runs after {args.warmup} "
-        "warm-ups; random weights (latency only), INT8 by NNCF on random frames; ceiling measured "
-        "in the same interleaved loop (best of bench_conv_ceiling's dense 3x3 stacks: FP32 "
-        f"{ceiling['fp32']:.0f}, INT8 {ceiling['int8']:.0f} GOP/s). "
-        "Command `python benchmarks/bench_trunk_designs.py`.",
-        "",
-        "Last column: the same GOP/s against the stand-alone ceiling of results/conv_ceiling.json "
-        + (
-            f"(FP32 {alone['fp32']:.0f}, INT8 {alone['int8']:.0f} GOP/s; each stack timed on its "
-            "own, weights warm in cache, so a higher ceiling)."
-            if alone
-            else "(not present: run bench_conv_ceiling.py first)."
-        ),
-        "",
-        "| design | precision | GOP | p50 ms | GOP/s | % of ceiling | % of stand-alone ceiling |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        share_alone = r.get("pct_of_alone_ceiling")
-        lines.append(
-            f"| {r['design']} | {r['precision']} | {r['gop']:.2f} | {r['p50_ms']:.2f} | "
-            f"{r['gops']:.0f} | {r['pct_of_ceiling']:.0f} | "
-            f"{'-' if share_alone is None else f'{share_alone:.0f}'} |"
-        )
+    rows = _design_rows(targets, stacks, p50, ceiling, alone)
+    lines = _table(args, rows, ceiling, alone)
     write_results(
         "trunk_designs", lines, {"ceiling": ceiling, "alone_ceiling": alone, "rows": rows}
     )

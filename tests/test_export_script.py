@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +111,32 @@ def test_quantized_recipe_is_gated(tmp_path: Path, repo_root: Path):
         [*no_calib, "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2 and "--calib DATA is required" in proc.stderr
+
+
+def _script_parser() -> argparse.ArgumentParser:
+    spec = importlib.util.spec_from_file_location("quantize_and_export", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._parser()
+
+
+def test_every_option_has_help_and_says_its_default():
+    """As `rapsam-edge`'s verbs (test_commands): help text on every option; a default is
+    shown with %(default)s, an option without one says what happens when it is not given."""
+    parser = _script_parser()
+    problems = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = action.option_strings[0]
+        text = action.help or ""
+        flag = isinstance(action, argparse._StoreTrueAction)
+        if not text.strip():
+            problems.append(f"{name}: no help text")
+        elif action.default not in (None, False) and "%(default)" not in text:
+            problems.append(f"{name}: default {action.default!r} not shown with %(default)s")
+        elif (action.default is None or flag) and not ("default" in text or "required" in text):
+            problems.append(f"{name}: does not say what it does when not given")
+    assert problems == []
+    description = parser.description or ""
+    assert description.endswith(".") and "\n" not in description, description

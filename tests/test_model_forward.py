@@ -37,6 +37,12 @@ def test_variant_defaults() -> None:
         build_model("nope")
 
 
+def test_model_all_lists_every_lazy_name() -> None:
+    import rapsam_edge.model as model_pkg
+
+    assert sorted(model_pkg.__all__) == sorted(model_pkg._LAZY)
+
+
 def test_panoptic_shapes(model, images) -> None:
     s, n, c, d = model.feat_stride, model.num_queries, model.num_classes, 64
     with torch.no_grad():

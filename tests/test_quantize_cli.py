@@ -52,7 +52,7 @@ def test_bf16_bundle_passes_the_gate_and_records_it(val, tmp_path, capsys):
     assert seg.graphs["encoder"].config["INFERENCE_PRECISION_HINT"] == "bf16"
 
 
-def test_the_gate_refuses_a_broken_model(val, tmp_path, shipped_bundle):
+def test_the_gate_refuses_a_broken_model(val, shipped_bundle):
     """A 'quantized' bundle whose encoder is another model's fails every agreement limit."""
     fp32 = load_bundle(shipped_bundle)
     report = run_gate(fp32, fp32, val, backend="ort-cpu", max_images=4)

@@ -46,15 +46,8 @@ def _progress(items: Iterable[T], *, total: int, desc: str, enabled: bool) -> It
     if not enabled:
         yield from items
         return
-    try:
-        from tqdm import tqdm
-    except ImportError:  # plain fallback: a line every 10 %
-        step = max(1, total // 10)
-        for i, item in enumerate(items):
-            if i % step == 0 or i + 1 == total:
-                print(f"{desc}: {i + 1}/{total}", flush=True)
-            yield item
-        return
+    from tqdm import tqdm
+
     yield from tqdm(items, total=total, desc=desc, unit="it")
 
 

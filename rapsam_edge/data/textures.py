@@ -67,7 +67,7 @@ def _sky(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, scale: float)
     return base
 
 
-def _grass(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, scale: float) -> np.ndarray:
+def _grass(rng: np.random.Generator, yy: np.ndarray, _xx: np.ndarray, scale: float) -> np.ndarray:
     h, w = yy.shape
     dark, light = _stuff_colours(CLASS_BY_NAME["grass"].id, rng)
     rows = max(2, int(h / (rng.uniform(10, 20) * scale)))

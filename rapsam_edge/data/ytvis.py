@@ -31,9 +31,8 @@ from .writer import AnnotationWriter
 @dataclass
 class VideoInstance:
     """One annotated track: ``masks`` T x H x W bool; ``areas`` / ``bboxes`` per frame (None
-    where the instance is absent); ``ann_id`` is the file's annotation id."""
+    where the instance is absent)."""
 
-    ann_id: int
     class_id: int
     iscrowd: bool
     masks: np.ndarray
@@ -194,7 +193,6 @@ class YtvisDataset(Sequence[VideoSample]):
             bboxes = ann.get("bboxes") or [None] * t
             instances.append(
                 VideoInstance(
-                    ann_id=int(ann["id"]),
                     class_id=train,
                     iscrowd=bool(ann.get("iscrowd", 0)),
                     masks=masks,

@@ -34,12 +34,9 @@ from .deform_export import DEFORM_CHOICE, DEFORM_FORMS, has_deform
 from .graphs import GRAPHS, graph_spec
 from .onnx_export import export_onnx
 
-__all__ = ["ClassLike", "export_bundle"]
+__all__ = ["export_bundle"]
 
 log = logging.getLogger(__name__)
-
-#: a class: an object with id / name / is_thing (e.g. data.classes.ClassInfo) or such a dict
-ClassLike = Any
 
 
 def _tool_versions() -> dict[str, str]:
@@ -101,7 +98,7 @@ def export_bundle(
     out_dir: str | Path,
     *,
     name: str,
-    classes: Sequence[ClassLike] | None = None,
+    classes: Sequence[Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
     input_size: int | None = None,
     formats: Sequence[str] = ("onnx", "openvino"),
@@ -115,7 +112,8 @@ def export_bundle(
     """Export ``model`` to a bundle directory ``out_dir``.
 
     Arguments:
-      classes: C entries (id, name, is_thing); C must equal ``model.num_classes``. Default:
+      classes: C entries, objects with id / name / is_thing (e.g. ``data.classes.ClassInfo``)
+        or such dicts; C must equal ``model.num_classes``. Default:
         the vocabulary saved with the weights (``model.config["classes"]``).
       input_size: default long side of the letterboxed input (default ``model.input_size``).
       formats: subset of ("onnx", "openvino"); OpenVINO IR is converted from the ONNX (which
@@ -168,7 +166,7 @@ def export_bundle(
     return out
 
 
-def _resolve_classes(model: RapSam, classes: Sequence[ClassLike] | None) -> Any:
+def _resolve_classes(model: RapSam, classes: Sequence[Any] | None) -> Any:
     """The bundle's class list: ``classes``, or the vocabulary saved with the weights."""
     if classes is None:
         classes = getattr(model, "config", {}).get("classes")

@@ -48,7 +48,7 @@ def _deform_conv2d(
 
 
 @_deform_conv2d.register_fake
-def _(x, weight, offset, mask, padding, dilation):
+def _(x, weight, offset, mask, padding, dilation):  # noqa: ARG001 - the op's schema, in full
     return x.new_empty(x.shape[0], weight.shape[0], x.shape[2], x.shape[3])
 
 

@@ -65,7 +65,6 @@ class ExportResult:
     path: Path
     simplifier: str  # "onnxslim" | "onnxsim" | "onnxruntime-basic" | "none"
     opset: int
-    num_nodes: int
 
 
 def _constants(model: RapSam) -> dict[str, int]:
@@ -219,4 +218,4 @@ def export_onnx(
     log.info(
         "exported %s -> %s (%d nodes, simplifier %s)", graph, path, len(proto.graph.node), used
     )
-    return ExportResult(path=path, simplifier=used, opset=opset, num_nodes=len(proto.graph.node))
+    return ExportResult(path=path, simplifier=used, opset=opset)

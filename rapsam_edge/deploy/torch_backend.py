@@ -24,7 +24,8 @@ class TorchBackend(Backend):
     name = "torch"
 
     @classmethod
-    def unavailable_reason(cls, device: str | None = None) -> str | None:
+    def unavailable_reason(cls, device: str | None = None) -> str | None:  # noqa: ARG003
+        # Backend's signature; torch's availability does not depend on the device
         for mod in ("torch", "safetensors"):
             try:
                 if importlib.util.find_spec(mod) is None:

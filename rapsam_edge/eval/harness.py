@@ -19,7 +19,7 @@ from .vis_ap import VideoInstanceAP
 Progress = Callable[[str, int, int], None]
 
 
-def _no_progress(task: str, done: int, total: int) -> None:
+def _no_progress(_task: str, _done: int, _total: int) -> None:
     return None
 
 

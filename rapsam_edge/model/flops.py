@@ -50,7 +50,7 @@ class ModelCost:
 def _macs(fn, model: torch.nn.Module) -> float:
     extra = [0]
 
-    def hook(mod, args, out):  # bilinear sampling of the deformable conv (approximation)
+    def hook(_mod, args, _out):  # bilinear sampling of the deformable conv (approximation)
         x = args[0]
         extra[0] += DCN_SAMPLING_MACS * x.shape[0] * x.shape[1] * 9 * x.shape[2] * x.shape[3]
 

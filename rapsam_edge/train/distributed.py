@@ -20,10 +20,6 @@ def init_from_env() -> tuple[int, int]:
     return 0, 1
 
 
-def is_main() -> bool:
-    return not dist.is_initialized() or dist.get_rank() == 0
-
-
 def mean_over_processes(value: float) -> float:
     """Average a Python number over all processes (identity when single-process)."""
     if not dist.is_initialized():

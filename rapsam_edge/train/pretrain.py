@@ -140,6 +140,140 @@ def _lr_lambda(cfg: PretrainConfig):
     return f
 
 
+class _CellAccuracy:
+    """Running per-cell accuracy of the dense head (all labelled cells, and thing cells) over
+    one logging interval."""
+
+    def __init__(self) -> None:
+        self.thing_ids = torch.tensor(THING_IDS)
+        self.reset()
+
+    def reset(self) -> None:
+        self.correct = self.labelled = self.thing_correct = self.thing_labelled = 0
+
+    @torch.no_grad()
+    def update(self, dense: Tensor, target: Tensor) -> None:
+        pred = dense.argmax(1)
+        valid = target != IGNORE
+        self.correct += int((pred == target)[valid].sum())
+        self.labelled += int(valid.sum())
+        is_thing = torch.isin(target, self.thing_ids)
+        self.thing_correct += int((pred == target)[is_thing].sum())
+        self.thing_labelled += int(is_thing.sum())
+
+    def summary(self) -> dict:
+        return {
+            "cell_acc": round(self.correct / max(1, self.labelled), 4),
+            "thing_cell_acc": round(self.thing_correct / max(1, self.thing_labelled), 4),
+        }
+
+
+class _Run:
+    """One pretraining run's state: trunk, heads, optimizer, the optional teacher pieces."""
+
+    def __init__(self, cfg: PretrainConfig, out: Path) -> None:
+        self.cfg = cfg
+        self.out = out
+        self.ckpt = out / "last.ckpt"
+        torch.manual_seed(cfg.seed)
+        self.trunk = build_trunk(cfg.variant)
+        self.heads = PretrainHeads(tuple(self.trunk.out_channels[1:]))
+        self.feature_kd = self.grafted = None
+        if cfg.teacher:
+            self._attach_teacher()
+        self.params = list(self.trunk.parameters()) + list(self.heads.parameters())
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg))
+
+    def _attach_teacher(self) -> None:
+        from .distill import load_teacher
+        from .trunk_distill import TrunkFeatureKD, copy_teacher_trunk, graft
+
+        cfg = self.cfg
+        teacher = load_teacher(cfg.teacher)
+        self.grafted = graft(teacher, cfg.variant)  # before any training, not at the first save
+        teacher_trunk, fresh = copy_teacher_trunk(teacher, self.trunk)
+        self.feature_kd = TrunkFeatureKD(teacher_trunk)
+        params_fresh = sum(1 for name, _ in self.trunk.named_parameters() if name in fresh)
+        print(f"teacher {cfg.teacher}: {params_fresh} new trunk parameter tensors")
+
+    def resume(self) -> int:
+        """Load ``last.ckpt`` when there is one; returns the step to start from."""
+        if not self.ckpt.exists():
+            return 0
+        state = torch.load(self.ckpt, map_location="cpu", weights_only=True)
+        if state.get("teacher") != self.cfg.teacher:
+            raise ConfigError(
+                f"{self.ckpt} was written with teacher {state.get('teacher')!r}, this run has "
+                f"{self.cfg.teacher!r}",
+                hint="use a new --out directory, or the run's own --teacher",
+            )
+        self.trunk.load_state_dict(state["trunk"])
+        self.heads.load_state_dict(state["heads"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        return int(state["step"])
+
+    def loader(self, start: int) -> torch.utils.data.DataLoader:
+        cfg = self.cfg
+        data = ShapeScenes(
+            size=cfg.image_size,
+            radius_range=cfg.radius_range,
+            max_things=cfg.max_things,
+            seed=cfg.seed * 100_003 + start,
+        )
+        return torch.utils.data.DataLoader(
+            data,
+            batch_size=cfg.batch_size,
+            num_workers=cfg.workers,
+            persistent_workers=cfg.workers > 0,
+        )
+
+    def step(self, images: Tensor, target: Tensor, presence: Tensor) -> tuple[Tensor, ...]:
+        """One optimizer step; returns (loss, dense loss, presence loss, dense logits)."""
+        all_feats = self.trunk(images)
+        feats = all_feats[1:]
+        if self.feature_kd is not None:
+            # the heads still train, on detached features: their cell accuracy is a probe of
+            # the distilled trunk; only the feature loss reaches the trunk
+            feats = [f.detach() for f in feats]
+        dense, pres_logits = self.heads(feats)
+        loss_dense = F.cross_entropy(dense, target, ignore_index=IGNORE)
+        loss_presence = F.binary_cross_entropy_with_logits(pres_logits, presence)
+        loss = loss_dense + loss_presence
+        if self.feature_kd is not None:
+            loss = loss + self.feature_kd.loss(images, all_feats)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss, loss_dense, loss_presence, dense
+
+    def save(self, done: int) -> None:
+        """Write ``last.ckpt``, ``trunk.safetensors`` and, with a teacher, the grafted model."""
+        torch.save(
+            {
+                "step": done,
+                "teacher": self.cfg.teacher,
+                "trunk": self.trunk.state_dict(),
+                "heads": self.heads.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+            },
+            self.ckpt,
+        )
+        save_file(
+            {k: v.contiguous() for k, v in self.trunk.state_dict().items()},
+            self.out / TRUNK_NAME,
+            metadata={"variant": self.cfg.variant},
+        )
+        if self.grafted is not None:
+            from .trunk_distill import save_grafted
+
+            save_grafted(self.grafted, self.trunk, self.out)
+
+
 def pretrain(cfg: PretrainConfig) -> dict:
     """Run the pretraining described in the module docstring; returns the last log record."""
     if cfg.threads > 0:
@@ -149,88 +283,23 @@ def pretrain(cfg: PretrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / CONFIG_NAME)
-    torch.manual_seed(cfg.seed)
-    trunk = build_trunk(cfg.variant)
-    heads = PretrainHeads(tuple(trunk.out_channels[1:]))
-    feature_kd = grafted = None
-    if cfg.teacher:
-        from .distill import load_teacher
-        from .trunk_distill import TrunkFeatureKD, copy_teacher_trunk, graft
-
-        teacher = load_teacher(cfg.teacher)
-        grafted = graft(teacher, cfg.variant)  # before any training, not at the first save
-        teacher_trunk, fresh = copy_teacher_trunk(teacher, trunk)
-        feature_kd = TrunkFeatureKD(teacher_trunk)
-        params_fresh = sum(1 for name, _ in trunk.named_parameters() if name in fresh)
-        print(f"teacher {cfg.teacher}: {params_fresh} new trunk parameter tensors")
-    params = list(trunk.parameters()) + list(heads.parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
-    ckpt = out / "last.ckpt"
-    start = 0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state.get("teacher") != cfg.teacher:
-            raise ConfigError(
-                f"{ckpt} was written with teacher {state.get('teacher')!r}, this run has "
-                f"{cfg.teacher!r}",
-                hint="use a new --out directory, or the run's own --teacher",
-            )
-        trunk.load_state_dict(state["trunk"])
-        heads.load_state_dict(state["heads"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start = int(state["step"])
-    data = ShapeScenes(
-        size=cfg.image_size,
-        radius_range=cfg.radius_range,
-        max_things=cfg.max_things,
-        seed=cfg.seed * 100_003 + start,
-    )
-    loader = torch.utils.data.DataLoader(
-        data,
-        batch_size=cfg.batch_size,
-        num_workers=cfg.workers,
-        persistent_workers=cfg.workers > 0,
-    )
+    run = _Run(cfg, out)
+    start = run.resume()
+    loader = run.loader(start)
     from tqdm import tqdm
 
     log = (out / "log.jsonl").open("a" if start else "w")
     bar = tqdm(total=cfg.steps, initial=start, unit="step", dynamic_ncols=True)
-    trunk.train()
-    heads.train()
+    run.trunk.train()
+    run.heads.train()
     it = iter(loader)
     record: dict = {}
-    t_last, seen, correct, labelled = time.perf_counter(), 0, 0, 0
-    thing_ids = torch.tensor(THING_IDS)
-    thing_correct = thing_labelled = 0
+    t_last, seen = time.perf_counter(), 0
+    accuracy = _CellAccuracy()
     for step in range(start, cfg.steps):
         images, target, presence = next(it)
-        all_feats = trunk(images)
-        feats = all_feats[1:]
-        if feature_kd is not None:
-            # the heads still train, on detached features: their cell accuracy is a probe of
-            # the distilled trunk; only the feature loss reaches the trunk
-            feats = [f.detach() for f in feats]
-        dense, pres_logits = heads(feats)
-        loss_dense = F.cross_entropy(dense, target, ignore_index=IGNORE)
-        loss_presence = F.binary_cross_entropy_with_logits(pres_logits, presence)
-        loss = loss_dense + loss_presence
-        if feature_kd is not None:
-            loss = loss + feature_kd.loss(images, all_feats)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            pred = dense.argmax(1)
-            valid = target != IGNORE
-            correct += int((pred == target)[valid].sum())
-            labelled += int(valid.sum())
-            is_thing = torch.isin(target, thing_ids)
-            thing_correct += int((pred == target)[is_thing].sum())
-            thing_labelled += int(is_thing.sum())
+        loss, loss_dense, loss_presence, dense = run.step(images, target, presence)
+        accuracy.update(dense, target)
         seen += images.shape[0]
         done = step + 1
         bar.update(1)
@@ -242,38 +311,18 @@ def pretrain(cfg: PretrainConfig) -> dict:
                 "loss": round(loss.item(), 5),
                 "loss_dense": round(loss_dense.item(), 5),
                 "loss_presence": round(loss_presence.item(), 5),
-                "cell_acc": round(correct / max(1, labelled), 4),
-                "thing_cell_acc": round(thing_correct / max(1, thing_labelled), 4),
-                "lr": scheduler.get_last_lr()[0],
+                **accuracy.summary(),
+                "lr": run.scheduler.get_last_lr()[0],
                 "images_per_s": round(seen / (now - t_last), 2),
             }
-            if feature_kd is not None:
-                record.update(feature_kd.stats())
+            if run.feature_kd is not None:
+                record.update(run.feature_kd.stats())
             log.write(json.dumps(record) + "\n")
             log.flush()
-            t_last, seen, correct, labelled = now, 0, 0, 0
-            thing_correct = thing_labelled = 0
+            t_last, seen = now, 0
+            accuracy.reset()
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            torch.save(
-                {
-                    "step": done,
-                    "teacher": cfg.teacher,
-                    "trunk": trunk.state_dict(),
-                    "heads": heads.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                },
-                ckpt,
-            )
-            save_file(
-                {k: v.contiguous() for k, v in trunk.state_dict().items()},
-                out / TRUNK_NAME,
-                metadata={"variant": cfg.variant},
-            )
-            if grafted is not None:
-                from .trunk_distill import save_grafted
-
-                save_grafted(grafted, trunk, out)
+            run.save(done)
     bar.close()
     log.close()
     return record

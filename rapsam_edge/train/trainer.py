@@ -159,12 +159,73 @@ def _forever(loader) -> Iterator:
         epoch += 1
 
 
-def _progress(total: int, initial: int, enabled: bool):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in the train extra
-        return None
-    return tqdm(total=total, initial=initial, disable=not enabled, dynamic_ncols=True, unit="step")
+def _build(cfg: TrainConfig, classes, rank: int) -> nn.Module:
+    """The model to train: grown from ``--init-weights``, or fresh, with ``--init-trunk``'s
+    trunk; it carries the dataset's class vocabulary in its config."""
+    num_classes = len(classes)
+    if cfg.init_weights:
+        model, fresh = load_model_grown(cfg.init_weights)
+        if fresh and rank == 0:
+            print(f"init_weights: {len(fresh)} tensors not (fully) carried over: {fresh}")
+    else:
+        model = build_model(cfg.variant, num_classes=num_classes)
+    if cfg.init_trunk:
+        from .pretrain import load_trunk
+
+        load_trunk(model, cfg.init_trunk)
+    if model.num_classes != num_classes:
+        raise ConfigError(
+            f"model has {model.num_classes} classes but the dataset has {num_classes}",
+            hint="--init-weights must come from a run on a dataset with the same classes",
+        )
+    # the dataset's vocabulary travels with the weights (config.json) into every bundle
+    model.config["classes"] = [
+        {"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in classes
+    ]
+    return model
+
+
+def _kd_weights(cfg: TrainConfig) -> DistillWeights:
+    return DistillWeights(
+        cfg.kd_dense_weight,
+        cfg.kd_prompt_weight,
+        cfg.kd_feat_weight,
+        cfg.kd_object_weight,
+        cfg.kd_temperature,
+    )
+
+
+def _resume(cfg: TrainConfig, ckpt: Path, model, heads, optimizer, scheduler) -> int:
+    """The step to start from: ``--resume`` reads ``out/last.ckpt`` when it exists,
+    ``--resume-from`` a given checkpoint; else 0."""
+    if cfg.resume and ckpt.exists():
+        return _load_checkpoint(ckpt, model, heads, optimizer, scheduler)
+    if cfg.resume_from:
+        return _load_checkpoint(Path(cfg.resume_from), model, heads, optimizer, scheduler)
+    return 0
+
+
+class _Log:
+    """``log.jsonl`` of rank 0: one record every ``log_every`` steps and at the last step."""
+
+    def __init__(self, path: Path, append: bool, world: int) -> None:
+        self.file = path.open("a" if append else "w")
+        self.world = world
+        self.t_last, self.images_since = time.perf_counter(), 0
+
+    def write(self, done: int, loss: Tensor, losses: dict, grad_norm, lr: float) -> None:
+        now = time.perf_counter()
+        record = {
+            "step": done,
+            "loss": round(loss.item(), 5),
+            **{k: round(float(v.detach()), 5) for k, v in losses.items()},
+            "grad_norm": round(float(grad_norm), 4),
+            "lr": lr,
+            "images_per_s": round(self.images_since * self.world / (now - self.t_last), 3),
+        }
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        self.t_last, self.images_since = now, 0
 
 
 def train(cfg: TrainConfig) -> nn.Module:
@@ -186,58 +247,49 @@ def train(cfg: TrainConfig) -> nn.Module:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     pan_loader, vid_loader, classes = build_loaders(cfg, rank=rank, world=world)
-    num_classes = len(classes)
-    if cfg.init_weights:
-        model, fresh = load_model_grown(cfg.init_weights)
-        if fresh and rank == 0:
-            print(f"init_weights: {len(fresh)} tensors not (fully) carried over: {fresh}")
-    else:
-        model = build_model(cfg.variant, num_classes=num_classes)
-    if cfg.init_trunk:
-        from .pretrain import load_trunk
-
-        load_trunk(model, cfg.init_trunk)
-    if model.num_classes != num_classes:
-        raise ValueError(f"model has {model.num_classes} classes but the dataset has {num_classes}")
-    # the dataset's vocabulary travels with the weights (config.json) into every bundle
-    model.config["classes"] = [
-        {"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in classes
-    ]
-    teacher = load_teacher(cfg.teacher, num_classes=num_classes) if cfg.teacher else None
-    kd_weights = DistillWeights(
-        cfg.kd_dense_weight,
-        cfg.kd_prompt_weight,
-        cfg.kd_feat_weight,
-        cfg.kd_object_weight,
-        cfg.kd_temperature,
-    )
+    model = _build(cfg, classes, rank)
+    teacher = load_teacher(cfg.teacher, num_classes=len(classes)) if cfg.teacher else None
     step_module = TrainStep(
         model,
         semantic=cfg.semantic_weight > 0,
         teacher=teacher,
         feat_adapter=cfg.kd_feat_weight > 0,
     )
-    runner = DistributedDataParallel(step_module) if world > 1 else step_module
     optimizer = build_optimizer(model, cfg, step_module.heads)
     scheduler = build_scheduler(optimizer, cfg)
-    weights = LossWeights(num_points=cfg.num_points)
-
     ckpt = out / CHECKPOINT
-    start = 0
-    if cfg.resume and ckpt.exists():
-        start = _load_checkpoint(ckpt, model, step_module.heads, optimizer, scheduler)
-    elif cfg.resume_from:
-        start = _load_checkpoint(
-            Path(cfg.resume_from), model, step_module.heads, optimizer, scheduler
-        )
+    start = _resume(cfg, ckpt, model, step_module.heads, optimizer, scheduler)
     torch.manual_seed(cfg.seed * 1000 + rank + start)  # point sampling differs per rank
 
-    pan_iter = _forever(pan_loader)
-    vid_iter = _forever(vid_loader) if vid_loader is not None else None
-    bar = _progress(cfg.steps, start, enabled=rank == 0)
-    log = (out / "log.jsonl").open("a" if start else "w") if rank == 0 else None
+    _loop(
+        cfg,
+        step_module,
+        optimizer,
+        scheduler,
+        batches=(_forever(pan_loader), _forever(vid_loader) if vid_loader is not None else None),
+        start=start,
+        rank=rank,
+        world=world,
+    )
+    dist_utils.broadcast_buffers(model)
+    dist_utils.barrier()
+    return model
+
+
+def _loop(cfg: TrainConfig, step_module, optimizer, scheduler, *, batches, start, rank, world):
+    """Steps ``start`` .. ``cfg.steps``: forward, losses, clipped update; logs and checkpoints
+    on rank 0."""
+    from tqdm import tqdm
+
+    model = step_module.model
+    runner = DistributedDataParallel(step_module) if world > 1 else step_module
+    weights = LossWeights(num_points=cfg.num_points)
+    kd_weights = _kd_weights(cfg)
+    out = Path(cfg.out)
+    pan_iter, vid_iter = batches
+    bar = tqdm(total=cfg.steps, initial=start, disable=rank != 0, dynamic_ncols=True, unit="step")
+    log = _Log(out / "log.jsonl", append=bool(start), world=world) if rank == 0 else None
     model.train()
-    t_last, images_since = time.perf_counter(), 0
     for step in range(start, cfg.steps):
         pan = next(pan_iter)
         use_video = vid_iter is not None and cfg.video_every > 0 and step % cfg.video_every == 0
@@ -254,34 +306,19 @@ def train(cfg: TrainConfig) -> nn.Module:
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
-        images_since += pan.images.shape[0] + (
-            vid.clips.shape[0] * vid.clips.shape[1] if vid else 0
-        )
 
         done = step + 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        if log is not None and (done % cfg.log_every == 0 or done == cfg.steps):
-            now = time.perf_counter()
-            record = {
-                "step": done,
-                "loss": round(loss.item(), 5),
-                **{k: round(float(v.detach()), 5) for k, v in losses.items()},
-                "grad_norm": round(float(grad_norm), 4),
-                "lr": scheduler.get_last_lr()[0],
-                "images_per_s": round(images_since * world / (now - t_last), 3),
-            }
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            t_last, images_since = now, 0
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        if log is not None:
+            log.images_since += pan.images.shape[0] + (
+                vid.clips.shape[0] * vid.clips.shape[1] if vid else 0
+            )
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                log.write(done, loss, losses, grad_norm, scheduler.get_last_lr()[0])
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            _save_checkpoint(ckpt, done, model, step_module.heads, optimizer, scheduler)
+            _save_checkpoint(out / CHECKPOINT, done, model, step_module.heads, optimizer, scheduler)
             save_model(model, out)
-    if bar is not None:
-        bar.close()
+    bar.close()
     if log is not None:
-        log.close()
-    dist_utils.broadcast_buffers(model)
-    dist_utils.barrier()
-    return model
+        log.file.close()

@@ -226,7 +226,9 @@ def preprocess(src: str | Path, dst: str | Path, *, normalization_to_bn: bool = 
         for label, kwargs in attempts:
             try:
                 q.quant_pre_process(str(src), str(dst), **kwargs)
-            except Exception as e:  # ORT raises a bare Exception for incomplete inference
+            # ORT raises a bare Exception for incomplete inference; each failure is kept and
+            # named in the BackendError when no variant succeeds
+            except Exception as e:  # noqa: BLE001
                 errors.append(f"{label}: {e}")
                 log.debug("quant_pre_process (%s) failed: %s", label, e)
                 continue

@@ -149,7 +149,8 @@ def quantize_ort_int8(
     record = {
         "tool": "onnxruntime.quantization.quantize_static",
         "quant_format": "QDQ",
-        **{"method": calibrate_method, "calibrate_method": calibrate_method},
+        "method": calibrate_method,
+        "calibrate_method": calibrate_method,
         "per_channel": bool(per_channel),
         "activation_type": QUANT_TYPES[activation_type],
         "weight_type": QUANT_TYPES[weight_type],
