@@ -304,9 +304,10 @@ py::dict build_info() {
     return d;
 }
 
-}  // namespace
-
-PYBIND11_MODULE(_core, m) {
+// ------------------------------------------------------------------ the module, by topic
+// rapsam_edge.errors for the core's exceptions (std::invalid_argument -> InputError), and
+// RAPSAM_EDGE_THREADS read once, here: a bad value fails the import (ConfigError).
+void bind_errors() {
     py::module_ errors = py::module_::import("rapsam_edge.errors");
     g_input_error = py::object(errors.attr("InputError")).release();  // never released
     g_config_error = py::object(errors.attr("ConfigError")).release();
@@ -317,23 +318,16 @@ PYBIND11_MODULE(_core, m) {
             PyErr_SetString(g_input_error.ptr(), e.what());
         }
     });
-    // RAPSAM_EDGE_THREADS is read once, here: a bad value fails the import
     try {
         rapsam::num_threads();
     } catch (const std::invalid_argument& e) {
         PyErr_SetString(g_config_error.ptr(), e.what());
         throw py::error_already_set();
     }
+}
 
-    // the segment records: same fields, names and offsets as SEGMENT_DTYPE
-    PYBIND11_NUMPY_DTYPE_EX(rapsam::Segment, id, "id", cls, "class", query, "query", score, "score",
-                            area, "area", is_thing, "is_thing");
-    m.doc() =
-        "Compiled C++ twins of rapsam_edge.ops._numpy (per-frame post-processing). Same "
-        "names, arguments and results. The arguments must be valid: rapsam_edge.ops checks "
-        "them (rapsam_edge.ops.impl('cpp') is this module behind those checks).";
-    m.attr("__version__") = rapsam::core_version();
-
+// threads, the finite scan and the build description
+void bind_threads_and_build(py::module_& m) {
     m.def(
         "get_num_threads", [] { return rapsam::num_threads(); },
         R"doc(get_num_threads() -> int: threads a large op uses (the calling thread included).
@@ -356,6 +350,13 @@ multi-threaded scan; rapsam_edge.ops' checks use it while the core is in use).)d
     m.def("build_info", &build_info,
           R"doc(build_info() -> dict: version, compiler, arch, simd (compile-time extensions),
 build_type and cxx_flags of this build, cores (usable by this process) and max_threads.)doc");
+}
+
+// the per-frame post-processing (postprocess.hpp) and the segment records' dtype
+void bind_postprocess(py::module_& m) {
+    // the segment records: same fields, names and offsets as SEGMENT_DTYPE
+    PYBIND11_NUMPY_DTYPE_EX(rapsam::Segment, id, "id", cls, "class", query, "query", score, "score",
+                            area, "area", is_thing, "is_thing");
 
     m.def("letterbox", &letterbox, "image"_a, "size"_a, "pad_divisor"_a = 32, "pad_value"_a = 0,
           "swap_rb"_a = false,
@@ -384,7 +385,10 @@ score area(logit > threshold + offset) / area(logit > threshold - offset), 0 if 
     m.def("masks_to_boxes", &masks_to_boxes, "masks"_a,
           R"doc(N x H x W (or H x W) bool/uint8 masks -> N x 4 (or 4) int32 boxes
 (x0, y0, x1, y1), x1/y1 exclusive; an empty mask gives (0, 0, 0, 0).)doc");
+}
 
+// COCO run-length encoding (rle.hpp)
+void bind_rle(py::module_& m) {
     m.def("rle_encode", &rle_encode, "mask"_a,
           R"doc(H x W (or N x H x W) bool/uint8 mask -> COCO compressed RLE
 {"size": [H, W], "counts": bytes} (or a list), byte-identical to pycocotools.mask.encode.)doc");
@@ -392,13 +396,19 @@ score area(logit > threshold + offset) / area(logit > threshold - offset), 0 if 
     m.def("rle_decode", &rle_decode, "rle"_a,
           R"doc(COCO RLE dict (compressed bytes/str counts, or an uncompressed list) -> H x W
 bool; a list of RLEs of one size -> N x H x W bool.)doc");
+}
 
+// linear assignment (assignment.hpp)
+void bind_assignment(py::module_& m) {
     m.def("linear_assignment", &linear_assignment, "cost"_a, "maximize"_a = false,
           R"doc(Optimal assignment on an R x C cost matrix (rectangular allowed), like
 scipy.optimize.linear_sum_assignment: returns (rows, cols) int64, rows ascending, min(R, C)
 pairs. +inf (-inf with maximize) forbids a pair; an infeasible matrix or NaN raises
 ValueError. Same shortest-augmenting-path algorithm and tie-breaking as the numpy twin.)doc");
+}
 
+// the online tracker (tracker.hpp)
+void bind_tracker(py::module_& m) {
     py::class_<rapsam::OnlineTracker>(
         m, "OnlineTracker",
         R"doc(The C++ twin of rapsam_edge.runtime.tracker.OnlineTracker (the C++ runtime's
@@ -462,9 +472,30 @@ track ids (0: neither matched nor started a track).)doc")
             },
             "the live tracks, oldest first: dicts of track_id, embedding (D float64, unit "
             "norm), class_scores ({class: score sum}, in first-seen order), hits, missed");
+}
 
+// the label overlay (overlay.hpp)
+void bind_overlay(py::module_& m) {
     m.def("overlay", &overlay, "image"_a, "labels"_a, "alpha"_a = 0.5, "boundary"_a = true,
           R"doc(Blend a palette colour per label id (0 = void) into an H x W x 3 uint8 image;
 with ``boundary`` the pixels whose right or lower neighbour has another label get the full
 colour. Returns a new H x W x 3 uint8 image.)doc");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    bind_errors();
+    m.doc() =
+        "Compiled C++ twins of rapsam_edge.ops._numpy (per-frame post-processing). Same "
+        "names, arguments and results. The arguments must be valid: rapsam_edge.ops checks "
+        "them (rapsam_edge.ops.impl('cpp') is this module behind those checks).";
+    m.attr("__version__") = rapsam::core_version();
+
+    bind_threads_and_build(m);
+    bind_postprocess(m);
+    bind_rle(m);
+    bind_assignment(m);
+    bind_tracker(m);
+    bind_overlay(m);
 }

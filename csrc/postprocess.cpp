@@ -813,31 +813,35 @@ void panoptic_rows(const PanopticState& st, size_t b_lo, size_t b_hi, Code* labe
     }
 }
 
-}  // namespace
+// panoptic_fuse's steps, each run once per frame (no per-pixel call is added).
 
-std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n_cls1,
-                                   const float* mask_logits, int mask_h, int mask_w,
-                                   const bool* is_thing, const PanopticParams& params,
-                                   int32_t* label_map) {
+// Argument checks (the C++ library's own: the bindings skip the finite scan).
+void check_panoptic_args(const float* cls_logits, int n_queries, int n_cls1,
+                         const float* mask_logits, int mask_h, int mask_w,
+                         const PanopticParams& params) {
     if (n_queries < 0) fail("cls_logits must have a non-negative number of rows");
     if (n_cls1 < 1) fail("cls_logits needs at least one column");
     if (mask_h < 1 || mask_w < 1) fail("mask_logits masks are empty");
-    const int out_h = params.out_h, out_w = params.out_w;
-    check_out(out_h, out_w);
+    check_out(params.out_h, params.out_w);
     check_valid(params.valid_h, params.valid_w, mask_h, mask_w);
-    const size_t hw = static_cast<size_t>(mask_h) * mask_w;
     if (params.check_finite) {
+        const size_t hw = static_cast<size_t>(mask_h) * mask_w;
         if (!all_finite(cls_logits, static_cast<size_t>(n_queries) * n_cls1))
             fail("cls_logits contains NaN or infinity");
         if (!all_finite(mask_logits, static_cast<size_t>(n_queries) * hw))
             fail("mask_logits contains NaN or infinity");
     }
-    const size_t n_out = static_cast<size_t>(out_h) * out_w;
+}
 
-    // 1. class scores (softmax in double, numpy's pairwise sum) and the kept queries
+// 1. class scores (softmax in double, numpy's pairwise sum): each query's label and score
+// (written to labels / scores) and the kept queries (score > score_threshold), in order.
+std::vector<int> kept_queries(const float* cls_logits, int n_queries, int n_cls1,
+                              double score_threshold, std::vector<int>& labels,
+                              std::vector<double>& scores) {
     const int n_cls = n_cls1 - 1;
-    std::vector<int> labels(n_queries, 0);
-    std::vector<double> scores(n_queries, 0.0), ex(n_cls1);
+    labels.assign(n_queries, 0);
+    scores.assign(n_queries, 0.0);
+    std::vector<double> ex(n_cls1);
     std::vector<int> kept;
     for (int q = 0; q < n_queries; ++q) {
         const float* x = cls_logits + static_cast<size_t>(q) * n_cls1;
@@ -857,17 +861,20 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
         }
         labels[q] = best;
         scores[q] = best_p;
-        if (best_p > params.score_threshold) kept.push_back(q);
+        if (best_p > score_threshold) kept.push_back(q);
     }
-    const int K = static_cast<int>(kept.size());
-    if (K == 0) {
-        std::fill(label_map, label_map + n_out, 0);
-        return {};
-    }
+    return kept;
+}
 
-    // 2. per-pixel winner and own areas, cell by cell
+// 2a. The kept queries' logits and scores, the row / column bands and their weights, and the
+// column groups of the pruning (what panoptic_rows reads).
+PanopticState panoptic_state(const float* mask_logits, int mask_h, int mask_w,
+                             const std::vector<int>& kept, const std::vector<double>& scores,
+                             const PanopticParams& params) {
+    const size_t hw = static_cast<size_t>(mask_h) * mask_w;
+    const int out_w = params.out_w;
     PanopticState st;
-    st.K = K;
+    st.K = static_cast<int>(kept.size());
     st.h = mask_h;
     st.w = mask_w;
     st.out_w = out_w;
@@ -875,7 +882,7 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
         st.logits.push_back(mask_logits + static_cast<size_t>(q) * hw);
         st.scores.push_back(scores[q]);
     }
-    const Taps ty = sample_grid(out_h, params.valid_h, mask_h);
+    const Taps ty = sample_grid(params.out_h, params.valid_h, mask_h);
     const Taps tx = sample_grid(out_w, params.valid_w, mask_w);
     st.ybands = make_bands(ty);
     st.xbands = make_bands(tx);
@@ -894,8 +901,18 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
     constexpr int kGroup = 32;  // cells per pruning group
     for (int j = 0; j < static_cast<int>(st.xbands.size()); j += kGroup) st.groups.push_back(j);
     st.groups.push_back(static_cast<int>(st.xbands.size()));
+    return st;
+}
+
+// 2b. Per-pixel winner and own areas, cell by cell: panoptic_rows on contiguous row bands,
+// one part per thread. Label codes (k + 1 where kept query k wins with logit >= 0, else 0)
+// go to codes8, one byte per pixel, when K <= 255 (less memory traffic), else straight into
+// label_map. Returns the summed own / won / fg counts per kept query.
+PanopticCounts fuse_rows(const PanopticState& st, size_t n_out, int n_threads_param,
+                         std::vector<uint8_t>& codes8, int32_t* label_map) {
+    const int K = st.K;
     const double cell_work = double(st.ybands.size()) * st.xbands.size() * K + double(n_out);
-    const int n_threads = parallel_parts(cell_work * 4, params.n_threads);
+    const int n_threads = parallel_parts(cell_work * 4, n_threads_param);
     std::vector<PanopticCounts> counts(n_threads);
     for (auto& c : counts) {
         c.own.assign(K, 0);
@@ -903,9 +920,7 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
         c.fg.assign(K, 0);
     }
     const std::vector<size_t> cut = split_bands(st.ybands, n_threads);
-    // label codes (k + 1 where query k wins with logit >= 0, else 0): one byte per pixel
-    // when possible (less memory traffic), else straight into the label map
-    std::vector<uint8_t> codes8(K <= 255 ? n_out : 0);
+    codes8.assign(K <= 255 ? n_out : 0, 0);
     parallel_for(n_threads, [&](int part, int) {
         if (K <= 255) {
             panoptic_rows(st, cut[part], cut[part + 1], codes8.data(), counts[part]);
@@ -913,25 +928,35 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
             panoptic_rows(st, cut[part], cut[part + 1], label_map, counts[part]);
         }
     });
-    std::vector<int64_t> own(K, 0), won(K, 0), fg(K, 0);
+    PanopticCounts total{std::vector<int64_t>(K, 0), std::vector<int64_t>(K, 0),
+                         std::vector<int64_t>(K, 0)};
     for (const auto& c : counts)
         for (int k = 0; k < K; ++k) {
-            own[k] += c.own[k];
-            won[k] += c.won[k];
-            fg[k] += c.fg[k];
+            total.own[k] += c.own[k];
+            total.won[k] += c.won[k];
+            total.fg[k] += c.fg[k];
         }
+    return total;
+}
 
-    // 3. MaskFormer's walk: overlap test, stuff merging, ids
+// 3. MaskFormer's walk over the kept queries: overlap test, stuff merging, ids. seg_of
+// (K + 1 entries) maps each label code to its segment id (0: void).
+std::vector<Segment> maskformer_segments(const std::vector<int>& kept,
+                                         const std::vector<int>& labels,
+                                         const std::vector<double>& kept_scores,
+                                         const PanopticCounts& n, const bool* is_thing,
+                                         double overlap_threshold, std::vector<int32_t>& seg_of) {
+    const int K = static_cast<int>(kept.size());
     std::vector<Segment> segments;
-    std::vector<int32_t> seg_of(K + 1, 0);  // label code (k + 1) -> segment id
+    seg_of.assign(K + 1, 0);
     std::map<int, int> stuff_ids;
     for (int k = 0; k < K; ++k) {
         const int q = kept[k];
         const int cls = labels[q];
-        if (won[k] == 0 || own[k] == 0 || fg[k] == 0) continue;
-        if (static_cast<double>(won[k]) / static_cast<double>(own[k]) < params.overlap_threshold)
+        if (n.won[k] == 0 || n.own[k] == 0 || n.fg[k] == 0) continue;
+        if (static_cast<double>(n.won[k]) / static_cast<double>(n.own[k]) < overlap_threshold)
             continue;
-        const float score = static_cast<float>(st.scores[k]);
+        const float score = static_cast<float>(kept_scores[k]);
         const bool thing = is_thing[cls];
         if (!thing) {
             auto it = stuff_ids.find(cls);
@@ -939,25 +964,57 @@ std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n
                 Segment& seg = segments[it->second - 1];
                 seg_of[k + 1] = it->second;
                 if (score > seg.score) seg.score = score;
-                seg.area += fg[k];
+                seg.area += n.fg[k];
                 continue;
             }
         }
         const int id = static_cast<int>(segments.size()) + 1;
         if (!thing) stuff_ids[cls] = id;
         seg_of[k + 1] = id;
-        segments.push_back({id, cls, q, score, fg[k], thing});
+        segments.push_back({id, cls, q, score, n.fg[k], thing});
     }
-    parallel_for(parallel_parts(double(n_out), params.n_threads), [&](int part, int parts) {
+    return segments;
+}
+
+// 3b. Label codes -> segment ids: from codes8 when it holds them, else in place.
+void remap_labels(const std::vector<int32_t>& seg_of, const std::vector<uint8_t>& codes8,
+                  size_t n_out, int n_threads, int32_t* label_map) {
+    const bool bytes = !codes8.empty();
+    parallel_for(parallel_parts(double(n_out), n_threads), [&](int part, int parts) {
         const size_t lo = n_out * part / parts, hi = n_out * (part + 1) / parts;
         const int32_t* map = seg_of.data();
-        if (K <= 255) {
+        if (bytes) {
             const uint8_t* c = codes8.data();
             for (size_t i = lo; i < hi; ++i) label_map[i] = map[c[i]];
         } else {
             for (size_t i = lo; i < hi; ++i) label_map[i] = map[label_map[i]];
         }
     });
+}
+
+}  // namespace
+
+std::vector<Segment> panoptic_fuse(const float* cls_logits, int n_queries, int n_cls1,
+                                   const float* mask_logits, int mask_h, int mask_w,
+                                   const bool* is_thing, const PanopticParams& params,
+                                   int32_t* label_map) {
+    check_panoptic_args(cls_logits, n_queries, n_cls1, mask_logits, mask_h, mask_w, params);
+    const size_t n_out = static_cast<size_t>(params.out_h) * params.out_w;
+    std::vector<int> labels;
+    std::vector<double> scores;
+    const std::vector<int> kept = kept_queries(cls_logits, n_queries, n_cls1,
+                                               params.score_threshold, labels, scores);
+    if (kept.empty()) {
+        std::fill(label_map, label_map + n_out, 0);
+        return {};
+    }
+    const PanopticState st = panoptic_state(mask_logits, mask_h, mask_w, kept, scores, params);
+    std::vector<uint8_t> codes8;
+    const PanopticCounts counts = fuse_rows(st, n_out, params.n_threads, codes8, label_map);
+    std::vector<int32_t> seg_of;
+    std::vector<Segment> segments = maskformer_segments(kept, labels, st.scores, counts, is_thing,
+                                                        params.overlap_threshold, seg_of);
+    remap_labels(seg_of, codes8, n_out, params.n_threads, label_map);
     return segments;
 }
 
@@ -994,11 +1051,27 @@ void prompt_dense_band(const float* r0, const float* r1, const int32_t* c0, cons
     }
 }
 
-}  // namespace
+// prompt_masks' sampling plan, shared by every thread: thresholds, bands, weights, taps.
+struct PromptPlan {
+    float t[3] = {};  // float32 of threshold, threshold + offset, threshold - offset
+    std::vector<Band> ybands, xbands;
+    std::vector<float> wy0, wy1, wx0, wx1;
+    std::vector<int32_t> col0, col1;  // each output column's source taps
+    int mask_w = 0, out_w = 0;
+    int max_cw = 1;  // widest cell
+};
 
-void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, double valid_h,
-                  double valid_w, int out_h, int out_w, double threshold, double stability_offset,
-                  uint8_t* masks, float* stability, int n_threads, bool check_finite) {
+// A thread's buffers: the band's row template, a cell's (or, dense, a row's) horizontal
+// interpolations, the band's mixed cells.
+struct PromptScratch {
+    std::vector<uint8_t> templ;
+    std::vector<float> top, bot;
+    std::vector<int> mixed;
+};
+
+void check_prompt_args(const float* mask_logits, int n, int mask_h, int mask_w, double valid_h,
+                       double valid_w, int out_h, int out_w, double threshold,
+                       double stability_offset, bool check_finite) {
     if (n < 0) fail("mask_logits must have a non-negative number of masks");
     if (mask_h < 1 || mask_w < 1) fail("mask_logits masks are empty");
     check_out(out_h, out_w);
@@ -1012,99 +1085,148 @@ void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, doubl
     const size_t hw = static_cast<size_t>(mask_h) * mask_w;
     if (check_finite && !all_finite(mask_logits, hw * n))
         fail("mask_logits contains NaN or infinity");
-    const size_t plane = static_cast<size_t>(out_h) * out_w;
-    if (n == 0) return;
+}
+
+PromptPlan prompt_plan(int mask_h, int mask_w, double valid_h, double valid_w, int out_h, int out_w,
+                       double threshold, double stability_offset) {
+    PromptPlan pl;
     // thresholds: float32(threshold +- offset) computed in double, compared in float
-    const float t[3] = {static_cast<float>(threshold),
-                        static_cast<float>(threshold + stability_offset),
-                        static_cast<float>(threshold - stability_offset)};
+    pl.t[0] = static_cast<float>(threshold);
+    pl.t[1] = static_cast<float>(threshold + stability_offset);
+    pl.t[2] = static_cast<float>(threshold - stability_offset);
     const Taps ty = sample_grid(out_h, valid_h, mask_h);
     const Taps tx = sample_grid(out_w, valid_w, mask_w);
-    const std::vector<Band> ybands = make_bands(ty), xbands = make_bands(tx);
-    std::vector<float> wy0, wy1, wx0, wx1;
-    float_weights(ty, wy0, wy1);
-    float_weights(tx, wx0, wx1);
-    int max_cw = 1;
-    for (const Band& b : xbands) max_cw = std::max(max_cw, b.end - b.begin);
-    const int parts = parallel_parts(double(plane) * n, n_threads);
-    std::vector<std::vector<int64_t>> hi(parts, std::vector<int64_t>(n, 0)),
-        lo(parts, std::vector<int64_t>(n, 0));
-    const std::vector<size_t> cut = split_bands(ybands, parts);
-    std::vector<int32_t> col0(out_w), col1(out_w);  // each output column's source taps
+    pl.ybands = make_bands(ty);
+    pl.xbands = make_bands(tx);
+    float_weights(ty, pl.wy0, pl.wy1);
+    float_weights(tx, pl.wx0, pl.wx1);
+    for (const Band& b : pl.xbands) pl.max_cw = std::max(pl.max_cw, b.end - b.begin);
+    pl.col0.resize(out_w);
+    pl.col1.resize(out_w);
     for (int x = 0; x < out_w; ++x) {
-        col0[x] = static_cast<int32_t>(tx.i0[x]);
-        col1[x] = static_cast<int32_t>(tx.i1[x]);
+        pl.col0[x] = static_cast<int32_t>(tx.i0[x]);
+        pl.col1[x] = static_cast<int32_t>(tx.i1[x]);
     }
-    parallel_for(parts, [&](int part, int) {
-        std::vector<uint8_t> templ(out_w);
-        std::vector<float> top(std::max(max_cw, out_w)), bot(std::max(max_cw, out_w));
-        std::vector<int> mixed;
-        int64_t* nh = hi[part].data();
-        int64_t* nl = lo[part].data();
-        for (int p = 0; p < n; ++p) {
-            const float* L = mask_logits + p * hw;
-            uint8_t* out = masks + p * plane;
-            for (size_t yb = cut[part]; yb < cut[part + 1]; ++yb) {
-                const Band& rb = ybands[yb];
-                const int rh = rb.end - rb.begin;
-                mixed.clear();
-                int64_t band_h = 0, band_l = 0;  // pixels of the cells decided above t[1] / t[2]
-                for (int xbi = 0; xbi < static_cast<int>(xbands.size()); ++xbi) {
-                    const Band& cb = xbands[xbi];
-                    const int cw = cb.end - cb.begin;
-                    const auto [lo_v, hi_v] = cell_range(L, mask_w, rb, cb);
-                    // state per threshold: 1 = all above, 0 = none above, 2 = mixed
-                    int state[3];
-                    for (int i = 0; i < 3; ++i) state[i] = lo_v > t[i] ? 1 : (hi_v <= t[i] ? 0 : 2);
-                    const int64_t npix = int64_t{rh} * cw;
-                    if (state[1] == 1) band_h += npix;
-                    if (state[2] == 1) band_l += npix;
-                    if (state[0] == 2 || state[1] == 2 || state[2] == 2) mixed.push_back(xbi);
-                    // a mixed mask cell is written per pixel after the row copy
-                    if (state[0] != 2) std::memset(templ.data() + cb.begin, state[0], cw);
-                }
-                if (2 * mixed.size() > xbands.size()) {  // mostly mixed: every pixel
-                    int64_t ch = 0, cl = 0;
-                    prompt_dense_band(L + rb.t0 * mask_w, L + rb.t1 * mask_w, col0.data(),
-                                      col1.data(), wx0.data(), wx1.data(), wy0.data() + rb.begin,
-                                      wy1.data() + rb.begin, rh, out_w, t,
-                                      out + static_cast<size_t>(rb.begin) * out_w, top.data(),
-                                      bot.data(), ch, cl);
-                    nh[p] += ch;  // every pixel counted: the decided cells' sums are dropped
-                    nl[p] += cl;
-                    continue;
-                }
-                nh[p] += band_h;
-                nl[p] += band_l;
-                for (int y = rb.begin; y < rb.end; ++y)
-                    std::memcpy(out + static_cast<size_t>(y) * out_w, templ.data(), out_w);
-                for (int xbi : mixed) {
-                    const Band& cb = xbands[xbi];
-                    const int cw = cb.end - cb.begin;
-                    const auto [lo_v, hi_v] = cell_range(L, mask_w, rb, cb);
-                    const bool decided_hi = lo_v > t[1] || hi_v <= t[1];
-                    const bool decided_lo = lo_v > t[2] || hi_v <= t[2];
-                    const float a = L[rb.t0 * mask_w + cb.t0], b = L[rb.t0 * mask_w + cb.t1];
-                    const float c = L[rb.t1 * mask_w + cb.t0], d = L[rb.t1 * mask_w + cb.t1];
-                    horizontal(wx0.data(), wx1.data(), cb.begin, cb.end, a, b, c, d, top.data(),
-                               bot.data());
-                    int64_t ch = 0, cl = 0;
-                    for (int y = rb.begin; y < rb.end; ++y) {
-                        const float v0 = wy0[y], v1 = wy1[y];
-                        uint8_t* row = out + static_cast<size_t>(y) * out_w + cb.begin;
-                        for (int x = 0; x < cw; ++x) {
-                            const float v = v0 * top[x] + v1 * bot[x];
-                            row[x] = v > t[0];
-                            ch += v > t[1];
-                            cl += v > t[2];
-                        }
-                    }
-                    // decided thresholds were already counted in the first pass
-                    if (!decided_hi) nh[p] += ch;
-                    if (!decided_lo) nl[p] += cl;
-                }
+    pl.mask_w = mask_w;
+    pl.out_w = out_w;
+    return pl;
+}
+
+// First pass over the cells of row band rb of mask L, from their corners (cell_range): a
+// cell decided for the mask threshold t[0] is written to its columns of templ; a cell that
+// any threshold leaves undecided goes to `mixed`. band_h / band_l: the pixels of the cells
+// decided above t[1] / t[2].
+void prompt_classify_cells(const PromptPlan& pl, const float* L, const Band& rb, uint8_t* templ,
+                           std::vector<int>& mixed, int64_t& band_h, int64_t& band_l) {
+    const float* t = pl.t;
+    const int rh = rb.end - rb.begin;
+    for (int xbi = 0; xbi < static_cast<int>(pl.xbands.size()); ++xbi) {
+        const Band& cb = pl.xbands[xbi];
+        const int cw = cb.end - cb.begin;
+        const auto [lo_v, hi_v] = cell_range(L, pl.mask_w, rb, cb);
+        // state per threshold: 1 = all above, 0 = none above, 2 = mixed
+        int state[3];
+        for (int i = 0; i < 3; ++i) state[i] = lo_v > t[i] ? 1 : (hi_v <= t[i] ? 0 : 2);
+        const int64_t npix = int64_t{rh} * cw;
+        if (state[1] == 1) band_h += npix;
+        if (state[2] == 1) band_l += npix;
+        if (state[0] == 2 || state[1] == 2 || state[2] == 2) mixed.push_back(xbi);
+        // a mixed mask cell is written per pixel after the row copy
+        if (state[0] != 2) std::memset(templ + cb.begin, state[0], cw);
+    }
+}
+
+// Second pass: the mixed cells of row band rb, every pixel with the twin's float arithmetic
+// (the band's rows of `out` already hold the template). Adds to nh / nl the counts of the
+// thresholds the first pass left undecided (the decided ones were counted there).
+void prompt_mixed_cells(const PromptPlan& pl, const float* L, const Band& rb,
+                        const std::vector<int>& mixed, uint8_t* out, float* top, float* bot,
+                        int64_t& nh, int64_t& nl) {
+    const float* t = pl.t;
+    const int mask_w = pl.mask_w, out_w = pl.out_w;
+    const float* wx0 = pl.wx0.data();
+    const float* wx1 = pl.wx1.data();
+    const float* wy0 = pl.wy0.data();
+    const float* wy1 = pl.wy1.data();
+    for (int xbi : mixed) {
+        const Band& cb = pl.xbands[xbi];
+        const int cw = cb.end - cb.begin;
+        const auto [lo_v, hi_v] = cell_range(L, mask_w, rb, cb);
+        const bool decided_hi = lo_v > t[1] || hi_v <= t[1];
+        const bool decided_lo = lo_v > t[2] || hi_v <= t[2];
+        const float a = L[rb.t0 * mask_w + cb.t0], b = L[rb.t0 * mask_w + cb.t1];
+        const float c = L[rb.t1 * mask_w + cb.t0], d = L[rb.t1 * mask_w + cb.t1];
+        horizontal(wx0, wx1, cb.begin, cb.end, a, b, c, d, top, bot);
+        int64_t ch = 0, cl = 0;
+        for (int y = rb.begin; y < rb.end; ++y) {
+            const float v0 = wy0[y], v1 = wy1[y];
+            uint8_t* row = out + static_cast<size_t>(y) * out_w + cb.begin;
+            for (int x = 0; x < cw; ++x) {
+                const float v = v0 * top[x] + v1 * bot[x];
+                row[x] = v > t[0];
+                ch += v > t[1];
+                cl += v > t[2];
             }
         }
+        if (!decided_hi) nh += ch;
+        if (!decided_lo) nl += cl;
+    }
+}
+
+// One row band rb of prompt mask L (its plane `out`): cells decided from their corners are
+// copied from a row template, mixed cells evaluated per pixel, or, when most cells are mixed
+// (noisy logits), every pixel of the band (prompt_dense_band). Adds the band's pixel counts
+// above t[1] / t[2] to nh / nl. Called once per (mask, band).
+void prompt_band(const PromptPlan& pl, const float* L, const Band& rb, uint8_t* out,
+                 PromptScratch& s, int64_t& nh, int64_t& nl) {
+    const int rh = rb.end - rb.begin, out_w = pl.out_w, mask_w = pl.mask_w;
+    s.mixed.clear();
+    int64_t band_h = 0, band_l = 0;  // pixels of the cells decided above t[1] / t[2]
+    prompt_classify_cells(pl, L, rb, s.templ.data(), s.mixed, band_h, band_l);
+    if (2 * s.mixed.size() > pl.xbands.size()) {  // mostly mixed: every pixel
+        int64_t ch = 0, cl = 0;
+        prompt_dense_band(L + rb.t0 * mask_w, L + rb.t1 * mask_w, pl.col0.data(), pl.col1.data(),
+                          pl.wx0.data(), pl.wx1.data(), pl.wy0.data() + rb.begin,
+                          pl.wy1.data() + rb.begin, rh, out_w, pl.t,
+                          out + static_cast<size_t>(rb.begin) * out_w, s.top.data(), s.bot.data(),
+                          ch, cl);
+        nh += ch;  // every pixel counted: the decided cells' sums are dropped
+        nl += cl;
+        return;
+    }
+    nh += band_h;
+    nl += band_l;
+    for (int y = rb.begin; y < rb.end; ++y)
+        std::memcpy(out + static_cast<size_t>(y) * out_w, s.templ.data(), out_w);
+    prompt_mixed_cells(pl, L, rb, s.mixed, out, s.top.data(), s.bot.data(), nh, nl);
+}
+
+}  // namespace
+
+void prompt_masks(const float* mask_logits, int n, int mask_h, int mask_w, double valid_h,
+                  double valid_w, int out_h, int out_w, double threshold, double stability_offset,
+                  uint8_t* masks, float* stability, int n_threads, bool check_finite) {
+    check_prompt_args(mask_logits, n, mask_h, mask_w, valid_h, valid_w, out_h, out_w, threshold,
+                      stability_offset, check_finite);
+    if (n == 0) return;
+    const size_t hw = static_cast<size_t>(mask_h) * mask_w;
+    const size_t plane = static_cast<size_t>(out_h) * out_w;
+    const PromptPlan pl = prompt_plan(mask_h, mask_w, valid_h, valid_w, out_h, out_w, threshold,
+                                      stability_offset);
+    const int parts = parallel_parts(double(plane) * n, n_threads);
+    // pixel counts above t[1] (hi) and t[2] (lo), per thread and mask
+    std::vector<std::vector<int64_t>> hi(parts, std::vector<int64_t>(n, 0)),
+        lo(parts, std::vector<int64_t>(n, 0));
+    const std::vector<size_t> cut = split_bands(pl.ybands, parts);
+    parallel_for(parts, [&](int part, int) {
+        PromptScratch s;
+        s.templ.resize(out_w);
+        s.top.resize(std::max(pl.max_cw, out_w));
+        s.bot.resize(std::max(pl.max_cw, out_w));
+        for (int p = 0; p < n; ++p)
+            for (size_t yb = cut[part]; yb < cut[part + 1]; ++yb)
+                prompt_band(pl, mask_logits + p * hw, pl.ybands[yb], masks + p * plane, s,
+                            hi[part][p], lo[part][p]);
     });
     for (int p = 0; p < n; ++p) {
         int64_t h_sum = 0, l_sum = 0;
