@@ -1118,12 +1118,14 @@ PromptPlan prompt_plan(int mask_h, int mask_w, double valid_h, double valid_w, i
 // decided above t[1] / t[2].
 void prompt_classify_cells(const PromptPlan& pl, const float* L, const Band& rb, uint8_t* templ,
                            std::vector<int>& mixed, int64_t& band_h, int64_t& band_l) {
-    const float* t = pl.t;
-    const int rh = rb.end - rb.begin;
-    for (int xbi = 0; xbi < static_cast<int>(pl.xbands.size()); ++xbi) {
-        const Band& cb = pl.xbands[xbi];
+    const float t[3] = {pl.t[0], pl.t[1], pl.t[2]};
+    const int rh = rb.end - rb.begin, mask_w = pl.mask_w;
+    const Band* xbands = pl.xbands.data();
+    const int n_cells = static_cast<int>(pl.xbands.size());
+    for (int xbi = 0; xbi < n_cells; ++xbi) {
+        const Band& cb = xbands[xbi];
         const int cw = cb.end - cb.begin;
-        const auto [lo_v, hi_v] = cell_range(L, pl.mask_w, rb, cb);
+        const auto [lo_v, hi_v] = cell_range(L, mask_w, rb, cb);
         // state per threshold: 1 = all above, 0 = none above, 2 = mixed
         int state[3];
         for (int i = 0; i < 3; ++i) state[i] = lo_v > t[i] ? 1 : (hi_v <= t[i] ? 0 : 2);
@@ -1142,7 +1144,8 @@ void prompt_classify_cells(const PromptPlan& pl, const float* L, const Band& rb,
 void prompt_mixed_cells(const PromptPlan& pl, const float* L, const Band& rb,
                         const std::vector<int>& mixed, uint8_t* out, float* top, float* bot,
                         int64_t& nh, int64_t& nl) {
-    const float* t = pl.t;
+    // local copies: the pixel loop's byte stores could alias pl (a reload per pixel)
+    const float t[3] = {pl.t[0], pl.t[1], pl.t[2]};
     const int mask_w = pl.mask_w, out_w = pl.out_w;
     const float* wx0 = pl.wx0.data();
     const float* wx1 = pl.wx1.data();
