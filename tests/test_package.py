@@ -114,11 +114,13 @@ def test_wheel_bundles_leave_out_the_training_weights(tmp_path):
     with a manifest that no longer lists them, so the installed copy still verifies."""
     from pathlib import Path
 
-    from rapsam_edge.assets import DEFAULT_BUNDLE, models_dir
+    from rapsam_edge.assets import DEFAULT_BUNDLE
     from rapsam_edge.bundle import load_bundle
 
     repo = Path(__file__).resolve().parents[1]
-    source = models_dir() / DEFAULT_BUNDLE
+    source = (
+        repo / "models" / DEFAULT_BUNDLE
+    )  # the source tree's copy: the installed one is stripped
     shipped = load_bundle(source)
     assert shipped.weights is not None, "the default bundle ships weights: nothing to test"
     project = tmp_path / "project"
