@@ -120,6 +120,20 @@ def _fail(message: str, hint: str | None) -> int:
     return 2
 
 
+def _run(name: str, rest: list[str]) -> int:
+    """Import verb ``name``'s module, parse ``rest`` and run it (errors go to ``main``)."""
+    cmd = COMMANDS[name]
+    # inside main's error handling: importing a command can load the ops, which check
+    # RAPSAM_EDGE_THREADS / RAPSAM_EDGE_OPS (a ConfigError, one line + hint)
+    module = importlib.import_module(cmd.module)
+    parser = argparse.ArgumentParser(prog=f"rapsam-edge {name}", description=cmd.help)
+    module.add_arguments(parser)
+    if cmd.extra:
+        parser.epilog = f"needs the '{cmd.extra}' extra: {EXTRA_HINT[cmd.extra]}"
+    args = parser.parse_args(rest)
+    return int(module.run(args) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -127,16 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in COMMANDS:
         _top_parser().parse_args(argv or ["--help"])
         return 2
-    name, rest = argv[0], argv[1:]
-    cmd = COMMANDS[name]
-    module = importlib.import_module(cmd.module)
-    parser = argparse.ArgumentParser(prog=f"rapsam-edge {name}", description=cmd.help)
-    module.add_arguments(parser)
-    if cmd.extra:
-        parser.epilog = f"needs the '{cmd.extra}' extra: {EXTRA_HINT[cmd.extra]}"
-    args = parser.parse_args(rest)
+    name = argv[0]
     try:
-        return int(module.run(args) or 0)
+        return _run(name, argv[1:])
     except RapsamEdgeError as e:
         if debug:
             raise
@@ -144,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as e:
         if debug:
             raise
-        extra = cmd.extra or "train"
+        extra = COMMANDS[name].extra or "train"
         return _fail(f"{e} (needed by `rapsam-edge {name}`)", EXTRA_HINT.get(extra))
     except OSError as e:  # a path the user gave cannot be read or written
         if debug:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import subprocess
 import sys
 
@@ -133,3 +134,35 @@ def test_train_defaults_to_the_shipped_default_models_variant(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert f"model's (default {shipped})" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [("RAPSAM_EDGE_THREADS", "0"), ("RAPSAM_EDGE_THREADS", "abc"), ("RAPSAM_EDGE_OPS", "bogus")],
+)
+def test_a_bad_ops_setting_is_one_line_a_hint_and_exit_2(var, value):
+    """`info` needs the ops: a bad setting is the error line + hint + exit 2, no traceback;
+    `--help` (top level and a runtime verb's) needs no ops and still prints its help."""
+    env = {**os.environ, var: value}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "rapsam_edge.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+
+    proc = cli("info")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"rapsam-edge: error: {var} must be "
+        + ("an integer in [1, 256]" if var.endswith("THREADS") else "auto, cpp or numpy")
+        + f", got {value!r}",
+        proc.stderr.splitlines()[1],
+    ]
+    assert proc.stderr.splitlines()[1].startswith(f"rapsam-edge: hint: unset {var}")
+    for args in (["--help"], ["info", "--help"], ["run", "--help"]):
+        proc = cli(*args)
+        assert proc.returncode == 0 and "usage: rapsam-edge" in proc.stdout, (args, proc.stderr)

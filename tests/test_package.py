@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import rapsam_edge.ops as ops
+from rapsam_edge.contract.version import package_version
 from rapsam_edge.ops import _numpy
 
 BLOCK_TORCH = """
@@ -166,3 +167,61 @@ def test_cmake_builds_release_when_no_build_type_is_given(tmp_path):
     assert "CMAKE_BUILD_TYPE:STRING=Release" in cache
     header = (build / "generated" / "rapsam_contract.hpp").read_text()
     assert "kScoreThreshold" in header and "kMaxThreads = 256;" in header
+
+
+# ---------------------------------------------------------------- a bad ops setting is loud, typed
+BAD_SETTINGS = [
+    ("RAPSAM_EDGE_THREADS", "0", "RAPSAM_EDGE_THREADS must be an integer in [1, 256], got '0'"),
+    ("RAPSAM_EDGE_THREADS", "abc", "RAPSAM_EDGE_THREADS must be an integer in [1, 256]"),
+    ("RAPSAM_EDGE_THREADS", "300", "RAPSAM_EDGE_THREADS must be an integer in [1, 256]"),
+    ("RAPSAM_EDGE_OPS", "bogus", "RAPSAM_EDGE_OPS must be auto, cpp or numpy, got 'bogus'"),
+]
+
+
+@pytest.mark.parametrize(("var", "value", "message"), BAD_SETTINGS)
+def test_a_bad_ops_setting_leaves_the_error_types_importable(var, value, message):
+    """The error types and the contract import whatever the environment holds; the ops (and
+    so the Segmenter) then raise the typed ConfigError, with its hint, where first needed."""
+    code = (
+        "import rapsam_edge, rapsam_edge.errors as errors, rapsam_edge.contract\n"
+        "print(rapsam_edge.__version__)\n"
+        "for load in ('import rapsam_edge.ops', 'from rapsam_edge import Segmenter'):\n"
+        "    try:\n"
+        "        exec(load)\n"
+        "    except errors.ConfigError as e:\n"
+        "        print(type(e).__name__, '|', e, '|', e.hint)\n"
+        "    else:\n"
+        "        print('no error')\n"
+    )
+    proc = run_python(code, **{var: value})
+    assert proc.returncode == 0, proc.stderr
+    version, *lines = proc.stdout.strip().splitlines()
+    assert version == package_version()
+    assert len(lines) == 2, proc.stdout
+    for line in lines:
+        name, text, hint = (p.strip() for p in line.split("|"))
+        assert name == "ConfigError" and text.startswith(message), line
+        assert f"unset {var}" in hint, line
+
+
+def test_the_package_loads_the_segmenter_lazily():
+    """``import rapsam_edge`` does not load the ops; ``rapsam_edge.Segmenter`` does."""
+    code = (
+        "import sys, rapsam_edge\n"
+        "print('rapsam_edge.ops' in sys.modules, 'Segmenter' in dir(rapsam_edge))\n"
+        "from rapsam_edge import ImageEmbedding, Segmenter\n"
+        "from rapsam_edge.runtime import segmenter\n"
+        "print('rapsam_edge.ops' in sys.modules, Segmenter is segmenter.Segmenter,\n"
+        "      ImageEmbedding is segmenter.ImageEmbedding)\n"
+        "try:\n"
+        "    rapsam_edge.NoSuchName\n"
+        "except AttributeError as e:\n"
+        "    print(e)\n"
+    )
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines() == [
+        "False True",
+        "True True True",
+        "module 'rapsam_edge' has no attribute 'NoSuchName'",
+    ]
