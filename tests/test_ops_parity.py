@@ -109,7 +109,7 @@ def test_panoptic_no_kept_query_and_empty():
     both_panoptic(cls, masks, valid, out, is_thing, score_threshold=1.0)
     both_panoptic(cls[:0], masks[:0], valid, out, is_thing)  # zero queries
     # only the no-object column: no class can be kept, whatever the threshold
-    both_panoptic(cls[:, :1].copy(), masks, valid, out, is_thing[:0], score_threshold=-1.0)
+    both_panoptic(cls[:, :1].copy(), masks, valid, out, is_thing[:0], score_threshold=0.0)
 
 
 def test_panoptic_ties_between_queries():

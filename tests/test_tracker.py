@@ -91,7 +91,7 @@ def test_cpp_tracker_twin_gives_the_same_track_ids(seed):
         py = OnlineTracker(cfg)  # made while the numpy twins are in use: the numpy tracker
     finally:
         ops.use(before)
-    assert type(py._impl).__module__ == "rapsam_edge.ops._tracker"
+    assert type(py._impl.impl) is ops._tracker.OnlineTracker
     cpp = _core.OnlineTracker(
         cfg.match_threshold,
         cfg.class_change_penalty,

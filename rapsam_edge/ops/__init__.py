@@ -279,21 +279,24 @@ def make_tracker(
     birth_score: float,
     max_missed: int,
     momentum: float,
-) -> Any:
+) -> _tracker.CheckedTracker:
     """A new online tracker of the implementation in use (the compiled core's
-    ``OnlineTracker`` or its numpy twin ``ops._tracker.OnlineTracker``; same interface:
-    ``update(embeddings N x D float32, classes N int32, scores N float32) -> N int32 ids``,
-    ``reset()``, ``tracks``, ``tracks_started``, ``frame_index``). Settings are checked here,
-    once: InputError naming the bad one."""
-    args = (
-        _checks.check_float(match_threshold, "match_threshold"),
-        _checks.check_float(class_change_penalty, "class_change_penalty"),
-        _checks.check_float(birth_score, "birth_score"),
-        _checks.check_int(max_missed, "max_missed", 0, 2**31 - 1),
-        _checks.check_float(momentum, "momentum"),
+    ``OnlineTracker`` or its numpy twin ``ops._tracker.OnlineTracker``) behind the one set of
+    argument checks (``ops._tracker.CheckedTracker``): ``update(embeddings N x D, classes N,
+    scores N) -> N int32 ids`` (arrays or lists), ``reset()``, ``tracks``, ``live_tracks``,
+    ``tracks_started``, ``frame_index``.
+
+    Settings: ``match_threshold`` a cosine similarity in [-1, 1], ``class_change_penalty`` >= 0,
+    ``birth_score`` and ``momentum`` in [0, 1] (all finite), ``max_missed`` an integer >= 0.
+
+    Raises:
+      InputError: a bad setting (named), here; bad ``update`` arguments, named, at the call.
+    """
+    args = _checks.tracker_args(
+        match_threshold, class_change_penalty, birth_score, max_missed, momentum
     )
     cls = _CORE.OnlineTracker if _active == "cpp" and _CORE is not None else _tracker.OnlineTracker
-    return cls(*args)
+    return _tracker.CheckedTracker(cls(*args))
 
 
 def num_threads() -> int:

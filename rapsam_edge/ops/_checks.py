@@ -25,6 +25,11 @@ import numpy as np
 
 from ..contract.postprocess import SEGMENT_DTYPE  # noqa: F401  (the contract's record)
 from ..contract.shared import (
+    BIRTH_SCORE,
+    CLASS_CHANGE_PENALTY,
+    MATCH_THRESHOLD,
+    MAX_MISSED,
+    MOMENTUM,
     OVERLAP_THRESHOLD,
     PROMPT_THRESHOLD,
     SCORE_THRESHOLD,
@@ -149,8 +154,8 @@ def check_mask_stack(x: object, name: str, n: int | None) -> np.ndarray:
 
 
 def check_int(value: object, name: str, lo: int, hi: int) -> int:
-    """An integer (Python, numpy or bool) in [lo, hi]."""
-    if not isinstance(value, (int, np.integer)):
+    """An integer (Python or numpy; not a bool) in [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InputError(f"{name} must be an integer, got {type(value).__name__}")
     if not lo <= value <= hi:
         raise InputError(f"{name} must be in [{lo}, {hi}], got {value}")
@@ -165,6 +170,31 @@ def check_float(value: object, name: str) -> float:
         return float(value)
     except OverflowError:
         raise InputError(f"{name} is out of range, got {value}") from None
+
+
+def _range_text(lo: float, hi: float) -> str:
+    if math.isinf(lo) and math.isinf(hi):
+        return "a finite number"
+    if math.isinf(hi):
+        return f"a finite number >= {lo:g}"
+    return f"in [{lo:g}, {hi:g}]"
+
+
+def check_real(value: object, name: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """A finite real number (Python or numpy; not a bool) in [lo, hi], as a float: a
+    threshold, a logit, a weight. NaN, infinity and a bool are errors."""
+    if isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be a real number, got bool")
+    x = check_float(value, name)
+    if not (math.isfinite(x) and lo <= x <= hi):
+        raise InputError(f"{name} must be {_range_text(lo, hi)}, got {value!r}")
+    return x
+
+
+def check_probability(value: object, name: str) -> float:
+    """A probability or a fraction (a score threshold, an overlap ratio, a blend weight):
+    a finite real number in [0, 1]."""
+    return check_real(value, name, 0.0, 1.0)
 
 
 def check_bool(value: object, name: str) -> bool:
@@ -237,8 +267,8 @@ def panoptic_fuse_args(
             f"is_thing must have C = {n_cls1 - 1} entries (cls_logits has C+1 columns), "
             f"got shape {thing.shape}"
         )
-    score = check_float(score_threshold, "score_threshold")
-    overlap = check_float(overlap_threshold, "overlap_threshold")
+    score = check_probability(score_threshold, "score_threshold")
+    overlap = check_probability(overlap_threshold, "overlap_threshold")
     return cls_logits, mask_logits, valid, out, _aligned(thing), score, overlap
 
 
@@ -252,13 +282,8 @@ def prompt_masks_args(
     mask_logits = check_mask_stack(mask_logits, "mask_logits", None)
     out = check_hw(out_hw, "out_hw")
     valid = check_valid_hw(valid_hw, mask_logits.shape[1:])
-    threshold = check_float(threshold, "threshold")
-    stability_offset = check_float(stability_offset, "stability_offset")
-    for name, value in (("threshold", threshold), ("stability_offset", stability_offset)):
-        if not math.isfinite(value):
-            raise InputError(f"{name} must be finite, got {value}")
-    if stability_offset < 0:
-        raise InputError(f"stability_offset must be >= 0, got {stability_offset}")
+    threshold = check_real(threshold, "threshold")  # a logit
+    stability_offset = check_real(stability_offset, "stability_offset", lo=0.0)
     return mask_logits, valid, out, threshold, stability_offset
 
 
@@ -333,7 +358,69 @@ def overlay_args(
         raise InputError("labels must be an int32 numpy array")
     if labels.shape != image.shape[:2]:
         raise InputError(f"labels shape {labels.shape} must equal image H x W {image.shape[:2]}")
-    alpha = check_float(alpha, "alpha")
-    if not 0.0 <= alpha <= 1.0:
-        raise InputError(f"alpha must be in [0, 1], got {alpha}")
+    alpha = check_probability(alpha, "alpha")
     return image, labels, alpha, check_bool(boundary, "boundary")
+
+
+# ---------------------------------------------------------------- the online tracker
+def tracker_args(
+    match_threshold: float = MATCH_THRESHOLD,
+    class_change_penalty: float = CLASS_CHANGE_PENALTY,
+    birth_score: float = BIRTH_SCORE,
+    max_missed: int = MAX_MISSED,
+    momentum: float = MOMENTUM,
+) -> tuple[float, float, float, int, float]:
+    """The tracker's settings: ``match_threshold`` a cosine similarity in [-1, 1];
+    ``class_change_penalty`` a cost >= 0 added to a cosine distance; ``birth_score`` a
+    detection score in [0, 1]; ``max_missed`` frames in [0, 2**31 - 1]; ``momentum`` an EMA
+    weight in [0, 1]."""
+    return (
+        check_real(match_threshold, "match_threshold", -1.0, 1.0),
+        check_real(class_change_penalty, "class_change_penalty", lo=0.0),
+        check_probability(birth_score, "birth_score"),
+        check_int(max_missed, "max_missed", 0, 2**31 - 1),
+        check_probability(momentum, "momentum"),
+    )
+
+
+def _array_of(x: object, name: str, kind: str, dtype: type[np.generic]) -> np.ndarray:
+    """``x`` (an array or nested lists) as a C-contiguous array of ``dtype``; its values must
+    be of numpy kind ``kind`` ("iu": integers, "iuf": real numbers)."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise InputError(f"{name} must be an array, got {type(x).__name__}")
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as e:  # ragged lists
+        raise InputError(f"{name} must be an array, got {type(x).__name__} ({e})") from None
+    if a.dtype.kind not in kind or a.dtype == np.bool_:
+        what = "integers" if kind == "iu" else "real numbers"
+        raise InputError(f"{name} must hold {what}, got dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def tracker_update_args(
+    embeddings: np.ndarray, classes: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One frame's detections for ``update``: embeddings N x D (D >= 1) finite real numbers
+    -> float32; classes N integers in the int32 range -> int32; scores N finite real
+    numbers -> float32 (arrays or lists). A D differing from the live tracks' is checked by
+    the tracker, which holds them (the same message in both implementations)."""
+    emb = _array_of(embeddings, "embeddings", "iuf", np.float32)
+    if emb.ndim != 2 or emb.shape[1] < 1:
+        raise InputError(f"embeddings must be N x D with D >= 1, got shape {emb.shape}")
+    if not _all_finite(emb):
+        raise InputError("embeddings contains NaN or infinity (or a value beyond float32)")
+    n = emb.shape[0]
+    raw = _array_of(classes, "classes", "iu", np.int64)
+    if raw.shape != (n,):
+        raise InputError(f"classes must have N = {n} entries (one per embedding), got {raw.shape}")
+    info = np.iinfo(np.int32)
+    if n and not (info.min <= raw.min() and raw.max() <= info.max):
+        raise InputError(f"classes must be in the int32 range, got {raw.min()}..{raw.max()}")
+    cls = np.ascontiguousarray(raw, dtype=np.int32)
+    score = _array_of(scores, "scores", "iuf", np.float32)
+    if score.shape != (n,):
+        raise InputError(f"scores must have N = {n} entries (one per embedding), got {score.shape}")
+    if not _all_finite(score):
+        raise InputError("scores contains NaN or infinity")
+    return emb, cls, score

@@ -1,8 +1,10 @@
 """Numpy twin of the compiled core's online tracker (``rapsam_edge._core.OnlineTracker``,
 ``csrc/tracker.cpp``): the same rules, state and interface, in float64. Track ids agree with
 the C++ twin except where a similarity ties a threshold to the last bits (BLAS sums in
-another order). ``rapsam_edge.ops.make_tracker`` picks the twin in use; the runtime's
-``OnlineTracker`` (``rapsam_edge.runtime.tracker``) wraps either.
+another order). ``rapsam_edge.ops.make_tracker`` picks the twin in use and puts it behind
+``CheckedTracker`` (the one set of argument checks, ``_checks.tracker_args`` /
+``tracker_update_args``); the runtime's ``OnlineTracker`` (``rapsam_edge.runtime.tracker``)
+wraps that.
 
 Tracks keep an exponential moving average of unit embeddings; detections are assigned to
 tracks by optimal linear assignment on cosine distance plus a penalty for a class change; a
@@ -24,9 +26,10 @@ from ..contract.shared import (
     MOMENTUM,
 )
 from ..errors import InputError
+from . import _checks
 from ._numpy import linear_assignment
 
-__all__ = ["OnlineTracker"]
+__all__ = ["CheckedTracker", "OnlineTracker"]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -67,7 +70,8 @@ class _Track:
 
 class OnlineTracker:
     """Associates per-frame detections into tracks with stable ids (arguments as the C++
-    twin's; ``rapsam_edge.ops.make_tracker`` checks them)."""
+    twin's, unchecked: ``rapsam_edge.ops.make_tracker`` checks them, and ``CheckedTracker``
+    the arguments of ``update``)."""
 
     def __init__(
         self,
@@ -147,3 +151,43 @@ class OnlineTracker:
             ids[c] = self._tracks[r].track_id
             matched.add(r)
         return matched
+
+
+class CheckedTracker:
+    """A tracker of either implementation (``impl``: the compiled core's ``OnlineTracker``
+    or the numpy twin above) behind the one set of argument checks: ``update`` takes
+    embeddings N x D, classes N and scores N as arrays or lists and raises InputError,
+    naming the argument, with the same message for both."""
+
+    __slots__ = ("impl",)
+
+    def __init__(self, impl: Any) -> None:
+        self.impl = impl
+
+    def update(self, embeddings: Any, classes: Any, scores: Any) -> np.ndarray:
+        """embeddings N x D finite reals, classes N integers, scores N finite reals -> N int32
+        track ids (0: neither matched nor started a track)."""
+        return np.asarray(
+            self.impl.update(*_checks.tracker_update_args(embeddings, classes, scores))
+        )
+
+    def reset(self) -> None:
+        self.impl.reset()
+
+    @property
+    def tracks_started(self) -> int:
+        return int(self.impl.tracks_started)
+
+    @property
+    def live_tracks(self) -> int:
+        return int(self.impl.live_tracks)
+
+    @property
+    def frame_index(self) -> int:
+        return int(self.impl.frame_index)
+
+    @property
+    def tracks(self) -> list[dict[str, Any]]:
+        """The live tracks, oldest first: dicts of track_id, embedding, class_scores, hits and
+        missed."""
+        return list(self.impl.tracks)

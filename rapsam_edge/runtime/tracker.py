@@ -26,16 +26,31 @@ from ..contract.shared import (
     MAX_MISSED,
     MOMENTUM,
 )
-from ..errors import InputError
+from ..errors import ConfigError, InputError
+from ..ops._checks import tracker_args
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    match_threshold: float = MATCH_THRESHOLD  # minimum cosine similarity for a match
-    class_change_penalty: float = CLASS_CHANGE_PENALTY  # added to the distance on a class change
-    birth_score: float = BIRTH_SCORE  # minimum detection score to start a track
-    max_missed: int = MAX_MISSED  # frames a track survives without a detection
-    momentum: float = MOMENTUM  # EMA weight of the old embedding
+    """The tracker's settings, checked here (the rule of ``ops.make_tracker``): a bad one
+    raises ConfigError naming it."""
+
+    match_threshold: float = MATCH_THRESHOLD  # minimum cosine similarity for a match, [-1, 1]
+    class_change_penalty: float = (
+        CLASS_CHANGE_PENALTY  # added to the distance on a class change, >= 0
+    )
+    birth_score: float = BIRTH_SCORE  # minimum detection score to start a track, [0, 1]
+    max_missed: int = MAX_MISSED  # frames a track survives without a detection, >= 0
+    momentum: float = MOMENTUM  # EMA weight of the old embedding, [0, 1]
+
+    def __post_init__(self) -> None:
+        try:
+            tracker_args(**asdict(self))
+        except InputError as e:
+            raise ConfigError(
+                f"TrackerConfig.{e}",
+                hint="TrackerConfig's docstring and field comments give each setting's range",
+            ) from None
 
 
 @dataclass
