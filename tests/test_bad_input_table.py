@@ -229,13 +229,18 @@ def test_source_cases(seg, tmp_path):
         next(seg.stream(iter([F.astype(np.float32)])))
 
 
-def _ops_cases() -> dict:
+def _ops_cases() -> dict[str, tuple[str, str]]:
+    """id -> (op, the argument named): the op cases of test_ops_bad_input, the tracker's
+    (``make_tracker`` settings and ``update`` arguments) included."""
     spec = importlib.util.spec_from_file_location(
         "ops_bad", Path(__file__).with_name("test_ops_bad_input.py")
     )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.CASES
+    cases = {k: (op, word) for k, (op, _, word) in mod.CASES.items()}
+    cases |= {f"tr_{k}": ("make_tracker", name) for k, (name, _) in mod.BAD_SETTINGS.items()}
+    cases |= {f"tr_{k}": ("make_tracker(...).update", c[-1]) for k, c in mod.BAD_UPDATES.items()}
+    return cases
 
 
 def render() -> str:
@@ -284,7 +289,7 @@ def render() -> str:
         "| case | op | argument named |",
         "|---|---|---|",
     ]
-    lines += [f"| {k} | `{op}` | `{word}` |" for k, (op, _, word) in ops.items()]
+    lines += [f"| {k} | `{op}` | `{word}` |" for k, (op, word) in ops.items()]
     n = len(_frame_cases()) + len(_prompt_cases()) + len(_setting_cases()) + len(ops)
     lines += ["", f"{n} cases in all.", ""]
     return "\n".join(lines)

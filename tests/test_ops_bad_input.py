@@ -105,6 +105,15 @@ CASES = {
     "pan_score_none": (*_panoptic(score_threshold=None), "score_threshold"),
     "pan_score_huge_int": (*_panoptic(score_threshold=10**400), "score_threshold"),
     "pan_overlap_list": (*_panoptic(overlap_threshold=[0.5]), "overlap_threshold"),
+    "pan_score_nan": (*_panoptic(score_threshold=float("nan")), "score_threshold"),
+    "pan_score_inf": (*_panoptic(score_threshold=float("inf")), "score_threshold"),
+    "pan_score_above_1": (*_panoptic(score_threshold=5.0), "score_threshold"),
+    "pan_score_negative": (*_panoptic(score_threshold=-1.0), "score_threshold"),
+    "pan_score_bool": (*_panoptic(score_threshold=True), "score_threshold"),
+    "pan_overlap_nan": (*_panoptic(overlap_threshold=float("nan")), "overlap_threshold"),
+    "pan_overlap_inf": (*_panoptic(overlap_threshold=-float("inf")), "overlap_threshold"),
+    "pan_overlap_above_1": (*_panoptic(overlap_threshold=1.5), "overlap_threshold"),
+    "pan_overlap_negative": (*_panoptic(overlap_threshold=-0.1), "overlap_threshold"),
     # prompt_masks
     "pr_dtype": (*_prompt(mask_logits=MASKS.astype(np.float64)), "mask_logits"),
     "pr_ndim": (*_prompt(mask_logits=MASKS[0]), "mask_logits"),
@@ -121,6 +130,7 @@ CASES = {
     "pr_threshold_str": (*_prompt(threshold="0"), "threshold"),
     "pr_threshold_complex": (*_prompt(threshold=1j), "threshold"),
     "pr_offset_list": (*_prompt(stability_offset=[1.0]), "stability_offset"),
+    "pr_offset_inf": (*_prompt(stability_offset=float("inf")), "stability_offset"),
     # letterbox
     "lb_dtype": (*_letterbox(image=IMAGE.astype(np.float32)), "image"),
     "lb_ndim": (*_letterbox(image=IMAGE[None]), "image"),
@@ -191,6 +201,7 @@ CASES = {
     "ov_alpha": (*_overlay(alpha=1.5), "alpha"),
     "ov_alpha_nan": (*_overlay(alpha=float("nan")), "alpha"),
     "ov_alpha_str": (*_overlay(alpha="0.5"), "alpha"),
+    "ov_alpha_bool": (*_overlay(alpha=True), "alpha"),
     "ov_boundary_str": (*_overlay(boundary="no"), "boundary"),
     "ov_boundary_float": (*_overlay(boundary=1.0), "boundary"),
 }
@@ -332,3 +343,132 @@ def test_raw_core_guards_out_of_bounds_access(case):
     op, args = RAW_CORE_GUARDS[case]
     with pytest.raises((InputError, TypeError)):
         getattr(_core, op)(*args)
+
+
+# ---------------------------------------------------------------- the tracker, an op too
+def test_probability_thresholds_at_their_bounds_are_accepted():
+    for impl in IMPLS.values():
+        for score, overlap in ((0.0, 0.0), (1.0, 1.0), (0, 1), (np.float32(0.5), np.float64(0.5))):
+            label, _ = impl.panoptic_fuse(CLS, MASKS, (8, 8), (16, 16), THING, score, overlap)
+            assert label.shape == (16, 16)
+
+
+SETTINGS = {
+    "match_threshold": 0.5,
+    "class_change_penalty": 0.3,
+    "birth_score": 0.5,
+    "max_missed": 3,
+    "momentum": 0.8,
+}
+
+#: id -> (the setting, a bad value); each is named in the error, for both implementations
+BAD_SETTINGS = {
+    "match_nan": ("match_threshold", float("nan")),
+    "match_inf": ("match_threshold", float("inf")),
+    "match_above_1": ("match_threshold", 1.5),
+    "match_below_minus_1": ("match_threshold", -1.5),
+    "match_str": ("match_threshold", "0.5"),
+    "penalty_negative": ("class_change_penalty", -3.0),
+    "penalty_inf": ("class_change_penalty", float("inf")),
+    "birth_nan": ("birth_score", float("nan")),
+    "birth_above_1": ("birth_score", 2.0),
+    "birth_str": ("birth_score", "x"),
+    "max_missed_negative": ("max_missed", -1),
+    "max_missed_float": ("max_missed", 2.5),
+    "max_missed_bool": ("max_missed", True),
+    "max_missed_huge": ("max_missed", 2**31),
+    "momentum_above_1": ("momentum", 5.0),
+    "momentum_inf": ("momentum", float("inf")),
+    "momentum_negative": ("momentum", -0.1),
+    "momentum_bool": ("momentum", False),
+}
+
+
+def _tracker(impl: str, **settings):
+    before = ops.implementation()
+    ops.use(impl)
+    try:
+        return ops.make_tracker(**{**SETTINGS, **settings})
+    finally:
+        ops.use(before)
+
+
+@pytest.mark.parametrize("case", BAD_SETTINGS)
+def test_make_tracker_rejects_a_bad_setting_alike(case):
+    name, value = BAD_SETTINGS[case]
+    messages = []
+    for impl in IMPLS:
+        with pytest.raises(InputError, match=f"^{name} ") as info:
+            _tracker(impl, **{name: value})
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+
+
+E = np.eye(3, 4, dtype=F32)
+C = np.array([1, 2, 3], np.int32)
+S = np.full(3, 0.9, F32)
+
+#: id -> (embeddings, classes, scores, the argument named first)
+BAD_UPDATES = {
+    "emb_1d": (E[0], C[:1], S[:1], "embeddings"),
+    "emb_3d": (E[None], C, S, "embeddings"),
+    "emb_no_columns": (np.zeros((3, 0), F32), C, S, "embeddings"),
+    "emb_nan": (nan_like(E), C, S, "embeddings"),
+    "emb_inf": (inf_like(E), C, S, "embeddings"),
+    "emb_beyond_float32": (np.full((3, 4), 1e300), C, S, "embeddings"),
+    "emb_none": (None, C, S, "embeddings"),
+    "emb_str": ("abc", C, S, "embeddings"),
+    "emb_ragged": ([[1.0, 2.0], [1.0]], C[:2], S[:2], "embeddings"),
+    "emb_complex": (E.astype(complex), C, S, "embeddings"),
+    "emb_bool": (E.astype(bool), C, S, "embeddings"),
+    "classes_long": (E[:2], C, S[:2], "classes"),
+    "classes_short": (E, C[:2], S, "classes"),
+    "classes_2d": (E, C[None], S, "classes"),
+    "classes_float": (E, C.astype(F32), S, "classes"),
+    "classes_none": (E, None, S, "classes"),
+    "classes_huge": (E, np.array([1, 2, 2**40]), S, "classes"),
+    "scores_short": (E, C, S[:2], "scores"),
+    "scores_nan": (E, C, nan_like(S), "scores"),
+    "scores_str": (E, C, ["a", "b", "c"], "scores"),
+    "scores_none": (E, C, None, "scores"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_UPDATES)
+def test_tracker_update_rejects_bad_arguments_alike(case):
+    """The update arguments are checked once, for both implementations: InputError (a
+    ValueError) naming the argument, word for word the same, and the tracker untouched."""
+    *args, word = BAD_UPDATES[case]
+    messages = []
+    for impl in IMPLS:
+        tracker = _tracker(impl)
+        with pytest.raises(InputError, match=f"^{word} ") as info:
+            tracker.update(*args)
+        assert isinstance(info.value, ValueError)
+        assert tracker.frame_index == -1 and tracker.live_tracks == 0
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+
+
+def test_tracker_dim_change_is_the_same_error_in_both():
+    messages = []
+    for impl in IMPLS:
+        tracker = _tracker(impl)
+        tracker.update(E, C, S)
+        with pytest.raises(InputError, match="^embeddings: dim differs") as info:
+            tracker.update(np.eye(3, 5, dtype=F32), C, S)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+
+
+def test_tracker_update_takes_lists_and_other_dtypes_alike():
+    """Lists, float64 embeddings / scores and int64 classes are converted the same way in
+    both implementations; an empty frame (0 x D) is fine."""
+    got = {}
+    for impl in IMPLS:
+        tracker = _tracker(impl)
+        ids = [tracker.update(E.tolist(), C.tolist(), S.tolist()).tolist()]
+        ids.append(tracker.update(E.astype(np.float64), C.astype(np.int64), [0.9] * 3).tolist())
+        ids.append(tracker.update(np.zeros((0, 4)), [], []).tolist())
+        got[impl] = (ids, tracker.frame_index, tracker.tracks_started)
+    assert got["cpp"] == got["numpy"] == ([[1, 2, 3], [1, 2, 3], []], 2, 3)

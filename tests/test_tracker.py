@@ -120,3 +120,40 @@ def test_cpp_tracker_twin_gives_the_same_track_ids(seed):
         assert list(got) == want
         assert cpp.live_tracks == len(py.tracks)
     assert cpp.tracks_started == py.tracks_started >= 8
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("match_threshold", float("nan")),
+        ("match_threshold", 1.01),
+        ("momentum", 5.0),
+        ("momentum", float("inf")),
+        ("momentum", -0.5),
+        ("class_change_penalty", -3.0),
+        ("class_change_penalty", float("nan")),
+        ("birth_score", "x"),
+        ("birth_score", 1.5),
+        ("max_missed", -1),
+        ("max_missed", 2.5),
+        ("max_missed", True),
+    ],
+)
+def test_tracker_config_rejects_a_bad_setting_at_construction(field, value):
+    """TrackerConfig checks its settings with the ops' rule (ops.make_tracker): a bad one is
+    a ConfigError naming the field, at the constructor, not at the first track()."""
+    from rapsam_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"^TrackerConfig\.{field} ") as info:
+        TrackerConfig(**{field: value})
+    assert info.value.hint and "\n" not in info.value.hint
+
+
+def test_tracker_config_accepts_the_ranges_ends():
+    for kw in (
+        {"match_threshold": -1.0, "momentum": 0.0, "birth_score": 0.0, "max_missed": 0},
+        {"match_threshold": 1, "momentum": 1, "birth_score": 1, "class_change_penalty": 0},
+        {"max_missed": np.int64(7), "momentum": np.float32(0.5)},
+    ):
+        tracker = OnlineTracker(TrackerConfig(**kw))
+        assert tracker.update([]) == []

@@ -385,17 +385,18 @@ def tracker_args(
 
 def _array_of(x: object, name: str, kind: str, dtype: type[np.generic]) -> np.ndarray:
     """``x`` (an array or nested lists) as a C-contiguous array of ``dtype``; its values must
-    be of numpy kind ``kind`` ("iu": integers, "iuf": real numbers)."""
+    be of numpy kind ``kind`` ("iu": integers, "iuf": real numbers), unless it is empty."""
     if x is None or isinstance(x, (str, bytes)):
         raise InputError(f"{name} must be an array, got {type(x).__name__}")
     try:
         a = np.asarray(x)
     except (TypeError, ValueError) as e:  # ragged lists
         raise InputError(f"{name} must be an array, got {type(x).__name__} ({e})") from None
-    if a.dtype.kind not in kind or a.dtype == np.bool_:
+    if a.size and (a.dtype.kind not in kind or a.dtype == np.bool_):  # [] is float64
         what = "integers" if kind == "iu" else "real numbers"
         raise InputError(f"{name} must hold {what}, got dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=dtype)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: the finite check's
+        return np.ascontiguousarray(a, dtype=dtype)
 
 
 def tracker_update_args(
