@@ -338,12 +338,18 @@ The persistent worker pool shrinks at once and grows on demand; results do not d
     m.def(
         "parse_num_threads",
         [](const std::string& raw) -> py::object {
-            const std::optional<int> n = rapsam::parse_num_threads(raw.c_str());
+            std::optional<int> n;
+            try {
+                n = rapsam::parse_num_threads(raw);  // every byte, an embedded NUL too
+            } catch (const std::invalid_argument& e) {
+                PyErr_SetString(g_config_error.ptr(), e.what());  // a setting: as Python's
+                throw py::error_already_set();
+            }
             return n ? py::object(py::int_(*n)) : py::object(py::none());
         },
         "raw"_a,
         R"doc(parse_num_threads(raw: str) -> int | None: the core's rule for the threads variable
-(rapsam_edge.contract.threads.parse_threads is the same rule); InputError when broken.)doc");
+(rapsam_edge.contract.threads.parse_threads is the same rule); ConfigError when broken.)doc");
     m.def("all_finite", &all_finite, "a"_a,
           R"doc(all_finite(a: float32 array) -> bool: no NaN and no infinity in ``a`` (the core's
 multi-threaded scan; rapsam_edge.ops' checks use it while the core is in use).)doc");

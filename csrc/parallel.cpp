@@ -74,7 +74,11 @@ std::string quoted(const std::string& s) {
 }  // namespace
 
 std::optional<int> parse_num_threads(const char* raw) {
-    std::string value = raw ? raw : "";
+    return parse_num_threads(std::string(raw ? raw : ""));
+}
+
+std::optional<int> parse_num_threads(const std::string& raw) {
+    std::string value = raw;
     const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
     while (!value.empty() && space(value.back())) value.pop_back();
     size_t first = 0;
@@ -89,7 +93,7 @@ std::optional<int> parse_num_threads(const char* raw) {
     }
     if (!ok || n < 1 || n > kMaxThreads)
         fail(std::string(kThreadsEnvVar) + " must be an integer in [1, " +
-             std::to_string(kMaxThreads) + "], got " + quoted(raw ? raw : ""));
+             std::to_string(kMaxThreads) + "], got " + quoted(raw));
     return static_cast<int>(n);
 }
 

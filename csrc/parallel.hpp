@@ -31,6 +31,9 @@ int available_cores();
 /// The threads variable's value -> a thread count; nullopt when `raw` is null or blank.
 /// The rule of rapsam_edge.contract.threads.parse_threads: stripped of spaces, tabs, CR and
 /// LF, 1 to 4 ASCII digits in [1, kMaxThreads]; else std::invalid_argument naming the variable.
+/// Every byte of `raw` counts: an embedded NUL is an error (as in Python), not an end.
+std::optional<int> parse_num_threads(const std::string& raw);
+/// The same for a C string (getenv's value); null is unset.
 std::optional<int> parse_num_threads(const char* raw);
 
 /// parse_num_threads(getenv(kThreadsEnvVar)) when set, else min(available_cores(), kMaxThreads).

@@ -455,7 +455,7 @@ def test_tracker_dim_change_is_the_same_error_in_both():
     for impl in IMPLS:
         tracker = _tracker(impl)
         tracker.update(E, C, S)
-        with pytest.raises(InputError, match="^embeddings: dim differs") as info:
+        with pytest.raises(InputError, match=r"^embeddings: dim differs") as info:
             tracker.update(np.eye(3, 5, dtype=F32), C, S)
         messages.append(str(info.value))
     assert messages[0] == messages[1]

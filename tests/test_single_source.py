@@ -218,28 +218,31 @@ THREAD_VALUES = [
     "4'",
     "a\"b'",
     "\x01",
+    "4\x00",  # an embedded NUL: not the end of the value (a C string would stop there)
+    "\x004",
 ]
 
 
 def _python_answer(raw: str) -> object:
     try:
         return parse_threads(raw)
-    except ConfigError as e:
-        return ("error", str(e))
+    except InputError as e:  # ConfigError is one: the exact type is compared
+        return (type(e).__name__, str(e))
 
 
 def _core_answer(core, raw: str) -> object:
     try:
         return core.parse_num_threads(raw)
     except InputError as e:
-        return ("error", str(e))
+        return (type(e).__name__, str(e))
 
 
 @pytest.mark.parametrize("raw", THREAD_VALUES)
 def test_python_and_the_core_read_the_threads_variable_alike(raw):
-    """Same count, or the same error with the same message. The message quotes the value as
-    Python's repr() does; for non-ASCII text (which is always an error) the core copies the
-    bytes where repr() may escape a character, so there only the outcome is compared."""
+    """Same count, or the same error type (ConfigError: a setting) with the same message. The
+    message quotes the value as Python's repr() does; for non-ASCII text (which is always an
+    error) the core copies the bytes where repr() may escape a character, so there only the
+    outcome is compared."""
     from rapsam_edge import _core  # a missing core must fail this test, not skip it
 
     got, want = _core_answer(_core, raw), _python_answer(raw)
@@ -247,6 +250,7 @@ def test_python_and_the_core_read_the_threads_variable_alike(raw):
         assert got == want
     else:
         assert isinstance(got, tuple) and isinstance(want, tuple) and got[0] == want[0]
+    assert not isinstance(want, tuple) or want[0] == "ConfigError"
 
 
 def test_thread_rule_examples():

@@ -315,6 +315,9 @@ static void test_thread_settings() {
     CHECK(rapsam::parse_num_threads("\t16\r\n") == 16 && rapsam::parse_num_threads("0256") == 256);
     CHECK(throws_invalid([] { rapsam::parse_num_threads("+4"); }));
     CHECK(throws_invalid([] { rapsam::parse_num_threads("00001"); }));
+    // every byte counts: an embedded NUL is not an end of the value (Python's rule)
+    CHECK(throws_invalid([] { rapsam::parse_num_threads(std::string("4\0", 2)); }));
+    CHECK(rapsam::parse_num_threads(std::string(" 4 ")) == 4);
     CHECK(throws_invalid([] { rapsam::set_num_threads(0); }));
     CHECK(throws_invalid([] { rapsam::set_num_threads(rapsam::kMaxThreads + 1); }));
     rapsam::set_num_threads(3);
