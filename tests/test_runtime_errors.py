@@ -122,6 +122,25 @@ def test_sources(seg, tmp_path):
         next(seg.stream(iter([]), max_frames=-1))
 
 
+@pytest.mark.parametrize("index", [-1, -2, 100, 2**40, np.int64(-1), np.int32(4000)])
+def test_a_camera_index_out_of_range_is_refused_before_opencv(seg, monkeypatch, index):
+    """A negative index crashes some OpenCV builds (SIGSEGV), one of 100 or more is read as
+    camera + CAP_* backend, 2**40 fails OpenCV's overload resolution: all are refused,
+    typed, before cv2.VideoCapture is reached."""
+    import cv2
+
+    def no_capture(*args):
+        raise AssertionError(f"cv2.VideoCapture{args} reached")
+
+    monkeypatch.setattr(cv2, "VideoCapture", no_capture)
+    with pytest.raises(SourceError, match=r"camera index must be in \[0, 99\]") as info:
+        next(seg.stream(index, max_frames=2))
+    assert info.value.hint and "video path" in info.value.hint
+    for flag in (True, False, np.bool_(True)):
+        with pytest.raises(SourceError, match="camera index, a video path"):
+            next(seg.stream(flag))
+
+
 def test_stream_reads_no_frame_past_max_frames(seg):
     read = []
 
