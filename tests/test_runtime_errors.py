@@ -250,6 +250,33 @@ def test_saturated_logits_are_decisions_and_nan_is_an_error(shipped_bundle):
         s.prompt(emb, points=[(40, 40)])
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_graph_outputs_that_are_not_logits_are_backend_errors(shipped_bundle, value):
+    """``iou`` (prompt decoder) and ``query_embed`` (panoptic decoder) carry no fg/bg decision
+    in an infinity: NaN or inf there is the graph's fault, a BackendError naming the tensor,
+    never passed on (as an ``iou`` value) or blamed on the caller (the tracker's cost)."""
+    s = Segmenter(shipped_bundle, "ort-cpu", score_threshold=0.0, overlap_threshold=0.0)
+    frame = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    assert len(s.panoptic(frame).segments) > 0  # the query_embed of kept queries is read
+    for graph, role, call in (
+        ("prompt_decoder", "iou", lambda: s.prompt(s.set_image(frame), points=[(40, 40)])),
+        ("panoptic_decoder", "query_embed", lambda: s.panoptic(frame)),
+        ("panoptic_decoder", "query_embed", lambda: s.track(frame)),
+    ):
+        backend = s.graphs[graph]
+        name, original = backend.name_of(role), backend.run_roles
+
+        def run_roles(feeds, check=True, original=original, role=role):
+            out = original(feeds, check=check)
+            return {**out, role: np.full_like(out[role], value)}
+
+        backend.run_roles = run_roles
+        with pytest.raises(errors.BackendError, match=f"{graph} {role} holds NaN or inf") as info:
+            call()
+        assert info.value.hint and name
+        del backend.run_roles
+
+
 def test_unwritable_output_paths_are_one_line(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")

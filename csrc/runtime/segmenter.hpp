@@ -15,6 +15,7 @@
 #include "backend.hpp"
 #include "bundle.hpp"
 #include "postprocess.hpp"
+#include "rapsam_contract.hpp"
 #include "tracker.hpp"
 
 namespace rapsam {
@@ -25,7 +26,7 @@ struct SegmenterOptions {
     int threads = 0;                  ///< CPU inference threads (0 = the backend's default)
     std::string color_order = "RGB";  ///< of the frames passed in
     int input_size = 0;               ///< network long side (0 = the bundle's)
-    int max_prompts = 256;
+    int max_prompts = contract::kMaxPrompts;  ///< at most contract::kMaxPrompts
     bool static_copies = true;  ///< BackendOptions::static_copies (false: dynamic only)
 };
 

@@ -29,6 +29,7 @@ __all__ = [
     "GRAPH_SPECS",
     "MATCH_THRESHOLD",
     "MAX_MISSED",
+    "MAX_PROMPTS",
     "MAX_THREADS",
     "MOMENTUM",
     "OPS_ENV_VAR",
@@ -80,6 +81,9 @@ GRAPH_SPECS: Mapping[str, Mapping[str, Any]] = MappingProxyType(_DATA["graphs"])
 
 #: largest thread count (``ops.set_num_threads``, ``RAPSAM_EDGE_THREADS``)
 MAX_THREADS: int = int(_DATA["threads"]["max"])
+#: most prompts one ``prompt`` call accepts (the default and the upper bound of
+#: ``max_prompts``, Python's and the C++ runtime's ``SegmenterOptions``)
+MAX_PROMPTS: int = int(_DATA["prompts"]["max"])
 THREADS_ENV_VAR: str = _DATA["env"]["threads"]
 OPS_ENV_VAR: str = _DATA["env"]["ops"]
 

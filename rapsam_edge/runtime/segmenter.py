@@ -79,6 +79,21 @@ def _finite_logits(a: np.ndarray, where: str) -> np.ndarray:
     return np.clip(a, -SATURATED_LOGIT, SATURATED_LOGIT)
 
 
+def _finite(a: np.ndarray, where: str) -> np.ndarray:
+    """``a`` (a graph output that is not a logit: ``iou``, ``query_embed``) as C-contiguous
+    float32, scanned once (``ops.all_finite``); unlike a logit, an infinity carries no
+    decision here.
+
+    Raises:
+      BackendError: ``a`` holds NaN or infinity (named by ``where``)."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not ops.all_finite(a):
+        raise BackendError(
+            f"{where} holds NaN or infinity (a numerically broken graph, e.g. FP16 overflow)"
+        )
+    return a
+
+
 def _encoder_id(bundle: Bundle) -> str:
     """The bundle and encoder files (with digests) that make an embedding."""
     files = sorted(bundle.graphs["encoder"].files.values())
@@ -252,7 +267,7 @@ class Segmenter:
             float(self.postprocess.score_threshold),
             float(self.postprocess.overlap_threshold),
         )
-        embed = out["query_embed"][0][segments["query"]]
+        embed = _finite(out["query_embed"][0][segments["query"]], "panoptic_decoder query_embed")
         timings["postprocess"] = _ms(t0)
         return PanopticResult(label_map, segments, self.class_names, embed, timings)
 
@@ -337,7 +352,8 @@ class Segmenter:
             STABILITY_OFFSET,
         )
         timings["postprocess"] = _ms(t0)
-        return PromptResult(masks, np.asarray(out["iou"][0], dtype=np.float32), stability, timings)
+        iou = _finite(out["iou"][0], "prompt_decoder iou")
+        return PromptResult(masks, iou, stability, timings)
 
     def new_tracker(self) -> OnlineTracker:
         """A fresh tracker with this Segmenter's settings (one per video / thread)."""
