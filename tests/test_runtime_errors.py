@@ -69,6 +69,12 @@ def seg(shipped_bundle) -> Segmenter:
         ({"backend": {"encoder": "ort-cpu"}}, "needs exactly the graphs"),
         ({"backend": 3}, "backend must be a name"),
         ({"max_prompts": 0}, "max_prompts"),
+        ({"max_prompts": 10**12}, r"max_prompts must be an int in \[1, 256\]"),
+        ({"max_prompts": np.int64(257)}, r"max_prompts must be an int in \[1, 256\]"),
+        ({"max_prompts": 2.0}, "max_prompts must be an int"),
+        ({"device": 5}, "device must be a device name"),
+        ({"device": 5, "backend": "openvino"}, "device must be a device name"),
+        ({"device": b"CPU"}, "device must be a device name"),
         ({"backend_options": {"no_such_option": 1}, "backend": "ort-cpu"}, "no_such_option"),
     ],
 )
@@ -79,10 +85,25 @@ def test_bad_settings_fail_at_the_constructor(shipped_bundle, kwargs, match):
 
 def test_bundle_arguments():
     assert Segmenter(None, "ort-cpu").bundle.name == DEFAULT_BUNDLE  # the shipped default
+    for empty in ("", "  "):  # not the current directory
+        with pytest.raises(ConfigError, match="bundle must name a directory") as info:
+            Segmenter(empty)
+        assert "None" in info.value.hint
     with pytest.raises(MissingFileError, match="shipped bundles"):
         Segmenter("no-such-bundle")
     with pytest.raises(ConfigError, match="bundle must be"):
         Segmenter(42)
+
+
+def test_max_prompts_takes_numpy_ints_like_input_size(shipped_bundle):
+    from rapsam_edge.contract.shared import MAX_PROMPTS
+
+    s = Segmenter(shipped_bundle, "ort-cpu", max_prompts=np.int64(5), input_size=np.int32(320))
+    assert s.max_prompts == 5 and type(s.max_prompts) is int
+    assert Segmenter(shipped_bundle, "ort-cpu", max_prompts=MAX_PROMPTS).max_prompts == 256
+    emb = s.set_image(np.zeros((60, 80, 3), np.uint8))
+    with pytest.raises(InputError, match="max_prompts=5"):
+        s.prompt(emb, points=[(1, 1)] * 6)
 
 
 def test_bad_inputs(seg):

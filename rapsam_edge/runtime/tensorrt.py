@@ -157,6 +157,15 @@ class TensorRTBackend(Backend):
     """
 
     name = "tensorrt"
+    install_hint = "pip install 'rapsam-edge[tensorrt]'"
+
+    @classmethod
+    def devices(cls) -> list[str] | None:
+        try:
+            err, count = _cudart().cudaGetDeviceCount()
+        except Exception:  # noqa: BLE001 - no CUDA runtime: no device list to offer
+            return None
+        return [f"cuda:{i}" for i in range(count)] if int(err) == 0 and count else None
 
     @classmethod
     def library_version(cls) -> str:
@@ -168,7 +177,7 @@ class TensorRTBackend(Backend):
     def unavailable_reason(cls, device: str | None = None) -> str | None:
         try:
             if importlib.util.find_spec("tensorrt") is None:
-                return "tensorrt is not installed (pip install 'rapsam-edge[tensorrt]')"
+                return f"tensorrt is not installed ({cls.install_hint})"
         except (ImportError, ValueError):
             return "tensorrt is not importable"
         try:
