@@ -63,7 +63,8 @@ def resolve_bundle(spec: str | Path | None) -> Path:
 
     Raises:
       MissingFileError: nothing matches; the message lists the shipped bundles.
-      BundleError: the path is a file (a bundle is a directory).
+      BundleError: the path is a file (a bundle is a directory); its manifest.json is there
+        but is not a file (a directory, a FIFO, a broken link).
     """
     if spec is None:
         return default_bundle()
@@ -73,8 +74,21 @@ def resolve_bundle(spec: str | Path | None) -> Path:
         )
     path = Path(spec)
     root = path.parent if path.name == MANIFEST_NAME else path
-    if (root / MANIFEST_NAME).is_file():
+    manifest = root / MANIFEST_NAME
+    if manifest.is_file():
         return root
+    if manifest.exists() or manifest.is_symlink():  # there, but not a file to read
+        kind = (
+            "a directory"
+            if manifest.is_dir()
+            else "a broken link"
+            if not manifest.exists()
+            else "not a regular file"
+        )
+        raise BundleError(
+            f"bundle {str(spec)!r}: its {MANIFEST_NAME} ({manifest}) is {kind}, not a JSON file",
+            hint="restore the bundle's manifest.json or re-export the bundle (`rapsam-edge export`)",
+        )
     if str(spec) in shipped_bundles():
         return models_dir() / str(spec)
     if root.is_file():
