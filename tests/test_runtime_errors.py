@@ -134,6 +134,32 @@ def test_bad_inputs(seg):
     assert seg.prompt(emb, boxes=[(-10, -10, 40, 30)]).masks.shape == (1, 60, 80)
 
 
+def test_an_edited_embedding_is_refused_in_the_sdks_words(seg):
+    """An embedding's features must fit its letterboxed image: a cropped, transposed or
+    re-shaped ``feats``, or an edited geometry, is an InputError saying so, not the kernel
+    guard's text (``valid_hw must be in ...``) or misplaced masks."""
+    import dataclasses
+
+    emb = seg.set_image(np.zeros((60, 80, 3), np.uint8))
+    feats, prepared = emb.feats, emb.prepared
+    edits = [
+        {"feats": feats[:, :, :5]},
+        {"feats": feats[:, :, :, :5]},
+        {"feats": feats[0]},
+        {"feats": np.concatenate([feats, feats])},
+        {"feats": feats.transpose(0, 1, 3, 2)} if feats.shape[2] != feats.shape[3] else None,
+        {"feats": "x"},
+        {"prepared": dataclasses.replace(prepared, valid_hw=(10**6, 10))},
+        {"prepared": dataclasses.replace(prepared, valid_hw=(0, 10))},
+        {"prepared": dataclasses.replace(prepared, image=prepared.image[:, :64])},
+        {"prepared": None},
+    ]
+    for edit in filter(None, edits):
+        with pytest.raises(InputError, match="pass what set_image returned, unmodified"):
+            seg.prompt(dataclasses.replace(emb, **edit), points=[(10, 10)])
+    assert seg.prompt(emb, points=[(10, 10)]).masks.shape == (1, 60, 80)  # untouched: fine
+
+
 def test_sources(seg, tmp_path):
     with pytest.raises(SourceError, match="does not exist"):
         next(seg.stream(tmp_path / "none.mp4"))

@@ -336,7 +336,9 @@ class Segmenter:
             malformed, outside the frame, or more
           than ``max_prompts`` prompts.
         """
-        embedding = check_embedding(embedding, self._last, self._encoder_id)
+        embedding = check_embedding(
+            embedding, self._last, self._encoder_id, self.bundle.feat_stride
+        )
         prepared = embedding.prepared
         boxes_in = prompt_boxes(points, boxes, prepared, self.max_prompts)
         t0 = time.perf_counter()
