@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle, load_bundle
-from ..contract.graphs import GRAPH_NAMES
+from ..contract.graphs import ENCODER, GRAPH_NAMES
 from ..errors import BackendUnavailable, BundleError, ConfigError
 from .base import Backend, check_device, example_feeds
 from .registry import (
@@ -223,7 +223,7 @@ def _time_pipelines(
                 out = backend.run(feeds)
                 if it >= warmup:
                     samples[g][name].append((time.perf_counter() - t0) * 1e3)
-                if g == "encoder":
+                if g == ENCODER:
                     feats = np.asarray(out[backend.name_of("feats")])
     return {g: {n: min(v) for n, v in by_name.items()} for g, by_name in samples.items()}
 
@@ -253,7 +253,7 @@ def create_backend(
 
     Arguments:
       bundle: a ``Bundle``, a bundle directory, a shipped bundle's name or None (default).
-      graph: "encoder", "panoptic_decoder" or "prompt_decoder".
+      graph: one of ``contract.graphs.GRAPH_NAMES`` (e.g. ``ENCODER``).
       name: a backend name (``registry.BACKENDS`` or ``ALIASES``), or a policy ("auto",
         "fastest"; see ``select_backends``).
       device: the backend's device (None = its default).

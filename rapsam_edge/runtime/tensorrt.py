@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle, TensorSpec
+from ..contract.shared import MAX_PROMPTS
 from ..errors import BackendError, ConfigError, InputError, MissingDependencyError
 from .base import Backend
 
@@ -77,7 +78,9 @@ class ShapeProfile:
     max_side: int | None = None
     opt_hw: tuple[int, int] | None = None
     opt_prompts: int = 8
-    max_prompts: int = 64
+    #: the engine takes as many prompts per call as a Segmenter accepts (the contract's
+    #: MAX_PROMPTS: a narrower profile would fail a call the Segmenter let through)
+    max_prompts: int = MAX_PROMPTS
 
     def axis_ranges(self, bundle: Bundle) -> dict[str, tuple[int, int, int]]:
         """Axis name ("B", "H", "W", "P") -> (min, opt, max)."""
