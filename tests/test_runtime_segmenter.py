@@ -418,7 +418,8 @@ def test_infinite_logits_take_one_scan_and_no_second_call(seg, frame, monkeypatc
     monkeypatch.setattr(ops, "kernel", counted_kernel)
     monkeypatch.setattr(checks, "check_logits", counted_check)
     got = seg.panoptic(frame)
-    assert calls == {"scan": 2, "fuse": 1, "check_logits": 0}  # cls and mask: one scan each
+    # cls and mask logits, the kept queries' query_embed: one scan each
+    assert calls == {"scan": 3, "fuse": 1, "check_logits": 0}
     assert np.array_equal(got.panoptic_map, want.panoptic_map)
     assert np.array_equal(got.segments, want.segments)
 
