@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .contract.manifest import MANIFEST_NAME
 from .contract.shared import DEFAULT_BUNDLE, REALTIME_BUNDLE, SAMPLE_CLIP, SHIPPED_BUNDLES
-from .errors import BundleError, InputError, MissingFileError
+from .errors import BundleError, ConfigError, InputError, MissingFileError
 
 __all__ = [
     "DEFAULT_BUNDLE",
@@ -62,6 +62,7 @@ def resolve_bundle(spec: str | Path | None) -> Path:
     bundle's name, or None (the shipped default). A path that exists wins over a name.
 
     Raises:
+      ConfigError: an empty name ("" is not the current directory).
       MissingFileError: nothing matches; the message lists the shipped bundles.
       BundleError: the path is a file (a bundle is a directory); its manifest.json is there
         but is not a file (a directory, a FIFO, a broken link).
@@ -71,6 +72,11 @@ def resolve_bundle(spec: str | Path | None) -> Path:
     if not isinstance(spec, (str, Path)):  # an untyped caller's wrong type
         raise InputError(
             f"bundle must be a directory, a shipped bundle's name or None, got {type(spec).__name__}"
+        )
+    if isinstance(spec, str) and not spec.strip():  # Path("") would be the current directory
+        raise ConfigError(
+            f"bundle must name a directory or a shipped bundle, got {spec!r}",
+            hint="pass None for the shipped default bundle, or a bundle directory",
         )
     path = Path(spec)
     root = path.parent if path.name == MANIFEST_NAME else path

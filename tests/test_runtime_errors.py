@@ -85,10 +85,14 @@ def test_bad_settings_fail_at_the_constructor(shipped_bundle, kwargs, match):
 
 def test_bundle_arguments():
     assert Segmenter(None, "ort-cpu").bundle.name == DEFAULT_BUNDLE  # the shipped default
-    for empty in ("", "  "):  # not the current directory
-        with pytest.raises(ConfigError, match="bundle must name a directory") as info:
-            Segmenter(empty)
-        assert "None" in info.value.hint
+    from rapsam_edge.bundle import load_bundle
+    from rapsam_edge.runtime import create_backend
+
+    for empty in ("", "  "):  # not the current directory, whichever entry point
+        for call in (Segmenter, load_bundle, lambda b: create_backend(b, "encoder", "ort-cpu")):
+            with pytest.raises(ConfigError, match="bundle must name a directory") as info:
+                call(empty)
+            assert "None" in info.value.hint
     with pytest.raises(MissingFileError, match="shipped bundles"):
         Segmenter("no-such-bundle")
     with pytest.raises(ConfigError, match="bundle must be"):

@@ -139,16 +139,11 @@ def load_segmenter_bundle(bundle: str | Path | Bundle | None) -> Bundle:
     contract.
 
     Raises:
-      ConfigError: another type, an empty name. BundleError and subclasses: see ``load_bundle``; a bundle
+      ConfigError: another type, an empty name (``assets.resolve_bundle``). BundleError and subclasses: see ``load_bundle``; a bundle
         that lacks a graph the Segmenter runs.
     """
     if isinstance(bundle, Bundle):
         loaded = bundle
-    elif isinstance(bundle, str) and not bundle.strip():
-        raise ConfigError(
-            f"bundle must name a directory or a shipped bundle, got {bundle!r}",
-            hint="pass None for the shipped default bundle, or a bundle directory",
-        )
     elif bundle is None or isinstance(bundle, (str, Path)):
         loaded = load_bundle(bundle)
     else:
