@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .contract.manifest import MANIFEST_NAME
 from .contract.shared import DEFAULT_BUNDLE, REALTIME_BUNDLE, SAMPLE_CLIP, SHIPPED_BUNDLES
-from .errors import BundleError, InputError, MissingFileError
+from .errors import BundleError, ConfigError, InputError, MissingFileError
 
 __all__ = [
     "DEFAULT_BUNDLE",
@@ -62,8 +62,10 @@ def resolve_bundle(spec: str | Path | None) -> Path:
     bundle's name, or None (the shipped default). A path that exists wins over a name.
 
     Raises:
+      ConfigError: an empty name ("" is not the current directory).
       MissingFileError: nothing matches; the message lists the shipped bundles.
-      BundleError: the path is a file (a bundle is a directory).
+      BundleError: the path is a file (a bundle is a directory); its manifest.json is there
+        but is not a file (a directory, a FIFO, a broken link).
     """
     if spec is None:
         return default_bundle()
@@ -71,10 +73,28 @@ def resolve_bundle(spec: str | Path | None) -> Path:
         raise InputError(
             f"bundle must be a directory, a shipped bundle's name or None, got {type(spec).__name__}"
         )
+    if isinstance(spec, str) and not spec.strip():  # Path("") would be the current directory
+        raise ConfigError(
+            f"bundle must name a directory or a shipped bundle, got {spec!r}",
+            hint="pass None for the shipped default bundle, or a bundle directory",
+        )
     path = Path(spec)
     root = path.parent if path.name == MANIFEST_NAME else path
-    if (root / MANIFEST_NAME).is_file():
+    manifest = root / MANIFEST_NAME
+    if manifest.is_file():
         return root
+    if manifest.exists() or manifest.is_symlink():  # there, but not a file to read
+        kind = (
+            "a directory"
+            if manifest.is_dir()
+            else "a broken link"
+            if not manifest.exists()
+            else "not a regular file"
+        )
+        raise BundleError(
+            f"bundle {str(spec)!r}: its {MANIFEST_NAME} ({manifest}) is {kind}, not a JSON file",
+            hint="restore the bundle's manifest.json or re-export the bundle (`rapsam-edge export`)",
+        )
     if str(spec) in shipped_bundles():
         return models_dir() / str(spec)
     if root.is_file():

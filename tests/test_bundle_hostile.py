@@ -143,3 +143,22 @@ def test_json_number_too_long_is_a_manifest_error(bundle_copy):
 def test_untouched_copy_still_loads_and_runs(bundle_copy):
     for backend in BACKENDS:
         _open(bundle_copy, backend)
+
+
+@pytest.mark.parametrize("kind", ["a directory", "a broken link", "not a regular file"])
+def test_a_manifest_that_is_not_a_file_is_named_as_such(tmp_path, kind):
+    """manifest.json is there but cannot be read as a file: said so, not "has no
+    manifest.json (not a rapsam-edge bundle?)" (nor a hang on a FIFO)."""
+    root = tmp_path / "b"
+    root.mkdir()
+    manifest = root / "manifest.json"
+    if kind == "a directory":
+        manifest.mkdir()
+    elif kind == "a broken link":
+        manifest.symlink_to(tmp_path / "gone.json")
+    else:
+        os.mkfifo(manifest)
+    for spec in (root, manifest, str(root)):
+        with pytest.raises(BundleError, match=f"manifest.json .* is {kind}, not a JSON file") as e:
+            load_bundle(spec)
+        assert "not a rapsam-edge bundle" not in str(e.value) and "re-export" in e.value.hint

@@ -314,6 +314,85 @@ def test_auto_refuses_an_option_no_backend_takes(bundle):
     assert "intra_op_threads" in e.value.hint
 
 
+def test_a_segmenter_warns_once_per_dropped_option_not_once_per_graph(caplog):
+    """``auto`` creates each candidate for three graphs: the drop is said once."""
+    from rapsam_edge.runtime.segmenter import Segmenter
+
+    pytest.importorskip("openvino")
+    for options in ({"intra_op_threads": 1}, {"config": {}}):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="rapsam_edge.runtime.selection"):
+            Segmenter("edge-xs-synthetic", backend_options=options).close()
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1, warnings
+        assert next(iter(options)) in warnings[0]
+
+
+@pytest.mark.parametrize("name", ["openvino", "ort-cpu"])
+def test_an_unknown_option_of_a_named_backend_lists_its_options(bundle, name):
+    """As ``auto`` does: a ConfigError naming the option, the hint listing the backend's
+    options; never Python's TypeError about an internal ``_open()``."""
+    from rapsam_edge.runtime.segmenter import Segmenter
+    from rapsam_edge.runtime.selection import _open_params
+
+    if name == "openvino":
+        pytest.importorskip("openvino")
+    with pytest.raises(ConfigError, match=rf"backend {name} does not take .*'bogus_option'") as e:
+        create_backend(bundle, "encoder", name, bogus_option=1)
+    assert "_open" not in str(e.value)
+    assert all(p in e.value.hint for p in _open_params(name))
+    with pytest.raises(ConfigError, match="bogus_option") as e:
+        Segmenter(bundle, name, backend_options={"bogus_option": 1})
+    assert "_open" not in str(e.value) and e.value.hint.startswith(f"{name} options: ")
+
+
+def test_a_device_a_backend_lacks_names_the_devices_it_has(bundle):
+    """Not an install line where the library is installed; under ``auto`` the message names
+    the device asked for, not a backend the caller never chose."""
+    from rapsam_edge.runtime.ort import OrtBackend
+    from rapsam_edge.runtime.segmenter import Segmenter
+
+    pytest.importorskip("openvino")
+    import openvino
+
+    have = openvino.Core().available_devices
+    for name in ("openvino", "ort-cpu"):
+        with pytest.raises(BackendUnavailable) as e:
+            create_backend(bundle, "encoder", name, device="NO_SUCH_DEVICE")
+        assert "pip install" not in e.value.hint and "device" in e.value.hint
+        assert (have[0] if name == "openvino" else "cpu") in e.value.hint
+    for device in ("GPU:99", "NO_SUCH_DEVICE"):
+        with pytest.raises(BackendUnavailable, match=f"on device '{device}'") as e:
+            Segmenter(bundle, device=device)
+        assert "ort-cpu: cpu" in str(e.value) and f"openvino: {have[0]}" in str(e.value)
+        assert "runs on 'cpu' only" not in str(e.value) and "pip install" not in e.value.hint
+    for bad in (5, 1.5, ["CPU"]):
+        with pytest.raises(ConfigError, match="device must be a device name"):
+            create_backend(bundle, "encoder", "auto", device=bad)
+        with pytest.raises(ConfigError, match="device must be a device name"):
+            OrtBackend(bundle, "encoder", device=bad)  # the class used directly too
+
+
+def test_an_ir_only_bundle_without_openvino_says_to_install_openvino(monkeypatch):
+    """onnxruntime is installed but cannot read IR: the hint is OpenVINO's one install line
+    (``OpenVINOBackend.install_hint``), not onnxruntime's."""
+    import rapsam_edge.runtime.openvino as ov_backend
+    from rapsam_edge.runtime.segmenter import Segmenter
+
+    def no_openvino():
+        raise ImportError("No module named 'openvino'")
+
+    monkeypatch.setattr(ov_backend, "_core", no_openvino)
+    ir_only = load_bundle("edge-xs-synthetic-ov-int8")
+    assert not any(ir_only.has(g, "onnx") for g in ir_only.graphs)
+    with pytest.raises(BackendUnavailable, match="openvino is not installed") as e:
+        Segmenter(ir_only)
+    assert e.value.hint == ov_backend.OpenVINOBackend.install_hint
+    with pytest.raises(BackendUnavailable) as e:  # named: the other backend cannot read it
+        create_backend(ir_only, "encoder", "ort-cpu")
+    assert "pip install onnxruntime" not in e.value.hint and "reads" in e.value.hint
+
+
 def test_openvino_reading_onnx_for_a_missing_ir_warns(bundle, caplog):
     pytest.importorskip("openvino")
     import dataclasses

@@ -69,6 +69,12 @@ def seg(shipped_bundle) -> Segmenter:
         ({"backend": {"encoder": "ort-cpu"}}, "needs exactly the graphs"),
         ({"backend": 3}, "backend must be a name"),
         ({"max_prompts": 0}, "max_prompts"),
+        ({"max_prompts": 10**12}, r"max_prompts must be an int in \[1, 256\]"),
+        ({"max_prompts": np.int64(257)}, r"max_prompts must be an int in \[1, 256\]"),
+        ({"max_prompts": 2.0}, "max_prompts must be an int"),
+        ({"device": 5}, "device must be a device name"),
+        ({"device": 5, "backend": "openvino"}, "device must be a device name"),
+        ({"device": b"CPU"}, "device must be a device name"),
         ({"backend_options": {"no_such_option": 1}, "backend": "ort-cpu"}, "no_such_option"),
     ],
 )
@@ -79,10 +85,29 @@ def test_bad_settings_fail_at_the_constructor(shipped_bundle, kwargs, match):
 
 def test_bundle_arguments():
     assert Segmenter(None, "ort-cpu").bundle.name == DEFAULT_BUNDLE  # the shipped default
+    from rapsam_edge.bundle import load_bundle
+    from rapsam_edge.runtime import create_backend
+
+    for empty in ("", "  "):  # not the current directory, whichever entry point
+        for call in (Segmenter, load_bundle, lambda b: create_backend(b, "encoder", "ort-cpu")):
+            with pytest.raises(ConfigError, match="bundle must name a directory") as info:
+                call(empty)
+            assert "None" in info.value.hint
     with pytest.raises(MissingFileError, match="shipped bundles"):
         Segmenter("no-such-bundle")
     with pytest.raises(ConfigError, match="bundle must be"):
         Segmenter(42)
+
+
+def test_max_prompts_takes_numpy_ints_like_input_size(shipped_bundle):
+    from rapsam_edge.contract.shared import MAX_PROMPTS
+
+    s = Segmenter(shipped_bundle, "ort-cpu", max_prompts=np.int64(5), input_size=np.int32(320))
+    assert s.max_prompts == 5 and type(s.max_prompts) is int
+    assert Segmenter(shipped_bundle, "ort-cpu", max_prompts=MAX_PROMPTS).max_prompts == 256
+    emb = s.set_image(np.zeros((60, 80, 3), np.uint8))
+    with pytest.raises(InputError, match="max_prompts=5"):
+        s.prompt(emb, points=[(1, 1)] * 6)
 
 
 def test_bad_inputs(seg):
@@ -113,6 +138,32 @@ def test_bad_inputs(seg):
     assert seg.prompt(emb, boxes=[(-10, -10, 40, 30)]).masks.shape == (1, 60, 80)
 
 
+def test_an_edited_embedding_is_refused_in_the_sdks_words(seg):
+    """An embedding's features must fit its letterboxed image: a cropped, transposed or
+    re-shaped ``feats``, or an edited geometry, is an InputError saying so, not the kernel
+    guard's text (``valid_hw must be in ...``) or misplaced masks."""
+    import dataclasses
+
+    emb = seg.set_image(np.zeros((60, 80, 3), np.uint8))
+    feats, prepared = emb.feats, emb.prepared
+    edits = [
+        {"feats": feats[:, :, :5]},
+        {"feats": feats[:, :, :, :5]},
+        {"feats": feats[0]},
+        {"feats": np.concatenate([feats, feats])},
+        {"feats": feats.transpose(0, 1, 3, 2)} if feats.shape[2] != feats.shape[3] else None,
+        {"feats": "x"},
+        {"prepared": dataclasses.replace(prepared, valid_hw=(10**6, 10))},
+        {"prepared": dataclasses.replace(prepared, valid_hw=(0, 10))},
+        {"prepared": dataclasses.replace(prepared, image=prepared.image[:, :64])},
+        {"prepared": None},
+    ]
+    for edit in filter(None, edits):
+        with pytest.raises(InputError, match="pass what set_image returned, unmodified"):
+            seg.prompt(dataclasses.replace(emb, **edit), points=[(10, 10)])
+    assert seg.prompt(emb, points=[(10, 10)]).masks.shape == (1, 60, 80)  # untouched: fine
+
+
 def test_sources(seg, tmp_path):
     with pytest.raises(SourceError, match="does not exist"):
         next(seg.stream(tmp_path / "none.mp4"))
@@ -120,6 +171,25 @@ def test_sources(seg, tmp_path):
         next(seg.stream(object()))
     with pytest.raises(ConfigError, match="max_frames"):
         next(seg.stream(iter([]), max_frames=-1))
+
+
+@pytest.mark.parametrize("index", [-1, -2, 100, 2**40, np.int64(-1), np.int32(4000)])
+def test_a_camera_index_out_of_range_is_refused_before_opencv(seg, monkeypatch, index):
+    """A negative index crashes some OpenCV builds (SIGSEGV), one of 100 or more is read as
+    camera + CAP_* backend, 2**40 fails OpenCV's overload resolution: all are refused,
+    typed, before cv2.VideoCapture is reached."""
+    import cv2
+
+    def no_capture(*args):
+        raise AssertionError(f"cv2.VideoCapture{args} reached")
+
+    monkeypatch.setattr(cv2, "VideoCapture", no_capture)
+    with pytest.raises(SourceError, match=r"camera index must be in \[0, 99\]") as info:
+        next(seg.stream(index, max_frames=2))
+    assert info.value.hint and "video path" in info.value.hint
+    for flag in (True, False, np.bool_(True)):
+        with pytest.raises(SourceError, match="camera index, a video path"):
+            next(seg.stream(flag))
 
 
 def test_stream_reads_no_frame_past_max_frames(seg):
@@ -229,6 +299,33 @@ def test_saturated_logits_are_decisions_and_nan_is_an_error(shipped_bundle):
     dec.run = patched(np.nan)
     with pytest.raises(errors.BackendError, match="NaN"):
         s.prompt(emb, points=[(40, 40)])
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_graph_outputs_that_are_not_logits_are_backend_errors(shipped_bundle, value):
+    """``iou`` (prompt decoder) and ``query_embed`` (panoptic decoder) carry no fg/bg decision
+    in an infinity: NaN or inf there is the graph's fault, a BackendError naming the tensor,
+    never passed on (as an ``iou`` value) or blamed on the caller (the tracker's cost)."""
+    s = Segmenter(shipped_bundle, "ort-cpu", score_threshold=0.0, overlap_threshold=0.0)
+    frame = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    assert len(s.panoptic(frame).segments) > 0  # the query_embed of kept queries is read
+    for graph, role, call in (
+        ("prompt_decoder", "iou", lambda: s.prompt(s.set_image(frame), points=[(40, 40)])),
+        ("panoptic_decoder", "query_embed", lambda: s.panoptic(frame)),
+        ("panoptic_decoder", "query_embed", lambda: s.track(frame)),
+    ):
+        backend = s.graphs[graph]
+        name, original = backend.name_of(role), backend.run_roles
+
+        def run_roles(feeds, check=True, original=original, role=role):
+            out = original(feeds, check=check)
+            return {**out, role: np.full_like(out[role], value)}
+
+        backend.run_roles = run_roles
+        with pytest.raises(errors.BackendError, match=f"{graph} {role} holds NaN or inf") as info:
+            call()
+        assert info.value.hint and name
+        del backend.run_roles
 
 
 def test_unwritable_output_paths_are_one_line(tmp_path):

@@ -3,8 +3,12 @@
 The tree (rapsam_edge/, csrc/, export/, tools/, examples/, the CMake files) is searched for
 the ways a copy would creep back in: a default or constant of a contract name set to a
 number (a function default, a dataclass field, an assignment, a C++ member / constexpr /
-pybind11 default), an environment variable name as a string of its own, the list of graph
-names written out, a shipped bundle's name as a string, a bundle directory in CMake.
+pybind11 default), an environment variable name as a string of its own, a graph's name as a
+string (Python: ``ENCODER``, ...; C++: ``contract::graphs::<graph>::name``), a shipped
+bundle's name as a string, a bundle directory in CMake. The numeric facts searched for are
+every number of contract.json, found by walking it (a ``{"max": N}`` section ``s`` is
+``max_s`` / ``MAX_S`` / ``kMaxS``), so a number added to the contract is searched for
+without editing this test.
 Docstrings and comments may mention the values; uses by name (``SCORE_THRESHOLD``,
 ``contract::kScoreThreshold``) are what the rest of the code writes.
 
@@ -30,12 +34,24 @@ CONTRACT = json.loads(shared.CONTRACT_FILE.read_text())
 HOME = REPO / "rapsam_edge" / "contract" / "shared.py"  # the one Python reader of the file
 SEARCHED = ("rapsam_edge", "csrc", "export", "tools", "examples")
 
+
+def _numeric_keys(data: dict) -> tuple[str, ...]:
+    """The name of every number in the contract: a key of a section of numbers
+    (``postprocess.score_threshold`` -> ``score_threshold``), or ``max_<section>`` for a
+    section's ``max`` (``threads.max`` -> ``max_threads``, ``prompts.max`` ->
+    ``max_prompts``). Graph specs (shapes) are not facts of this kind."""
+    keys = []
+    for section, value in data.items():
+        if not isinstance(value, dict) or section == "graphs":
+            continue
+        for key, leaf in value.items():
+            if isinstance(leaf, (int, float)) and not isinstance(leaf, bool):
+                keys.append(f"max_{section}" if key == "max" else key)
+    return tuple(keys)
+
+
 #: contract key -> the spellings of a definition (snake, UPPER, C++ kCamel)
-NUMERIC_KEYS = (
-    *CONTRACT["postprocess"],
-    *CONTRACT["tracker"],
-    "max_threads",
-)
+NUMERIC_KEYS = _numeric_keys(CONTRACT)
 ENV_NAMES = tuple(CONTRACT["env"].values())
 GRAPH_NAMES = tuple(CONTRACT["graphs"])
 BUNDLES = (*CONTRACT["bundles"]["shipped"], CONTRACT["bundles"]["default"])
@@ -117,10 +133,8 @@ def python_findings(path: Path) -> list[str]:
                 add(node, f"environment variable name {node.value!r} written out")
             if node.value in BUNDLES:
                 add(node, f"shipped bundle name {node.value!r} written out")
-        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-            values = {e.value for e in node.elts if isinstance(e, ast.Constant)}
-            if set(GRAPH_NAMES) <= values:
-                add(node, "the list of graph names written out")
+            if node.value in GRAPH_NAMES:
+                add(node, f"graph name {node.value!r} written out (use the contract's name)")
     return found
 
 
@@ -137,12 +151,9 @@ def cpp_findings(path: Path) -> list[str]:
     where = str(path.relative_to(REPO))
     for m in re.finditer(rf'\b({names})(?:"_a)?\s*=\s*({number})(?![\w.])', text):
         found.append(f"{where}: {m.group(1)} = {m.group(2)}")
-    for name in (*ENV_NAMES, *BUNDLES):
+    for name in (*ENV_NAMES, *BUNDLES, *GRAPH_NAMES):
         if f'"{name}"' in text:
             found.append(f"{where}: {name!r} written out")
-    graph_list = r"\{\s*" + r"\s*,\s*".join(f'"{g}"' for g in GRAPH_NAMES) + r"\s*\}"
-    if re.search(graph_list, text):
-        found.append(f"{where}: the list of graph names written out")
     return found
 
 
@@ -164,8 +175,18 @@ def test_cmake_installs_the_contract_list_of_bundles():
     assert "RAPSAM_SHIPPED_BUNDLES" in (REPO / "CMakeLists.txt").read_text()
 
 
+def test_every_number_of_the_contract_is_searched_for():
+    """The list of names comes from the file: a number added there (``prompts.max``, once
+    a literal 256 in runtime/options.py and csrc/runtime/segmenter.hpp) is searched for."""
+    assert {"score_threshold", "max_missed", "max_threads", "max_prompts"} <= set(NUMERIC_KEYS)
+    assert _numeric_keys({"widgets": {"max": 3, "name": "x"}, "graphs": {"g": {"n": 1}}}) == (
+        "max_widgets",
+    )
+
+
 def test_the_search_finds_what_it_looks_for():
-    """The checks above are not vacuous: each kind of copy is caught."""
+    """The checks above are not vacuous: each kind of copy is caught (one graph's name as a
+    string too: a dict key, a comparison, an index; not only the whole list)."""
     py = REPO / "rapsam_edge" / "_probe_single_source.py"
     cpp = REPO / "csrc" / "_probe_single_source.hpp"
     py_src = (
@@ -175,18 +196,25 @@ def test_the_search_finds_what_it_looks_for():
         f"VAR = {ENV_NAMES[0]!r}\n"
         f"NAMES = {GRAPH_NAMES!r}\n"
         f"B = {BUNDLES[0]!r}\n"
+        "MAX_PROMPTS = 256\n"
+        f"def g(graphs, max_prompts=256):\n    return graphs[{GRAPH_NAMES[0]!r}]\n"
+        f"W = {{{GRAPH_NAMES[1]!r}: 1}}\n"
     )
     cpp_src = (
         "double overlap_threshold = 0.8;\nconstexpr float kSaturatedLogit = 1e4f;\n"
         'm.def("f", &f, "birth_score"_a = 0.5);\nconstexpr int kMaxThreads = 256;\n'
         f'const char* v = "{ENV_NAMES[1]}";\n'
         "for (auto g : {" + ", ".join(f'"{g}"' for g in GRAPH_NAMES) + "}) {}\n"
+        "int max_prompts = 256;\n"
+        f'if (name == "{GRAPH_NAMES[2]}") {{}}\n'
     )
     try:
         py.write_text(py_src)
         cpp.write_text(cpp_src)
-        assert len(python_findings(py)) == 7, python_findings(py)
-        assert len(cpp_findings(cpp)) == 6, cpp_findings(cpp)
+        # the tuple of names counts once per name; the graph names alone: 3 + 1 + 1
+        assert len(python_findings(py)) == 13, python_findings(py)
+        # the braced list counts once per name (3), the comparison once more
+        assert len(cpp_findings(cpp)) == 9, cpp_findings(cpp)
     finally:
         py.unlink(missing_ok=True)
         cpp.unlink(missing_ok=True)

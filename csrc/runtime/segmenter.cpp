@@ -39,7 +39,8 @@ Segmenter::Segmenter(const Bundle& bundle, const SegmenterOptions& options)
     if (options_.input_size == 0) options_.input_size = bundle_.long_side;
     if (options_.input_size < 1 || options_.input_size % bundle_.pad_divisor)
         invalid("input_size must be a positive multiple of " + std::to_string(bundle_.pad_divisor));
-    if (options_.max_prompts < 1) invalid("max_prompts must be >= 1");
+    if (options_.max_prompts < 1 || options_.max_prompts > contract::kMaxPrompts)
+        invalid("max_prompts must be in [1, " + std::to_string(contract::kMaxPrompts) + "]");
     for (const auto& c : bundle_.classes) is_thing_.push_back(c.is_thing ? 1 : 0);
     BackendOptions backend_options;
     backend_options.device = options_.device;

@@ -15,17 +15,18 @@
 #include "backend.hpp"
 #include "bundle.hpp"
 #include "postprocess.hpp"
+#include "rapsam_contract.hpp"
 #include "tracker.hpp"
 
 namespace rapsam {
 
 struct SegmenterOptions {
-    std::string backend = "auto";     ///< a name of backend_names(), or "auto" (the first)
-    std::string device = "CPU";       ///< OpenVINO device
-    int threads = 0;                  ///< CPU inference threads (0 = the backend's default)
-    std::string color_order = "RGB";  ///< of the frames passed in
-    int input_size = 0;               ///< network long side (0 = the bundle's)
-    int max_prompts = 256;
+    std::string backend = "auto";             ///< a name of backend_names(), or "auto" (the first)
+    std::string device = "CPU";               ///< OpenVINO device
+    int threads = 0;                          ///< CPU inference threads (0 = the backend's default)
+    std::string color_order = "RGB";          ///< of the frames passed in
+    int input_size = 0;                       ///< network long side (0 = the bundle's)
+    int max_prompts = contract::kMaxPrompts;  ///< at most contract::kMaxPrompts
     bool static_copies = true;  ///< BackendOptions::static_copies (false: dynamic only)
 };
 

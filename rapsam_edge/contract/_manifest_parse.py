@@ -20,7 +20,15 @@ from ._manifest_types import (
     TensorSpec,
     frozen_mapping,
 )
-from .graphs import DTYPES, GRAPH_FORMATS, GRAPH_IO, GRAPH_NAMES, PRECISIONS
+from .graphs import (
+    DTYPES,
+    ENCODER,
+    GRAPH_FORMATS,
+    GRAPH_IO,
+    GRAPH_NAMES,
+    PANOPTIC_DECODER,
+    PRECISIONS,
+)
 from .postprocess import PostprocessDefaults
 
 __all__ = ["parse_fields"]
@@ -201,7 +209,7 @@ def _check_decoder_dims(
     """The panoptic decoder's fixed sizes must agree with ``num_queries`` and the class list
     (N queries, C + 1 class columns); the backends then check the graph files against these
     specs, so a manifest cannot silently disagree with its graphs."""
-    info = graphs.get("panoptic_decoder")
+    info = graphs.get(PANOPTIC_DECODER)
     if info is None:
         return
     for spec in info.outputs:
@@ -252,7 +260,7 @@ def _files_and_graphs(
     for g in graphs_raw:
         if g not in GRAPH_NAMES:
             raise ManifestError(f"{w}.graphs.{g}: unknown graph; known {list(GRAPH_NAMES)}")
-    if "encoder" not in graphs_raw:
+    if ENCODER not in graphs_raw:
         raise ManifestError(f"{w}.graphs.encoder: missing")
     graphs = {
         g: _graph(g, graphs_raw[g], f"{w}.graphs.{g}") for g in GRAPH_NAMES if g in graphs_raw

@@ -24,14 +24,17 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
-from .shared import GRAPH_SPECS
+from .shared import ENCODER, GRAPH_SPECS, PANOPTIC_DECODER, PROMPT_DECODER
 
 __all__ = [
     "DTYPES",
+    "ENCODER",
     "GRAPH_FORMATS",
     "GRAPH_IO",
     "GRAPH_NAMES",
+    "PANOPTIC_DECODER",
     "PRECISIONS",
+    "PROMPT_DECODER",
     "GraphIO",
     "RoleSpec",
     "concrete_io",

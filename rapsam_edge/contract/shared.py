@@ -26,14 +26,18 @@ __all__ = [
     "CLASS_CHANGE_PENALTY",
     "CONTRACT_FILE",
     "DEFAULT_BUNDLE",
+    "ENCODER",
     "GRAPH_SPECS",
     "MATCH_THRESHOLD",
     "MAX_MISSED",
+    "MAX_PROMPTS",
     "MAX_THREADS",
     "MOMENTUM",
     "OPS_ENV_VAR",
     "OVERLAP_THRESHOLD",
+    "PANOPTIC_DECODER",
     "POINT_BOX_HALF",
+    "PROMPT_DECODER",
     "PROMPT_THRESHOLD",
     "REALTIME_BUNDLE",
     "SAMPLE_CLIP",
@@ -78,8 +82,26 @@ MOMENTUM: float = float(_TR["momentum"])
 #: graph -> {"inputs": [...], "outputs": [...]}, each tensor {"role", "dtype", "shape"}
 GRAPH_SPECS: Mapping[str, Mapping[str, Any]] = MappingProxyType(_DATA["graphs"])
 
+
+def _graph(name: str) -> str:
+    """``name``, a graph of the contract (KeyError otherwise: a broken contract file)."""
+    GRAPH_SPECS[name]
+    return name
+
+
+#: The graphs by name, what the code writes instead of the strings (the C++ side writes
+#: ``contract::graphs::<graph>::name``): the encoder (image -> feats), the panoptic decoder
+#: (feats -> cls_logits, mask_logits, query_embed), the prompt decoder (feats, boxes ->
+#: mask_logits, iou).
+ENCODER: str = _graph("encoder")
+PANOPTIC_DECODER: str = _graph("panoptic_decoder")
+PROMPT_DECODER: str = _graph("prompt_decoder")
+
 #: largest thread count (``ops.set_num_threads``, ``RAPSAM_EDGE_THREADS``)
 MAX_THREADS: int = int(_DATA["threads"]["max"])
+#: most prompts one ``prompt`` call accepts (the default and the upper bound of
+#: ``max_prompts``, Python's and the C++ runtime's ``SegmenterOptions``)
+MAX_PROMPTS: int = int(_DATA["prompts"]["max"])
 THREADS_ENV_VAR: str = _DATA["env"]["threads"]
 OPS_ENV_VAR: str = _DATA["env"]["ops"]
 

@@ -19,7 +19,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..contract.graphs import GRAPH_IO, GRAPH_NAMES, concrete_io
+from ..contract.graphs import (
+    ENCODER,
+    GRAPH_IO,
+    GRAPH_NAMES,
+    PANOPTIC_DECODER,
+    PROMPT_DECODER,
+    concrete_io,
+)
 from ..model.rapsam import RapSam
 
 __all__ = [
@@ -87,9 +94,9 @@ class PromptDecoderGraph(nn.Module):
 
 
 _WRAPPERS: dict[str, type[nn.Module]] = {
-    "encoder": EncoderGraph,
-    "panoptic_decoder": PanopticDecoderGraph,
-    "prompt_decoder": PromptDecoderGraph,
+    ENCODER: EncoderGraph,
+    PANOPTIC_DECODER: PanopticDecoderGraph,
+    PROMPT_DECODER: PromptDecoderGraph,
 }
 
 
@@ -115,10 +122,10 @@ def example_inputs(
     encoder's features for it, and random boxes inside the padded input."""
     gen = torch.Generator().manual_seed(seed)
     image = torch.randint(0, 256, (batch, height, width, 3), generator=gen, dtype=torch.uint8)
-    if graph == "encoder":
+    if graph == ENCODER:
         return (image,)
     feats = EncoderGraph(model).eval()(image)
-    if graph == "panoptic_decoder":
+    if graph == PANOPTIC_DECODER:
         return (feats,)
     xy = torch.rand(batch, num_prompts, 2, generator=gen) * torch.tensor([width, height]) * 0.7
     wh = torch.rand(batch, num_prompts, 2, generator=gen) * torch.tensor([width, height]) * 0.3

@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..contract.graphs import ENCODER
 from .runner import ProfileConfig, Target, run_profile
 
 __all__ = ["benchmark_bundle", "bundle_targets", "runtime_precisions", "table", "write_table"]
 
 #: per-stage columns, in pipeline order (those no row has are left out)
-STAGES = ("prepare", "encoder", "decoder", "postprocess", "tracking")
+STAGES = ("prepare", ENCODER, "decoder", "postprocess", "tracking")
 
 
 def runtime_precisions(backend: str) -> list[str]:

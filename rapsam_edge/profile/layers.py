@@ -68,7 +68,7 @@ from typing import Any
 
 import numpy as np
 
-from ..contract.graphs import GRAPH_NAMES
+from ..contract.graphs import ENCODER, GRAPH_NAMES, PANOPTIC_DECODER, PROMPT_DECODER
 
 __all__ = ["LayerTable", "graph_feeds", "profile_graph", "profile_layers", "top_layers"]
 
@@ -107,9 +107,9 @@ def graph_feeds(seg: Any, frame: np.ndarray) -> dict[str, dict[str, np.ndarray]]
     h, w = prepared.frame_hw
     boxes = np.array(PROMPT_BOXES, dtype=np.float64) * [w, h, w, h] * prepared.scale
     return {
-        "encoder": enc_feeds,
-        "panoptic_decoder": {pan.name_of("feats"): feats},
-        "prompt_decoder": {
+        ENCODER: enc_feeds,
+        PANOPTIC_DECODER: {pan.name_of("feats"): feats},
+        PROMPT_DECODER: {
             prm.name_of("feats"): feats,
             prm.name_of("boxes"): np.ascontiguousarray(boxes[None], dtype=np.float32),
         },

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..contract.graphs import ENCODER
 from ..errors import MissingDependencyError
 
 __all__ = ["STAGE_ORDER", "to_markdown", "write_plot"]
 
 #: stages in pipeline order (others follow alphabetically)
-STAGE_ORDER = ("read", "prepare", "encoder", "decoder", "postprocess", "tracking", "end_to_end")
+STAGE_ORDER = ("read", "prepare", ENCODER, "decoder", "postprocess", "tracking", "end_to_end")
 
 
 def _ordered(stages: dict[str, Any]) -> list[str]:

@@ -4,9 +4,10 @@ creates backends by name or by the one selection policy. ``segmenter`` is the pi
 its settings (``options``), input rules (``inputs``) and frame sources (``sources``) have
 modules of their own.
 
+    from rapsam_edge.contract.graphs import ENCODER
     from rapsam_edge.runtime import create_backend
-    enc = create_backend("edge-xs-synthetic", "encoder")     # auto: the selection policy
-    print(enc.selection)                                     # what it picked and why
+    enc = create_backend(None, ENCODER)      # the default bundle; auto: the selection policy
+    print(enc.selection)                     # what it picked and why
     feats = enc.run({enc.name_of("image"): letterboxed[None]})[enc.name_of("feats")]
 """
 

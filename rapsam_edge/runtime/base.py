@@ -23,9 +23,29 @@ import numpy as np
 
 from ..bundle import Bundle
 from ..contract.manifest import GraphInfo, TensorSpec
-from ..errors import BackendError, BackendUnavailable, BundleError, InputError, ManifestError
+from ..errors import (
+    BackendError,
+    BackendUnavailable,
+    BundleError,
+    ConfigError,
+    InputError,
+    ManifestError,
+)
 
-__all__ = ["Backend", "BackendUnavailable", "check_feeds", "example_feeds"]
+__all__ = ["Backend", "BackendUnavailable", "check_device", "check_feeds", "example_feeds"]
+
+
+def check_device(device: Any) -> None:
+    """A backend's ``device``: a name (str) or None (the backend's default).
+
+    Raises:
+      ConfigError: another type (an int, say: OpenVINO names devices "CPU", "GPU.0", CUDA
+        backends "cuda:0")."""
+    if device is not None and not isinstance(device, str):
+        raise ConfigError(
+            f"device must be a device name (str) or None, got {type(device).__name__} {device!r}",
+            hint='e.g. device="CPU" for OpenVINO, "cuda:0" for TensorRT, None for the default',
+        )
 
 
 class Backend:
@@ -53,6 +73,27 @@ class Backend:
         raise NotImplementedError
 
     @classmethod
+    def devices(cls) -> list[str] | None:
+        """The devices it can run on here, in its own words (None: unknown here, e.g. its
+        library is missing)."""
+        return None
+
+    @classmethod
+    def unavailable_hint(cls, device: str | None = None) -> str | None:
+        """The hint of a ``BackendUnavailable`` for ``device``: the devices it has, where
+        its library is here and ``device`` is not one of them; else ``install_hint``."""
+        try:
+            devices = cls.devices()
+        except Exception:  # noqa: BLE001 - a broken driver stack: no device list to offer
+            devices = None
+        if not devices or device is None or device.upper() in {d.upper() for d in devices}:
+            return cls.install_hint
+        return (
+            f"{cls.name} runs here on {', '.join(devices)}: pass one of them as device "
+            "(or None for its default)"
+        )
+
+    @classmethod
     def available(cls, device: str | None = None) -> bool:
         return cls.unavailable_reason(device) is None
 
@@ -72,11 +113,12 @@ class Backend:
         Raises:
           BackendUnavailable: the library, device or graph file is missing here.
           BundleError: the bundle has no such graph.
-          ConfigError: an invalid option.
+          ConfigError: an invalid option, a device that is not a str.
         """
+        check_device(device)
         reason = self.unavailable_reason(device)
         if reason:
-            raise BackendUnavailable(f"{self.name}: {reason}", hint=self.install_hint)
+            raise BackendUnavailable(f"{self.name}: {reason}", hint=self.unavailable_hint(device))
         if graph not in bundle.graphs:
             raise BundleError(
                 f"bundle {bundle.name!r} has no graph {graph!r}; it has {sorted(bundle.graphs)}"

@@ -79,14 +79,16 @@ def as_coords(name: str, value: Any, width: int) -> np.ndarray:
 
 
 def check_embedding(
-    embedding: ImageEmbedding | None, last: ImageEmbedding | None, encoder: str
+    embedding: ImageEmbedding | None, last: ImageEmbedding | None, encoder: str, stride: int
 ) -> ImageEmbedding:
     """The embedding ``prompt`` runs on: ``embedding``, else the one set last.
 
     Arguments:
       encoder: the Segmenter's encoder id; an embedding of another encoder is refused.
+      stride: the bundle's feature stride (the embedding's parts must agree with it).
     Raises:
-      InputError: none set yet, not an ``ImageEmbedding``, or made by another encoder.
+      InputError: none set yet, not an ``ImageEmbedding``, made by another encoder, or
+        edited (its features do not fit its letterboxed image).
     """
     if embedding is None:
         embedding = last
@@ -102,7 +104,39 @@ def check_embedding(
             f"this embedding was made by {embedding.encoder or 'an unknown encoder'}; this "
             f"Segmenter runs {encoder}: pass a frame to its own set_image"
         )
+    _check_geometry(embedding, stride)
     return embedding
+
+
+def _check_geometry(embedding: ImageEmbedding, stride: int) -> None:
+    """An embedding's parts agree: ``feats`` is 1 x D x Hp/s x Wp/s for its letterboxed
+    image of 1 x Hp x Wp x 3, the valid region lies in the image (an edited embedding would
+    otherwise fail inside a kernel, with the kernel's words, or give misplaced masks).
+
+    Raises:
+      InputError: naming what disagrees."""
+    prepared, feats = embedding.prepared, embedding.feats
+    image = getattr(prepared, "image", None)
+    if not isinstance(prepared, PreparedFrame) or not isinstance(image, np.ndarray):
+        raise InputError(
+            "this embedding's prepared frame is not a PreparedFrame: pass what set_image "
+            "returned, unmodified"
+        )
+    hp, wp = (int(n) for n in image.shape[1:3]) if image.ndim == 4 else (0, 0)
+    got = tuple(feats.shape) if isinstance(feats, np.ndarray) else None
+    if (
+        got is None
+        or len(got) != 4
+        or (got[0], got[2], got[3]) != (1, hp // stride, wp // stride)
+        or image.shape != (1, hp, wp, 3)
+        or not all(0 < int(v) <= m for v, m in zip(prepared.valid_hw, (hp, wp)))
+    ):
+        raise InputError(
+            f"this embedding's feats {got} do not match its letterboxed image "
+            f"{tuple(image.shape)} (feature stride {stride}: 1 x D x {hp // stride} x "
+            f"{wp // stride}, valid region {tuple(prepared.valid_hw)} inside {hp} x {wp}): "
+            "pass what set_image returned, unmodified"
+        )
 
 
 def _coords(points: Any, boxes: Any) -> list[tuple[str, np.ndarray]]:

@@ -118,6 +118,13 @@ class OpenVINOBackend(Backend):
         return None
 
     @classmethod
+    def devices(cls) -> list[str] | None:
+        try:
+            return list(_core().available_devices)
+        except ImportError:
+            return None
+
+    @classmethod
     def library_version(cls) -> str:
         import openvino
 

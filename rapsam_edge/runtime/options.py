@@ -18,7 +18,9 @@ import numpy as np
 from ..bundle import Bundle, load_bundle
 from ..contract.graphs import GRAPH_NAMES
 from ..contract.postprocess import PostprocessDefaults
+from ..contract.shared import MAX_PROMPTS
 from ..errors import BundleError, ConfigError
+from .base import check_device
 from .tracker import TrackerConfig
 
 __all__ = [
@@ -31,8 +33,6 @@ __all__ = [
 
 #: largest network input side accepted for ``input_size``
 MAX_INPUT_SIZE = 4096
-#: default bound on prompts per ``prompt`` call (``max_prompts``)
-MAX_PROMPTS = 256
 #: the colour orders frames may come in
 COLOR_ORDERS = ("RGB", "BGR")
 
@@ -76,8 +76,13 @@ class SegmenterOptions:
         if not isinstance(self.tracker, TrackerConfig):
             raise ConfigError(f"tracker must be a TrackerConfig, got {type(self.tracker).__name__}")
         m = self.max_prompts
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ConfigError(f"max_prompts must be a positive int, got {m!r}")
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m <= MAX_PROMPTS:
+            raise ConfigError(
+                f"max_prompts must be an int in [1, {MAX_PROMPTS}], got {m!r}",
+                hint="split a larger batch of prompts over several prompt() calls",
+            )
+        object.__setattr__(self, "max_prompts", int(m))
+        check_device(self.device)
         if not isinstance(self.backend_options, Mapping):
             raise ConfigError(
                 f"backend_options must be a mapping, got {type(self.backend_options).__name__}"
@@ -134,7 +139,7 @@ def load_segmenter_bundle(bundle: str | Path | Bundle | None) -> Bundle:
     contract.
 
     Raises:
-      ConfigError: another type. BundleError and subclasses: see ``load_bundle``; a bundle
+      ConfigError: another type, an empty name (``assets.resolve_bundle``). BundleError and subclasses: see ``load_bundle``; a bundle
         that lacks a graph the Segmenter runs.
     """
     if isinstance(bundle, Bundle):

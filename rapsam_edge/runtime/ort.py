@@ -46,12 +46,23 @@ class OrtBackend(Backend):
     concurrent = True
     #: providers this backend needs, first = the one it is about
     PROVIDERS: tuple[str, ...] = ("CPUExecutionProvider",)
+    #: the devices it runs on (None: the CUDA ones, which number the GPUs "cuda:N")
+    DEVICES: tuple[str, ...] | None = ("cpu",)
+    install_hint = "pip install onnxruntime"
 
     @classmethod
-    def unavailable_reason(cls, device: str | None = None) -> str | None:  # noqa: ARG003 - Backend interface: CPU needs no device
+    def unavailable_reason(cls, device: str | None = None) -> str | None:
         if cls.PROVIDERS[0] not in _providers_available():
             return f"onnxruntime has no {cls.PROVIDERS[0]} (installed providers: {_providers_available()})"
+        if cls.DEVICES is not None and device not in (None, *cls.DEVICES):
+            return f"runs on {', '.join(map(repr, cls.DEVICES))} only, not {device!r}"
         return None
+
+    @classmethod
+    def devices(cls) -> list[str] | None:
+        if cls.DEVICES is None or cls.PROVIDERS[0] not in _providers_available():
+            return None
+        return list(cls.DEVICES)
 
     @classmethod
     def library_version(cls) -> str:
@@ -141,6 +152,8 @@ class OrtCudaBackend(OrtBackend):
 
     name = "ort-cuda"
     PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    DEVICES = None
+    install_hint = "pip install onnxruntime-gpu"
 
     def _providers(
         self, device: str | None, extra: Mapping[str, Mapping[str, Any]]
@@ -156,6 +169,8 @@ class OrtTensorrtBackend(OrtBackend):
 
     name = "ort-tensorrt"
     PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+    DEVICES = None
+    install_hint = "pip install onnxruntime-gpu (with its TensorRT execution provider)"
 
     def _providers(
         self, device: str | None, extra: Mapping[str, Mapping[str, Any]]

@@ -23,6 +23,7 @@ __all__ = [
     "BackendEntry",
     "available_backends",
     "backend_class",
+    "bundle_reason",
     "canonical_name",
     "unavailable_reason",
     "unavailable_reasons",
@@ -125,6 +126,21 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(entry.module), entry.cls)
 
 
+def bundle_reason(name: str, bundle: Bundle, graph: str | None = None) -> str | None:
+    """None when backend ``name`` can read ``bundle`` (``graph``'s file if given), else why
+    not: the part of ``unavailable_reason`` that no install changes."""
+    entry = BACKENDS[name]
+    if entry.bundle_format == "weights":
+        if bundle.weights is None:
+            return "the bundle ships no model.safetensors"
+    elif entry.bundle_format == "openvino":
+        if graph is not None and not (bundle.has(graph, "openvino") or bundle.has(graph, "onnx")):
+            return f"the bundle has neither IR nor ONNX for {graph}"
+    elif graph is not None and not bundle.has(graph, entry.bundle_format):
+        return f"the bundle has no {entry.bundle_format} file for {graph}"
+    return None
+
+
 def unavailable_reason(
     name: str, bundle: Bundle | None = None, graph: str | None = None, device: str | None = None
 ) -> str | None:
@@ -134,17 +150,8 @@ def unavailable_reason(
         cls = backend_class(name)
     except ImportError as e:
         return f"cannot import {entry.module}: {e}"
-    if bundle is not None:
-        if entry.bundle_format == "weights":
-            if bundle.weights is None:
-                return "the bundle ships no model.safetensors"
-        elif entry.bundle_format == "openvino":
-            if graph is not None and not (
-                bundle.has(graph, "openvino") or bundle.has(graph, "onnx")
-            ):
-                return f"the bundle has neither IR nor ONNX for {graph}"
-        elif graph is not None and not bundle.has(graph, entry.bundle_format):
-            return f"the bundle has no {entry.bundle_format} file for {graph}"
+    if bundle is not None and (reason := bundle_reason(name, bundle, graph)) is not None:
+        return reason
     try:
         return cls.unavailable_reason(device)
     except Exception as e:  # noqa: BLE001 - a broken driver stack is reported, not fatal

@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import ops
 from ..bundle import Bundle
-from ..contract.graphs import GRAPH_NAMES
+from ..contract.graphs import ENCODER, GRAPH_NAMES, PANOPTIC_DECODER, PROMPT_DECODER
 from ..contract.postprocess import SATURATED_LOGIT
 from ..contract.shared import STABILITY_OFFSET
 from ..errors import BackendError, ManifestError
@@ -79,9 +79,24 @@ def _finite_logits(a: np.ndarray, where: str) -> np.ndarray:
     return np.clip(a, -SATURATED_LOGIT, SATURATED_LOGIT)
 
 
+def _finite(a: np.ndarray, where: str) -> np.ndarray:
+    """``a`` (a graph output that is not a logit: ``iou``, ``query_embed``) as C-contiguous
+    float32, scanned once (``ops.all_finite``); unlike a logit, an infinity carries no
+    decision here.
+
+    Raises:
+      BackendError: ``a`` holds NaN or infinity (named by ``where``)."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not ops.all_finite(a):
+        raise BackendError(
+            f"{where} holds NaN or infinity (a numerically broken graph, e.g. FP16 overflow)"
+        )
+    return a
+
+
 def _encoder_id(bundle: Bundle) -> str:
     """The bundle and encoder files (with digests) that make an embedding."""
-    files = sorted(bundle.graphs["encoder"].files.values())
+    files = sorted(bundle.graphs[ENCODER].files.values())
     return f"bundle {bundle.name!r}, encoder " + ", ".join(
         f"{f} sha256 {bundle.files.get(f, '?')[:12]}" for f in files
     )
@@ -115,7 +130,7 @@ class Segmenter:
     ) -> None:
         """
         Arguments:
-          bundle: a bundle directory, a shipped bundle's name (e.g. "edge-xs-synthetic"), a
+          bundle: a bundle directory, a shipped bundle's name (``assets.shipped_bundles()``), a
             loaded ``Bundle``, or None for the shipped default bundle.
           backend: "auto" (a GPU backend by rank when one is usable, else the CPU backends
             timed on this bundle in pipeline order, fastest per graph), "fastest" (time every
@@ -179,7 +194,7 @@ class Segmenter:
           ManifestError: the encoder's features do not match the manifest."""
         pad = self.bundle.input.pad_divisor
         side = pad * max(1, -(-64 // pad))
-        enc = self.graphs["encoder"]
+        enc = self.graphs[ENCODER]
         image = np.zeros((1, side, side, 3), np.uint8)
         feats = enc.run_roles({"image": image})["feats"]
         stride = self.bundle.feat_stride
@@ -226,7 +241,7 @@ class Segmenter:
         return PreparedFrame(image[None], scale, valid, frame_hw, _ms(t0))
 
     def _encode(self, prepared: PreparedFrame) -> np.ndarray:
-        return self.graphs["encoder"].run_roles({"image": prepared.image}, check=False)["feats"]
+        return self.graphs[ENCODER].run_roles({"image": prepared.image}, check=False)["feats"]
 
     def _valid_cells(self, prepared: PreparedFrame) -> tuple[float, float]:
         s = self.bundle.feat_stride
@@ -238,9 +253,9 @@ class Segmenter:
         timings = {"prepare": prepared.prepare_ms}
         t0 = time.perf_counter()
         feats = self._encode(prepared)
-        timings["encoder"] = _ms(t0)
+        timings[ENCODER] = _ms(t0)  # the stage is named after the graph it runs
         t0 = time.perf_counter()
-        out = self.graphs["panoptic_decoder"].run_roles({"feats": feats}, check=False)
+        out = self.graphs[PANOPTIC_DECODER].run_roles({"feats": feats}, check=False)
         timings["decoder"] = _ms(t0)
         t0 = time.perf_counter()
         label_map, segments = ops.kernel("panoptic_fuse")(
@@ -252,7 +267,7 @@ class Segmenter:
             float(self.postprocess.score_threshold),
             float(self.postprocess.overlap_threshold),
         )
-        embed = out["query_embed"][0][segments["query"]]
+        embed = _finite(out["query_embed"][0][segments["query"]], "panoptic_decoder query_embed")
         timings["postprocess"] = _ms(t0)
         return PanopticResult(label_map, segments, self.class_names, embed, timings)
 
@@ -288,7 +303,7 @@ class Segmenter:
         emb = ImageEmbedding(
             prepared,
             feats,
-            {"prepare": prepared.prepare_ms, "encoder": _ms(t0)},
+            {"prepare": prepared.prepare_ms, ENCODER: _ms(t0)},
             encoder=self._encoder_id,
         )
         self._last = emb
@@ -321,12 +336,14 @@ class Segmenter:
             malformed, outside the frame, or more
           than ``max_prompts`` prompts.
         """
-        embedding = check_embedding(embedding, self._last, self._encoder_id)
+        embedding = check_embedding(
+            embedding, self._last, self._encoder_id, self.bundle.feat_stride
+        )
         prepared = embedding.prepared
         boxes_in = prompt_boxes(points, boxes, prepared, self.max_prompts)
         t0 = time.perf_counter()
         # checked: the embedding comes from the caller
-        out = self.graphs["prompt_decoder"].run_roles({"feats": embedding.feats, "boxes": boxes_in})
+        out = self.graphs[PROMPT_DECODER].run_roles({"feats": embedding.feats, "boxes": boxes_in})
         timings = {"decoder": _ms(t0)}
         t0 = time.perf_counter()
         masks, stability = ops.kernel("prompt_masks")(
@@ -337,7 +354,8 @@ class Segmenter:
             STABILITY_OFFSET,
         )
         timings["postprocess"] = _ms(t0)
-        return PromptResult(masks, np.asarray(out["iou"][0], dtype=np.float32), stability, timings)
+        iou = _finite(out["iou"][0], "prompt_decoder iou")
+        return PromptResult(masks, iou, stability, timings)
 
     def new_tracker(self) -> OnlineTracker:
         """A fresh tracker with this Segmenter's settings (one per video / thread)."""

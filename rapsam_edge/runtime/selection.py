@@ -27,14 +27,15 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle, load_bundle
-from ..contract.graphs import GRAPH_NAMES
+from ..contract.graphs import ENCODER, GRAPH_NAMES
 from ..errors import BackendUnavailable, BundleError, ConfigError
-from .base import Backend, example_feeds
+from .base import Backend, check_device, example_feeds
 from .registry import (
     BACKENDS,
     SELECTION_POLICIES,
     available_backends,
     backend_class,
+    bundle_reason,
     canonical_name,
     unavailable_reason,
 )
@@ -127,24 +128,24 @@ def select_backends(
     if policy not in SELECTION_POLICIES:
         raise ConfigError(f"unknown selection policy {policy!r}; known {list(SELECTION_POLICIES)}")
     graphs = [g for g in GRAPH_NAMES if g in (bundle.graphs if graphs is None else graphs)]
+    check_device(device)
     options = dict(options or {})
     _check_options(options)
     usable = [n for n in available_backends(bundle, device=device) if BACKENDS[n].rank is not None]
     usable = [n for n in usable if all(n in available_backends(bundle, g, device) for g in graphs)]
     if not usable:
-        raise BackendUnavailable(
-            f"no runtime backend can run bundle {bundle.name!r} here",
-            hint="pip install onnxruntime (or openvino); `rapsam-edge info` says why each is unusable",
-        )
+        raise _no_backend(bundle, graphs, device)
     gpu = [n for n in usable if BACKENDS[n].gpu]
     if policy == "auto" and gpu:
-        chosen = {g: _create(gpu[0], bundle, g, device, options) for g in graphs}
+        kept = _options_for(gpu[0], options)  # once per backend: one WARNING, not one per graph
+        chosen = {g: _create(gpu[0], bundle, g, device, kept) for g in graphs}
         return _finish(chosen, {}, f"auto: {gpu[0]} (GPU, first by rank of {gpu})")
     candidates = usable if policy == "fastest" else [n for n in usable if not BACKENDS[n].gpu]
+    per = {n: _options_for(n, options) for n in candidates}
     if len(candidates) == 1:
-        chosen = {g: _create(candidates[0], bundle, g, device, options) for g in graphs}
+        chosen = {g: _create(candidates[0], bundle, g, device, per[candidates[0]]) for g in graphs}
         return _finish(chosen, {}, f"{policy}: {candidates[0]} (the only usable backend)")
-    runners = {n: {g: _create(n, bundle, g, device, options) for g in graphs} for n in candidates}
+    runners = {n: {g: _create(n, bundle, g, device, per[n]) for g in graphs} for n in candidates}
     timings = _time_pipelines(bundle, runners, graphs, repeats)
     chosen = {}
     for g in graphs:
@@ -156,10 +157,45 @@ def select_backends(
     return _finish(chosen, timings, f"{policy}: fastest of {candidates} timed in pipeline order")
 
 
+def _no_backend(bundle: Bundle, graphs: Sequence[str], device: str | None) -> BackendUnavailable:
+    """The error when no policy-pickable backend can run ``graphs`` of ``bundle`` on
+    ``device``, with the hint that fits: the devices the backends have (a device was asked
+    for, and some backend runs here on its default), else the install lines of the CPU
+    backends that read this bundle's graph files (an IR-only bundle: OpenVINO's)."""
+    ranked = [n for n, e in BACKENDS.items() if e.rank is not None]
+
+    def runs(n: str, dev: str | None) -> bool:
+        return all(unavailable_reason(n, bundle, g, dev) is None for g in graphs)
+
+    if device is not None and (here := [n for n in ranked if runs(n, None)]):
+        have = "; ".join(f"{n}: {', '.join(backend_class(n).devices() or ['?'])}" for n in here)
+        return BackendUnavailable(
+            f"no runtime backend can run bundle {bundle.name!r} on device {device!r} (devices "
+            f"here: {have})",
+            hint="pass one of those devices as device, or None for each backend's default",
+        )
+    readers = [
+        n
+        for n in ranked
+        if not BACKENDS[n].gpu and all(bundle_reason(n, bundle, g) is None for g in graphs)
+    ]
+    hints = list(dict.fromkeys(backend_class(n).install_hint or BACKENDS[n].needs for n in readers))
+    why = "; ".join(
+        f"{n}: {unavailable_reason(n, bundle, graphs[0] if graphs else None, device)}"
+        for n in readers
+    )
+    return BackendUnavailable(
+        f"no runtime backend can run bundle {bundle.name!r} here"
+        + (f" ({why})" if why else ": no CPU backend reads its graph files"),
+        hint=" or ".join(hints) if hints else "re-export the bundle (`rapsam-edge export`)",
+    )
+
+
 def _create(
     name: str, bundle: Bundle, graph: str, device: str | None, options: Mapping[str, Any]
 ) -> Backend:
-    return backend_class(name)(bundle, graph, device, **_options_for(name, options))
+    """Backend ``name`` for ``graph`` with ``options`` (already cut to what it takes)."""
+    return backend_class(name)(bundle, graph, device, **options)
 
 
 def _time_pipelines(
@@ -187,7 +223,7 @@ def _time_pipelines(
                 out = backend.run(feeds)
                 if it >= warmup:
                     samples[g][name].append((time.perf_counter() - t0) * 1e3)
-                if g == "encoder":
+                if g == ENCODER:
                     feats = np.asarray(out[backend.name_of("feats")])
     return {g: {n: min(v) for n, v in by_name.items()} for g, by_name in samples.items()}
 
@@ -217,7 +253,7 @@ def create_backend(
 
     Arguments:
       bundle: a ``Bundle``, a bundle directory, a shipped bundle's name or None (default).
-      graph: "encoder", "panoptic_decoder" or "prompt_decoder".
+      graph: one of ``contract.graphs.GRAPH_NAMES`` (e.g. ``ENCODER``).
       name: a backend name (``registry.BACKENDS`` or ``ALIASES``), or a policy ("auto",
         "fastest"; see ``select_backends``).
       device: the backend's device (None = its default).
@@ -227,8 +263,10 @@ def create_backend(
     Returns:
       the backend; its ``selection`` says how it was chosen.
     Raises:
-      ConfigError: unknown backend name or option. BundleError: no such graph.
-      BackendUnavailable: the backend cannot run here.
+      ConfigError: unknown backend name or option (the options the backend takes are
+        the hint), a device that is not a str. BundleError: no such graph.
+      BackendUnavailable: the backend cannot run here (the hint: the devices it has, or
+        how to install it).
     """
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
@@ -237,26 +275,41 @@ def create_backend(
             f"bundle {bundle.name!r} has no graph {graph!r}; it has {sorted(bundle.graphs)}"
         )
     name = canonical_name(name)
+    check_device(device)
     if name in SELECTION_POLICIES:
         return select_backends(
             bundle, (graph,), policy=name, device=device, options=options
         ).backends[graph]
     reason = unavailable_reason(name, bundle, graph, device)
     if reason is not None:
-        try:
-            install = backend_class(name).install_hint
-        except ImportError:  # the reason says its module cannot be imported
-            install = None
         raise BackendUnavailable(
-            f"{name}: {reason}",
-            hint=f"needs {BACKENDS[name].needs}" + (f": {install}" if install else ""),
+            f"{name}: {reason}", hint=_unavailable_hint(name, bundle, graph, device)
         )
+    params = _open_params(name)
+    unknown = [] if params is None else sorted(set(options) - set(params))
+    if unknown:
+        raise ConfigError(
+            f"backend {name} does not take the option(s) {unknown}",
+            hint=f"{name} options: {', '.join(params or []) or 'none'}",
+        )
+    return backend_class(name)(bundle, graph, device, **options)
+
+
+def _unavailable_hint(name: str, bundle: Bundle, graph: str, device: str | None) -> str:
+    """What to do when backend ``name`` cannot run ``graph`` here: another backend or a
+    re-export (the bundle lacks its file format), the devices it has (it lacks
+    ``device``), else how to install what it needs."""
+    needs = f"needs {BACKENDS[name].needs}"
+    if bundle_reason(name, bundle, graph) is not None:
+        return f"pick a backend that reads this bundle's graph files (`rapsam-edge info`); {name} {needs}"
     try:
-        return backend_class(name)(bundle, graph, device, **options)
-    except TypeError as e:  # an option the backend does not take
-        if "unexpected keyword" in str(e):
-            raise ConfigError(f"{name}: {e}") from e
-        raise
+        cls = backend_class(name)
+    except ImportError:  # the reason says its module cannot be imported
+        return needs
+    hint = cls.unavailable_hint(device)
+    if hint is not None and hint != cls.install_hint:
+        return hint
+    return needs + (f": {hint}" if hint else "")
 
 
 def create_backends(

@@ -16,10 +16,15 @@ import numpy as np
 
 from ..errors import ConfigError, SourceError
 
-__all__ = ["STREAM_TASKS", "check_stream_args", "open_source", "prefetch"]
+__all__ = ["MAX_CAMERA_INDEX", "STREAM_TASKS", "check_stream_args", "open_source", "prefetch"]
 
 #: what ``Segmenter.stream`` can yield per frame
 STREAM_TASKS = ("track", "panoptic")
+#: Largest camera index ``stream`` passes to OpenCV. ``cv2.VideoCapture(index)`` reads an
+#: index of 100 or more as ``camera + CAP_*`` (its documented ``camera_id + domain_offset``
+#: form: 200 is V4L2's camera 0), and some builds crash on a negative one, so an index is
+#: checked here, before OpenCV sees it.
+MAX_CAMERA_INDEX = 99
 
 _P = TypeVar("_P")
 
@@ -39,6 +44,21 @@ def check_stream_args(task: Any, max_frames: Any) -> None:
         raise ConfigError(f"max_frames must be a non-negative int or None, got {max_frames!r}")
 
 
+def _camera_index(source: Any) -> int:
+    """A camera index (an int, numpy ints included, not a bool) in [0, MAX_CAMERA_INDEX].
+
+    Raises:
+      SourceError: a negative or larger index (checked before OpenCV sees it)."""
+    index = int(source)
+    if not 0 <= index <= MAX_CAMERA_INDEX:
+        raise SourceError(
+            f"camera index must be in [0, {MAX_CAMERA_INDEX}], got {index}",
+            hint="pass 0 for the first camera (OpenCV reads indices of 100 or more as "
+            "camera + CAP_* backend), or a video path",
+        )
+    return index
+
+
 def _video_frames(source: int | str | Path) -> Iterator[np.ndarray]:
     """BGR frames of a camera index or a video file, read lazily; the capture is released
     when the iterator ends or is closed."""
@@ -46,7 +66,7 @@ def _video_frames(source: int | str | Path) -> Iterator[np.ndarray]:
 
     if isinstance(source, (str, Path)) and not str(source).isdigit() and not Path(source).exists():
         raise SourceError(f"video source {str(source)!r} does not exist")
-    cap = cv2.VideoCapture(int(source) if isinstance(source, int) else str(source))
+    cap = cv2.VideoCapture(source if isinstance(source, int) else str(source))
     if not cap.isOpened():
         raise SourceError(f"cannot open video source {source!r}")
 
@@ -69,11 +89,14 @@ def open_source(source: Any, color_order: str) -> tuple[Iterable[np.ndarray], st
     iterator ends or is closed; an iterable passes through in ``color_order``.
 
     Raises:
-      SourceError: a missing file, a camera or file OpenCV cannot open, or another type.
+      SourceError: a missing file, a camera index outside [0, ``MAX_CAMERA_INDEX``] (before
+        OpenCV sees it), a camera or file OpenCV cannot open, or another type.
     """
-    if isinstance(source, bool):
+    if isinstance(source, (bool, np.bool_)):
         raise SourceError(f"source must be a camera index, a video path or frames, got {source!r}")
-    if isinstance(source, (int, str, Path)):
+    if isinstance(source, (int, np.integer)):
+        return _video_frames(_camera_index(source)), "BGR"
+    if isinstance(source, (str, Path)):
         return _video_frames(source), "BGR"
     if not isinstance(source, Iterable):
         raise SourceError(

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle, TensorSpec
+from ..contract.shared import MAX_PROMPTS
 from ..errors import BackendError, ConfigError, InputError, MissingDependencyError
 from .base import Backend
 
@@ -77,7 +78,9 @@ class ShapeProfile:
     max_side: int | None = None
     opt_hw: tuple[int, int] | None = None
     opt_prompts: int = 8
-    max_prompts: int = 64
+    #: the engine takes as many prompts per call as a Segmenter accepts (the contract's
+    #: MAX_PROMPTS: a narrower profile would fail a call the Segmenter let through)
+    max_prompts: int = MAX_PROMPTS
 
     def axis_ranges(self, bundle: Bundle) -> dict[str, tuple[int, int, int]]:
         """Axis name ("B", "H", "W", "P") -> (min, opt, max)."""
@@ -157,6 +160,15 @@ class TensorRTBackend(Backend):
     """
 
     name = "tensorrt"
+    install_hint = "pip install 'rapsam-edge[tensorrt]'"
+
+    @classmethod
+    def devices(cls) -> list[str] | None:
+        try:
+            err, count = _cudart().cudaGetDeviceCount()
+        except Exception:  # noqa: BLE001 - no CUDA runtime: no device list to offer
+            return None
+        return [f"cuda:{i}" for i in range(count)] if int(err) == 0 and count else None
 
     @classmethod
     def library_version(cls) -> str:
@@ -168,7 +180,7 @@ class TensorRTBackend(Backend):
     def unavailable_reason(cls, device: str | None = None) -> str | None:
         try:
             if importlib.util.find_spec("tensorrt") is None:
-                return "tensorrt is not installed (pip install 'rapsam-edge[tensorrt]')"
+                return f"tensorrt is not installed ({cls.install_hint})"
         except (ImportError, ValueError):
             return "tensorrt is not importable"
         try:

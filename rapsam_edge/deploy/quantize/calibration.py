@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...contract.graphs import GRAPH_NAMES
+from ...contract.graphs import ENCODER, GRAPH_NAMES, PANOPTIC_DECODER, PROMPT_DECODER
 from ...contract.postprocess import POINT_BOX_HALF
 from ...errors import InputError, SourceError
 
@@ -112,12 +112,12 @@ def graph_feeds(
     out: dict[str, list[Mapping[str, np.ndarray]]] = {g: [] for g in bundle.graphs}
     for frame in frames:
         prepared = seg.prepare(frame)
-        feats = seg.graphs["encoder"].run({enc.name_of("image"): prepared.image})[
+        feats = seg.graphs[ENCODER].run({enc.name_of("image"): prepared.image})[
             enc.name_of("feats")
         ]
-        out["encoder"].append({enc.name_of("image"): prepared.image})
-        out["panoptic_decoder"].append({pan.name_of("feats"): feats})
+        out[ENCODER].append({enc.name_of("image"): prepared.image})
+        out[PANOPTIC_DECODER].append({pan.name_of("feats"): feats})
         boxes = _prompt_boxes(prepared.frame_hw, prepared.scale, rng)
-        out["prompt_decoder"].append({prm.name_of("feats"): feats, prm.name_of("boxes"): boxes})
+        out[PROMPT_DECODER].append({prm.name_of("feats"): feats, prm.name_of("boxes"): boxes})
     seg.close()
     return out
