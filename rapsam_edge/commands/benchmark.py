@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError
+from .checks import nonneg_int, positive_int
 from .profile import MODES, frame_size
 
 __all__ = ["add_arguments", "run"]
@@ -66,10 +67,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what is timed, as in `rapsam-edge profile --mode` (default %(default)s)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=10, help="untimed iterations per target (default %(default)s)"
+        "--warmup",
+        type=nonneg_int,
+        default=10,
+        help="untimed iterations per target (default %(default)s)",
     )
     parser.add_argument(
-        "--iters", type=int, default=50, help="timed iterations per target (default %(default)s)"
+        "--iters",
+        type=positive_int,
+        default=50,
+        help="timed iterations per target (default %(default)s)",
     )
     parser.add_argument(
         "--out",

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--student",
         dest="variant",
         default=None,
-        help="student variant, same as --variant (default: TrainConfig.variant)",
+        help="student variant, same as --variant (default: as for train, the shipped default model's variant)",
     )
 
 

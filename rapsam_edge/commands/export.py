@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .checks import int_in, require, side
 
 __all__ = ["add_arguments", "load_classes", "run"]
 
@@ -46,13 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--input-size",
-        type=int,
+        type=side,
         default=None,
         help="default long side of the network input (default: the size the run was trained "
         "at, train_config.json's image_size; without one, config.json's input_size)",
     )
     parser.add_argument(
-        "--opset", type=int, default=None, help="ONNX opset (default 17; 19 for DeformConv)"
+        "--opset",
+        type=int_in(7, 30),
+        default=None,
+        help="ONNX opset (default 17; 19 for DeformConv)",
     )
     parser.add_argument(
         "--simplifier",
@@ -104,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.training_run import export_input_size
     from ..model.io import load_model
 
+    require(args.weights, "--weights")
+    if args.classes != "synthetic":
+        require(args.classes, "--classes", "file")
+    require(args.provenance, "--provenance", "file")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     model = load_model(args.weights)
     provenance = {"weights": str(args.weights)}

@@ -6,10 +6,10 @@ images) and, for videos, how many tracks it found."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..errors import SourceError
+from .checks import positive_int, side
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=Path("run_out"), help="output directory (default %(default)s)"
     )
     parser.add_argument(
-        "--max-frames", type=int, help="stop after N frames (default: the whole video; cameras)"
+        "--max-frames",
+        type=positive_int,
+        help="stop after N >= 1 frames (default: the whole video; a camera: until Ctrl-C)",
     )
-    parser.add_argument("--input-size", type=int, help="network long side (default: bundle's)")
+    parser.add_argument(
+        "--input-size", type=side, help="network long side in pixels (default: the bundle's)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..apps.draw import draw_panoptic
     from ..apps.image import is_image, read_image, segment_lines
+    from ..apps.timing import StageTimes
     from ..apps.video import process_stream, tracks_report
     from ..runtime.segmenter import Segmenter
 
@@ -62,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         result = seg.panoptic(frame)
         out = args.out / (Path(source).stem + "_panoptic.png")
         cv2.imwrite(str(out), draw_panoptic(frame, result))
-        print(json.dumps({k: round(v, 2) for k, v in result.timings.items()}))
+        times = StageTimes()
+        times.add(result.timings)
+        print(times.table())
         print(f"{len(result.segments)} segments -> {out}")
         for line in segment_lines(result):
             print(line)

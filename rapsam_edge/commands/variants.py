@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from .checks import side
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--size",
-        type=int,
+        type=side,
         nargs=2,
         action="append",
         metavar=("H", "W"),
