@@ -8,7 +8,14 @@ The rule for options (checked on each argparse action of each verb's parser):
   default;
 - any other option with a default value shows it through ``%(default)s`` (argparse prints the
   real value, so the text cannot go stale);
-- any other option whose default is None says in words what None means ("default: ...").
+- any other option whose default is None says in words what None means ("default: ...");
+- no help is a placeholder: with its "(default ...)" part taken out, it still says in words
+  what the option does (not nothing, not one bare name such as ``PretrainConfig.steps``), and
+  its default is not named by code (``default None``, ``default: TrainConfig.variant``).
+
+Then what every verb does with a bad value before any work: a numeric option is parsed by a
+checked type (argparse's usage error, exit 2), and a path the user gives that does not exist
+(or is the wrong kind) is one error line + hint, exit 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,7 +71,19 @@ def _problems(verb: str, parser: argparse.ArgumentParser) -> list[str]:
             out.append(f"{verb} {name}: default {action.default!r} not shown with %(default)s")
         elif action.default is None and "default" not in text:
             out.append(f"{verb} {name}: does not say what it does when not given")
+        if text.strip() and _placeholder(text):
+            out.append(f"{verb} {name}: placeholder help {text!r}")
     return out
+
+
+def _placeholder(text: str) -> bool:
+    """A help that, without its default part, says nothing in words (empty or one bare name
+    such as ``PretrainConfig.steps``), or that names its default by code."""
+    cut = text.rfind("(default")  # "(default X)", "(default: X)", "(default %(default)s)"
+    words = (text[:cut] if cut >= 0 else text).strip(" .;:,")
+    bare = re.fullmatch(r"[\w.%()-]*", words) is not None
+    by_code = re.search(r"\bdefault:?\s+(None\b|[A-Z]\w*\.\w+)", text) is not None
+    return bare or by_code
 
 
 @pytest.mark.parametrize("verb", VERBS)
@@ -73,17 +94,31 @@ def test_every_option_has_help_and_shows_its_default(verb):
 def test_the_rule_catches_a_bare_option():
     p = argparse.ArgumentParser()
     p.add_argument("--a", default=3)
-    p.add_argument("--b", default=3, help="b (default 3)")  # a literal can go stale
+    p.add_argument("--b", default=3, help="the b count (default 3)")  # a literal can go stale
     p.add_argument("--c")
-    p.add_argument("--d", help="d")  # None: says nothing about what happens then
-    p.add_argument("--ok", default=3, help="ok (default %(default)s)")
-    p.add_argument("--ok-none", help="ok (default: the shipped one)")
-    p.add_argument("--ok-required", required=True, help="required")
-    p.add_argument("ok_positional", help="positional")
+    p.add_argument("--d", help="the d thing")  # None: says nothing about what happens then
+    p.add_argument("--e", help="PretrainConfig.steps (default 3000)")  # only the field's name
+    p.add_argument("--f", help="(default None)")  # nothing in words
+    p.add_argument("--g", help="student variant (default: TrainConfig.variant)")  # code
+    p.add_argument("--h2", help="teacher run (default None)")  # None is not a meaning
+    p.add_argument("--ok", default=3, help="ok count (default %(default)s)")
+    p.add_argument("--ok-none", help="the bundle (default: the shipped one)")
+    p.add_argument("--ok-required", required=True, help="the required input")
+    p.add_argument("ok_positional", help="a positional input")
     p.add_argument("--flag", action="store_true")
     p.add_argument("--ok-flag", action="store_true", help="a flag")
     found = [f.split(":")[0] for f in _problems("x", p)]
-    assert found == ["x --a", "x --b", "x --c", "x --d", "x --flag"]
+    assert found == [
+        "x --a",
+        "x --b",
+        "x --c",
+        "x --d",
+        "x --e",
+        "x --f",
+        "x --g",
+        "x --h2",
+        "x --flag",
+    ]
 
 
 @pytest.mark.parametrize("verb", VERBS)

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backends",
         nargs="*",
         default=None,
-        help="backends (default: every usable CPU / GPU backend)",
+        help="backends to time, by name (default: every usable CPU / GPU backend)",
     )
     parser.add_argument(
         "--precisions",

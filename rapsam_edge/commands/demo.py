@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require(args.source, "--source", "file")
     import cv2
 
     from ..apps import demo
@@ -48,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
     from ..assets import sample_clip
     from ..runtime.segmenter import Segmenter
 
-    require(args.source, "--source", "file")
     source = str(args.source or sample_clip())
     frame = demo.first_frame(source)
     seg = Segmenter(args.bundle, backend=args.backend, color_order="BGR")  # OpenCV frames

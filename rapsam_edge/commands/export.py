@@ -104,14 +104,14 @@ def load_classes(spec: str | None, weights: str | Path | None = None) -> list[di
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..deploy.bundle_writer import export_bundle
-    from ..deploy.training_run import export_input_size
-    from ..model.io import load_model
-
     require(args.weights, "--weights")
     if args.classes != "synthetic":
         require(args.classes, "--classes", "file")
     require(args.provenance, "--provenance", "file")
+    from ..deploy.bundle_writer import export_bundle
+    from ..deploy.training_run import export_input_size
+    from ..model.io import load_model
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     model = load_model(args.weights)
     provenance = {"weights": str(args.weights)}

@@ -110,6 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    source = args.source
+    if source is not None and source.isdigit():
+        source = int(source)
+    else:
+        require(source, "--source")
     from ..profile.report import to_markdown, write_plot
     from ..profile.runner import ProfileConfig, Target, parse_targets, run_profile
 
@@ -122,11 +127,6 @@ def run(args: argparse.Namespace) -> int:
             raise MissingDependencyError(
                 "--plot needs matplotlib", hint="pip install 'rapsam-edge[plot]'"
             ) from e
-    source = args.source
-    if source is not None and source.isdigit():
-        source = int(source)
-    else:
-        require(source, "--source")
     targets = parse_targets(Target(args.bundle, args.backend), (args.compare or "").split(","))
     config = ProfileConfig(
         targets=targets,

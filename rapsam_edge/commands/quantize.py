@@ -134,10 +134,10 @@ def limits_from(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..deploy.quantize.pipeline import QuantizeRequest, quantize_bundle
-
     require(args.calib, "--calib")
     require(args.val, "--val")
+    from ..deploy.quantize.pipeline import QuantizeRequest, quantize_bundle
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     request = QuantizeRequest(
         source=args.source,
