@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recipes import RECIPES
 
-from rapsam_edge.commands.checks import require
+from rapsam_edge.apps.checks import require
 from rapsam_edge.commands.quantize import add_gate_arguments, limits_from
 from rapsam_edge.errors import RapsamEdgeError
 

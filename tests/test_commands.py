@@ -369,7 +369,7 @@ def test_every_numeric_option_is_checked_at_parse_time():
     in its message."""
     import math
 
-    from rapsam_edge.commands import checks
+    from rapsam_edge.apps import checks
 
     bare, accepted = [], []
     for verb in VERBS:

@@ -18,8 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..apps.checks import nonneg_int, positive_int
 from ..errors import ConfigError
-from .checks import nonneg_int, positive_int
 from .profile import MODES, frame_size
 
 __all__ = ["add_arguments", "run"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .checks import require
+from ..apps.checks import require
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

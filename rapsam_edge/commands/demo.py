@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .checks import positive_int, require
+from ..apps.checks import positive_int, require
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .checks import nonneg_int, positive_int, require, side
+from ..apps.checks import nonneg_int, positive_int, require, side
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

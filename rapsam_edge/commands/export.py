@@ -17,8 +17,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..apps.checks import int_in, require, side
 from ..errors import ConfigError
-from .checks import int_in, require, side
 
 __all__ = ["add_arguments", "load_classes", "run"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.generate import DEFAULTS, make_dataset
-from .checks import SIDE_MAX, SIDE_MIN, nonneg_int, positive_int, side
+from ..apps.checks import int_in, nonneg_int, positive_int
+from ..data.generate import DEFAULTS, SIDE_RANGE, make_dataset
 
 
 def _per_split(index: int) -> str:
@@ -30,11 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--size",
-        type=side,
+        type=int_in(*SIDE_RANGE, what="an image side in pixels"),
         nargs=2,
         default=(320, 320),
         metavar=("H", "W"),
-        help=f"image height and width in pixels, each {SIDE_MIN}..{SIDE_MAX} (default %(default)s)",
+        help=f"image height and width in pixels, each {SIDE_RANGE[0]}..{SIDE_RANGE[1]} "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--image-ext",

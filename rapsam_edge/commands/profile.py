@@ -13,9 +13,9 @@ import json
 import re
 from pathlib import Path
 
+from ..apps.checks import SIDE_MAX, SIDE_MIN, nonneg_int, positive_int, require, side
 from ..errors import ConfigError
 from ..profile.runner import MODES
-from .checks import SIDE_MAX, SIDE_MIN, nonneg_int, positive_int, require, side
 
 __all__ = ["add_arguments", "frame_size", "run"]
 

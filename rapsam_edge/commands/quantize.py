@@ -19,7 +19,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .checks import finite_float, positive_int, require, side
+from ..apps.checks import finite_float, positive_int, require, side
 
 __all__ = ["add_arguments", "add_gate_arguments", "limits_from", "run"]
 

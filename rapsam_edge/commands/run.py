@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..apps.checks import positive_int, side
 from ..errors import SourceError
-from .checks import positive_int, side
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,8 +12,8 @@ import inspect
 import re
 from pathlib import Path
 
+from ..apps.checks import finite_float, nonneg_int, positive_int, require
 from ..train.config import POSITIVE_FIELDS, TrainConfig
-from .checks import finite_float, nonneg_int, positive_int, require
 
 _SKIP = {"extra"}
 

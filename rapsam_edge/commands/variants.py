@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .checks import side
+from ..apps.checks import side
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

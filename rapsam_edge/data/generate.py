@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..commands.checks import SIDE_MAX, SIDE_MIN
 from ..errors import ConfigError
 from .classes import CLASSES
 from .coco_panoptic import CocoPanopticWriter
@@ -26,6 +25,9 @@ from .video import generate_video
 from .ytvis import YtvisWriter
 
 FORMAT_VERSION = 1
+#: the sides (pixels) a generated image may have: below, shapes do not fit; above, one image
+#: and its id map take gigabytes
+SIDE_RANGE = (32, 8192)
 # per split: (num_images, num_videos, video_length); other split names use "val"
 DEFAULTS: dict[str, tuple[int, int, int]] = {
     "train": (4000, 200, 12),
@@ -63,8 +65,8 @@ def _check_counts(
         (num_videos < 0, f"num_videos must be >= 0, got {num_videos}"),
         (video_length < 1, f"video_length must be >= 1, got {video_length}"),
         (
-            not all(SIDE_MIN <= s <= SIDE_MAX for s in size),
-            f"image_size sides must be in {SIDE_MIN}..{SIDE_MAX} pixels, got {size}",
+            not all(SIDE_RANGE[0] <= s <= SIDE_RANGE[1] for s in size),
+            f"image_size sides must be in {SIDE_RANGE[0]}..{SIDE_RANGE[1]} pixels, got {size}",
         ),
     ]
     for failed, message in bad:
@@ -95,7 +97,7 @@ def make_dataset(
 
     Raises:
       ConfigError: seed or a count below its minimum (seed, num_images, num_videos >= 0,
-      video_length >= 1), or an image side outside ``SIDE_MIN``..``SIDE_MAX`` pixels.
+      video_length >= 1), or an image side outside ``SIDE_RANGE`` (pixels).
     """
     d_images, d_videos, d_length = DEFAULTS.get(split, DEFAULTS["val"])
     num_images = d_images if num_images is None else int(num_images)
