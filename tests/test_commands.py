@@ -397,7 +397,7 @@ BAD_NUMBERS = [
     ["run", "--source", "{dir}/x.png", "--max-frames", "-3"],
     ["run", "--source", "{dir}/x.png", "--max-frames", "0"],
     ["demo", "--repeats", "0"],
-    ["eval", "--data", "{dir}", "--max-images", "0"],
+    ["eval", "--data", "{dir}", "--max-images", "-1"],
     ["profile", "--iters", "0"],
     ["profile", "--input", "0x0"],
     ["benchmark", "--warmup", "-1"],

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..apps.checks import nonneg_int, positive_int, require, side
+from ..apps.checks import nonneg_int, require, side
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", type=Path, help="write the metrics here (default: print only pq, miou, vis_ap)"
     )
     parser.add_argument(
-        "--max-images", type=positive_int, help="evaluate only the first N images (default: all)"
+        "--max-images",
+        type=nonneg_int,
+        help="evaluate only the first N images (0: none, videos only; default: all)",
     )
     parser.add_argument(
-        "--max-videos", type=positive_int, help="evaluate only the first N videos (default: all)"
+        "--max-videos",
+        type=nonneg_int,
+        help="evaluate only the first N videos (0: none, images only; default: all)",
     )
     parser.add_argument(
         "--noc-images",
