@@ -442,3 +442,11 @@ def test_make_data_prints_lines_not_a_dict(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "{" not in out, out
     assert "images   1 -> " in out and "videos   1 x 2 frames" in out and "64 x 96" in out
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"no_such_key": 1}'])
+def test_a_bad_train_config_file_is_one_line_and_exit_2(text, tmp_path, capsys):
+    path = tmp_path / "cfg.json"
+    path.write_text(text)
+    line = _one_line_exit_2(["train", "--config", str(path), "--data", str(tmp_path)], capsys)
+    assert str(path) in line

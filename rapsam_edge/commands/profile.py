@@ -13,7 +13,8 @@ import json
 import re
 from pathlib import Path
 
-from ..apps.checks import SIDE_MAX, SIDE_MIN, nonneg_int, positive_int, require, side
+from ..apps.checks import SIDE_MAX, SIDE_MIN, int_in, nonneg_int, positive_int, require, side
+from ..contract.shared import MAX_THREADS
 from ..errors import ConfigError
 from ..profile.runner import MODES
 
@@ -73,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=positive_int,
+        type=int_in(1, MAX_THREADS),
         help="threads per graph and for the C++ core (default: RAPSAM_EDGE_THREADS or the usable cores)",
     )
     parser.add_argument(

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 
+from ..errors import ConfigError
+
 
 @cache
 def shipped_default_variant() -> str:
@@ -88,11 +90,24 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        raw = json.loads(Path(path).read_text())
+        """The config saved at ``path`` (``save``'s JSON).
+
+        Raises:
+          ConfigError: not JSON, not an object, or keys TrainConfig does not have.
+        """
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"training config {path} is not JSON: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"training config {path} is not a JSON object")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ValueError(f"unknown training config keys in {path}: {unknown}")
+            raise ConfigError(
+                f"unknown training config keys in {path}: {unknown}",
+                hint="`rapsam-edge train --help` lists the keys (flag names with _ for -)",
+            )
         if "lr_milestones" in raw:
             raw["lr_milestones"] = tuple(raw["lr_milestones"])
         return cls(**raw)
