@@ -450,3 +450,12 @@ def test_a_bad_train_config_file_is_one_line_and_exit_2(text, tmp_path, capsys):
     path.write_text(text)
     line = _one_line_exit_2(["train", "--config", str(path), "--data", str(tmp_path)], capsys)
     assert str(path) in line
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_a_bad_provenance_file_is_one_line_and_exit_2(text, tmp_path, capsys):
+    path = tmp_path / "prov.json"
+    path.write_text(text)
+    argv = ["export", "--weights", str(tmp_path), "--out", str(tmp_path / "b")]
+    line = _one_line_exit_2([*argv, "--provenance", str(path)], capsys)
+    assert str(path) in line and not (tmp_path / "b").exists()
