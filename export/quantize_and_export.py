@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recipes import RECIPES
 
+from rapsam_edge.apps.checks import require
 from rapsam_edge.commands.quantize import add_gate_arguments, limits_from
 from rapsam_edge.errors import RapsamEdgeError
 
@@ -98,15 +99,27 @@ def main(argv: list[str] | None = None) -> int:
             f"recipe {args.recipe} quantizes: --calib DATA is required (and --val for the gate)"
         )
     try:
+        require(args.weights, "--weights")
+        require(args.calib, "--calib")
+        require(args.val, "--val")
         _export(args)
     except RapsamEdgeError as e:
         if args.debug:
             raise
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        if e.hint:
-            print(f"{parser.prog}: hint: {e.hint}", file=sys.stderr)
-        return 2
+        return _fail(parser.prog, str(e), e.hint)
+    except OSError as e:  # a path given cannot be read or written (as `rapsam-edge`)
+        if args.debug:
+            raise
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        return _fail(parser.prog, f"{e.strerror or e}{where}", "check the paths given")
     return 0
+
+
+def _fail(prog: str, message: str, hint: str | None) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"{prog}: hint: {hint}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -194,7 +194,23 @@ def test_run_defaults_to_the_shipped_bundle(tmp_path, capsys):
     path = tmp_path / "img.png"
     cv2.imwrite(str(path), np.full((40, 50, 3), 90, np.uint8))
     assert main(["run", "--source", str(path), "--backend", "ort-cpu", "--out", str(tmp_path)]) == 0
-    assert DEFAULT_BUNDLE in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert DEFAULT_BUNDLE in out
+    # the timings as the video's table (stage, n, p50 ...), not a raw dict
+    assert "{" not in out, out
+    header = next(line for line in out.splitlines() if line.startswith("stage "))
+    assert header.split() == ["stage", "n", "p50", "ms", "p90", "ms", "p99", "ms", "mean", "ms"]
+    assert any(line.split()[:2] == ["encoder", "1"] for line in out.splitlines()), out
+
+
+@pytest.mark.parametrize("argv", [["demo", "--repeats", "0"], ["run", "--max-frames", "0"]])
+def test_a_count_below_1_is_refused_before_any_work(tmp_path, capsys, argv):
+    """At parse time (argparse's usage error, exit 2): no bundle loads, nothing is written."""
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--source", str(sample_clip()), "--out", str(tmp_path / "out")])
+    assert info.value.code == 2
+    assert f"error: argument {argv[1]}: the value must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
@@ -207,7 +223,7 @@ def test_run_defaults_to_the_shipped_bundle(tmp_path, capsys):
         ["run", "no-such-bundle", "--source", "{tmp}/ok.png"],
         ["demo", "--source", "{tmp}/missing.mp4", "--out", "{tmp}/out"],
         ["demo", "--source", "{tmp}/not_a_video.mp4", "--out", "{tmp}/out"],
-        ["demo", "--repeats", "0", "--out", "{tmp}/out"],
+        ["run", "--source", "{tmp}", "--out", "{tmp}/out"],  # a directory
     ],
 )
 def test_everyday_mistakes_print_one_line(tmp_path, capsys, argv):

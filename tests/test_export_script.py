@@ -140,3 +140,26 @@ def test_every_option_has_help_and_says_its_default():
     assert problems == []
     description = parser.description or ""
     assert description.endswith(".") and "\n" not in description, description
+
+
+@pytest.mark.parametrize("option", ["--weights", "--calib", "--val"])
+def test_a_missing_input_path_is_one_line_and_exit_2(tmp_path: Path, repo_root: Path, option):
+    """As `rapsam-edge`'s verbs (test_commands): a path that does not exist is named in one
+    error line and a hint, exit 2, no traceback, before any model loads; nothing is written."""
+    paths = {
+        "--weights": str(repo_root / "models" / "edge-xs-synthetic"),
+        "--calib": str(tmp_path),
+        "--val": str(tmp_path),
+    }
+    missing = str(tmp_path / "no" / "such-path")
+    paths[option] = missing
+    argv = [sys.executable, str(SCRIPT), "--recipe", "cpu-ort-int8", "--out", str(tmp_path / "b")]
+    for flag, value in paths.items():
+        argv += [flag, value]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr and len(lines) == 2, proc.stderr
+    assert lines[0].endswith(f"error: {option} '{missing}' does not exist")
+    assert lines[1].startswith("quantize_and_export.py: hint: ")
+    assert not (tmp_path / "b").exists()

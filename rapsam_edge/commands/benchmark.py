@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..apps.checks import nonneg_int, positive_int
 from ..errors import ConfigError
 from .profile import MODES, frame_size
 
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backends",
         nargs="*",
         default=None,
-        help="backends (default: every usable CPU / GPU backend)",
+        help="backends to time, by name (default: every usable CPU / GPU backend)",
     )
     parser.add_argument(
         "--precisions",
@@ -66,10 +67,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what is timed, as in `rapsam-edge profile --mode` (default %(default)s)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=10, help="untimed iterations per target (default %(default)s)"
+        "--warmup",
+        type=nonneg_int,
+        default=10,
+        help="untimed iterations per target (default %(default)s)",
     )
     parser.add_argument(
-        "--iters", type=int, default=50, help="timed iterations per target (default %(default)s)"
+        "--iters",
+        type=positive_int,
+        default=50,
+        help="timed iterations per target (default %(default)s)",
     )
     parser.add_argument(
         "--out",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..apps.checks import require
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..deploy.recipes import RECIPES
@@ -62,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """`rapsam-edge convert CKPT --class-embeddings E --classes NAMES.json
     (--out DIR | --export BUNDLE [--recipe R])`."""
+    require(args.checkpoint, "checkpoint", "file")
+    require(args.class_embeddings, "--class-embeddings", "file")
+    require(args.classes, "--classes", "file")
+    require(args.calib, "--calib")
+    require(args.val, "--val")
     from ..model.convert import ConversionError, convert_file
     from ..model.io import save_model
 

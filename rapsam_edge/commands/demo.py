@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..apps.checks import positive_int, require
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,11 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "fastest CPU backend per graph, timed at start-up)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=20, help="timed repeats of each stage (default %(default)s)"
+        "--repeats",
+        type=positive_int,
+        default=20,
+        help="timed repeats of each stage (default %(default)s)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    require(args.source, "--source", "file")
     import cv2
 
     from ..apps import demo
@@ -45,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
     from ..assets import sample_clip
     from ..runtime.segmenter import Segmenter
 
-    if args.repeats < 1:
-        raise ConfigError(f"--repeats must be at least 1, got {args.repeats}")
     source = str(args.source or sample_clip())
     frame = demo.first_frame(source)
     seg = Segmenter(args.bundle, backend=args.backend, color_order="BGR")  # OpenCV frames

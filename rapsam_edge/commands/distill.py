@@ -11,7 +11,7 @@ import argparse
 
 from ..errors import ConfigError
 from .train import add_arguments as add_train_arguments
-from .train import config_from_args
+from .train import config_from_args, require_inputs
 from .train import run as train_run
 
 
@@ -21,11 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--student",
         dest="variant",
         default=None,
-        help="student variant, same as --variant (default: TrainConfig.variant)",
+        help="student variant, same as --variant (default: as for train, the shipped default model's variant)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    if not config_from_args(args).teacher:
+    cfg = config_from_args(args)
+    require_inputs(cfg)  # the paths first: a missing --teacher path is named as such
+    if not cfg.teacher:
         raise ConfigError("distill needs a teacher", hint="pass --teacher RUN (a trained run)")
     return train_run(args)

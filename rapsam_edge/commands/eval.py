@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..apps.checks import nonneg_int, require, side
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
@@ -32,18 +34,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", type=Path, help="write the metrics here (default: print only pq, miou, vis_ap)"
     )
     parser.add_argument(
-        "--max-images", type=int, help="evaluate only the first N images (default: all)"
+        "--max-images",
+        type=nonneg_int,
+        help="evaluate only the first N images (0: none, videos only; default: all)",
     )
     parser.add_argument(
-        "--max-videos", type=int, help="evaluate only the first N videos (default: all)"
+        "--max-videos",
+        type=nonneg_int,
+        help="evaluate only the first N videos (0: none, images only; default: all)",
     )
     parser.add_argument(
         "--noc-images",
-        type=int,
+        type=nonneg_int,
         default=0,
         help="images on which to run the NoC click protocol (slow; default %(default)s)",
     )
-    parser.add_argument("--input-size", type=int, help="network long side (default: bundle's)")
+    parser.add_argument(
+        "--input-size", type=side, help="network long side in pixels (default: the bundle's)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -63,6 +71,8 @@ def _progress(quiet: bool):
 
 
 def run(args: argparse.Namespace) -> int:
+    require(args.weights, "--weights")
+    require(args.data, "--data", "dir")
     from ..runtime.segmenter import Segmenter
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..apps.checks import int_in, require, side
 from ..errors import ConfigError
 
 __all__ = ["add_arguments", "load_classes", "run"]
@@ -46,13 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--input-size",
-        type=int,
+        type=side,
         default=None,
         help="default long side of the network input (default: the size the run was trained "
         "at, train_config.json's image_size; without one, config.json's input_size)",
     )
     parser.add_argument(
-        "--opset", type=int, default=None, help="ONNX opset (default 17; 19 for DeformConv)"
+        "--opset",
+        type=int_in(7, 30),
+        default=None,
+        help="ONNX opset (default 17; 19 for DeformConv)",
     )
     parser.add_argument(
         "--simplifier",
@@ -99,16 +103,30 @@ def load_classes(spec: str | None, weights: str | Path | None = None) -> list[di
     return [c.to_dict() for c in read_classes_file(spec)]
 
 
+def _read_provenance(path: Path) -> dict[str, Any]:
+    """``--provenance``'s JSON object. Raises ConfigError: not JSON or not an object."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"--provenance {path} is not JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--provenance {path} is not a JSON object")
+    return raw
+
+
 def run(args: argparse.Namespace) -> int:
+    require(args.weights, "--weights")
+    if args.classes != "synthetic":
+        require(args.classes, "--classes", "file")
+    require(args.provenance, "--provenance", "file")
+    extra = _read_provenance(args.provenance) if args.provenance else {}
     from ..deploy.bundle_writer import export_bundle
     from ..deploy.training_run import export_input_size
     from ..model.io import load_model
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     model = load_model(args.weights)
-    provenance = {"weights": str(args.weights)}
-    if args.provenance:
-        provenance.update(json.loads(args.provenance.read_text(encoding="utf-8")))
+    provenance = {"weights": str(args.weights), **extra}
     out = export_bundle(
         model,
         args.out,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..train.config import PretrainConfig
-from .train import add_dataclass_flags, apply_flags
+from .train import add_dataclass_flags, apply_flags, require_inputs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,9 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = apply_flags(PretrainConfig(), args)
+    require_inputs(cfg)
     from ..train.pretrain import pretrain
 
-    cfg = apply_flags(PretrainConfig(), args)
     record = pretrain(cfg)
     print(f"trunk weights and log in {cfg.out}: {record}")
     return 0

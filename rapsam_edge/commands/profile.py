@@ -13,6 +13,8 @@ import json
 import re
 from pathlib import Path
 
+from ..apps.checks import SIDE_MAX, SIDE_MIN, int_in, nonneg_int, positive_int, require, side
+from ..contract.shared import MAX_THREADS
 from ..errors import ConfigError
 from ..profile.runner import MODES
 
@@ -24,7 +26,10 @@ def frame_size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
     if not m:
         raise argparse.ArgumentTypeError(f"expected WxH, e.g. 640x480, got {text!r}")
-    return int(m.group(2)), int(m.group(1))  # (H, W)
+    h, w = int(m.group(2)), int(m.group(1))
+    if not (SIDE_MIN <= h <= SIDE_MAX and SIDE_MIN <= w <= SIDE_MAX):
+        raise argparse.ArgumentTypeError(f"sides must be in {SIDE_MIN}..{SIDE_MAX}, got {text!r}")
+    return h, w
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,25 +67,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="video file, image file or camera index to take frames from (default: a synthetic frame)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=10, help="untimed iterations (default %(default)s)"
+        "--warmup", type=nonneg_int, default=10, help="untimed iterations (default %(default)s)"
     )
     parser.add_argument(
-        "--iters", type=int, default=100, help="timed iterations (default %(default)s)"
+        "--iters", type=positive_int, default=100, help="timed iterations (default %(default)s)"
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=int_in(1, MAX_THREADS),
         help="threads per graph and for the C++ core (default: RAPSAM_EDGE_THREADS or the usable cores)",
     )
     parser.add_argument(
         "--input-size",
-        type=int,
+        type=side,
         default=None,
         help="network long side in pixels (default: each bundle's own)",
     )
     parser.add_argument(
         "--prompts",
-        type=int,
+        type=positive_int,
         default=1,
         help="clicks per prompt call, prompt mode (default %(default)s)",
     )
@@ -106,6 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    source = args.source
+    if source is not None and source.isdigit():
+        source = int(source)
+    else:
+        require(source, "--source")
     from ..profile.report import to_markdown, write_plot
     from ..profile.runner import ProfileConfig, Target, parse_targets, run_profile
 
@@ -118,9 +128,6 @@ def run(args: argparse.Namespace) -> int:
             raise MissingDependencyError(
                 "--plot needs matplotlib", hint="pip install 'rapsam-edge[plot]'"
             ) from e
-    source = args.source
-    if source is not None and source.isdigit():
-        source = int(source)
     targets = parse_targets(Target(args.bundle, args.backend), (args.compare or "").split(","))
     config = ProfileConfig(
         targets=targets,

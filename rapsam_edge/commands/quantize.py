@@ -19,6 +19,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..apps.checks import finite_float, positive_int, require, side
+
 __all__ = ["add_arguments", "add_gate_arguments", "limits_from", "run"]
 
 
@@ -27,13 +29,13 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     gate's data size and limits, and the FP32 fallback."""
     parser.add_argument(
         "--calib-samples",
-        type=int,
+        type=positive_int,
         default=32,
         help="calibration frames (default: %(default)s)",
     )
     parser.add_argument(
         "--val-images",
-        type=int,
+        type=positive_int,
         default=50,
         help="validation images for the gate (default: %(default)s)",
     )
@@ -44,7 +46,7 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--input-size",
-        type=int,
+        type=side,
         default=None,
         help="trained weights only: the long side to export the FP32 bundle at "
         "(default: the size the run was trained at, train_config.json image_size)",
@@ -64,7 +66,7 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for flag, value, what in limits:
         parser.add_argument(
-            flag, type=float, default=value, help=f"gate: {what} (default: %(default)s)"
+            flag, type=finite_float, default=value, help=f"gate: {what} (default: %(default)s)"
         )
 
 
@@ -109,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_gate_arguments(parser)
     parser.add_argument(
         "--accuracy-control",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="MAX_DROP",
         help="OpenVINO: NNCF accuracy-controlled quantization with this max drop of prompt "
@@ -132,6 +134,8 @@ def limits_from(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    require(args.calib, "--calib")
+    require(args.val, "--val")
     from ..deploy.quantize.pipeline import QuantizeRequest, quantize_bundle
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -6,9 +6,9 @@ images) and, for videos, how many tracks it found."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from ..apps.checks import positive_int, side
 from ..errors import SourceError
 
 
@@ -36,37 +36,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=Path("run_out"), help="output directory (default %(default)s)"
     )
     parser.add_argument(
-        "--max-frames", type=int, help="stop after N frames (default: the whole video; cameras)"
+        "--max-frames",
+        type=positive_int,
+        help="stop after N >= 1 frames (default: the whole video; a camera: until Ctrl-C)",
     )
-    parser.add_argument("--input-size", type=int, help="network long side (default: bundle's)")
+    parser.add_argument(
+        "--input-size", type=side, help="network long side in pixels (default: the bundle's)"
+    )
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_source(source: str):
+    """The image ``source`` names (H x W x 3 BGR), or None for a video file / camera index.
+
+    Raises:
+      SourceError: an image that cannot be read; a video path that does not exist or is a
+      directory.
+    """
+    from ..apps.image import is_image, read_image
+
+    if is_image(source):
+        return read_image(source)
+    if not source.isdigit():
+        if not Path(source).exists():
+            raise SourceError(f"video source {source!r} does not exist")
+        if Path(source).is_dir():
+            raise SourceError(f"video source {source!r} is a directory, not a video file")
+    return None
+
+
+def _run_image(seg, frame, args: argparse.Namespace) -> None:
     import cv2
 
     from ..apps.draw import draw_panoptic
-    from ..apps.image import is_image, read_image, segment_lines
+    from ..apps.image import segment_lines
+    from ..apps.timing import StageTimes
+
+    result = seg.panoptic(frame)
+    out = args.out / (Path(args.source).stem + "_panoptic.png")
+    cv2.imwrite(str(out), draw_panoptic(frame, result))
+    times = StageTimes()
+    times.add(result.timings)
+    print(times.table())
+    print(f"{len(result.segments)} segments -> {out}")
+    for line in segment_lines(result):
+        print(line)
+
+
+def run(args: argparse.Namespace) -> int:
+    frame = _check_source(args.source)  # before the bundle loads and backends are timed
     from ..apps.video import process_stream, tracks_report
     from ..runtime.segmenter import Segmenter
 
-    source = args.source
-    frame = read_image(source) if is_image(source) else None
-    if frame is None and not source.isdigit() and not Path(source).exists():
-        raise SourceError(f"video source {source!r} does not exist")
     seg = Segmenter(
         args.bundle, backend=args.backend, color_order="BGR", input_size=args.input_size
     )
     print(f"bundle {seg.bundle.root}\nbackend {seg.backend_name}")
     args.out.mkdir(parents=True, exist_ok=True)
     if frame is not None:
-        result = seg.panoptic(frame)
-        out = args.out / (Path(source).stem + "_panoptic.png")
-        cv2.imwrite(str(out), draw_panoptic(frame, result))
-        print(json.dumps({k: round(v, 2) for k, v in result.timings.items()}))
-        print(f"{len(result.segments)} segments -> {out}")
-        for line in segment_lines(result):
-            print(line)
+        _run_image(seg, frame, args)
         return 0
+    source = args.source
     src = int(source) if source.isdigit() else source
     out_video = args.out / f"{args.task}.mp4"
     times, n, wall = process_stream(

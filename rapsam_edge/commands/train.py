@@ -12,7 +12,8 @@ import inspect
 import re
 from pathlib import Path
 
-from ..train.config import TrainConfig
+from ..apps.checks import finite_float, nonneg_int, positive_int, require
+from ..train.config import POSITIVE_FIELDS, TrainConfig
 
 _SKIP = {"extra"}
 
@@ -39,9 +40,20 @@ def field_comments(config_type: type) -> dict[str, str]:
     return out
 
 
+def _value_type(name: str, default):
+    """argparse type of a field: ints >= 1 (``POSITIVE_FIELDS``) or >= 0, finite floats."""
+    if isinstance(default, int):
+        return positive_int if name in POSITIVE_FIELDS else nonneg_int
+    if isinstance(default, float):
+        return finite_float
+    return str
+
+
 def add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type) -> None:
     """One ``--flag`` per field of a flat config dataclass (default None = keep the config's);
-    the help is the field's comment (or its name) and the config's default."""
+    the help is the field's comment and the config's default (a field whose default is None
+    says what None means in its comment: "default: ..."). Integers are checked at parse time:
+    >= 1 for ``POSITIVE_FIELDS``, else >= 0; floats must be finite."""
     defaults = config_type()
     comments = field_comments(config_type)
     for f in dataclasses.fields(config_type):
@@ -49,15 +61,15 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type) -> N
             continue
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
-        what = comments.get(f.name, f"{config_type.__name__}.{f.name}").replace("%", "%%")
-        help_text = f"{what} (default {_shown(default)})"
+        what = comments.get(f.name, f"the {f.name.replace('_', ' ')} setting").replace("%", "%%")
+        help_text = what if default is None else f"{what} (default {_shown(default)})"
         if isinstance(default, bool):
             action = argparse.BooleanOptionalAction
             parser.add_argument(flag, action=action, default=None, help=help_text)
         elif isinstance(default, tuple):
-            parser.add_argument(flag, type=float, nargs="+", default=None, help=help_text)
+            parser.add_argument(flag, type=finite_float, nargs="+", default=None, help=help_text)
         else:
-            kind = type(default) if default is not None else str
+            kind = _value_type(f.name, default)
             parser.add_argument(flag, type=kind, default=None, help=help_text)
 
 
@@ -78,14 +90,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    require(args.config, "--config", "file")
     cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
     return apply_flags(cfg, args)
 
 
+def require_inputs(cfg) -> None:
+    """Check the input paths of a train / pretrain config up front (before torch loads):
+    ``data`` a directory; ``init_weights``, ``init_trunk``, ``resume_from``, ``teacher``
+    existing paths when set."""
+    if hasattr(cfg, "data"):
+        require(cfg.data, "--data", "dir")
+    for name in ("init_weights", "init_trunk", "resume_from", "teacher"):
+        require(getattr(cfg, name, None), "--" + name.replace("_", "-"))
+
+
 def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    require_inputs(cfg)
     from ..train.trainer import train
 
-    cfg = config_from_args(args)
     train(cfg)
     print(f"weights and logs in {cfg.out}")
     return 0

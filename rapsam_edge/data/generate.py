@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..errors import ConfigError
 from .classes import CLASSES
 from .coco_panoptic import CocoPanopticWriter
 from .scenes import generate_scene
@@ -24,6 +25,9 @@ from .video import generate_video
 from .ytvis import YtvisWriter
 
 FORMAT_VERSION = 1
+#: the sides (pixels) a generated image may have: below, shapes do not fit; above, one image
+#: and its id map take gigabytes
+SIDE_RANGE = (32, 8192)
 # per split: (num_images, num_videos, video_length); other split names use "val"
 DEFAULTS: dict[str, tuple[int, int, int]] = {
     "train": (4000, 200, 12),
@@ -51,6 +55,25 @@ def _progress(items: Iterable[T], *, total: int, desc: str, enabled: bool) -> It
     yield from tqdm(items, total=total, desc=desc, unit="it")
 
 
+def _check_counts(
+    seed: int, num_images: int, num_videos: int, video_length: int, size: tuple[int, int]
+) -> None:
+    """Raises ConfigError naming the first value out of range (see ``make_dataset``)."""
+    bad = [
+        (seed < 0, f"seed must be >= 0, got {seed}"),
+        (num_images < 0, f"num_images must be >= 0, got {num_images}"),
+        (num_videos < 0, f"num_videos must be >= 0, got {num_videos}"),
+        (video_length < 1, f"video_length must be >= 1, got {video_length}"),
+        (
+            not all(SIDE_RANGE[0] <= s <= SIDE_RANGE[1] for s in size),
+            f"image_size sides must be in {SIDE_RANGE[0]}..{SIDE_RANGE[1]} pixels, got {size}",
+        ),
+    ]
+    for failed, message in bad:
+        if failed:
+            raise ConfigError(message, hint="`rapsam-edge make-data --help` gives the ranges")
+
+
 def make_dataset(
     out_dir: str | Path,
     *,
@@ -70,14 +93,18 @@ def make_dataset(
         make_data_<split>.json   (what was generated, for provenance)
 
     Defaults (``DEFAULTS``): train 4000 images + 200 videos x 12 frames, val 500 + 50 x 12,
-    all ``image_size`` = (H, W). Returns the provenance dict written to the last file."""
+    all ``image_size`` = (H, W). Returns the provenance dict written to the last file.
+
+    Raises:
+      ConfigError: seed or a count below its minimum (seed, num_images, num_videos >= 0,
+      video_length >= 1), or an image side outside ``SIDE_RANGE`` (pixels).
+    """
     d_images, d_videos, d_length = DEFAULTS.get(split, DEFAULTS["val"])
     num_images = d_images if num_images is None else int(num_images)
     num_videos = d_videos if num_videos is None else int(num_videos)
     video_length = d_length if video_length is None else int(video_length)
-    if num_images < 0 or num_videos < 0 or video_length < 1:
-        raise ValueError("num_images, num_videos must be >= 0 and video_length >= 1")
     size = (int(image_size[0]), int(image_size[1]))
+    _check_counts(seed, num_images, num_videos, video_length, size)
     out = Path(out_dir)
     start = time.perf_counter()
 

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 
+from ..errors import ConfigError
+
 
 @cache
 def shipped_default_variant() -> str:
@@ -16,6 +18,23 @@ def shipped_default_variant() -> str:
     from ..bundle import load_bundle
 
     return load_bundle(None, verify=False).variant
+
+
+#: integer fields of TrainConfig / PretrainConfig that must be >= 1 (the others: >= 0, where
+#: 0 has the meaning the field's comment names); the CLI checks them at parse time
+POSITIVE_FIELDS = frozenset(
+    {
+        "steps",
+        "batch_size",
+        "image_size",
+        "video_batch_size",
+        "clip_length",
+        "num_points",
+        "checkpoint_every",
+        "log_every",
+        "max_things",
+    }
+)
 
 
 @dataclass
@@ -36,7 +55,7 @@ class TrainConfig:
     lr: float = 1e-3  # from scratch (the reference fine-tunes pretrained weights at 1e-4)
     backbone_lr_mult: float = 1.0  # the trunk's learning rate = lr x this
     weight_decay: float = 0.05  # AdamW weight decay
-    warmup_steps: int = 200  # linear learning-rate warm-up
+    warmup_steps: int = 200  # linear learning-rate warm-up steps (0: none)
     lr_milestones: tuple[float, ...] = (0.75, 0.92)  # fractions of steps, x lr_gamma each
     lr_gamma: float = 0.1  # learning-rate factor at each milestone
     grad_clip: float = 1.0  # max gradient norm (clip_grad_norm_)
@@ -45,20 +64,24 @@ class TrainConfig:
     # training-only per-pixel class loss on F (1x1 conv head, not exported); 0 = reference
     semantic_weight: float = 2.0
     seed: int = 0  # random seed (data order, prompts, initialisation)
-    workers: int = 1  # data-loader worker processes
-    threads: int = 0  # torch intra-op threads per process (0 = torch default)
+    workers: int = 1  # data-loader worker processes (0: load in the training process)
+    threads: int = 0  # torch intra-op threads per process (0: torch's default)
     checkpoint_every: int = 200  # steps between checkpoints (last.ckpt)
     log_every: int = 10  # steps between log lines (log.jsonl)
     resume: bool = True  # continue from <out>/last.ckpt when it exists
-    resume_from: str | None = None  # else continue from this checkpoint (e.g. a committed one)
-    init_weights: str | None = None  # start from these weights (fine-tuning)
-    init_trunk: str | None = None  # pretrained trunk (`rapsam-edge pretrain` output)
+    # else continue from this checkpoint, e.g. a committed one (default: none, start fresh)
+    resume_from: str | None = None
+    # start from these weights, fine-tuning (default: none, random initialisation)
+    init_weights: str | None = None
+    # pretrained trunk, `rapsam-edge pretrain` output (default: none, a random trunk)
+    init_trunk: str | None = None
     # distillation (`rapsam-edge distill`): a trained run as frozen teacher + KD loss weights
-    teacher: str | None = None  # a trained run to distill from (`rapsam-edge distill`)
+    # a trained run to distill from, `rapsam-edge distill` (default: none, no distillation)
+    teacher: str | None = None
     kd_dense_weight: float = 1.0  # per-pixel KL of the dense class maps
     kd_prompt_weight: float = 1.0  # prompt-branch masks, same prompts into both
     kd_feat_weight: float = 1.0  # F through a 1x1 adapter vs the teacher's F (0: no adapter)
-    kd_object_weight: float = 0.0  # class KL of student queries matched to teacher objects
+    kd_object_weight: float = 0.0  # class KL of queries matched to teacher objects (0: off)
     kd_temperature: float = 2.0  # T of that KL
     extra: dict = field(default_factory=dict)
 
@@ -67,11 +90,24 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        raw = json.loads(Path(path).read_text())
+        """The config saved at ``path`` (``save``'s JSON).
+
+        Raises:
+          ConfigError: not JSON, not an object, or keys TrainConfig does not have.
+        """
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"training config {path} is not JSON: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"training config {path} is not a JSON object")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ValueError(f"unknown training config keys in {path}: {unknown}")
+            raise ConfigError(
+                f"unknown training config keys in {path}: {unknown}",
+                hint="`rapsam-edge train --help` lists the keys (flag names with _ for -)",
+            )
         if "lr_milestones" in raw:
             raw["lr_milestones"] = tuple(raw["lr_milestones"])
         return cls(**raw)
@@ -81,23 +117,25 @@ class TrainConfig:
 class PretrainConfig:
     """Flags of `rapsam-edge pretrain` (trunk pretraining on shape scenes, ``pretrain.py``)."""
 
-    variant: str = "edge-s"
-    out: str = "runs/pretrain"
-    steps: int = 3000
-    batch_size: int = 64
-    image_size: int = 128
-    radius_range: tuple[float, float] = (0.12, 0.4)  # x image_size: 15-51 px at 128
-    max_things: int = 4
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
-    seed: int = 0
-    workers: int = 1
-    threads: int = 0
-    log_every: int = 20
-    checkpoint_every: int = 200
+    variant: str = "edge-s"  # model variant whose trunk is pretrained (model.variants)
+    out: str = "runs/pretrain"  # output directory: trunk weights, checkpoints, log
+    steps: int = 3000  # optimizer steps
+    batch_size: int = 64  # generated scenes per step
+    image_size: int = 128  # side of the square generated scenes, pixels
+    # shape radius range, as fractions of image_size: 15-51 px at 128
+    radius_range: tuple[float, float] = (0.12, 0.4)
+    max_things: int = 4  # most shapes per generated scene
+    lr: float = 2e-3  # peak learning rate (AdamW)
+    weight_decay: float = 0.05  # AdamW weight decay
+    warmup_steps: int = 100  # linear learning-rate warm-up steps (0: none)
+    seed: int = 0  # random seed (scenes, initialisation)
+    workers: int = 1  # scene-generating worker processes (0: generate in this process)
+    threads: int = 0  # torch intra-op threads (0: torch's default)
+    log_every: int = 20  # steps between log lines
+    checkpoint_every: int = 200  # steps between checkpoints
     # a trained model (run directory): learn to reproduce its trunk features instead
-    # (trunk_distill.py); its same-shape trunk tensors are the starting point
+    # (trunk_distill.py), starting from its same-shape trunk tensors (default: none, learn
+    # dense shape classification from scratch)
     teacher: str | None = None
 
     def save(self, path: Path) -> None:
