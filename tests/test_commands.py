@@ -492,3 +492,23 @@ def test_a_bad_provenance_file_is_one_line_and_exit_2(text, tmp_path, capsys):
     argv = ["export", "--weights", str(tmp_path), "--out", str(tmp_path / "b")]
     line = _one_line_exit_2([*argv, "--provenance", str(path)], capsys)
     assert str(path) in line and not (tmp_path / "b").exists()
+
+
+def test_distill_trains_the_small_student_unless_told(tmp_path):
+    """`train` defaults to the shipped default model's variant; `distill`'s student stays
+    DEFAULT_STUDENT (distilling edge-s into edge-s would be pointless) unless --student /
+    --variant or the --config file names one."""
+    from rapsam_edge.commands import distill
+    from rapsam_edge.train.config import DEFAULT_STUDENT, shipped_default_variant
+
+    assert DEFAULT_STUDENT != shipped_default_variant()
+    parser = argparse.ArgumentParser()
+    distill.add_arguments(parser)
+    assert distill.student_config(parser.parse_args([])).variant == DEFAULT_STUDENT
+    assert distill.student_config(parser.parse_args(["--student", "edge-s"])).variant == "edge-s"
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"variant": "edge-s"}))
+    assert distill.student_config(parser.parse_args(["--config", str(config)])).variant == "edge-s"
+    config.write_text(json.dumps({"steps": 5}))
+    cfg = distill.student_config(parser.parse_args(["--config", str(config)]))
+    assert (cfg.variant, cfg.steps) == (DEFAULT_STUDENT, 5)

@@ -357,3 +357,16 @@ def test_all_is_a_literal_that_names_every_op():
     assert set(ops.OP_NAMES) <= set(ops.__all__)
     assert all(hasattr(ops, name) for name in ops.__all__)
     assert "kernel" not in ops.__all__  # internal: the unchecked kernels
+
+
+def test_public_ops_show_their_parameters_and_their_return_type():
+    """An op's signature: the checks' parameters (names, defaults), the kernel's return type
+    (not the checks' normalised-argument tuple)."""
+    sig = inspect.signature(ops.letterbox)
+    assert list(sig.parameters)[:2] == ["image", "size"]
+    assert sig.return_annotation == "tuple[np.ndarray, float, tuple[int, int]]"
+    for name in ops.__all__:
+        fn = getattr(ops, name)
+        if callable(fn) and hasattr(ops._numpy, f"_{name}"):
+            kernel = inspect.signature(getattr(ops._numpy, f"_{name}"))
+            assert inspect.signature(fn).return_annotation == kernel.return_annotation, name

@@ -101,6 +101,10 @@ def test_a_config_that_disagrees_with_training_is_reported(caplog):
     with caplog.at_level(logging.WARNING, logger="rapsam_edge.deploy.training_run"):
         assert export_input_size(run) == trained
     assert f"records input_size {recorded}, but the run was trained at {trained}" in caplog.text
+    caplog.clear()  # a size the user asks for is taken as it is, without the warning
+    with caplog.at_level(logging.WARNING, logger="rapsam_edge.deploy.training_run"):
+        assert export_input_size(run, 480) == 480
+    assert not caplog.records
 
 
 @pytest.mark.slow

@@ -8,11 +8,13 @@ torchrun --nproc_per_node 2 -m rapsam_edge.cli distill --teacher ... --student .
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from ..errors import ConfigError
+from ..train.config import DEFAULT_STUDENT
 from .train import add_arguments as add_train_arguments
-from .train import config_from_args, require_inputs
-from .train import run as train_run
+from .train import config_from_args, require_inputs, train_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,13 +23,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--student",
         dest="variant",
         default=None,
-        help="student variant, same as --variant (default: as for train, the shipped default model's variant)",
+        help=f"student variant, same as --variant (default: {DEFAULT_STUDENT}, unless --config "
+        "names one)",
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def _config_names_variant(config: Path | None) -> bool:
+    """True when the ``--config`` file (already checked by ``config_from_args``) sets the
+    variant: then it, not ``DEFAULT_STUDENT``, is the student."""
+    return bool(config) and "variant" in json.loads(Path(config).read_text())
+
+
+def student_config(args: argparse.Namespace):
+    """``train``'s config from the flags, with ``DEFAULT_STUDENT`` as the variant unless
+    ``--student`` / ``--variant`` or the ``--config`` file names one."""
     cfg = config_from_args(args)
+    if args.variant is None and not _config_names_variant(args.config):
+        cfg.variant = DEFAULT_STUDENT
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = student_config(args)
     require_inputs(cfg)  # the paths first: a missing --teacher path is named as such
     if not cfg.teacher:
         raise ConfigError("distill needs a teacher", hint="pass --teacher RUN (a trained run)")
-    return train_run(args)
+    return train_config(cfg)

@@ -106,7 +106,11 @@ def require_inputs(cfg) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    return train_config(config_from_args(args))
+
+
+def train_config(cfg: TrainConfig) -> int:
+    """Check ``cfg``'s input paths, then train it (``train.trainer.train``)."""
     require_inputs(cfg)
     from ..train.trainer import train
 

@@ -62,7 +62,7 @@ def export_input_size(weights: str | Path, requested: int | None = None) -> int 
     """The long side to export the run at: ``requested`` when given, else the size it was
     trained at (``trained_input_size``), else None (the model's default, ``config.json``).
 
-    Logs a WARNING when the run's ``config.json`` records another ``input_size`` than the
+    Logs a WARNING, when no size is requested, if the run's ``config.json`` records another ``input_size`` than the
     size the run was trained at (naming both, and which one the export uses): ``config.json``
     holds the model's build settings, whose ``input_size`` is the variant's default long side
     (``model.variants``), not the size of the training crops (``train_config.json``)."""
@@ -70,7 +70,7 @@ def export_input_size(weights: str | Path, requested: int | None = None) -> int 
     config_path = _run_dir(weights) / "config.json"
     recorded = _read_json(config_path).get("input_size") if config_path.is_file() else None
     chosen = requested if requested is not None else trained
-    if trained is not None and recorded is not None and recorded != trained:
+    if requested is None and trained is not None and recorded is not None and recorded != trained:
         log.warning(
             "%s records input_size %s, but the run was trained at %s (%s image_size): "
             "exporting at %s (config.json's input_size is the variant's default long side, "

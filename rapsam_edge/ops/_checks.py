@@ -52,7 +52,11 @@ def checked(check: Callable[_P, tuple[Any, ...]], kernel: Callable[..., _R]) -> 
         return kernel(*check(*args, **kwargs))
 
     op.__name__ = op.__qualname__ = check.__name__.removesuffix("_args")
-    op.__signature__ = inspect.signature(check)  # type: ignore[attr-defined]
+    # check's parameters, the kernel's return type (a compiled kernel has none to give)
+    returns = getattr(kernel, "__annotations__", {}).get("return", inspect.Signature.empty)
+    op.__signature__ = inspect.signature(check).replace(  # type: ignore[attr-defined]
+        return_annotation=returns
+    )
     del op.__wrapped__  # the signature is check's
     return op
 

@@ -20,6 +20,10 @@ def shipped_default_variant() -> str:
     return load_bundle(None, verify=False).variant
 
 
+#: the student ``rapsam-edge distill`` trains unless told otherwise (``--student`` or a
+#: ``--config`` naming a variant): the smallest variant, distilled from a larger teacher
+DEFAULT_STUDENT = "edge-xs"
+
 #: integer fields of TrainConfig / PretrainConfig that must be >= 1 (the others: >= 0, where
 #: 0 has the meaning the field's comment names); the CLI checks them at parse time
 POSITIVE_FIELDS = frozenset(
