@@ -16,21 +16,21 @@ function(rapsam_generate_contract json_file out_header)
   set(_h "// Generated from rapsam_edge/contract/contract.json by cmake/contract.cmake: do not edit.\n")
   string(APPEND _h "// The defaults and names the C++ core and runtime share with the Python SDK.\n")
   string(APPEND _h "#pragma once\n\nnamespace rapsam::contract {\n\n")
-  foreach(_pair score_threshold:kScoreThreshold overlap_threshold:kOverlapThreshold
-                prompt_threshold:kPromptThreshold stability_offset:kStabilityOffset
-                point_box_half:kPointBoxHalf saturated_logit:kSaturatedLogit)
-    string(REPLACE ":" ";" _kv "${_pair}")
-    list(GET _kv 0 _key)
-    list(GET _kv 1 _name)
-    _rapsam_json(_v "${_json}" postprocess ${_key})
-    string(APPEND _h "constexpr double ${_name} = ${_v};\n")
-  endforeach()
-  foreach(_pair match_threshold:kMatchThreshold class_change_penalty:kClassChangePenalty
-                birth_score:kBirthScore momentum:kMomentum)
-    string(REPLACE ":" ";" _kv "${_pair}")
-    list(GET _kv 0 _key)
-    list(GET _kv 1 _name)
-    _rapsam_json(_v "${_json}" tracker ${_key})
+  # section:key:C++ name of every real-valued constant
+  foreach(_entry postprocess:score_threshold:kScoreThreshold
+                 postprocess:overlap_threshold:kOverlapThreshold
+                 postprocess:prompt_threshold:kPromptThreshold
+                 postprocess:stability_offset:kStabilityOffset
+                 postprocess:point_box_half:kPointBoxHalf
+                 postprocess:saturated_logit:kSaturatedLogit
+                 tracker:match_threshold:kMatchThreshold
+                 tracker:class_change_penalty:kClassChangePenalty
+                 tracker:birth_score:kBirthScore tracker:momentum:kMomentum)
+    string(REPLACE ":" ";" _parts "${_entry}")
+    list(GET _parts 0 _section)
+    list(GET _parts 1 _key)
+    list(GET _parts 2 _name)
+    _rapsam_json(_v "${_json}" ${_section} ${_key})
     string(APPEND _h "constexpr double ${_name} = ${_v};\n")
   endforeach()
   _rapsam_json(_v "${_json}" tracker max_missed)

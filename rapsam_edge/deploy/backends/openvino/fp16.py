@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ....errors import BackendError, InputError, MissingDependencyError
+from .graph import ov_module
 
 __all__ = ["bf16_supported", "convert_ov_fp16", "cpu_capabilities"]
 
@@ -45,13 +46,7 @@ log = logging.getLogger(__name__)
 
 
 def _ov() -> Any:
-    try:
-        import openvino as ov
-    except ImportError as e:
-        raise MissingDependencyError(
-            "OpenVINO FP16 conversion needs openvino", hint="pip install openvino"
-        ) from e
-    return ov
+    return ov_module("OpenVINO FP16 conversion")
 
 
 def _io_signature(model: Any) -> list[tuple[str, str, str, str]]:

@@ -47,12 +47,13 @@ def nncf_module() -> Any:
     return nncf
 
 
-def ov_module() -> Any:
+def ov_module(purpose: str = "OpenVINO quantization") -> Any:
+    """The ``openvino`` module; MissingDependencyError ("<purpose> needs openvino") without it."""
     try:
         import openvino as ov
     except ImportError as e:
         raise MissingDependencyError(
-            "OpenVINO quantization needs openvino", hint="pip install openvino"
+            f"{purpose} needs openvino", hint="pip install openvino"
         ) from e
     return ov
 
