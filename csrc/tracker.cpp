@@ -2,7 +2,9 @@
 #include "tracker.hpp"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "assignment.hpp"
 
@@ -55,7 +57,23 @@ int32_t Track::class_id() const {
     return best;
 }
 
+namespace {
+// The ranges of rapsam_edge.ops._checks.tracker_args (the Python side checks them there, for
+// both implementations; this guards a C++ caller, e.g. the C++ runtime).
+void require_in(double v, const char* name, double lo, double hi) {
+    if (!(std::isfinite(v) && lo <= v && v <= hi))
+        throw std::invalid_argument(std::string(name) + " must be a finite number in [" +
+                                    std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                                    std::to_string(v));
+}
+}  // namespace
+
 OnlineTracker::OnlineTracker(const TrackerConfig& config) : config_(config) {
+    require_in(config_.match_threshold, "match_threshold", -1.0, 1.0);
+    require_in(config_.class_change_penalty, "class_change_penalty", 0.0,
+               std::numeric_limits<double>::max());
+    require_in(config_.birth_score, "birth_score", 0.0, 1.0);
+    require_in(config_.momentum, "momentum", 0.0, 1.0);
     if (config_.max_missed < 0) throw std::invalid_argument("max_missed must be >= 0");
 }
 

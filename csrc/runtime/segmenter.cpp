@@ -23,6 +23,14 @@ constexpr float kSaturatedLogit = static_cast<float>(contract::kSaturatedLogit);
 
 // The one pass over a decoder's logits before post-processing: +/-inf -> +/-kSaturatedLogit
 // (a definite decision); NaN is a broken graph. The ops then skip their own finite check.
+// A graph output that is not a logit (iou, query_embed): an infinity carries no decision, so
+// NaN or infinity is a broken graph, as in the Python runtime.
+void require_finite(const float* a, size_t n, const char* where) {
+    for (size_t i = 0; i < n; ++i)
+        if (!std::isfinite(a[i]))
+            throw std::runtime_error(std::string(where) + " holds NaN or infinity");
+}
+
 void saturate(std::vector<float>& a, const char* where) {
     for (float& v : a) {
         if (std::isnan(v)) throw std::runtime_error(std::string(where) + " holds NaN");
@@ -119,8 +127,10 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
                                static_cast<int>(ms[3]), thing.get(), params, r.panoptic_map.data());
     const float* emb = emb_t.data.data();
     const size_t d = static_cast<size_t>(emb_t.shape.at(2));
-    for (const Segment& s : r.segments)
+    for (const Segment& s : r.segments) {  // the kept queries' embeddings, as in Python
+        require_finite(emb + s.query * d, d, "panoptic_decoder query_embed");
         r.query_embed.insert(r.query_embed.end(), emb + s.query * d, emb + (s.query + 1) * d);
+    }
     return r;
 }
 
@@ -213,6 +223,7 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const std::vector<float>
     r.height = e.prepared.frame_h;
     r.width = e.prepared.frame_w;
     r.iou = std::move(outs.at(prompt_decoder::out_iou).data);
+    require_finite(r.iou.data(), r.iou.size(), "prompt_decoder iou");
     r.masks.resize(total * r.height * r.width);
     r.stability.resize(total);
     saturate(logits, "prompt_decoder mask_logits");

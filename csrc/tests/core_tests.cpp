@@ -16,6 +16,7 @@
 #include "parallel.hpp"
 #include "postprocess.hpp"
 #include "rle.hpp"
+#include "tracker.hpp"
 
 static int g_failures = 0, g_checks = 0;
 #define CHECK(cond)                                                                       \
@@ -558,6 +559,42 @@ static void test_golden_twin_outputs() {
 #endif
 }
 
+// Settings the Python side refuses (ops._checks.tracker_args) are refused by the C++
+// tracker too, for a C++ caller with no Python in front of it.
+static void test_tracker_config() {
+    using rapsam::OnlineTracker;
+    using rapsam::TrackerConfig;
+    CHECK(!throws_invalid([] { OnlineTracker t{TrackerConfig{}}; }));
+    const double nan = std::nan(""), inf = INFINITY;
+    for (double bad : {nan, inf, -1.5, 1.5}) {
+        TrackerConfig c;
+        c.match_threshold = bad;
+        CHECK(throws_invalid([&] { OnlineTracker t{c}; }));
+    }
+    for (double bad : {nan, inf, -0.1, 1.1}) {
+        TrackerConfig b, m;
+        b.birth_score = bad;
+        m.momentum = bad;
+        CHECK(throws_invalid([&] { OnlineTracker t{b}; }));
+        CHECK(throws_invalid([&] { OnlineTracker t{m}; }));
+    }
+    for (double bad : {nan, inf, -3.0}) {
+        TrackerConfig c;
+        c.class_change_penalty = bad;
+        CHECK(throws_invalid([&] { OnlineTracker t{c}; }));
+    }
+    TrackerConfig edges;  // the ends of each range are accepted
+    edges.match_threshold = -1.0;
+    edges.class_change_penalty = 0.0;
+    edges.birth_score = 1.0;
+    edges.momentum = 0.0;
+    edges.max_missed = 0;
+    CHECK(!throws_invalid([&] { OnlineTracker t{edges}; }));
+    TrackerConfig missed;
+    missed.max_missed = -1;
+    CHECK(throws_invalid([&] { OnlineTracker t{missed}; }));
+}
+
 int main() {
     test_sample_grid();
     test_letterbox();
@@ -573,6 +610,7 @@ int main() {
     test_pool_errors_and_nesting();
     test_pool_results_and_concurrent_callers();
     test_golden_twin_outputs();
+    test_tracker_config();
     std::printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }
