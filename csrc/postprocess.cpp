@@ -824,6 +824,12 @@ void check_panoptic_args(const float* cls_logits, int n_queries, int n_cls1,
     if (mask_h < 1 || mask_w < 1) fail("mask_logits masks are empty");
     check_out(params.out_h, params.out_w);
     check_valid(params.valid_h, params.valid_w, mask_h, mask_w);
+    // probabilities, as ops._checks.check_probability has them (NaN fails both comparisons)
+    if (!(params.score_threshold >= 0.0 && params.score_threshold <= 1.0))
+        fail("score_threshold must be in [0, 1], got " + std::to_string(params.score_threshold));
+    if (!(params.overlap_threshold >= 0.0 && params.overlap_threshold <= 1.0))
+        fail("overlap_threshold must be in [0, 1], got " +
+             std::to_string(params.overlap_threshold));
     if (params.check_finite) {
         const size_t hw = static_cast<size_t>(mask_h) * mask_w;
         if (!all_finite(cls_logits, static_cast<size_t>(n_queries) * n_cls1))

@@ -114,6 +114,17 @@ static void test_panoptic_basic() {
     segs = rapsam::panoptic_fuse(cls, n, c1, masks, h, w, is_thing, p, lm.data());
     CHECK(segs.size() == 2 && segs[0].area == 32 && segs[1].area == 32);
     CHECK(lm[3] == 1 && lm[4] == 2);
+    // thresholds are probabilities: NaN or outside [0, 1] is refused (as ops._checks does)
+    for (double bad : {std::nan(""), -0.1, 1.5}) {
+        rapsam::PanopticParams q = p;
+        q.score_threshold = bad;
+        CHECK(throws_invalid(
+            [&] { rapsam::panoptic_fuse(cls, n, c1, masks, h, w, is_thing, q, lm.data()); }));
+        q = p;
+        q.overlap_threshold = bad;
+        CHECK(throws_invalid(
+            [&] { rapsam::panoptic_fuse(cls, n, c1, masks, h, w, is_thing, q, lm.data()); }));
+    }
     // nothing kept: high threshold
     p.score_threshold = 0.9999;
     segs = rapsam::panoptic_fuse(cls, n, c1, masks, h, w, is_thing, p, lm.data());
