@@ -6,6 +6,10 @@ from ``RapsamEdgeError``, so an application can catch the SDK's errors apart fro
     │   ├── ConfigError                    bad constructor / CLI setting
     │   ├── DatasetError                   unreadable dataset / annotation file (names it)
     │   └── SourceError                    a camera, video file or frame source that cannot be read
+    │       ├── SourceUnavailable              could not be opened (missing, refused, open timed out)
+    │       ├── SourceStalled                  opened, but no frame came within the read timeout
+    │       ├── SourceTruncated                a file / pipe ended before the frames it declares
+    │       └── SourceLost                     a live source dropped; reconnecting failed
     ├── BundleError                        a model bundle that cannot be used
     │   ├── ManifestError (ValueError)     malformed manifest; the message names the field
     │   ├── ChecksumError                  a file's sha256 differs from the manifest's
@@ -39,6 +43,10 @@ __all__ = [
     "MissingFileError",
     "RapsamEdgeError",
     "SourceError",
+    "SourceLost",
+    "SourceStalled",
+    "SourceTruncated",
+    "SourceUnavailable",
 ]
 
 
@@ -76,6 +84,40 @@ class SourceError(InputError):
     """A camera, video file or frame source cannot be opened or read."""
 
     default_hint = "check the camera index / file path (`rapsam-edge run --source ...`)"
+
+
+class SourceUnavailable(SourceError):
+    """A video source could not be opened: missing, not a video, refused by OpenCV, or its
+    open (and first frame) did not finish within the open timeout (a named pipe with no
+    writer, a camera that does not answer)."""
+
+    default_hint = (
+        "check the camera index / path and that something writes to a pipe; "
+        "`rapsam-edge run --open-timeout SECONDS` waits longer"
+    )
+
+
+class SourceStalled(SourceError):
+    """A video source opened but gave no frame within the read timeout (a stalled pipe or
+    writer, a hung network share); the message names the last frame read."""
+
+    default_hint = (
+        "check what feeds the source; `rapsam-edge run --read-timeout SECONDS` waits longer"
+    )
+
+
+class SourceTruncated(SourceError):
+    """A video file or pipe ended before the frames its container declares (truncated,
+    or still being written); the message names the frame it ended after."""
+
+    default_hint = "the file is incomplete: wait until its writer finishes, or re-copy it"
+
+
+class SourceLost(SourceError):
+    """A live source (a camera) stopped giving frames and every reconnect attempt of the
+    back-off failed; the message gives the attempts and the time spent."""
+
+    default_hint = "check the camera's cable / driver; the stream reconnects within its back-off"
 
 
 class DatasetError(InputError):

@@ -10,6 +10,18 @@ from pathlib import Path
 
 from ..apps.checks import positive_int, side
 from ..errors import SourceError
+from ..runtime.capture import DEFAULT_OPEN_TIMEOUT, DEFAULT_READ_TIMEOUT, MAX_TIMEOUT
+
+
+def _seconds(text: str) -> float:
+    """argparse type: seconds in (0, MAX_TIMEOUT]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0.0 < value <= MAX_TIMEOUT:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_TIMEOUT:g}] seconds, got {text}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--input-size", type=side, help="network long side in pixels (default: the bundle's)"
+    )
+    parser.add_argument(
+        "--open-timeout",
+        type=_seconds,
+        default=DEFAULT_OPEN_TIMEOUT,
+        metavar="SECONDS",
+        help="videos / cameras: fail when the source does not open and give its first frame "
+        "within this time (also per camera reconnect attempt; default %(default)s)",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        default=DEFAULT_READ_TIMEOUT,
+        metavar="SECONDS",
+        help="videos / cameras: fail (a camera: reconnect) when no next frame comes within "
+        "this time (default %(default)s)",
     )
 
 
@@ -85,6 +113,12 @@ def _run_image(seg, frame, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     frame = _check_source(args.source)  # before the bundle loads and backends are timed
     from ..apps.video import process_stream, tracks_report
+    from ..runtime.capture import SourceOptions, VideoSource
+
+    if frame is None:
+        options = SourceOptions(open_timeout=args.open_timeout, read_timeout=args.read_timeout)
+        source = int(args.source) if args.source.isdigit() else args.source
+        video = VideoSource(source, options)  # a directory / socket: refused here
     from ..runtime.segmenter import Segmenter
 
     seg = Segmenter(
@@ -95,11 +129,9 @@ def run(args: argparse.Namespace) -> int:
     if frame is not None:
         _run_image(seg, frame, args)
         return 0
-    source = args.source
-    src = int(source) if source.isdigit() else source
     out_video = args.out / f"{args.task}.mp4"
     times, n, wall = process_stream(
-        seg, src, task=args.task, out_video=out_video, max_frames=args.max_frames
+        seg, video, task=args.task, out_video=out_video, max_frames=args.max_frames
     )
     print(f"{n} frames in {wall:.2f} s ({n / max(wall, 1e-9):.1f} FPS)")
     if args.task == "track":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import logging
 import threading
 import time
@@ -41,6 +40,7 @@ from ..contract.postprocess import SATURATED_LOGIT
 from ..contract.shared import STABILITY_OFFSET
 from ..errors import BackendError, ManifestError
 from .base import Backend
+from .capture import SourceOptions, VideoSource
 from .inputs import as_frame, check_embedding, prompt_boxes
 from .options import MAX_PROMPTS, SegmenterOptions, load_segmenter_bundle
 from .results import ImageEmbedding, PanopticResult, PreparedFrame, PromptResult, TrackResult
@@ -413,38 +413,52 @@ class Segmenter:
 
     def stream(
         self,
-        source: int | str | Path | Iterable[np.ndarray],
+        source: int | str | Path | VideoSource | Iterable[np.ndarray],
         *,
         task: str = "track",
         max_frames: int | None = None,
         tracker: OnlineTracker | None = None,
+        source_options: SourceOptions | None = None,
     ) -> Iterator[tuple[np.ndarray, TrackResult | PanopticResult]]:
-        """Yield (frame, result) for a camera index, a video file or an iterable of frames,
-        capturing and letterboxing frame t+1 in a thread while frame t is inferred (queue of
-        2: memory stays flat on endless streams).
+        """Yield (frame, result) for a camera index, a video file, a named pipe, a capture
+        device or an iterable of frames, capturing and letterboxing frame t+1 in a thread
+        while frame t is inferred (queue of 2: memory stays flat on endless streams).
 
         Each result's ``timings`` also holds ``read`` (ms to capture / decode the frame, in
         the capture thread, overlapping the previous frame's inference).
 
+        No read waits forever: opening a video source and reading its first frame must
+        finish within ``source_options.open_timeout`` (default 5 s), each later frame within
+        ``read_timeout`` (default 5 s). A file or pipe that ends before the frames its
+        container declares is an error, not the end; a camera that drops is reconnected
+        within the back-off (``reconnect_delays``, ``reconnect_total``: 5 attempts, at most
+        30 s by default; pass a ``capture.VideoSource`` to read its ``reconnects`` count).
+        Frames from an iterable are read as they come (no timeout); their end is the end.
+        Leaving the loop (break, close(), an exception, KeyboardInterrupt) returns within
+        half a second whatever the capture thread is doing.
+
         Arguments:
-          source: camera index, video path, or an iterable of H x W x 3 uint8 frames.
-            Camera / file frames are BGR (OpenCV); frames from an iterable are in
-            ``color_order``.
+          source: camera index, video path (file, named pipe, device), a
+            ``capture.VideoSource``, or an iterable of H x W x 3 uint8 frames. Camera / file
+            frames are BGR (OpenCV); frames from an iterable are in ``color_order``.
           task: "track" (TrackResult) or "panoptic" (PanopticResult).
           max_frames: stop after this many frames (no more are read).
           tracker: the stream's tracker (default: a new one, so streams do not share state).
+          source_options: timeouts and reconnect back-off of a video source
+            (``capture.SourceOptions``; default: its defaults).
         Raises:
-          ConfigError: bad task / max_frames. SourceError: the source cannot be opened.
+          ConfigError: bad task / max_frames / source_options. SourceError: the source cannot
+            be opened; its kinds ``SourceUnavailable`` (could not open, or not within the
+            open timeout), ``SourceStalled`` (no frame within a timeout), ``SourceTruncated``
+            (a file ended early), ``SourceLost`` (a camera dropped; reconnecting failed).
         """
         check_stream_args(task, max_frames)
-        frames, order = open_source(source, self.color_order)
-        if max_frames is not None:
-            frames = itertools.islice(frames, max_frames)
+        frames, order = open_source(source, self.color_order, source_options)
         stream_tracker = tracker if tracker is not None else self.new_tracker()
         #: the tracker of the stream running last (the demo reports its track count)
         self.last_stream_tracker = stream_tracker
         prepare = functools.partial(self.prepare, color_order=order)
-        with contextlib.closing(prefetch(frames, prepare)) as items:
+        with contextlib.closing(prefetch(frames, prepare, limit=max_frames)) as items:
             for frame, prepared, read_ms in items:
                 result: TrackResult | PanopticResult
                 if task == "track":

@@ -1,6 +1,7 @@
 """Frame sources for ``Segmenter.stream``: opening a camera, a video file or an iterable of
-frames (``open_source``), and the capture thread that reads and prepares frame t+1 while
-frame t is inferred (``prefetch``).
+frames (``open_source``; cameras, devices, pipes and files are ``capture.VideoSource``s,
+read with timeouts and reconnects), and the capture thread that reads and prepares frame
+t+1 while frame t is inferred (``prefetch``).
 """
 
 from __future__ import annotations
@@ -15,17 +16,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import ConfigError, SourceError
+from .capture import MAX_CAMERA_INDEX, SourceOptions, VideoSource, camera_index
 
 __all__ = ["MAX_CAMERA_INDEX", "STREAM_TASKS", "check_stream_args", "open_source", "prefetch"]
 
 #: what ``Segmenter.stream`` can yield per frame
 STREAM_TASKS = ("track", "panoptic")
-#: Largest camera index ``stream`` passes to OpenCV. ``cv2.VideoCapture(index)`` reads an
-#: index of 100 or more as ``camera + CAP_*`` (its documented ``camera_id + domain_offset``
-#: form: 200 is V4L2's camera 0), and some builds crash on a negative one, so an index is
-#: checked here, before OpenCV sees it.
-MAX_CAMERA_INDEX = 99
-
 _P = TypeVar("_P")
 
 
@@ -44,60 +40,31 @@ def check_stream_args(task: Any, max_frames: Any) -> None:
         raise ConfigError(f"max_frames must be a non-negative int or None, got {max_frames!r}")
 
 
-def _camera_index(source: Any) -> int:
-    """A camera index (an int, numpy ints included, not a bool) in [0, MAX_CAMERA_INDEX].
+def open_source(
+    source: Any, color_order: str, options: SourceOptions | None = None
+) -> tuple[Iterable[np.ndarray], str]:
+    """(frames, their colour order) for a camera index, a video path, a ``VideoSource`` or an
+    iterable of frames. Camera / device / pipe / file frames are BGR H x W x 3 uint8, read
+    lazily with the timeouts and back-off of ``options`` (``capture.VideoFrames``: opened on
+    the first ``next``, released when it ends or is closed); an iterable passes through in
+    ``color_order`` and its end is the end of the stream.
 
     Raises:
-      SourceError: a negative or larger index (checked before OpenCV sees it)."""
-    index = int(source)
-    if not 0 <= index <= MAX_CAMERA_INDEX:
-        raise SourceError(
-            f"camera index must be in [0, {MAX_CAMERA_INDEX}], got {index}",
-            hint="pass 0 for the first camera (OpenCV reads indices of 100 or more as "
-            "camera + CAP_* backend), or a video path",
-        )
-    return index
-
-
-def _video_frames(source: int | str | Path) -> Iterator[np.ndarray]:
-    """BGR frames of a camera index or a video file, read lazily; the capture is released
-    when the iterator ends or is closed."""
-    import cv2
-
-    if isinstance(source, (str, Path)) and not str(source).isdigit() and not Path(source).exists():
-        raise SourceError(f"video source {str(source)!r} does not exist")
-    cap = cv2.VideoCapture(source if isinstance(source, int) else str(source))
-    if not cap.isOpened():
-        raise SourceError(f"cannot open video source {source!r}")
-
-    def read() -> Iterator[np.ndarray]:
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    return
-                yield frame
-        finally:
-            cap.release()
-
-    return read()
-
-
-def open_source(source: Any, color_order: str) -> tuple[Iterable[np.ndarray], str]:
-    """(frames, their colour order) for a camera index, a video path or an iterable of
-    frames. Camera / file frames are BGR H x W x 3 uint8, read lazily and released when the
-    iterator ends or is closed; an iterable passes through in ``color_order``.
-
-    Raises:
-      SourceError: a missing file, a camera index outside [0, ``MAX_CAMERA_INDEX``] (before
-        OpenCV sees it), a camera or file OpenCV cannot open, or another type.
+      SourceError: a missing path or one that is no video source (a directory), a camera
+        index outside [0, ``MAX_CAMERA_INDEX``] (before OpenCV sees it), or another type.
+        Opening and reading raise the ``SourceError`` kinds of ``capture.VideoSource``.
+      ConfigError: ``options`` is not a ``SourceOptions``.
     """
     if isinstance(source, (bool, np.bool_)):
         raise SourceError(f"source must be a camera index, a video path or frames, got {source!r}")
+    if isinstance(source, VideoSource):
+        return iter(source), "BGR"
     if isinstance(source, (int, np.integer)):
-        return _video_frames(_camera_index(source)), "BGR"
+        return iter(VideoSource(camera_index(source), options)), "BGR"
     if isinstance(source, (str, Path)):
-        return _video_frames(source), "BGR"
+        if isinstance(source, str) and source.isdigit() and not Path(source).exists():
+            return iter(VideoSource(camera_index(int(source)), options)), "BGR"
+        return iter(VideoSource(source, options)), "BGR"
     if not isinstance(source, Iterable):
         raise SourceError(
             "source must be a camera index, a video path or an iterable of frames, "
@@ -106,34 +73,67 @@ def open_source(source: Any, color_order: str) -> tuple[Iterable[np.ndarray], st
     return source, color_order
 
 
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put ``item`` unless the consumer has left (``stop``): never block on a full queue
+    nobody reads."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+#: seconds leaving ``stream`` waits for the capture thread to finish before leaving it
+#: behind (a daemon, stuck in a blocking call of the source; it exits when the call returns)
+LEAVE_WAIT = 0.5
+
+
 def prefetch(
-    frames: Iterable[np.ndarray], prepare: Callable[[np.ndarray], _P]
+    frames: Iterable[np.ndarray],
+    prepare: Callable[[np.ndarray], _P],
+    *,
+    limit: int | None = None,
 ) -> Generator[tuple[np.ndarray, _P, float], None, None]:
     """Yield (frame, prepare(frame), ms to read the frame), reading and preparing the next
-    frames in a capture thread (a queue of 2: memory stays flat on endless streams).
+    frames in a capture thread (a queue of 2: memory stays flat on endless streams); at
+    most ``limit`` frames are read (None: all).
 
     An exception in the thread (a bad frame, a failing camera) is raised here, in the
-    consumer. Closing the iterator stops the thread and waits for it.
+    consumer. Closing the iterator (break, an exception, KeyboardInterrupt) returns within
+    ``LEAVE_WAIT`` s whatever the thread is doing: it tells the thread to stop, cancels a
+    wait of a ``VideoFrames`` source (its ``cancel()``), waits at most ``LEAVE_WAIT`` s, and
+    never joins a thread stuck in the source. A source with ``cancel()`` is closed by the
+    thread itself when it stops (releasing its capture); other iterables are left as they
+    are (the caller's generator stays usable).
     """
     q: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
     done = object()
+    cancel = getattr(frames, "cancel", None)
 
     def produce() -> None:
+        it: Iterator[np.ndarray] | None = None
         try:
             it = iter(frames)
-            while not stop.is_set():
+            n = 0
+            while not stop.is_set() and (limit is None or n < limit):
                 t0 = time.perf_counter()
                 try:
                     frame = next(it)
                 except StopIteration:
                     break
+                n += 1
                 read_ms = (time.perf_counter() - t0) * 1e3
-                q.put((frame, prepare(frame), read_ms))
+                if not _put(q, (frame, prepare(frame), read_ms), stop):
+                    break
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
-            q.put(exc)
+            _put(q, exc, stop)
         finally:
-            q.put(done)
+            if cancel is not None and it is not None:
+                getattr(it, "close", lambda: None)()  # our VideoFrames: release the capture
+            _put(q, done, stop)
 
     worker = threading.Thread(target=produce, name="rapsam-capture", daemon=True)
     worker.start()
@@ -144,8 +144,8 @@ def prefetch(
             yield item
     finally:
         stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                worker.join(timeout=0.05)
+        if cancel is not None:
+            cancel()
+        deadline = time.monotonic() + LEAVE_WAIT
+        while worker.is_alive() and time.monotonic() < deadline:
+            worker.join(timeout=0.02)

@@ -1,0 +1,166 @@
+"""Kinds of video source and the settings that bound reading them (torch-free, no OpenCV
+import): ``SourceOptions`` (timeouts and reconnect back-off, defaults below), the one table
+of source kinds ``SOURCE_KINDS`` (``classify`` picks a row) and ``camera_index``. Reading is
+``capture.VideoSource``'s.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, SourceError, SourceUnavailable
+
+__all__ = [
+    "DEFAULT_OPEN_TIMEOUT",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_RECONNECT_DELAYS",
+    "DEFAULT_RECONNECT_TOTAL",
+    "MAX_CAMERA_INDEX",
+    "MAX_TIMEOUT",
+    "SOURCE_KINDS",
+    "SourceKind",
+    "SourceOptions",
+    "camera_index",
+    "classify",
+]
+
+#: seconds to open a source and read its first frame (also after each reconnect)
+DEFAULT_OPEN_TIMEOUT = 5.0
+#: seconds to wait for each later frame
+DEFAULT_READ_TIMEOUT = 5.0
+#: seconds waited before each reconnect attempt of a live source (one entry per attempt)
+DEFAULT_RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+#: seconds one outage may take in all (delays + opens) before ``SourceLost``
+DEFAULT_RECONNECT_TOTAL = 30.0
+#: largest timeout / total accepted (an hour): a larger one is a hang by another name
+MAX_TIMEOUT = 3600.0
+#: Largest camera index ``stream`` passes to OpenCV. ``cv2.VideoCapture(index)`` reads an
+#: index of 100 or more as ``camera + CAP_*`` (its documented ``camera_id + domain_offset``
+#: form: 200 is V4L2's camera 0), and some builds crash on a negative one, so an index is
+#: checked here, before OpenCV sees it.
+MAX_CAMERA_INDEX = 99
+
+
+def _seconds(name: str, value: Any, *, zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}")
+    value = float(value)
+    ok = 0.0 <= value if zero else 0.0 < value
+    if not (math.isfinite(value) and ok and value <= MAX_TIMEOUT):
+        low = "[0" if zero else "(0"
+        raise ConfigError(f"{name} must be in {low}, {MAX_TIMEOUT:g}] seconds, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How long a video source may take, and how a live one reconnects.
+
+    Attributes:
+      open_timeout: seconds to open the source and read its first frame (also per attempt
+        when reconnecting); past it, ``SourceUnavailable`` (could not open) or
+        ``SourceStalled`` (opened, no first frame).
+      read_timeout: seconds to wait for each later frame; past it a file or pipe is
+        ``SourceStalled`` and a live source reconnects.
+      reconnect_delays: seconds to wait before each reconnect attempt of a live source
+        (a camera); its length is the number of attempts, () never reconnects.
+      reconnect_total: seconds one outage may take in all before ``SourceLost``.
+    Raises (at construction):
+      ConfigError: a timeout not in (0, MAX_TIMEOUT], a delay not in [0, MAX_TIMEOUT],
+        more than 100 delays.
+    """
+
+    open_timeout: float = DEFAULT_OPEN_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    reconnect_delays: tuple[float, ...] = DEFAULT_RECONNECT_DELAYS
+    reconnect_total: float = DEFAULT_RECONNECT_TOTAL
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "open_timeout", _seconds("open_timeout", self.open_timeout))
+        set_(self, "read_timeout", _seconds("read_timeout", self.read_timeout))
+        set_(self, "reconnect_total", _seconds("reconnect_total", self.reconnect_total))
+        delays: Any = self.reconnect_delays  # checked: a caller may pass anything
+        if isinstance(delays, (str, bytes)) or not hasattr(delays, "__iter__"):
+            raise ConfigError(f"reconnect_delays must be a sequence of seconds, got {delays!r}")
+        delays = tuple(_seconds("a reconnect delay", d, zero=True) for d in delays)
+        if len(delays) > 100:
+            raise ConfigError(f"reconnect_delays holds {len(delays)} attempts, at most 100")
+        set_(self, "reconnect_delays", delays)
+
+
+# ------------------------------------------------------------------ kinds of source
+def camera_index(source: Any) -> int:
+    """A camera index (an int, numpy ints included, not a bool) in [0, MAX_CAMERA_INDEX].
+
+    Raises:
+      SourceError: a negative or larger index (checked before OpenCV sees it)."""
+    index = int(source)
+    if not 0 <= index <= MAX_CAMERA_INDEX:
+        raise SourceError(
+            f"camera index must be in [0, {MAX_CAMERA_INDEX}], got {index}",
+            hint="pass 0 for the first camera (OpenCV reads indices of 100 or more as "
+            "camera + CAP_* backend), or a video path",
+        )
+    return index
+
+
+def _mode(target: int | str) -> int | None:
+    try:
+        return os.stat(target).st_mode if isinstance(target, str) else None
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One row of ``SOURCE_KINDS``.
+
+    Attributes:
+      name: shown in messages ("camera", "file", ...).
+      matches: whether a target (an int camera index, or a string) is of this kind.
+      live: its end or stall is a loss: reconnect within the back-off, then ``SourceLost``.
+      counted: its end is checked against the frame count its container declares.
+      api: OpenCV's ``CAP_*`` backend preference (None: OpenCV's choice).
+    """
+
+    name: str
+    matches: Callable[[int | str], bool]
+    live: bool
+    counted: bool
+    api: int | None = None
+
+
+#: The kinds of video source, the first match wins. Add network sources here, e.g.
+#: ``SourceKind("rtsp", lambda t: isinstance(t, str) and t.startswith("rtsp://"), live=True,
+#: counted=False)`` (a GStreamer pipeline: ``api=cv2.CAP_GSTREAMER``).
+SOURCE_KINDS: tuple[SourceKind, ...] = (
+    SourceKind("camera", lambda t: isinstance(t, int), live=True, counted=False),
+    SourceKind("device", lambda t: stat.S_ISCHR(_mode(t) or 0), live=True, counted=False),
+    SourceKind("pipe", lambda t: stat.S_ISFIFO(_mode(t) or 0), live=False, counted=True),
+    SourceKind("file", lambda t: stat.S_ISREG(_mode(t) or 0), live=False, counted=True),
+)
+
+
+def classify(target: int | str) -> SourceKind:
+    """The kind of ``target`` (``SOURCE_KINDS``).
+
+    Raises:
+      SourceUnavailable: a path that does not exist, or that no kind takes (a directory,
+        a socket)."""
+    for kind in SOURCE_KINDS:
+        if kind.matches(target):
+            return kind
+    if _mode(target) is None:
+        raise SourceUnavailable(f"video source {target!r} does not exist")
+    raise SourceUnavailable(
+        f"video source {target!r} is not a video file, pipe, capture device or camera "
+        "(a directory or a socket?)"
+    )
