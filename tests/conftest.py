@@ -45,6 +45,7 @@ RUNTIME_MODULES = frozenset(
         "test_contract",
         "test_bundle_hostile",
         "test_soak",
+        "test_sources",
         "test_bad_input_table",
         "test_cpp_runtime",
         "test_cli",

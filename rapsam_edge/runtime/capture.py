@@ -85,6 +85,8 @@ MAX_STUCK_CAPTURES = 8
 #: count its container declares (some containers only estimate it from duration x fps).
 COUNT_SLACK_FRACTION = 50
 _POLL = 0.05  # s: how often a wait looks at its cancel flag
+#: seconds a capture thread abandoned while opening a named pipe is woken for
+FIFO_WAKE_FOR = 10.0
 
 
 def open_capture(target: int | str, kind: SourceKind) -> Any:
@@ -116,13 +118,27 @@ def _stuck_alive() -> int:
         return len(_STUCK)
 
 
-def _wake_fifo_open(path: str) -> None:
-    """Wake a thread blocked opening the FIFO ``path`` for reading (no writer came): open
-    and close its write end once, so that the reader sees an empty stream."""
+def _poke_fifo(path: str) -> None:
+    """Open and close the write end of the FIFO ``path`` once: a reader blocked opening it
+    (no writer came) returns and sees an empty stream."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
     except OSError:
-        pass  # no reader is waiting any more (ENXIO): nothing to wake
+        pass  # no reader is waiting (ENXIO): nothing to wake
+
+
+def _wake_fifo_open(path: str, opener: threading.Thread) -> None:
+    """Wake ``opener``, blocked opening the FIFO ``path`` (OpenCV tries one backend after
+    another, each opening the path again): poke it every ``_POLL`` s, in a daemon thread,
+    until the opener exits or ``FIFO_WAKE_FOR`` s pass."""
+
+    def wake() -> None:
+        end = time.monotonic() + FIFO_WAKE_FOR
+        while opener.is_alive() and time.monotonic() < end:
+            _poke_fifo(path)
+            opener.join(_POLL)
+
+    threading.Thread(target=wake, name="rapsam-capture-wake", daemon=True).start()
 
 
 class _Capture:
@@ -135,6 +151,7 @@ class _Capture:
         self._requests: queue.Queue[bool] = queue.Queue()
         self._answers: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._busy = False  # a request is outstanding
+        self._opening = True  # no answer to the open yet
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rapsam-capture-io", daemon=True)
 
@@ -193,6 +210,7 @@ class _Capture:
             )
         self._thread.start()
         status, count = self._wait(timeout, cancel)
+        self._opening = False
         if status == "opened":
             self.frame_count = count
         return status == "opened"
@@ -213,8 +231,8 @@ class _Capture:
         if self._busy:
             with _STUCK_LOCK:
                 _STUCK.add(self._thread)
-            if self.kind.name == "pipe" and isinstance(self.target, str):
-                _wake_fifo_open(self.target)
+            if self._opening and self.kind.name == "pipe" and isinstance(self.target, str):
+                _wake_fifo_open(self.target, self._thread)
         else:
             self._thread.join(timeout=1.0)  # idle: it only releases the capture
 
