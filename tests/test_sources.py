@@ -40,7 +40,10 @@ from rapsam_edge.runtime.sources import open_source, prefetch
 BOUND = 10.0  # s: "did not hang" (each case's cause is a timeout of 0.5 s or less)
 FRAMES = 30
 fifo_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+#: where a timeout is the point of the test
 FAST = SourceOptions(open_timeout=0.5, read_timeout=0.5, reconnect_delays=(0.0, 0.0, 0.0))
+#: where it is not: default timeouts (a busy machine never reaches them), no back-off delay
+RETRY = SourceOptions(reconnect_delays=(0.0, 0.0, 0.0))
 
 
 def bounded(fn: Callable[[], Any], limit: float = BOUND) -> Any:
@@ -254,7 +257,10 @@ def cameras(monkeypatch):
 @pytest.mark.parametrize("then", ["fail", "block", "raise"])
 def test_a_camera_that_drops_and_returns_is_reconnected(cameras, then):
     made = cameras(FakeCapture(4, then), Refused(0), FakeCapture(100))
-    source = VideoSource(0, FAST)
+    source = VideoSource(
+        0,
+        SourceOptions(read_timeout=1.0, reconnect_delays=(0.0,) * 3) if then == "block" else RETRY,
+    )
     frames = bounded(lambda: list(prefetch(iter(source), lambda f: None, limit=10)))
     assert len(frames) == 10
     assert [int(f[0][0, 0, 0]) for f in frames] == [1, 2, 3, 4, 1, 2, 3, 4, 5, 6]
@@ -265,7 +271,7 @@ def test_a_camera_that_drops_and_returns_is_reconnected(cameras, then):
 def test_a_camera_that_never_returns_is_source_lost_after_the_budget(cameras, caplog):
     made = cameras(FakeCapture(3), Refused(0))
     with pytest.raises(SourceLost, match=r"camera 0 lost after frame 3 .*3 reconnect attempts"):
-        bounded(lambda: read_all(VideoSource(0, FAST)))
+        bounded(lambda: read_all(VideoSource(0, RETRY)))
     assert len(made) == 4  # the first open and the 3 attempts of the back-off
     assert sum("reconnect attempt" in r.message for r in caplog.records) == 3
 
@@ -281,7 +287,7 @@ def test_the_reconnect_budget_caps_the_time_of_one_outage(cameras):
 def test_a_camera_that_never_gives_a_frame_is_refused_without_retrying(cameras):
     made = cameras(FakeCapture(0), FakeCapture(5))
     with pytest.raises(SourceUnavailable, match="gave no frame"):
-        bounded(lambda: read_all(VideoSource(0, FAST)))
+        bounded(lambda: read_all(VideoSource(0, RETRY)))
     assert len(made) == 1
 
 
@@ -290,7 +296,7 @@ def test_a_file_still_being_written_is_source_truncated(cameras, tmp_path):
     path = tmp_path / "growing.mkv"
     path.write_bytes(b"x" * 100)
     cameras(FakeCapture(3, count=0.0))
-    frames = iter(VideoSource(path, FAST))
+    frames = iter(VideoSource(path, RETRY))
     next(frames)
     with open(path, "ab") as f:
         f.write(b"y" * 100)
@@ -316,7 +322,8 @@ def test_abandoned_capture_threads_are_bounded(cameras, monkeypatch):
 def test_leaving_stream_during_a_stall_returns_and_the_capture_is_released(seg, cameras):
     cam = FakeCapture(3, "block")
     cameras(cam)
-    it = seg.stream(0, task="panoptic")
+    patient = SourceOptions(read_timeout=600)  # only leaving can end this wait
+    it = seg.stream(0, task="panoptic", source_options=patient)
     bounded(lambda: next(it))
     assert eventually(lambda: cam.read_calls == 4)  # the capture thread is now stuck
     bounded(it.close, limit=5.0)  # the consumer leaves: no join on the stuck thread
@@ -330,7 +337,7 @@ def test_an_exception_in_the_loop_body_during_a_stall_leaves_promptly(seg, camer
     cameras(FakeCapture(3, "block"))
 
     def body() -> None:
-        for _ in seg.stream(0, task="panoptic"):
+        for _ in seg.stream(0, task="panoptic", source_options=SourceOptions(read_timeout=600)):
             time.sleep(0.2)  # the capture thread reaches the stall meanwhile
             raise RuntimeError("caller's own error")
 
@@ -420,3 +427,16 @@ def test_run_has_timeout_flags_with_their_defaults(capsys):
 def test_source_error_kinds_are_source_errors():
     for cls in (SourceUnavailable, SourceStalled, SourceTruncated, SourceLost):
         assert issubclass(cls, SourceError) and cls("x").hint
+
+
+@fifo_only
+def test_run_on_a_pipe_with_no_writer_fails_in_one_line(fifo, tmp_path):
+    """The CLI: ``rapsam-edge run --source FIFO`` with no writer ends with the typed error
+    (exit 2, message and hint, no traceback) instead of hanging."""
+    path, _ = fifo
+    cmd = [sys.executable, "-m", "rapsam_edge.cli", "run", "--backend", "ort-cpu"]
+    cmd += ["--source", str(path), "--open-timeout", "0.5", "--out", str(tmp_path / "out")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "did not open within 0.5 s" in out.stderr and "hint:" in out.stderr
+    assert "Traceback" not in out.stderr
