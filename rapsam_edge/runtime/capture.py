@@ -298,10 +298,14 @@ class VideoSource:
                     f"{self.kind.name} {self.target!r} did not open within {budget:g} s"
                 ) from None
             if not opened:
-                what = "a truncated file?" if self.kind.counted else "in use or unplugged?"
+                why = (
+                    "not a video, an unknown codec, or a truncated file?"
+                    if self.kind.counted
+                    else "in use, unplugged, or not a camera?"
+                )
                 raise SourceUnavailable(
                     f"cannot open video source {self.target!r}: OpenCV refused the "
-                    f"{self.kind.name} (not a video, an unknown codec, or {what})"
+                    f"{self.kind.name} ({why})"
                 )
             try:
                 first = cap.read(max(deadline - time.monotonic(), _POLL), cancel)
