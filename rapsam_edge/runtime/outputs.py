@@ -85,6 +85,8 @@ def checked_outputs(graph: str, out: Mapping[str, np.ndarray]) -> dict[str, np.n
     if missing:
         raise BackendError(f"{graph} gave no {', '.join(missing)} output")
     return {
-        role: (finite_logits if role in LOGIT_ROLES else finite_values)(out[role], f"{graph} {role}")
+        role: (finite_logits if role in LOGIT_ROLES else finite_values)(
+            out[role], f"{graph} {role}"
+        )
         for role in roles
     }

@@ -41,8 +41,8 @@ from ..contract.shared import STABILITY_OFFSET
 from ..errors import BackendError, ManifestError
 from .base import Backend
 from .inputs import as_frame, check_embedding, prompt_boxes
-from .outputs import checked_outputs
 from .options import MAX_PROMPTS, SegmenterOptions, load_segmenter_bundle
+from .outputs import checked_outputs
 from .results import ImageEmbedding, PanopticResult, PreparedFrame, PromptResult, TrackResult
 from .selection import create_backends
 from .sources import check_stream_args, open_source, prefetch

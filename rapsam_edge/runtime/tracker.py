@@ -158,9 +158,7 @@ def detection_arrays(detections: object) -> tuple[np.ndarray, np.ndarray, np.nda
     Raises:
       InputError: naming the detection and field (or the argument, for values)."""
     if not isinstance(detections, (list, tuple)):
-        raise InputError(
-            f"detections must be a list of Detection, got {type(detections).__name__}"
-        )
+        raise InputError(f"detections must be a list of Detection, got {type(detections).__name__}")
     if not detections:
         return np.zeros((0, 1), np.float32), np.zeros(0, np.int32), np.zeros(0, np.float32)
     embeddings, classes, scores = [], [], []
@@ -186,4 +184,4 @@ def detection_arrays(detections: object) -> tuple[np.ndarray, np.ndarray, np.nda
         raise InputError(
             f"detections: embeddings of different lengths {sorted(dims)} (one D per frame)"
         )
-    return tracker_update_args(np.stack(embeddings), classes, scores)
+    return tracker_update_args(np.stack(embeddings), np.asarray(classes), np.asarray(scores))
