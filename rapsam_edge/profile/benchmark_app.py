@@ -129,7 +129,9 @@ def compiled_encoder(backend: Any) -> list[dict[str, Any]]:
     models += [c.compiled for c in backend._compiled.values()]
     out = []
     for model in models:
-        shapes = {p.get_any_name(): str(p.get_partial_shape()).replace(" ", "") for p in model.inputs}
+        shapes = {
+            p.get_any_name(): str(p.get_partial_shape()).replace(" ", "") for p in model.inputs
+        }
         props = {k: str(model.get_property(k)) for k in COMPARED_PROPERTIES}
         out.append({"input_shapes": shapes, "properties": props})
     return out
