@@ -214,3 +214,15 @@ def test_write_image_checks_what_it_wrote(tmp_path, monkeypatch):
 def test_check_output_makes_the_folder(tmp_path):
     path = check_output(tmp_path / "a" / "b" / "c.json", "the report")
     assert path.parent.is_dir() and not path.exists()
+
+
+def test_check_written_refuses_a_missing_or_empty_file(tmp_path):
+    from rapsam_edge.apps.writers import check_written
+
+    with pytest.raises(OutputError, match="is missing after writing it"):
+        check_written(tmp_path / "none.json", "the report")
+    (tmp_path / "empty.json").write_text("")
+    with pytest.raises(OutputError, match="is empty or not a file after writing it"):
+        check_written(tmp_path / "empty.json", "the report")
+    (tmp_path / "ok.json").write_text("{}")
+    assert check_written(tmp_path / "ok.json", "the report") == tmp_path / "ok.json"

@@ -25,7 +25,14 @@ import numpy as np
 
 from ..errors import OutputError
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_CODECS", "VideoOut", "check_output", "write_image"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "VIDEO_CODECS",
+    "VideoOut",
+    "check_output",
+    "check_written",
+    "write_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +74,17 @@ def check_output(path: Path, what: str, suffixes: frozenset[str] | None = None) 
     return path
 
 
-def _check_file(path: Path, what: str) -> None:
+def check_written(path: Path, what: str) -> Path:
+    """After writing ``path``: it is a regular file and not empty (what every "wrote X"
+    stands on).
+
+    Raises:
+      OutputError: it is missing, empty or not a regular file."""
+    path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         state = "is missing" if not path.exists() else "is empty or not a file"
         raise OutputError(f"{what} {str(path)!r} {state} after writing it")
+    return path
 
 
 def write_image(path: Path, image: np.ndarray, what: str = "the image") -> Path:
@@ -87,7 +101,7 @@ def write_image(path: Path, image: np.ndarray, what: str = "the image") -> Path:
         raise OutputError(f"cannot write {what} {str(path)!r}: {str(e).strip()}") from None
     if not ok:
         raise OutputError(f"cannot write {what} {str(path)!r}: OpenCV's imwrite failed")
-    _check_file(path, what)
+    check_written(path, what)
     back = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if back is None or back.shape[:2] != image.shape[:2]:
         got = "unreadable" if back is None else f"{back.shape[1]} x {back.shape[0]}"
@@ -187,7 +201,7 @@ class VideoOut:
         self.release()
         if self.frames == 0:
             raise OutputError(f"{self.what} {str(self.path)!r}: no frame to write")
-        _check_file(self.path, self.what)
+        check_written(self.path, self.what)
         cap = cv2.VideoCapture(str(self.path))
         try:
             ok, first = cap.read() if cap.isOpened() else (False, None)

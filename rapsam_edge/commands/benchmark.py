@@ -153,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     text = table(rows, config, env, f"command `{_command_line()}`.{fresh}")
     print(text)
     if args.out is not None:
+        from ..apps.writers import check_written
+
         md, js = write_table(args.out, text, rows, config, env)
-        print(f"wrote {md} and {js}")
+        print(f"wrote {check_written(md, 'the table')} and {check_written(js, 'the table')}")
     return 0

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..apps import demo
     from ..apps.draw import draw_panoptic, draw_prompts
     from ..apps.video import process_stream, tracks_report
-    from ..apps.writers import write_image
+    from ..apps.writers import check_written, write_image
     from ..assets import sample_clip
     from ..runtime.segmenter import Segmenter
 
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         tracks_started=started,
     )
     out["timings"].write_text(json.dumps(report, indent=1) + "\n")  # OSError: one line
+    check_written(out["timings"], "the timings report")
     print(f"\nwrote {args.out}/panoptic.png, prompts.png, tracking.mp4 ({n} frames), timings.json")
     return 0
 

@@ -108,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
     clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
     text = json.dumps(clean, indent=1, sort_keys=True)
     if args.json:
+        from ..apps.writers import check_written
+
         args.json.write_text(text + "\n")  # its folder made by check_output; OSError: one line
+        check_written(args.json, "the metrics file")
     print(json.dumps({k: clean.get(k) for k in ("pq", "miou", "vis_ap")}))
     return 0

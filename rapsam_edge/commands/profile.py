@@ -168,7 +168,13 @@ def run(args: argparse.Namespace) -> int:
         args.markdown.write_text(text)
     if args.plot:
         write_plot(report, args.plot, report.get("samples"))
-    written = [str(p) for p in (args.json, args.markdown, args.plot) if p is not None]
+    from ..apps.writers import check_written
+
+    written = [
+        str(check_written(p, "the report"))
+        for p in (args.json, args.markdown, args.plot)
+        if p is not None
+    ]
     if written:
         print(f"wrote {', '.join(written)}")
     return 0
