@@ -29,6 +29,7 @@ import argparse
 import statistics
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from machine import describe, write_results
@@ -46,6 +47,7 @@ from rapsam_edge.profile.runner import ProfileConfig, Target, run_profile
 from rapsam_edge.runtime.segmenter import Segmenter
 
 FRAME_HW = (480, 640)
+ROOT = Path(__file__).resolve().parent.parent
 #: |profiler - benchmark_app| <= max(REL_TOL * benchmark_app, ABS_TOL_MS): the agreement the
 #: old test asserted, reported here as "within" yes / no
 REL_TOL, ABS_TOL_MS = 0.35, 1.5
@@ -76,7 +78,8 @@ def encoder_rounds(args: argparse.Namespace, bundle: Any) -> dict[str, Any]:
         print(f"round {i + 1}: benchmark_app {bench[-1]:.2f} ms, profiler {prof[-1]:.2f} ms")
     b, p = statistics.median(bench), statistics.median(prof)
     return {
-        "command": " ".join(["benchmark_app", *cmd[1:]]),
+        # the IR named from the repository root: no machine path in the results
+        "command": " ".join(["benchmark_app", *cmd[1:]]).replace(f"{ROOT}/", ""),
         "benchmark_app_ms": bench,
         "profiler_encoder_p50_ms": prof,
         "benchmark_app_median_ms": b,
