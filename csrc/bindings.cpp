@@ -12,6 +12,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -414,6 +415,38 @@ ValueError. Same shortest-augmenting-path algorithm and tie-breaking as the nump
 }
 
 // the online tracker (tracker.hpp)
+
+// `x` as a C-contiguous array of T, refused (InputError) unless its numpy kind is one of
+// `kinds` ("iu" integers, "iuf" real numbers; never bool, complex, str or object) or it is
+// empty.
+template <typename T>
+using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+template <typename T>
+CArray<T> tracker_array(const py::object& x, const char* name, const char* kinds) {
+    const py::array a = py::array::ensure(x);
+    if (!a) throw std::invalid_argument(std::string(name) + " must be an array");
+    const char kind = a.dtype().kind();
+    if (a.size() > 0 && std::string(kinds).find(kind) == std::string::npos)
+        throw std::invalid_argument(std::string(name) + " must hold " +
+                                    (std::string(kinds) == "iu" ? "integers" : "real numbers") +
+                                    ", got dtype kind '" + std::string(1, kind) + "'");
+    CArray<T> out = CArray<T>::ensure(a);
+    if (!out) throw std::invalid_argument(std::string(name) + " cannot be converted");
+    return out;
+}
+
+// classes: integers in [0, int32 max], checked on the values as given (before the int32 cast)
+CArray<int32_t> tracker_classes(const py::object& x) {
+    const auto wide = tracker_array<int64_t>(x, "classes", "iu");
+    const int64_t* v = wide.data();
+    for (py::ssize_t i = 0; i < wide.size(); ++i)
+        if (v[i] < 0 || v[i] > std::numeric_limits<int32_t>::max())
+            throw std::invalid_argument("classes must be class indices in [0, 2147483647], got " +
+                                        std::to_string(v[i]));
+    return CArray<int32_t>::ensure(wide);
+}
+
 void bind_tracker(py::module_& m) {
     py::class_<rapsam::OnlineTracker>(
         m, "OnlineTracker",
@@ -436,10 +469,13 @@ tracker): query-embedding association with the same rules and defaults.)doc")
              "momentum"_a = rapsam::contract::kMomentum)
         .def(
             "update",
-            [](rapsam::OnlineTracker& t,
-               py::array_t<float, py::array::c_style | py::array::forcecast> embeddings,
-               py::array_t<int32_t, py::array::c_style | py::array::forcecast> classes,
-               py::array_t<float, py::array::c_style | py::array::forcecast> scores) {
+            [](rapsam::OnlineTracker& t, const py::object& embeddings_in,
+               const py::object& classes_in, const py::object& scores_in) {
+                // kinds first (no silent cast of a float class, a bool or a complex value),
+                // then the values in OnlineTracker::check, all before any state changes
+                const auto embeddings = tracker_array<float>(embeddings_in, "embeddings", "iuf");
+                const auto classes = tracker_classes(classes_in);
+                const auto scores = tracker_array<float>(scores_in, "scores", "iuf");
                 if (embeddings.ndim() != 2) throw std::invalid_argument("embeddings must be N x D");
                 const int64_t n = embeddings.shape(0), d = embeddings.shape(1);
                 if (classes.ndim() != 1 || scores.ndim() != 1 || classes.shape(0) != n ||

@@ -83,12 +83,33 @@ void OnlineTracker::reset() {
     frame_index_ = -1;
 }
 
+void OnlineTracker::check(const float* embeddings, int64_t n, int64_t dim, const int32_t* classes,
+                          const float* scores) const {
+    if (n < 0) throw std::invalid_argument("detections: n must be >= 0");
+    if (n == 0) return;
+    if (dim < 1) throw std::invalid_argument("embeddings: dim must be >= 1");
+    if (embeddings == nullptr || classes == nullptr || scores == nullptr)
+        throw std::invalid_argument("detections: null embeddings, classes or scores");
+    if (!tracks_.empty() && static_cast<int64_t>(tracks_[0].embedding.size()) != dim)
+        throw std::invalid_argument("embeddings: dim differs from the tracks'");
+    for (int64_t i = 0; i < n * dim; ++i)
+        if (!std::isfinite(embeddings[i]))
+            throw std::invalid_argument("embeddings contains NaN or infinity");
+    for (int64_t c = 0; c < n; ++c) {
+        if (classes[c] < 0)
+            throw std::invalid_argument("classes must be class indices >= 0, got " +
+                                        std::to_string(classes[c]));
+        if (!std::isfinite(scores[c]))
+            throw std::invalid_argument("scores contains NaN or infinity");
+        if (scores[c] < 0.0f || scores[c] > 1.0f)
+            throw std::invalid_argument("scores must be in [0, 1], got " +
+                                        std::to_string(scores[c]));
+    }
+}
+
 std::vector<int32_t> OnlineTracker::update(const float* embeddings, int64_t n, int64_t dim,
                                            const int32_t* classes, const float* scores) {
-    if (n < 0) throw std::invalid_argument("detections: n must be >= 0");
-    if (n > 0 && dim < 1) throw std::invalid_argument("embeddings: dim must be >= 1");
-    if (n > 0 && !tracks_.empty() && static_cast<int64_t>(tracks_[0].embedding.size()) != dim)
-        throw std::invalid_argument("embeddings: dim differs from the tracks'");
+    check(embeddings, n, dim, classes, scores);  // the whole frame, before any state changes
     frame_index_ += 1;
     std::vector<int32_t> ids(static_cast<size_t>(n), 0);
     std::vector<std::vector<double>> det(static_cast<size_t>(n));

@@ -39,9 +39,16 @@ public:
     explicit OnlineTracker(const TrackerConfig& config = {});
     /// One frame: n detections with embeddings (n x dim, row-major), classes and scores.
     /// Returns one track id per detection (0: neither matched nor started a track).
-    /// Throws std::invalid_argument for n < 0, dim < 1 or a dim differing from the tracks'.
+    /// Throws std::invalid_argument (the checks of rapsam_edge.ops._checks.
+    /// tracker_update_args) for n < 0, dim < 1, a dim differing from the tracks', a NaN or
+    /// infinite embedding value, a class < 0 or a score that is not a finite number in
+    /// [0, 1]; the whole frame is checked first, so after a throw the tracker (frame index,
+    /// tracks, ids) is exactly as before the call.
     std::vector<int32_t> update(const float* embeddings, int64_t n, int64_t dim,
                                 const int32_t* classes, const float* scores);
+    /// The checks of update(), without running it (throws as update() does).
+    void check(const float* embeddings, int64_t n, int64_t dim, const int32_t* classes,
+               const float* scores) const;
     void reset();
     int32_t tracks_started() const { return next_id_ - 1; }
     int64_t frame_index() const { return frame_index_; }

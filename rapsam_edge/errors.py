@@ -16,6 +16,8 @@ from ``RapsamEdgeError``, so an application can catch the SDK's errors apart fro
     │   └── MissingFileError (FileNotFoundError)
     ├── BackendError (RuntimeError)        a runtime backend failed
     │   └── BackendUnavailable             its library, device or graph file is missing here
+    ├── OutputError (OSError)              an output file could not be written, or came out
+    │                                      other than it should (missing, empty, short)
     └── MissingDependencyError (ImportError)  an optional dependency is not installed
         └── CoreUnavailableError           the compiled C++ core is missing and was required
 
@@ -41,6 +43,7 @@ __all__ = [
     "ManifestError",
     "MissingDependencyError",
     "MissingFileError",
+    "OutputError",
     "RapsamEdgeError",
     "SourceError",
     "SourceLost",
@@ -163,6 +166,13 @@ class BackendUnavailable(BackendError):
     """The backend's library, device or graph file is missing on this machine."""
 
     default_hint = "`rapsam-edge info` lists the backends usable here and why others are not"
+
+
+class OutputError(RapsamEdgeError, OSError):
+    """An output file (an annotated video or image, a report) could not be written, or is not
+    what was written into it; the message names the file."""
+
+    default_hint = "check the output path (a writable directory, a known file suffix)"
 
 
 class MissingDependencyError(RapsamEdgeError, ImportError):

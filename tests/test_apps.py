@@ -38,7 +38,10 @@ def test_demo_writes_outputs_and_timings(tmp_path, capsys):
     assert report["frames"] == 48
     for stage in ("prepare", "encoder", "decoder", "postprocess", "tracking", "frame"):
         assert report["tracking"][stage]["p50_ms"] > 0, stage
-    assert report["prompt_vs_frame_ratio"] > 1.0
+    # the ratio of the two p50s (how much cheaper a prompt is: a measurement, in
+    # benchmarks/bench_profile_vs_benchmark_app.py, not asserted here)
+    ratio = report["panoptic"]["total"]["p50_ms"] / report["interactive"]["prompt_1pt"]["p50_ms"]
+    assert report["prompt_vs_frame_ratio"] == pytest.approx(ratio) and ratio > 0
     kinds = [p["kind"] for p in report["prompts"]]
     assert "click" in kinds and "box" in kinds
     for p in report["prompts"]:

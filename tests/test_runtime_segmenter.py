@@ -305,8 +305,9 @@ def test_a_frame_is_validated_once_on_its_way_through_panoptic(seg, frame, monke
     (``ops.kernel``), so its image check does not run again; the graphs then run on the
     arrays the pipeline made, so the manifest feed checks do not run again
     (``run_roles(check=False)``); a prompt's embedding comes from the caller and is checked.
-    The logits are scanned for NaN / inf once each, and fusion does not check them again;
-    so are the outputs that are not logits (the kept queries' ``query_embed``, ``iou``)."""
+    Every graph output is scanned for NaN / inf once (``runtime.outputs``): the logits,
+    which fusion then does not check again, and the outputs that are not logits (``feats``,
+    ``query_embed``, ``iou``)."""
     import rapsam_edge.ops._checks as checks
     import rapsam_edge.runtime.base as base
     import rapsam_edge.runtime.segmenter as segmenter
@@ -331,22 +332,22 @@ def test_a_frame_is_validated_once_on_its_way_through_panoptic(seg, frame, monke
     calls.update(check_image=0)
 
     want = seg.panoptic(frame)
-    # two logits tensors (cls, mask) and the kept queries' query_embed, one scan each
+    # the encoder's feats, two logits tensors (cls, mask) and query_embed, one scan each
     assert calls == {
         "as_frame": 1,
         "check_feeds": 0,
         "check_image": 0,
         "check_logits": 0,
-        "scan": 3,
+        "scan": 4,
     }
     seg.prompt(seg.set_image(frame), points=[(10, 10)])
-    # set_image's frame; prompt's feeds; the prompt's mask logits and iou scanned once each
+    # set_image's frame and feats; prompt's feeds; its mask logits and iou, one scan each
     assert calls == {
         "as_frame": 2,
         "check_feeds": 1,
         "check_image": 0,
         "check_logits": 0,
-        "scan": 5,
+        "scan": 7,
     }
     monkeypatch.undo()
     again = seg.panoptic(frame)  # the same result as through the checked path
@@ -418,8 +419,8 @@ def test_infinite_logits_take_one_scan_and_no_second_call(seg, frame, monkeypatc
     monkeypatch.setattr(ops, "kernel", counted_kernel)
     monkeypatch.setattr(checks, "check_logits", counted_check)
     got = seg.panoptic(frame)
-    # cls and mask logits, the kept queries' query_embed: one scan each
-    assert calls == {"scan": 3, "fuse": 1, "check_logits": 0}
+    # the encoder's feats, cls and mask logits, query_embed: one scan each
+    assert calls == {"scan": 4, "fuse": 1, "check_logits": 0}
     assert np.array_equal(got.panoptic_map, want.panoptic_map)
     assert np.array_equal(got.segments, want.segments)
 

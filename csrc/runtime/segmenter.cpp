@@ -86,6 +86,7 @@ std::vector<float> Segmenter::encode(const PreparedFrame& p, int64_t& dim, int64
                     p.image.data()};
     OutputTensor feats = std::move(backend_->run(encoder::name, {image}).at(encoder::out_feats));
     if (feats.shape.size() != 4) throw std::runtime_error("encoder feats are not 4-D");
+    require_finite(feats.data.data(), feats.data.size(), "encoder feats");
     dim = feats.shape[1];
     fh = feats.shape[2];
     fw = feats.shape[3];
@@ -125,10 +126,11 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
     params.check_finite = false;  // saturate() has looked at every value
     r.segments = panoptic_fuse(cls.data(), n, c1, masks.data(), static_cast<int>(ms[2]),
                                static_cast<int>(ms[3]), thing.get(), params, r.panoptic_map.data());
+    // every output is checked before it is used, as in Python (rapsam_edge/runtime/outputs.py)
+    require_finite(emb_t.data.data(), emb_t.data.size(), "panoptic_decoder query_embed");
     const float* emb = emb_t.data.data();
     const size_t d = static_cast<size_t>(emb_t.shape.at(2));
-    for (const Segment& s : r.segments) {  // the kept queries' embeddings, as in Python
-        require_finite(emb + s.query * d, d, "panoptic_decoder query_embed");
+    for (const Segment& s : r.segments) {  // the kept queries' embeddings, for tracking
         r.query_embed.insert(r.query_embed.end(), emb + s.query * d, emb + (s.query + 1) * d);
     }
     return r;
@@ -222,11 +224,11 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const std::vector<float>
     r.count = static_cast<int>(total);
     r.height = e.prepared.frame_h;
     r.width = e.prepared.frame_w;
+    saturate(logits, "prompt_decoder mask_logits");  // the outputs in role order, as Python
     r.iou = std::move(outs.at(prompt_decoder::out_iou).data);
     require_finite(r.iou.data(), r.iou.size(), "prompt_decoder iou");
     r.masks.resize(total * r.height * r.width);
     r.stability.resize(total);
-    saturate(logits, "prompt_decoder mask_logits");
     prompt_masks(logits.data(), static_cast<int>(total), static_cast<int>(ms[2]),
                  static_cast<int>(ms[3]), double(e.prepared.geometry.new_h) / bundle_.feat_stride,
                  double(e.prepared.geometry.new_w) / bundle_.feat_stride, r.height, r.width,

@@ -606,6 +606,54 @@ static void test_tracker_config() {
     CHECK(throws_invalid([&] { OnlineTracker t{missed}; }));
 }
 
+// A frame the tracker refuses (NaN / inf embedding, class < 0, score outside [0, 1] or not
+// finite, a dim differing from the tracks', n < 0, null pointers) leaves it exactly as it
+// was: frame index, tracks started, live tracks and their state; a good frame afterwards
+// gives the ids it would have given without the refused one.
+static void test_tracker_refuses_a_frame_whole() {
+    using rapsam::OnlineTracker;
+    const int64_t n = 2, d = 3;
+    const std::vector<float> emb = {1, 0, 0, 0, 1, 0};
+    const std::vector<int32_t> cls = {1, 2};
+    const std::vector<float> score = {0.9f, 0.8f};
+    auto snapshot = [](const OnlineTracker& t) {
+        std::vector<double> s = {double(t.frame_index()), double(t.tracks_started())};
+        for (const auto& k : t.tracks()) {
+            s.insert(s.end(), {double(k.track_id), double(k.hits), double(k.missed)});
+            s.insert(s.end(), k.embedding.begin(), k.embedding.end());
+            for (const auto& [c, v] : k.class_scores) s.insert(s.end(), {double(c), v});
+        }
+        return s;
+    };
+    OnlineTracker t, ref;
+    for (int i = 0; i < 2; ++i) {
+        t.update(emb.data(), n, d, cls.data(), score.data());
+        ref.update(emb.data(), n, d, cls.data(), score.data());
+    }
+    const auto before = snapshot(t);
+    const float nan = std::nanf(""), inf = INFINITY;
+    for (float bad : {nan, inf, -inf}) {
+        auto e = emb;
+        e[4] = bad;
+        CHECK(throws_invalid([&] { t.update(e.data(), n, d, cls.data(), score.data()); }));
+    }
+    for (float bad : {nan, inf, -0.1f, 1.5f}) {
+        auto s = score;
+        s[1] = bad;
+        CHECK(throws_invalid([&] { t.update(emb.data(), n, d, cls.data(), s.data()); }));
+    }
+    const std::vector<int32_t> negative = {1, -1};
+    CHECK(throws_invalid([&] { t.update(emb.data(), n, d, negative.data(), score.data()); }));
+    CHECK(throws_invalid([&] { t.update(emb.data(), 3, 2, cls.data(), score.data()); }));
+    CHECK(throws_invalid([&] { t.update(emb.data(), -1, d, cls.data(), score.data()); }));
+    CHECK(throws_invalid([&] { t.update(emb.data(), n, 0, cls.data(), score.data()); }));
+    CHECK(throws_invalid([&] { t.update(nullptr, n, d, cls.data(), score.data()); }));
+    CHECK(snapshot(t) == before);
+    const auto got = t.update(emb.data(), n, d, cls.data(), score.data());
+    CHECK(got == ref.update(emb.data(), n, d, cls.data(), score.data()));
+    CHECK(snapshot(t) == snapshot(ref));
+}
+
 int main() {
     test_sample_grid();
     test_letterbox();
@@ -622,6 +670,7 @@ int main() {
     test_pool_results_and_concurrent_callers();
     test_golden_twin_outputs();
     test_tracker_config();
+    test_tracker_refuses_a_frame_whole();
     std::printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }

@@ -8,13 +8,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from ..errors import SourceError
 from ..runtime.results import TrackResult
 from .draw import draw_panoptic, draw_tracks
 from .timing import StageTimes
+from .writers import VideoOut
 
 if TYPE_CHECKING:
     from ..runtime.segmenter import Segmenter
@@ -38,43 +38,41 @@ def process_stream(
       seg: a ``Segmenter``; its ``last_stream_tracker`` afterwards holds the stream's tracks.
       source: camera index, video path or iterable of frames (``Segmenter.stream``).
       task: "track" or "panoptic".
-      out_video: MP4 (mp4v) file to write, or None.
+      out_video: a .mp4 (mp4v) or .avi (MJPG) file to write (``writers.VideoOut``: checked
+        before the first frame, each frame of another size letterboxed to the first one's,
+        the file checked at the end), or None.
       fps: frames per second of the written file.
       max_frames: stop after this many frames (None: the whole source).
     Returns:
-      (per-stage times in ms incl. end-to-end "frame", frames processed, wall seconds).
+      (per-stage times in ms incl. end-to-end "frame", frames processed, wall seconds); when
+      it returns with frames processed, ``out_video`` holds every one of them.
     Raises:
       SourceError: the source cannot be opened or yields no frame. ConfigError: bad task /
-      max_frames.
+      max_frames. OutputError: ``out_video`` cannot be written, or is not what was written.
     """
     times = StageTimes()
-    writer = None
+    video = VideoOut(out_video, fps, f"the {task} video") if out_video is not None else None
     n = 0
     t_start = t_last = time.perf_counter()
     try:
         for frame, result in seg.stream(source, task=task, max_frames=max_frames):
             now = time.perf_counter()
             times.add({**result.timings, "frame": (now - t_last) * 1e3})
-            if out_video is not None:
-                drawn = (
+            if video is not None:
+                video.write(
                     draw_tracks(frame, result, seg.class_names)
                     if isinstance(result, TrackResult)  # task "track"
                     else draw_panoptic(frame, result)
                 )
-                if writer is None:
-                    out_video.parent.mkdir(parents=True, exist_ok=True)
-                    h, w = drawn.shape[:2]
-                    writer = cv2.VideoWriter(
-                        str(out_video), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h)
-                    )
-                writer.write(np.ascontiguousarray(drawn))
             n += 1
             t_last = time.perf_counter()
     finally:
-        if writer is not None:
-            writer.release()
+        if video is not None:
+            video.release()
     if n == 0 and max_frames != 0:
         raise SourceError(f"no frame could be read from {source!r} (empty or not a video?)")
+    if video is not None and n:
+        video.close()  # the file holds every frame, or OutputError
     return times, n, time.perf_counter() - t_start
 
 

@@ -123,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
     from ..profile import ProfileConfig
     from ..profile.benchmark import benchmark_bundle, bundle_targets, table, write_table
 
+    if args.out is not None:  # before the run, not after it
+        from ..apps.writers import check_output
+
+        check_output(args.out.with_suffix(".md"), "the Markdown table")
+        check_output(args.out.with_suffix(".json"), "the JSON table")
     h, w = args.input
     long_side = -(-max(h, w) // 32) * 32
     config = ProfileConfig(
@@ -148,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     text = table(rows, config, env, f"command `{_command_line()}`.{fresh}")
     print(text)
     if args.out is not None:
+        from ..apps.writers import check_written
+
         md, js = write_table(args.out, text, rows, config, env)
-        print(f"wrote {md} and {js}")
+        print(f"wrote {check_written(md, 'the table')} and {check_written(js, 'the table')}")
     return 0

@@ -41,25 +41,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require(args.source, "--source", "file")
-    import cv2
-
     from ..apps import demo
     from ..apps.draw import draw_panoptic, draw_prompts
     from ..apps.video import process_stream, tracks_report
+    from ..apps.writers import check_written, write_image
     from ..assets import sample_clip
     from ..runtime.segmenter import Segmenter
 
     source = str(args.source or sample_clip())
     frame = demo.first_frame(source)
+    out = _outputs(args.out)  # checked before the bundle loads
     seg = Segmenter(args.bundle, backend=args.backend, color_order="BGR")  # OpenCV frames
     bundle = seg.bundle.root
     print(f"bundle {bundle}\nbackend {seg.backend_name}\nsource {source}")
-    args.out.mkdir(parents=True, exist_ok=True)
     report: dict = {"bundle": str(bundle), "backend": seg.backend_name, "source": source}
 
     # 1. panoptic segmentation of one frame
     pan, pan_times = demo.time_panoptic(seg, frame, args.repeats)
-    cv2.imwrite(str(args.out / "panoptic.png"), draw_panoptic(frame, pan))
+    write_image(out["panoptic"], draw_panoptic(frame, pan), "the panoptic image")
     names = [pan.class_names[c] for c in pan.segments["class"]]
     things = int(pan.segments["is_thing"].sum())
     print(
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     targets, origin = demo.choose_targets(pan)
     points, boxes, what = demo.plan_prompts(targets, frame.shape[:2])
     res, prompt_times = demo.time_prompts(seg, frame, points, boxes, args.repeats)
-    cv2.imwrite(str(args.out / "prompts.png"), draw_prompts(frame, res, points, boxes))
+    write_image(out["prompts"], draw_prompts(frame, res, points, boxes), "the prompts image")
     prompts, lines = demo.describe_prompts(points, boxes, what, res)
     summary = prompt_times.summary()
     ratio = pan_times.summary()["total"]["p50_ms"] / summary["prompt_1pt"]["p50_ms"]
@@ -80,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"one prompt after set_image costs 1/{ratio:.1f} of a full panoptic frame")
 
     # 3. online video instance segmentation over the clip
-    track_times, n, wall = process_stream(
-        seg, source, task="track", out_video=args.out / "tracking.mp4"
-    )
+    track_times, n, wall = process_stream(seg, source, task="track", out_video=out["tracking"])
     started, tracks_line = tracks_report(seg)
     print(
         f"\n[tracking] {n} frames in {wall:.2f} s = {n / wall:.1f} FPS end to end "
@@ -100,6 +97,21 @@ def run(args: argparse.Namespace) -> int:
         frames=n,
         tracks_started=started,
     )
-    (args.out / "timings.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {args.out}/panoptic.png, prompts.png, tracking.mp4, timings.json")
+    out["timings"].write_text(json.dumps(report, indent=1) + "\n")  # OSError: one line
+    check_written(out["timings"], "the timings report")
+    print(f"\nwrote {args.out}/panoptic.png, prompts.png, tracking.mp4 ({n} frames), timings.json")
     return 0
+
+
+def _outputs(folder: Path) -> dict[str, Path]:
+    """The four files ``demo`` writes in ``folder``, each checked (``writers.check_output``:
+    not a directory, its folder made)."""
+    from ..apps.writers import IMAGE_SUFFIXES, VIDEO_CODECS, check_output
+
+    names = {
+        "panoptic": ("panoptic.png", "the panoptic image", IMAGE_SUFFIXES),
+        "prompts": ("prompts.png", "the prompts image", IMAGE_SUFFIXES),
+        "tracking": ("tracking.mp4", "the tracking video", frozenset(VIDEO_CODECS)),
+        "timings": ("timings.json", "the timings report", None),
+    }
+    return {k: check_output(folder / name, what, ok) for k, (name, what, ok) in names.items()}

@@ -73,6 +73,10 @@ def _progress(quiet: bool):
 def run(args: argparse.Namespace) -> int:
     require(args.weights, "--weights")
     require(args.data, "--data", "dir")
+    if args.json is not None:  # before the run, not after it
+        from ..apps.writers import check_output
+
+        check_output(args.json, "the metrics file")
     from ..runtime.segmenter import Segmenter
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
     text = json.dumps(clean, indent=1, sort_keys=True)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        from ..apps.writers import check_written
+
+        args.json.write_text(text + "\n")  # its folder made by check_output; OSError: one line
+        check_written(args.json, "the metrics file")
     print(json.dumps({k: clean.get(k) for k in ("pq", "miou", "vis_ap")}))
     return 0

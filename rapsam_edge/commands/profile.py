@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ..apps.checks import SIDE_MAX, SIDE_MIN, int_in, nonneg_int, positive_int, require, side
 from ..contract.shared import MAX_THREADS
-from ..errors import ConfigError
 from ..profile.runner import MODES
 
 __all__ = ["add_arguments", "frame_size", "run"]
@@ -110,6 +109,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--json, --markdown and --plot: not directories, their folders made, and a --plot
+    suffix matplotlib writes (``writers.check_output``; OutputError otherwise)."""
+    from ..apps.writers import check_output
+
+    for path, what in ((args.json, "the JSON report"), (args.markdown, "the Markdown report")):
+        if path is not None:
+            check_output(path, what)
+    if args.plot is not None:
+        from matplotlib.figure import Figure
+
+        formats = frozenset(f".{k}" for k in Figure().canvas.get_supported_filetypes())
+        check_output(args.plot, "the plot", formats)
+
+
 def run(args: argparse.Namespace) -> int:
     source = args.source
     if source is not None and source.isdigit():
@@ -144,12 +158,7 @@ def run(args: argparse.Namespace) -> int:
         layers=args.layers,
         progress=not args.no_progress,
     )
-    for path in (args.json, args.markdown, args.plot):  # before a long run, not after it
-        if path is not None and not path.parent.is_dir():
-            raise ConfigError(
-                f"cannot write {path}: {path.parent} is not a directory",
-                hint="create it or pick another path",
-            )
+    _check_outputs(args)  # before a long run, not after it
     report = run_profile(config)
     text = to_markdown(report)
     print(text)
@@ -159,7 +168,13 @@ def run(args: argparse.Namespace) -> int:
         args.markdown.write_text(text)
     if args.plot:
         write_plot(report, args.plot, report.get("samples"))
-    written = [str(p) for p in (args.json, args.markdown, args.plot) if p is not None]
+    from ..apps.writers import check_written
+
+    written = [
+        str(check_written(p, "the report"))
+        for p in (args.json, args.markdown, args.plot)
+        if p is not None
+    ]
     if written:
         print(f"wrote {', '.join(written)}")
     return 0

@@ -92,16 +92,27 @@ def _check_source(source: str):
     return None
 
 
-def _run_image(seg, frame, args: argparse.Namespace) -> None:
-    import cv2
+def _output(args: argparse.Namespace, image: bool) -> Path:
+    """The file ``run`` writes, checked before the bundle loads (``writers.check_output``):
+    OUT/STEM_panoptic.png for an image, OUT/TASK.mp4 for a video or camera."""
+    from ..apps.writers import IMAGE_SUFFIXES, VIDEO_CODECS, check_output
 
+    if image:
+        path = args.out / (Path(args.source).stem + "_panoptic.png")
+        return check_output(path, "the panoptic image", IMAGE_SUFFIXES)
+    return check_output(
+        args.out / f"{args.task}.mp4", f"the {args.task} video", frozenset(VIDEO_CODECS)
+    )
+
+
+def _run_image(seg, frame, out: Path) -> None:
     from ..apps.draw import draw_panoptic
     from ..apps.image import segment_lines
     from ..apps.timing import StageTimes
+    from ..apps.writers import write_image
 
     result = seg.panoptic(frame)
-    out = args.out / (Path(args.source).stem + "_panoptic.png")
-    cv2.imwrite(str(out), draw_panoptic(frame, result))
+    write_image(out, draw_panoptic(frame, result), "the panoptic image")
     times = StageTimes()
     times.add(result.timings)
     print(times.table())
@@ -112,6 +123,7 @@ def _run_image(seg, frame, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     frame = _check_source(args.source)  # before the bundle loads and backends are timed
+    out = _output(args, frame is not None)  # so is the output path
     from ..apps.video import process_stream, tracks_report
     from ..runtime.capture import SourceOptions, VideoSource
 
@@ -125,17 +137,15 @@ def run(args: argparse.Namespace) -> int:
         args.bundle, backend=args.backend, color_order="BGR", input_size=args.input_size
     )
     print(f"bundle {seg.bundle.root}\nbackend {seg.backend_name}")
-    args.out.mkdir(parents=True, exist_ok=True)
     if frame is not None:
-        _run_image(seg, frame, args)
+        _run_image(seg, frame, out)
         return 0
-    out_video = args.out / f"{args.task}.mp4"
     times, n, wall = process_stream(
-        seg, video, task=args.task, out_video=out_video, max_frames=args.max_frames
+        seg, video, task=args.task, out_video=out, max_frames=args.max_frames
     )
     print(f"{n} frames in {wall:.2f} s ({n / max(wall, 1e-9):.1f} FPS)")
     if args.task == "track":
         print(tracks_report(seg)[1])
     print(times.table())
-    print(f"wrote {out_video}")
+    print(f"wrote {out} ({n} frames, checked)")  # process_stream checked the file
     return 0

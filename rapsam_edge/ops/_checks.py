@@ -407,9 +407,12 @@ def tracker_update_args(
     embeddings: np.ndarray, classes: np.ndarray, scores: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One frame's detections for ``update``: embeddings N x D (D >= 1) finite real numbers
-    -> float32; classes N integers in the int32 range -> int32; scores N finite real
-    numbers -> float32 (arrays or lists). A D differing from the live tracks' is checked by
-    the tracker, which holds them (the same message in both implementations)."""
+    -> float32; classes N integer class indices in [0, int32 max] -> int32; scores N real
+    numbers in [0, 1] (detection confidences, compared with ``birth_score``) -> float32
+    (arrays or lists). A D differing from the live tracks' is checked by the tracker, which
+    holds them (the same message in both implementations). Every check runs before the
+    tracker changes, so a refused frame leaves it as it was (the C++ core checks the same
+    again for its C++ callers: csrc/tracker.cpp)."""
     emb = _array_of(embeddings, "embeddings", "iuf", np.float32)
     if emb.ndim != 2 or emb.shape[1] < 1:
         raise InputError(f"embeddings must be N x D with D >= 1, got shape {emb.shape}")
@@ -419,13 +422,17 @@ def tracker_update_args(
     raw = _array_of(classes, "classes", "iu", np.int64)
     if raw.shape != (n,):
         raise InputError(f"classes must have N = {n} entries (one per embedding), got {raw.shape}")
-    info = np.iinfo(np.int32)
-    if n and not (info.min <= raw.min() and raw.max() <= info.max):
-        raise InputError(f"classes must be in the int32 range, got {raw.min()}..{raw.max()}")
+    top = np.iinfo(np.int32).max
+    if n and not (0 <= raw.min() and raw.max() <= top):
+        raise InputError(
+            f"classes must be class indices in [0, {top}], got {raw.min()}..{raw.max()}"
+        )
     cls = np.ascontiguousarray(raw, dtype=np.int32)
     score = _array_of(scores, "scores", "iuf", np.float32)
     if score.shape != (n,):
         raise InputError(f"scores must have N = {n} entries (one per embedding), got {score.shape}")
     if not _all_finite(score):
         raise InputError("scores contains NaN or infinity")
+    if n and not (0.0 <= score.min() and score.max() <= 1.0):
+        raise InputError(f"scores must be in [0, 1], got {score.min():g}..{score.max():g}")
     return emb, cls, score

@@ -36,13 +36,13 @@ import numpy as np
 from .. import ops
 from ..bundle import Bundle
 from ..contract.graphs import ENCODER, GRAPH_NAMES, PANOPTIC_DECODER, PROMPT_DECODER
-from ..contract.postprocess import SATURATED_LOGIT
 from ..contract.shared import STABILITY_OFFSET
 from ..errors import BackendError, ManifestError
 from .base import Backend
 from .capture import SourceOptions, VideoSource
 from .inputs import as_frame, check_embedding, prompt_boxes
 from .options import MAX_PROMPTS, SegmenterOptions, load_segmenter_bundle
+from .outputs import checked_outputs
 from .results import ImageEmbedding, PanopticResult, PreparedFrame, PromptResult, TrackResult
 from .selection import create_backends
 from .sources import check_stream_args, open_source, prefetch
@@ -60,38 +60,6 @@ log = logging.getLogger(__name__)
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
-
-
-def _finite_logits(a: np.ndarray, where: str) -> np.ndarray:
-    """``a`` as C-contiguous float32, scanned once for NaN / infinity (``ops.all_finite``,
-    the compiled core's threaded scan): +/-inf becomes +/-``SATURATED_LOGIT`` (a definite
-    decision), so the post-processing kernels run on finite logits without a scan of their
-    own.
-
-    Raises:
-      BackendError: ``a`` holds NaN (named by ``where``).
-    """
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if ops.all_finite(a):
-        return a
-    if np.isnan(a).any():
-        raise BackendError(f"{where} holds NaN (a numerically broken graph, e.g. FP16 overflow)")
-    return np.clip(a, -SATURATED_LOGIT, SATURATED_LOGIT)
-
-
-def _finite(a: np.ndarray, where: str) -> np.ndarray:
-    """``a`` (a graph output that is not a logit: ``iou``, ``query_embed``) as C-contiguous
-    float32, scanned once (``ops.all_finite``); unlike a logit, an infinity carries no
-    decision here.
-
-    Raises:
-      BackendError: ``a`` holds NaN or infinity (named by ``where``)."""
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if not ops.all_finite(a):
-        raise BackendError(
-            f"{where} holds NaN or infinity (a numerically broken graph, e.g. FP16 overflow)"
-        )
-    return a
 
 
 def _encoder_id(bundle: Bundle) -> str:
@@ -191,12 +159,17 @@ class Segmenter:
         silently misplaced masks. Also the first (allocating) run of the encoder.
 
         Raises:
-          ManifestError: the encoder's features do not match the manifest."""
+          ManifestError: the encoder's features do not match the manifest. BackendError:
+            they hold NaN or infinity (the Segmenter is closed first)."""
         pad = self.bundle.input.pad_divisor
         side = pad * max(1, -(-64 // pad))
         enc = self.graphs[ENCODER]
         image = np.zeros((1, side, side, 3), np.uint8)
-        feats = enc.run_roles({"image": image})["feats"]
+        try:  # a graph that gives NaN on a blank frame is refused here, at load
+            feats = self._run(ENCODER, {"image": image}, check=True)["feats"]
+        except BackendError:
+            self.close()
+            raise
         stride = self.bundle.feat_stride
         spec = next(t for t in enc.info.outputs if t.role == "feats")
         width = spec.shape[1] if isinstance(spec.shape[1], int) else feats.shape[1]
@@ -240,8 +213,19 @@ class Segmenter:
         frame_hw = (int(frame.shape[0]), int(frame.shape[1]))
         return PreparedFrame(image[None], scale, valid, frame_hw, _ms(t0))
 
+    def _run(
+        self, graph: str, feeds: dict[str, np.ndarray], *, check: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Run ``graph`` (roles in, roles out) and check every output it gives before
+        anything uses it (``outputs.checked_outputs``: logits saturated, the rest finite).
+
+        Raises:
+          BackendError: an output holds NaN (or, not a logit, infinity), naming the graph
+            and the tensor."""
+        return checked_outputs(graph, self.graphs[graph].run_roles(feeds, check=check))
+
     def _encode(self, prepared: PreparedFrame) -> np.ndarray:
-        return self.graphs[ENCODER].run_roles({"image": prepared.image}, check=False)["feats"]
+        return self._run(ENCODER, {"image": prepared.image})["feats"]
 
     def _valid_cells(self, prepared: PreparedFrame) -> tuple[float, float]:
         s = self.bundle.feat_stride
@@ -255,19 +239,19 @@ class Segmenter:
         feats = self._encode(prepared)
         timings[ENCODER] = _ms(t0)  # the stage is named after the graph it runs
         t0 = time.perf_counter()
-        out = self.graphs[PANOPTIC_DECODER].run_roles({"feats": feats}, check=False)
+        out = self._run(PANOPTIC_DECODER, {"feats": feats})
         timings["decoder"] = _ms(t0)
         t0 = time.perf_counter()
         label_map, segments = ops.kernel("panoptic_fuse")(
-            _finite_logits(out["cls_logits"][0], "panoptic_decoder cls_logits"),
-            _finite_logits(out["mask_logits"][0], "panoptic_decoder mask_logits"),
+            out["cls_logits"][0],
+            out["mask_logits"][0],
             self._valid_cells(prepared),
             prepared.frame_hw,
             self.is_thing,
             float(self.postprocess.score_threshold),
             float(self.postprocess.overlap_threshold),
         )
-        embed = _finite(out["query_embed"][0][segments["query"]], "panoptic_decoder query_embed")
+        embed = out["query_embed"][0][segments["query"]]
         timings["postprocess"] = _ms(t0)
         return PanopticResult(label_map, segments, self.class_names, embed, timings)
 
@@ -281,7 +265,8 @@ class Segmenter:
         Returns:
           ``PanopticResult``: ``panoptic_map`` H x W int32, ``segments`` K records.
         Raises:
-          InputError: a bad frame.
+          InputError: a bad frame. BackendError: a graph output holds NaN (or, not a
+            logit, infinity), naming the graph and tensor (``runtime.outputs``).
         """
         return self._panoptic(self.prepare(frame))
 
@@ -294,7 +279,8 @@ class Segmenter:
           the frame's ``ImageEmbedding``; pass it to ``prompt`` (safe across threads). It
           also becomes the embedding ``prompt`` uses when given none (one thread only).
         Raises:
-          InputError: a bad frame.
+          InputError: a bad frame. BackendError: the encoder's ``feats`` hold NaN or
+            infinity.
         """
         prepared = self.prepare(frame)
         t0 = time.perf_counter()
@@ -335,6 +321,8 @@ class Segmenter:
           InputError: no embedding yet, an embedding of another encoder, no prompt,
             malformed, outside the frame, or more
           than ``max_prompts`` prompts.
+          BackendError: the decoder's ``mask_logits`` hold NaN or its ``iou`` NaN or
+            infinity (``runtime.outputs``).
         """
         embedding = check_embedding(
             embedding, self._last, self._encoder_id, self.bundle.feat_stride
@@ -343,18 +331,18 @@ class Segmenter:
         boxes_in = prompt_boxes(points, boxes, prepared, self.max_prompts)
         t0 = time.perf_counter()
         # checked: the embedding comes from the caller
-        out = self.graphs[PROMPT_DECODER].run_roles({"feats": embedding.feats, "boxes": boxes_in})
+        out = self._run(PROMPT_DECODER, {"feats": embedding.feats, "boxes": boxes_in}, check=True)
         timings = {"decoder": _ms(t0)}
         t0 = time.perf_counter()
         masks, stability = ops.kernel("prompt_masks")(
-            _finite_logits(out["mask_logits"][0], "prompt_decoder mask_logits"),
+            out["mask_logits"][0],
             self._valid_cells(prepared),
             prepared.frame_hw,
             float(self.postprocess.prompt_threshold),
             STABILITY_OFFSET,
         )
         timings["postprocess"] = _ms(t0)
-        iou = _finite(out["iou"][0], "prompt_decoder iou")
+        iou = out["iou"][0]
         return PromptResult(masks, iou, stability, timings)
 
     def new_tracker(self) -> OnlineTracker:
@@ -369,7 +357,9 @@ class Segmenter:
           frame: the next H x W x 3 uint8 frame of a video.
           tracker: the video's tracker (default: the Segmenter's own, under a lock).
         Raises:
-          InputError: a bad frame.
+          InputError: a bad frame. BackendError: a graph output holds NaN (or, not a
+            logit, infinity); raised before the tracker is touched, so a failed frame
+            leaves it as it was.
         """
         return self._track(self.prepare(frame), tracker)
 

@@ -14,6 +14,7 @@ does not grow with video length.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..contract.shared import (
     MOMENTUM,
 )
 from ..errors import ConfigError, InputError
-from ..ops._checks import tracker_args
+from ..ops._checks import tracker_args, tracker_update_args
 
 
 @dataclass(frozen=True)
@@ -108,21 +109,79 @@ class OnlineTracker:
     def reset(self) -> None:
         self._impl.reset()
 
-    def update(self, detections: list[Detection]) -> list[int]:
+    def update(self, detections: Sequence[Detection]) -> list[int]:
         """Assign this frame's detections to tracks; returns one track id per detection
         (0 for a detection that neither matched nor started a track).
 
+        Arguments:
+          detections: a list (or tuple) of ``Detection``: ``embedding`` D finite real
+            numbers (D >= 1, the same for every detection and the live tracks),
+            ``class_id`` an integer class index >= 0, ``score`` a real number in [0, 1].
         Raises:
-          InputError: the embeddings' length differs between detections or from the
-            tracks'.
+          InputError: anything else, naming the detection and field. The whole frame is
+            checked before the tracker changes: after an error its frame index, tracks and
+            ids are exactly as before the call.
         """
-        if detections:
-            try:
-                emb = np.stack([np.asarray(d.embedding, dtype=np.float32) for d in detections])
-            except ValueError as e:
-                raise InputError(f"detections: embeddings of different lengths ({e})") from None
-        else:
-            emb = np.zeros((0, 1), np.float32)
-        classes = np.array([d.class_id for d in detections], dtype=np.int32)
-        scores = np.array([d.score for d in detections], dtype=np.float32)
+        emb, classes, scores = detection_arrays(detections)
         return [int(i) for i in self._impl.update(emb, classes, scores)]
+
+
+def _field(d: object, i: int, name: str) -> object:
+    try:
+        return getattr(d, name)
+    except AttributeError:
+        raise InputError(
+            f"detections[{i}] must be a Detection (embedding, class_id, score), got "
+            f"{type(d).__name__}"
+        ) from None
+
+
+def _embedding(value: object, i: int) -> np.ndarray:
+    try:
+        a = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nested lists
+        a = None
+    if a is None or a.dtype.kind not in "iuf" or a.ndim != 1 or a.size < 1:
+        got = type(value).__name__ if a is None else f"{a.dtype} of shape {a.shape}"
+        raise InputError(
+            f"detections[{i}].embedding must be a 1-D array of D >= 1 real numbers, got {got}"
+        )
+    return a
+
+
+def detection_arrays(detections: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A frame's ``Detection`` list as (embeddings N x D float32, classes N int32, scores N
+    float32), checked whole: each field's type here (a bool is not a class or a score, a
+    string not a number), values and ranges by ``ops._checks.tracker_update_args`` (the
+    checks of both tracker cores).
+
+    Raises:
+      InputError: naming the detection and field (or the argument, for values)."""
+    if not isinstance(detections, (list, tuple)):
+        raise InputError(f"detections must be a list of Detection, got {type(detections).__name__}")
+    if not detections:
+        return np.zeros((0, 1), np.float32), np.zeros(0, np.int32), np.zeros(0, np.float32)
+    embeddings, classes, scores = [], [], []
+    for i, d in enumerate(detections):
+        emb, cls, score = (_field(d, i, n) for n in ("embedding", "class_id", "score"))
+        embeddings.append(_embedding(emb, i))
+        if isinstance(cls, (bool, np.bool_)) or not isinstance(cls, (int, np.integer)):
+            raise InputError(
+                f"detections[{i}].class_id must be an integer class index, got "
+                f"{type(cls).__name__} {cls!r}"
+            )
+        if isinstance(score, (bool, np.bool_)) or not isinstance(
+            score, (int, float, np.integer, np.floating)
+        ):
+            raise InputError(
+                f"detections[{i}].score must be a real number in [0, 1], got "
+                f"{type(score).__name__} {score!r}"
+            )
+        classes.append(int(cls))
+        scores.append(float(score))
+    dims = {e.size for e in embeddings}
+    if len(dims) > 1:
+        raise InputError(
+            f"detections: embeddings of different lengths {sorted(dims)} (one D per frame)"
+        )
+    return tracker_update_args(np.stack(embeddings), np.asarray(classes), np.asarray(scores))
