@@ -17,6 +17,7 @@ from .timing import StageTimes
 from .writers import VideoOut
 
 if TYPE_CHECKING:
+    from ..runtime.capture import VideoSource
     from ..runtime.segmenter import Segmenter
 
 __all__ = ["process_stream", "tracks_report"]
@@ -24,7 +25,7 @@ __all__ = ["process_stream", "tracks_report"]
 
 def process_stream(
     seg: Segmenter,
-    source: int | str | Path | Iterable[np.ndarray],
+    source: int | str | Path | VideoSource | Iterable[np.ndarray],
     *,
     task: str,
     out_video: Path | None,
