@@ -54,7 +54,7 @@ const std::vector<GraphRoles>& roles() {
          {{"feats", "float32", {"B", "D", "h", "w"}}},
          {{"cls_logits", "float32", {"B", "N", "C1"}},
           {"mask_logits", "float32", {"B", "N", "h", "w"}},
-          {"query_embed", "float32", {"B", "N", "E"}}}},
+          {"query_embed", "float32", {"B", "N", "D"}}}},
         {prompt_decoder::name,
          {{"feats", "float32", {"B", "D", "h", "w"}}, {"boxes", "float32", {"B", "P", "4"}}},
          {{"mask_logits", "float32", {"B", "P", "h", "w"}}, {"iou", "float32", {"B", "P"}}}},
@@ -274,7 +274,7 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
     check_output(masks_t, g, output_name(g, panoptic_decoder::out_mask_logits),
                  {{"B", 1}, {"N", nq}, {"h", fh}, {"w", fw}});
     check_output(emb_t, g, output_name(g, panoptic_decoder::out_query_embed),
-                 {{"B", 1}, {"N", nq}, {"E", Axis::kAny}});
+                 {{"B", 1}, {"N", nq}, {"D", dim}});
     const int n = static_cast<int>(nq);
     std::vector<float> cls = std::move(cls_t.data), masks = std::move(masks_t.data);
     PanopticParams params;
