@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from rapsam_edge import Segmenter
-from rapsam_edge.errors import BundleError
+from rapsam_edge.errors import BackendError, BundleError
 
 EXAMPLE = os.environ.get("RAPSAM_CPP_EXAMPLE")
 pytestmark = pytest.mark.skipif(
@@ -76,6 +76,12 @@ def _frames(tmp: Path) -> Path:
     rgb = np.stack([x * 2, y * 2, (x + y)], axis=-1).astype(np.uint8)
     (src / "000.ppm").write_bytes(_ppm(128, 96, rgb))
     return src
+
+
+def _read_frame(path: Path) -> np.ndarray:
+    magic, w, h, maxval, pixels = path.read_bytes().split(maxsplit=4)
+    assert magic == b"P6" and maxval == b"255"
+    return np.frombuffer(pixels, np.uint8).reshape(int(h), int(w), 3)
 
 
 def _run_example(bundle: Path, source: Path) -> subprocess.CompletedProcess:
@@ -172,11 +178,11 @@ def _result(ops: Any, node: Any, name: str) -> Any:
     return ops.result(node)
 
 
-def _fake_panoptic(rows: int, width: int) -> Callable[[Manifest, Path], None]:
+def _fake_panoptic(rows: int, width: int, value: float = 1.0) -> Callable[[Manifest, Path], None]:
     """A panoptic decoder whose query_embed is rows x width for its 50 queries of 128-wide
     features (the manifest says ["B", "N", "D"]): query 10 wins every pixel, so its embedding
     (row 10) is read. With 5 rows, before the output checks: a heap-buffer-overflow read in
-    Segmenter::panoptic."""
+    Segmenter::panoptic. Every embedding value is ``value``."""
 
     def edit(m: Manifest, bundle: Path) -> None:
         import openvino as ov
@@ -190,7 +196,7 @@ def _fake_panoptic(rows: int, width: int) -> Callable[[Manifest, Path], None]:
         level[0, 10] = 20.0
         sliced = ops.slice(feats, [0, 0, 0, 0], [1, 50, 2**31 - 1, 2**31 - 1], [1, 1, 1, 1])
         masks = ops.add(ops.multiply(sliced, np.float32(0.0)), level)
-        embed = ops.constant(np.ones((1, rows, width), np.float32))
+        embed = ops.constant(np.full((1, rows, width), value, np.float32))
         model = ov.Model(
             [
                 _result(ops, ops.constant(cls), "cls_logits"),
@@ -206,28 +212,39 @@ def _fake_panoptic(rows: int, width: int) -> Callable[[Manifest, Path], None]:
     return edit
 
 
-def _small_prompt_masks(m: Manifest, bundle: Path) -> None:
-    """A prompt decoder whose mask logits are 4 x 4 whatever the feature grid (the manifest
-    says "H/8", "W/8")."""
-    import openvino as ov
-    import openvino.opset13 as ops
+def _fake_prompt(grid: bool, iou: float) -> Callable[[Manifest, Path], None]:
+    """A prompt decoder for one prompt: mask logits on the feature grid (channel 0 of the
+    features; ``grid`` False: 4 x 4 whatever the grid, where the manifest says "H/8", "W/8")
+    and an iou of ``iou``."""
 
-    feats = _feats_param(ops)
-    boxes = ops.parameter(ov.PartialShape([-1, -1, 4]), ov.Type.f32, name="boxes")
-    boxes.output(0).get_tensor().set_names({"boxes"})
-    masks = ops.constant(np.ones((1, 1, 4, 4), np.float32))
-    iou = ops.constant(np.ones((1, 1), np.float32))
-    model = ov.Model(
-        [_result(ops, masks, "mask_logits"), _result(ops, iou, "iou")],
-        [feats, boxes],
-        "prompt_decoder",
-    )
-    _ov_graph(bundle, m, "prompt_decoder", model)
+    def edit(m: Manifest, bundle: Path) -> None:
+        import openvino as ov
+        import openvino.opset13 as ops
+
+        feats = _feats_param(ops)
+        boxes = ops.parameter(ov.PartialShape([-1, -1, 4]), ov.Type.f32, name="boxes")
+        boxes.output(0).get_tensor().set_names({"boxes"})
+        if grid:
+            masks = ops.slice(feats, [0, 0, 0, 0], [1, 1, 2**31 - 1, 2**31 - 1], [1, 1, 1, 1])
+        else:
+            masks = ops.constant(np.ones((1, 1, 4, 4), np.float32))
+        model = ov.Model(
+            [
+                _result(ops, masks, "mask_logits"),
+                _result(ops, ops.constant(np.full((1, 1), iou, np.float32)), "iou"),
+            ],
+            [feats, boxes],
+            "prompt_decoder",
+        )
+        _ov_graph(bundle, m, "prompt_decoder", model)
+
+    return edit
 
 
 # ------------------------------------------------------------------- the bundle table
 # id -> (manifest edit, words the C++ error line names, words the Python error names; None:
-# the Python runtime is not asked, see the case)
+# the Python runtime is not asked, see the case). Python raises BundleError (ManifestError) at
+# load for every case it is asked, but the NaN cases: BackendError on the first frame.
 BUNDLE_CASES: dict[str, tuple[Callable[[Manifest, Path], None], tuple[str, ...], Any]] = {
     # whole entries moved: the role at each place gets another tensor
     "panoptic outputs swapped": (
@@ -323,9 +340,20 @@ BUNDLE_CASES: dict[str, tuple[Callable[[Manifest, Path], None], tuple[str, ...],
         None,  # the Python runtime takes it (the contract's "D" is not compared there)
     ),
     "prompt masks off the feature grid": (
-        _small_prompt_masks,
+        _fake_prompt(grid=False, iou=0.5),
         ("prompt_decoder", "mask_logits", "h=32", "w=40"),
         None,  # the Python runtime's post-processing refuses it (ops' own shape check)
+    ),
+    # graph outputs that are not finite where a value must be (BackendError in both)
+    "NaN in query_embed": (
+        _fake_panoptic(50, 128, float("nan")),
+        ("panoptic_decoder query_embed holds NaN or infinity",),
+        ("panoptic_decoder query_embed holds NaN or infinity",),
+    ),
+    "infinity in prompt iou": (
+        _fake_prompt(grid=True, iou=float("inf")),
+        ("prompt_decoder iou holds NaN or infinity",),
+        ("prompt_decoder iou holds NaN or infinity",),
     ),
 }
 
@@ -338,9 +366,12 @@ def test_hostile_bundle_refused_by_both_runtimes(case: str, tmp_path: Path):
     _assert_refused(res, cpp_words)
     if py_words is None:
         return
-    with pytest.raises(BundleError) as err:
-        seg = Segmenter(bundle, "openvino")
-        seg.close()
+    frame = _read_frame(tmp_path / "frames" / "000.ppm")
+    with pytest.raises((BundleError, BackendError)) as err:
+        with Segmenter(bundle, "openvino") as seg:  # as the example: track, then one click
+            seg.track(frame)
+            seg.prompt(seg.set_image(frame), points=[(64.0, 48.0)])
+    assert isinstance(err.value, BackendError) == ("NaN" in str(err.value)), err.value
     for w in py_words:
         assert w in str(err.value), (w, str(err.value))
 
