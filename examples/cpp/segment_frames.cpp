@@ -223,7 +223,8 @@ cv::Mat read_image(const fs::path& path) {
     try {
         return cv::imdecode(bytes, cv::IMREAD_COLOR);
     } catch (const cv::Exception& e) {  // e.g. over the pixel limit
-        throw SourceError(path.string() + ": not decoded (" + e.err + ")");
+        throw SourceError(path.string() + ": not decoded (" + e.err + "; at most " +
+                          std::to_string(rapsam::kMaxFramePixels) + " pixels are decoded)");
     }
 }
 
