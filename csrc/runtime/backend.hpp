@@ -9,7 +9,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,49 @@ struct OutputTensor {
     std::vector<int64_t> shape;
     std::vector<float> data;
 };
+
+/// A graph that ran but gave an unusable result (NaN or infinity where a value must be
+/// finite): the twin of Python's rapsam_edge.errors.BackendError. The message names the graph
+/// and the tensor.
+class BackendError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// One tensor as a bundle's manifest lists it: its name, dtype ("float32", "uint8", ...) and
+/// shape, a fixed size per axis or kAnyDim for a named axis ("B", "H/8", ...).
+struct TensorSpec {
+    static constexpr int64_t kAnyDim = -1;
+    std::string name, dtype;
+    std::vector<int64_t> shape;
+};
+
+/// The manifest's tensors of one graph, in contract (role) order.
+struct GraphSpec {
+    std::vector<TensorSpec> inputs, outputs;
+};
+
+/// The tensors of every graph of `bundle` as its manifest.json lists them (read again from
+/// the bundle directory: Bundle keeps only their names). Throws BundleError naming the field.
+std::map<std::string, GraphSpec> manifest_tensors(const Bundle& bundle);
+
+/// One input or output of a graph file as the backend opened it.
+struct GraphPort {
+    std::vector<std::string> names;  ///< every name the port answers to
+    bool is_input = false;
+    std::string dtype;          ///< numpy spelling ("float32", "uint8", ...)
+    int64_t rank = -1;          ///< -1: dynamic rank
+    std::vector<int64_t> dims;  ///< rank entries, -1 for a dynamic axis
+};
+
+/// The comparison every backend makes when it opens a graph (Python: Backend._check_signature,
+/// plus direction and element type): every manifest tensor is a port of the graph file with
+/// the same direction, element type and rank and the manifest's fixed sizes, and every port of
+/// the graph is one of the manifest's tensors (every graph input is fed). Throws BundleError
+/// "<backend>/<graph>: the manifest does not describe the graph file <file>: <problems>",
+/// naming each tensor that differs.
+void check_signature(const std::string& backend, const std::string& graph, const std::string& file,
+                     const GraphSpec& spec, const std::vector<GraphPort>& ports);
 
 class Backend {
 public:

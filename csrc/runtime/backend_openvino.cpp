@@ -7,6 +7,9 @@
 // a background thread (std::async), which serves that shape from the first call after it is
 // ready (static graphs run 12-15 % faster; no call waits for the 0.2-0.5 s compile). At most
 // kMaxStatic copies per graph; a shape beyond them stays dynamic.
+//
+// On load every graph is compared with its manifest entry (check_signature, backend.hpp)
+// before it is compiled: a manifest that does not describe its graph file is a BundleError.
 #include <chrono>
 #include <future>
 #include <map>
@@ -20,7 +23,50 @@ namespace {
 
 constexpr size_t kMaxStatic = 8;
 
+// OpenVINO's messages run over many lines (with source locations): the first one says it.
+std::string first_line(const std::string& text) {
+    const size_t end = text.find('\n');
+    return end == std::string::npos ? text : text.substr(0, end);
+}
+
 using ShapeKey = std::vector<ov::Shape>;
+
+// numpy's spelling of an OpenVINO element type (the manifest's dtype words)
+std::string dtype_name(const ov::element::Type& t) {
+    static const std::map<ov::element::Type_t, const char*> names = {
+        {ov::element::Type_t::u8, "uint8"},     {ov::element::Type_t::i8, "int8"},
+        {ov::element::Type_t::u16, "uint16"},   {ov::element::Type_t::i16, "int16"},
+        {ov::element::Type_t::u32, "uint32"},   {ov::element::Type_t::i32, "int32"},
+        {ov::element::Type_t::u64, "uint64"},   {ov::element::Type_t::i64, "int64"},
+        {ov::element::Type_t::f16, "float16"},  {ov::element::Type_t::f32, "float32"},
+        {ov::element::Type_t::f64, "float64"},  {ov::element::Type_t::bf16, "bfloat16"},
+        {ov::element::Type_t::boolean, "bool"},
+    };
+    const auto found = names.find(t);
+    return found != names.end() ? found->second : "openvino " + t.get_type_name();
+}
+
+GraphPort port_of(const ov::Output<const ov::Node>& port, bool is_input) {
+    GraphPort p;
+    for (const std::string& n : port.get_names()) p.names.push_back(n);
+    p.is_input = is_input;
+    p.dtype = dtype_name(port.get_element_type());
+    const ov::PartialShape& shape = port.get_partial_shape();
+    if (shape.rank().is_static()) {
+        p.rank = shape.rank().get_length();
+        for (const ov::Dimension& d : shape) p.dims.push_back(d.is_static() ? d.get_length() : -1);
+    }
+    return p;
+}
+
+// The ports of `model` against the manifest's `spec` (check_signature), before compiling.
+void check_model(const ov::Model& model, const std::string& graph, const std::string& file,
+                 const GraphSpec& spec) {
+    std::vector<GraphPort> ports;
+    for (const auto& in : model.inputs()) ports.push_back(port_of(in, true));
+    for (const auto& out : model.outputs()) ports.push_back(port_of(out, false));
+    check_signature("openvino", graph, file, spec, ports);
+}
 
 struct CompiledGraph {
     std::shared_ptr<ov::Model> model;
@@ -36,6 +82,7 @@ public:
     OpenVinoBackend(const Bundle& bundle, const BackendOptions& options)
         : graphs_(bundle.graphs), device_(options.device) {
         static_copies_ = options.static_copies && options.device.rfind("CPU", 0) == 0;
+        const std::map<std::string, GraphSpec> specs = manifest_tensors(bundle);
         for (const auto& [name, graph] : bundle.graphs) {
             const std::string fmt = graph.files.count("openvino") ? "openvino" : "onnx";
             ov::AnyMap config{ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
@@ -44,8 +91,18 @@ public:
                     graph.precision == "bf16" ? ov::element::bf16 : ov::element::f32));
                 if (options.threads > 0) config.emplace(ov::inference_num_threads(options.threads));
             }
+            const auto spec = specs.find(name);
+            if (spec == specs.end())
+                throw BundleError("manifest.graphs." + name + ": no tensors listed");
             CompiledGraph& c = compiled_[name];
-            c.model = core_.read_model(bundle.graph_path(name, fmt));
+            const std::string path = bundle.graph_path(name, fmt);
+            try {
+                c.model = core_.read_model(path);
+            } catch (const ov::Exception& e) {
+                throw BundleError("openvino/" + name + ": cannot read " + graph.files.at(fmt) +
+                                  " (" + first_line(e.what()) + ")");
+            }
+            check_model(*c.model, name, graph.files.at(fmt), spec->second);
             c.config = config;
             c.dynamic = core_.compile_model(c.model, device_, config).create_infer_request();
         }
@@ -78,6 +135,10 @@ public:
         for (size_t i = 0; i < inputs.size(); ++i) {
             const auto type = inputs[i].type == InputView::Type::u8 ? ov::element::u8
                                                                     : ov::element::f32;
+            const auto want = found->second.model->input(g.inputs[i]).get_element_type();
+            if (want != type)
+                throw std::invalid_argument(name + " input " + g.inputs[i] + " is " +
+                                            dtype_name(want) + ", fed " + dtype_name(type));
             // OpenVINO reads a borrowed input buffer; it never writes into it
             req.set_tensor(g.inputs[i],
                            ov::Tensor(type, key[i], const_cast<void*>(inputs[i].data)));
@@ -87,7 +148,8 @@ public:
         for (const std::string& o : g.outputs) {
             const ov::Tensor t = req.get_tensor(o);
             if (t.get_element_type() != ov::element::f32)
-                throw std::runtime_error(name + " output " + o + " is not float32");
+                throw BundleError(name + " output " + o + " is " +
+                                  dtype_name(t.get_element_type()) + ", not float32");
             OutputTensor r;
             for (size_t d : t.get_shape()) r.shape.push_back(static_cast<int64_t>(d));
             const float* p = t.data<const float>();

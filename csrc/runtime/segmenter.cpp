@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <map>
 #include <stdexcept>
 
 #include "rapsam_contract.hpp"
@@ -21,19 +23,140 @@ constexpr float kSaturatedLogit = static_cast<float>(contract::kSaturatedLogit);
 
 [[noreturn]] void invalid(const std::string& what) { throw std::invalid_argument(what); }
 
+// What the Segmenter feeds each graph and reads from it, per role in contract order
+// (contract.json's "graphs"): the dtype and the axes (their number is the rank). A manifest
+// listing anything else is refused at load with Python's wording (contract/_manifest_parse.py).
+struct RoleSpec {
+    const char* role;
+    const char* dtype;
+    std::vector<const char*> axes;
+};
+struct GraphRoles {
+    const char* graph;
+    std::vector<RoleSpec> inputs, outputs;
+};
+
+const std::vector<GraphRoles>& roles() {
+    static_assert(encoder::in_image == 0 && encoder::out_feats == 0 && encoder::n_inputs == 1 &&
+                  encoder::n_outputs == 1);
+    static_assert(panoptic_decoder::in_feats == 0 && panoptic_decoder::out_cls_logits == 0 &&
+                  panoptic_decoder::out_mask_logits == 1 &&
+                  panoptic_decoder::out_query_embed == 2 && panoptic_decoder::n_inputs == 1 &&
+                  panoptic_decoder::n_outputs == 3);
+    static_assert(prompt_decoder::in_feats == 0 && prompt_decoder::in_boxes == 1 &&
+                  prompt_decoder::out_mask_logits == 0 && prompt_decoder::out_iou == 1 &&
+                  prompt_decoder::n_inputs == 2 && prompt_decoder::n_outputs == 2);
+    static const std::vector<GraphRoles> table = {
+        {encoder::name,
+         {{"image", "uint8", {"B", "H", "W", "3"}}},
+         {{"feats", "float32", {"B", "D", "h", "w"}}}},
+        {panoptic_decoder::name,
+         {{"feats", "float32", {"B", "D", "h", "w"}}},
+         {{"cls_logits", "float32", {"B", "N", "C1"}},
+          {"mask_logits", "float32", {"B", "N", "h", "w"}},
+          {"query_embed", "float32", {"B", "N", "D"}}}},
+        {prompt_decoder::name,
+         {{"feats", "float32", {"B", "D", "h", "w"}}, {"boxes", "float32", {"B", "P", "4"}}},
+         {{"mask_logits", "float32", {"B", "P", "h", "w"}}, {"iou", "float32", {"B", "P"}}}},
+    };
+    return table;
+}
+
+std::string axes_text(const std::vector<const char*>& axes) {
+    std::string out = "[";
+    for (size_t i = 0; i < axes.size(); ++i)
+        out += std::string(i ? ", " : "") + "'" + axes[i] + "'";
+    return out + "]";
+}
+
+// The manifest's tensors of every graph against roles(): their number, dtype and rank.
+void check_roles(const std::map<std::string, GraphSpec>& specs) {
+    for (const GraphRoles& g : roles()) {
+        const std::string w = std::string("manifest.graphs.") + g.graph;
+        const auto found = specs.find(g.graph);
+        if (found == specs.end()) throw BundleError(w + ": missing");
+        for (const bool in : {true, false}) {
+            const std::vector<RoleSpec>& want = in ? g.inputs : g.outputs;
+            const std::vector<TensorSpec>& got = in ? found->second.inputs : found->second.outputs;
+            const std::string wl = w + (in ? ".inputs" : ".outputs");
+            if (got.size() != want.size()) {
+                std::string names;
+                for (const RoleSpec& r : want)
+                    names += (names.empty() ? "" : ", ") + std::string(r.role);
+                throw BundleError(wl + ": " + std::to_string(got.size()) +
+                                  " tensors, the contract has " + std::to_string(want.size()) +
+                                  " (" + names + ")");
+            }
+            for (size_t i = 0; i < want.size(); ++i) {
+                const std::string wt = wl + "[" + std::to_string(i) + "]";
+                if (got[i].dtype != want[i].dtype)
+                    throw BundleError(wt + ".dtype: '" + got[i].dtype + "', but role '" +
+                                      want[i].role + "' is '" + want[i].dtype + "'");
+                if (got[i].shape.size() != want[i].axes.size())
+                    throw BundleError(wt + ".shape: rank " + std::to_string(got[i].shape.size()) +
+                                      ", but role '" + want[i].role + "' has rank " +
+                                      std::to_string(want[i].axes.size()) + " " +
+                                      axes_text(want[i].axes));
+            }
+        }
+    }
+}
+
+// One axis a graph output must have: its name in messages and its size (kAny: any size >= 1).
+struct Axis {
+    static constexpr int64_t kAny = -1;
+    const char* name;
+    int64_t size;
+};
+
+std::string dims_text(const std::vector<int64_t>& dims) {
+    std::string out = "[";
+    for (size_t i = 0; i < dims.size(); ++i) out += (i ? ", " : "") + std::to_string(dims[i]);
+    return out + "]";
+}
+
+// Output `t` of `graph` checked before anything indexes it: exactly the axes `want` (rank and
+// every fixed size), every size in [1, INT_MAX], and exactly as many values as the shape holds
+// (the product computed without overflow). Throws BundleError naming the graph and tensor.
+void check_output(const OutputTensor& t, const std::string& graph, const std::string& tensor,
+                  const std::vector<Axis>& want) {
+    bool ok = t.shape.size() == want.size();
+    size_t count = 1;
+    for (size_t a = 0; ok && a < want.size(); ++a) {
+        const int64_t d = t.shape[a];
+        ok = d >= 1 && d <= std::numeric_limits<int>::max() &&
+             (want[a].size == Axis::kAny || d == want[a].size) &&
+             count <= std::numeric_limits<size_t>::max() / static_cast<size_t>(d);
+        if (ok) count *= static_cast<size_t>(d);
+    }
+    if (ok && count == t.data.size()) return;
+    std::string expected = "[";
+    for (size_t a = 0; a < want.size(); ++a) {
+        expected += std::string(a ? ", " : "") + want[a].name;
+        if (want[a].size != Axis::kAny) expected += "=" + std::to_string(want[a].size);
+    }
+    throw BundleError(graph + " output " + tensor + " has shape " + dims_text(t.shape) + " (" +
+                      std::to_string(t.data.size()) + " values), expected " + expected +
+                      "]: the graph does not give what its manifest describes");
+}
+
 // The one pass over a decoder's logits before post-processing: +/-inf -> +/-kSaturatedLogit
 // (a definite decision); NaN is a broken graph. The ops then skip their own finite check.
 // A graph output that is not a logit (iou, query_embed): an infinity carries no decision, so
-// NaN or infinity is a broken graph, as in the Python runtime.
-void require_finite(const float* a, size_t n, const char* where) {
+// NaN or infinity is a broken graph, as in the Python runtime (same messages).
+void require_finite(const float* a, size_t n, const std::string& where) {
     for (size_t i = 0; i < n; ++i)
         if (!std::isfinite(a[i]))
-            throw std::runtime_error(std::string(where) + " holds NaN or infinity");
+            throw BackendError(where +
+                               " holds NaN or infinity (a numerically broken graph, e.g. FP16 "
+                               "overflow)");
 }
 
-void saturate(std::vector<float>& a, const char* where) {
+void saturate(std::vector<float>& a, const std::string& where) {
     for (float& v : a) {
-        if (std::isnan(v)) throw std::runtime_error(std::string(where) + " holds NaN");
+        if (std::isnan(v))
+            throw BackendError(where +
+                               " holds NaN (a numerically broken graph, e.g. FP16 overflow)");
         if (std::isinf(v)) v = v > 0 ? kSaturatedLogit : -kSaturatedLogit;
     }
 }
@@ -50,11 +173,42 @@ Segmenter::Segmenter(const Bundle& bundle, const SegmenterOptions& options)
     if (options_.max_prompts < 1 || options_.max_prompts > contract::kMaxPrompts)
         invalid("max_prompts must be in [1, " + std::to_string(contract::kMaxPrompts) + "]");
     for (const auto& c : bundle_.classes) is_thing_.push_back(c.is_thing ? 1 : 0);
+    const std::map<std::string, GraphSpec> specs = manifest_tensors(bundle_);
+    check_roles(specs);
+    feat_dim_ = specs.at(encoder::name).outputs.at(encoder::out_feats).shape.at(1);
     BackendOptions backend_options;
     backend_options.device = options_.device;
     backend_options.threads = options_.threads;
     backend_options.static_copies = options_.static_copies;
     backend_ = make_backend(options_.backend, bundle_, backend_options);
+    check_feature_grid();
+}
+
+const std::string& Segmenter::output_name(const char* graph, int index) const {
+    return bundle_.graphs.at(graph).outputs.at(static_cast<size_t>(index));
+}
+
+// As Python's Segmenter._check_feature_grid: the encoder run once on a small blank frame must
+// give the features the manifest implies (feat_stride, feature width); a wrong stride would
+// otherwise give misplaced masks. Also the encoder's first (allocating) run.
+void Segmenter::check_feature_grid() {
+    const int pad = bundle_.pad_divisor;
+    const int side = pad * std::max(1, (64 + pad - 1) / pad);
+    const std::vector<uint8_t> image(static_cast<size_t>(side) * side * 3, 0);
+    const OutputTensor feats = std::move(
+        backend_->run(encoder::name, {{InputView::Type::u8, {1, side, side, 3}, image.data()}})
+            .at(encoder::out_feats));
+    const int64_t width = feat_dim_ != Axis::kAny   ? feat_dim_
+                          : feats.shape.size() == 4 ? feats.shape[1]
+                                                    : 0;
+    const std::vector<int64_t> want = {1, width, side / bundle_.feat_stride,
+                                       side / bundle_.feat_stride};
+    if (feats.shape != want)
+        throw BundleError("bundle '" + bundle_.name + "': the encoder maps a " +
+                          std::to_string(side) + " x " + std::to_string(side) +
+                          " frame to features " + dims_text(feats.shape) +
+                          ", the manifest implies " + dims_text(want) + " (feat_stride " +
+                          std::to_string(bundle_.feat_stride) + ")");
 }
 
 Segmenter::~Segmenter() = default;
@@ -68,6 +222,11 @@ std::vector<std::string> Segmenter::class_names() const {
 PreparedFrame Segmenter::prepare(const uint8_t* frame, int frame_h, int frame_w) const {
     if (frame == nullptr) invalid("frame is null");
     if (frame_h < 1 || frame_w < 1) invalid("frame is empty");
+    if (int64_t{frame_h} * frame_w > kMaxFramePixels)
+        invalid("frame of " + std::to_string(frame_h) + " x " + std::to_string(frame_w) + " = " +
+                std::to_string(int64_t{frame_h} * frame_w) +
+                " pixels is larger than kMaxFramePixels (" + std::to_string(kMaxFramePixels) +
+                "); resize it first");
     PreparedFrame p;
     p.geometry = letterbox_geometry(frame_h, frame_w, options_.input_size, options_.input_size,
                                     bundle_.pad_divisor);
@@ -85,8 +244,15 @@ std::vector<float> Segmenter::encode(const PreparedFrame& p, int64_t& dim, int64
                     {1, p.geometry.pad_h, p.geometry.pad_w, 3},
                     p.image.data()};
     OutputTensor feats = std::move(backend_->run(encoder::name, {image}).at(encoder::out_feats));
-    if (feats.shape.size() != 4) throw std::runtime_error("encoder feats are not 4-D");
-    require_finite(feats.data.data(), feats.data.size(), "encoder feats");
+    // the feature grid of this frame (check_feature_grid checked the stride at load)
+    check_output(feats, encoder::name, output_name(encoder::name, encoder::out_feats),
+                 {{"B", 1},
+                  {"D", feat_dim_},
+                  {"h", p.geometry.pad_h / bundle_.feat_stride},
+                  {"w", p.geometry.pad_w / bundle_.feat_stride}});
+    require_finite(feats.data.data(), feats.data.size(),
+                   std::string(encoder::name) + " " +
+                       output_name(encoder::name, encoder::out_feats));
     dim = feats.shape[1];
     fh = feats.shape[2];
     fw = feats.shape[3];
@@ -99,15 +265,21 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
     std::vector<float> feats = encode(p, dim, fh, fw);
     auto outs = backend_->run(panoptic_decoder::name,
                               {{InputView::Type::f32, {1, dim, fh, fw}, feats.data()}});
+    // every output checked against the others, the frame's feature grid and the manifest
+    // (N queries, C + 1 class columns) before any pointer into it is formed
+    const char* g = panoptic_decoder::name;
+    const int64_t c1 = static_cast<int64_t>(is_thing_.size()) + 1, nq = bundle_.num_queries;
     OutputTensor& cls_t = outs.at(panoptic_decoder::out_cls_logits);
     OutputTensor& masks_t = outs.at(panoptic_decoder::out_mask_logits);
-    std::vector<float> cls = std::move(cls_t.data), masks = std::move(masks_t.data);
-    const auto cs = cls_t.shape, ms = masks_t.shape;
     const OutputTensor& emb_t = outs.at(panoptic_decoder::out_query_embed);
-    const int n = static_cast<int>(cs[1]), c1 = static_cast<int>(cs[2]);
-    if (c1 - 1 != static_cast<int>(is_thing_.size()))
-        throw BundleError("panoptic_decoder gives " + std::to_string(c1 - 1) +
-                          " classes, the manifest " + std::to_string(is_thing_.size()));
+    check_output(cls_t, g, output_name(g, panoptic_decoder::out_cls_logits),
+                 {{"B", 1}, {"N", nq}, {"C+1", c1}});
+    check_output(masks_t, g, output_name(g, panoptic_decoder::out_mask_logits),
+                 {{"B", 1}, {"N", nq}, {"h", fh}, {"w", fw}});
+    check_output(emb_t, g, output_name(g, panoptic_decoder::out_query_embed),
+                 {{"B", 1}, {"N", nq}, {"D", dim}});
+    const int n = static_cast<int>(nq);
+    std::vector<float> cls = std::move(cls_t.data), masks = std::move(masks_t.data);
     PanopticParams params;
     params.valid_h = double(p.geometry.new_h) / bundle_.feat_stride;
     params.valid_w = double(p.geometry.new_w) / bundle_.feat_stride;
@@ -121,15 +293,18 @@ PanopticResult Segmenter::panoptic(const uint8_t* frame, int frame_h, int frame_
     r.panoptic_map.resize(static_cast<size_t>(frame_h) * frame_w);
     std::unique_ptr<bool[]> thing(new bool[is_thing_.size() + 1]);
     for (size_t i = 0; i < is_thing_.size(); ++i) thing[i] = is_thing_[i] != 0;
-    saturate(cls, "panoptic_decoder cls_logits");
-    saturate(masks, "panoptic_decoder mask_logits");
+    const std::string where = std::string(g) + " ";
+    saturate(cls, where + output_name(g, panoptic_decoder::out_cls_logits));
+    saturate(masks, where + output_name(g, panoptic_decoder::out_mask_logits));
     params.check_finite = false;  // saturate() has looked at every value
-    r.segments = panoptic_fuse(cls.data(), n, c1, masks.data(), static_cast<int>(ms[2]),
-                               static_cast<int>(ms[3]), thing.get(), params, r.panoptic_map.data());
+    r.segments = panoptic_fuse(cls.data(), n, static_cast<int>(c1), masks.data(),
+                               static_cast<int>(fh), static_cast<int>(fw), thing.get(), params,
+                               r.panoptic_map.data());
     // every output is checked before it is used, as in Python (rapsam_edge/runtime/outputs.py)
-    require_finite(emb_t.data.data(), emb_t.data.size(), "panoptic_decoder query_embed");
+    require_finite(emb_t.data.data(), emb_t.data.size(),
+                   where + output_name(g, panoptic_decoder::out_query_embed));
     const float* emb = emb_t.data.data();
-    const size_t d = static_cast<size_t>(emb_t.shape.at(2));
+    const size_t d = static_cast<size_t>(emb_t.shape[2]);
     for (const Segment& s : r.segments) {  // the kept queries' embeddings, for tracking
         r.query_embed.insert(r.query_embed.end(), emb + s.query * d, emb + (s.query + 1) * d);
     }
@@ -181,8 +356,38 @@ ImageEmbedding Segmenter::set_image(const uint8_t* frame, int frame_h, int frame
     return e;
 }
 
+// An embedding is the caller's struct: its sizes must agree with each other, the frame and
+// the encoder before the decoder reads e.feats through them (set_image makes such).
+void Segmenter::check_embedding(const ImageEmbedding& e) const {
+    const PreparedFrame& p = e.prepared;
+    const int64_t stride = bundle_.feat_stride;
+    if (p.frame_h < 1 || p.frame_w < 1 || int64_t{p.frame_h} * p.frame_w > kMaxFramePixels ||
+        p.geometry.pad_h < 1 || p.geometry.pad_w < 1 || p.geometry.pad_h > kMaxSide ||
+        p.geometry.pad_w > kMaxSide || p.geometry.new_h < 1 || p.geometry.new_w < 1 ||
+        p.geometry.new_h > p.geometry.pad_h || p.geometry.new_w > p.geometry.pad_w ||
+        !(p.geometry.scale > 0))
+        invalid(
+            "embedding: its frame geometry is not one prepare() makes; pass what "
+            "set_image() returned");
+    // feat_h, feat_w <= pad / stride <= 2^15 and dim < 2^24: the product cannot overflow
+    const bool grid = e.dim >= 1 && e.dim < (int64_t{1} << 24) &&
+                      (feat_dim_ < 0 || e.dim == feat_dim_) && e.feat_h >= 1 && e.feat_w >= 1 &&
+                      e.feat_h == p.geometry.pad_h / stride &&
+                      e.feat_w == p.geometry.pad_w / stride &&
+                      e.feats.size() == static_cast<uint64_t>(e.dim) *
+                                            static_cast<uint64_t>(e.feat_h) *
+                                            static_cast<uint64_t>(e.feat_w);
+    if (!grid)
+        invalid("embedding: " + std::to_string(e.feats.size()) + " feature values for 1 x " +
+                std::to_string(e.dim) + " x " + std::to_string(e.feat_h) + " x " +
+                std::to_string(e.feat_w) +
+                ", not the encoder's features of its frame; pass what "
+                "set_image() returned");
+}
+
 PromptResult Segmenter::prompt(const ImageEmbedding& e, const std::vector<float>& points,
                                const std::vector<float>& boxes) {
+    check_embedding(e);
     if (points.size() % 2 || boxes.size() % 4) invalid("points are P x 2 and boxes P x 4");
     const size_t np = points.size() / 2, nb = boxes.size() / 4, total = np + nb;
     if (total == 0) invalid("prompt() needs at least one point or box");
@@ -217,20 +422,30 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const std::vector<float>
         backend_->run(prompt_decoder::name,
                       {{InputView::Type::f32, {1, e.dim, e.feat_h, e.feat_w}, e.feats.data()},
                        {InputView::Type::f32, {1, static_cast<int64_t>(total), 4}, net.data()}});
+    // both outputs checked against the prompt count and the embedding's feature grid before
+    // any pointer into them is formed
+    const char* g = prompt_decoder::name;
+    const int64_t p = static_cast<int64_t>(total);
     OutputTensor& logits_t = outs.at(prompt_decoder::out_mask_logits);
+    OutputTensor& iou_t = outs.at(prompt_decoder::out_iou);
+    check_output(logits_t, g, output_name(g, prompt_decoder::out_mask_logits),
+                 {{"B", 1}, {"P", p}, {"h", e.feat_h}, {"w", e.feat_w}});
+    check_output(iou_t, g, output_name(g, prompt_decoder::out_iou), {{"B", 1}, {"P", p}});
     std::vector<float> logits = std::move(logits_t.data);
-    const auto ms = logits_t.shape;
     PromptResult r;
     r.count = static_cast<int>(total);
     r.height = e.prepared.frame_h;
     r.width = e.prepared.frame_w;
-    saturate(logits, "prompt_decoder mask_logits");  // the outputs in role order, as Python
-    r.iou = std::move(outs.at(prompt_decoder::out_iou).data);
-    require_finite(r.iou.data(), r.iou.size(), "prompt_decoder iou");
+    const std::string where = std::string(g) + " ";
+    // the outputs in role order, as Python (rapsam_edge/runtime/outputs.py)
+    saturate(logits, where + output_name(g, prompt_decoder::out_mask_logits));
+    r.iou = std::move(iou_t.data);
+    require_finite(r.iou.data(), r.iou.size(), where + output_name(g, prompt_decoder::out_iou));
     r.masks.resize(total * r.height * r.width);
     r.stability.resize(total);
-    prompt_masks(logits.data(), static_cast<int>(total), static_cast<int>(ms[2]),
-                 static_cast<int>(ms[3]), double(e.prepared.geometry.new_h) / bundle_.feat_stride,
+    prompt_masks(logits.data(), static_cast<int>(total), static_cast<int>(e.feat_h),
+                 static_cast<int>(e.feat_w),
+                 double(e.prepared.geometry.new_h) / bundle_.feat_stride,
                  double(e.prepared.geometry.new_w) / bundle_.feat_stride, r.height, r.width,
                  bundle_.prompt_threshold, kStabilityOffset, r.masks.data(), r.stability.data(), 0,
                  /*check_finite=*/false);

@@ -2,9 +2,13 @@
 // core (postprocess.hpp), with the results of the Python rapsam_edge.Segmenter
 // (tests/test_cpp_runtime.py checks them frame for frame on the shipped bundle).
 //
-// Frames are H x W x 3 uint8, row-major, in `color_order` ("RGB" or "BGR"). Result maps are
-// at the frame's size. Errors: std::invalid_argument for bad input (the message names the
-// argument), BundleError for an unusable bundle, std::runtime_error for backend failures.
+// Frames are H x W x 3 uint8, row-major, in `color_order` ("RGB" or "BGR"), at most
+// kMaxFramePixels. Result maps are at the frame's size. Errors: std::invalid_argument for bad
+// input (the message names the argument), BundleError for an unusable bundle (at load: a
+// manifest that does not describe its graphs; on a call: a graph output whose shape is not
+// what the manifest and the frame imply, checked before it is read), BackendError for a graph
+// output holding NaN / infinity (named graph and tensor), std::runtime_error for other backend
+// failures.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +23,10 @@
 #include "tracker.hpp"
 
 namespace rapsam {
+
+/// Largest frame (H * W pixels) the Segmenter takes: Python's
+/// rapsam_edge.runtime.inputs.MAX_FRAME_PIXELS (tests/test_cpp_hostile_graphs.py compares them).
+constexpr int64_t kMaxFramePixels = int64_t{8192} * 8192;
 
 struct SegmenterOptions {
     std::string backend = "auto";             ///< a name of backend_names(), or "auto" (the first)
@@ -70,8 +78,11 @@ struct TrackResult {
 class Segmenter {
 public:
     /// Opens the bundle's three graphs on `options.backend` (backend.hpp; OpenVINO: IR, else
-    /// ONNX, on `options.device`). Throws BundleError (bundle), std::invalid_argument (options)
-    /// or std::runtime_error (backend).
+    /// ONNX, on `options.device`), after checking the manifest's tensors against what the
+    /// Segmenter feeds and reads (count, dtype, rank per role) and, in the backend, against the
+    /// graph files (check_signature); then runs the encoder once on a blank frame to check the
+    /// feature grid (feat_stride), as the Python Segmenter does. Throws BundleError (bundle),
+    /// std::invalid_argument (options) or std::runtime_error (backend).
     Segmenter(const Bundle& bundle, const SegmenterOptions& options = {});
     ~Segmenter();
     Segmenter(const Segmenter&) = delete;
@@ -103,7 +114,11 @@ private:
     SegmenterOptions options_;
     std::unique_ptr<Backend> backend_;
     std::vector<uint8_t> is_thing_;
+    int64_t feat_dim_ = -1;  ///< the manifest's fixed feature width D (-1: a named axis)
     std::vector<float> encode(const PreparedFrame& p, int64_t& dim, int64_t& fh, int64_t& fw);
+    void check_feature_grid();
+    void check_embedding(const ImageEmbedding& e) const;
+    const std::string& output_name(const char* graph, int index) const;
 };
 
 }  // namespace rapsam

@@ -24,10 +24,26 @@
 //   --static-shapes auto|off  auto (default): static copies of repeated input shapes,
 //                   compiled in the background; off: the dynamic-shape model only
 // Frames are decoded one at a time as they are processed (only --loops keeps them all).
-// Exit status: 0 done, 1 a runtime error (message on stderr), 2 bad usage or an unreadable SOURCE.
+// Image files are read only if they are regular files (a named pipe, device or folder with an
+// image's name is refused, never waited on), and never decoded past kMaxFramePixels
+// (rapsam::kMaxFramePixels, as the Segmenter): PPM headers are checked (magic P6, maxval 255,
+// sizes against the limit and the file's size) before any pixel memory is allocated; other
+// formats go through OpenCV with OPENCV_IO_MAX_IMAGE_PIXELS at that limit (OpenCV reads it
+// once at load, so the program re-executes itself once with it set). Videos (which may be
+// pipes or devices) are left to OpenCV's videoio.
+// Exit status: 0 done, 1 a runtime error, 2 bad usage or an unreadable SOURCE; every error is
+// one line on stderr.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -55,16 +71,117 @@ struct Frame {
     int h = 0, w = 0;
 };
 
-bool read_ppm(const fs::path& path, Frame& f) {
-    std::ifstream in(path, std::ios::binary);
-    std::string magic;
-    int maxval = 0;
-    in >> magic >> f.w >> f.h >> maxval;
-    in.get();  // one whitespace byte before the pixels
-    if (!in || magic != "P6" || maxval != 255 || f.w < 1 || f.h < 1) return false;
-    f.rgb.resize(static_cast<size_t>(f.w) * f.h * 3);
-    in.read(reinterpret_cast<char*>(f.rgb.data()), static_cast<std::streamsize>(f.rgb.size()));
-    return static_cast<size_t>(in.gcount()) == f.rgb.size();
+// SOURCE cannot be read (exit status 2).
+struct SourceError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// An image file opened for reading only if it is a regular file: opened non-blocking, so a
+// named pipe or a device is refused by fstat before any read, never waited on.
+class RegularFile {
+public:
+    explicit RegularFile(const fs::path& path) : path_(path.string()) {
+        fd_ = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd_ < 0) throw SourceError(path_ + ": cannot open (" + std::strerror(errno) + ")");
+        struct stat st{};
+        if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+            ::close(fd_);
+            throw SourceError(path_ +
+                              ": not a regular file (a named pipe, device or folder is not an "
+                              "image)");
+        }
+        size_ = static_cast<uint64_t>(st.st_size);
+    }
+    ~RegularFile() { ::close(fd_); }
+    RegularFile(const RegularFile&) = delete;
+    RegularFile& operator=(const RegularFile&) = delete;
+
+    uint64_t size() const { return size_; }
+    // Reads up to n bytes (fewer only at the end of the file).
+    size_t read(uint8_t* out, size_t n) {
+        size_t got = 0;
+        while (got < n) {
+            const ssize_t r = ::read(fd_, out + got, n - got);
+            if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+            if (r < 0) throw SourceError(path_ + ": read failed (" + std::strerror(errno) + ")");
+            if (r == 0) break;
+            got += static_cast<size_t>(r);
+        }
+        return got;
+    }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+    uint64_t size_ = 0;
+};
+
+constexpr size_t kMaxPpmHeader = 4096;  // magic, sizes, maxval and any comments
+
+// Binary PPM (P6, maxval 255): the header is parsed and checked (sizes positive, at most
+// rapsam::kMaxFramePixels, pixels not more than the file holds; overflow-safe) before the
+// pixel buffer is allocated. Throws SourceError naming the field.
+void read_ppm(const fs::path& path, Frame& f) {
+    RegularFile file(path);
+    const std::string where = path.string() + ": PPM ";
+    std::vector<uint8_t> head(static_cast<size_t>(std::min<uint64_t>(file.size(), kMaxPpmHeader)));
+    head.resize(file.read(head.data(), head.size()));
+    size_t pos = 0;
+    const auto skip_space = [&] {  // whitespace and '#' comments up to the end of their line
+        while (pos < head.size()) {
+            if (head[pos] == '#') {
+                while (pos < head.size() && head[pos] != '\n' && head[pos] != '\r') ++pos;
+            } else if (std::isspace(head[pos])) {
+                ++pos;
+            } else {
+                break;
+            }
+        }
+    };
+    const auto number = [&](const char* field) -> uint64_t {
+        skip_space();
+        const size_t start = pos;
+        uint64_t v = 0;
+        while (pos < head.size() && head[pos] >= '0' && head[pos] <= '9') {
+            if (pos - start >= 12)  // more digits than any accepted size
+                throw SourceError(where + field + " is too large");
+            v = v * 10 + (head[pos++] - '0');
+        }
+        if (pos == start || (pos < head.size() && !std::isspace(head[pos])))
+            throw SourceError(where + field + " is not a decimal number" +
+                              (pos >= kMaxPpmHeader ? " (header too long)" : ""));
+        return v;
+    };
+    if (head.size() < 2 || head[0] != 'P' || head[1] != '6')
+        throw SourceError(where + "magic: not a binary PPM (P6)");
+    pos = 2;
+    const uint64_t w = number("width"), h = number("height"), maxval = number("maxval");
+    if (pos >= head.size()) throw SourceError(where + "header: no pixel data after maxval");
+    ++pos;  // one whitespace byte before the pixels
+    if (w < 1 || h < 1) throw SourceError(where + "width and height must be >= 1");
+    if (maxval != 255)
+        throw SourceError(where + "maxval " + std::to_string(maxval) +
+                          ": only 8-bit PPM (maxval 255) is read");
+    // w, h < 10^12 (12 digits): w * h < 2^80 could overflow, so compare per axis first
+    if (w > static_cast<uint64_t>(rapsam::kMaxFramePixels) ||
+        h > static_cast<uint64_t>(rapsam::kMaxFramePixels) ||
+        w * h > static_cast<uint64_t>(rapsam::kMaxFramePixels))
+        throw SourceError(where + "size " + std::to_string(w) + " x " + std::to_string(h) +
+                          " is larger than kMaxFramePixels (" +
+                          std::to_string(rapsam::kMaxFramePixels) + ")");
+    const uint64_t need = w * h * 3, have = file.size() - pos;
+    if (need > have)
+        throw SourceError(where + "header says " + std::to_string(w) + " x " + std::to_string(h) +
+                          " (" + std::to_string(need) + " bytes of pixels), the file holds " +
+                          std::to_string(have));
+    f.w = static_cast<int>(w);
+    f.h = static_cast<int>(h);
+    f.rgb.resize(static_cast<size_t>(need));
+    const size_t from_head = std::min<size_t>(head.size() - pos, f.rgb.size());
+    std::copy(head.begin() + static_cast<std::ptrdiff_t>(pos),
+              head.begin() + static_cast<std::ptrdiff_t>(pos + from_head), f.rgb.begin());
+    if (file.read(f.rgb.data() + from_head, f.rgb.size() - from_head) != f.rgb.size() - from_head)
+        throw SourceError(where + "pixels: the file ended early (changed while read?)");
 }
 
 void write_ppm(const fs::path& path, const uint8_t* rgb, int h, int w) {
@@ -74,23 +191,58 @@ void write_ppm(const fs::path& path, const uint8_t* rgb, int h, int w) {
 }
 
 #ifdef RAPSAM_EXAMPLE_OPENCV
+// OpenCV's decoders refuse images over OPENCV_IO_MAX_IMAGE_PIXELS before allocating them, but
+// OpenCV reads the variable once, when its library loads: set it (to the Segmenter's limit,
+// or lower where the caller set it lower) and re-execute this program once. False: already so.
+bool reexec_with_pixel_limit(char** argv) {
+    const char* set = std::getenv("OPENCV_IO_MAX_IMAGE_PIXELS");
+    if (set != nullptr) {
+        char* end = nullptr;
+        const unsigned long long v = std::strtoull(set, &end, 10);
+        if (end != set && *end == '\0' && v <= static_cast<uint64_t>(rapsam::kMaxFramePixels))
+            return false;
+    }
+    const std::string limit = std::to_string(rapsam::kMaxFramePixels);
+    ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", limit.c_str(), 1);
+    ::execv("/proc/self/exe", argv);
+    return true;  // execv returned: it failed
+}
+
+// Another image format through OpenCV: the file read through RegularFile (so never a pipe),
+// at most kMaxImageBytes, then decoded (within OPENCV_IO_MAX_IMAGE_PIXELS).
+constexpr uint64_t kMaxImageBytes = 4 * static_cast<uint64_t>(rapsam::kMaxFramePixels);
+
+cv::Mat read_image(const fs::path& path) {
+    RegularFile file(path);
+    if (file.size() > kMaxImageBytes)
+        throw SourceError(path.string() + ": " + std::to_string(file.size()) +
+                          " bytes, more than an image of kMaxFramePixels can need (" +
+                          std::to_string(kMaxImageBytes) + ")");
+    std::vector<uint8_t> bytes(static_cast<size_t>(file.size()));
+    bytes.resize(file.read(bytes.data(), bytes.size()));
+    try {
+        return cv::imdecode(bytes, cv::IMREAD_COLOR);
+    } catch (const cv::Exception& e) {  // e.g. over the pixel limit
+        throw SourceError(path.string() + ": not decoded (" + e.err + "; at most " +
+                          std::to_string(rapsam::kMaxFramePixels) + " pixels are decoded)");
+    }
+}
+
 bool from_mat(const cv::Mat& bgr, Frame& f) {
     if (bgr.empty() || bgr.depth() != CV_8U) return false;
     cv::Mat rgb;
-    if (bgr.channels() == 1) cv::cvtColor(bgr, rgb, cv::COLOR_GRAY2RGB);
-    else if (bgr.channels() == 4) cv::cvtColor(bgr, rgb, cv::COLOR_BGRA2RGB);
-    else cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    if (bgr.channels() == 1)
+        cv::cvtColor(bgr, rgb, cv::COLOR_GRAY2RGB);
+    else if (bgr.channels() == 4)
+        cv::cvtColor(bgr, rgb, cv::COLOR_BGRA2RGB);
+    else
+        cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
     f.h = rgb.rows;
     f.w = rgb.cols;
     f.rgb.assign(rgb.data, rgb.data + rgb.total() * 3);
     return true;
 }
 #endif
-
-// SOURCE cannot be read (exit status 2).
-struct SourceError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
 
 // Decodes the frames of SOURCE (a folder of images or, with OpenCV, a video file) one at a
 // time and hands each to `visit`, which returns false to stop: one frame in memory, however
@@ -107,18 +259,22 @@ void for_each_frame(const fs::path& source, const std::function<bool(Frame&)>& v
 #else
             const bool image = ext == ".ppm";
 #endif
-            if (e.is_regular_file() && image) files.push_back(e.path());
+            if (image) files.push_back(e.path());  // refused below unless a regular file
         }
         std::sort(files.begin(), files.end());
         for (const auto& p : files) {
             Frame f;
             f.name = p.stem().string();
+            std::string ext = p.extension().string();
+            std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+            if (ext == ".ppm") {
+                read_ppm(p, f);
+            } else {
 #ifdef RAPSAM_EXAMPLE_OPENCV
-            const bool ok = from_mat(cv::imread(p.string(), cv::IMREAD_COLOR), f);
-#else
-            const bool ok = read_ppm(p, f);
+                if (!from_mat(read_image(p), f))
+                    throw SourceError(p.string() + ": not a readable 8-bit image");
 #endif
-            if (!ok) throw SourceError(p.string() + ": not a readable 8-bit image");
+            }
             if (!visit(f)) return;
         }
         return;
@@ -136,7 +292,7 @@ void for_each_frame(const fs::path& source, const std::function<bool(Frame&)>& v
     }
 #else
     throw SourceError(source.string() +
-                                ": not a folder (this build reads PPM folders; video needs OpenCV)");
+                      ": not a folder (this build reads PPM folders; video needs OpenCV)");
 #endif
 }
 
@@ -173,17 +329,45 @@ int usage() {
     return 2;
 }
 
+// A count or size option: a whole decimal number in [lo, hi], else false (bad usage).
+bool parse_int(const std::string& text, int lo, int hi, int& out) {
+    if (text.empty() || text.size() > 10) return false;
+    long long v = 0;
+    size_t i = text[0] == '-' ? 1 : 0;
+    if (i == text.size()) return false;
+    for (; i < text.size(); ++i) {
+        if (text[i] < '0' || text[i] > '9') return false;
+        v = v * 10 + (text[i] - '0');
+    }
+    if (text[0] == '-') v = -v;
+    if (v < lo || v > hi) return false;
+    out = static_cast<int>(v);
+    return true;
+}
+
+// One line on stderr, whatever the message holds (OpenVINO's run over several lines).
+int fail(const char* what, int status) {
+    std::string line = what;
+    std::replace(line.begin(), line.end(), '\n', ' ');
+    std::replace(line.begin(), line.end(), '\r', ' ');
+    std::cerr << "error: " << line << "\n";
+    return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 3) return usage();
+#ifdef RAPSAM_EXAMPLE_OPENCV
+    if (reexec_with_pixel_limit(argv))
+        return fail("cannot re-execute with OPENCV_IO_MAX_IMAGE_PIXELS set", 1);
+#endif
     std::map<std::string, std::string> opts;
     for (int i = 3; i < argc; i += 2) {
         const std::string key = argv[i];
-        if (i + 1 >= argc ||
-            (key != "--overlays" && key != "--dump" && key != "--loops" && key != "--bench" &&
-             key != "--threads" && key != "--input-size" && key != "--backend" &&
-             key != "--static-shapes"))
+        if (i + 1 >= argc || (key != "--overlays" && key != "--dump" && key != "--loops" &&
+                              key != "--bench" && key != "--threads" && key != "--input-size" &&
+                              key != "--backend" && key != "--static-shapes"))
             return usage();
         opts[key] = argv[i + 1];
     }
@@ -192,8 +376,12 @@ int main(int argc, char** argv) {
         rapsam::SegmenterOptions options;
         options.color_order = "RGB";
         if (opts.count("--backend")) options.backend = opts["--backend"];
-        if (opts.count("--threads")) options.threads = std::stoi(opts["--threads"]);
-        if (opts.count("--input-size")) options.input_size = std::stoi(opts["--input-size"]);
+        if (opts.count("--threads") &&
+            !parse_int(opts["--threads"], 0, rapsam::contract::kMaxThreads, options.threads))
+            return usage();
+        if (opts.count("--input-size") &&
+            !parse_int(opts["--input-size"], 1, rapsam::kMaxSide, options.input_size))
+            return usage();
         if (opts.count("--static-shapes")) {
             const std::string v = opts["--static-shapes"];
             if (v != "auto" && v != "off") return usage();
@@ -206,8 +394,8 @@ int main(int argc, char** argv) {
             return 2;
         };
         if (opts.count("--bench")) {  // panoptic latency on the first frame
-            const int n = std::stoi(opts["--bench"]);
-            if (n < 1) return usage();
+            int n = 0;
+            if (!parse_int(opts["--bench"], 1, 1000000, n)) return usage();
             Frame f;
             for_each_frame(source, [&](Frame& first) {
                 f = std::move(first);
@@ -219,8 +407,9 @@ int main(int argc, char** argv) {
             for (int i = 0; i < n; ++i) {
                 const auto t0 = std::chrono::steady_clock::now();
                 seg.panoptic(f.rgb.data(), f.h, f.w);
-                ms.push_back(std::chrono::duration<double, std::milli>(
-                                 std::chrono::steady_clock::now() - t0).count());
+                ms.push_back(
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                        .count());
             }
             std::sort(ms.begin(), ms.end());
             std::printf("panoptic %dx%d: p50 %.3f ms, p90 %.3f ms over %d calls\n", f.w, f.h,
@@ -228,8 +417,9 @@ int main(int argc, char** argv) {
             return 0;
         }
         rapsam::OnlineTracker tracker;  // one per video
-        if (opts.count("--loops")) {  // soak: the frames over and over
-            const int n = std::stoi(opts["--loops"]);
+        if (opts.count("--loops")) {    // soak: the frames over and over
+            int n = 0;
+            if (!parse_int(opts["--loops"], 1, 1000000, n)) return usage();
             std::vector<Frame> frames;  // decoded once, tracked n times
             for_each_frame(source, [&](Frame& f) {
                 frames.push_back(std::move(f));
@@ -284,11 +474,11 @@ int main(int argc, char** argv) {
         });
         if (i == 0) return no_frames();
     } catch (const SourceError& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 2;
+        return fail(e.what(), 2);
     } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
+        return fail(e.what(), 1);
+    } catch (...) {
+        return fail("an unknown exception", 1);
     }
     return 0;
 }
