@@ -175,3 +175,58 @@ def test_an_encoder_that_gives_nan_is_refused_at_load(shipped_bundle, monkeypatc
     monkeypatch.setattr(base.Backend, "run_roles", run_roles)
     with pytest.raises(BackendError, match=r"^encoder feats holds NaN or infinity"):
         Segmenter(shipped_bundle, "ort-cpu")
+
+
+def _reshape(backend, role: str, cut):
+    """Make ``backend.run_roles`` give output ``role`` as ``cut(array)`` (another shape), as a
+    graph file that does not match its manifest would."""
+    original = backend.run_roles
+
+    def run_roles(feeds, check=True):
+        out = original(feeds, check=check)
+        return {**out, role: np.ascontiguousarray(cut(out[role]))}
+
+    backend.run_roles = run_roles
+
+
+#: (graph, role, reshaping, the expected-shape fragment the error names)
+BAD_SHAPES = [
+    ("encoder", "feats", lambda a: a[:, :, :-1], "h="),
+    ("encoder", "feats", lambda a: a[:, :-1], "D="),
+    ("panoptic_decoder", "query_embed", lambda a: a[:, :5], "N="),
+    ("panoptic_decoder", "query_embed", lambda a: a[..., :-3], "D="),
+    ("panoptic_decoder", "cls_logits", lambda a: a[..., :-1], "C1="),
+    ("panoptic_decoder", "mask_logits", lambda a: a[:, :, :, :4], "w="),
+    (
+        "panoptic_decoder",
+        "cls_logits",
+        lambda a: a[0],
+        "has shape [50, 13], expected [B=1, N=50, C1=13]",
+    ),
+    ("prompt_decoder", "mask_logits", lambda a: a[:, :, :4, :4], "h="),
+    ("prompt_decoder", "iou", lambda a: np.concatenate([a, a], axis=1), "P="),
+]
+
+
+@pytest.mark.parametrize(("graph", "role", "cut", "fragment"), BAD_SHAPES)
+def test_output_of_another_shape_is_a_backend_error(shipped_bundle, graph, role, cut, fragment):
+    """An output whose shape disagrees with the manifest and the run (fewer query rows, a
+    narrower embedding, masks off the feature grid, another rank) is a BackendError naming
+    the graph and the tensor, never an IndexError, an InputError blaming the caller or
+    silently wrong results (the C++ runtime's check_output does the same)."""
+    frame = _clip(1)[0]
+    with Segmenter(shipped_bundle, "ort-cpu", color_order="BGR") as s:
+        _reshape(s.graphs[graph], role, cut)
+        if graph == "prompt_decoder":
+            emb = s.set_image(frame)
+            call = lambda: s.prompt(emb, points=[(20, 20)])  # noqa: E731
+        else:
+            call = lambda: s.panoptic(frame)  # noqa: E731
+        with pytest.raises(BackendError, match=f"{graph} output {role} has shape") as e:
+            call()
+        assert fragment in str(e.value)
+        if graph == "panoptic_decoder":
+            before = _tracker_state(s.tracker)
+            with pytest.raises(BackendError):
+                s.track(frame)
+            assert _tracker_state(s.tracker) == before

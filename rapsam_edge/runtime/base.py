@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -32,7 +32,14 @@ from ..errors import (
     ManifestError,
 )
 
-__all__ = ["Backend", "BackendUnavailable", "check_device", "check_feeds", "example_feeds"]
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "Port",
+    "check_device",
+    "check_feeds",
+    "example_feeds",
+]
 
 
 def check_device(device: Any) -> None:
@@ -135,36 +142,26 @@ class Backend:
         self._open(bundle, device, **options)
         self._check_signature()
 
-    def _signature(self) -> dict[str, tuple[int | None, ...]] | None:
-        """The opened graph's tensors: name -> shape (None = dynamic axis), inputs and
-        outputs together; None where the backend cannot tell before running."""
+    def _signature(self) -> dict[str, Port] | None:
+        """The opened graph's tensors: name -> ``Port`` (direction, dtype, shape with None
+        for a dynamic axis), inputs and outputs together; None where the backend cannot
+        tell before running."""
         return None
 
     def _check_signature(self) -> None:
-        """Cross-check the opened graph against the manifest: the same tensor names, ranks
-        and fixed sizes. A bundle whose manifest does not describe its graphs is refused
-        at load instead of giving silently wrong results.
+        """Cross-check the opened graph against the manifest: the same tensor names, each
+        in the same direction with the same dtype (where the backend tells), rank and fixed
+        sizes. A bundle whose manifest does not describe its graphs is refused at load
+        instead of giving silently wrong results (the C++ runtime's ``check_signature``,
+        csrc/runtime/backend.cpp, checks the same).
 
         Raises:
-          ManifestError: names, ranks or fixed sizes differ (the bundle is closed first)."""
+          ManifestError: names, directions, dtypes, ranks or fixed sizes differ (the
+            bundle is closed first)."""
         actual = self._signature()
         if actual is None:
             return
-        specs = {t.name: t.shape for t in self.info.inputs + self.info.outputs}
-        problems = []
-        missing, extra = sorted(set(specs) - set(actual)), sorted(set(actual) - set(specs))
-        if missing or extra:
-            problems.append(f"tensor names differ (manifest only {missing}, graph only {extra})")
-        for name in sorted(set(specs) & set(actual)):
-            want, got = specs[name], actual[name]
-            if len(want) != len(got):
-                problems.append(
-                    f"{name}: rank {len(got)} in the graph, {len(want)} in the manifest"
-                )
-                continue
-            for axis, (w, g) in enumerate(zip(want, got)):
-                if isinstance(w, int) and g is not None and w != g:
-                    problems.append(f"{name}: axis {axis} is {g} in the graph, {w} in the manifest")
+        problems = _signature_problems(self.info, actual)
         if problems:
             self.close()
             raise ManifestError(
@@ -348,3 +345,45 @@ def example_feeds(
         else:
             feeds[t.name] = np.zeros(shape, dtype=np.dtype(t.dtype))
     return feeds
+
+
+class Port(NamedTuple):
+    """One tensor of an opened graph file, as a backend reads it before running."""
+
+    direction: str  # "input" or "output"
+    dtype: str | None  # numpy name; None where the backend cannot tell
+    shape: tuple[int | None, ...]  # None: a dynamic axis
+
+
+def _signature_problems(info: GraphInfo, actual: Mapping[str, Port]) -> list[str]:
+    """What differs between a graph's manifest entry and the opened file's ports."""
+    listed = [("input", t) for t in info.inputs] + [("output", t) for t in info.outputs]
+    names = [t.name for _, t in listed]
+    problems = [
+        f"{n}: listed twice in the manifest"
+        for n in sorted({n for n in names if names.count(n) > 1})
+    ]
+    missing, extra = sorted(set(names) - set(actual)), sorted(set(actual) - set(names))
+    if missing or extra:
+        problems.append(f"tensor names differ (manifest only {missing}, graph only {extra})")
+    for direction, spec in listed:
+        got = actual.get(spec.name)
+        if got is None:
+            continue
+        if got.direction != direction:
+            problems.append(
+                f"{spec.name}: an {got.direction} of the graph, an {direction} in the manifest"
+            )
+        if got.dtype is not None and got.dtype != spec.dtype:
+            problems.append(f"{spec.name}: {got.dtype} in the graph, {spec.dtype} in the manifest")
+        if len(spec.shape) != len(got.shape):
+            problems.append(
+                f"{spec.name}: rank {len(got.shape)} in the graph, {len(spec.shape)} in the manifest"
+            )
+            continue
+        for axis, (w, g) in enumerate(zip(spec.shape, got.shape)):
+            if isinstance(w, int) and g is not None and w != g:
+                problems.append(
+                    f"{spec.name}: axis {axis} is {g} in the graph, {w} in the manifest"
+                )
+    return problems

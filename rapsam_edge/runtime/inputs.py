@@ -10,12 +10,21 @@ from typing import Any
 
 import numpy as np
 
+from ..bundle import Bundle
+from ..contract.graphs import ENCODER
 from ..contract.postprocess import POINT_BOX_HALF
 from ..errors import InputError
 from ..ops import MAX_SIDE
 from .results import ImageEmbedding, PreparedFrame
 
-__all__ = ["MAX_FRAME_PIXELS", "as_coords", "as_frame", "check_embedding", "prompt_boxes"]
+__all__ = [
+    "MAX_FRAME_PIXELS",
+    "as_coords",
+    "as_frame",
+    "check_embedding",
+    "encoder_id",
+    "prompt_boxes",
+]
 
 #: largest frame accepted (pixels): the label map, track map and prompt masks come back at
 #: the frame's size (8192 x 8192 = 67 M pixels; a 268 MB int32 map)
@@ -205,3 +214,11 @@ def prompt_boxes(points: Any, boxes: Any, prepared: PreparedFrame, max_prompts: 
     to_boxes = {"points": _point_boxes, "boxes": _box_boxes}
     out = [to_boxes[name](arr, w, h, prepared.scale) for name, arr in parts]
     return np.ascontiguousarray(np.concatenate(out)[None], dtype=np.float32)
+
+
+def encoder_id(bundle: Bundle) -> str:
+    """The bundle and encoder files (with digests) that make an embedding."""
+    files = sorted(bundle.graphs[ENCODER].files.values())
+    return f"bundle {bundle.name!r}, encoder " + ", ".join(
+        f"{f} sha256 {bundle.files.get(f, '?')[:12]}" for f in files
+    )

@@ -42,7 +42,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..contract.threads import default_threads
 from ..errors import BackendError, ConfigError
-from .base import Backend
+from .base import Backend, Port
 
 __all__ = ["OpenVINOBackend"]
 
@@ -307,16 +307,23 @@ class OpenVINOBackend(Backend):
                     with self._pool_lock:
                         return not self._pending
 
-    def _signature(self) -> dict[str, tuple[int | None, ...]] | None:
+    def _signature(self) -> dict[str, Port] | None:
         wanted = {t.name for t in self.info.inputs + self.info.outputs}
-        out: dict[str, tuple[int | None, ...]] = {}
-        for port in list(self.model.inputs) + list(self.model.outputs):
+        out: dict[str, Port] = {}
+        ports = [("input", p) for p in self.model.inputs]
+        ports += [("output", p) for p in self.model.outputs]
+        for direction, port in ports:
             names = port.get_names()
             name = next(iter(sorted(names & wanted)), port.get_any_name())
             shape = port.get_partial_shape()
             if shape.rank.is_dynamic:
                 return None  # nothing to compare before a run
-            out[name] = tuple(d.get_length() if d.is_static else None for d in shape)
+            try:
+                dtype: str | None = np.dtype(port.get_element_type().to_dtype()).name
+            except Exception:  # noqa: BLE001 - an element type numpy has no name for
+                dtype = None
+            dims = tuple(d.get_length() if d.is_static else None for d in shape)
+            out[name] = Port(direction, dtype, dims)
         return out
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -26,7 +26,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..contract.threads import default_threads
 from ..errors import BackendError, ConfigError
-from .base import Backend
+from .base import Backend, Port
 
 __all__ = ["OrtBackend", "OrtCudaBackend", "OrtTensorrtBackend"]
 
@@ -37,6 +37,16 @@ def _providers_available() -> list[str]:
     import onnxruntime as ort  # a required dependency
 
     return list(ort.get_available_providers())
+
+
+#: ONNX Runtime's tensor type names -> numpy dtype names (the manifest's spelling)
+_ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(uint8)": "uint8",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+}
 
 
 class OrtBackend(Backend):
@@ -114,11 +124,16 @@ class OrtBackend(Backend):
         self.providers = tuple(self.session.get_providers())
         log.debug("%s: %s on %s (providers %s)", self.name, self.graph, self.device, self.providers)
 
-    def _signature(self) -> dict[str, tuple[int | None, ...]]:
-        tensors = list(self.session.get_inputs()) + list(self.session.get_outputs())
+    def _signature(self) -> dict[str, Port]:
+        ports = [("input", t) for t in self.session.get_inputs()]
+        ports += [("output", t) for t in self.session.get_outputs()]
         return {
-            t.name: tuple(d if isinstance(d, int) else None for d in (t.shape or ()))
-            for t in tensors
+            t.name: Port(
+                direction,
+                _ORT_DTYPES.get(t.type),
+                tuple(d if isinstance(d, int) else None for d in (t.shape or ())),
+            )
+            for direction, t in ports
         }
 
     def _providers(

@@ -26,7 +26,7 @@ from ..contract.graphs import GRAPH_IO
 from ..contract.postprocess import SATURATED_LOGIT
 from ..errors import BackendError
 
-__all__ = ["LOGIT_ROLES", "checked_outputs", "finite_logits", "finite_values"]
+__all__ = ["LOGIT_ROLES", "check_shapes", "checked_outputs", "finite_logits", "finite_values"]
 
 #: output roles that are logits (an infinity is a decision); every other output role of
 #: ``contract.graphs.GRAPH_IO`` must be finite
@@ -72,18 +72,53 @@ def finite_values(a: np.ndarray, where: str) -> np.ndarray:
     return a
 
 
-def checked_outputs(graph: str, out: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def check_shapes(graph: str, out: Mapping[str, np.ndarray], dims: Mapping[str, int]) -> None:
+    """Every output of ``graph`` has its contract rank, and each axis the size ``dims``
+    gives for its symbol (``B``, ``N``, ``C1``, ``D``, ``h``, ``w``, ``P``; digits are fixed
+    sizes), so nothing downstream indexes past what the graph really gave (the C++
+    runtime's ``check_output``, csrc/runtime/segmenter.cpp, checks the same).
+
+    Arguments:
+      graph: the graph's name (contract.graphs.GRAPH_NAMES).
+      out: role -> array, every output role of ``graph``.
+      dims: symbol -> the size this run must give; symbols not in it are not compared.
+    Raises:
+      BackendError: a rank or size differs, naming the graph, the tensor and both shapes.
+    """
+    for spec in GRAPH_IO[graph].outputs:
+        a = out[spec.role]
+        want = [int(d) if d.isdigit() else dims.get(d) for d in spec.shape]
+        ok = a.ndim == len(want) and all(w is None or w == n for w, n in zip(want, a.shape))
+        if not ok:
+            expected = ", ".join(
+                f"{d}={w}" if w is not None and not d.isdigit() else (d if w is None else str(w))
+                for d, w in zip(spec.shape, want)
+            )
+            raise BackendError(
+                f"{graph} output {spec.role} has shape {list(a.shape)}, expected [{expected}]",
+                hint="the graph file does not give what its manifest describes: re-export "
+                "the bundle",
+            )
+
+
+def checked_outputs(
+    graph: str, out: Mapping[str, np.ndarray], dims: Mapping[str, int] | None = None
+) -> dict[str, np.ndarray]:
     """Every output of one run of ``graph`` (role -> array, as ``Backend.run_roles`` gives
-    them), checked by the rule of the module doc: logits saturated, the rest finite.
+    them), checked: shapes against ``dims`` (``check_shapes``, when given), then the rule of
+    the module doc: logits saturated, the rest finite.
 
     Raises:
       BackendError: an output holds NaN (or, not a logit, infinity), naming ``graph`` and
-        the role; or a role the contract does not list for ``graph`` is missing.
+        the role; a shape differs from ``dims``; or a role the contract lists for ``graph``
+        is missing.
     """
     roles = GRAPH_IO[graph].output_roles
     missing = [r for r in roles if r not in out]
     if missing:
         raise BackendError(f"{graph} gave no {', '.join(missing)} output")
+    if dims is not None:
+        check_shapes(graph, out, dims)
     return {
         role: (finite_logits if role in LOGIT_ROLES else finite_values)(
             out[role], f"{graph} {role}"

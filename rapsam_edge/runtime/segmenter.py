@@ -35,16 +35,16 @@ import numpy as np
 
 from .. import ops
 from ..bundle import Bundle
-from ..contract.graphs import ENCODER, GRAPH_NAMES, PANOPTIC_DECODER, PROMPT_DECODER
+from ..contract.graphs import ENCODER, PANOPTIC_DECODER, PROMPT_DECODER
 from ..contract.shared import STABILITY_OFFSET
 from ..errors import BackendError, ManifestError
 from .base import Backend
 from .capture import SourceOptions, VideoSource
-from .inputs import as_frame, check_embedding, prompt_boxes
+from .inputs import as_frame, check_embedding, encoder_id, prompt_boxes
 from .options import MAX_PROMPTS, SegmenterOptions, load_segmenter_bundle
 from .outputs import checked_outputs
 from .results import ImageEmbedding, PanopticResult, PreparedFrame, PromptResult, TrackResult
-from .selection import create_backends
+from .selection import backend_name, create_backends
 from .sources import check_stream_args, open_source, prefetch
 from .tracker import Detection, OnlineTracker, TrackerConfig
 
@@ -60,22 +60,6 @@ log = logging.getLogger(__name__)
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
-
-
-def _encoder_id(bundle: Bundle) -> str:
-    """The bundle and encoder files (with digests) that make an embedding."""
-    files = sorted(bundle.graphs[ENCODER].files.values())
-    return f"bundle {bundle.name!r}, encoder " + ", ".join(
-        f"{f} sha256 {bundle.files.get(f, '?')[:12]}" for f in files
-    )
-
-
-def _backend_name(graphs: Mapping[str, Backend]) -> str:
-    """One name, or "encoder=..., panoptic_decoder=..., prompt_decoder=..." when they differ."""
-    used = [graphs[g].name for g in GRAPH_NAMES]
-    if len(set(used)) == 1:
-        return used[0]
-    return ", ".join(f"{g}={n}" for g, n in zip(GRAPH_NAMES, used))
 
 
 class Segmenter:
@@ -142,14 +126,14 @@ class Segmenter:
         self.tracker = OnlineTracker(self.tracker_config)
         self._track_lock = threading.Lock()
         self._last: ImageEmbedding | None = None
-        self._encoder_id = _encoder_id(self.bundle)
+        self._encoder_id = encoder_id(self.bundle)
         selection = create_backends(
             self.bundle, options.backend, options.device, options.backend_options
         )
         self.graphs: dict[str, Backend] = selection.backends
         self.backend_timings = selection.timings
         #: one name, or "encoder=..., panoptic_decoder=..., prompt_decoder=..." when they differ
-        self.backend_name = _backend_name(self.graphs)
+        self.backend_name = backend_name(self.graphs)
         self._check_feature_grid()
         log.info("Segmenter: bundle %s on backend %s", self.bundle.name, self.backend_name)
 
@@ -174,6 +158,7 @@ class Segmenter:
         spec = next(t for t in enc.info.outputs if t.role == "feats")
         width = spec.shape[1] if isinstance(spec.shape[1], int) else feats.shape[1]
         want = (1, width, side // stride, side // stride)
+        self._feat_dim = int(feats.shape[1])  # every later run must give this D
         if feats.shape != want:
             self.close()
             raise ManifestError(
@@ -214,18 +199,32 @@ class Segmenter:
         return PreparedFrame(image[None], scale, valid, frame_hw, _ms(t0))
 
     def _run(
-        self, graph: str, feeds: dict[str, np.ndarray], *, check: bool = False
+        self,
+        graph: str,
+        feeds: dict[str, np.ndarray],
+        *,
+        check: bool = False,
+        dims: dict[str, int] | None = None,
     ) -> dict[str, np.ndarray]:
         """Run ``graph`` (roles in, roles out) and check every output it gives before
-        anything uses it (``outputs.checked_outputs``: logits saturated, the rest finite).
+        anything uses it (``outputs.checked_outputs``: shapes against ``dims``, logits
+        saturated, the rest finite).
 
         Raises:
-          BackendError: an output holds NaN (or, not a logit, infinity), naming the graph
-            and the tensor."""
-        return checked_outputs(graph, self.graphs[graph].run_roles(feeds, check=check))
+          BackendError: an output has another shape, or holds NaN (or, not a logit,
+            infinity), naming the graph and the tensor."""
+        out = self.graphs[graph].run_roles(feeds, check=check)
+        return checked_outputs(graph, out, dims)
 
     def _encode(self, prepared: PreparedFrame) -> np.ndarray:
-        return self._run(ENCODER, {"image": prepared.image})["feats"]
+        _, h, w, _ = prepared.image.shape
+        s = self.bundle.feat_stride
+        dims = {"B": 1, "D": self._feat_dim, "h": h // s, "w": w // s}
+        return self._run(ENCODER, {"image": prepared.image}, dims=dims)["feats"]
+
+    def _feat_dims(self, feats: np.ndarray) -> dict[str, int]:
+        """The sizes a decoder's outputs must have on features ``feats`` (B x D x h x w)."""
+        return {"B": 1, "D": self._feat_dim, "h": feats.shape[2], "w": feats.shape[3]}
 
     def _valid_cells(self, prepared: PreparedFrame) -> tuple[float, float]:
         s = self.bundle.feat_stride
@@ -239,7 +238,12 @@ class Segmenter:
         feats = self._encode(prepared)
         timings[ENCODER] = _ms(t0)  # the stage is named after the graph it runs
         t0 = time.perf_counter()
-        out = self._run(PANOPTIC_DECODER, {"feats": feats})
+        dims = {
+            **self._feat_dims(feats),
+            "N": self.bundle.num_queries,
+            "C1": len(self.is_thing) + 1,
+        }
+        out = self._run(PANOPTIC_DECODER, {"feats": feats}, dims=dims)
         timings["decoder"] = _ms(t0)
         t0 = time.perf_counter()
         label_map, segments = ops.kernel("panoptic_fuse")(
@@ -331,7 +335,9 @@ class Segmenter:
         boxes_in = prompt_boxes(points, boxes, prepared, self.max_prompts)
         t0 = time.perf_counter()
         # checked: the embedding comes from the caller
-        out = self._run(PROMPT_DECODER, {"feats": embedding.feats, "boxes": boxes_in}, check=True)
+        dims = {**self._feat_dims(embedding.feats), "P": boxes_in.shape[1]}
+        feeds = {"feats": embedding.feats, "boxes": boxes_in}
+        out = self._run(PROMPT_DECODER, feeds, check=True, dims=dims)
         timings = {"decoder": _ms(t0)}
         t0 = time.perf_counter()
         masks, stability = ops.kernel("prompt_masks")(

@@ -40,7 +40,13 @@ from .registry import (
     unavailable_reason,
 )
 
-__all__ = ["Selection", "create_backend", "create_backends", "select_backends"]
+__all__ = [
+    "Selection",
+    "backend_name",
+    "create_backend",
+    "create_backends",
+    "select_backends",
+]
 
 log = logging.getLogger(__name__)
 
@@ -342,3 +348,11 @@ def create_backends(
     return Selection(
         {g: create_backend(bundle, g, names[g], device=device, **options) for g in GRAPH_NAMES}
     )
+
+
+def backend_name(graphs: Mapping[str, Backend]) -> str:
+    """One name, or "encoder=..., panoptic_decoder=..., prompt_decoder=..." when they differ."""
+    used = [graphs[g].name for g in GRAPH_NAMES]
+    if len(set(used)) == 1:
+        return used[0]
+    return ", ".join(f"{g}={n}" for g, n in zip(GRAPH_NAMES, used))
