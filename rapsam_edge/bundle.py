@@ -13,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+from .contract.files import file_kind, open_regular, read_regular
 from .contract.graphs import GRAPH_FORMATS, GRAPH_NAMES
 from .contract.manifest import (
     FORMAT_NAME,
@@ -28,6 +31,8 @@ from .contract.manifest import (
     TensorSpec,
 )
 from .contract.postprocess import PostprocessDefaults
+from .contract.schema import render
+from .contract.shared import MAX_JSON_DEPTH, MAX_MANIFEST_BYTES
 from .errors import BundleError, ChecksumError, ManifestError, MissingFileError
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "TensorSpec",
     "load_bundle",
     "parse_manifest",
+    "read_manifest",
     "sha256_file",
     "verify_files",
 ]
@@ -115,8 +121,14 @@ def parse_manifest(manifest: object, root: str | Path) -> Bundle:
 
 
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """sha256 of a regular file, lowercase hex (a named pipe, device, socket or directory is
+    refused before it is opened in blocking mode: ``contract.files.open_regular``).
+
+    Raises:
+      BundleError: not a regular file, or unreadable.
+    """
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "bundle file", BundleError) as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
@@ -161,6 +173,12 @@ def verify_files(bundle: Bundle) -> None:
                 f"bundle {root}: {rel!r} is a symbolic link; bundle files must be regular "
                 "files inside the bundle directory"
             )
+        mode = path.lstat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # never opened: it could block
+            raise BundleError(
+                f"bundle {root}: {rel!r} is {file_kind(mode)}; bundle files must be regular "
+                "files inside the bundle directory"
+            )
         if path.is_file() and rel != MANIFEST_NAME and rel not in listed:
             raise BundleError(
                 f"bundle {root}: {rel!r} is not listed in the manifest (every file of a bundle "
@@ -180,6 +198,81 @@ def verify_files(bundle: Bundle) -> None:
                 f"bundle {bundle.root}: {rel!r} sha256 {got} does not match "
                 f"the manifest's {digest} (corrupt or modified file)"
             )
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _depth(value: Any) -> int:
+    """Deepest nesting of objects and arrays (1 for a flat object), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if children is not None:
+            deepest = max(deepest, d)
+            stack.extend((c, d + 1) for c in children)
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_int(digits: str) -> int | float:
+    """A JSON integer as nlohmann::json (the C++ runtime) reads it: an int within int64 /
+    uint64, else the nearest float (inf when too large), so both runtimes see the same value."""
+    if len(digits.lstrip("-")) <= 20:
+        v = int(digits)
+        if -(2**63) <= v < 2**64:
+            return v
+    return float(digits)
+
+
+def read_manifest(path: Path) -> Any:
+    """The JSON value of a manifest file, read as the C++ runtime reads it
+    (``csrc/runtime/bundle.cpp``): a regular file (never opened in blocking mode) of at most
+    ``MAX_MANIFEST_BYTES``, UTF-8 JSON with no duplicate key, no NaN / Infinity, nesting of
+    at most ``MAX_JSON_DEPTH``, integers beyond 64 bits read as floats (as nlohmann does).
+
+    Raises:
+      ManifestError: not a regular file, unreadable, too large, not UTF-8, not valid JSON,
+        a duplicate key (named), nested too deep.
+    """
+    hint = "restore the bundle's manifest.json or re-export the bundle (`rapsam-edge export`)"
+    raw = read_regular(path, "manifest", ManifestError, max_bytes=MAX_MANIFEST_BYTES, hint=hint)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not UTF-8 text ({e})") from e
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_int=_json_int,
+        )
+    except _DuplicateKey as e:
+        raise ManifestError(f"{path}: duplicate key {render(e.args[0])}") from None
+    except RecursionError:
+        raise ManifestError(
+            f"{path}: not valid JSON (nested deeper than {MAX_JSON_DEPTH})"
+        ) from None
+    except ValueError as e:  # JSONDecodeError, and ints over 4300 digits
+        raise ManifestError(f"{path}: not valid JSON ({e})") from e
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ManifestError(f"{path}: not valid JSON (nested deeper than {MAX_JSON_DEPTH})")
+    return value
 
 
 def load_bundle(path: str | Path | None = None, *, verify: bool = True) -> Bundle:
@@ -202,17 +295,8 @@ def load_bundle(path: str | Path | None = None, *, verify: bool = True) -> Bundl
     from .assets import resolve_bundle
 
     root = resolve_bundle(path)
+    manifest = read_manifest(root / MANIFEST_NAME)
     manifest_path = root / MANIFEST_NAME
-    try:
-        text = manifest_path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ManifestError(f"{manifest_path}: not UTF-8 text ({e})") from e
-    except OSError as e:
-        raise BundleError(f"{manifest_path}: cannot read ({e})") from e
-    try:
-        manifest = json.loads(text)
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, and ints over 4300 digits
-        raise ManifestError(f"{manifest_path}: not valid JSON ({e})") from e
     try:
         bundle = parse_manifest(manifest, root)
     except ManifestError:
