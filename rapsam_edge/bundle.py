@@ -214,14 +214,21 @@ class _DuplicateKey(Exception):
 
 
 def _depth(value: Any) -> int:
-    """Deepest nesting of objects and arrays (1 for a flat object), without recursion."""
+    """Deepest nesting of objects and arrays (1 for a flat object), without recursion.
+
+    Raises:
+      UnicodeEncodeError: a string or key holds a lone UTF-16 surrogate ("\\ud800"), which
+        Python's json accepts and nlohmann::json (the C++ runtime) refuses.
+    """
     deepest, stack = 0, [(value, 1)]
     while stack:
         v, d = stack.pop()
-        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
-        if children is not None:
+        if isinstance(v, str):
+            v.encode("utf-8")
+        elif isinstance(v, (dict, list)):
             deepest = max(deepest, d)
-            stack.extend((c, d + 1) for c in children)
+            items = [*v.keys(), *v.values()] if isinstance(v, dict) else v
+            stack.extend((c, d + 1) for c in items)
     return deepest
 
 
@@ -251,6 +258,8 @@ def read_manifest(path: Path) -> Any:
     """
     hint = "restore the bundle's manifest.json or re-export the bundle (`rapsam-edge export`)"
     raw = read_regular(path, "manifest", ManifestError, max_bytes=MAX_MANIFEST_BYTES, hint=hint)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise ManifestError(f"{path}: not valid JSON (starts with a UTF-8 byte order mark)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -270,7 +279,11 @@ def read_manifest(path: Path) -> Any:
         ) from None
     except ValueError as e:  # JSONDecodeError, and ints over 4300 digits
         raise ManifestError(f"{path}: not valid JSON ({e})") from e
-    if _depth(value) > MAX_JSON_DEPTH:
+    try:
+        depth = _depth(value)
+    except UnicodeEncodeError:
+        raise ManifestError(f"{path}: not valid JSON (a lone UTF-16 surrogate)") from None
+    if depth > MAX_JSON_DEPTH:
         raise ManifestError(f"{path}: not valid JSON (nested deeper than {MAX_JSON_DEPTH})")
     return value
 
