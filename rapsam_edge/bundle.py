@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import stat
 from dataclasses import dataclass, field, fields
@@ -236,21 +237,31 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _json_float(text: str) -> float:
+    """A JSON number as nlohmann::json (the C++ runtime) reads it: beyond a double's range
+    (1e400) it is not valid JSON, not infinity."""
+    v = float(text)
+    if math.isinf(v):
+        raise ValueError(f"number overflow parsing {text[:40]!r}")
+    return v
+
+
 def _json_int(digits: str) -> int | float:
-    """A JSON integer as nlohmann::json (the C++ runtime) reads it: an int within int64 /
-    uint64, else the nearest float (inf when too large), so both runtimes see the same value."""
+    """A JSON integer as nlohmann::json reads it: an int within int64 / uint64, else the
+    nearest float (``_json_float``), so both runtimes see the same value."""
     if len(digits.lstrip("-")) <= 20:
         v = int(digits)
         if -(2**63) <= v < 2**64:
             return v
-    return float(digits)
+    return _json_float(digits)
 
 
 def read_manifest(path: Path) -> Any:
     """The JSON value of a manifest file, read as the C++ runtime reads it
     (``csrc/runtime/bundle.cpp``): a regular file (never opened in blocking mode) of at most
     ``MAX_MANIFEST_BYTES``, UTF-8 JSON with no duplicate key, no NaN / Infinity, nesting of
-    at most ``MAX_JSON_DEPTH``, integers beyond 64 bits read as floats (as nlohmann does).
+    at most ``MAX_JSON_DEPTH``, integers beyond 64 bits read as floats and numbers beyond a
+    double's range refused (as nlohmann does).
 
     Raises:
       ManifestError: not a regular file, unreadable, too large, not UTF-8, not valid JSON,
@@ -270,6 +281,7 @@ def read_manifest(path: Path) -> Any:
             object_pairs_hook=_no_duplicates,
             parse_constant=_no_constant,
             parse_int=_json_int,
+            parse_float=_json_float,
         )
     except _DuplicateKey as e:
         raise ManifestError(f"{path}: duplicate key {render(e.args[0])}") from None

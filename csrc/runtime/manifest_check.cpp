@@ -379,7 +379,7 @@ std::string render(const Json& v) {
             const size_t len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
             if (lead - 1 + len > raw.size()) raw = raw.substr(0, lead - 1) + "\xEF\xBF\xBD";
         }
-        return "'" + raw + "'" + (s.size() > kMaxText ? "..." : "");
+        return "'" + raw + (s.size() > kMaxText ? "..." : "") + "'";
     }
     if (t == "boolean") return v.get<bool>() ? "true" : "false";
     if (t == "null") return "null";

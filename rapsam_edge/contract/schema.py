@@ -21,7 +21,8 @@ in ``properties``, ``additionalProperties``); last ``const`` and ``enum``.
 
 Deviation from the standard, on purpose: ``integer`` is a JSON number written without a
 fraction or an exponent (Python ``int``), so ``8.0`` is not an integer here (it is for
-``jsonschema``); numbers must be finite.
+``jsonschema``); numbers must be finite; string lengths count UTF-8 bytes (not code points);
+a ``pattern``'s final ``$`` matches only at the very end (ECMAScript, not Python's ``re``).
 """
 
 from __future__ import annotations
@@ -110,6 +111,13 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+def _search(pattern: str, v: str) -> bool:
+    """re.search, but a final ``$`` matches only at the very end, as in ECMAScript (the C++
+    twin's std::regex): Python's ``$`` also matches before a trailing newline."""
+    m = _regex(pattern).search(v)
+    return m is not None and (not pattern.endswith("$") or m.end() == len(v))
+
+
 def first_error(
     value: Any, schema: Mapping[str, Any] | None = None, path: str = "manifest"
 ) -> tuple[str, str] | None:
@@ -170,7 +178,7 @@ def _string(v: str, s: Mapping[str, Any], path: str) -> Any:
         return path, "empty string" if n == 0 else f"{n} bytes < {s['minLength']}"
     if "maxLength" in s and n > s["maxLength"]:
         return path, f"{n} bytes > {s['maxLength']}"
-    if "pattern" in s and not _regex(s["pattern"]).search(v):
+    if "pattern" in s and not _search(s["pattern"], v):
         if "description" in s:
             return path, f"{render(v)} is not {s['description']}"
         return path, f"{render(v)} does not match {s['pattern']}"
