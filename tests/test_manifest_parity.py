@@ -254,6 +254,26 @@ def _hand_written(base: dict) -> dict[str, Case]:
         "int as float": s(("feat_stride",), 8.0),
         "bool as int": s(("num_queries",), True),
         "class name over 256 bytes (non-ASCII)": s(("classes", 0, "name"), "é" * 129),
+        # floats quoted in messages: the same text (Python's repr) from both runtimes
+        **{
+            f"float {v!r}": s(("postprocess", "score_threshold"), v)
+            for v in (
+                1.0000000000000002,
+                12345678.9,
+                1e16,
+                1.7976931348623157e308,
+                -1e-05,
+                -0.0001,
+                -123.456,
+                1234567890123456.7,
+                0.1 + 0.2 + 1,
+            )
+        },
+        # an object of 100,000 keys (1.7 MB): parsed in n log n by both (a quadratic insert,
+        # as nlohmann::ordered_json does, would take minutes)
+        "100k keys": Case(
+            _set(base, ("export", "k"), {f"k{i}": i for i in range(100_000)}), valid=True
+        ),
         # the rules between fields
         "class ids out of order": s(("classes", 3, "id"), 4),
         "num_classes != classes": s(("num_classes",), 11),

@@ -397,9 +397,8 @@ Json parse_json(const std::string& text, const std::string& where) {
         std::optional<std::string> duplicate;
     };
     std::vector<Frame> stack;
-    const Json::parser_callback_t cb = [&stack](int, nlohmann::json::parse_event_t event,
-                                                Json& parsed) {
-        using E = nlohmann::json::parse_event_t;
+    const Json::parser_callback_t cb = [&stack](int, Json::parse_event_t event, Json& parsed) {
+        using E = Json::parse_event_t;
         if (event == E::object_start || event == E::array_start) {
             stack.push_back(Frame{event == E::object_start, {}, std::nullopt});
             if (stack.size() > static_cast<size_t>(contract::kMaxJsonDepth)) throw TooDeep{};

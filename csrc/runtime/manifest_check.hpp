@@ -1,7 +1,8 @@
 // Manifest validation for the C++ runtime, twin of the Python runtime's
 // (rapsam_edge/contract/schema.py + _manifest_parse.py + bundle.read_manifest): the same
 // JSON reading rules, the same schema (manifest.schema.json, embedded at configure time by
-// cmake/contract.cmake) walked in the same order, the same rules between fields, so a
+// cmake/contract.cmake) walked in the same order (object keys sorted), the same rules between
+// fields, so a
 // manifest one runtime refuses the other refuses with the same field named and the same
 // wording ("manifest.input.pad_value: 300 > 255").
 #pragma once
@@ -13,7 +14,10 @@
 
 namespace rapsam::manifest {
 
-using Json = nlohmann::ordered_json;  // document order, as Python's dict
+// std::map storage: keys are visited in sorted (UTF-8 byte) order here and in Python, never
+// in document order (nlohmann's ordered_json inserts in linear time: a 16 MiB object of
+// short keys would take hours to parse).
+using Json = nlohmann::json;
 
 /// Parses manifest text as bundle.read_manifest does: no UTF-8 byte order mark, no duplicate
 /// key (the first one named), nesting of at most contract::kMaxJsonDepth. Throws BundleError

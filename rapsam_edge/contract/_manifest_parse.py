@@ -41,7 +41,7 @@ def _relpath(p: str, where: str) -> str:
 
 
 def _graph(name: str, g: Mapping[str, Any], where: str) -> GraphInfo:
-    for fmt, rel in g["files"].items():
+    for fmt, rel in sorted(g["files"].items()):  # keys sorted, as the C++ twin visits them
         _relpath(rel, f"{where}.files.{fmt}")
     contract = GRAPH_IO[name]
     ios = []
@@ -87,10 +87,10 @@ def _files_and_graphs(m: Mapping[str, Any], w: str) -> dict[str, GraphInfo]:
         g: _graph(g, m["graphs"][g], f"{w}.graphs.{g}") for g in GRAPH_NAMES if g in m["graphs"]
     }
     files = m["files"]
-    for rel in files:
+    for rel in sorted(files):
         _relpath(rel, child_path(f"{w}.files", rel))
     for g, info in graphs.items():
-        for fmt, rel in info.files.items():
+        for fmt, rel in sorted(info.files.items()):
             needed = [rel] + ([rel[:-4] + ".bin"] if fmt == "openvino" else [])
             for r in needed:
                 if r not in files:

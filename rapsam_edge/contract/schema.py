@@ -15,9 +15,11 @@ interpreters cannot silently diverge): ``$ref`` (``#/$defs/<name>`` only), ``typ
 Order of the walk (one node): ``$ref``, then ``type``; for strings ``minLength``,
 ``maxLength``, ``pattern``; for numbers finiteness, ``minimum``, ``maximum``; for arrays
 ``minItems``, ``maxItems``, then each item in order; for objects ``minProperties``,
-``maxProperties``, ``required`` (in the schema's order), the ``properties`` present (in the
-schema's order), then every key in document order (``propertyNames``, then for a key not
-in ``properties``, ``additionalProperties``); last ``const`` and ``enum``.
+``maxProperties``, ``required`` (in the schema's order), the ``properties`` present, then
+every key (``propertyNames``, then for a key not in ``properties``,
+``additionalProperties``); last ``const`` and ``enum``. Object keys are always visited in
+sorted order (code points, which is UTF-8 byte order), never in document order: the C++ twin
+stores objects in a std::map (nlohmann's insertion-ordered map inserts in linear time).
 
 Deviation from the standard, on purpose: ``integer`` is a JSON number written without a
 fraction or an exponent (Python ``int``), so ``8.0`` is not an integer here (it is for
@@ -220,14 +222,14 @@ def _object(v: dict, s: Mapping[str, Any], root: Mapping[str, Any], path: str) -
         if key not in v:
             return child_path(path, key), "missing"
     props = s.get("properties", {})
-    for key, sub in props.items():
+    for key, sub in sorted(props.items()):
         if key in v:
             err = _walk(v[key], sub, root, child_path(path, key))
             if err:
                 return err
     extra = s.get("additionalProperties", True)
     names = s.get("propertyNames")
-    for key, item in v.items():
+    for key, item in sorted(v.items()):
         where = child_path(path, key)
         if names is not None:
             err = _walk(key, names, root, where)
@@ -236,7 +238,7 @@ def _object(v: dict, s: Mapping[str, Any], root: Mapping[str, Any], path: str) -
         if key in props:
             continue
         if extra is False:
-            known = ", ".join(render(k) for k in props)
+            known = ", ".join(render(k) for k in sorted(props))
             return where, f"unknown key; known [{known}]"
         if isinstance(extra, Mapping):
             err = _walk(item, extra, root, where)
