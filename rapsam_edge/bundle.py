@@ -151,6 +151,20 @@ def _inside(root: Path, path: Path, rel: str) -> None:
 
 
 def verify_files(bundle: Bundle) -> None:
+    """Check the bundle's files (``_verify``); an unreadable directory is a ``BundleError``.
+
+    Raises:
+      as ``_verify``; BundleError: the directory cannot be listed.
+    """
+    try:
+        _verify(bundle)
+    except BundleError:  # MissingFileError is an OSError too: kept as it is
+        raise
+    except OSError as e:  # an unreadable sub-directory, a file vanishing while listed
+        raise BundleError(f"bundle {bundle.root}: cannot read ({e})") from e
+
+
+def _verify(bundle: Bundle) -> None:
     """Check the bundle's files before anything parses them.
 
     Every listed file must be a regular file inside the bundle directory (no symlinks, no

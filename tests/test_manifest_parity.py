@@ -483,3 +483,21 @@ def test_a_file_change_with_its_checksum_rewritten_still_loads(base_bundle, tmp_
     assert _python_verdict(root, False) == "ok"
     if CPP:
         assert _cpp_verdict(root) == "ok"
+
+
+def test_the_interpreter_refuses_a_keyword_it_does_not_know():
+    """An unknown keyword is an error, not ignored: the two twins cannot silently diverge
+    (the C++ twin throws std::logic_error the same way)."""
+    with pytest.raises(ValueError, match="not supported"):
+        first_error(1, {"type": "integer", "multipleOf": 2})
+    with pytest.raises(ValueError, match=r"\$ref"):
+        first_error(1, {"$ref": "other.json#/x"})
+
+
+def test_field_paths_of_keys_that_are_not_identifiers():
+    base = _base_manifest(Path(__file__).resolve().parents[1] / "models" / "edge-s-synthetic")
+    m = _set(base, ("files", "a b.onnx"), "XYZ")
+    assert first_error(m) == (
+        'manifest.files["a b.onnx"]',
+        "'XYZ' is not a lowercase sha256 hex digest",
+    )

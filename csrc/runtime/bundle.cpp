@@ -183,7 +183,13 @@ Bundle load_bundle(const std::string& dir, bool verify_files) {
     } catch (const nlohmann::json::exception& e) {  // a case validate missed: still an error
         throw BundleError(path + ": malformed manifest (" + e.what() + ")");
     }
-    if (verify_files) verify(b);
+    if (verify_files) {
+        try {
+            verify(b);
+        } catch (const fs::filesystem_error& e) {  // an unreadable sub-directory, ...
+            throw BundleError("bundle " + b.root + ": cannot read (" + e.what() + ")");
+        }
+    }
     return b;
 }
 
