@@ -289,8 +289,17 @@ def _hand_written(base: dict) -> dict[str, Case]:
         "graph file leaves the bundle": s(("graphs", "encoder", "files", "onnx"), "../x.onnx"),
         "absolute files key": Case(_set(base, ("files", "/etc/passwd"), "0" * 64)),
         "graph file without sha256": s(("files", "encoder.bin"), _DELETE),
-        "weights without sha256": s(("files", "config.json"), _DELETE),
-        "weights path leaves the bundle": s(("weights", "file"), "../model.safetensors"),
+        # (the wheel's copy of the bundle has no weights: "weights" null)
+        **(
+            {
+                "weights without sha256": s(("files", base["weights"]["config"]), _DELETE),
+                "weights path leaves the bundle": s(("weights", "file"), "../w.safetensors"),
+            }
+            if base.get("weights")
+            else {
+                "weights given, not listed": s(("weights",), {"file": "w.bin", "config": "c.json"})
+            }
+        ),
         # files that are not regular files: refused, never opened (no hang)
         "graph file is a named pipe": Case(
             base, files=_fifo("prompt_decoder.bin"), names="'prompt_decoder.bin' is a named pipe"
