@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+from .contract.files import file_kind, open_regular, read_regular
 from .contract.graphs import GRAPH_FORMATS, GRAPH_NAMES
 from .contract.manifest import (
     FORMAT_NAME,
@@ -28,6 +32,8 @@ from .contract.manifest import (
     TensorSpec,
 )
 from .contract.postprocess import PostprocessDefaults
+from .contract.schema import render
+from .contract.shared import MAX_JSON_DEPTH, MAX_MANIFEST_BYTES
 from .errors import BundleError, ChecksumError, ManifestError, MissingFileError
 
 __all__ = [
@@ -49,6 +55,7 @@ __all__ = [
     "TensorSpec",
     "load_bundle",
     "parse_manifest",
+    "read_manifest",
     "sha256_file",
     "verify_files",
 ]
@@ -115,8 +122,14 @@ def parse_manifest(manifest: object, root: str | Path) -> Bundle:
 
 
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """sha256 of a regular file, lowercase hex (a named pipe, device, socket or directory is
+    refused before it is opened in blocking mode: ``contract.files.open_regular``).
+
+    Raises:
+      BundleError: not a regular file, or unreadable.
+    """
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "bundle file", BundleError) as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
@@ -138,6 +151,20 @@ def _inside(root: Path, path: Path, rel: str) -> None:
 
 
 def verify_files(bundle: Bundle) -> None:
+    """Check the bundle's files (``_verify``); an unreadable directory is a ``BundleError``.
+
+    Raises:
+      as ``_verify``; BundleError: the directory cannot be listed.
+    """
+    try:
+        _verify(bundle)
+    except BundleError:  # MissingFileError is an OSError too: kept as it is
+        raise
+    except OSError as e:  # an unreadable sub-directory, a file vanishing while listed
+        raise BundleError(f"bundle {bundle.root}: cannot read ({e})") from e
+
+
+def _verify(bundle: Bundle) -> None:
     """Check the bundle's files before anything parses them.
 
     Every listed file must be a regular file inside the bundle directory (no symlinks, no
@@ -161,6 +188,12 @@ def verify_files(bundle: Bundle) -> None:
                 f"bundle {root}: {rel!r} is a symbolic link; bundle files must be regular "
                 "files inside the bundle directory"
             )
+        mode = path.lstat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # never opened: it could block
+            raise BundleError(
+                f"bundle {root}: {rel!r} is {file_kind(mode)}; bundle files must be regular "
+                "files inside the bundle directory"
+            )
         if path.is_file() and rel != MANIFEST_NAME and rel not in listed:
             raise BundleError(
                 f"bundle {root}: {rel!r} is not listed in the manifest (every file of a bundle "
@@ -180,6 +213,105 @@ def verify_files(bundle: Bundle) -> None:
                 f"bundle {bundle.root}: {rel!r} sha256 {got} does not match "
                 f"the manifest's {digest} (corrupt or modified file)"
             )
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _depth(value: Any) -> int:
+    """Deepest nesting of objects and arrays (1 for a flat object), without recursion.
+
+    Raises:
+      UnicodeEncodeError: a string or key holds a lone UTF-16 surrogate ("\\ud800"), which
+        Python's json accepts and nlohmann::json (the C++ runtime) refuses.
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, str):
+            v.encode("utf-8")
+        elif isinstance(v, (dict, list)):
+            deepest = max(deepest, d)
+            items = [*v.keys(), *v.values()] if isinstance(v, dict) else v
+            stack.extend((c, d + 1) for c in items)
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_float(text: str) -> float:
+    """A JSON number as nlohmann::json (the C++ runtime) reads it: beyond a double's range
+    (1e400) it is not valid JSON, not infinity."""
+    v = float(text)
+    if math.isinf(v):
+        raise ValueError(f"number overflow parsing {text[:40]!r}")
+    return v
+
+
+def _json_int(digits: str) -> int | float:
+    """A JSON integer as nlohmann::json reads it: an int within int64 / uint64, else the
+    nearest float (``_json_float``), so both runtimes see the same value."""
+    if len(digits.lstrip("-")) <= 20:
+        v = int(digits)
+        if -(2**63) <= v < 2**64:
+            return v
+    return _json_float(digits)
+
+
+def read_manifest(path: Path) -> Any:
+    """The JSON value of a manifest file, read as the C++ runtime reads it
+    (``csrc/runtime/bundle.cpp``): a regular file (never opened in blocking mode) of at most
+    ``MAX_MANIFEST_BYTES``, UTF-8 JSON with no duplicate key, no NaN / Infinity, nesting of
+    at most ``MAX_JSON_DEPTH``, integers beyond 64 bits read as floats and numbers beyond a
+    double's range refused (as nlohmann does).
+
+    Raises:
+      ManifestError: not a regular file, unreadable, too large, not UTF-8, not valid JSON,
+        a duplicate key (named), nested too deep.
+    """
+    hint = "restore the bundle's manifest.json or re-export the bundle (`rapsam-edge export`)"
+    raw = read_regular(path, "manifest", ManifestError, max_bytes=MAX_MANIFEST_BYTES, hint=hint)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise ManifestError(f"{path}: not valid JSON (starts with a UTF-8 byte order mark)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not UTF-8 text ({e})") from e
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_int=_json_int,
+            parse_float=_json_float,
+        )
+    except _DuplicateKey as e:
+        raise ManifestError(f"{path}: duplicate key {render(e.args[0])}") from None
+    except RecursionError:
+        raise ManifestError(
+            f"{path}: not valid JSON (nested deeper than {MAX_JSON_DEPTH})"
+        ) from None
+    except ValueError as e:  # JSONDecodeError, and ints over 4300 digits
+        raise ManifestError(f"{path}: not valid JSON ({e})") from e
+    try:
+        depth = _depth(value)
+    except UnicodeEncodeError:
+        raise ManifestError(f"{path}: not valid JSON (a lone UTF-16 surrogate)") from None
+    if depth > MAX_JSON_DEPTH:
+        raise ManifestError(f"{path}: not valid JSON (nested deeper than {MAX_JSON_DEPTH})")
+    return value
 
 
 def load_bundle(path: str | Path | None = None, *, verify: bool = True) -> Bundle:
@@ -202,17 +334,8 @@ def load_bundle(path: str | Path | None = None, *, verify: bool = True) -> Bundl
     from .assets import resolve_bundle
 
     root = resolve_bundle(path)
+    manifest = read_manifest(root / MANIFEST_NAME)
     manifest_path = root / MANIFEST_NAME
-    try:
-        text = manifest_path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ManifestError(f"{manifest_path}: not UTF-8 text ({e})") from e
-    except OSError as e:
-        raise BundleError(f"{manifest_path}: cannot read ({e})") from e
-    try:
-        manifest = json.loads(text)
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, and ints over 4300 digits
-        raise ManifestError(f"{manifest_path}: not valid JSON ({e})") from e
     try:
         bundle = parse_manifest(manifest, root)
     except ManifestError:

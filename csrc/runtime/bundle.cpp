@@ -1,16 +1,18 @@
-// Bundle loading for the C++ runtime (see bundle.hpp).
+// Bundle loading for the C++ runtime (see bundle.hpp), twin of rapsam_edge/bundle.py.
 #include "bundle.hpp"
 
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <nlohmann/json.hpp>
-#include <set>
+
+#include "files.hpp"
+#include "manifest_check.hpp"
 
 namespace fs = std::filesystem;
-using nlohmann::json;
+using rapsam::manifest::Json;
 
 namespace rapsam {
 namespace {
@@ -21,69 +23,108 @@ constexpr const char* kManifest = "manifest.json";
     throw BundleError(where + ": " + what);
 }
 
-const json& field(const json& d, const char* key, const std::string& where) {
-    if (!d.is_object() || !d.contains(key)) bad(where + "." + key, "missing");
-    return d.at(key);
+std::string quoted(const std::string& s) { return "'" + s + "'"; }
+
+TensorSpec tensor_spec(const Json& t, const std::string& role) {
+    TensorSpec spec;
+    spec.name = t["name"].get<std::string>();
+    spec.role = role;
+    spec.dtype = t["dtype"].get<std::string>();
+    for (const auto& d : t["shape"]) {
+        spec.dims.push_back(d.is_string() ? -1 : d.get<int64_t>());
+        spec.labels.push_back(d.is_string() ? d.get<std::string>() : "");
+    }
+    return spec;
 }
 
-int int_field(const json& d, const char* key, const std::string& where, int minimum) {
-    const json& v = field(d, key, where);
-    if (!v.is_number_integer()) bad(where + "." + key, "expected an integer");
-    const auto x = v.get<int64_t>();
-    if (x < minimum || x > (int64_t{1} << 30)) bad(where + "." + key, "out of range");
-    return static_cast<int>(x);
+// The Bundle view of a validated manifest (manifest::validate passed).
+void fill(Bundle& b, const Json& m) {
+    b.name = m["name"].get<std::string>();
+    b.variant = m["variant"].get<std::string>();
+    const Json& input = m["input"];
+    b.long_side = input["long_side"].get<int>();
+    b.pad_divisor = input["pad_divisor"].get<int>();
+    b.pad_value = input["pad_value"].get<int>();
+    b.color_order = input["color_order"].get<std::string>();
+    b.feat_stride = m["feat_stride"].get<int>();
+    b.num_queries = m["num_queries"].get<int>();
+    for (const auto& c : m["classes"])
+        b.classes.push_back(
+            {c["id"].get<int>(), c["name"].get<std::string>(), c["is_thing"].get<bool>()});
+    const Json& contract = manifest::contract_graphs();
+    for (const auto& [gname, g] : m["graphs"].items()) {
+        GraphEntry e;
+        for (const auto& [fmt, rel] : g["files"].items()) e.files[fmt] = rel.get<std::string>();
+        e.precision = g["precision"].get<std::string>();
+        for (size_t i = 0; i < g["inputs"].size(); ++i) {
+            e.input_specs.push_back(
+                tensor_spec(g["inputs"][i],
+                            contract[gname]["inputs"][i]["role"].get<std::string>()));
+            e.inputs.push_back(e.input_specs.back().name);
+        }
+        for (size_t i = 0; i < g["outputs"].size(); ++i) {
+            e.output_specs.push_back(
+                tensor_spec(g["outputs"][i],
+                            contract[gname]["outputs"][i]["role"].get<std::string>()));
+            e.outputs.push_back(e.output_specs.back().name);
+        }
+        b.graphs[gname] = e;
+    }
+    const Json& pp = m["postprocess"];
+    b.score_threshold = pp["score_threshold"].get<double>();
+    b.overlap_threshold = pp["overlap_threshold"].get<double>();
+    b.prompt_threshold = pp["prompt_threshold"].get<double>();
+    for (const auto& [rel, digest] : m["files"].items()) b.files[rel] = digest.get<std::string>();
 }
 
-double num_field(const json& d, const char* key, const std::string& where) {
-    const json& v = field(d, key, where);
-    if (!v.is_number()) bad(where + "." + key, "expected a number");
-    return v.get<double>();
-}
-
-std::string str_field(const json& d, const char* key, const std::string& where) {
-    const json& v = field(d, key, where);
-    if (!v.is_string()) bad(where + "." + key, "expected a string");
-    return v.get<std::string>();
-}
-
-std::vector<std::string> tensor_names(const json& list, const std::string& where) {
-    if (!list.is_array()) bad(where, "expected a list of tensors");
-    std::vector<std::string> out;
-    for (size_t i = 0; i < list.size(); ++i)
-        out.push_back(str_field(list[i], "name", where + "[" + std::to_string(i) + "]"));
-    return out;
-}
-
-bool is_relative_inside(const std::string& rel) {
-    const fs::path p(rel);
-    if (rel.empty() || p.is_absolute() || rel.find('\\') != std::string::npos) return false;
-    for (const auto& part : p)
-        if (part == "..") return false;
-    return true;
-}
-
+// rapsam_edge.bundle.verify_files, in the same order: the manifest is no symlink; every entry
+// of the directory (sorted) is no symlink and a regular file or a directory (a named pipe,
+// device or socket is refused without being opened), and every file is listed; then each
+// listed file stays inside the bundle, exists and matches its sha256.
 void verify(const Bundle& b) {
     const fs::path root(b.root);
-    if (fs::is_symlink(root / kManifest)) bad(b.root, "manifest.json is a symbolic link");
+    const std::string where = "bundle " + b.root;
+    if (fs::is_symlink(root / kManifest)) bad(where, "manifest.json is a symbolic link");
+    std::vector<fs::path> entries;
     for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
-         ++it) {
-        const std::string rel = fs::relative(it->path(), root).generic_string();
-        if (it->is_symlink())
-            bad(b.root, "'" + rel + "' is a symbolic link; bundle files must be regular files");
-        if (it->is_regular_file() && rel != kManifest && !b.files.count(rel))
-            bad(b.root,
-                "'" + rel + "' is not listed in the manifest (every file carries a sha256)");
+         ++it)
+        entries.push_back(it->path());
+    std::sort(entries.begin(), entries.end());
+    for (const auto& path : entries) {
+        const std::string rel = fs::relative(path, root).generic_string();
+        struct stat st{};
+        if (::lstat(path.c_str(), &st) != 0) bad(where, quoted(rel) + " vanished while checked");
+        if (S_ISLNK(st.st_mode))
+            bad(where, quoted(rel) +
+                           " is a symbolic link; bundle files must be regular files inside the "
+                           "bundle directory");
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+            bad(where, quoted(rel) + " is " + file_kind(st.st_mode) +
+                           "; bundle files must be regular files inside the bundle directory");
+        if (S_ISREG(st.st_mode) && rel != kManifest && !b.files.count(rel))
+            bad(where, quoted(rel) +
+                           " is not listed in the manifest (every file of a bundle carries a "
+                           "sha256, so that no graph can load an unverified file)");
     }
     const fs::path real_root = fs::canonical(root);
     for (const auto& [rel, digest] : b.files) {
         const fs::path path = root / rel;
-        if (!fs::is_regular_file(path)) bad(b.root, "'" + rel + "' is listed but missing");
-        const fs::path real = fs::canonical(path);
+        fs::path p = root;
+        for (const auto& part : fs::path(rel)) {
+            p /= part;
+            if (fs::is_symlink(p)) bad(where, quoted(rel) + " is a symbolic link");
+        }
+        std::error_code ec;
+        const fs::path real = fs::weakly_canonical(path, ec);
         const auto mismatch = std::mismatch(real_root.begin(), real_root.end(), real.begin());
-        if (mismatch.first != real_root.end()) bad(b.root, "'" + rel + "' leaves the bundle");
+        if (ec || mismatch.first != real_root.end())
+            bad(where, quoted(rel) + " resolves outside the bundle directory");
+        if (!fs::is_regular_file(path))
+            bad(where, quoted(rel) + " is listed in the manifest but missing");
         const std::string got = sha256_file(path.string());
         if (got != digest)
-            bad(b.root, "'" + rel + "' sha256 " + got + " does not match the manifest's " + digest);
+            bad(where, quoted(rel) + " sha256 " + got + " does not match the manifest's " + digest +
+                           " (corrupt or modified file)");
     }
 }
 
@@ -99,97 +140,56 @@ std::string Bundle::graph_path(const std::string& graph, const std::string& form
 }
 
 std::string sha256_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw BundleError(path + ": cannot read");
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-        throw BundleError("sha256: OpenSSL initialisation failed");
-    std::vector<char> block(1 << 20);
-    while (in) {
-        in.read(block.data(), static_cast<std::streamsize>(block.size()));
-        if (in.gcount() > 0)
-            EVP_DigestUpdate(ctx.get(), block.data(), static_cast<size_t>(in.gcount()));
+    try {
+        RegularFile in(path, "bundle file");
+        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                    EVP_MD_CTX_free);
+        if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+            throw BundleError("sha256: OpenSSL initialisation failed");
+        std::vector<char> block(1 << 20);
+        while (const size_t got = in.read(block.data(), block.size()))
+            EVP_DigestUpdate(ctx.get(), block.data(), got);
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        EVP_DigestFinal_ex(ctx.get(), md, &len);
+        static const char* hex = "0123456789abcdef";
+        std::string out;
+        for (unsigned int i = 0; i < len; ++i) {
+            out += hex[md[i] >> 4];
+            out += hex[md[i] & 15];
+        }
+        return out;
+    } catch (const FileError& e) {
+        throw BundleError(e.what());
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx.get(), md, &len);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 15];
-    }
-    return out;
 }
 
 Bundle load_bundle(const std::string& dir, bool verify_files) {
     Bundle b;
     b.root = dir;
     const std::string path = (fs::path(dir) / kManifest).string();
-    std::ifstream in(path);
-    if (!in) throw BundleError(path + ": cannot read (not a bundle directory?)");
-    json m;
+    std::string text;
     try {
-        m = json::parse(in);
-    } catch (const json::exception& e) {
-        throw BundleError(path + ": not valid JSON (" + e.what() + ")");
+        text = read_regular(path, "manifest", contract::kMaxManifestBytes);
+    } catch (const FileError& e) {
+        throw BundleError(e.what());
     }
-    const std::string w = "manifest";
+    const Json m = manifest::parse_json(text, path);
     try {
-        if (str_field(m, "format", w) != "rapsam-edge-bundle")
-            bad(w + ".format", "not a rapsam-edge bundle");
-        if (int_field(m, "format_version", w, 1) != 1) bad(w + ".format_version", "unsupported");
-        b.name = str_field(m, "name", w);
-        b.variant = str_field(m, "variant", w);
-        const json& input = field(m, "input", w);
-        b.long_side = int_field(input, "long_side", w + ".input", 1);
-        b.pad_divisor = int_field(input, "pad_divisor", w + ".input", 1);
-        b.pad_value = int_field(input, "pad_value", w + ".input", 0);
-        b.color_order = str_field(input, "color_order", w + ".input");
-        b.feat_stride = int_field(m, "feat_stride", w, 1);
-        b.num_queries = int_field(m, "num_queries", w, 1);
-        const json& classes = field(m, "classes", w);
-        for (size_t i = 0; i < classes.size(); ++i) {
-            const std::string cw = w + ".classes[" + std::to_string(i) + "]";
-            ClassEntry c;
-            c.id = int_field(classes[i], "id", cw, 0);
-            c.name = str_field(classes[i], "name", cw);
-            const json& t = field(classes[i], "is_thing", cw);
-            if (!t.is_boolean()) bad(cw + ".is_thing", "expected true or false");
-            c.is_thing = t.get<bool>();
-            if (c.id != static_cast<int>(i)) bad(cw + ".id", "ids must be 0..C-1 in order");
-            b.classes.push_back(c);
-        }
-        for (const auto& [gname, g] : field(m, "graphs", w).items()) {
-            const std::string gw = w + ".graphs." + gname;
-            GraphEntry e;
-            for (const auto& [fmt, rel] : field(g, "files", gw).items()) {
-                if (!rel.is_string() || !is_relative_inside(rel.get<std::string>()))
-                    bad(gw + ".files." + fmt, "must be a relative path inside the bundle");
-                e.files[fmt] = rel.get<std::string>();
-            }
-            e.precision = str_field(g, "precision", gw);
-            e.inputs = tensor_names(field(g, "inputs", gw), gw + ".inputs");
-            e.outputs = tensor_names(field(g, "outputs", gw), gw + ".outputs");
-            b.graphs[gname] = e;
-        }
-        for (const char* g : contract::graphs::kNames)
-            if (!b.graphs.count(g)) bad(w + ".graphs", std::string("no ") + g);
-        const json& pp = field(m, "postprocess", w);
-        b.score_threshold = num_field(pp, "score_threshold", w + ".postprocess");
-        b.overlap_threshold = num_field(pp, "overlap_threshold", w + ".postprocess");
-        b.prompt_threshold = num_field(pp, "prompt_threshold", w + ".postprocess");
-        for (const auto& [rel, digest] : field(m, "files", w).items()) {
-            if (!is_relative_inside(rel)) bad(w + ".files", "'" + rel + "' leaves the bundle");
-            if (!digest.is_string()) bad(w + ".files." + rel, "expected a sha256 string");
-            b.files[rel] = digest.get<std::string>();
-        }
-    } catch (const json::exception& e) {
-        throw BundleError(path + ": malformed manifest (" + e.what() + ")");
+        manifest::validate(m);
+        fill(b, m);
     } catch (const BundleError& e) {
         throw BundleError(path + ": " + e.what());
+    } catch (const nlohmann::json::exception& e) {  // a case validate missed: still an error
+        throw BundleError(path + ": malformed manifest (" + e.what() + ")");
     }
-    if (verify_files) verify(b);
+    if (verify_files) {
+        try {
+            verify(b);
+        } catch (const fs::filesystem_error& e) {  // an unreadable sub-directory, ...
+            throw BundleError("bundle " + b.root + ": cannot read (" + e.what() + ")");
+        }
+    }
     return b;
 }
 

@@ -3,8 +3,9 @@ what it says, the runtime reads it.
 
 * ``graphs``: graph names, file formats, each graph's I/O tensors by role.
 * ``manifest``: the ONE ``Manifest`` type (written by export, validated by the runtime;
-  ``_manifest_parse`` holds the field-by-field validation, ``_manifest_types`` the parts
-  both build).
+  ``_manifest_parse`` holds the validation, ``_manifest_types`` the parts both build).
+* ``schema`` (``manifest.schema.json``): the manifest's field rules, the one home both
+  runtimes read (the C++ runtime embeds the file; ``schema.first_error`` walks it here).
 * ``shared`` (``contract.json``): the defaults and names the C++ side shares (thresholds,
   tracker, graph roles, thread limit, environment variables, shipped bundles).
 * ``threads``: the one RAPSAM_EDGE_THREADS rule; ``version``: the package version.

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from .schema import MANIFEST_SCHEMA
+
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -21,9 +23,12 @@ __all__ = [
     "frozen_mapping",
 ]
 
-FORMAT_NAME = "rapsam-edge-bundle"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
+_TOP = MANIFEST_SCHEMA["properties"]
+#: the manifest's "format" (``manifest.schema.json``)
+FORMAT_NAME: str = _TOP["format"]["const"]
+#: the format versions this package reads, and the one it writes (``manifest.schema.json``)
+SUPPORTED_VERSIONS: frozenset[int] = frozenset(_TOP["format_version"]["enum"])
+FORMAT_VERSION: int = max(SUPPORTED_VERSIONS)
 MANIFEST_NAME = "manifest.json"
 
 

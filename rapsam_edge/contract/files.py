@@ -6,7 +6,7 @@ A named pipe, a character device or a socket named like ``x.png`` would block ``
 fill memory. ``open_regular`` opens with ``O_NONBLOCK`` (which never waits on a FIFO), checks
 the opened descriptor with ``fstat`` (no race with a swapped path) and, with ``max_bytes``,
 its size, before one byte is read. The C++ runtime does the same in
-``csrc/runtime/bundle.cpp`` (``open_regular``).
+``csrc/runtime/files.hpp`` (``RegularFile``, ``read_regular``).
 """
 
 from __future__ import annotations

@@ -19,11 +19,13 @@ runs. Shapes are ints (fixed) or strings (dynamic axes: ``B``, ``H``, ``W``, ``P
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
+from .schema import MANIFEST_SCHEMA
 from .shared import ENCODER, GRAPH_SPECS, PANOPTIC_DECODER, PROMPT_DECODER
 
 __all__ = [
@@ -40,12 +42,27 @@ __all__ = [
     "concrete_io",
 ]
 
-#: graph file formats a bundle may carry: format -> file suffix
-GRAPH_FORMATS: Mapping[str, str] = MappingProxyType({"onnx": ".onnx", "openvino": ".xml"})
-#: tensor dtypes a manifest may name (numpy spelling)
-DTYPES: frozenset[str] = frozenset({"uint8", "float32", "float16", "int32", "int64"})
-#: numeric precision a graph was exported / quantized in
-PRECISIONS: frozenset[str] = frozenset({"fp32", "fp16", "bf16", "int8", "mixed"})
+_GRAPH_DEF = MANIFEST_SCHEMA["$defs"]["graph"]["properties"]
+
+
+def _suffix(pattern: str) -> str:
+    """The file suffix a graph-file pattern such as ``\\.onnx$`` requires."""
+    m = re.fullmatch(r"\\(\.[a-z]+)\$", pattern)
+    if m is None:
+        raise ValueError(f"manifest.schema.json: graph file pattern {pattern!r} is not a suffix")
+    return m.group(1)
+
+
+#: graph file formats a bundle may carry: format -> file suffix (``manifest.schema.json``)
+GRAPH_FORMATS: Mapping[str, str] = MappingProxyType(
+    {fmt: _suffix(s["pattern"]) for fmt, s in _GRAPH_DEF["files"]["properties"].items()}
+)
+#: tensor dtypes a manifest may name (numpy spelling; ``manifest.schema.json``)
+DTYPES: frozenset[str] = frozenset(
+    MANIFEST_SCHEMA["$defs"]["tensor"]["properties"]["dtype"]["enum"]
+)
+#: numeric precision a graph was exported / quantized in (``manifest.schema.json``)
+PRECISIONS: frozenset[str] = frozenset(_GRAPH_DEF["precision"]["enum"])
 
 
 class RoleSpec(NamedTuple):

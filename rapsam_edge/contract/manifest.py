@@ -20,8 +20,10 @@ Manifest (``manifest.json``, format ``rapsam-edge-bundle``, version 1)::
     files:        {relative path: sha256 hex} for every file of the bundle but the manifest
     provenance:   free dict (training data, recipe, metrics)
 
-Validation errors are ``ManifestError`` naming the field, e.g.
-``manifest.graphs.encoder.inputs[0].dtype``.
+The field rules (types, required fields, enums, ranges and their upper limits) live in
+``manifest.schema.json``, read by both runtimes; the rules between fields in
+``_manifest_parse`` (and its C++ twin). Validation errors are ``ManifestError`` naming the
+field, e.g. ``manifest.graphs.encoder.inputs[0].dtype``.
 """
 
 from __future__ import annotations

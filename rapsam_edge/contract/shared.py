@@ -29,6 +29,8 @@ __all__ = [
     "ENCODER",
     "GRAPH_SPECS",
     "MATCH_THRESHOLD",
+    "MAX_JSON_DEPTH",
+    "MAX_MANIFEST_BYTES",
     "MAX_MISSED",
     "MAX_PROMPTS",
     "MAX_THREADS",
@@ -96,6 +98,12 @@ def _graph(name: str) -> str:
 ENCODER: str = _graph("encoder")
 PANOPTIC_DECODER: str = _graph("panoptic_decoder")
 PROMPT_DECODER: str = _graph("prompt_decoder")
+
+_MANIFEST = _DATA["manifest"]
+#: largest manifest.json read (bytes; both runtimes refuse a larger one before reading it)
+MAX_MANIFEST_BYTES: int = int(_MANIFEST["max_manifest_bytes"])
+#: deepest JSON nesting of a manifest (objects and arrays; both runtimes)
+MAX_JSON_DEPTH: int = int(_MANIFEST["max_json_depth"])
 
 #: largest thread count (``ops.set_num_threads``, ``RAPSAM_EDGE_THREADS``)
 MAX_THREADS: int = int(_DATA["threads"]["max"])
