@@ -16,7 +16,6 @@ import copy
 import hashlib
 import json
 import os
-import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -321,8 +320,8 @@ BUNDLE_CASES: dict[str, tuple[Callable[[Manifest, Path], None], tuple[str, ...],
     ),
     "fixed dim disagrees (class columns)": (
         _set("panoptic_decoder", "cls_logits", "shape", ["B", 50, 14]),
-        ("panoptic_decoder", "cls_logits", "14"),
-        ("cls_logits", "14"),  # Python names manifest.classes (its parser looks first)
+        ("manifest.classes", "cls_logits", "14"),  # both loaders' cross-field rule
+        ("manifest.classes", "cls_logits", "14"),
     ),
     "feat_stride disagrees with the encoder": (
         _set_top("feat_stride", 16),
@@ -480,14 +479,16 @@ def test_png_bomb_refused_before_decoding(tmp_path: Path):
     _assert_refused(res, (str(src / "000.png"),))
 
 
-def test_frame_limit_is_pythons():
-    """The C++ frame limit (rapsam::kMaxFramePixels) is Python's MAX_FRAME_PIXELS."""
+def test_frame_limit_has_one_home():
+    """The C++ frame limit (rapsam::kMaxFramePixels) is generated from contract.json, as
+    Python's MAX_FRAME_PIXELS is read from it: neither is written anywhere else."""
+    from rapsam_edge.contract.shared import MAX_FRAME_PIXELS as SHARED
     from rapsam_edge.runtime.inputs import MAX_FRAME_PIXELS
 
+    assert MAX_FRAME_PIXELS is SHARED or MAX_FRAME_PIXELS == SHARED
     header = (REPO / "csrc" / "runtime" / "segmenter.hpp").read_text()
-    found = re.search(r"kMaxFramePixels = int64_t\{(\d+)\} \* (\d+);", header)
-    assert found, "kMaxFramePixels not found in segmenter.hpp"
-    assert int(found.group(1)) * int(found.group(2)) == MAX_FRAME_PIXELS
+    assert "kMaxFramePixels = contract::kMaxFramePixels;" in header
+    assert "8192" not in header
 
 
 @needs_example

@@ -50,23 +50,6 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// One tensor as a bundle's manifest lists it: its name, dtype ("float32", "uint8", ...) and
-/// shape, a fixed size per axis or kAnyDim for a named axis ("B", "H/8", ...).
-struct TensorSpec {
-    static constexpr int64_t kAnyDim = -1;
-    std::string name, dtype;
-    std::vector<int64_t> shape;
-};
-
-/// The manifest's tensors of one graph, in contract (role) order.
-struct GraphSpec {
-    std::vector<TensorSpec> inputs, outputs;
-};
-
-/// The tensors of every graph of `bundle` as its manifest.json lists them (read again from
-/// the bundle directory: Bundle keeps only their names). Throws BundleError naming the field.
-std::map<std::string, GraphSpec> manifest_tensors(const Bundle& bundle);
-
 /// One input or output of a graph file as the backend opened it.
 struct GraphPort {
     std::vector<std::string> names;  ///< every name the port answers to
@@ -83,7 +66,7 @@ struct GraphPort {
 /// "<backend>/<graph>: the manifest does not describe the graph file <file>: <problems>",
 /// naming each tensor that differs.
 void check_signature(const std::string& backend, const std::string& graph, const std::string& file,
-                     const GraphSpec& spec, const std::vector<GraphPort>& ports);
+                     const GraphEntry& spec, const std::vector<GraphPort>& ports);
 
 class Backend {
 public:

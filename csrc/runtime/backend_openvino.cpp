@@ -61,7 +61,7 @@ GraphPort port_of(const ov::Output<const ov::Node>& port, bool is_input) {
 
 // The ports of `model` against the manifest's `spec` (check_signature), before compiling.
 void check_model(const ov::Model& model, const std::string& graph, const std::string& file,
-                 const GraphSpec& spec) {
+                 const GraphEntry& spec) {
     std::vector<GraphPort> ports;
     for (const auto& in : model.inputs()) ports.push_back(port_of(in, true));
     for (const auto& out : model.outputs()) ports.push_back(port_of(out, false));
@@ -82,7 +82,6 @@ public:
     OpenVinoBackend(const Bundle& bundle, const BackendOptions& options)
         : graphs_(bundle.graphs), device_(options.device) {
         static_copies_ = options.static_copies && options.device.rfind("CPU", 0) == 0;
-        const std::map<std::string, GraphSpec> specs = manifest_tensors(bundle);
         for (const auto& [name, graph] : bundle.graphs) {
             const std::string fmt = graph.files.count("openvino") ? "openvino" : "onnx";
             ov::AnyMap config{ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
@@ -91,9 +90,6 @@ public:
                     graph.precision == "bf16" ? ov::element::bf16 : ov::element::f32));
                 if (options.threads > 0) config.emplace(ov::inference_num_threads(options.threads));
             }
-            const auto spec = specs.find(name);
-            if (spec == specs.end())
-                throw BundleError("manifest.graphs." + name + ": no tensors listed");
             CompiledGraph& c = compiled_[name];
             const std::string path = bundle.graph_path(name, fmt);
             try {
@@ -102,7 +98,7 @@ public:
                 throw BundleError("openvino/" + name + ": cannot read " + graph.files.at(fmt) +
                                   " (" + first_line(e.what()) + ")");
             }
-            check_model(*c.model, name, graph.files.at(fmt), spec->second);
+            check_model(*c.model, name, graph.files.at(fmt), graph);
             c.config = config;
             c.dynamic = core_.compile_model(c.model, device_, config).create_infer_request();
         }

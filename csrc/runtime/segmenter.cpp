@@ -23,85 +23,6 @@ constexpr float kSaturatedLogit = static_cast<float>(contract::kSaturatedLogit);
 
 [[noreturn]] void invalid(const std::string& what) { throw std::invalid_argument(what); }
 
-// What the Segmenter feeds each graph and reads from it, per role in contract order
-// (contract.json's "graphs"): the dtype and the axes (their number is the rank). A manifest
-// listing anything else is refused at load with Python's wording (contract/_manifest_parse.py).
-struct RoleSpec {
-    const char* role;
-    const char* dtype;
-    std::vector<const char*> axes;
-};
-struct GraphRoles {
-    const char* graph;
-    std::vector<RoleSpec> inputs, outputs;
-};
-
-const std::vector<GraphRoles>& roles() {
-    static_assert(encoder::in_image == 0 && encoder::out_feats == 0 && encoder::n_inputs == 1 &&
-                  encoder::n_outputs == 1);
-    static_assert(panoptic_decoder::in_feats == 0 && panoptic_decoder::out_cls_logits == 0 &&
-                  panoptic_decoder::out_mask_logits == 1 &&
-                  panoptic_decoder::out_query_embed == 2 && panoptic_decoder::n_inputs == 1 &&
-                  panoptic_decoder::n_outputs == 3);
-    static_assert(prompt_decoder::in_feats == 0 && prompt_decoder::in_boxes == 1 &&
-                  prompt_decoder::out_mask_logits == 0 && prompt_decoder::out_iou == 1 &&
-                  prompt_decoder::n_inputs == 2 && prompt_decoder::n_outputs == 2);
-    static const std::vector<GraphRoles> table = {
-        {encoder::name,
-         {{"image", "uint8", {"B", "H", "W", "3"}}},
-         {{"feats", "float32", {"B", "D", "h", "w"}}}},
-        {panoptic_decoder::name,
-         {{"feats", "float32", {"B", "D", "h", "w"}}},
-         {{"cls_logits", "float32", {"B", "N", "C1"}},
-          {"mask_logits", "float32", {"B", "N", "h", "w"}},
-          {"query_embed", "float32", {"B", "N", "D"}}}},
-        {prompt_decoder::name,
-         {{"feats", "float32", {"B", "D", "h", "w"}}, {"boxes", "float32", {"B", "P", "4"}}},
-         {{"mask_logits", "float32", {"B", "P", "h", "w"}}, {"iou", "float32", {"B", "P"}}}},
-    };
-    return table;
-}
-
-std::string axes_text(const std::vector<const char*>& axes) {
-    std::string out = "[";
-    for (size_t i = 0; i < axes.size(); ++i)
-        out += std::string(i ? ", " : "") + "'" + axes[i] + "'";
-    return out + "]";
-}
-
-// The manifest's tensors of every graph against roles(): their number, dtype and rank.
-void check_roles(const std::map<std::string, GraphSpec>& specs) {
-    for (const GraphRoles& g : roles()) {
-        const std::string w = std::string("manifest.graphs.") + g.graph;
-        const auto found = specs.find(g.graph);
-        if (found == specs.end()) throw BundleError(w + ": missing");
-        for (const bool in : {true, false}) {
-            const std::vector<RoleSpec>& want = in ? g.inputs : g.outputs;
-            const std::vector<TensorSpec>& got = in ? found->second.inputs : found->second.outputs;
-            const std::string wl = w + (in ? ".inputs" : ".outputs");
-            if (got.size() != want.size()) {
-                std::string names;
-                for (const RoleSpec& r : want)
-                    names += (names.empty() ? "" : ", ") + std::string(r.role);
-                throw BundleError(wl + ": " + std::to_string(got.size()) +
-                                  " tensors, the contract has " + std::to_string(want.size()) +
-                                  " (" + names + ")");
-            }
-            for (size_t i = 0; i < want.size(); ++i) {
-                const std::string wt = wl + "[" + std::to_string(i) + "]";
-                if (got[i].dtype != want[i].dtype)
-                    throw BundleError(wt + ".dtype: '" + got[i].dtype + "', but role '" +
-                                      want[i].role + "' is '" + want[i].dtype + "'");
-                if (got[i].shape.size() != want[i].axes.size())
-                    throw BundleError(wt + ".shape: rank " + std::to_string(got[i].shape.size()) +
-                                      ", but role '" + want[i].role + "' has rank " +
-                                      std::to_string(want[i].axes.size()) + " " +
-                                      axes_text(want[i].axes));
-            }
-        }
-    }
-}
-
 // One axis a graph output must have: its name in messages and its size (kAny: any size >= 1).
 struct Axis {
     static constexpr int64_t kAny = -1;
@@ -173,9 +94,13 @@ Segmenter::Segmenter(const Bundle& bundle, const SegmenterOptions& options)
     if (options_.max_prompts < 1 || options_.max_prompts > contract::kMaxPrompts)
         invalid("max_prompts must be in [1, " + std::to_string(contract::kMaxPrompts) + "]");
     for (const auto& c : bundle_.classes) is_thing_.push_back(c.is_thing ? 1 : 0);
-    const std::map<std::string, GraphSpec> specs = manifest_tensors(bundle_);
-    check_roles(specs);
-    feat_dim_ = specs.at(encoder::name).outputs.at(encoder::out_feats).shape.at(1);
+    // the loader validated every listed graph's tensors per role (bundle.cpp, the Python
+    // rules); a bundle may hold the encoder alone, the Segmenter needs all three graphs
+    for (const char* g : contract::graphs::kNames)
+        if (!bundle_.graphs.count(g))
+            throw BundleError("manifest.graphs." + std::string(g) +
+                              ": missing (the Segmenter runs every graph)");
+    feat_dim_ = bundle_.graphs.at(encoder::name).output_specs.at(encoder::out_feats).dims.at(1);
     BackendOptions backend_options;
     backend_options.device = options_.device;
     backend_options.threads = options_.threads;

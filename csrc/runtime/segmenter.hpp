@@ -24,9 +24,9 @@
 
 namespace rapsam {
 
-/// Largest frame (H * W pixels) the Segmenter takes: Python's
-/// rapsam_edge.runtime.inputs.MAX_FRAME_PIXELS (tests/test_cpp_hostile_graphs.py compares them).
-constexpr int64_t kMaxFramePixels = int64_t{8192} * 8192;
+/// Largest frame (H * W pixels) the Segmenter takes: contract.json's frames.max_pixels, as
+/// Python's rapsam_edge.runtime.inputs.MAX_FRAME_PIXELS.
+constexpr int64_t kMaxFramePixels = contract::kMaxFramePixels;
 
 struct SegmenterOptions {
     std::string backend = "auto";             ///< a name of backend_names(), or "auto" (the first)

@@ -29,6 +29,7 @@ __all__ = [
     "ENCODER",
     "GRAPH_SPECS",
     "MATCH_THRESHOLD",
+    "MAX_FRAME_PIXELS",
     "MAX_JSON_DEPTH",
     "MAX_MANIFEST_BYTES",
     "MAX_MISSED",
@@ -104,6 +105,9 @@ _MANIFEST = _DATA["manifest"]
 MAX_MANIFEST_BYTES: int = int(_MANIFEST["max_manifest_bytes"])
 #: deepest JSON nesting of a manifest (objects and arrays; both runtimes)
 MAX_JSON_DEPTH: int = int(_MANIFEST["max_json_depth"])
+
+#: largest frame either runtime accepts (pixels; the result maps come back at its size)
+MAX_FRAME_PIXELS: int = int(_DATA["frames"]["max_pixels"])
 
 #: largest thread count (``ops.set_num_threads``, ``RAPSAM_EDGE_THREADS``)
 MAX_THREADS: int = int(_DATA["threads"]["max"])

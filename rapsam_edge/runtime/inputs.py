@@ -13,6 +13,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..contract.graphs import ENCODER
 from ..contract.postprocess import POINT_BOX_HALF
+from ..contract.shared import MAX_FRAME_PIXELS
 from ..errors import InputError
 from ..ops import MAX_SIDE
 from .results import ImageEmbedding, PreparedFrame
@@ -25,10 +26,6 @@ __all__ = [
     "encoder_id",
     "prompt_boxes",
 ]
-
-#: largest frame accepted (pixels): the label map, track map and prompt masks come back at
-#: the frame's size (8192 x 8192 = 67 M pixels; a 268 MB int32 map)
-MAX_FRAME_PIXELS = 8192 * 8192
 
 
 def as_frame(frame: Any) -> np.ndarray:
