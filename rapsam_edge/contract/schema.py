@@ -45,10 +45,25 @@ MANIFEST_SCHEMA: Mapping[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="
 
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "$defs", "description"})
 _KEYWORDS = _ANNOTATIONS | {
-    "$ref", "type", "const", "enum", "minimum", "maximum", "minLength", "maxLength",
-    "pattern", "minItems", "maxItems", "items", "required", "properties",
-    "additionalProperties", "propertyNames", "minProperties", "maxProperties",
-}  # fmt: skip
+    "$ref",
+    "type",
+    "const",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "items",
+    "required",
+    "properties",
+    "additionalProperties",
+    "propertyNames",
+    "minProperties",
+    "maxProperties",
+}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_TEXT = 40  # bytes of a string value quoted in a message
 
