@@ -24,6 +24,7 @@ the caller's error type with one line naming the file, the record and the limit:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -325,7 +326,7 @@ def _check_spans(
             )
         spans[name] = (dtype, tuple(shape), begin, end)
     ordered = sorted((b, e, n) for n, (_, _, b, e) in spans.items())
-    for (_, end, name), (begin, _, other) in zip(ordered, ordered[1:], strict=False):
+    for (_, end, name), (begin, _, other) in itertools.pairwise(ordered):
         if begin < end:
             raise _fail(error, f"{what}: tensors {name!r} and {other!r} overlap")
     return spans
