@@ -19,6 +19,7 @@ import numpy as np
 
 from ...contract.graphs import ENCODER, GRAPH_NAMES, PANOPTIC_DECODER, PROMPT_DECODER
 from ...contract.postprocess import POINT_BOX_HALF
+from ...data.imageio import decode_bgr
 from ...errors import InputError, SourceError
 
 __all__ = ["IMAGE_SUFFIXES", "calibration_frames", "graph_feeds"]
@@ -37,7 +38,9 @@ def calibration_frames(path: str | Path, *, limit: int = 64) -> list[np.ndarray]
     """Up to ``limit`` frames, H x W x 3 uint8 RGB, from ``path`` (see the module doc).
 
     Raises:
-      SourceError: ``path`` does not exist, holds no image, or an image cannot be decoded.
+      SourceError: ``path`` does not exist, holds no image, or an image is not a regular file,
+        declares more than ``MAX_IMAGE_PIXELS`` in its header (checked before decoding) or
+        cannot be decoded.
       InputError: ``limit`` < 1.
     """
     import cv2
@@ -73,9 +76,8 @@ def calibration_frames(path: str | Path, *, limit: int = 64) -> list[np.ndarray]
     picks = np.linspace(0, len(files) - 1, num=min(limit, len(files))).round().astype(int)
     frames = []
     for i in dict.fromkeys(picks.tolist()):
-        image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"cannot decode calibration image {files[i]}")
+        # regular file, header within MAX_IMAGE_PIXELS, then decoded (never a FIFO opened)
+        image = decode_bgr(files[i], "calibration image", SourceError)
         frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     return frames
 
