@@ -21,19 +21,25 @@ _JPEG_QUALITY = 95
 
 
 def decode_bgr(
-    path: str | Path, what: str, error: type[RapsamEdgeError], *, orient: bool = True
+    path: str | Path,
+    what: str,
+    error: type[RapsamEdgeError],
+    *,
+    orient: bool = True,
+    hint: str | None = None,
 ) -> np.ndarray:
     """Image file -> H x W x 3 uint8 BGR, its header checked before decoding
     (``contract.images.read_image_file``: regular file, known format, at most
-    ``MAX_IMAGE_PIXELS``); ``orient`` False ignores the EXIF orientation.
+    ``MAX_IMAGE_PIXELS``); ``orient`` False ignores the EXIF orientation; ``hint`` the error's
+    hint (None: the error type's default).
 
     Raises:
       error: the header checks fail, or OpenCV cannot decode the file."""
-    data = read_image_file(path, what, error)
+    data = read_image_file(path, what, error, hint=hint)
     flags = cv2.IMREAD_COLOR | (0 if orient else cv2.IMREAD_IGNORE_ORIENTATION)
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if bgr is None:
-        raise error(f"cannot decode {what} {str(path)!r} (damaged or unsupported image)")
+        raise error(f"cannot decode {what} {str(path)!r} (damaged or unsupported image)", hint=hint)
     return bgr
 
 

@@ -26,6 +26,10 @@ __all__ = ["IMAGE_SUFFIXES", "calibration_frames", "graph_feeds"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
+_CALIB_HINT = (
+    "give --calib a folder of image files (PNG, JPEG, BMP, PPM, WebP, TIFF up to 8192 x 8192), "
+    "a COCO-panoptic / YouTube-VIS / make-data root or a video file"
+)
 #: directory names holding labels, not images (COCO panoptic PNGs, YouTube-VIS masks)
 _LABEL_DIRS = ("panoptic", "annotations")
 
@@ -77,7 +81,7 @@ def calibration_frames(path: str | Path, *, limit: int = 64) -> list[np.ndarray]
     frames = []
     for i in dict.fromkeys(picks.tolist()):
         # regular file, header within MAX_IMAGE_PIXELS, then decoded (never a FIFO opened)
-        image = decode_bgr(files[i], "calibration image", SourceError)
+        image = decode_bgr(files[i], "calibration image", SourceError, hint=_CALIB_HINT)
         frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     return frames
 
