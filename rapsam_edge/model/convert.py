@@ -272,19 +272,20 @@ def convert_file(
     Returns (model, vocabulary or None). Raises ConversionError / CheckpointError."""
     from .variants import build_model
 
-    embeddings = load_class_embeddings(class_embeddings)  # the small file first: fails fast
-    sd = read_official(checkpoint, ema=ema)
-    variant = detect_variant(sd) if variant == "auto" else variant
-    state = convert_official(sd, class_embeddings=embeddings, variant=variant)
-    c, p, _ = state[CLASS_EMBED_KEY].shape
-    model = build_model(variant, num_classes=c, class_prototypes=p)
-    model.load_state_dict(state, strict=True)
+    # the small files first: a bad one fails before the checkpoint is read
+    embeddings = load_class_embeddings(class_embeddings)
     vocab = None
     if classes is not None:
         from ..contract.manifest import read_classes_file
 
         vocab = [e.to_dict() for e in read_classes_file(classes)]
-        if len(vocab) != c:
-            raise ConversionError(f"{classes}: {len(vocab)} classes for {c} class embeddings")
+    sd = read_official(checkpoint, ema=ema)
+    variant = detect_variant(sd) if variant == "auto" else variant
+    state = convert_official(sd, class_embeddings=embeddings, variant=variant)
+    c, p, _ = state[CLASS_EMBED_KEY].shape
+    if vocab is not None and len(vocab) != c:
+        raise ConversionError(f"{classes}: {len(vocab)} classes for {c} class embeddings")
+    model = build_model(variant, num_classes=c, class_prototypes=p)
+    model.load_state_dict(state, strict=True)
     model.config["classes"] = vocab
     return model, vocab
