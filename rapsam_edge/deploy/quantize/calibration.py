@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...contract.files import require_regular
 from ...contract.graphs import ENCODER, GRAPH_NAMES, PANOPTIC_DECODER, PROMPT_DECODER
 from ...contract.postprocess import POINT_BOX_HALF
 from ...data.imageio import decode_bgr
@@ -54,6 +55,8 @@ def calibration_frames(path: str | Path, *, limit: int = 64) -> list[np.ndarray]
     root = Path(path)
     if not root.exists():
         raise SourceError(f"calibration data {str(root)!r} does not exist")
+    if not root.is_dir():  # a file: regular (a named pipe or device is refused, not opened)
+        require_regular(root, "calibration data", SourceError, hint=_CALIB_HINT)
     if root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES:
         from ...runtime.segmenter import open_source
 
