@@ -25,16 +25,17 @@ H = "{H}"  # where the hostile path goes in a case's arguments
 
 #: verb -> cases: (suffix of the hostile file, arguments with H in one input flag).
 #: {B} is the shipped bundle, {V} a small make-data validation set, {O} a fresh output path,
-#: {E} a valid class-embeddings file, {W} saved weights (config.json + model.safetensors)
+#: {E} a valid class-embeddings file, {W} saved weights (config.json + model.safetensors),
+#: {I} a valid image
 CASES: dict[str, list[tuple[str, list[str]]]] = {
     "demo": [("", ["--bundle", H, "--out", "{O}"]), (".png", ["--source", H, "--out", "{O}"])],
-    "run": [("", [H, "--source", "x.png"]), (".png", ["{B}", "--source", H, "--out", "{O}"])],
+    "run": [("", [H, "--source", "{I}"]), (".png", ["{B}", "--source", H, "--out", "{O}"])],
     "profile": [("", [H])],
     "benchmark": [("", ["--bundle", H, "--no-fresh"])],
     "info": [("", [H])],
     "make-data": [],  # writes only
     "train": [(".json", ["--config", H]), ("", ["--data", H, "--out", "{O}"])],
-    "distill": [(".json", ["--config", H]), ("", ["--teacher", H, "--data", "{V}", "--out", "{O}"])],
+    "distill": [(".json", ["--config", H]), ("", ["--teacher", H, "--data", "{V}", "--split", "val", "--out", "{O}"])],
     "pretrain": [("", ["--teacher", H, "--out", "{O}"])],
     "eval": [
         ("", ["--bundle", H, "--data", "{V}"]),
@@ -123,12 +124,16 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     args += ["--video-length", "2", "--size", "64", "64", "--quiet"]
     assert main(["make-data", "--out", str(d / "val"), *args]) == 0
     np.save(d / "emb.npy", np.ones((3, 8), np.float32))
+    import cv2
+
+    cv2.imwrite(str(d / "img.png"), np.zeros((48, 64, 3), np.uint8))
     bundle = default_bundle()
     return {
         "{B}": str(bundle),
         "{V}": str(d / "val"),
         "{E}": str(d / "emb.npy"),
         "{W}": str(bundle),
+        "{I}": str(d / "img.png"),
     }
 
 

@@ -90,4 +90,5 @@ def require(path: str | Path | None, option: str, kind: str = "any") -> None:
             f"{option} {str(path)!r} is {file_kind(p.stat().st_mode)}, not a regular file"
         )
     if kind == "dir" and not p.is_dir():
-        raise ConfigError(f"{option} {str(path)!r} is a file, not a directory")
+        what = "a file" if p.is_file() else file_kind(p.stat().st_mode)
+        raise ConfigError(f"{option} {str(path)!r} is {what}, not a directory")
