@@ -95,6 +95,8 @@ def read_checkpoint(path: str | Path, *, max_bytes: int = L.MAX_CHECKPOINT_BYTES
         without restrictions.
     """
     path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
     with open_regular(path, "checkpoint", CheckpointError, max_bytes=max_bytes) as f:
         if not zipfile.is_zipfile(f):
             raise CheckpointError(
