@@ -35,7 +35,10 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
     "info": [("", [H])],
     "make-data": [],  # writes only
     "train": [(".json", ["--config", H]), ("", ["--data", H, "--out", "{O}"])],
-    "distill": [(".json", ["--config", H]), ("", ["--teacher", H, "--data", "{V}", "--split", "val", "--out", "{O}"])],
+    "distill": [
+        (".json", ["--config", H]),
+        ("", ["--teacher", H, "--data", "{V}", "--split", "val", "--out", "{O}"]),
+    ],
     "pretrain": [("", ["--teacher", H, "--out", "{O}"])],
     "eval": [
         ("", ["--bundle", H, "--data", "{V}"]),
@@ -44,9 +47,54 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
     ],
     "quantize": [
         ("", [H, "--to", "int8", "--backend", "ort", "--calib", "{V}", "--out", "{O}"]),
-        ("", ["{B}", "--to", "int8", "--backend", "ort", "--calib", H, "--val", "{V}", "--out", "{O}"]),
-        (".png", ["{B}", "--to", "int8", "--backend", "ort", "--calib", H, "--val", "{V}", "--out", "{O}"]),
-        ("", ["{B}", "--to", "int8", "--backend", "ort", "--calib", "{V}", "--val", H, "--out", "{O}"]),
+        (
+            "",
+            [
+                "{B}",
+                "--to",
+                "int8",
+                "--backend",
+                "ort",
+                "--calib",
+                H,
+                "--val",
+                "{V}",
+                "--out",
+                "{O}",
+            ],
+        ),
+        (
+            ".png",
+            [
+                "{B}",
+                "--to",
+                "int8",
+                "--backend",
+                "ort",
+                "--calib",
+                H,
+                "--val",
+                "{V}",
+                "--out",
+                "{O}",
+            ],
+        ),
+        (
+            "",
+            [
+                "{B}",
+                "--to",
+                "int8",
+                "--backend",
+                "ort",
+                "--calib",
+                "{V}",
+                "--val",
+                H,
+                "--out",
+                "{O}",
+            ],
+        ),
     ],
     "variants": [],  # no input files
     "convert": [
@@ -57,8 +105,11 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
         (".safetensors", ["{E}", "--class-embeddings", H, "--out", "{O}"]),
         (".json", ["{E}", "--class-embeddings", "{E}", "--classes", H, "--out", "{O}"]),
     ],
-    "export": [("", ["--weights", H, "--out", "{O}"]), (".json", ["--weights", "{W}", "--out", "{O}", "--provenance", H])],
-}  # fmt: skip
+    "export": [
+        ("", ["--weights", H, "--out", "{O}"]),
+        (".json", ["--weights", "{W}", "--out", "{O}", "--provenance", H]),
+    ],
+}
 
 _CHILD = r"""
 import contextlib, io, json, os, signal, sys, traceback

@@ -173,10 +173,22 @@ def test_png_bomb_refused_from_its_header(files, tmp_path) -> None:
 
     bundle = default_bundle()
     result = _cli(
-        tmp_path, "quantize", bundle, "--to", "int8", "--backend", "ort",
-        "--calib", files["png"].parent, "--val", files["val"], "--out", "q",
-        "--calib-samples", "1",
-    )  # fmt: skip
+        tmp_path,
+        "quantize",
+        bundle,
+        "--to",
+        "int8",
+        "--backend",
+        "ort",
+        "--calib",
+        files["png"].parent,
+        "--val",
+        files["val"],
+        "--out",
+        "q",
+        "--calib-samples",
+        "1",
+    )
     _assert_refused(result, "MAX_IMAGE_PIXELS")
     assert not (tmp_path / "q").exists()
     _assert_refused(_cli(tmp_path, "run", bundle, "--source", files["png"]), "MAX_IMAGE_PIXELS")
