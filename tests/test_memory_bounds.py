@@ -299,3 +299,22 @@ def test_limits_table_is_the_one_place() -> None:
     assert set(L.TABLE) == {n for n in L.__all__ if n.startswith("MAX_")}
     assert all(v > 0 for v, _ in L.TABLE.values())
     assert json.loads(json.dumps({k: v for k, (v, _) in L.TABLE.items()}))
+
+
+def test_pickle_opcodes_bounded(tmp_path, monkeypatch) -> None:
+    """A pickle of millions of one-byte container opcodes is refused by its opcode count
+    (the limit lowered here to keep the file small)."""
+    import io
+
+    monkeypatch.setattr(L, "MAX_PICKLE_OPS", 1000)
+    buf = io.BytesIO()
+    torch.save({"x": 1}, buf)
+    src = zipfile.ZipFile(buf)
+    with zipfile.ZipFile(tmp_path / "ops.pth", "w") as out:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("data.pkl"):
+                data = b"\x80\x02(" + b"]" * 5000 + b"l."
+            out.writestr(info.filename, data)
+    with pytest.raises(CheckpointError, match="over 1000 opcodes"):
+        read_checkpoint(tmp_path / "ops.pth")

@@ -121,6 +121,8 @@ def check_zip(f: BinaryIO, path: Path, error: ErrorType) -> None:
         )
     try:
         _scan_pickle(archive.read(pickles[0]), path, error)
+    except RapsamEdgeError:
+        raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
         raise _fail(error, f"{path}: cannot read its pickle record ({e})") from None
 
@@ -156,6 +158,8 @@ def _scan_pickle(data: bytes, path: Path, error: ErrorType) -> None:
                     error,
                     f"{path}: its pickle record has over {L.MAX_PICKLE_OPS} opcodes (the limit)",
                 )
+    except RapsamEdgeError:
+        raise
     except (ValueError, EOFError, struct.error, UnicodeDecodeError) as e:
         raise _fail(error, f"{path}: malformed pickle record ({e})") from None
 
