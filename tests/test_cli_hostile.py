@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,33 @@ def test_hostile_files_on_every_input_flag(verb, inputs, tmp_path) -> None:
     if os.environ.get("SHOW_HOSTILE"):
         print("\n".join(f"{r['id']}: {r['code']}: {r['stderr'].strip()[:200]}" for r in results))
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "fragment"),
+    [
+        (TypeError("boom"), 1, "internal error (a bug"),
+        (RecursionError("deep"), 2, "nests too deeply"),
+        (MemoryError(), 2, "out of memory"),
+        (zipfile.BadZipFile("bad zip"), 2, "cannot use an input"),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"), 2, "cannot use an input"),
+        (KeyboardInterrupt(), 130, ""),
+    ],
+)
+def test_escaping_exceptions_are_one_line(monkeypatch, capsys, exc, code, fragment) -> None:
+    """Whatever escapes a verb is one line + hint (a bug named as one, exit 1; bad input
+    exit 2; Ctrl-C 130, quietly); --debug re-raises it."""
+    import rapsam_edge.commands.info as info
+    from rapsam_edge.cli import main
+
+    def boom(args):
+        raise exc
+
+    monkeypatch.setattr(info, "run", boom)
+    assert main(["info", "x"]) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and fragment in err
+    if code != 130:
+        assert len([ln for ln in err.splitlines() if ln.strip()]) == 2, err
+    with pytest.raises(type(exc)):
+        main(["info", "x", "--debug"])
