@@ -45,8 +45,9 @@ MAX_ZIP_RATIO = 10
 MAX_ZIP_MEMBERS = 100_000
 #: largest pickle record (``data.pkl``) of a torch checkpoint
 MAX_PICKLE_BYTES = 64 * _MiB
-#: most opcodes in that pickle (each can create one object: bounds the objects built)
-MAX_PICKLE_OPS = 4_000_000
+#: most opcodes in that pickle (each can create one object, about 250 bytes in torch's
+#: restricted unpickler: at most ~250 MB; an mmengine checkpoint has some 50,000)
+MAX_PICKLE_OPS = 1_000_000
 #: deepest nesting of containers (dicts / lists / tuples) in a checkpoint or a JSON header
 MAX_NESTING = 64
 #: most tensors in one checkpoint / safetensors file

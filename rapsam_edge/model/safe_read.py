@@ -165,6 +165,10 @@ def _scan_pickle(data: bytes, path: Path, error: ErrorType) -> None:
 
 
 # --- what the unpickler built ----------------------------------------------------------------
+_CONTAINERS = (Mapping, list, tuple, set, frozenset)
+_WALKED = (torch.Tensor, *_CONTAINERS)
+
+
 def check_tensors(obj: Any, path: Path, error: ErrorType) -> None:
     """Check a loaded checkpoint object: nesting depth, tensor count and every tensor's
     layout (see the module doc); walked with an explicit stack (no recursion).
@@ -189,12 +193,15 @@ def check_tensors(obj: Any, path: Path, error: ErrorType) -> None:
                 raise _fail(error, f"{path}: over {L.MAX_TENSORS} tensors (the limit)")
             check_layout(item, f"{path}: tensor {where[:80] or '(top level)'!r}", error)
             continue
-        if id(item) in seen or not isinstance(item, (Mapping, list, tuple, set, frozenset)):
+        if not item or not isinstance(item, _CONTAINERS) or id(item) in seen:
             continue
         seen.add(id(item))
-        items = item.items() if isinstance(item, Mapping) else enumerate(item)
-        for key, value in items:
-            stack.append((value, depth + 1, f"{where}.{key}" if where else str(key)))
+        if isinstance(item, Mapping):  # keys name the place; list items keep their parent's
+            for key, value in item.items():
+                if isinstance(value, _WALKED):
+                    stack.append((value, depth + 1, f"{where}.{key}" if where else str(key)))
+        else:
+            stack.extend((v, depth + 1, where) for v in item if isinstance(v, _WALKED))
 
 
 def check_layout(t: torch.Tensor, what: str, error: ErrorType) -> None:
