@@ -318,3 +318,20 @@ def test_pickle_opcodes_bounded(tmp_path, monkeypatch) -> None:
             out.writestr(info.filename, data)
     with pytest.raises(CheckpointError, match="over 1000 opcodes"):
         read_checkpoint(tmp_path / "ops.pth")
+
+
+def test_pickle_at_the_opcode_limit_stays_bounded(tmp_path, files) -> None:
+    """A pickle just under ``MAX_PICKLE_OPS`` of one-byte list opcodes (1 MB) is read, and
+    the command still holds under 1 GB (torch's unpickler keeps ~250 bytes per object)."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save({"x": 1}, buf)
+    src = zipfile.ZipFile(buf)
+    body = b"\x80\x02}(X\x01\x00\x00\x00a](" + b"]" * (L.MAX_PICKLE_OPS - 20) + b"eu."
+    with zipfile.ZipFile(tmp_path / "ops.pth", "w") as out:
+        for info in src.infolist():
+            data = src.read(info)
+            out.writestr(info.filename, body if info.filename.endswith("data.pkl") else data)
+    result = _cli(tmp_path, "convert", "ops.pth", "--class-embeddings", files["emb"], "--out", "o")
+    _assert_refused(result, "no model weights")
