@@ -1,9 +1,12 @@
 """`rapsam-edge` command line: one table of sub-commands, each imported only when used (so
 runtime commands never import torch, and every ``--help`` works without it).
 
-Every verb is one module of ``rapsam_edge.commands`` (``make-data`` -> ``make_data``); it exposes ``add_arguments(parser)`` and ``run(args) -> int`` and imports
-torch (if at all) inside ``run``. Errors the SDK raises on purpose (``RapsamEdgeError``), a
-missing optional dependency and a bad argument print one line with what to do and exit 2;
+Every verb is one module of ``rapsam_edge.commands`` (``make-data`` -> ``make_data``); it
+exposes ``add_arguments(parser)`` and ``run(args) -> int`` and imports torch (if at all) inside
+``run``. Errors the SDK raises on purpose (``RapsamEdgeError``), a missing optional dependency,
+a bad argument and what a parser says of a bad file (OSError, ValueError, MemoryError,
+RecursionError, zip / ONNX / OpenVINO / protobuf errors) print one line with what to do and
+exit 2; any other exception is reported, in one line, as a bug (exit 1); Ctrl-C exits 130.
 ``--debug`` (anywhere on the line) prints the traceback instead.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import zipfile
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -134,7 +138,66 @@ def _run(name: str, rest: list[str]) -> int:
     return int(module.run(args) or 0)
 
 
+#: exceptions a verb meets on bad input (a file that is not what it claims, a value a
+#: parser refuses) rather than on a bug: one line + hint, exit 2
+_INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,  # numpy / json / struct parsing; UnicodeDecodeError is one
+    EOFError,
+    zipfile.BadZipFile,
+)
+#: libraries whose own exception types mean "this file / value is not what I can read"
+_PARSER_MODULES = ("onnx", "onnxruntime", "openvino", "google.protobuf", "safetensors", "cv2")
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or "(no message)"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _classify(e: Exception, name: str) -> tuple[str, str | None, int]:
+    """(message, hint, exit status) for an exception that escaped verb ``name``."""
+    if isinstance(e, RapsamEdgeError):
+        return str(e), e.hint, 2
+    if isinstance(e, ModuleNotFoundError):
+        extra = COMMANDS[name].extra or "train"
+        return f"{e} (needed by `rapsam-edge {name}`)", EXTRA_HINT.get(extra), 2
+    if isinstance(e, OSError):  # a path the user gave cannot be read or written
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        return (
+            f"{e.strerror or _one_line(e)}{where}",
+            "check the paths given on the command line",
+            2,
+        )
+    if isinstance(e, MemoryError):
+        return (
+            f"out of memory in `rapsam-edge {name}` ({type(e).__name__}: {_one_line(e)})",
+            "give smaller inputs (image sizes, batch, --max-frames) or free memory",
+            2,
+        )
+    if isinstance(e, RecursionError):
+        return (
+            f"an input nests too deeply to read ({_one_line(e)})",
+            "check the files given on the command line (JSON / checkpoint structure)",
+            2,
+        )
+    module = type(e).__module__ or ""
+    if isinstance(e, _INPUT_ERRORS) or module.split(".")[0] in _PARSER_MODULES:
+        return (
+            f"cannot use an input of `rapsam-edge {name}` ({type(e).__name__}: {_one_line(e)})",
+            "check the files and values given on the command line; --debug shows where it failed",
+            2,
+        )
+    return (
+        f"internal error (a bug in rapsam-edge {name}): {type(e).__name__}: {_one_line(e)}",
+        "re-run with --debug and report the traceback",
+        1,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``rapsam-edge`` (``argv`` without the program name). Every failure is one line and
+    a hint, exit 2 for bad input and 1 for a bug (named as one); ``--debug`` re-raises it;
+    Ctrl-C exits 130 without a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -144,22 +207,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = argv[0]
     try:
         return _run(name, argv[1:])
-    except RapsamEdgeError as e:
-        if debug:
-            raise
-        return _fail(str(e), e.hint)
-    except ModuleNotFoundError as e:
-        if debug:
-            raise
-        extra = COMMANDS[name].extra or "train"
-        return _fail(f"{e} (needed by `rapsam-edge {name}`)", EXTRA_HINT.get(extra))
-    except OSError as e:  # a path the user gave cannot be read or written
-        if debug:
-            raise
-        where = f": {e.filename}" if getattr(e, "filename", None) else ""
-        return _fail(f"{e.strerror or e}{where}", "check the paths given on the command line")
     except KeyboardInterrupt:
+        if debug:
+            raise
+        print(file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug:
+            raise
+        message, hint, status = _classify(e, name)
+        _fail(message, hint)
+        return status
 
 
 if __name__ == "__main__":

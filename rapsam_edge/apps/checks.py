@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from ..contract.files import file_kind
 from ..errors import ConfigError, MissingFileError
 
 __all__ = [
@@ -84,7 +85,10 @@ def require(path: str | Path | None, option: str, kind: str = "any") -> None:
             f"{option} {str(path)!r} does not exist",
             hint=f"check the path given to {option} (`--help` says what it expects)",
         )
-    if kind == "file" and not p.is_file():
-        raise ConfigError(f"{option} {str(path)!r} is a directory, not a file")
+    if kind == "file" and not p.is_file():  # a directory, named pipe, device or socket
+        raise ConfigError(
+            f"{option} {str(path)!r} is {file_kind(p.stat().st_mode)}, not a regular file"
+        )
     if kind == "dir" and not p.is_dir():
-        raise ConfigError(f"{option} {str(path)!r} is a file, not a directory")
+        what = "a file" if p.is_file() else file_kind(p.stat().st_mode)
+        raise ConfigError(f"{option} {str(path)!r} is {what}, not a directory")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ..contract.images import read_image_file
 from ..errors import SourceError
 
 if TYPE_CHECKING:
@@ -28,12 +29,12 @@ def read_image(path: str) -> np.ndarray:
     """H x W x 3 uint8 BGR pixels of the image file ``path``.
 
     Raises:
-      SourceError: no such file, or not an image OpenCV can read.
+      SourceError: no such file, not a regular file (a named pipe is never opened), a header
+        declaring more than ``MAX_IMAGE_PIXELS`` (checked before decoding), or not an image
+        OpenCV can read.
     """
-    if not Path(path).is_file():
-        what = "is a directory, not an image file" if Path(path).is_dir() else "does not exist"
-        raise SourceError(f"image {path!r} {what}")
-    frame = cv2.imread(path, cv2.IMREAD_COLOR)
+    data = read_image_file(path, "image", SourceError)
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if frame is None:
         raise SourceError(f"cannot read image {path!r} (not an image file?)")
     return frame

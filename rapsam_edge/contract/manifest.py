@@ -47,7 +47,9 @@ from ._manifest_types import (
     InputSpec,
     TensorSpec,
 )
+from .files import read_regular
 from .graphs import GRAPH_NAMES
+from .limits import MAX_CONFIG_BYTES, MAX_NESTING, json_nesting
 from .postprocess import PostprocessDefaults
 
 __all__ = [
@@ -165,9 +167,12 @@ def read_classes_file(path: str | Path) -> tuple[ClassEntry, ...]:
       ManifestError: unreadable file or malformed vocabulary (names the file).
     """
     path = Path(path)
+    raw = read_regular(path, "class vocabulary", ManifestError, max_bytes=MAX_CONFIG_BYTES)
+    if json_nesting(raw) > MAX_NESTING:
+        raise ManifestError(f"{path}: JSON nested deeper than {MAX_NESTING} levels")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ManifestError(f"{path}: cannot read a class vocabulary ({e})") from e
     if isinstance(data, dict):
         data = data.get("classes", data.get("categories"))

@@ -1,4 +1,4 @@
-"""RGB image files through OpenCV (which works in BGR)."""
+"""RGB image files through OpenCV (which works in BGR), their header checked before decoding."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..contract.images import read_image_file
+from ..errors import DatasetError, RapsamEdgeError
 
 # zlib level 1 + run-length strategy: measured fastest, and smallest, on our noisy images
 _PNG_PARAMS = (
@@ -17,13 +20,37 @@ _PNG_PARAMS = (
 _JPEG_QUALITY = 95
 
 
+def decode_bgr(
+    path: str | Path,
+    what: str,
+    error: type[RapsamEdgeError],
+    *,
+    orient: bool = True,
+    hint: str | None = None,
+) -> np.ndarray:
+    """Image file -> H x W x 3 uint8 BGR, its header checked before decoding
+    (``contract.images.read_image_file``: regular file, known format, at most
+    ``MAX_IMAGE_PIXELS``); ``orient`` False ignores the EXIF orientation; ``hint`` the error's
+    hint (None: the error type's default).
+
+    Raises:
+      error: the header checks fail, or OpenCV cannot decode the file."""
+    data = read_image_file(path, what, error, hint=hint)
+    flags = cv2.IMREAD_COLOR | (0 if orient else cv2.IMREAD_IGNORE_ORIENTATION)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if bgr is None:
+        raise error(f"cannot decode {what} {str(path)!r} (damaged or unsupported image)", hint=hint)
+    return bgr
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Image file -> H x W x 3 uint8 RGB (grey / RGBA files converted; the EXIF orientation is
-    ignored, as COCO's annotations are made on the stored pixel grid)."""
-    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    bgr = cv2.imread(str(path), flags)
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read image {path}")
+    ignored, as COCO's annotations are made on the stored pixel grid).
+
+    Raises:
+      DatasetError: not a regular image file, over ``MAX_IMAGE_PIXELS`` (from its header,
+        before decoding), or not decodable."""
+    bgr = decode_bgr(path, "image", DatasetError, orient=False)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

@@ -30,7 +30,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
-import cv2
 import numpy as np
 
 from rapsam_edge.contract.panoptic_ids import rgb_to_id
@@ -213,9 +212,10 @@ def _index_of(values: np.ndarray, keys: np.ndarray, default: int) -> np.ndarray:
 
 def _read_id_png(path: str) -> np.ndarray:
     """COCO panoptic PNG -> H x W segment ids."""
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read panoptic PNG {path}")
+    from ..data.imageio import decode_bgr
+
+    # header checked (regular file, MAX_IMAGE_PIXELS) before decoding
+    bgr = decode_bgr(path, "panoptic PNG", DatasetError, orient=False)
     return rgb_to_id(bgr[..., ::-1])
 
 

@@ -27,7 +27,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..contract import limits as L
+from ..contract.files import open_regular
 from ..errors import ConfigError
+from .safe_read import check_tensors, check_zip
 
 __all__ = ["CheckpointError", "Opaque", "extract_state_dict", "read_checkpoint"]
 
@@ -72,38 +75,70 @@ def _placeholder(name: str) -> type:
     return cls
 
 
-def read_checkpoint(path: str | Path) -> Any:
+def read_checkpoint(path: str | Path, *, max_bytes: int = L.MAX_CHECKPOINT_BYTES) -> Any:
     """Unpickle a torch zip checkpoint with only tensors and plain containers materialised.
 
     Arguments:
       path: a file written by ``torch.save`` (zip format, torch >= 1.6; mmengine's
         ``save_checkpoint`` uses it).
+      max_bytes: the largest file accepted (``contract.limits.MAX_CHECKPOINT_BYTES``).
 
     Returns:
       The checkpoint object (dicts, lists, tensors; unknown objects as ``Opaque``).
 
     Raises:
-      CheckpointError: not a file, not the zip format (legacy pickles are refused: their
-        tensor storages cannot be read with the restricted unpickler), or corrupt.
+      CheckpointError: not a regular file (a named pipe is never opened blocking) or over
+        ``max_bytes``, not the zip format (legacy pickles are refused: their tensor storages
+        cannot be read with the restricted unpickler), records declaring more than the file
+        holds (``safe_read.check_zip``), corrupt, or tensors that leave their storage or
+        share memory (``safe_read.check_tensors``). One line; never advice to unpickle
+        without restrictions.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"{path}: not a torch zip checkpoint (legacy or foreign pickle); "
-            "it cannot be read without executing it",
-            hint="re-save it with torch >= 1.6 (torch.save's default format) where you trust it",
-        )
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        placeholders = [(_placeholder(n), n) for n in names]
-        with torch.serialization.safe_globals(placeholders):
-            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=False)
-    except CheckpointError:
-        raise
-    except Exception as e:
-        raise CheckpointError(f"{path}: cannot read the checkpoint safely ({e})") from e
+    with open_regular(path, "checkpoint", CheckpointError, max_bytes=max_bytes) as f:
+        if not zipfile.is_zipfile(f):
+            raise CheckpointError(
+                f"{path}: not a torch zip checkpoint (legacy or foreign pickle); "
+                "it cannot be read without executing it",
+                hint="re-save it with torch >= 1.6 (torch.save's default format) where you "
+                "trust it",
+            )
+        check_zip(f, path, CheckpointError)
+        try:
+            f.seek(0)
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(f)
+            placeholders = [(_placeholder(n), n) for n in names]
+            f.seek(0)
+            with torch.serialization.safe_globals(placeholders):
+                obj = torch.load(f, map_location="cpu", weights_only=True, mmap=False)
+        except CheckpointError:
+            raise
+        except Exception as e:
+            raise CheckpointError(
+                f"{path}: cannot read the checkpoint safely ({_reason(e)})", hint=_UNSAFE_HINT
+            ) from e
+    check_tensors(obj, path, CheckpointError)
+    return obj
+
+
+#: the hint of a checkpoint the restricted unpickler refuses (never: unpickle without it)
+_UNSAFE_HINT = (
+    "only tensors and plain containers are loaded and nothing in the file runs; save the "
+    "weights alone (torch.save(model.state_dict()) or safetensors) and convert that"
+)
+#: lines of torch's unpickler messages that advise disabling the restricted unpickler
+_ADVICE = ("weights only load failed", "weights_only", "re-running", "check the documentation")
+
+
+def _reason(e: BaseException) -> str:
+    """The cause in torch's unpickler error, one line, without its advice to re-run
+    ``torch.load`` unrestricted."""
+    lines = [ln.strip() for ln in str(e).splitlines()]
+    keep = [ln for ln in lines if ln and not any(a in ln.lower() for a in _ADVICE)]
+    text = "; ".join(keep) or type(e).__name__
+    return text if len(text) <= 240 else text[:237] + "..."
 
 
 def _is_weights(obj: Any) -> bool:

@@ -24,8 +24,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..contract import limits as L
 from ..errors import ConfigError
 from .checkpoint import CheckpointError, extract_state_dict, read_checkpoint
+from .safe_read import read_npy, read_safetensors
 
 __all__ = [
     "ConversionError",
@@ -204,33 +206,38 @@ def load_class_embeddings(path: str | Path) -> Tensor:
     """Class embeddings from ``.npy`` (no pickles), ``.safetensors``, or a torch file holding
     one tensor (read with ``read_checkpoint``): C x E or C x K x E float.
 
+    Every reader checks the sizes the file declares against its length and
+    ``contract.limits`` (``MAX_EMBEDDINGS_BYTES``, ...) before allocating (``safe_read``), so
+    a tensor viewing a few bytes as millions of rows is refused, not materialised.
+
     Raises:
-      ConversionError: unreadable file, several / no tensors, or a wrong rank."""
+      ConversionError: not a regular file, over the limits, unreadable, several / no
+        tensors, not float, or a wrong rank."""
     path = Path(path)
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            import numpy as np
-
-            obj = torch.from_numpy(np.load(path, allow_pickle=False))
-        elif suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            tensors = list(load_file(str(path)).values())
-            if len(tensors) != 1:
-                raise ConversionError(f"{path}: expected one tensor, found {len(tensors)}")
-            obj = tensors[0]
+    what = "class embeddings"
+    if suffix == ".npy":
+        obj = torch.from_numpy(
+            read_npy(path, what, ConversionError, max_bytes=L.MAX_EMBEDDINGS_BYTES)
+        )
+    else:
+        if suffix == ".safetensors":
+            found: object = read_safetensors(
+                path, what, ConversionError, max_bytes=L.MAX_EMBEDDINGS_BYTES
+            )
         else:
-            obj = read_checkpoint(path)
-            if isinstance(obj, Mapping):
-                tensors = [v for v in obj.values() if isinstance(v, Tensor)]
-                if len(tensors) != 1:
-                    raise ConversionError(f"{path}: expected one tensor, found {len(tensors)}")
-                obj = tensors[0]
-    except (OSError, ValueError) as e:
-        if isinstance(e, ConversionError):
-            raise
-        raise ConversionError(f"{path}: cannot read class embeddings ({e})") from e
+            try:
+                found = read_checkpoint(path, max_bytes=L.MAX_EMBEDDINGS_BYTES)
+            except CheckpointError as e:
+                raise ConversionError(f"{what}: {e}", hint=e.hint) from e
+        tensors = (
+            [v for v in found.values() if isinstance(v, Tensor)]
+            if isinstance(found, Mapping)
+            else [found]
+        )
+        if len(tensors) != 1:
+            raise ConversionError(f"{path}: expected one tensor, found {len(tensors)}")
+        obj = tensors[0]
     if not isinstance(obj, Tensor) or not obj.is_floating_point():
         raise ConversionError(f"{path}: class embeddings must be a float tensor")
     if obj.dim() not in (2, 3):
@@ -241,17 +248,14 @@ def load_class_embeddings(path: str | Path) -> Tensor:
 
 
 def read_official(path: str | Path, *, ema: bool = False) -> dict[str, Tensor]:
-    """The model tensors of an official checkpoint file (``.pth`` / ``.safetensors``)."""
+    """The model tensors of an official checkpoint file (``.pth`` / ``.safetensors``), read
+    with every declared size checked first (``read_checkpoint`` / ``safe_read``)."""
     path = Path(path)
     if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return extract_state_dict(load_file(str(path)), ema=ema)
-        except (OSError, ValueError) as e:
-            if isinstance(e, CheckpointError):
-                raise
-            raise CheckpointError(f"{path}: cannot read safetensors ({e})") from e
+        tensors = read_safetensors(
+            path, "checkpoint", CheckpointError, max_bytes=L.MAX_CHECKPOINT_BYTES
+        )
+        return extract_state_dict(tensors, ema=ema)
     return extract_state_dict(read_checkpoint(path), ema=ema)
 
 
@@ -268,20 +272,20 @@ def convert_file(
     Returns (model, vocabulary or None). Raises ConversionError / CheckpointError."""
     from .variants import build_model
 
-    sd = read_official(checkpoint, ema=ema)
-    variant = detect_variant(sd) if variant == "auto" else variant
-    state = convert_official(
-        sd, class_embeddings=load_class_embeddings(class_embeddings), variant=variant
-    )
-    c, p, _ = state[CLASS_EMBED_KEY].shape
-    model = build_model(variant, num_classes=c, class_prototypes=p)
-    model.load_state_dict(state, strict=True)
+    # the small files first: a bad one fails before the checkpoint is read
+    embeddings = load_class_embeddings(class_embeddings)
     vocab = None
     if classes is not None:
         from ..contract.manifest import read_classes_file
 
         vocab = [e.to_dict() for e in read_classes_file(classes)]
-        if len(vocab) != c:
-            raise ConversionError(f"{classes}: {len(vocab)} classes for {c} class embeddings")
+    sd = read_official(checkpoint, ema=ema)
+    variant = detect_variant(sd) if variant == "auto" else variant
+    state = convert_official(sd, class_embeddings=embeddings, variant=variant)
+    c, p, _ = state[CLASS_EMBED_KEY].shape
+    if vocab is not None and len(vocab) != c:
+        raise ConversionError(f"{classes}: {len(vocab)} classes for {c} class embeddings")
+    model = build_model(variant, num_classes=c, class_prototypes=p)
+    model.load_state_dict(state, strict=True)
     model.config["classes"] = vocab
     return model, vocab

@@ -13,14 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from ..contract import limits as L
+from ..contract.files import read_regular
 from ..contract.manifest import normalize_classes
+from ..errors import ConfigError
+from .safe_read import read_safetensors
 
 __all__ = [
     "CONFIG_NAME",
     "FORMAT_VERSION",
     "WEIGHTS_NAME",
+    "WeightsError",
     "load_model",
     "load_model_grown",
     "read_classes",
@@ -78,38 +83,87 @@ def save_model(model: torch.nn.Module, dir_or_file: str | Path, *, classes: Any 
     return weights
 
 
-def _build_saved(path: str | Path) -> tuple[torch.nn.Module, Path, str]:
-    """Check ``config.json`` and build its variant (fresh weights) as the current code
-    defines it. Returns (model, weights path, variant name)."""
+class WeightsError(ConfigError):
+    """Saved weights (``model.safetensors`` + ``config.json``) that cannot be read."""
+
+    default_hint = (
+        "give a directory written by `rapsam-edge train` / `convert --out` (model.safetensors "
+        "+ config.json), or a bundle's weights"
+    )
+
+
+def _read_config(config: Path) -> dict[str, Any]:
+    """``config.json`` beside the weights: a regular file under ``MAX_CONFIG_BYTES``, JSON
+    nested at most ``MAX_NESTING`` deep, an object."""
+    raw = read_regular(config, "weights config", WeightsError, max_bytes=L.MAX_CONFIG_BYTES)
+    if L.json_nesting(raw) > L.MAX_NESTING:
+        raise WeightsError(f"{config}: JSON nested deeper than {L.MAX_NESTING} levels")
+    try:
+        cfg = json.loads(raw)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise WeightsError(f"{config}: not JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise WeightsError(f"{config}: not a JSON object")
+    return cfg
+
+
+def _load_weights(weights: Path) -> dict[str, torch.Tensor]:
+    return read_safetensors(weights, "weights", WeightsError, max_bytes=L.MAX_CHECKPOINT_BYTES)
+
+
+def _build_saved(path: str | Path) -> tuple[torch.nn.Module, dict[str, torch.Tensor], str]:
+    """Check ``config.json``, read the weights (sizes checked, ``safe_read``), check the
+    size of the model the config describes (built on the meta device) against the weights'
+    (a config cannot ask for a model much larger than its weights), and build the variant (fresh weights) as the current
+    code defines it. Returns (model, saved tensors, variant name).
+
+    Raises:
+      WeightsError: unreadable / malformed config or weights, or a config the weights
+        contradict."""
     from .variants import build_model
 
     weights, config = _paths(path)
-    cfg = json.loads(config.read_text())
+    cfg = _read_config(config)
     if cfg.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"unsupported format_version {cfg.get('format_version')!r}")
-    model = build_model(
-        cfg["variant"],
-        num_classes=cfg["num_classes"],
-        deform=cfg["deform"],
-        class_prototypes=cfg["class_prototypes"],
-    )
+        raise WeightsError(f"{config}: unsupported format_version {cfg.get('format_version')!r}")
+    missing = [k for k in _BUILD_KEYS if k not in cfg]
+    if missing:
+        raise WeightsError(f"{config}: lacks {missing}")
+    saved = _load_weights(weights)
+    args = {k: cfg[k] for k in ("num_classes", "deform", "class_prototypes")}
+    try:
+        with torch.device("meta"):  # sizes only: nothing allocated yet
+            need = sum(t.nbytes for t in build_model(cfg["variant"], **args).state_dict().values())
+        have = sum(t.nbytes for t in saved.values())
+        if need > 2 * have + 2**26:
+            raise WeightsError(
+                f"{config}: describes a model of {need} bytes for {have} bytes of weights"
+            )
+        model = build_model(cfg["variant"], **args)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, WeightsError):
+            raise
+        raise WeightsError(f"{config}: cannot build the model it describes ({e})") from e
     if cfg.get("classes") is not None:
         model.config["classes"] = [c.to_dict() for c in normalize_classes(cfg["classes"])]
-    return model, weights, cfg["variant"]
+    return model, saved, cfg["variant"]
 
 
 def read_classes(path: str | Path) -> list[dict[str, Any]] | None:
     """The class vocabulary saved with the weights at ``path`` (None if it has none)."""
     _, config = _paths(path)
-    classes = json.loads(config.read_text()).get("classes")
+    classes = _read_config(config).get("classes")
     return None if classes is None else [c.to_dict() for c in normalize_classes(classes)]
 
 
 def load_model(path: str | Path, *, map_location: str = "cpu") -> torch.nn.Module:
     """Rebuild a model from a directory (or a ``.safetensors`` file with ``config.json``
     beside it) and load its weights strictly. Returns the model in eval mode."""
-    model, weights, _ = _build_saved(path)
-    model.load_state_dict(load_file(str(weights), device=map_location), strict=True)
+    model, saved, _ = _build_saved(path)
+    try:
+        model.load_state_dict(saved, strict=True)
+    except RuntimeError as e:  # missing / unexpected / mis-shaped tensors
+        raise WeightsError(f"{path}: weights do not fit the model ({str(e)[:300]})") from e
     return model.to(map_location).eval()
 
 
@@ -125,8 +179,7 @@ def load_model_grown(
     other tensor keeps its fresh initialisation. Returns (model in train mode, the names of
     the tensors that were not fully carried over).
     """
-    model, weights, variant = _build_saved(path)
-    saved = load_file(str(weights), device=map_location)
+    model, saved, variant = _build_saved(path)
     state = model.state_dict()
     fresh = []
     for name, target in state.items():
@@ -147,5 +200,5 @@ def load_model_grown(
             fresh.append(name)
     unused = sorted(set(saved) - set(state))
     if unused:
-        raise ValueError(f"{weights}: tensors the current {variant} lacks: {unused[:5]}")
+        raise WeightsError(f"{path}: tensors the current {variant} lacks: {unused[:5]}")
     return model.to(map_location), fresh

@@ -154,9 +154,15 @@ def _source_frames(source: str | int) -> Iterator[np.ndarray]:
     from ..runtime.segmenter import open_source
 
     if isinstance(source, str) and not source.isdigit() and Path(source).is_file():
-        image = cv2.imread(source, cv2.IMREAD_COLOR)
-        if image is not None:
-            return itertools.repeat(image)
+        from ..contract.images import image_size, read_image_file
+
+        with open(source, "rb") as f:  # a regular file (is_file): reading cannot block
+            head = f.read(1 << 16)
+        if image_size(head) is not None:  # an image: header checked before decoding
+            data = read_image_file(source, "profile --source image", SourceError)
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if image is not None:
+                return itertools.repeat(image)
     frames, _ = open_source(int(source) if str(source).isdigit() else source, "BGR")
     return iter(frames)
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ..data.classes import CLASSES, THING_IDS
@@ -201,7 +201,9 @@ class _Run:
         """Load ``last.ckpt`` when there is one; returns the step to start from."""
         if not self.ckpt.exists():
             return 0
-        state = torch.load(self.ckpt, map_location="cpu", weights_only=True)
+        from ..model.checkpoint import read_checkpoint
+
+        state = read_checkpoint(self.ckpt)  # sizes checked first, nothing executed
         if state.get("teacher") != self.cfg.teacher:
             raise ConfigError(
                 f"{self.ckpt} was written with teacher {state.get('teacher')!r}, this run has "
@@ -339,7 +341,10 @@ def load_trunk(model: nn.Module, path: str | Path) -> None:
     file = path / TRUNK_NAME if path.is_dir() else path
     if not file.is_file():
         raise ConfigError(f"no pretrained trunk at {file}", hint="run `rapsam-edge pretrain`")
-    state = load_file(str(file))
+    from ..contract.limits import MAX_CHECKPOINT_BYTES
+    from ..model.safe_read import read_safetensors
+
+    state = read_safetensors(file, "pretrained trunk", ConfigError, max_bytes=MAX_CHECKPOINT_BYTES)
     own = model.backbone.state_dict()
     bad = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
     if bad:

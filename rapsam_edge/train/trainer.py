@@ -140,7 +140,10 @@ def _save_checkpoint(path: Path, step: int, model, heads, optimizer, scheduler) 
 
 
 def _load_checkpoint(path: Path, model, heads, optimizer, scheduler) -> int:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from ..model.checkpoint import read_checkpoint
+
+    # sizes and layouts checked before allocating, nothing in the file executed
+    state = read_checkpoint(path)
     model.load_state_dict(state["model"])
     if "heads" in state:  # checkpoints without training-only heads start them afresh
         heads.load_state_dict(state["heads"])

@@ -17,14 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ...contract.files import require_regular
 from ...contract.graphs import ENCODER, GRAPH_NAMES, PANOPTIC_DECODER, PROMPT_DECODER
 from ...contract.postprocess import POINT_BOX_HALF
+from ...data.imageio import decode_bgr
 from ...errors import InputError, SourceError
 
 __all__ = ["IMAGE_SUFFIXES", "calibration_frames", "graph_feeds"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
+_CALIB_HINT = (
+    "give --calib a folder of image files (PNG, JPEG, BMP, PPM, WebP, TIFF up to 8192 x 8192), "
+    "a COCO-panoptic / YouTube-VIS / make-data root or a video file"
+)
 #: directory names holding labels, not images (COCO panoptic PNGs, YouTube-VIS masks)
 _LABEL_DIRS = ("panoptic", "annotations")
 
@@ -37,7 +43,9 @@ def calibration_frames(path: str | Path, *, limit: int = 64) -> list[np.ndarray]
     """Up to ``limit`` frames, H x W x 3 uint8 RGB, from ``path`` (see the module doc).
 
     Raises:
-      SourceError: ``path`` does not exist, holds no image, or an image cannot be decoded.
+      SourceError: ``path`` does not exist, holds no image, or an image is not a regular file,
+        declares more than ``MAX_IMAGE_PIXELS`` in its header (checked before decoding) or
+        cannot be decoded.
       InputError: ``limit`` < 1.
     """
     import cv2
@@ -47,6 +55,8 @@ def calibration_frames(path: str | Path, *, limit: int = 64) -> list[np.ndarray]
     root = Path(path)
     if not root.exists():
         raise SourceError(f"calibration data {str(root)!r} does not exist")
+    if not root.is_dir():  # a file: regular (a named pipe or device is refused, not opened)
+        require_regular(root, "calibration data", SourceError, hint=_CALIB_HINT)
     if root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES:
         from ...runtime.segmenter import open_source
 
@@ -73,9 +83,8 @@ def calibration_frames(path: str | Path, *, limit: int = 64) -> list[np.ndarray]
     picks = np.linspace(0, len(files) - 1, num=min(limit, len(files))).round().astype(int)
     frames = []
     for i in dict.fromkeys(picks.tolist()):
-        image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"cannot decode calibration image {files[i]}")
+        # regular file, header within MAX_IMAGE_PIXELS, then decoded (never a FIFO opened)
+        image = decode_bgr(files[i], "calibration image", SourceError, hint=_CALIB_HINT)
         frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     return frames
 
