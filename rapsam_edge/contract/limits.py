@@ -12,6 +12,8 @@ no file under 10 MB can make a reader allocate more than about 100 MB.
 
 from __future__ import annotations
 
+from .shared import MAX_FRAME_PIXELS
+
 __all__ = [
     "MAX_CHECKPOINT_BYTES",
     "MAX_CONFIG_BYTES",
@@ -59,8 +61,8 @@ MAX_NPY_HEADER_BYTES = 10_000
 #: largest config.json / class-vocabulary JSON read beside weights
 MAX_CONFIG_BYTES = 16 * _MiB
 #: largest image (calibration, dataset, `run` input) decoded: width x height from its header
-#: (8192 x 8192, as ``runtime.inputs.MAX_FRAME_PIXELS``: 192 MiB as 8-bit RGB)
-MAX_IMAGE_PIXELS = 8192 * 8192
+#: (contract.json's frames.max_pixels, the frame limit of both runtimes: 192 MiB as 8-bit RGB)
+MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS
 #: largest image file read
 MAX_IMAGE_BYTES = 256 * _MiB
 

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import ops
+from ..contract.graphs import ENCODER
 
 __all__ = [
     "COMPARED_PROPERTIES",
@@ -94,10 +95,10 @@ def encoder_command(
     ``threads`` threads, synchronous, one request, FP32 (the runtime's
     ``INFERENCE_PRECISION_HINT=f32``), the network input of a ``frame_hw`` frame (reshaped
     to it when ``static``); ``niter`` iterations or ``seconds`` seconds."""
-    name = bundle.graphs["encoder"].name_of("image")
+    name = bundle.graphs[ENCODER].name_of("image")
     h, w = network_input_hw(bundle, frame_hw)
     shape = f"{name}[1,{h},{w},3]"
-    cmd = [exe, "-m", str(bundle.graph_path("encoder", "openvino")), "-d", "CPU"]
+    cmd = [exe, "-m", str(bundle.graph_path(ENCODER, "openvino")), "-d", "CPU"]
     cmd += ["-hint", "none", "-nstreams", "1", "-nthreads", str(threads), "-nireq", "1"]
     cmd += ["-api", "sync", "-infer_precision", "f32"]
     cmd += ["-shape", shape] if static else ["-data_shape", shape]
