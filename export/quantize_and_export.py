@@ -9,10 +9,13 @@
 FP32 export at the size the run was trained at (``--input-size`` to choose another), then,
 for quantized recipes, the same conversion and accuracy gate as ``rapsam-edge quantize``
 (``rapsam_edge.deploy.quantize.pipeline``; ``--fallback`` and the gate limits mean what they
-mean there). Writes the bundle (graphs, manifest with checksums; the recipe is recorded in
-the manifest's provenance) and checks it before returning: the bundle loads, a quantized one
-passed the gate (or, for a backend this machine lacks, says it is not verified), and the
-recipe's backend (when available on this machine) runs every graph. An error the SDK raises
+mean there; a limit outside its range is refused before any work). Writes the bundle
+(graphs, manifest with checksums; the recipe and the weights' name and sha256 are recorded
+in the manifest's provenance) into a staging folder beside --out, moves it there only when
+it is complete and gated (a failure or an interrupt leaves --out as it was), and checks it
+before returning: the bundle loads, a quantized one passed the gate (or, for a backend this
+machine lacks, says it is not verified), and the recipe's backend (when available on this
+machine) runs every graph. An error the SDK raises
 on purpose prints one line and a hint and exits with status 2 (``--debug``: the traceback).
 """
 
@@ -64,10 +67,14 @@ def _parser() -> argparse.ArgumentParser:
 def _export(args: argparse.Namespace) -> None:
     import logging
 
+    from rapsam_edge.deploy.provenance import weights_record
     from rapsam_edge.deploy.recipe_export import export_with_recipe
+    from rapsam_edge.deploy.staging import check_target
     from rapsam_edge.deploy.training_run import export_input_size
     from rapsam_edge.model.io import load_model
 
+    limits = limits_from(args)  # ConfigError for an impossible limit, before any work
+    check_target(args.out, replace=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     size = args.input_size or RECIPES[args.recipe].input_size
     export_with_recipe(
@@ -76,10 +83,11 @@ def _export(args: argparse.Namespace) -> None:
         recipe=args.recipe,
         calib=args.calib,
         val=args.val,
-        provenance={"weights": str(args.weights)},
+        # the weights by name and sha256: no path of this machine goes into the bundle
+        provenance={"weights": weights_record(args.weights)},
         input_size=export_input_size(args.weights, size),
         fallback=args.fallback,
-        limits=limits_from(args),
+        limits=limits,
         calib_samples=args.calib_samples,
         val_images=args.val_images,
     )

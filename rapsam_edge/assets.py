@@ -7,7 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .contract.manifest import MANIFEST_NAME
-from .contract.shared import DEFAULT_BUNDLE, REALTIME_BUNDLE, SAMPLE_CLIP, SHIPPED_BUNDLES
+from .contract.shared import (
+    DEFAULT_BUNDLE,
+    PARTIAL_BUNDLE_MARK,
+    REALTIME_BUNDLE,
+    SAMPLE_CLIP,
+    SHIPPED_BUNDLES,
+)
 from .errors import BundleError, ConfigError, InputError, MissingFileError
 
 __all__ = [
@@ -65,7 +71,8 @@ def resolve_bundle(spec: str | Path | None) -> Path:
       ConfigError: an empty name ("" is not the current directory).
       MissingFileError: nothing matches; the message lists the shipped bundles.
       BundleError: the path is a file (a bundle is a directory); its manifest.json is there
-        but is not a file (a directory, a FIFO, a broken link).
+        but is not a file (a directory, a FIFO, a broken link); the directory is a bundle
+        writer's unfinished staging folder (its name holds ``PARTIAL_BUNDLE_MARK``).
     """
     if spec is None:
         return default_bundle()
@@ -80,6 +87,12 @@ def resolve_bundle(spec: str | Path | None) -> Path:
         )
     path = Path(spec)
     root = path.parent if path.name == MANIFEST_NAME else path
+    if PARTIAL_BUNDLE_MARK in root.name or PARTIAL_BUNDLE_MARK in root.resolve().name:
+        raise BundleError(
+            f"bundle {str(spec)!r}: {root.resolve().name} is the staging folder of an export or quantize "
+            "that did not finish (interrupted or failed): not a bundle",
+            hint="remove it (the next export / quantize to the same --out does), and re-run it",
+        )
     manifest = root / MANIFEST_NAME
     if manifest.is_file():
         return root

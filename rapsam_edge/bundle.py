@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .contract.files import file_kind, open_regular, read_regular
+from .contract.gate_record import check_gate_record
 from .contract.graphs import GRAPH_FORMATS, GRAPH_NAMES
 from .contract.manifest import (
     FORMAT_NAME,
@@ -329,7 +330,10 @@ def load_bundle(path: str | Path | None = None, *, verify: bool = True) -> Bundl
       ManifestError: the manifest is not valid JSON or not a valid manifest.
       ChecksumError: a file differs from its sha256.
       BundleError: ``path`` is a file other than a ``manifest.json`` (a bundle is a
-        directory; the hint says to pass its folder).
+        directory; the hint says to pass its folder), or a writer's unfinished staging
+        folder (``assets.resolve_bundle``).
+      ManifestError: also a quantized bundle without a passed (or knowingly skipped) gate
+        record (``contract.gate_record``).
     """
     from .assets import resolve_bundle
 
@@ -343,6 +347,7 @@ def load_bundle(path: str | Path | None = None, *, verify: bool = True) -> Bundl
     except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as e:
         # a malformed value the field checks did not anticipate is still a manifest error
         raise ManifestError(f"{manifest_path}: malformed manifest ({type(e).__name__}: {e})") from e
+    check_gate_record(bundle.export)
     if verify:
         verify_files(bundle)
     return bundle

@@ -17,7 +17,8 @@ from ``RapsamEdgeError``, so an application can catch the SDK's errors apart fro
     ├── BackendError (RuntimeError)        a runtime backend failed
     │   └── BackendUnavailable             its library, device or graph file is missing here
     ├── OutputError (OSError)              an output file could not be written, or came out
-    │                                      other than it should (missing, empty, short)
+    │   │                                  other than it should (missing, empty, short)
+    │   └── OutputExistsError (FileExistsError)  --out holds what may not be replaced
     └── MissingDependencyError (ImportError)  an optional dependency is not installed
         └── CoreUnavailableError           the compiled C++ core is missing and was required
 
@@ -44,6 +45,7 @@ __all__ = [
     "MissingDependencyError",
     "MissingFileError",
     "OutputError",
+    "OutputExistsError",
     "RapsamEdgeError",
     "SourceError",
     "SourceLost",
@@ -173,6 +175,13 @@ class OutputError(RapsamEdgeError, OSError):
     what was written into it; the message names the file."""
 
     default_hint = "check the output path (a writable directory, a known file suffix)"
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """An output directory holds something the command may not replace (a bundle writer
+    replaces a previous bundle only, and only when asked); the message names what."""
+
+    default_hint = "choose another output directory"
 
 
 class MissingDependencyError(RapsamEdgeError, ImportError):

@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConversionError("nothing to write", hint="give --out DIR and/or --export BUNDLE")
     if args.export is not None and args.classes is None:
         raise ConversionError("a bundle must name its classes", hint="pass --classes NAMES.json")
+    if args.export is not None:
+        from ..deploy.staging import check_target
+
+        check_target(args.export, replace=True, flag="--export")  # before the conversion
     model, vocab = convert_file(
         args.checkpoint,
         class_embeddings=args.class_embeddings,
@@ -88,8 +92,15 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         print(f"wrote {save_model(model, args.out, classes=vocab)}")
     if args.export is not None:
+        from ..deploy.provenance import file_record
         from ..deploy.recipe_export import export_with_recipe
 
+        # the sources by file name and sha256: no path of this machine goes into the bundle
+        sources = {
+            "checkpoint": file_record(args.checkpoint),
+            "class_embeddings": file_record(args.class_embeddings),
+            "classes": file_record(args.classes),
+        }
         export_with_recipe(
             model,
             args.export,
@@ -97,6 +108,6 @@ def run(args: argparse.Namespace) -> int:
             calib=args.calib,
             val=args.val,
             classes=vocab,
-            provenance={"checkpoint": str(args.checkpoint), "converted_by": "rapsam-edge convert"},
+            provenance={**sources, "converted_by": "rapsam-edge convert"},
         )
     return 0

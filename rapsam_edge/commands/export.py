@@ -6,7 +6,11 @@
 The class vocabulary is the one saved with the weights (``config.json``); ``--classes FILE``
 (a JSON list of {"id", "name", "is_thing"}, or {"classes": [...]}) or ``--classes synthetic``
 (the generator's vocabulary) overrides it, e.g. for weights saved before vocabularies were.
-``--provenance FILE.json`` is copied into the manifest (training data, recipe, metrics).
+``--provenance FILE.json`` is copied into the manifest (training data, recipe, metrics); the
+manifest names the weights by their run's name and the sha256 of the files read, never by a
+path of this machine (a provenance file holding one is refused). The bundle is written into
+a staging folder beside ``--out`` and moved there when complete; an existing bundle at
+``--out`` is replaced only then (a directory holding anything else is refused).
 """
 
 from __future__ import annotations
@@ -104,13 +108,19 @@ def load_classes(spec: str | None, weights: str | Path | None = None) -> list[di
 
 
 def _read_provenance(path: Path) -> dict[str, Any]:
-    """``--provenance``'s JSON object. Raises ConfigError: not JSON or not an object."""
+    """``--provenance``'s JSON object. Raises ConfigError: not JSON, not an object, or
+    holding a path of this machine (``deploy.provenance.check_portable``)."""
+    from ..contract.files import read_regular
+    from ..deploy.provenance import check_portable
+
+    data = read_regular(path, "--provenance file", ConfigError, max_bytes=1 << 20)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ConfigError(f"--provenance {path} is not JSON: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"--provenance {path} is not a JSON object")
+    check_portable(raw, f"--provenance {path.name}")
     return raw
 
 
@@ -121,16 +131,19 @@ def run(args: argparse.Namespace) -> int:
     require(args.provenance, "--provenance", "file")
     extra = _read_provenance(args.provenance) if args.provenance else {}
     from ..deploy.bundle_writer import export_bundle
+    from ..deploy.provenance import weights_record
+    from ..deploy.staging import check_target
     from ..deploy.training_run import export_input_size
     from ..model.io import load_model
 
+    check_target(args.out, replace=True)  # before the model is loaded
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     model = load_model(args.weights)
-    provenance = {"weights": str(args.weights), **extra}
+    provenance = {"weights": weights_record(args.weights), **extra}
     out = export_bundle(
         model,
         args.out,
-        name=args.name or args.out.name,
+        name=args.name or args.out.resolve().name,
         classes=load_classes(args.classes, args.weights),
         provenance=provenance,
         input_size=export_input_size(args.weights, args.input_size),

@@ -10,6 +10,9 @@ in FP32), ``bf16`` (OpenVINO's inference-precision hint on CPUs that have BF16: 
 ``mixed`` (``int8`` with ``--fallback``). The gate (``deploy.quantize.gate``) compares the
 result with the FP32 source on ``--val``; when a limit is exceeded the command fails, or with
 ``--fallback`` reverts the graph whose FP32 copy helps most and gates again until it passes.
+The bundle is built in a staging folder beside ``--out`` and moved there only once it
+passed: a failure or an interrupt leaves ``--out`` as it was. Every option has a range
+(``--help``); one outside it is a ConfigError before any work.
 The work is done by ``rapsam_edge.deploy.quantize.pipeline.quantize_bundle``.
 """
 
@@ -19,25 +22,31 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..apps.checks import finite_float, positive_int, require, side
+from ..apps.checks import finite_float, int_in, positive_int, require, side
 
 __all__ = ["add_arguments", "add_gate_arguments", "limits_from", "run"]
 
 
 def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     """The options shared with ``export/quantize_and_export.py``: calibration size, the
-    gate's data size and limits, and the FP32 fallback."""
+    gate's data size and limits, and the FP32 fallback. Each says its valid range; a value
+    outside it is refused before any work (argparse for the types, ``GateLimits`` for the
+    limits' ranges, a ConfigError)."""
+    from ..deploy.quantize.gate import LIMITS, GateLimits  # numpy only: --help needs no torch
+    from ..deploy.quantize.pipeline import MAX_CALIB_SAMPLES
+
     parser.add_argument(
         "--calib-samples",
-        type=positive_int,
+        type=int_in(1, MAX_CALIB_SAMPLES, what="--calib-samples"),
         default=32,
-        help="calibration frames (default: %(default)s)",
+        help=f"calibration frames, 1..{MAX_CALIB_SAMPLES} (all held in memory; "
+        "default: %(default)s)",
     )
     parser.add_argument(
         "--val-images",
         type=positive_int,
         default=50,
-        help="validation images for the gate (default: %(default)s)",
+        help="validation images for the gate, >= 1 (default: %(default)s)",
     )
     parser.add_argument(
         "--fallback",
@@ -51,22 +60,13 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
         help="trained weights only: the long side to export the FP32 bundle at "
         "(default: the size the run was trained at, train_config.json image_size)",
     )
-    from ..deploy.quantize.gate import GateLimits  # numpy only: --help needs no torch
-
     default = GateLimits()
-    limits = (
-        ("--max-pq-drop", default.max_pq_drop, "largest PQ drop vs FP32, in points"),
-        ("--max-miou-drop", default.max_miou_drop, "largest 1-click mIoU drop vs FP32, in points"),
-        ("--min-mask-iou", default.min_median_mask_iou, "smallest median per-mask IoU vs FP32"),
-        (
-            "--min-label-agreement",
-            default.min_label_agreement,
-            "smallest label-map agreement vs FP32",
-        ),
-    )
-    for flag, value, what in limits:
+    for name, (flag, low, high, what) in LIMITS.items():
         parser.add_argument(
-            flag, type=finite_float, default=value, help=f"gate: {what} (default: %(default)s)"
+            flag,
+            type=finite_float,
+            default=getattr(default, name),
+            help=f"gate: {what}, in [{low:g}, {high:g}] (default: %(default)s)",
         )
 
 
@@ -105,27 +105,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, required=True, help="bundle directory to write (required)"
     )
     parser.add_argument("--name", help="bundle name (default: the output directory's name)")
+    from ..contract import GRAPH_NAMES
+
     parser.add_argument(
-        "--graphs", nargs="+", default=None, help="graphs to convert (default: all)"
+        "--graphs",
+        nargs="+",
+        default=None,
+        choices=GRAPH_NAMES,
+        help="graphs to convert (default: all)",
     )
     add_gate_arguments(parser)
+    from ..deploy.quantize.pipeline import ACCURACY_CONTROL_RANGE
+
+    low, high = ACCURACY_CONTROL_RANGE
     parser.add_argument(
         "--accuracy-control",
         type=finite_float,
         default=None,
         metavar="MAX_DROP",
-        help="OpenVINO: NNCF accuracy-controlled quantization with this max drop of prompt "
-        "mask IoU, in points (default: off)",
+        help="--backend openvino --to int8 / mixed only: NNCF accuracy-controlled "
+        f"quantization with this max drop of prompt mask IoU, in points, in [{low:g}, {high:g}] "
+        "(default: off)",
     )
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing output directory (default: off: refuse)",
+        help="replace a previous bundle at --out, once the new one passed its gate (never a "
+        "directory holding other files; default: off: refuse)",
     )
 
 
 def limits_from(args: argparse.Namespace):
-    """The gate limits of parsed ``add_gate_arguments`` options."""
+    """The gate limits of parsed ``add_gate_arguments`` options.
+
+    Raises:
+      ConfigError: a limit outside its range (``GateLimits``)."""
     from ..deploy.quantize.gate import GateLimits
 
     return GateLimits(
@@ -134,11 +148,9 @@ def limits_from(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    require(args.calib, "--calib")
-    require(args.val, "--val")
     from ..deploy.quantize.pipeline import QuantizeRequest, quantize_bundle
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # the request checks every option (ConfigError) before any file is read or written
     request = QuantizeRequest(
         source=args.source,
         out=args.out,
@@ -156,5 +168,8 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         input_size=args.input_size,
     )
+    require(args.calib, "--calib")
+    require(args.val, "--val")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     quantize_bundle(request)
     return 0

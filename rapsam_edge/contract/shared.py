@@ -39,6 +39,7 @@ __all__ = [
     "OPS_ENV_VAR",
     "OVERLAP_THRESHOLD",
     "PANOPTIC_DECODER",
+    "PARTIAL_BUNDLE_MARK",
     "POINT_BOX_HALF",
     "PROMPT_DECODER",
     "PROMPT_THRESHOLD",
@@ -127,3 +128,6 @@ REALTIME_BUNDLE: str = _BUNDLES["realtime"]
 SHIPPED_BUNDLES: tuple[str, ...] = tuple(_BUNDLES["shipped"])
 #: the sample clip, relative to the models directory
 SAMPLE_CLIP: str = _BUNDLES["sample_clip"]
+#: in the name of a folder a bundle writer is still filling (``deploy.staging``): never a
+#: bundle to load (``assets.resolve_bundle`` refuses it; a killed writer leaves one behind)
+PARTIAL_BUNDLE_MARK: str = _BUNDLES["partial_mark"]

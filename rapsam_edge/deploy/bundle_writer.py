@@ -33,6 +33,8 @@ from ..model.rapsam import RapSam
 from .deform_export import DEFORM_CHOICE, DEFORM_FORMS, has_deform
 from .graphs import GRAPHS, graph_spec
 from .onnx_export import export_onnx
+from .provenance import check_portable
+from .staging import load_staged, staged_bundle, write_manifest
 
 __all__ = ["export_bundle"]
 
@@ -53,31 +55,6 @@ def _tool_versions() -> dict[str, str]:
         except (ImportError, AttributeError):
             pass
     return versions
-
-
-def _clear_previous_bundle(out: Path, *, overwrite: bool) -> None:
-    """Remove a previous bundle's files (those its manifest lists, and the manifest) from
-    ``out``; refuse to write into a directory holding anything else."""
-    if not out.exists() or not any(out.iterdir()):
-        return
-    manifest = out / MANIFEST_NAME
-    if not overwrite or not manifest.is_file():
-        raise FileExistsError(
-            f"{out} is not empty"
-            + ("" if manifest.is_file() else " and not a bundle; refusing to write into it")
-        )
-    try:
-        listed = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
-    except (json.JSONDecodeError, AttributeError):
-        listed = {}
-    for rel in listed:
-        p = out / rel
-        if p.is_file() and out.resolve() in p.resolve().parents:
-            p.unlink()
-    manifest.unlink()
-    left = sorted(p.name for p in out.iterdir())
-    if left:
-        raise FileExistsError(f"{out} holds files the old manifest did not list: {left}")
 
 
 def _deform_forms(
@@ -120,11 +97,22 @@ def export_bundle(
         is kept only if "onnx" is requested).
       include_weights: also ship ``model.safetensors`` + ``config.json`` (torch reference
         backend, parity checks).
+      provenance: recorded in the manifest; it may not hold a path of this machine
+        (``provenance.check_portable``: name files by name and sha256).
+      overwrite: replace a previous bundle at ``out_dir`` (never a directory holding
+        anything else); False: refuse an existing bundle.
       opset: ONNX opset (default: 17, or 19 where a ``deformconv`` form needs it).
       deform: format -> deformable-conv export form (``deform_export.DEFORM_FORMS``) for
         models with DCNv2 layers; default the measured choice ``DEFORM_CHOICE``. Recorded in
         the manifest (``export.deform``).
+    The bundle is written into a staging folder beside ``out_dir`` and moved into place
+    when complete (``deploy.staging``): a failure or an interrupt leaves ``out_dir`` as it
+    was.
+
     Returns the bundle directory.
+    Raises:
+      ConfigError: bad formats, classes, size, deform forms, or a provenance holding a path
+        of this machine. OutputExistsError: ``out_dir`` may not be replaced.
     """
     unknown = sorted(set(formats) - set(GRAPH_FORMATS))
     if unknown or not formats:
@@ -133,12 +121,48 @@ def export_bundle(
     input_size = int(input_size or model.input_size)
     if input_size % model.pad_divisor:
         raise ConfigError(f"input_size {input_size} is not a multiple of {model.pad_divisor}")
+    if provenance is not None:
+        check_portable(dict(provenance), "provenance")
     out = Path(out_dir)
-    _clear_previous_bundle(out, overwrite=overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
-
     forms = _deform_forms(model, formats, deform)
+    with staged_bundle(out, replace=overwrite) as stage:
+        _export_into(
+            model,
+            stage,
+            name,
+            cls,
+            input_size,
+            formats,
+            graphs,
+            forms,
+            opset=opset,
+            simplifier=simplifier,
+            include_weights=include_weights,
+            provenance=provenance,
+        )
+    load_bundle(out)  # the bundle in place loads (schema + sha256)
+    log.info("wrote bundle %s (%s; graphs %s)", out, ", ".join(formats), ", ".join(graphs))
+    return out
+
+
+def _export_into(
+    model: RapSam,
+    out: Path,
+    name: str,
+    cls: Any,
+    input_size: int,
+    formats: Sequence[str],
+    graphs: Sequence[str],
+    forms: Mapping[str, str],
+    *,
+    opset: int | None,
+    simplifier: str,
+    include_weights: bool,
+    provenance: Mapping[str, Any] | None,
+) -> None:
+    """Write the bundle's files and manifest into the (staging) directory ``out`` and check
+    that it loads."""
+    model = model.eval()
     graph_entries: dict[str, Any] = {}
     simplifiers: set[str] = set()
     opsets: set[int] = set()
@@ -161,9 +185,7 @@ def export_bundle(
         "versions": _tool_versions(),
     }
     _write_manifest(model, out, name, cls, input_size, graph_entries, weights, export, provenance)
-    load_bundle(out)  # validate what we wrote (schema + sha256)
-    log.info("wrote bundle %s (%s; graphs %s)", out, ", ".join(formats), ", ".join(graphs))
-    return out
+    load_staged(out)  # validate what we wrote (schema + sha256)
 
 
 def _resolve_classes(model: RapSam, classes: Sequence[Any] | None) -> Any:
@@ -266,4 +288,4 @@ def _write_manifest(
         files=files,
         provenance=dict(provenance or {}),
     ).to_dict()
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_manifest(out, json.loads(json.dumps(manifest)))

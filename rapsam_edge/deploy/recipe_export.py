@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .recipes import RECIPES
+from .staging import check_target
 
 __all__ = ["export_with_recipe"]
 
@@ -40,9 +41,14 @@ def export_with_recipe(
       input_size: the long side to export at (default: the recipe's, else the model's).
       fallback, limits, calib_samples, val_images: as ``rapsam-edge quantize`` (quantized
         recipes only; ``limits`` a ``GateLimits``, default its defaults).
+    The bundle is staged and moved onto ``out`` only when complete (and gated):
+    ``deploy.staging``. ``out`` may hold a previous bundle (replaced), nothing else.
+
     Raises:
-      ConfigError: unknown recipe, or a quantized recipe without ``calib``.
-      AccuracyGateError: the quantized bundle failed the gate (nothing is written).
+      ConfigError: unknown recipe, a quantized recipe without ``calib``, or options
+        ``QuantizeRequest`` refuses (checked before the export).
+      OutputExistsError: ``out`` holds something other than a bundle.
+      AccuracyGateError: the quantized bundle failed the gate (``out`` is left as it was).
     """
     from .bundle_writer import export_bundle
 
@@ -55,24 +61,19 @@ def export_with_recipe(
             hint="pass --calib DATA (and --val DATA for the accuracy gate)",
         )
     out = Path(out)
-    with tempfile.TemporaryDirectory() as tmp:  # the FP32 bundle a quantized recipe starts from
-        fp32_out = out if r.precision is None else Path(tmp) / (out.name + "-fp32")
-        bundle_dir = export_bundle(
-            model,
-            fp32_out,
-            name=fp32_out.name,
-            classes=classes,
-            formats=r.formats,
-            input_size=input_size or r.input_size,
-            provenance={**dict(provenance or {}), "recipe": recipe, "target_backend": r.backend},
-        )
-        if r.precision is not None:
+    check_target(out, replace=True)  # before any work
+    with tempfile.TemporaryDirectory(prefix="rapsam-recipe-") as tmp:
+        # the FP32 bundle a quantized recipe starts from
+        fp32_dir = Path(tmp) / (out.resolve().name + "-fp32")
+        request = None
+        if r.precision is not None:  # every option checked (ConfigError) before the export
             from .quantize.gate import GateLimits
-            from .quantize.pipeline import QuantizeRequest, quantize_bundle
+            from .quantize.pipeline import QuantizeRequest, check_request
 
             request = QuantizeRequest(
-                source=str(bundle_dir),
+                source=str(fp32_dir),
                 out=out,
+                name=out.resolve().name,
                 to=r.precision,
                 backend=str(r.quantize_backend),
                 calib=Path(calib),  # not None: checked above
@@ -83,6 +84,19 @@ def export_with_recipe(
                 limits=limits or GateLimits(),
                 overwrite=True,
             )
+            check_request(request)
+        bundle_dir = export_bundle(
+            model,
+            out if request is None else fp32_dir,
+            name=out.resolve().name if request is None else fp32_dir.name,
+            classes=classes,
+            formats=r.formats,
+            input_size=input_size or r.input_size,
+            provenance={**dict(provenance or {}), "recipe": recipe, "target_backend": r.backend},
+        )
+        if request is not None:
+            from .quantize.pipeline import quantize_bundle
+
             quantize_bundle(request)
             bundle_dir = out
     _check_runs(bundle_dir, r.backend)

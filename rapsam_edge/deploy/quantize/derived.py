@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ...bundle import Bundle, load_bundle, sha256_file
+from ...bundle import Bundle, sha256_file
 from ...contract import GRAPH_FORMATS, MANIFEST_NAME, GraphInfo
 from ...errors import ConfigError
+from ..staging import load_staged, write_manifest
 
 __all__ = ["graph_file_names", "write_derived_bundle"]
 
@@ -36,12 +37,15 @@ def write_derived_bundle(
     graphs: Mapping[str, tuple[str, str]],
     record: Mapping[str, Any],
 ) -> Bundle:
-    """Write the derived bundle to ``out`` (which the caller has filled with the new graph
-    files already) and return it loaded (checksums verified).
+    """Write the derived bundle into ``out`` and return it loaded (checksums verified).
+
+    ``out`` is a directory the caller owns, ``quantize_bundle``'s staging folder
+    (``deploy.staging.staged_bundle``): this function empties it and fills it; moving it into
+    place, once the gate passed, is the caller's.
 
     Arguments:
       source: the FP32 bundle.
-      out: the output directory (emptied, then filled: written by this function only).
+      out: the directory to fill (created if missing; what it held is removed).
       staged: where the converted graph files are (copied from there when present, else
         from the source bundle).
       name: the new bundle's name.
@@ -52,9 +56,9 @@ def write_derived_bundle(
     Raises:
       ConfigError: the source has no ``fmt`` file for a graph that is copied.
     """
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.iterdir():
+        shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
     new_graphs: dict[str, GraphInfo] = {}
     for g, info in source.graphs.items():
         if g in graphs:
@@ -76,9 +80,19 @@ def write_derived_bundle(
         graphs=new_graphs,
         weights=None,
         files=files,
-        export={**dict(source.export), "quantization": dict(record), "source_bundle": source.name},
+        export={
+            **dict(source.export),
+            "quantization": dict(record),
+            "source_bundle": source.name,
+            "source_manifest_sha256": sha256_file(source.root / MANIFEST_NAME),
+        },
     )
-    (out / MANIFEST_NAME).write_text(
-        json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8"
-    )
-    return load_bundle(out)
+    write_manifest(out, json.loads(json.dumps(manifest.to_dict(), default=_plain)))
+    return load_staged(out)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON for the numpy scalars a tool's record may hold."""
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

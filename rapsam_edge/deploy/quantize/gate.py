@@ -18,15 +18,37 @@ segment IoUs cover stuff only; the prompt-mask IoUs cover every object. The repo
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...errors import RapsamEdgeError
+from ...errors import ConfigError, RapsamEdgeError
 
-__all__ = ["AccuracyGateError", "GateLimits", "run_gate"]
+__all__ = ["LIMITS", "AccuracyGateError", "GateLimits", "run_gate"]
+
+#: each gate limit: (option, lowest, highest valid value, what it bounds). Drops are in
+#: points of a 0-100 score (PQ, mIoU), so a max drop lies in [0, 100] (a negative one would
+#: ask the quantized model to beat FP32); IoU and agreement are fractions in [0, 1].
+#: ``GateLimits`` refuses anything else; the options' --help shows these ranges.
+LIMITS: dict[str, tuple[str, float, float, str]] = {
+    "max_pq_drop": ("--max-pq-drop", 0.0, 100.0, "largest PQ drop vs FP32, in points"),
+    "max_miou_drop": (
+        "--max-miou-drop",
+        0.0,
+        100.0,
+        "largest 1-click mIoU drop vs FP32, in points",
+    ),
+    "min_median_mask_iou": ("--min-mask-iou", 0.0, 1.0, "smallest median per-mask IoU vs FP32"),
+    "min_label_agreement": (
+        "--min-label-agreement",
+        0.0,
+        1.0,
+        "smallest label-map agreement vs FP32",
+    ),
+}
 
 
 class AccuracyGateError(RapsamEdgeError):
@@ -43,6 +65,19 @@ class GateLimits:
     max_miou_drop: float = 1.0
     min_median_mask_iou: float = 0.95
     min_label_agreement: float = 0.98
+
+    def __post_init__(self) -> None:
+        """Raises ConfigError: a limit that is not a finite number in its ``LIMITS`` range
+        (no gate could be passed, or failed, as asked)."""
+        for name, (flag, low, high, what) in LIMITS.items():
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and low <= value <= high):
+                raise ConfigError(
+                    f"gate limit {name} ({flag}, {what}) must be a number in "
+                    f"[{low:g}, {high:g}], got {value!r}",
+                    hint=f"give {flag} a value in [{low:g}, {high:g}] (see --help)",
+                )
 
 
 def _metrics(seg, root: Path, split: str, max_images: int) -> dict[str, Any]:

@@ -10,7 +10,6 @@ manifest (``export.quantization``).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import shutil
@@ -44,9 +43,17 @@ SUPPORTED = {
 PRECISIONS = ("int8", "fp16", "bf16", "mixed")
 
 
+#: most calibration frames (``calib_samples``): they are all held in memory at once, with
+#: the encoder's features for the decoders (edge-s at 640: about 5 MB a frame)
+MAX_CALIB_SAMPLES = 1000
+#: ``accuracy_control``'s range: a drop of mask IoU, in points
+ACCURACY_CONTROL_RANGE = (0.0, 100.0)
+
+
 @dataclass(frozen=True)
 class QuantizeRequest:
-    """What to quantize and how (the options of ``rapsam-edge quantize``)."""
+    """What to quantize and how (the options of ``rapsam-edge quantize``). Checked when
+    made (``check_options``): a request that cannot work is a ConfigError before any work."""
 
     source: str  # FP32 bundle (directory or shipped name) or trained weights
     out: Path
@@ -56,23 +63,73 @@ class QuantizeRequest:
     val: Path | None = None  # default: calib
     name: str | None = None  # default: out's name
     graphs: Sequence[str] | None = None  # default: all
-    calib_samples: int = 32
-    val_images: int = 50
+    calib_samples: int = 32  # 1..MAX_CALIB_SAMPLES
+    val_images: int = 50  # >= 1
     fallback: bool = False
     limits: GateLimits = field(default_factory=GateLimits)
-    accuracy_control: float | None = None
-    overwrite: bool = False
+    accuracy_control: float | None = None  # openvino int8 / mixed only, in ACCURACY_CONTROL_RANGE
+    overwrite: bool = False  # replace a previous bundle at ``out`` (never another directory)
     input_size: int | None = None  # weights only: export size (default: the trained size)
 
+    def __post_init__(self) -> None:
+        check_options(self)
 
-def check_request(req: QuantizeRequest) -> Path:
-    """Refuse a request that cannot work before any conversion; returns the gate's data."""
+
+def _int_in(value: Any, low: int, high: int | None, what: str) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        span = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ConfigError(f"{what} must be an integer {span}, got {value!r}")
+
+
+def check_options(req: QuantizeRequest) -> None:
+    """Refuse options that cannot work, before any file is read or written.
+
+    Raises:
+      ConfigError: naming the option.
+    """
+    from ...apps.checks import SIDE_MAX, SIDE_MIN
+    from ...contract import GRAPH_NAMES
+
     if req.backend not in TARGETS:
         raise ConfigError(f"backend {req.backend!r}: choose from {sorted(TARGETS)}")
     if req.to not in SUPPORTED[req.backend]:
         raise ConfigError(
             f"--backend {req.backend} cannot convert to {req.to}; it supports {SUPPORTED[req.backend]}"
         )
+    if not isinstance(req.limits, GateLimits):
+        raise ConfigError(f"limits must be a GateLimits, got {type(req.limits).__name__}")
+    _int_in(req.calib_samples, 1, MAX_CALIB_SAMPLES, "--calib-samples")
+    _int_in(req.val_images, 1, None, "--val-images")
+    if req.input_size is not None:
+        _int_in(req.input_size, SIDE_MIN, SIDE_MAX, "--input-size")
+    unknown = sorted(set(req.graphs or ()) - set(GRAPH_NAMES))
+    if unknown or (req.graphs is not None and not req.graphs):
+        raise ConfigError(f"--graphs {unknown or '[]'}: choose from {list(GRAPH_NAMES)}")
+    ac = req.accuracy_control
+    if ac is not None:
+        low, high = ACCURACY_CONTROL_RANGE
+        if isinstance(ac, bool) or not isinstance(ac, (int, float)) or not low <= ac <= high:
+            raise ConfigError(
+                f"--accuracy-control must be a drop in points in [{low:g}, {high:g}], got {ac!r}"
+            )
+        if req.backend != "openvino" or req.to not in ("int8", "mixed"):
+            raise ConfigError(
+                f"--accuracy-control applies to --backend openvino --to int8 or mixed, not "
+                f"--backend {req.backend} --to {req.to}",
+                hint="drop --accuracy-control, or quantize with --backend openvino --to int8",
+            )
+
+
+def check_request(req: QuantizeRequest) -> Path:
+    """Refuse a request whose data or output cannot work, before any conversion (nothing is
+    written or removed); returns the gate's data."""
+    from ..staging import check_target
+
     if not Path(req.calib).exists():
         raise SourceError(
             f"--calib {req.calib} does not exist",
@@ -85,11 +142,7 @@ def check_request(req: QuantizeRequest) -> Path:
             f"{flag} {val}: the gate needs a validation set with ground truth in the make-data layout (coco/annotations/...)",
             hint="pass --val DIR (e.g. `rapsam-edge make-data --split val --out DIR`)",
         )
-    out = Path(req.out)
-    if out.exists() and any(out.iterdir()):
-        if not req.overwrite:
-            raise ConfigError(f"{out} is not empty", hint="pass --overwrite or another --out")
-        shutil.rmtree(out)
+    check_target(Path(req.out), replace=req.overwrite)
     return val
 
 
@@ -173,15 +226,20 @@ def _bf16_graphs(source: Any, graphs: Sequence[str]) -> tuple[dict, dict, str]:
 
 def _convert_graphs(
     req: QuantizeRequest, source: Any, graphs: Sequence[str], stage: Path, fmt: str
-) -> tuple[dict, dict, str]:
-    """Convert each graph into ``stage``; returns (graph -> (file, tag), records, format)."""
+) -> tuple[dict, dict, str, dict | None]:
+    """Convert each graph into ``stage``; returns (graph -> (file, tag), records, format,
+    the calibration data's record: name, frame count and sha256 of the frames; None for
+    bf16, which uses none)."""
     if req.to == "bf16":
-        return _bf16_graphs(source, graphs)
+        return (*_bf16_graphs(source, graphs), None)
+    from ..provenance import frames_record
     from .calibration import calibration_frames, graph_feeds
     from .derived import graph_file_names
 
     tag = "int8" if req.to == "mixed" else req.to
-    feeds = graph_feeds(source, calibration_frames(req.calib, limit=req.calib_samples))
+    frames = calibration_frames(req.calib, limit=req.calib_samples)
+    calibration = frames_record(Path(req.calib).resolve().name, frames)
+    feeds = graph_feeds(source, frames)
     converted: dict[str, tuple[str, str]] = {}
     records: dict[str, Any] = {}
     for g in graphs:
@@ -195,7 +253,7 @@ def _convert_graphs(
         }
         records[g] = convert_graph(req.backend, req.to, src, stage / name, feeds[g], options)
         converted[g] = (name, tag)
-    return converted, records, fmt
+    return converted, records, fmt, calibration
 
 
 def _gate_with_fallback(
@@ -254,63 +312,90 @@ def quantize_bundle(req: QuantizeRequest, *, echo: Callable[[str], None] = print
     """Run ``req``: convert, write, gate (with fallback if asked). Returns the written
     ``Bundle``; ``echo`` gets the progress lines (gate results, what was written).
 
+    The bundle is built in a staging folder beside ``req.out`` (``deploy.staging``) and
+    moved onto ``req.out`` only once its gate passed (or, where the gate's backend is
+    missing, with a record saying it was not verified): a failure or an interrupt
+    (Ctrl-C, SIGTERM) at any point leaves ``req.out`` as it was.
+
     Raises:
       ConfigError / SourceError: a request that cannot work (unsupported precision for the
-        backend, missing calibration or validation data, a non-empty ``out``).
-      AccuracyGateError: the gate failed (``out`` is removed).
+        backend, impossible limits, missing calibration or validation data).
+      OutputExistsError: ``out`` holds something other than a bundle, or a bundle without
+        ``overwrite``.
+      AccuracyGateError: the gate failed (``out`` is left as it was).
     """
-    from ...runtime.registry import available_backends
-    from .derived import write_derived_bundle
+    from ..staging import staged_bundle
 
     val = check_request(req)
     out = Path(req.out)
-    gate_backend, fmt = TARGETS[req.backend]
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        source = source_bundle(req.source, tmp, req.input_size)
-        graphs = list(req.graphs or source.graphs)
-        unknown = sorted(set(graphs) - set(source.graphs))
-        if unknown:
-            raise ConfigError(f"--graphs {unknown}: the bundle has {sorted(source.graphs)}")
-        stage = tmp / "stage"
-        stage.mkdir()
-        converted, records, fmt = _convert_graphs(req, source, graphs, stage, fmt)
-        record: dict[str, Any] = {
-            "to": req.to,
-            "backend": req.backend,
-            "calibration": str(req.calib),
-            "graphs": records,
-        }
-        write = functools.partial(
-            write_derived_bundle,
-            source,
-            out,
-            staged=stage,
-            name=req.name or out.name,
-            fmt=fmt,
-            record=record,
-        )
-        bundle = write(graphs=converted)
-        if gate_backend not in available_backends(bundle):
-            record["gate"] = {
-                "passed": None,
-                "skipped": f"{gate_backend} is not usable here: not verified",
-            }
-            bundle = write(graphs=converted)
-            echo(f"wrote {out} (NOT gated: {gate_backend} is not usable on this machine)")
-            return bundle
-        report, reverted, bundle = _gate_with_fallback(
-            req, source, write, bundle, converted, val, fmt, echo
-        )
-        record["gate"] = {**report, "reverted_to_fp32": reverted}
-        if not report["passed"]:
-            shutil.rmtree(out)
-            raise AccuracyGateError(
-                f"{req.to} on {req.backend} fails the gate: {'; '.join(report['failures'])} (bundle not written)"
-            )
-        bundle = write(graphs=converted)
+    with (
+        staged_bundle(out, replace=req.overwrite) as stage,
+        tempfile.TemporaryDirectory(prefix="rapsam-quantize-") as tmp_name,
+    ):
+        report, verdict = _build_and_gate(req, val, stage, Path(tmp_name), echo)
+    from ...bundle import load_bundle
+
+    bundle = load_bundle(out)
+    if report is None:
+        echo(f"wrote {out} ({verdict})")
+        return bundle
     precisions = {g: i.precision for g, i in bundle.graphs.items()}
     echo(f"wrote {out}: precision per graph {precisions}")
     keys = ("pq_drop", "miou_drop", "mask_iou_median", "label_agreement")
     echo(json.dumps({k: report[k] for k in keys}, indent=1))
     return bundle
+
+
+def _build_and_gate(
+    req: QuantizeRequest, val: Path, stage: Path, tmp: Path, echo: Callable[[str], None]
+) -> tuple[dict[str, Any] | None, str]:
+    """Convert into ``tmp``, write the derived bundle into ``stage`` and gate it; returns
+    (the gate report, or None when the gate's backend is missing here, and what to say).
+
+    Raises:
+      AccuracyGateError: the gate failed.
+    """
+    from ...runtime.registry import available_backends
+    from .derived import write_derived_bundle
+
+    gate_backend, fmt = TARGETS[req.backend]
+    source = source_bundle(req.source, tmp, req.input_size)
+    graphs = list(req.graphs or source.graphs)
+    unknown = sorted(set(graphs) - set(source.graphs))
+    if unknown:
+        raise ConfigError(f"--graphs {unknown}: the bundle has {sorted(source.graphs)}")
+    converted_dir = tmp / "stage"
+    converted_dir.mkdir()
+    converted, records, fmt, calibration = _convert_graphs(req, source, graphs, converted_dir, fmt)
+    record: dict[str, Any] = {
+        "to": req.to,
+        "backend": req.backend,
+        "calibration": calibration,
+        "graphs": records,
+    }
+    name = req.name or Path(req.out).resolve().name
+
+    def write(**kw: Any) -> Any:
+        return write_derived_bundle(
+            source, stage, staged=converted_dir, name=name, fmt=fmt, record=record, **kw
+        )
+
+    bundle = write(graphs=converted)
+    if gate_backend not in available_backends(bundle):
+        verdict = f"NOT gated: {gate_backend} is not usable on this machine"
+        record["gate"] = {
+            "passed": None,
+            "skipped": f"{gate_backend} is not usable here: not verified",
+        }
+        write(graphs=converted)
+        return None, verdict
+    report, reverted, bundle = _gate_with_fallback(
+        req, source, write, bundle, converted, val, fmt, echo
+    )
+    if not report["passed"]:
+        raise AccuracyGateError(
+            f"{req.to} on {req.backend} fails the gate: {'; '.join(report['failures'])} (bundle not written)"
+        )
+    record["gate"] = {**report, "reverted_to_fp32": reverted}
+    write(graphs=converted)
+    return report, "gated"

@@ -183,8 +183,8 @@ def _fp16_record(
         },
         "inputs": {k: _dtype_name(v) for k, v in io_after["inputs"].items()},
         "outputs": {k: _dtype_name(v) for k, v in io_after["outputs"].items()},
-        "source": str(src),
-        "output": str(dst),
+        "source": Path(src).name,  # names only: the record goes into bundles users share
+        "output": Path(dst).name,
         "versions": {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__},
     }
 

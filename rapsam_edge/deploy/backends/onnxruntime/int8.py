@@ -218,7 +218,8 @@ def _static_options(
 
 
 def _result_record(src: Path, dst: Path, io: Mapping[str, Any]) -> dict[str, Any]:
-    """What was written: Q / DQ node counts, the I/O signature, paths and versions."""
+    """What was written: Q / DQ node counts, the I/O signature, file names (no folders: the
+    record goes into bundles users share) and versions."""
     ops = count_ops(dst)
     return {
         "qdq_nodes": {
@@ -227,8 +228,8 @@ def _result_record(src: Path, dst: Path, io: Mapping[str, Any]) -> dict[str, Any
         },
         "inputs": io["inputs"],
         "outputs": io["outputs"],
-        "source": str(src),
-        "output": str(dst),
+        "source": Path(src).name,
+        "output": Path(dst).name,
         "versions": versions(),
     }
 
@@ -314,7 +315,7 @@ def quantize_with_report(
             rec = quantize_ort_int8(
                 ref, out, calibration, exclude_nodes=exclude, pre_process=False, **kwargs
             )
-            rec.update(source=str(src), output=str(dst), pre_process=pre)
+            rec.update(source=src.name, output=dst.name, pre_process=pre)
             rep = tensor_error_report(ref, out, calibration, top=None)
             rec["output_sqnr_db"] = {r["tensor"]: r["sqnr_db"] for r in rep if r["is_output"]}
             return rec, rep
@@ -338,7 +339,7 @@ def quantize_with_report(
     if top is not None:
         report, first_report = report[:top], first_report[:top]
     if report_path is not None:
-        record["report_path"] = str(Path(report_path))
+        record["report_path"] = Path(report_path).name
         payload = {"record": record, "report": report, "first_report": first_report}
         write_report_json(report_path, payload)
     return record, report
