@@ -175,7 +175,8 @@ def test_a_failed_gate_ends_in_one_line_and_a_hint(tmp_path: Path):
     )
     argv = [sys.executable, str(SCRIPT), "--recipe", "x86-openvino-bf16", "--weights"]
     argv += [str(MODELS / "edge-xs-synthetic"), "--calib", str(val), "--out", str(tmp_path / "b")]
-    argv += ["--val-images", "4", "--min-label-agreement", "1.01"]  # no bundle can pass
+    argv += ["--val-images", "4", "--min-label-agreement", "1", "--min-mask-iou", "1"]
+    argv += ["--max-pq-drop", "0", "--max-miou-drop", "0"]  # the strictest limits: BF16 fails
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr

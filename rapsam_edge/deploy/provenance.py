@@ -34,7 +34,7 @@ _ROOTS = frozenset(
     "bin boot data dev etc home lib media mnt opt private proc root run sbin scratch srv sys "
     "tmp Users usr var Volumes work workspace".split()
 )
-_TOKEN = re.compile(r"[^\s=,;:'\"()\[\]{}<>|]+")
+_TOKEN = re.compile(r"[^\s=,;'\"()\[\]{}<>|]+")
 _WINDOWS = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
 
 

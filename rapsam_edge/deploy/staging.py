@@ -27,6 +27,8 @@ import logging
 import os
 import secrets
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -158,6 +160,26 @@ def _move_into_place(stage: Path, out: Path) -> None:
     shutil.rmtree(stage, ignore_errors=True)  # the previous bundle, now under the staging name
 
 
+def _terminated(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through staged_bundle, which removes its folder
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While the block runs, SIGTERM raises SystemExit (exit status 143) instead of ending
+    the process on the spot, so that the staging folder is removed; only in the main thread
+    and only where no handler of the application's is installed."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @contextmanager
 def staged_bundle(out: str | Path, *, replace: bool, flag: str = "--out") -> Iterator[Path]:
     """Build a bundle for ``out`` in a staging folder beside it (yielded); move it onto
@@ -176,11 +198,12 @@ def staged_bundle(out: str | Path, *, replace: bool, flag: str = "--out") -> Ite
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(out)
     stage = out.parent / f".{out.name}{PARTIAL_BUNDLE_MARK}{os.getpid()}-{secrets.token_hex(4)}"
-    stage.mkdir()
     try:
-        yield stage
-        check_target(out, replace=replace, flag=flag)  # nothing appeared there meanwhile
-        _move_into_place(stage, out)
+        with _sigterm_unwinds():
+            stage.mkdir()
+            yield stage
+            check_target(out, replace=replace, flag=flag)  # nothing appeared there meanwhile
+            _move_into_place(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
