@@ -30,17 +30,16 @@ def export_with_recipe(
     provenance: Mapping[str, Any] | None = None,
     classes=None,
     input_size: int | None = None,
-    fallback: bool = False,
     limits=None,
-    calib_samples: int = 32,
-    val_images: int = 50,
+    **quantize_options: Any,
 ) -> Path:
     """Write the bundle ``out`` for ``recipe`` from a torch ``model`` and check it.
 
     Arguments:
       input_size: the long side to export at (default: the recipe's, else the model's).
-      fallback, limits, calib_samples, val_images: as ``rapsam-edge quantize`` (quantized
-        recipes only; ``limits`` a ``GateLimits``, default its defaults).
+      limits, quantize_options (``fallback``, ``calib_samples``, ``val_images``): as
+        ``rapsam-edge quantize`` (quantized recipes only; ``limits`` a ``GateLimits``,
+        default its defaults).
     The bundle is staged and moved onto ``out`` only when complete (and gated):
     ``deploy.staging``. ``out`` may hold a previous bundle (replaced), nothing else.
 
@@ -67,24 +66,7 @@ def export_with_recipe(
         fp32_dir = Path(tmp) / (out.resolve().name + "-fp32")
         request = None
         if r.precision is not None:  # every option checked (ConfigError) before the export
-            from .quantize.gate import GateLimits
-            from .quantize.pipeline import QuantizeRequest, check_request
-
-            request = QuantizeRequest(
-                source=str(fp32_dir),
-                out=out,
-                name=out.resolve().name,
-                to=r.precision,
-                backend=str(r.quantize_backend),
-                calib=Path(calib),  # not None: checked above
-                val=None if val is None else Path(val),
-                calib_samples=calib_samples,
-                val_images=val_images,
-                fallback=fallback,
-                limits=limits or GateLimits(),
-                overwrite=True,
-            )
-            check_request(request)
+            request = _quantize_request(r, fp32_dir, out, calib, val, limits, quantize_options)
         bundle_dir = export_bundle(
             model,
             out if request is None else fp32_dir,
@@ -101,6 +83,30 @@ def export_with_recipe(
             bundle_dir = out
     _check_runs(bundle_dir, r.backend)
     return bundle_dir
+
+
+def _quantize_request(
+    r: Any, fp32_dir: Path, out: Path, calib: Any, val: Any, limits: Any, options: Any
+) -> Any:
+    """The ``QuantizeRequest`` of a quantized recipe, checked (options and data) before the
+    FP32 export it starts from is written."""
+    from .quantize.gate import GateLimits
+    from .quantize.pipeline import QuantizeRequest, check_request
+
+    request = QuantizeRequest(
+        source=str(fp32_dir),
+        out=out,
+        name=out.resolve().name,
+        to=r.precision,
+        backend=str(r.quantize_backend),
+        calib=Path(calib),  # not None: checked by the caller
+        val=None if val is None else Path(val),
+        limits=limits or GateLimits(),
+        overwrite=True,
+        **options,
+    )
+    check_request(request)
+    return request
 
 
 def _check_runs(bundle_dir: Path, backend: str) -> None:
