@@ -415,3 +415,42 @@ def test_the_export_script_refuses_an_impossible_limit_before_loading_weights(tm
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--min-label-agreement" in proc.stderr and "[0, 1]" in proc.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_a_converted_bundle_names_its_sources_by_name_and_sha256(tmp_path):
+    """`rapsam-edge convert CKPT --export`: the manifest names the checkpoint, embeddings
+    and class files by name and sha256 (it recorded the checkpoint's absolute path)."""
+    torch = pytest.importorskip("torch")
+    import importlib.util
+
+    import numpy as np
+
+    from rapsam_edge.model.variants import build_model
+
+    spec = importlib.util.spec_from_file_location(
+        "official_ckpt", REPO / "tests" / "official_ckpt.py"
+    )
+    helper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helper)
+    torch.manual_seed(0)
+    model = build_model("rapsam-r18", num_classes=2, class_prototypes=1).eval()
+    emb = torch.nn.functional.normalize(torch.randn(2, 1, 768), dim=-1)
+    model.decoder.set_class_embeddings(emb)
+    ckpt = tmp_path / "ckpt.pth"
+    helper.write_mmengine_checkpoint(model, ckpt)
+    np.save(tmp_path / "emb.npy", emb.numpy())
+    names = tmp_path / "names.json"
+    names.write_text(
+        json.dumps([{"name": "a", "is_thing": True}, {"name": "b", "is_thing": False}])
+    )
+    out = tmp_path / "bundle"
+    argv = ["convert", str(ckpt), "--class-embeddings", str(tmp_path / "emb.npy")]
+    argv += ["--classes", str(names), "--export", str(out), "--recipe", "cpu-ort-fp32"]
+    assert main(argv) == 0
+    assert _machine_paths(out) == []
+    prov = load_bundle(out).provenance
+    assert prov["checkpoint"] == {
+        "name": "ckpt.pth",
+        "sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest(),
+    }
+    assert prov["class_embeddings"]["name"] == "emb.npy" and prov["classes"]["name"] == "names.json"
