@@ -241,6 +241,7 @@ IMPOSSIBLE = [
     ("--accuracy-control", "-1"),
     ("--accuracy-control", "5"),  # with --to bf16: NNCF accuracy control does not apply
     ("--graphs", "decoder"),
+    ("--name", "/home/someone/bundle"),  # a path of a machine as the bundle's name
 ]
 
 

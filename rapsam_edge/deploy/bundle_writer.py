@@ -121,8 +121,7 @@ def export_bundle(
     input_size = int(input_size or model.input_size)
     if input_size % model.pad_divisor:
         raise ConfigError(f"input_size {input_size} is not a multiple of {model.pad_divisor}")
-    if provenance is not None:
-        check_portable(dict(provenance), "provenance")
+    check_portable({"name": name, "provenance": dict(provenance or {})}, "manifest")
     out = Path(out_dir)
     forms = _deform_forms(model, formats, deform)
     with staged_bundle(out, replace=overwrite) as stage:

@@ -107,6 +107,10 @@ def check_options(req: QuantizeRequest) -> None:
     _int_in(req.val_images, 1, None, "--val-images")
     if req.input_size is not None:
         _int_in(req.input_size, SIDE_MIN, SIDE_MAX, "--input-size")
+    if req.name is not None:
+        from ..provenance import check_portable
+
+        check_portable(req.name, "--name")
     unknown = sorted(set(req.graphs or ()) - set(GRAPH_NAMES))
     if unknown or (req.graphs is not None and not req.graphs):
         raise ConfigError(f"--graphs {unknown or '[]'}: choose from {list(GRAPH_NAMES)}")
