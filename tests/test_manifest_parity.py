@@ -311,6 +311,23 @@ def _hand_written(base: dict) -> dict[str, Case]:
         "unlisted named pipe": Case(
             base, files=_fifo("extra.onnx_data"), names="'extra.onnx_data' is a named pipe"
         ),
+        # a quantized bundle's gate record (contract/gate_record.py and its C++ twin)
+        "quantized, no gate": s(("export", "quantization"), {"precision": "int8"}),
+        "quantized, gate null": s(("export", "quantization"), {"gate": None}),
+        "quantized, gate failed": s(("export", "quantization"), {"gate": {"passed": False}}),
+        "quantized, gate passed 1": s(("export", "quantization"), {"gate": {"passed": 1}}),
+        "quantized, gate not an object": s(("export", "quantization"), {"gate": "yes"}),
+        "quantized, record not an object": s(("export", "quantization"), [1]),
+        "quantized, passed null, no reason": s(
+            ("export", "quantization"), {"gate": {"passed": None}}
+        ),
+        "quantized, gate skipped with a reason": Case(
+            _set(base, ("export", "quantization"), {"gate": {"passed": None, "skipped": "no GPU"}}),
+            valid=True,
+        ),
+        "quantized, gate passed": Case(
+            _set(base, ("export", "quantization"), {"gate": {"passed": True}}), valid=True
+        ),
         # valid
         "shipped manifest": Case(base, valid=True),
         "weights null": Case(_set(base, ("weights",), None), valid=True),
@@ -510,3 +527,17 @@ def test_field_paths_of_keys_that_are_not_identifiers():
         'manifest.files["a b.onnx"]',
         "'XYZ' is not a lowercase sha256 hex digest",
     )
+
+
+def test_a_staging_folder_is_refused_by_both(base_bundle, tmp_path):
+    """A writer's unfinished staging folder (its name holds contract.json's
+    bundles.partial_mark) is never loaded, whatever its manifest says."""
+    from rapsam_edge.contract.shared import PARTIAL_BUNDLE_MARK
+
+    root = _write_case(base_bundle, Case(_base_manifest(base_bundle), valid=True), tmp_path / "b")
+    staged = root.rename(tmp_path / f".out{PARTIAL_BUNDLE_MARK}1234-abcd")
+    py = _python_verdict(staged, False)
+    assert "staging folder" in py
+    if CPP:
+        cpp = _cpp_verdict(staged)
+        assert "staging folder" in cpp and "not a bundle" in cpp, cpp

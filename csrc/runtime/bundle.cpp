@@ -164,7 +164,51 @@ std::string sha256_file(const std::string& path) {
     }
 }
 
+namespace {
+
+// A quantized bundle's gate record (rapsam_edge/contract/gate_record.py, same rule and
+// messages): export.quantization needs a gate that passed, or passed null with gate.skipped
+// naming why it was not verified.
+void check_gate_record(const Json& m) {
+    if (!m.contains("export") || !m.at("export").is_object()) return;
+    const Json& exp = m.at("export");
+    if (!exp.contains("quantization")) return;
+    const std::string where = "manifest.export.quantization";
+    const Json& record = exp.at("quantization");
+    if (!record.is_object())
+        throw BundleError(where + ": expected an object, got " + manifest::render(record));
+    if (!record.contains("gate") || record.at("gate").is_null())
+        throw BundleError(where +
+                          ".gate: missing: this quantized bundle was written before its accuracy "
+                          "gate ran (an interrupted or failed quantize), its accuracy is unknown");
+    const Json& gate = record.at("gate");
+    if (!gate.is_object())
+        throw BundleError(where + ".gate: expected an object, got " + manifest::render(gate));
+    const Json passed = gate.contains("passed") ? gate.at("passed") : Json(nullptr);
+    if (passed.is_null() && gate.contains("skipped") && gate.at("skipped").is_string()) return;
+    if (!(passed.is_boolean() && passed.get<bool>()))
+        throw BundleError(where + ".gate.passed: " + manifest::render(passed) +
+                          ": the bundle did not pass its accuracy gate (true, or null with "
+                          "gate.skipped naming why it was not verified, is expected)");
+}
+
+// The staging folder of a writer that did not finish (rapsam_edge/assets.py resolve_bundle).
+void refuse_staging_folder(const std::string& dir) {
+    const std::string mark = contract::kPartialBundleMark;
+    std::string name = fs::path(dir).lexically_normal().filename().string();
+    if (name.empty()) name = fs::path(dir).lexically_normal().parent_path().filename().string();
+    std::error_code ec;
+    const std::string real = fs::weakly_canonical(fs::path(dir), ec).filename().string();
+    if (name.find(mark) != std::string::npos || real.find(mark) != std::string::npos)
+        throw BundleError("bundle '" + dir + "': " + (real.empty() ? name : real) +
+                          " is the staging folder of an export or quantize that did not finish "
+                          "(interrupted or failed): not a bundle");
+}
+
+}  // namespace
+
 Bundle load_bundle(const std::string& dir, bool verify_files) {
+    refuse_staging_folder(dir);
     Bundle b;
     b.root = dir;
     const std::string path = (fs::path(dir) / kManifest).string();
@@ -177,6 +221,7 @@ Bundle load_bundle(const std::string& dir, bool verify_files) {
     const Json m = manifest::parse_json(text, path);
     try {
         manifest::validate(m);
+        check_gate_record(m);
         fill(b, m);
     } catch (const BundleError& e) {
         throw BundleError(path + ": " + e.what());

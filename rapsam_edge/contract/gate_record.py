@@ -7,7 +7,8 @@ carry ``export.quantization`` without a gate: their accuracy is unknown, and ``l
 refuses them (``check_gate_record``). A bundle gated knowingly nowhere (the gate's backend,
 e.g. TensorRT, missing where it was made) says so: ``gate.passed`` null with ``gate.skipped``
 naming why; it loads. A bundle without ``export.quantization`` (FP32, or quantized by other
-tools) makes no claim and loads as before.
+tools) makes no claim and loads as before. The C++ runtime's loader applies the same rule
+with the same messages (``check_gate_record`` in csrc/runtime/bundle.cpp).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ManifestError
+from .schema import render
 
 __all__ = ["check_gate_record"]
 
@@ -35,7 +37,7 @@ def check_gate_record(export: Mapping[str, Any], w: str = "manifest") -> None:
     record = export["quantization"]
     gate = record.get("gate") if isinstance(record, Mapping) else None
     if not isinstance(record, Mapping):
-        raise ManifestError(f"{where}: expected an object, got {type(record).__name__}")
+        raise ManifestError(f"{where}: expected an object, got {render(record)}")
     if gate is None:
         raise ManifestError(
             f"{where}.gate: missing: this quantized bundle was written before its accuracy "
@@ -43,13 +45,13 @@ def check_gate_record(export: Mapping[str, Any], w: str = "manifest") -> None:
             hint=_HINT,
         )
     if not isinstance(gate, Mapping):
-        raise ManifestError(f"{where}.gate: expected an object, got {type(gate).__name__}")
+        raise ManifestError(f"{where}.gate: expected an object, got {render(gate)}")
     passed = gate.get("passed")
     if passed is None and isinstance(gate.get("skipped"), str):
         return
     if passed is not True:
         raise ManifestError(
-            f"{where}.gate.passed: {passed!r}: the bundle did not pass its accuracy gate "
+            f"{where}.gate.passed: {render(passed)}: the bundle did not pass its accuracy gate "
             "(true, or null with gate.skipped naming why it was not verified, is expected)",
             hint=_HINT,
         )
