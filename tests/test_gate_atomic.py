@@ -303,8 +303,8 @@ def _with_gate(tmp_path: Path, gate) -> Path:
     "gate,field",
     [
         (None, "export.quantization.gate: missing"),
-        ({"passed": False, "failures": ["x"]}, "gate.passed: False"),
-        ({"passed": None}, "gate.passed: None"),  # not verified, without saying why
+        ({"passed": False, "failures": ["x"]}, "gate.passed: false"),
+        ({"passed": None}, "gate.passed: null"),  # not verified, without saying why
         ("yes", "export.quantization.gate"),
     ],
 )

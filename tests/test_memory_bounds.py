@@ -2,7 +2,7 @@
 disk, declaring gigabytes) is given to the command that reads it, in a child process with an
 address-space limit (``RLIMIT_AS``, as ``prlimit --as``) far below the file's demand but
 enough for torch; the child must refuse it in one line with a hint, without a traceback, and
-its peak resident memory (``ru_maxrss``) must stay under 1 GB.
+its peak resident memory (VmHWM of its own address space) must stay under 1 GB.
 
 The readers themselves (``model.safe_read``, ``contract.images``) are also tested in-process
 on the layouts the CLI cases do not reach."""
@@ -49,14 +49,19 @@ AS_LIMIT = 3 * 2**30
 #: the target: no input under 10 MB makes a command hold more than this
 RSS_LIMIT = 2**30
 
+# The child's own peak: VmHWM of its address space (kB), which starts empty at exec.
+# (getrusage's ru_maxrss would not do: Linux carries it over exec from the forked copy of
+# the parent, so a child of a large pytest process reports the parent's size.)
 _WRAPPER = """
-import os, resource, sys
+import os, sys
 from rapsam_edge.cli import main
 try:
     code = main(sys.argv[1:])
 finally:
+    with open("/proc/self/status") as st:
+        hwm = next(ln.split()[1] for ln in st if ln.startswith("VmHWM:"))
     with open(os.environ["RSS_OUT"], "w") as f:
-        f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+        f.write(hwm)
 sys.exit(code)
 """
 
