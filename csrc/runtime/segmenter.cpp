@@ -38,7 +38,8 @@ std::string dims_text(const std::vector<int64_t>& dims) {
 
 // Output `t` of `graph` checked before anything indexes it: exactly the axes `want` (rank and
 // every fixed size), every size in [1, INT_MAX], and exactly as many values as the shape holds
-// (the product computed without overflow). Throws BundleError naming the graph and tensor.
+// (the product computed without overflow). Throws BackendError naming the graph and tensor,
+// as Python's runtime/outputs.check_shapes does.
 void check_output(const OutputTensor& t, const std::string& graph, const std::string& tensor,
                   const std::vector<Axis>& want) {
     bool ok = t.shape.size() == want.size();
@@ -56,9 +57,9 @@ void check_output(const OutputTensor& t, const std::string& graph, const std::st
         expected += std::string(a ? ", " : "") + want[a].name;
         if (want[a].size != Axis::kAny) expected += "=" + std::to_string(want[a].size);
     }
-    throw BundleError(graph + " output " + tensor + " has shape " + dims_text(t.shape) + " (" +
-                      std::to_string(t.data.size()) + " values), expected " + expected +
-                      "]: the graph does not give what its manifest describes");
+    throw BackendError(graph + " output " + tensor + " has shape " + dims_text(t.shape) + " (" +
+                       std::to_string(t.data.size()) + " values), expected " + expected +
+                       "]: the graph does not give what its manifest describes");
 }
 
 // The one pass over a decoder's logits before post-processing: +/-inf -> +/-kSaturatedLogit

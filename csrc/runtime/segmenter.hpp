@@ -5,10 +5,10 @@
 // Frames are H x W x 3 uint8, row-major, in `color_order` ("RGB" or "BGR"), at most
 // kMaxFramePixels. Result maps are at the frame's size. Errors: std::invalid_argument for bad
 // input (the message names the argument), BundleError for an unusable bundle (at load: a
-// manifest that does not describe its graphs; on a call: a graph output whose shape is not
-// what the manifest and the frame imply, checked before it is read), BackendError for a graph
-// output holding NaN / infinity (named graph and tensor), std::runtime_error for other backend
-// failures.
+// manifest that does not describe its graphs), BackendError for a graph output whose shape is
+// not what the manifest and the frame imply (checked before it is read) or that holds NaN /
+// infinity (graph and tensor named; Python raises BackendError for both too),
+// std::runtime_error for other backend failures.
 #pragma once
 
 #include <cstdint>

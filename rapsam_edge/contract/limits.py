@@ -6,8 +6,10 @@ Each reader compares what a file declares (a zip member's uncompressed size, a t
 shape x dtype, a ``.npy`` header's shape, a safetensors header's length and offsets, an image
 header's width x height) with the bytes the file really holds and with these limits, and
 raises a typed error naming the file, the record and the limit. Memory is therefore bounded
-by the file's size (times ``MAX_ZIP_RATIO`` for a deflated zip member) and by the table:
-no file under 10 MB can make a reader allocate more than about 100 MB.
+by the file's size (times ``MAX_ZIP_RATIO`` for a deflated zip member) and by the table.
+tests/test_memory_bounds.py runs each hostile file through the CLI under an address-space
+limit and asserts the child's peak resident memory stays under 1 GB (measured: 0.22 GB, most
+of it torch's import).
 """
 
 from __future__ import annotations
