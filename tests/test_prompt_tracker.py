@@ -163,7 +163,9 @@ def test_errors_are_typed(seg, clip, refs):
     with pytest.raises(InputError, match="needs"):
         pt.add(clip[0])
     assert pt.ids == []  # failed adds leave nothing behind
-    pt.add(clip[0], boxes=[_box(refs[THING][0])])
+    assert pt.add(clip[0], boxes=[_box(refs[THING][0])]) == [1]
+    with pytest.raises(InputError, match="id True"):
+        pt.remove(True)  # a bool is not the id 1
     with pytest.raises(InputError, match="360 x 480"):
         pt.step(clip[1][:200])
     with pytest.raises(InputError, match="360 x 480"):

@@ -51,18 +51,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from ..bundle import Bundle
 from ..errors import ConfigError, InputError
 from .inputs import as_coords
-from .results import ImageEmbedding, PromptTrack, PromptTrackResult
+from .results import ImageEmbedding, PromptResult, PromptTrack, PromptTrackResult
 
-if TYPE_CHECKING:
-    from .segmenter import Segmenter
-
-__all__ = ["STATES", "PromptTracker", "PromptTrackerConfig"]
+__all__ = ["STATES", "PromptTracker", "PromptTrackerConfig", "Prompter"]
 
 #: the states an object can be in
 STATES = ("tracked", "occluded", "lost")
@@ -70,6 +68,20 @@ STATES = ("tracked", "occluded", "lost")
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
+
+
+class Prompter(Protocol):
+    """What a ``PromptTracker`` uses of its ``Segmenter`` (named here, not imported: the
+    Segmenter imports this module)."""
+
+    bundle: Bundle
+    max_prompts: int
+
+    def set_image(self, frame: np.ndarray) -> ImageEmbedding: ...
+
+    def prompt(
+        self, embedding: ImageEmbedding | None = None, *, points: Any = None, boxes: Any = None
+    ) -> PromptResult: ...
 
 
 @dataclass(frozen=True)
@@ -150,7 +162,7 @@ class PromptTracker:
     prompt-decoder call per frame (the module doc gives the method). Not thread-safe: one
     tracker per video, frames in order."""
 
-    def __init__(self, segmenter: Segmenter, config: PromptTrackerConfig | None = None) -> None:
+    def __init__(self, segmenter: Prompter, config: PromptTrackerConfig | None = None) -> None:
         config = PromptTrackerConfig() if config is None else config
         if not isinstance(config, PromptTrackerConfig):
             raise ConfigError(
@@ -240,7 +252,7 @@ class PromptTracker:
             )
         res = self.seg.prompt(emb, points=pts, boxes=boxes)
         masks = list(res.masks)
-        if pts is not None:
+        if pts is not None and lab is not None:
             k = len(pts)
             masks = [self._combine(res.masks[:k], lab), *masks[k:]]
         ids = []
@@ -313,7 +325,8 @@ class PromptTracker:
 
     # ------------------------------------------------------------------ internals
     def _get(self, obj_id: Any) -> _Object:
-        obj = self._objects.get(obj_id) if isinstance(obj_id, (int, np.integer)) else None
+        is_id = isinstance(obj_id, (int, np.integer)) and not isinstance(obj_id, bool)
+        obj = self._objects.get(int(obj_id)) if is_id else None
         if obj is None:
             raise InputError(f"no tracked object with id {obj_id!r}; tracked ids: {self.ids}")
         return obj
