@@ -55,6 +55,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .. import ops
 from ..bundle import Bundle
 from ..errors import ConfigError, InputError
 from .inputs import as_coords
@@ -316,10 +317,11 @@ class PromptTracker:
         timings.update(res.timings)
         t0 = time.perf_counter()
         cells = self._cells(emb)
+        boxes_out = np.asarray(ops.masks_to_boxes(res.masks), dtype=np.float64).reshape(-1, 4)
         out = []
         for k, (oid, obj) in enumerate(self._objects.items()):
             cand = np.flatnonzero(owner == k)
-            out.append(self._verify(oid, obj, res.masks[cand], res.iou[cand], emb, cells))
+            out.append(self._verify(oid, obj, res, boxes_out, cand, emb, cells))
         timings["tracking"] = _ms(t0)
         return PromptTrackResult(index, out, emb.frame_hw, timings)
 
@@ -429,46 +431,47 @@ class PromptTracker:
         self,
         oid: int,
         obj: _Object,
-        masks: np.ndarray,
-        scores: np.ndarray,
+        res: PromptResult,
+        boxes: np.ndarray,
+        cand: np.ndarray,
         emb: ImageEmbedding,
         cells: tuple[np.ndarray, np.ndarray],
     ) -> PromptTrack:
-        """Pick the object's best candidate (highest similarity among those with enough
-        area and score) and move its state machine (the module doc, step 3 and 4)."""
+        """Pick the object's best candidate among ``res``'s masks ``cand`` (highest
+        similarity among those with enough area and score) and move its state machine
+        (the module doc, step 3 and 4)."""
         cfg = self.config
         best: tuple[float, int, np.ndarray, np.ndarray] | None = None
-        for i, mask in enumerate(masks):
-            box = _mask_box(mask) if mask.sum() >= cfg.min_area else None
-            if box is None or scores[i] < cfg.min_score:
+        for i in cand:
+            mask, (x0, y0, x1, y1) = res.masks[i], boxes[i].astype(np.int64)
+            if x1 <= x0 or res.iou[i] < cfg.min_score:
+                continue
+            if cfg.min_area > 1 and mask[y0:y1, x0:x1].sum() < cfg.min_area:
                 continue
             feat = _pool(emb, mask, cells)
             sim = float(feat @ obj.memory)
             if best is None or sim > best[0]:
-                best = (sim, i, box, feat)
+                best = (sim, int(i), boxes[i], feat)
         if best is not None and best[0] >= cfg.min_similarity:
             sim, i, box, feat = best
             obj.box, obj.state, obj.missed = box, "tracked", 0
             mem = cfg.momentum * obj.memory + (1 - cfg.momentum) * feat
             obj.memory = mem / max(float(np.linalg.norm(mem)), 1e-12)
             return PromptTrack(
-                oid, masks[i], box.astype(np.int32), float(scores[i]), sim, "tracked"
+                oid, res.masks[i], box.astype(np.int32), float(res.iou[i]), sim, "tracked"
             )
         obj.missed += 1
         obj.state = "lost" if obj.missed >= cfg.max_occluded else "occluded"
         sim = -1.0 if best is None else best[0]
-        empty = np.zeros_like(masks[0])
-        score = float(scores.max())
+        empty = np.zeros(emb.frame_hw, dtype=bool)
+        score = float(res.iou[cand].max())
         return PromptTrack(oid, empty, obj.box.astype(np.int32), score, sim, obj.state)
 
 
 def _mask_box(mask: np.ndarray) -> np.ndarray | None:
     """(x0, y0, x1, y1) float64 of a mask, exclusive max; None when empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
+    box = np.asarray(ops.masks_to_boxes(np.ascontiguousarray(mask)), dtype=np.float64)
+    return None if box[2] <= box[0] else box
 
 
 def _pool(
