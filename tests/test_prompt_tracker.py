@@ -162,8 +162,12 @@ def test_errors_are_typed(seg, clip, refs):
         pt.add(clip[0], points=[(5, 5)], labels=[1, 1])
     with pytest.raises(InputError, match="needs"):
         pt.add(clip[0])
+    with pytest.raises(InputError, match="empty mask"):  # a click undone by its negative twin
+        pt.add(clip[0], points=[(5, 5), (5, 5)], labels=[1, 0], boxes=[_box(refs[THING][0])])
     assert pt.ids == []  # failed adds leave nothing behind
     assert pt.add(clip[0], boxes=[_box(refs[THING][0])]) == [1]
+    with pytest.raises(InputError, match="inside"):
+        pt.refine(1, points=[(10, 400)])  # below the 360-row frame
     with pytest.raises(InputError, match="id True"):
         pt.remove(True)  # a bool is not the id 1
     with pytest.raises(InputError, match="360 x 480"):

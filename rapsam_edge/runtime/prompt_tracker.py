@@ -256,13 +256,14 @@ class PromptTracker:
         if pts is not None and lab is not None:
             k = len(pts)
             masks = [self._combine(res.masks[:k], lab), *masks[k:]]
-        ids = []
+        new = []  # all made before any is kept: a failed add leaves the tracker as it was
         for mask in masks:
             obj = _Object(np.zeros(4), np.zeros(1, np.float32))
             self._reset_object(obj, emb, mask)
-            ids.append(self._next_id)
-            self._objects[self._next_id] = obj
-            self._next_id += 1
+            new.append(obj)
+        ids = list(range(self._next_id, self._next_id + len(new)))
+        self._objects.update(zip(ids, new))
+        self._next_id += len(new)
         self._emb = emb
         return ids
 
