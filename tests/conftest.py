@@ -58,6 +58,7 @@ RUNTIME_MODULES = frozenset(
         "test_profile_layers",
         "test_profile_benchmark_app",
         "test_profile_telemetry",
+        "test_prompt_tracker",
     }
 )
 

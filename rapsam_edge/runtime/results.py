@@ -182,3 +182,45 @@ class YtvisRecorder:
                 }
             )
         return out
+
+
+@dataclass
+class PromptTrack:
+    """One prompted object on one frame (``PromptTracker``).
+
+    Attributes:
+      id: the object's id (from ``add``).
+      mask: H x W bool at the frame's size (empty unless ``state`` is "tracked").
+      box: 4 int32 (x0, y0, x1, y1), exclusive max: the mask's box, or the last box seen
+        while occluded / lost.
+      score: the prompt decoder's predicted IoU for this frame's candidate.
+      similarity: cosine similarity of the candidate's appearance to the object's memory
+        (-1 when the candidate is empty).
+      state: "tracked", "occluded" or "lost".
+    """
+
+    id: int
+    mask: np.ndarray
+    box: np.ndarray
+    score: float
+    similarity: float
+    state: str
+
+
+@dataclass
+class PromptTrackResult:
+    """One frame of a ``PromptTracker``: ``objects`` in the tracker's id order,
+    ``frame_hw``, and ``timings`` (ms per stage)."""
+
+    frame_index: int
+    objects: list[PromptTrack]
+    frame_hw: tuple[int, int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[int]:
+        return [o.id for o in self.objects]
+
+    def get(self, obj_id: int) -> PromptTrack | None:
+        """The record of ``obj_id`` on this frame (None if it was not tracked here)."""
+        return next((o for o in self.objects if o.id == obj_id), None)

@@ -43,6 +43,7 @@ from .capture import SourceOptions, VideoSource
 from .inputs import as_frame, check_embedding, encoder_id, prompt_boxes
 from .options import MAX_PROMPTS, SegmenterOptions, load_segmenter_bundle
 from .outputs import checked_outputs
+from .prompt_tracker import PromptTracker, PromptTrackerConfig
 from .results import ImageEmbedding, PanopticResult, PreparedFrame, PromptResult, TrackResult
 from .selection import backend_name, create_backends
 from .sources import check_stream_args, open_source, prefetch
@@ -350,6 +351,10 @@ class Segmenter:
         timings["postprocess"] = _ms(t0)
         iou = out["iou"][0]
         return PromptResult(masks, iou, stability, timings)
+
+    def prompt_tracker(self, config: PromptTrackerConfig | None = None) -> PromptTracker:
+        """A new click / box tracker on this Segmenter (its own state; ``prompt_tracker``)."""
+        return PromptTracker(self, config)
 
     def new_tracker(self) -> OnlineTracker:
         """A fresh tracker with this Segmenter's settings (one per video / thread)."""
