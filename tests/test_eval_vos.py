@@ -211,8 +211,18 @@ class FakeTracker:
     the state of visible objects; ``swap_from``: from that frame on, the first two objects'
     answers are swapped; ``clock``: a list [seconds] advanced by (1 + 2k) ms per step."""
 
-    def __init__(self, frames, log, *, shift=0, sticky=False, state="tracked", swap_from=None,
-                 clock=None, bad=None):  # fmt: skip
+    def __init__(
+        self,
+        frames,
+        log,
+        *,
+        shift=0,
+        sticky=False,
+        state="tracked",
+        swap_from=None,
+        clock=None,
+        bad=None,
+    ):
         self.frames, self.log, self.shift, self.sticky = frames, log, shift, sticky
         self.state, self.swap_from, self.clock, self.bad = state, swap_from, clock, bad
         self.objects: dict[int, list] = {}  # id -> [instance index, last mask]

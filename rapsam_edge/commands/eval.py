@@ -15,8 +15,12 @@ import math
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..apps.checks import nonneg_int, require, side
+
+if TYPE_CHECKING:
+    from ..runtime.segmenter import Segmenter
 
 #: --task -> (what it measures, the keys printed on stdout; the --json file holds everything).
 #: The functions are ``eval.harness.TASKS`` (imported only when the verb runs).
@@ -114,7 +118,7 @@ def _check_task(args: argparse.Namespace) -> None:
     require_prompt_tracker(Segmenter)
 
 
-def _clean(value):
+def _clean(value: Any) -> Any:
     """NaN -> None (JSON null), through nested dicts and lists."""
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -125,7 +129,7 @@ def _clean(value):
     return value
 
 
-def _evaluate(seg, args: argparse.Namespace) -> dict:
+def _evaluate(seg: Segmenter, args: argparse.Namespace) -> dict:
     from ..eval.harness import TASKS as RUN
 
     if args.task == "all":
