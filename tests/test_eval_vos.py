@@ -120,6 +120,54 @@ def test_boundary_f_empty_cases():
     assert boundary_f(full, full) == 1.0 and boundary_f(full, g) == 0.0
 
 
+def _slow_boundary(m: np.ndarray) -> np.ndarray:
+    """The seg2bmap rule pixel by pixel, as the module docstring states it."""
+    h, w = m.shape
+    out = np.zeros_like(m)
+    for y in range(h):
+        for x in range(w):
+            if y < h - 1 and x < w - 1:
+                near = [(y, x + 1), (y + 1, x), (y + 1, x + 1)]
+            elif y == h - 1 and x < w - 1:
+                near = [(y, x + 1)]
+            elif x == w - 1 and y < h - 1:
+                near = [(y + 1, x)]
+            else:
+                near = []
+            out[y, x] = any(m[p] != m[y, x] for p in near)
+    return out
+
+
+def _slow_f(gt: np.ndarray, pred: np.ndarray, radius: int) -> float:
+    """F from pixel distances: a boundary pixel matches when one of the other boundary's
+    pixels lies within ``radius`` (Euclidean)."""
+    gb, pb = np.argwhere(_slow_boundary(gt)), np.argwhere(_slow_boundary(pred))
+    if len(gb) == 0 or len(pb) == 0:
+        return 1.0 if len(gb) == len(pb) else 0.0
+
+    def matched(a: np.ndarray, b: np.ndarray) -> int:
+        d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return int((d2.min(axis=1) <= radius * radius).sum())
+
+    p, r = matched(pb, gb) / len(pb), matched(gb, pb) / len(gb)
+    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_boundary_measures_match_a_pixel_by_pixel_reading(seed: int):
+    """Random blobby masks (touching the frame's edges too), tolerances of 1 to 3 pixels."""
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(6, 30)), int(rng.integers(6, 30)))
+    masks = []
+    for _ in range(2):
+        small = rng.random((shape[0] // 3 + 1, shape[1] // 3 + 1)) < 0.45
+        masks.append(np.kron(small, np.ones((3, 3), bool))[: shape[0], : shape[1]])
+    gt, pred = masks
+    assert np.array_equal(boundary_map(gt), _slow_boundary(gt))
+    for radius in (1, 2, 3):
+        assert boundary_f(gt, pred, tolerance=radius) == pytest.approx(_slow_f(gt, pred, radius))
+
+
 def test_scores_average_per_object_then_over_objects():
     """Object a: one frame at J = 0; object b: three frames at J = 1 -> J = 0.5 (a frame
     average would say 0.75)."""
@@ -266,7 +314,12 @@ class FakeTracker:
             state = self.state if mask.any() else "occluded"
             if self.bad == "shape":
                 mask = mask[:, :-1]
-            out.append(FakeObject(oid, mask, None, 1.0, "gone" if self.bad == "state" else state))
+            if self.bad == "float mask":
+                mask = mask * 0.3
+            bad_id = str(oid) if self.bad == "str id" else oid
+            out.append(
+                FakeObject(bad_id, mask, None, 1.0, "gone" if self.bad == "state" else state)
+            )
         return type("Result", (), {"objects": out})()
 
     def remove(self, oid):
@@ -376,7 +429,7 @@ def test_first_prompts():
         first_click(np.zeros((H, W), bool))
 
 
-@pytest.mark.parametrize("bad", ["shape", "state", "two ids"])
+@pytest.mark.parametrize("bad", ["shape", "float mask", "state", "str id", "two ids"])
 def test_a_tracker_answering_out_of_protocol_is_a_backend_error(ytvis: Path, bad: str):
     with pytest.raises(BackendError):
         evaluate_vos(_factory(ytvis, bad=bad), ytvis / "ytvis", "val", modes=("jf_box",))

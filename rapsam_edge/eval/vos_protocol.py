@@ -138,16 +138,18 @@ class _Predictions:
             raise BackendError("the prompt tracker's step() returned no .objects")
         self.masks: dict[int, np.ndarray] = {}
         for obj in objects:
+            if not isinstance(obj.id, int | np.integer) or isinstance(obj.id, bool):
+                raise BackendError(f"prompt tracker object id {obj.id!r} is not an integer")
             oid, state = int(obj.id), str(obj.state)
             if state not in STATES:
                 raise BackendError(f"prompt tracker object {oid}: state {state!r}, not {STATES}")
             if oid in self.masks:
                 raise BackendError(f"prompt tracker step() returned object {oid} twice")
             mask = np.asarray(obj.mask)
-            if mask.shape != shape:
+            if mask.shape != shape or (mask.dtype != np.bool_ and mask.dtype.kind not in "iu"):
                 raise BackendError(
-                    f"prompt tracker object {oid}: mask of shape {mask.shape} for a frame "
-                    f"of {shape}"
+                    f"prompt tracker object {oid}: a {mask.dtype} mask of shape {mask.shape} "
+                    f"for a frame of {shape} (expected H x W bool)"
                 )
             self.masks[oid] = (
                 mask.astype(bool, copy=False) if state == "tracked" else np.zeros(shape, bool)
@@ -164,8 +166,8 @@ def _add(tracker: PromptTracker, frame: np.ndarray, mode: str, mask: np.ndarray)
     else:
         ids = tracker.add(frame, boxes=[first_box(mask)])
     ids = list(ids)
-    if len(ids) != 1:
-        raise BackendError(f"prompt tracker add() of one prompt returned {len(ids)} ids")
+    if len(ids) != 1 or not isinstance(ids[0], int | np.integer) or isinstance(ids[0], bool):
+        raise BackendError(f"prompt tracker add() of one prompt returned {ids!r}, not one id")
     return int(ids[0])
 
 
