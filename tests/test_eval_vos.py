@@ -19,6 +19,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -326,14 +327,49 @@ class FakeTracker:
         del self.objects[oid]
 
 
-def _factory(root: Path, log: list | None = None, **kw):
+def _frames(root: Path) -> dict:
+    """frame content -> (video index, t, the GT masks of the video's instances)."""
     frames = {}
     for v, video in enumerate(YtvisDataset(root / "ytvis", "val")):
         masks = [inst.masks for inst in video.instances]
         for t, frame in enumerate(video.images):
             frames[_key(frame)] = (v, t, masks)
+    return frames
+
+
+def _factory(root: Path, log: list | None = None, **kw):
+    frames = _frames(root)
     log = [] if log is None else log
     return lambda: FakeTracker(frames, log, **kw)
+
+
+def _prompter(root: Path, shift: int = 0, bad: bool = False):
+    """The oracle's box prompt from the ground truth: each box's GT mask, moved right by
+    ``shift`` pixels (``bad``: one mask too few)."""
+    frames = _frames(root)
+
+    def prompt(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        _, t, masks = frames[_key(frame)]
+        assert boxes.shape == (len(boxes), 4)
+        out = [
+            np.roll(
+                next(m[t] for m in masks if m[t].any() and first_box(m[t]) == tuple(b)), shift, 1
+            )
+            for b in boxes
+        ]
+        return np.array(out[:-1] if bad else out, dtype=bool).reshape(-1, H, W)
+
+    return prompt
+
+
+def _run(root: Path, shift: int = 0, **kw):
+    """All three modes: the fake tracker (``kw``) and the GT box prompt, both shifted."""
+    return evaluate_vos(
+        _factory(root, shift=shift, **kw),
+        find_ytvis_root(root, "val"),
+        "val",
+        box_prompt=_prompter(root, shift),
+    )
 
 
 MODES = ("jf_box", "jf_click", "jf_oracle_box")
@@ -347,7 +383,7 @@ def _assert_jf(out, j, f):
 
 
 def test_oracle_tracker_scores_one(ytvis: Path):
-    out = evaluate_vos(_factory(ytvis), find_ytvis_root(ytvis, "val"), "val")
+    out = _run(ytvis)
     _assert_jf(out, 1.0, 1.0)
     assert out["id_switches"] == {"jf_box": 0, "jf_click": 0}
     assert out["id_switch_frames"] == {"jf_box": 9, "jf_click": 9}  # A 5, B 2, C 2 visible
@@ -358,7 +394,7 @@ def test_shifted_masks_score_the_hand_computed_values(ytvis: Path):
     """Every prediction 2 px right of the truth: J = 0.6 and F = 0.5 on a visible frame
     (test_boundary_f_on_shifted_rectangles), 1 and 1 where the object is absent (B, frame 4).
     J = (0.6 + (0.6 + 1 + 0.6) / 3 + 0.6) / 3, F = (0.5 + (0.5 + 1 + 0.5) / 3 + 0.5) / 3."""
-    out = evaluate_vos(_factory(ytvis, shift=2), ytvis / "ytvis", "val")
+    out = _run(ytvis, shift=2)
     _assert_jf(out, (0.6 + 2.2 / 3 + 0.6) / 3, (0.5 + 2 / 3 + 0.5) / 3)
     assert out["jf_box"]["jf"] == pytest.approx(0.6)
 
@@ -367,7 +403,7 @@ def test_an_object_that_leaves_is_scored_while_absent(ytvis: Path):
     """A tracker that keeps showing B on frame 4, where B has left: J = F = 0 there, so B
     scores 2/3 and the set (1 + 2/3 + 1) / 3; the oracle box gives no prompt for an absent
     object and stays at 1."""
-    out = evaluate_vos(_factory(ytvis, sticky=True), ytvis / "ytvis", "val")
+    out = _run(ytvis, sticky=True)
     for mode in ("jf_box", "jf_click"):
         assert out[mode]["j"] == pytest.approx(8 / 9) and out[mode]["f"] == pytest.approx(8 / 9)
     assert out["jf_oracle_box"]["jf"] == pytest.approx(1.0)
@@ -375,15 +411,17 @@ def test_an_object_that_leaves_is_scored_while_absent(ytvis: Path):
 
 def test_occluded_or_lost_objects_predict_nothing(ytvis: Path):
     """State "occluded" with the right mask: nothing is shown, J = F = 0 on visible frames and
-    1 on B's absent frame: (0 + 1/3 + 0) / 3."""
-    out = evaluate_vos(_factory(ytvis, state="occluded"), ytvis / "ytvis", "val")
-    _assert_jf(out, 1 / 9, 1 / 9)
+    1 on B's absent frame: (0 + 1/3 + 0) / 3. (The oracle prompts the model directly.)"""
+    out = _run(ytvis, state="occluded")
+    for mode in ("jf_box", "jf_click"):
+        assert out[mode]["j"] == pytest.approx(1 / 9) and out[mode]["f"] == pytest.approx(1 / 9)
+    assert out["jf_oracle_box"]["jf"] == pytest.approx(1.0)
 
 
 def test_swapped_ids_count_id_switches(ytvis: Path):
     """From frame 4 the tracker answers A with B's mask and B with A's: A matches B's id on
     frames 4 and 5 (one switch), B matches A's id on frame 5 (one switch)."""
-    out = evaluate_vos(_factory(ytvis, swap_from=4), ytvis / "ytvis", "val")
+    out = _run(ytvis, swap_from=4)
     assert out["id_switches"] == {"jf_box": 2, "jf_click": 2}
     assert out["jf_box"]["j"] == pytest.approx((3 / 5 + 1 / 3 + 1) / 3)
 
@@ -433,6 +471,20 @@ def test_first_prompts():
 def test_a_tracker_answering_out_of_protocol_is_a_backend_error(ytvis: Path, bad: str):
     with pytest.raises(BackendError):
         evaluate_vos(_factory(ytvis, bad=bad), ytvis / "ytvis", "val", modes=("jf_box",))
+
+
+def test_the_oracle_needs_a_box_prompt_that_answers_each_box(ytvis: Path):
+    root = ytvis / "ytvis"
+    with pytest.raises(ValueError, match="box_prompt"):
+        evaluate_vos(_factory(ytvis), root, "val")
+    with pytest.raises(BackendError, match="box prompt"):
+        evaluate_vos(
+            _factory(ytvis),
+            root,
+            "val",
+            modes=("jf_oracle_box",),
+            box_prompt=_prompter(ytvis, bad=True),
+        )
 
 
 # ------------------------------------------------------------------------ data paths
@@ -497,11 +549,17 @@ def test_cli_without_a_prompt_tracker_is_a_clear_error(ytvis: Path, monkeypatch,
 
 
 def test_cli_writes_the_json(ytvis: Path, tmp_path: Path, monkeypatch, capsys):
-    """The verb end to end on the shipped bundle, its prompt tracker replaced by the oracle."""
+    """The verb end to end on the shipped bundle, its prompt tracker and prompt decoder
+    replaced by the ground truth."""
     from rapsam_edge.runtime.segmenter import Segmenter
 
-    factory = _factory(ytvis)
+    factory, prompt = _factory(ytvis), _prompter(ytvis)
     monkeypatch.setattr(Segmenter, "prompt_tracker", lambda self: factory(), raising=False)
+    # the oracle's box prompt goes through set_image + prompt: answered from the GT too
+    monkeypatch.setattr(Segmenter, "set_image", lambda self, frame: frame)
+    monkeypatch.setattr(
+        Segmenter, "prompt", lambda self, emb, boxes=None: SimpleNamespace(masks=prompt(emb, boxes))
+    )
     out = tmp_path / "m" / "vos.json"
     argv = ["eval", "--task", "vos", "--data", str(ytvis), "--json", str(out), "--quiet"]
     assert main(argv) == 0

@@ -262,12 +262,17 @@ def evaluate_vos_task(
 ) -> dict[str, Any]:
     """Task "vos": ``eval.vos_protocol.evaluate_vos`` with ``segmenter.prompt_tracker`` on the
     YouTube-VIS data under ``data_root`` (``data_root/ytvis`` or ``data_root`` itself)."""
-    from .vos_protocol import evaluate_vos, find_ytvis_root
+    from .vos_protocol import box_prompt_of, evaluate_vos, find_ytvis_root
 
     require_prompt_tracker(segmenter)
     root = find_ytvis_root(data_root, split)
     out = evaluate_vos(
-        segmenter.prompt_tracker, root, split, max_videos=max_videos, progress=progress
+        segmenter.prompt_tracker,
+        root,
+        split,
+        box_prompt=box_prompt_of(segmenter),
+        max_videos=max_videos,
+        progress=progress,
     )
     return {"split": split, **out}
 

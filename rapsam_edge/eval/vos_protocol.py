@@ -7,7 +7,7 @@ The tracker (``PromptTracker``, what ``Segmenter.prompt_tracker()`` returns):
 y1)]) -> [id]``, ``step(frame) -> result`` with ``result.objects``, each having ``.id``,
 ``.mask`` (H x W), ``.box``, ``.score`` and ``.state`` ("tracked", "occluded" or "lost"), and
 ``remove(id)``. The evaluator takes a factory of fresh trackers, so any object with these
-methods can be measured.
+methods can be measured, and a ``BoxPrompt`` for the oracle.
 
 The protocol, per video (``VIDEO`` below: frames in file order, RGB uint8):
 
@@ -29,11 +29,12 @@ The protocol, per video (``VIDEO`` below: frames in file order, RGB uint8):
   (the ``cv2.distanceTransform`` argmax, the image outside counting as border; ties: first in
   row-major order: ``eval.prompt_iou.click_at_max_distance``), at the pixel's centre
   (x + 0.5, y + 0.5), label 1.
-- ``jf_oracle_box`` (the upper bound): on every scored frame a fresh tracker is given the GT
-  box of each object visible on that frame (one ``add`` each, on that frame) and
-  ``step(frame)`` is called on the same frame; the tracker must answer, for an object added
-  on the frame it steps, that object's mask on that frame. An object absent from the frame
-  gets no prompt and an empty prediction.
+- ``jf_oracle_box`` (the upper bound): on every scored frame, the GT box of each object
+  visible there is prompted afresh (``BoxPrompt``: for a ``Segmenter``, ``set_image`` and one
+  ``prompt`` call with all the frame's boxes, ``box_prompt_of``), i.e. the mask a tracker's
+  ``add`` starts from, had it the true box on every frame; no tracker state is involved, so
+  the bound does not depend on what a tracker's ``step`` does on the frame it was given in
+  ``add``. An object absent from the frame gets no prompt and an empty prediction.
 - ID switches (``eval.vos.IdSwitches``) are counted for ``jf_box`` and ``jf_click`` (the
   oracle's ids are new on every frame).
 - Cost: every ``step`` of ``jf_box`` and ``jf_click`` is timed with ``k`` = the objects the
@@ -59,7 +60,9 @@ from .vos import BOUNDARY_TOLERANCE, IdSwitches, VosScores
 __all__ = [
     "MODES",
     "STATES",
+    "BoxPrompt",
     "PromptTracker",
+    "box_prompt_of",
     "evaluate_vos",
     "find_ytvis_root",
     "first_box",
@@ -69,6 +72,8 @@ __all__ = [
 MODES = ("jf_box", "jf_click", "jf_oracle_box")
 STATES = ("tracked", "occluded", "lost")
 Progress = Callable[[str, int, int], None]
+#: (frame, N x 4 boxes (x0, y0, x1, y1)) -> N x H x W bool masks, one per box
+BoxPrompt = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class PromptTracker(Protocol):
@@ -207,28 +212,41 @@ def _track_video(
 
 
 def _oracle_video(
-    new_tracker: Callable[[], PromptTracker],
+    box_prompt: BoxPrompt,
     images: np.ndarray,
     objects: Sequence[_Object],
     scores: VosScores,
 ) -> None:
-    """``jf_oracle_box`` on one video: a fresh tracker and the GT boxes on every frame."""
+    """``jf_oracle_box`` on one video: the GT boxes of each frame, prompted afresh."""
     shape = images.shape[1:3]
+    empty = np.zeros(shape, bool)
     for t, frame in enumerate(images):
         scored = [obj for obj in objects if obj.first < t]
-        if not scored:
-            continue
         visible = [obj for obj in scored if obj.masks[t].any()]
-        preds = None
-        ids: dict[tuple[int, int], int] = {}
+        masks: dict[tuple[int, int], np.ndarray] = {}
         if visible:
-            tracker = new_tracker()
-            for obj in visible:
-                ids[obj.key] = _add(tracker, frame, "jf_oracle_box", obj.masks[t])
-            preds = _Predictions(tracker.step(frame), shape)
+            boxes = np.array([first_box(obj.masks[t]) for obj in visible], dtype=np.float64)
+            out = np.asarray(box_prompt(frame, boxes))
+            if out.shape != (len(visible), *shape) or (
+                out.dtype != np.bool_ and out.dtype.kind not in "iu"
+            ):
+                raise BackendError(
+                    f"the box prompt returned {out.dtype} masks of shape {out.shape} for "
+                    f"{len(visible)} boxes on a {shape} frame (expected N x H x W bool)"
+                )
+            masks = {obj.key: out[i].astype(bool, copy=False) for i, obj in enumerate(visible)}
         for obj in scored:
-            pred = preds.of(ids[obj.key]) if preds is not None and obj.key in ids else None
-            scores.add(obj.key, obj.masks[t], np.zeros(shape, bool) if pred is None else pred)
+            scores.add(obj.key, obj.masks[t], masks.get(obj.key, empty))
+
+
+def box_prompt_of(segmenter: Any) -> BoxPrompt:
+    """The oracle's prompt through a ``Segmenter``: one ``set_image`` and one ``prompt`` call
+    with every box of the frame (the masks a tracker's ``add`` starts from)."""
+
+    def prompt(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return segmenter.prompt(segmenter.set_image(frame), boxes=boxes).masks
+
+    return prompt
 
 
 def _objects(video: Any) -> list[_Object]:
@@ -267,6 +285,7 @@ def evaluate_vos(
     ytvis_root: str | Path,
     split: str = "val",
     *,
+    box_prompt: BoxPrompt | None = None,
     max_videos: int | None = None,
     modes: Sequence[str] = MODES,
     tolerance: float = BOUNDARY_TOLERANCE,
@@ -277,6 +296,8 @@ def evaluate_vos(
 
     Arguments:
       new_tracker: returns a fresh prompt tracker (e.g. ``segmenter.prompt_tracker``).
+      box_prompt: the oracle's prompt (``box_prompt_of(segmenter)``); needed for
+        ``jf_oracle_box``.
       ytvis_root: the YouTube-VIS root (``find_ytvis_root``). max_videos: the first N only.
       modes: any of ``MODES``. clock: seconds, for the step timings.
     Returns:
@@ -290,6 +311,8 @@ def evaluate_vos(
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise ValueError(f"unknown modes {unknown}; known: {MODES}")
+    if "jf_oracle_box" in modes and box_prompt is None:
+        raise ValueError("jf_oracle_box needs box_prompt (e.g. box_prompt_of(segmenter))")
     data = YtvisDataset(ytvis_root, split)
     n = len(data) if max_videos is None else min(len(data), max_videos)
     runs = {m: _Run(VosScores(tolerance), {}, []) for m in modes}
@@ -303,7 +326,8 @@ def evaluate_vos(
         scored[1] += sum(length - 1 - obj.first for obj in objects)
         for mode in modes:
             if mode == "jf_oracle_box":
-                _oracle_video(new_tracker, video.images, objects, runs[mode].scores)
+                assert box_prompt is not None  # checked above
+                _oracle_video(box_prompt, video.images, objects, runs[mode].scores)
             else:
                 _track_video(new_tracker, video.images, objects, mode, runs[mode], clock)
         progress("vos", v + 1, n)
