@@ -9,7 +9,7 @@ y1)]) -> [id]``, ``step(frame) -> result`` with ``result.objects``, each having 
 ``remove(id)``. The evaluator takes a factory of fresh trackers, so any object with these
 methods can be measured, and a ``BoxPrompt`` for the oracle.
 
-The protocol, per video (``VIDEO`` below: frames in file order, RGB uint8):
+The protocol, per video (frames in file order, RGB uint8, as ``data.ytvis`` reads them):
 
 - All GT objects of a video are tracked together by one tracker, as a user tracks several
   objects on one stream (and as the per-object cost needs): per frame, ``step(frame)`` first
@@ -36,7 +36,7 @@ The protocol, per video (``VIDEO`` below: frames in file order, RGB uint8):
   the bound does not depend on what a tracker's ``step`` does on the frame it was given in
   ``add``. An object absent from the frame gets no prompt and an empty prediction.
 - ID switches (``eval.vos.IdSwitches``) are counted for ``jf_box`` and ``jf_click`` (the
-  oracle's ids are new on every frame).
+  oracle has no tracker, hence no ids).
 - Cost: every ``step`` of ``jf_box`` and ``jf_click`` is timed with ``k`` = the objects the
   tracker holds; ``per_object_ms`` is the least-squares slope of step time over ``k`` (ms per
   extra object), ``step_ms_by_objects`` the mean step time for each ``k``.
