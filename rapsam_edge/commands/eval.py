@@ -1,7 +1,11 @@
-"""`rapsam-edge eval [--bundle DIR | --weights FILE] --data DIR --json FILE`: PQ, 1-click
-mIoU (+ NoC) and video AP of a model on a make-data style dataset (COCO panoptic +
-YouTube-VIS). Default model: the shipped default bundle. Metrics are in percent under the keys
-``pq``, ``miou``, ``vis_ap`` (plus the detailed ones)."""
+"""`rapsam-edge eval [--task all|vos] [--bundle DIR | --weights FILE] --data DIR --json FILE`.
+
+Task ``all`` (default): PQ, 1-click mIoU (+ NoC) and video AP of a model on a make-data style
+dataset (COCO panoptic + YouTube-VIS); metrics in percent under the keys ``pq``, ``miou``,
+``vis_ap`` (plus the detailed ones). Task ``vos``: the prompt tracker on the YouTube-VIS videos
+(``DIR/ytvis`` or ``DIR`` itself), DAVIS J&F in [0, 1] under ``jf_box``, ``jf_click`` and
+``jf_oracle_box`` (each with ``j``, ``f``, ``jf``), plus ``id_switches``, ``per_object_ms`` and
+``counts`` (``eval.vos_protocol``). Default model: the shipped default bundle."""
 
 from __future__ import annotations
 
@@ -11,11 +15,33 @@ import math
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..apps.checks import nonneg_int, require, side
 
+if TYPE_CHECKING:
+    from ..runtime.segmenter import Segmenter
+
+#: --task -> (what it measures, the keys printed on stdout; the --json file holds everything).
+#: The functions are ``eval.harness.TASKS`` (imported only when the verb runs).
+TASKS = {
+    "all": ("PQ, 1-click mIoU (+ NoC) and video AP, in percent", ("pq", "miou", "vis_ap")),
+    "vos": (
+        "the prompt tracker: DAVIS J&F in [0, 1] from a box, a click and a ground-truth box on "
+        "every frame, ID switches, per-object step cost",
+        ("jf_box", "jf_click", "jf_oracle_box"),
+    ),
+}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--task",
+        choices=tuple(TASKS),
+        default="all",
+        help="what to measure (default %(default)s): "
+        + "; ".join(f"{name}: {what}" for name, (what, _) in TASKS.items()),
+    )
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--bundle", type=Path, help="model bundle (default: the shipped one)")
     src.add_argument(
@@ -36,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-images",
         type=nonneg_int,
-        help="evaluate only the first N images (0: none, videos only; default: all)",
+        help="evaluate only the first N images (0: none, videos only; default: all; "
+        "--task all only)",
     )
     parser.add_argument(
         "--max-videos",
@@ -47,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--noc-images",
         type=nonneg_int,
         default=0,
-        help="images on which to run the NoC click protocol (slow; default %(default)s)",
+        help="images on which to run the NoC click protocol (slow; --task all only; "
+        "default %(default)s)",
     )
     parser.add_argument(
         "--input-size", type=side, help="network long side in pixels (default: the bundle's)"
@@ -70,9 +98,59 @@ def _progress(quiet: bool):
     return update
 
 
+def _check_task(args: argparse.Namespace) -> None:
+    """Options of another task, and what --task vos needs, refused before any work."""
+    if args.task == "all":
+        return
+    from ..errors import ConfigError
+
+    for flag, given in (
+        ("--max-images", args.max_images is not None),
+        ("--noc-images", args.noc_images != 0),
+    ):
+        if given:
+            raise ConfigError(f"{flag} applies to --task all, not --task {args.task}")
+    from ..eval.harness import require_prompt_tracker
+    from ..eval.vos_protocol import find_ytvis_root
+    from ..runtime.segmenter import Segmenter
+
+    find_ytvis_root(args.data, args.split)
+    require_prompt_tracker(Segmenter)
+
+
+def _clean(value: Any) -> Any:
+    """NaN -> None (JSON null), through nested dicts and lists."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _evaluate(seg: Segmenter, args: argparse.Namespace) -> dict:
+    from ..eval.harness import TASKS as RUN
+
+    if args.task == "all":
+        return RUN["all"](
+            seg,
+            args.data,
+            split=args.split,
+            max_images=args.max_images,
+            max_videos=args.max_videos,
+            noc_images=args.noc_images,
+            progress=_progress(args.quiet),
+        )
+    return RUN[args.task](
+        seg, args.data, split=args.split, max_videos=args.max_videos, progress=_progress(args.quiet)
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     require(args.weights, "--weights")
     require(args.data, "--data", "dir")
+    _check_task(args)
     if args.json is not None:  # before the run, not after it
         from ..apps.writers import check_output
 
@@ -92,25 +170,19 @@ def run(args: argparse.Namespace) -> int:
             backend = args.backend or "auto"
         seg = Segmenter(bundle, backend=backend, input_size=args.input_size)
         print(f"evaluating {bundle} on backend {seg.backend_name}", file=sys.stderr)
-        from ..eval.harness import evaluate
-
-        metrics = evaluate(
-            seg,
-            args.data,
-            split=args.split,
-            max_images=args.max_images,
-            max_videos=args.max_videos,
-            noc_images=args.noc_images,
-            progress=_progress(args.quiet),
-        )
+        metrics = _evaluate(seg, args)
+    metrics["task"] = args.task
     metrics["model"] = str(args.weights or bundle)
     metrics["backend"] = seg.backend_name
-    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+    clean = _clean(metrics)
     text = json.dumps(clean, indent=1, sort_keys=True)
     if args.json:
         from ..apps.writers import check_written
 
         args.json.write_text(text + "\n")  # its folder made by check_output; OSError: one line
         check_written(args.json, "the metrics file")
-    print(json.dumps({k: clean.get(k) for k in ("pq", "miou", "vis_ap")}))
+    headline = {k: clean.get(k) for k in TASKS[args.task][1]}
+    if args.task == "vos":
+        headline = {k: (v or {}).get("jf") for k, v in headline.items()}
+    print(json.dumps(headline))
     return 0

@@ -1,6 +1,8 @@
 """Evaluate a ``Segmenter`` (any backend, or the torch model) on a dataset in the standard
 formats: PQ on COCO panoptic, interactive 1-click mIoU (+ NoC on a subset), and video AP on
-YouTube-VIS. All metrics in percent (NoC in clicks)."""
+YouTube-VIS (task "all": metrics in percent, NoC in clicks); prompted video object
+segmentation, DAVIS J&F in [0, 1] (task "vos", ``eval.vos_protocol``). ``TASKS`` is the table
+the ``eval`` verb's ``--task`` reads."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from .pq import PanopticQuality
 from .prompt_iou import InteractiveEval, first_clicks, positive_only
 from .vis_ap import VideoInstanceAP
@@ -233,3 +236,47 @@ def evaluate(
             {f"vis_{k}" if not k.startswith(("id_", "num_")) else k: v for k, v in video.items()}
         )
     return metrics
+
+
+def require_prompt_tracker(segmenter: Any) -> None:
+    """Raise unless ``segmenter`` (an instance or its class) has ``prompt_tracker()``.
+
+    Raises:
+      ConfigError: it has none (this build has no prompt tracker)."""
+    if not callable(getattr(segmenter, "prompt_tracker", None)):
+        name = segmenter.__name__ if isinstance(segmenter, type) else type(segmenter).__name__
+        raise ConfigError(
+            f"--task vos needs a prompt tracker, and {name} has no prompt_tracker() in this "
+            "build of rapsam-edge",
+            hint="update rapsam-edge to a release with the prompt tracker, or use --task all",
+        )
+
+
+def evaluate_vos_task(
+    segmenter: Any,
+    data_root: str | Path,
+    *,
+    split: str = "val",
+    max_videos: int | None = None,
+    progress: Progress = _no_progress,
+) -> dict[str, Any]:
+    """Task "vos": ``eval.vos_protocol.evaluate_vos`` with ``segmenter.prompt_tracker`` on the
+    YouTube-VIS data under ``data_root`` (``data_root/ytvis`` or ``data_root`` itself)."""
+    from .vos_protocol import box_prompt_of, evaluate_vos, find_ytvis_root
+
+    require_prompt_tracker(segmenter)
+    root = find_ytvis_root(data_root, split)
+    out = evaluate_vos(
+        segmenter.prompt_tracker,
+        root,
+        split,
+        box_prompt=box_prompt_of(segmenter),
+        max_videos=max_videos,
+        progress=progress,
+    )
+    return {"split": split, **out}
+
+
+#: ``eval --task NAME`` -> its function: (segmenter, data root, **options) -> metrics
+#: (``commands.eval.TASKS`` says what each measures)
+TASKS: dict[str, Callable[..., dict[str, Any]]] = {"all": evaluate, "vos": evaluate_vos_task}
