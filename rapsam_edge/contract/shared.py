@@ -43,6 +43,7 @@ __all__ = [
     "POINT_BOX_HALF",
     "PROMPT_DECODER",
     "PROMPT_THRESHOLD",
+    "PROMPT_TRACKER_DEFAULTS",
     "REALTIME_BUNDLE",
     "SAMPLE_CLIP",
     "SATURATED_LOGIT",
@@ -106,6 +107,11 @@ _MANIFEST = _DATA["manifest"]
 MAX_MANIFEST_BYTES: int = int(_MANIFEST["max_manifest_bytes"])
 #: deepest JSON nesting of a manifest (objects and arrays; both runtimes)
 MAX_JSON_DEPTH: int = int(_MANIFEST["max_json_depth"])
+
+#: the click-to-track tracker's defaults (``runtime.prompt_tracker.PromptTrackerConfig``)
+PROMPT_TRACKER_DEFAULTS: dict[str, float] = {
+    k: v for k, v in _DATA["prompt_tracker"].items() if not k.startswith("_")
+}
 
 #: largest frame either runtime accepts (pixels; the result maps come back at its size)
 MAX_FRAME_PIXELS: int = int(_DATA["frames"]["max_pixels"])

@@ -61,6 +61,7 @@ import numpy as np
 
 from .. import ops
 from ..bundle import Bundle
+from ..contract.shared import PROMPT_TRACKER_DEFAULTS as _D
 from ..errors import ConfigError, InputError
 from .inputs import as_coords
 from .results import ImageEmbedding, PromptResult, PromptTrack, PromptTrackResult
@@ -108,13 +109,13 @@ class PromptTrackerConfig:
         [1, max_prompts].
     """
 
-    margin: float = 0.1
-    search_margin: float = 0.5
-    min_score: float = 0.5
-    min_similarity: float = 0.5
-    min_area: int = 1
-    max_occluded: int = 15
-    momentum: float = 0.9
+    margin: float = float(_D["margin"])
+    search_margin: float = float(_D["search_margin"])
+    min_score: float = float(_D["min_score"])
+    min_similarity: float = float(_D["min_similarity"])
+    min_area: int = int(_D["min_mask_pixels"])
+    max_occluded: int = int(_D["max_occluded"])
+    momentum: float = float(_D["momentum"])
     max_objects: int | None = None
 
     def __post_init__(self) -> None:
