@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..contract.limits import MAX_IMAGE_PIXELS
 from ..errors import DatasetError
 from ..ops import rle_decode, rle_encode
 from .coco_panoptic import contiguous_classes
@@ -216,6 +217,11 @@ def is_mmdet_video_layout(data: Any) -> bool:
 
 
 def _polygons_to_rle(polygons: list, h: int, w: int) -> dict[str, Any]:
+    if not (0 < h and 0 < w and h * w <= MAX_IMAGE_PIXELS):  # before the mask is allocated
+        raise DatasetError(
+            f"a polygon segmentation on a {h} x {w} frame: the frame size must be positive "
+            f"and at most {MAX_IMAGE_PIXELS} pixels"
+        )
     mask = np.zeros((h, w), np.uint8)
     for poly in polygons:
         pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
