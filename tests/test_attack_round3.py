@@ -6,7 +6,8 @@
   ``read_text``). Each case runs in a child under a timeout, so a regression fails, not hangs.
 * Memory: an RLE (a 40-byte dict inside a dataset or results JSON) declaring a
   100,000 x 100,000 frame made ``rle_decode`` allocate 10 GB (19 GB with the numpy twin);
-  an mmdet-layout polygon on such a frame allocated 2 x H x W bytes while the file was read.
+  an mmdet-layout polygon on such a frame allocated 2 x H x W bytes while the file was read;
+  a 4 MB YouTube-VIS file listing one image 100,000 times made `eval` grow past 2.7 GB.
 * Tracebacks: an error raised in a DataLoader worker (``train --workers N``) printed the
   worker's whole traceback as its "one line".
 """
@@ -230,3 +231,48 @@ def test_a_dataloader_worker_error_prints_its_own_line_only():
     assert status == 2 and hint
     plain, _, _ = _classify(DatasetError("a plain message"), "train")
     assert plain == "a plain message"
+
+
+def _ytvis(root: Path, frames: int, tracks: int) -> None:
+    import cv2
+
+    (root / "val" / "JPEGImages" / "v").mkdir(parents=True)
+    cv2.imwrite(str(root / "val" / "JPEGImages" / "v" / "0.png"), np.zeros((64, 64, 3), np.uint8))
+    (root / "annotations").mkdir()
+    names = ["v/0.png"] * frames
+    anns = [
+        {"id": i + 1, "video_id": 1, "category_id": 1, "segmentations": [None] * frames}
+        for i in range(tracks)
+    ]
+    data = {
+        "videos": [{"id": 1, "file_names": names, "height": 64, "width": 64}],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "a"}],
+    }
+    (root / "annotations" / "instances_val.json").write_text(json.dumps(data))
+
+
+def test_a_video_declaring_more_frames_than_the_limit_is_refused_before_decoding(tmp_path):
+    """A 4 MB YouTube-VIS file listing one image 100,000 times: `eval` grew past 2.7 GB."""
+    from rapsam_edge.data.ytvis import YtvisDataset
+
+    _ytvis(tmp_path, frames=100_000, tracks=1)
+    ds = YtvisDataset(tmp_path, "val")
+    with pytest.raises(DatasetError, match="over the limit of 1024 MiB per video"):
+        ds[0]
+
+
+def test_a_video_declaring_many_instances_is_refused_before_its_masks(tmp_path):
+    from rapsam_edge.data.ytvis import YtvisDataset
+
+    _ytvis(tmp_path, frames=40, tracks=70_000)  # 40 x 64 x 64 x 70,000 bytes of masks
+    with pytest.raises(DatasetError, match="70000 instances"):
+        YtvisDataset(tmp_path, "val")[0]
+
+
+def test_a_small_video_still_reads(tmp_path):
+    from rapsam_edge.data.ytvis import YtvisDataset
+
+    _ytvis(tmp_path, frames=3, tracks=2)
+    sample = YtvisDataset(tmp_path, "val")[0]
+    assert sample.images.shape == (3, 64, 64, 3) and len(sample.instances) == 2
