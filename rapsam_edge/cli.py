@@ -149,15 +149,29 @@ _INPUT_ERRORS: tuple[type[BaseException], ...] = (
 _PARSER_MODULES = ("onnx", "onnxruntime", "openvino", "google.protobuf", "safetensors", "cv2")
 
 
+def _worker_text(e: BaseException) -> str:
+    """``str(e)``, less the worker traceback a torch DataLoader re-raise puts in it ("Caught
+    X in DataLoader worker process 0. Original Traceback ...": the error's own line is last)."""
+    text = str(e)
+    if text.startswith("Caught ") and "\nOriginal Traceback" in text:
+        last = [ln for ln in text.splitlines() if ln.strip()][-1]
+        prefix = f"{type(e).__module__}.{type(e).__qualname__}: "
+        for p in (prefix, f"{type(e).__qualname__}: "):
+            if last.startswith(p):
+                return last[len(p) :]
+        return last
+    return text
+
+
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or "(no message)"
+    text = " ".join(_worker_text(e).split()) or "(no message)"
     return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _classify(e: Exception, name: str) -> tuple[str, str | None, int]:
     """(message, hint, exit status) for an exception that escaped verb ``name``."""
     if isinstance(e, RapsamEdgeError):
-        return str(e), e.hint, 2
+        return _worker_text(e), e.hint, 2
     if isinstance(e, ModuleNotFoundError):
         extra = COMMANDS[name].extra or "train"
         return f"{e} (needed by `rapsam-edge {name}`)", EXTRA_HINT.get(extra), 2

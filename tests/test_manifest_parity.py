@@ -241,6 +241,14 @@ def _hand_written(base: dict) -> dict[str, Case]:
         "lone surrogate": Case(
             text=json.dumps(base).replace('"edge-s"', '"\\ud800"', 1), schema_checked=False
         ),
+        # nlohmann's lexer took a NUL byte for the end of the input (round-3 attack: C++
+        # accepted "{...}\0junk", Python refused it)
+        "NUL byte after the document": Case(
+            text=json.dumps(base) + "\x00junk", schema_checked=False
+        ),
+        "NUL byte in a string": Case(
+            text=json.dumps(base).replace('"edge-s"', '"edge\x00-s"', 1), schema_checked=False
+        ),
         "not an object": Case([base]),
         "empty file": Case(text="", schema_checked=False),
         "over the size limit": Case(

@@ -391,6 +391,10 @@ std::string render(const Json& v) {
 Json parse_json(const std::string& text, const std::string& where) {
     if (text.rfind("\xEF\xBB\xBF", 0) == 0)
         bad(where, "not valid JSON (starts with a UTF-8 byte order mark)");
+    // nlohmann's lexer takes a NUL byte for the end of the input (what follows it was never
+    // read: "{...}\0junk" passed); JSON has no raw NUL anywhere, Python's parser refuses it
+    if (const auto nul = text.find('\0'); nul != std::string::npos)
+        bad(where, "not valid JSON (a NUL byte at offset " + std::to_string(nul) + ")");
     struct Frame {
         bool object = false;
         std::set<std::string> keys;

@@ -17,12 +17,14 @@ what was written into it; otherwise it fails with an ``OutputError`` naming the 
 from __future__ import annotations
 
 import logging
+import stat
 from pathlib import Path
 from types import TracebackType
 
 import cv2
 import numpy as np
 
+from ..contract.files import file_kind
 from ..errors import OutputError
 
 __all__ = [
@@ -62,6 +64,15 @@ def check_output(path: Path, what: str, suffixes: frozenset[str] | None = None) 
         )
     if path.is_dir():
         raise OutputError(f"cannot write {what} {str(path)!r}: it is a directory")
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None  # missing (or a dangling link): written as a new file
+    if mode is not None and not stat.S_ISREG(mode):
+        raise OutputError(  # a named pipe blocks the open until a reader comes; a device
+            f"cannot write {what} {str(path)!r}: it is {file_kind(mode)}, not a regular file",
+            hint="name a regular file (or a new one)",
+        )
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise OutputError(f"cannot write {what} {str(path)!r}: {str(blocker)!r} is not a directory")

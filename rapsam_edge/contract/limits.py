@@ -19,6 +19,7 @@ from .shared import MAX_FRAME_PIXELS
 __all__ = [
     "MAX_CHECKPOINT_BYTES",
     "MAX_CONFIG_BYTES",
+    "MAX_DATASET_JSON_BYTES",
     "MAX_EMBEDDINGS_BYTES",
     "MAX_IMAGE_BYTES",
     "MAX_IMAGE_PIXELS",
@@ -28,6 +29,7 @@ __all__ = [
     "MAX_PICKLE_OPS",
     "MAX_SAFETENSORS_HEADER_BYTES",
     "MAX_TENSORS",
+    "MAX_VIDEO_SAMPLE_BYTES",
     "MAX_ZIP_MEMBERS",
     "MAX_ZIP_RATIO",
     "TABLE",
@@ -62,6 +64,13 @@ MAX_SAFETENSORS_HEADER_BYTES = 16 * _MiB
 MAX_NPY_HEADER_BYTES = 10_000
 #: largest config.json / class-vocabulary JSON read beside weights
 MAX_CONFIG_BYTES = 16 * _MiB
+#: largest dataset / results JSON (COCO panoptic, YouTube-VIS annotations, predictions):
+#: COCO's panoptic_train2017.json is some 0.4 GiB; parsing costs at most ~25x the file size
+MAX_DATASET_JSON_BYTES = 2 * 1024 * _MiB
+#: most bytes one dataset video decodes to: its frames (RGB) plus one bool mask per frame
+#: per instance (a YouTube-VIS 2019 video, 36 frames of 720 x 1280 with 10 instances, is
+#: some 430 MiB); its file_names and annotations declare it, checked after the first frame
+MAX_VIDEO_SAMPLE_BYTES = 1024 * _MiB
 #: largest image (calibration, dataset, `run` input) decoded: width x height from its header
 #: (contract.json's frames.max_pixels, the frame limit of both runtimes: 192 MiB as 8-bit RGB)
 MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS
@@ -81,6 +90,8 @@ TABLE: dict[str, tuple[int, str]] = {
     "MAX_SAFETENSORS_HEADER_BYTES": (MAX_SAFETENSORS_HEADER_BYTES, "safetensors JSON header"),
     "MAX_NPY_HEADER_BYTES": (MAX_NPY_HEADER_BYTES, ".npy header"),
     "MAX_CONFIG_BYTES": (MAX_CONFIG_BYTES, "config.json / class vocabulary size"),
+    "MAX_DATASET_JSON_BYTES": (MAX_DATASET_JSON_BYTES, "dataset annotations / results JSON"),
+    "MAX_VIDEO_SAMPLE_BYTES": (MAX_VIDEO_SAMPLE_BYTES, "one dataset video: frames + masks"),
     "MAX_IMAGE_PIXELS": (MAX_IMAGE_PIXELS, "image width x height (from its header)"),
     "MAX_IMAGE_BYTES": (MAX_IMAGE_BYTES, "image file size"),
 }

@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..contract.limits import MAX_IMAGE_PIXELS, MAX_VIDEO_SAMPLE_BYTES
 from ..errors import DatasetError
 from ..ops import rle_decode, rle_encode
 from .coco_panoptic import contiguous_classes
@@ -175,10 +176,14 @@ class YtvisDataset(Sequence[VideoSample]):
             raise IndexError(index)
         video = self._videos[index]
         names = list(video["file_names"])
-        images = np.stack([read_rgb(self.image_dir / f) for f in names])
+        first = [read_rgb(self.image_dir / names[0])] if names else []
+        tracks = self._tracks.get(int(video["id"]), [])
+        if first:  # what the annotations declare, checked before the rest is decoded
+            _check_video_size(self.ann_file, video["id"], len(names), first[0], len(tracks))
+        images = np.stack(first + [read_rgb(self.image_dir / f) for f in names[1:]])
         t, h, w = images.shape[:3]
         instances = []
-        for ann in self._tracks.get(int(video["id"]), []):
+        for ann in tracks:
             train = self.cat_to_train.get(int(ann["category_id"]))
             if train is None:
                 continue
@@ -203,6 +208,21 @@ class YtvisDataset(Sequence[VideoSample]):
         return VideoSample(int(video["id"]), names[0].split("/")[0], names, images, instances)
 
 
+def _check_video_size(where: Path, vid: Any, frames: int, first: np.ndarray, tracks: int) -> None:
+    """A video of ``frames`` frames like ``first`` with ``tracks`` instance masks must
+    decode to at most ``MAX_VIDEO_SAMPLE_BYTES`` (a 4 MB JSON listing one image 100,000
+    times made a reader allocate 2.7 GB and more)."""
+    h, w = first.shape[:2]
+    need = frames * h * w * (3 + tracks)
+    if need > MAX_VIDEO_SAMPLE_BYTES:
+        raise DatasetError(
+            f"{where}: video {vid} ({frames} frames of {w} x {h}, {tracks} instances) would "
+            f"decode to {need / 2**20:.0f} MiB, over the limit of "
+            f"{MAX_VIDEO_SAMPLE_BYTES // 2**20} MiB per video",
+            hint="split long videos into clips (fewer frames or instances per video entry)",
+        )
+
+
 def is_mmdet_video_layout(data: Any) -> bool:
     """True for the video layout mmdet / mmtracking write (and the RAP-SAM reference reads):
     per-frame ``images`` (``video_id``, ``frame_id``) and per-frame ``annotations``
@@ -216,6 +236,11 @@ def is_mmdet_video_layout(data: Any) -> bool:
 
 
 def _polygons_to_rle(polygons: list, h: int, w: int) -> dict[str, Any]:
+    if not (0 < h and 0 < w and h * w <= MAX_IMAGE_PIXELS):  # before the mask is allocated
+        raise DatasetError(
+            f"a polygon segmentation on a {h} x {w} frame: the frame size must be positive "
+            f"and at most {MAX_IMAGE_PIXELS} pixels"
+        )
     mask = np.zeros((h, w), np.uint8)
     for poly in polygons:
         pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)

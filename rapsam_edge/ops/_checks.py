@@ -28,6 +28,7 @@ from ..contract.shared import (
     BIRTH_SCORE,
     CLASS_CHANGE_PENALTY,
     MATCH_THRESHOLD,
+    MAX_FRAME_PIXELS,
     MAX_MISSED,
     MOMENTUM,
     OVERLAP_THRESHOLD,
@@ -314,8 +315,11 @@ def _rle(rle: object) -> dict[str, Any]:
         raise InputError(f"rle size must be a (height, width) pair, got {size!r}")
     if hw[0] < 0 or hw[1] < 0:
         raise InputError(f"rle size must be non-negative, got {size!r}")
-    if max(hw) >= 1 << 62:
-        raise InputError(f"rle size is too large, got {size!r}")
+    if hw[0] * hw[1] > MAX_FRAME_PIXELS:  # checked before the mask is allocated
+        raise InputError(
+            f"rle size {hw[0]} x {hw[1]} is over the frame limit of {MAX_FRAME_PIXELS} pixels",
+            hint="an RLE's size is the frame it covers (contract.json frames.max_pixels)",
+        )
     counts = rle["counts"]
     if isinstance(counts, str):
         try:
@@ -338,8 +342,20 @@ def rle_decode_args(
     if isinstance(rle, (list, tuple)):
         if not rle:
             raise InputError("rle list is empty")
-        return ([_rle(r) for r in rle],)
+        rles = [_rle(r) for r in rle]
+        total = sum(r["size"][0] * r["size"][1] for r in rles)
+        if total > RLE_LIST_MAX_PIXELS:
+            raise InputError(
+                f"rle list of {len(rles)} masks covers {total} pixels, over the limit of "
+                f"{RLE_LIST_MAX_PIXELS} (4 frames at the frame limit)",
+                hint="decode the masks in smaller lists",
+            )
+        return (rles,)
     return (_rle(rle),)
+
+
+#: most pixels one ``rle_decode`` call on a list decodes (its N x H x W bool result)
+RLE_LIST_MAX_PIXELS = 4 * MAX_FRAME_PIXELS
 
 
 def linear_assignment_args(cost: np.ndarray, maximize: bool = False) -> tuple[np.ndarray, bool]:
