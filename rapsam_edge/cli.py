@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -208,11 +209,29 @@ def _classify(e: Exception, name: str) -> tuple[str, str | None, int]:
     )
 
 
+def _leave(status: int) -> int:
+    """``status``, or, when capture threads were abandoned inside OpenCV (a stalled source),
+    the process ends here with it (``os._exit`` after flushing): finalising the interpreter
+    under such a thread can crash it (SIGSEGV after Ctrl-C on a stalled pipe)."""
+    capture = sys.modules.get("rapsam_edge.runtime.capture")
+    if capture is not None and capture.abandoned_captures():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``rapsam-edge`` (``argv`` without the program name). Every failure is one line and
     a hint, exit 2 for bad input and 1 for a bug (named as one); ``--debug`` re-raises it;
-    Ctrl-C exits 130 without a traceback."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    Ctrl-C exits 130 without a traceback. As the program (``argv`` None), it also ends the
+    process itself when a stalled source left a capture thread inside OpenCV (``_leave``)."""
+    if argv is None:
+        return _leave(_main(sys.argv[1:]))
+    return _main(list(argv))
+
+
+def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] not in COMMANDS:

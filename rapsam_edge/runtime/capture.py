@@ -72,6 +72,7 @@ __all__ = [
     "SourceOptions",
     "VideoFrames",
     "VideoSource",
+    "abandoned_captures",
     "camera_index",
     "classify",
     "open_capture",
@@ -116,6 +117,14 @@ def _stuck_alive() -> int:
     with _STUCK_LOCK:
         _STUCK.difference_update([t for t in _STUCK if not t.is_alive()])
         return len(_STUCK)
+
+
+def abandoned_captures() -> int:
+    """Capture threads given up on (a read or open that did not return in time) that are
+    still inside OpenCV. A program about to exit with some left should end with
+    ``os._exit`` after flushing its output: finalising the interpreter while a daemon thread
+    is inside a C library can crash it (``rapsam-edge`` does this)."""
+    return _stuck_alive()
 
 
 def _poke_fifo(path: str) -> None:
