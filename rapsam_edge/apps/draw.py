@@ -85,9 +85,15 @@ def draw_label(
     return x0, y0, x1, y1
 
 
+#: largest region the distance transform of ``interior_point`` runs on (pixels)
+_MAX_DT_PIXELS = 1 << 22
+
+
 def interior_point(mask: np.ndarray) -> tuple[int, int]:
     """The pixel of ``mask`` farthest from its boundary (frame edges count as boundary): a
     point inside the mask also for non-convex or hollow shapes, whose box centre may miss.
+    A mask whose box holds over 4 M pixels is searched on every s-th pixel (the point is
+    still a set pixel of the mask, within s pixels of the farthest one).
 
     Arguments:
       mask: H x W bool (or 0 / non-0) array with at least one set pixel.
@@ -99,10 +105,21 @@ def interior_point(mask: np.ndarray) -> tuple[int, int]:
     mask = np.asarray(mask)
     if mask.ndim != 2 or not mask.any():
         raise ValueError(f"mask must be H x W with a set pixel, got shape {mask.shape}")
-    padded = np.pad((mask != 0).astype(np.uint8), 1)
+    # the mask's box only (exact: the zero border stands for whatever lies outside it), and
+    # over _MAX_DT_PIXELS every s-th pixel (a subsampled pixel that is set is set in the
+    # mask), so a frame at the frame limit costs megabytes here, not a 268 MB float map
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    y0, x0 = int(rows[0]), int(cols[0])
+    box = mask[y0 : int(rows[-1]) + 1, x0 : int(cols[-1]) + 1]
+    s = max(1, int(np.ceil(np.sqrt(box.size / _MAX_DT_PIXELS))))
+    if s > 1 and box[::s, ::s].any():
+        box = box[::s, ::s]
+    else:
+        s = 1
+    padded = np.pad((box != 0).astype(np.uint8), 1)
     dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return int(x), int(y)
+    return x0 + int(x) * s, y0 + int(y) * s
 
 
 def _label_at(image: np.ndarray, text: str, x: int, y: int) -> None:

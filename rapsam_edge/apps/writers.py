@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from ..contract.files import file_kind
+from ..contract.images import image_size
 from ..errors import OutputError
 
 __all__ = [
@@ -100,7 +101,7 @@ def check_written(path: Path, what: str) -> Path:
 
 def write_image(path: Path, image: np.ndarray, what: str = "the image") -> Path:
     """Write ``image`` (H x W x 3 uint8 BGR) to ``path`` and check the file: it exists, is
-    not empty and decodes to an H x W image.
+    not empty and its header declares an H x W image.
 
     Raises:
       OutputError: OpenCV cannot write it (unknown suffix, unwritable path), or the file is
@@ -113,9 +114,13 @@ def write_image(path: Path, image: np.ndarray, what: str = "the image") -> Path:
     if not ok:
         raise OutputError(f"cannot write {what} {str(path)!r}: OpenCV's imwrite failed")
     check_written(path, what)
-    back = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if back is None or back.shape[:2] != image.shape[:2]:
-        got = "unreadable" if back is None else f"{back.shape[1]} x {back.shape[0]}"
+    # the written file's own header (no second full-size decode: a frame at the frame limit
+    # is 201 MB as BGR)
+    with open(path, "rb") as f:
+        header = image_size(f.read())
+    back = None if header is None else (header[2], header[1])  # (h, w)
+    if back is None or back != image.shape[:2]:
+        got = "unreadable" if back is None else f"{back[1]} x {back[0]}"
         raise OutputError(
             f"{what} {str(path)!r} reads back as {got}, "
             f"{image.shape[1]} x {image.shape[0]} was written"
