@@ -23,20 +23,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rapsam_edge
 from rapsam_edge.errors import DatasetError, InputError, OutputError
 
-ROOT = Path(__file__).resolve().parents[1]
+#: where the rapsam_edge this test imports lives (children import the same one)
+PKG_ROOT = Path(rapsam_edge.__file__).resolve().parents[1]
 TIMEOUT = 120  # generous on a busy machine; the cases end in well under 10 s alone
 
 
 def _child(code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    """``code`` in a child Python that imports the rapsam_edge this test imports (the source
+    tree in a dev checkout, the installed package in CI, whose source tree has no core)."""
+    env = {**os.environ, "PYTHONPATH": str(PKG_ROOT)}
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
-        cwd=ROOT,
+        cwd=PKG_ROOT,
         env=env,
     )
 
@@ -154,19 +158,21 @@ def test_dataset_json_reads_as_before(tmp_path):
 )
 def test_rle_decode_refuses_a_size_over_the_frame_limit_before_allocating(impl, rle):
     code = (
-        "import resource\nfrom rapsam_edge.ops import rle_decode\n"
+        "from rapsam_edge.ops import rle_decode\n"
         "from rapsam_edge.errors import InputError\n"
         f"try:\n    rle_decode({rle!r})\n"
         "except InputError as e:\n    print('refused:', e)\n"
-        "print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        # VmHWM: this process's own peak (ru_maxrss carries the forked parent's over exec)
+        "print('peak_kb', [l.split()[1] for l in open('/proc/self/status')"
+        " if l.startswith('VmHWM:')][0])\n"
     )
-    env_impl = {**os.environ, "RAPSAM_EDGE_OPS": impl, "PYTHONPATH": str(ROOT)}
+    env_impl = {**os.environ, "RAPSAM_EDGE_OPS": impl, "PYTHONPATH": str(PKG_ROOT)}
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
-        cwd=ROOT,
+        cwd=PKG_ROOT,
         env=env_impl,
     )
     if impl == "cpp" and "CoreUnavailable" in out.stderr:
