@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "postprocess.hpp"
@@ -13,11 +14,6 @@ namespace rapsam {
 namespace {
 
 [[noreturn]] void invalid(const std::string& what) { throw std::invalid_argument(what); }
-
-std::string num(double v) {
-    std::string s = std::to_string(v);
-    return s;
-}
 
 // Python's _clicks: validated clicks (labels all 1 when none given); false when there are none.
 bool clicks(const TrackPrompts& p, bool required, std::vector<int>& labels) {
@@ -68,11 +64,17 @@ bool mask_box(const uint8_t* mask, int h, int w, double box[4]) {
     return b[2] > b[0];
 }
 
+}  // namespace
+
 // Python's _cells: frame-pixel rows and cols of the centres of the feature cells inside
 // the frame.
-struct Cells {
+struct PromptTracker::Cells {
     std::vector<int64_t> rows, cols;
 };
+
+namespace {
+
+using Cells = PromptTracker::Cells;
 
 Cells cells(const ImageEmbedding& emb, int stride) {
     const LetterboxGeometry& g = emb.prepared.geometry;
@@ -137,7 +139,8 @@ float dot(const std::vector<float>& a, const std::vector<float>& b) {
 void PromptTrackerConfig::validate() const {
     const auto need = [](bool ok, const std::string& name, const std::string& rule, double value) {
         if (!ok)
-            invalid("PromptTrackerConfig." + name + " must be " + rule + ", got " + num(value));
+            invalid("PromptTrackerConfig." + name + " must be " + rule + ", got " +
+                    std::to_string(value));
     };
     const auto in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
     need(in(margin, 0, 10), "margin", "a number in [0, 10]", margin);
@@ -272,12 +275,13 @@ PromptTrackResult PromptTracker::step(const uint8_t* frame, int frame_h, int fra
     const PromptResult res = seg_.prompt(*emb, nullptr, 0, boxes.data(), owner.size());
     std::vector<int32_t> boxes_out(owner.size() * 4);
     masks_to_boxes(res.masks.data(), res.count, res.height, res.width, boxes_out.data());
+    const Cells c = cells(*emb, seg_.bundle().feat_stride);
     for (size_t k = 0; k < objects_.size(); ++k) {
         std::vector<size_t> cand;
         for (size_t i = 0; i < owner.size(); ++i)
             if (owner[i] == k) cand.push_back(i);
         out.objects.push_back(
-            verify(objects_[k].first, objects_[k].second, res, boxes_out, cand, *emb));
+            verify(objects_[k].first, objects_[k].second, res, boxes_out, cand, *emb, c));
     }
     return out;
 }
@@ -352,11 +356,10 @@ void PromptTracker::search_boxes(int h, int w, std::vector<double>& boxes,
 // area and score) and its state machine
 PromptTrack PromptTracker::verify(int id, Object& obj, const PromptResult& res,
                                   const std::vector<int32_t>& boxes,
-                                  const std::vector<size_t>& cand,
-                                  const ImageEmbedding& emb) const {
+                                  const std::vector<size_t>& cand, const ImageEmbedding& emb,
+                                  const Cells& c) const {
     const PromptTrackerConfig& cfg = config_;
     const size_t hw = static_cast<size_t>(res.height) * res.width;
-    const Cells c = cells(emb, seg_.bundle().feat_stride);
     bool found = false;
     float best_sim = -1;
     size_t best = 0;
@@ -401,7 +404,7 @@ PromptTrack PromptTracker::verify(int id, Object& obj, const PromptResult& res,
         t.state = "tracked";
         return t;
     }
-    obj.missed += 1;
+    if (obj.missed < std::numeric_limits<int>::max()) obj.missed += 1;  // saturates
     obj.state = obj.missed >= cfg.max_occluded ? "lost" : "occluded";
     t.mask.assign(hw, 0);
     for (int k = 0; k < 4; ++k) t.box[k] = static_cast<int32_t>(obj.box[k]);

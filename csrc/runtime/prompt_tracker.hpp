@@ -2,8 +2,10 @@
 // the twin of Python's rapsam_edge/runtime/prompt_tracker.py (same method, settings and
 // errors; tests/test_cpp_prompt_tracker.py checks ids, states, boxes and masks against it).
 //
-//     rapsam::PromptTracker pt(seg);
-//     auto ids = pt.add(frame0, h, w, {.boxes = {x0, y0, x1, y1}});
+//     rapsam::PromptTracker pt(seg);                  // one per video
+//     rapsam::TrackPrompts prompts;
+//     prompts.boxes = {x0, y0, x1, y1};               // and / or points + labels
+//     auto ids = pt.add(frame0, h, w, prompts);
 //     for (...) { auto res = pt.step(frame, h, w); /* res.objects: id, mask, box, state */ }
 //
 // Method (the Python module's doc gives it with its sources): per frame one encoder pass;
@@ -102,7 +104,8 @@ public:
     int max_objects() const { return max_objects_; }
     const PromptTrackerConfig& config() const { return config_; }
 
-    struct Object {                    ///< one object's bounded state
+    struct Cells;    ///< the feature cells' centres on a frame (prompt_tracker.cpp)
+    struct Object {  ///< one object's bounded state
         double box[4] = {0, 0, 0, 0};  ///< frame pixels, exclusive max
         std::vector<float> memory;     ///< D, unit norm
         std::string state = "tracked";
@@ -127,7 +130,7 @@ private:
     void search_boxes(int h, int w, std::vector<double>& boxes, std::vector<size_t>& owner) const;
     PromptTrack verify(int id, Object& obj, const PromptResult& res,
                        const std::vector<int32_t>& boxes, const std::vector<size_t>& cand,
-                       const ImageEmbedding& emb) const;
+                       const ImageEmbedding& emb, const Cells& cells) const;
 };
 
 }  // namespace rapsam
