@@ -149,8 +149,9 @@ def test_cpp_prompt_tracker_matches_python(
             where = f"frame {i}: C++ {g}, Python {want.id} {want.state} {want.score} {want.box}"
             assert g["frame"] == i, where
             assert (g["id"], g["state"], g["box"]) == (want.id, want.state, list(want.box)), where
-            assert g["score"] == pytest.approx(want.score, abs=2e-4), where
-            assert g["sim"] == pytest.approx(want.similarity, abs=2e-4), where
+            # printed with 4 decimals (measured: |difference| <= 5e-5, the printing's rounding)
+            assert g["score"] == pytest.approx(want.score, abs=1e-4), where
+            assert g["sim"] == pytest.approx(want.similarity, abs=1e-4), where
             np.testing.assert_array_equal(mask.astype(bool), want.mask, err_msg=where)
             states[want.id].append(want.state)
     # each object tracked on the clip, occluded then lost on the blank frames, found again
