@@ -12,47 +12,53 @@ the previous frame's mask, as in Track-Anything's refinement step (the propagate
 turned into box and point prompts for SAM; Yang et al., arXiv:2304.11968) and SAM-PT (SAM
 re-prompted from tracked points; Rajic et al., arXiv:2307.01197), here without their
 propagation networks (XMem, point trackers), as SAM 2's memory attention (Ravi et al.,
-arXiv:2408.00714) or Cutie / XMem would need a new graph and are too heavy for this CPU.
-Per frame:
+arXiv:2408.00714) or Cutie / XMem would need a new graph and are too heavy for this CPU. Per frame:
 
 1. one encoder pass (``Segmenter.set_image``), whatever the number of objects;
-2. every object is prompted with the box of its last mask, enlarged by ``margin`` of its
-   size on each side (0: the box itself) and, while it is not seen, by ``search_margin``;
-   all objects go to ONE ``prompt_decoder`` call (RAP-SAM's prompt branch takes boxes
-   only; a click is the small box of ``POINT_BOX_HALF`` around it);
-3. each new mask is verified by the decoder's predicted IoU (``score`` >= ``min_score``),
-   the cosine similarity (>= ``min_similarity``) of its appearance (the encoder features
-   average-pooled inside the mask, no extra graph) to the object's memory (a moving
-   average of that appearance, started from the prompt), and its area (>= ``min_area``);
-4. states: "tracked" while it passes: memory updated, and the box becomes the mask's box
-   cut to the last box grown by ``max_growth`` of its size a side (a mask spilling past
-   its object would otherwise widen the next prompt, frame after frame: box creep);
-   "occluded" when it fails (empty mask, last box kept); "lost" after ``max_occluded``
-   failed frames in a row. An occluded or lost object is searched with two candidates in
-   the same call, its last box (``margin``) and the widened one (``search_margin``); the
-   passing one most similar to the memory brings it back under its own id. (On the sample
-   clip the widened box alone spills onto the background, similarity 0.73, where the last
-   box finds the object, 0.99; a true object scores 0.98 to 1.0, a blank frame <= 0.41.)
+2. every object has two candidate prompts: the box of its last mask, enlarged by
+   ``margin`` of its size a side (0: the box itself), and the prompt whose mask it last
+   accepted (at first the given box, or the box a single click is decoded as); while it
+   is not seen, also its last box enlarged by ``search_margin``. All go to ONE
+   ``prompt_decoder`` call (split at ``max_prompts``; RAP-SAM's prompt branch takes boxes
+   only, a click being the small box of ``POINT_BOX_HALF`` around it). The second
+   candidate is a fixed point: the decoder is sensitive to the exact box, and a mask's
+   own box, prompted again, can give a mask spilling far past a slow object;
+3. each candidate is verified by the decoder's predicted IoU (``score`` >= ``min_score``)
+   and area (>= ``min_area``), and the passing one whose appearance (the encoder features
+   average-pooled inside the mask, no extra graph) is most similar to the object's memory
+   (a moving average of that appearance, started from the prompt) is kept when that cosine
+   similarity is >= ``min_similarity``;
+4. states: "tracked" while a candidate is kept: memory updated, the reported box is the
+   mask's box and the next prompt box that box cut to the last one grown by ``max_growth``
+   of its size a side (a mask spilling past its object would otherwise widen the next
+   prompt, frame after frame: box creep); "occluded" when none is (empty mask, last box
+   kept); "lost" after ``max_occluded`` failed frames in a row. An occluded or lost object
+   returns under its own id when a candidate passes (sample clip: a true object scores
+   0.98 to 1.0, a blank frame <= 0.41, the widened box alone spilling on the background 0.73).
 
-Measured (``rapsam-edge eval --task vos``, edge-s-synthetic, held-out make-data val seed 101,
-16 videos x 12 frames, tuned there; seed 202 checked once): jf_box | jf_click (oracle 0.760)
-- margin 0.1, no growth cap (first version): 0.548 | 0.551
-- margin 0 | 0.2 | box eroded 5 % a side: 0.593 | 0.584, 0.521 | 0.514, 0.600 | 0.607
-- candidates margin 0 and 0.1 (or 0.5), best by similarity or IoU x similarity: 0.586-0.589
-- margin 0.1 + growth cap 0.1: 0.599 | 0.603; constant-velocity shift: no gain
+Measured with ``rapsam-edge eval --task vos`` (edge-s-synthetic; make-data val seed 101, 16
+videos x 12 frames, tuned there; oracle 0.760): jf_box | jf_click
+- first version (margin 0.1, one candidate): 0.548 | 0.551; margin 0 | 0.2 | the box
+  eroded 5 % a side: 0.593 | 0.584, 0.521 | 0.514, 0.600 | 0.607
+- candidates margin 0 and 0.1 (or 0.5), by similarity or IoU x similarity: 0.586-0.589;
+  margin 0.1 + growth cap 0.1: 0.599 | 0.603; a constant-velocity shift: no gain
 - margin 0 + growth cap 0.05 | 0.1 | 0.2: 0.643 | 0.653, 0.636 | 0.648, 0.630 | 0.640
-  (0.1 kept: the same within 0.01, fewer ID switches and room for motion)
-- seed 202 with the defaults: see ``contract.json``'s note; per-object cost unchanged.
+- + the accepted prompt as a candidate: 0.722 | 0.661 (growth cap 0 to 0.2, margin 0.05,
+  momentum 0.5 / 1, search_margin 0.25 / 1: within 0.003); + a single click's box as its
+  first prompt: 0.722 | 0.678 (jf_box 0.95 x oracle, jf_click 0.89 x). No gain: the last
+  mask's interior point as a third candidate (0.714 | 0.671), a click's mask re-prompted
+  by its box on the first frame (click 0.606).
+Held out (seed 202, measured once; oracle 0.764): 0.603 | 0.554 -> 0.730 | 0.656 (0.96 x,
+0.86 x). Cost: decode + verify of 3 objects at 640 x 480, 2.22 -> 2.35 ms per frame.
 
-The panoptic decoder's ``query_embed`` could verify identity too, but costs a second
-decoder run per frame (3.4 ms against 1.9 ms for the prompt decoder with three boxes,
-encoder 11 ms; 640 x 480, default bundle, this 2-core CPU) and names only segments of a
-known class: the mask-pooled encoder features serve for free.
+The panoptic decoder's ``query_embed`` could verify identity too, but costs a second decoder
+run (3.4 ms against 1.9 ms for the prompt decoder with 3 boxes; 640 x 480, default bundle)
+and names only segments of a known class: the mask-pooled features serve for free.
 
 Objects made from clicks: the positive clicks are decoded as prompts of their own; the
 first mask is their masks' union less the negative clicks' masks (``refine`` the same, on
-the frame stepped last); then it is re-prompted by its box. State is bounded: per object a
-box, a D-vector memory and counters, and the last frame's embedding (for ``add`` / ``refine``).
+the frame stepped last). State is bounded: per object two boxes, a D-vector memory and
+counters, and the last frame's embedding (for ``add`` / ``refine``).
 """
 
 from __future__ import annotations
