@@ -191,11 +191,29 @@ def test_errors_are_typed(seg, clip, refs):
     assert pt.ids == [] and pt.step(clip[1][:200]).objects == []  # a new video, any size
 
 
+def test_candidates_beyond_max_prompts_are_decoded_in_several_calls(shipped_bundle, clip, refs):
+    """An object has up to three candidate prompts (its last box, the prompt of its accepted
+    mask, the widened search box): with max_prompts=1 they go to several decoder calls and
+    the tracker gives the masks it gives with room for all in one call."""
+    box = _box(refs[THING][0])
+    with Segmenter(shipped_bundle, color_order="BGR", max_prompts=1) as one:
+        wide = Segmenter(shipped_bundle, color_order="BGR")
+        pts = [one.prompt_tracker(), wide.prompt_tracker()]
+        for pt in pts:
+            assert pt.add(clip[0], boxes=[box]) == [1]
+        for t in range(1, 6):
+            a, b = (pt.step(clip[t]).objects[0] for pt in pts)
+            assert len(pts[0]._search_boxes(clip[t].shape[:2])[0]) >= 2  # more than 1 prompt
+            assert a.state == b.state == "tracked" and a.box.tolist() == b.box.tolist()
+            assert _iou(a.mask, b.mask) >= 0.99 and _iou(a.mask, refs[THING][t]) >= 0.7
+        wide.close()
+
+
 def _state_size(pt) -> tuple:
     objs = pt._objects
     return (
         len(objs),
-        tuple(o.box.nbytes + o.memory.nbytes for o in objs.values()),
+        tuple(o.box.nbytes + o.memory.nbytes + o.prompt.nbytes for o in objs.values()),
         sys.getsizeof(objs),
         tuple(sorted(vars(pt))),
         pt._emb.feats.nbytes,

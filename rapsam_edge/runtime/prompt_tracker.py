@@ -12,42 +12,53 @@ the previous frame's mask, as in Track-Anything's refinement step (the propagate
 turned into box and point prompts for SAM; Yang et al., arXiv:2304.11968) and SAM-PT (SAM
 re-prompted from tracked points; Rajic et al., arXiv:2307.01197), here without their
 propagation networks (XMem, point trackers), as SAM 2's memory attention (Ravi et al.,
-arXiv:2408.00714) or Cutie / XMem would need a new graph and are too heavy for this CPU.
-Per frame:
+arXiv:2408.00714) or Cutie / XMem would need a new graph and are too heavy for this CPU. Per frame:
 
 1. one encoder pass (``Segmenter.set_image``), whatever the number of objects;
-2. every object is prompted with the box of its last mask, enlarged by ``margin`` of its
-   size on each side (an object that moved still lies inside) and, while it is not seen,
-   by ``search_margin`` (the search widens around the last box); all objects go to ONE
-   ``prompt_decoder`` call (RAP-SAM's prompt branch takes boxes only; a click is the small
-   box of ``POINT_BOX_HALF`` around it, ``runtime.inputs.prompt_boxes``);
-3. each new mask is verified by two measures: the decoder's predicted IoU (``score``) and
-   the cosine similarity of the mask's appearance (the encoder features average-pooled
-   inside the mask, at no extra graph cost) to the object's memory (an exponential moving
-   average of that appearance over the frames where it was tracked, started from the
-   prompt). A mask passes when score >= ``min_score``, similarity >= ``min_similarity``
-   and it has at least ``min_area`` pixels;
-4. states: "tracked" while it passes (box and memory updated); "occluded" when it fails
-   (empty mask reported, last box kept); "lost" after ``max_occluded`` failed frames in a
-   row. An occluded or lost object is searched with two candidates in the same decoder
-   call, its last box (``margin``) and the widened one (``search_margin``); the candidate
-   most similar to the memory that passes brings it back to "tracked" under its own id
-   (recovery). Two candidates, because the widened box alone, on the sample clip, gives
-   a mask spilling onto the background (similarity 0.73) where the last box finds the
-   object again (0.99); a true object scores 0.98 to 1.0 there, a blank frame <= 0.41.
+2. every object has two candidate prompts: the box of its last mask, enlarged by
+   ``margin`` of its size a side (0: the box itself), and the prompt whose mask it last
+   accepted (at first the given box, or the box a single click is decoded as); while it
+   is not seen, also its last box enlarged by ``search_margin``. All go to ONE
+   ``prompt_decoder`` call (split at ``max_prompts``; RAP-SAM's prompt branch takes boxes
+   only, a click being the small box of ``POINT_BOX_HALF`` around it). The second
+   candidate is a fixed point: the decoder is sensitive to the exact box, and a mask's
+   own box, prompted again, can give a mask spilling far past a slow object;
+3. each candidate is verified by the decoder's predicted IoU (``score`` >= ``min_score``)
+   and area (>= ``min_area``), and the passing one whose appearance (the encoder features
+   average-pooled inside the mask, no extra graph) is most similar to the object's memory
+   (a moving average of that appearance, started from the prompt) is kept when that cosine
+   similarity is >= ``min_similarity``;
+4. states: "tracked" while a candidate is kept: memory updated, the reported box is the
+   mask's box and the next prompt box that box cut to the last one grown by ``max_growth``
+   of its size a side (a mask spilling past its object would otherwise widen the next
+   prompt, frame after frame: box creep); "occluded" when none is (empty mask, last box
+   kept); "lost" after ``max_occluded`` failed frames in a row. An occluded or lost object
+   returns under its own id when a candidate passes (sample clip: a true object scores
+   0.98 to 1.0, a blank frame <= 0.41, the widened box alone spilling on the background 0.73).
 
-The panoptic decoder's ``query_embed`` could also verify identity, but it costs a second
-decoder run per frame (measured at 640 x 480 on the shipped default bundle, 320 px input,
-this 2-core CPU, median of 30: 3.4 ms, against 1.9 ms for the prompt decoder with three
-boxes and their masks, next to an encoder of about 11 ms) and names only segments the
-panoptic head finds (a prompted object of no known class has none): the mask-pooled
-encoder features serve the same purpose for free.
+Measured with ``rapsam-edge eval --task vos`` (edge-s-synthetic; make-data val seed 101, 16
+videos x 12 frames, tuned there; oracle 0.760): jf_box | jf_click
+- first version (margin 0.1, one candidate): 0.548 | 0.551; margin 0 | 0.2 | the box
+  eroded 5 % a side: 0.593 | 0.584, 0.521 | 0.514, 0.600 | 0.607
+- candidates margin 0 and 0.1 (or 0.5), by similarity or IoU x similarity: 0.586-0.589;
+  margin 0.1 + growth cap 0.1: 0.599 | 0.603; a constant-velocity shift: no gain
+- margin 0 + growth cap 0.05 | 0.1 | 0.2: 0.643 | 0.653, 0.636 | 0.648, 0.630 | 0.640
+- + the accepted prompt as a candidate: 0.722 | 0.661 (growth cap 0 to 0.2, margin 0.05,
+  momentum 0.5 / 1, search_margin 0.25 / 1: within 0.003); + a single click's box as its
+  first prompt: 0.722 | 0.678 (jf_box 0.95 x oracle, jf_click 0.89 x). No gain: the last
+  mask's interior point as a third candidate (0.714 | 0.671), a click's mask re-prompted
+  by its box on the first frame (click 0.606).
+Held out (seed 202, measured once; oracle 0.764): 0.603 | 0.554 -> 0.730 | 0.656 (0.96 x,
+0.86 x). Cost: decode + verify of 3 objects at 640 x 480, 2.22 -> 2.35 ms per frame.
+
+The panoptic decoder's ``query_embed`` could verify identity too, but costs a second decoder
+run (3.4 ms against 1.9 ms for the prompt decoder with 3 boxes; 640 x 480, default bundle)
+and names only segments of a known class: the mask-pooled features serve for free.
 
 Objects made from clicks: the positive clicks are decoded as prompts of their own; the
-object's first mask is the union of the positive clicks' masks less the negative clicks'
-masks (``refine`` the same, on the frame stepped last). From then on, as every object, it
-is re-prompted by its box. State is bounded: per object a box, a D-vector memory and
-counters; the tracker keeps only the last frame's embedding (for ``add`` / ``refine``).
+first mask is their masks' union less the negative clicks' masks (``refine`` the same, on
+the frame stepped last). State is bounded: per object two boxes, a D-vector memory and
+counters, and the last frame's embedding (for ``add`` / ``refine``).
 """
 
 from __future__ import annotations
@@ -61,15 +72,19 @@ import numpy as np
 
 from .. import ops
 from ..bundle import Bundle
-from ..contract.shared import PROMPT_TRACKER_DEFAULTS as _D
+from ..contract.postprocess import POINT_BOX_HALF
 from ..errors import ConfigError, InputError
 from .inputs import as_coords
+from .prompt_tracker_config import PromptTrackerConfig
 from .results import ImageEmbedding, PromptResult, PromptTrack, PromptTrackResult
 
 __all__ = ["STATES", "PromptTracker", "PromptTrackerConfig", "Prompter"]
 
 #: the states an object can be in
 STATES = ("tracked", "occluded", "lost")
+
+
+_FIELDS = ("masks", "iou", "stability")
 
 
 def _ms(t0: float) -> float:
@@ -90,75 +105,13 @@ class Prompter(Protocol):
     ) -> PromptResult: ...
 
 
-@dataclass(frozen=True)
-class PromptTrackerConfig:
-    """Settings of a ``PromptTracker``; a bad one raises ConfigError naming it.
-
-    Attributes:
-      margin: the re-prompt box is the last mask's box enlarged by this fraction of its
-        width / height on each side, >= 0.
-      search_margin: the same while the object is occluded or lost (a wider search), >=
-        margin.
-      min_score: least predicted IoU (the decoder's quality head) of a tracked mask, [0, 1].
-      min_similarity: least cosine similarity of a tracked mask's appearance to the object's
-        memory, [-1, 1].
-      min_area: least pixels of a tracked mask, >= 1.
-      max_occluded: failed frames in a row after which an occluded object is "lost", >= 1.
-      momentum: weight of the old memory in its moving average, [0, 1].
-      max_objects: most objects at once (None: the Segmenter's ``max_prompts``), in
-        [1, max_prompts].
-    """
-
-    margin: float = float(_D["margin"])
-    search_margin: float = float(_D["search_margin"])
-    min_score: float = float(_D["min_score"])
-    min_similarity: float = float(_D["min_similarity"])
-    min_area: int = int(_D["min_mask_pixels"])
-    max_occluded: int = int(_D["max_occluded"])
-    momentum: float = float(_D["momentum"])
-    max_objects: int | None = None
-
-    def __post_init__(self) -> None:
-        def need(ok: bool, name: str, rule: str) -> None:
-            if not ok:
-                raise ConfigError(
-                    f"PromptTrackerConfig.{name} must be {rule}, got {getattr(self, name)!r}",
-                    hint="PromptTrackerConfig's docstring gives each setting's range",
-                )
-
-        def real(name: str, lo: float, hi: float) -> bool:
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-            return ok and bool(lo <= v <= hi)
-
-        def whole(name: str, lo: int) -> bool:
-            v = getattr(self, name)
-            return isinstance(v, int) and not isinstance(v, bool) and v >= lo
-
-        need(real("margin", 0, 10), "margin", "a number in [0, 10]")
-        need(
-            real("search_margin", 0, 10) and self.search_margin >= self.margin,
-            "search_margin",
-            "a number in [margin, 10]",
-        )
-        need(real("min_score", 0, 1), "min_score", "a number in [0, 1]")
-        need(real("min_similarity", -1, 1), "min_similarity", "a number in [-1, 1]")
-        need(whole("min_area", 1), "min_area", "an int >= 1")
-        need(whole("max_occluded", 1), "max_occluded", "an int >= 1")
-        need(real("momentum", 0, 1), "momentum", "a number in [0, 1]")
-        need(
-            self.max_objects is None or whole("max_objects", 1),
-            "max_objects",
-            "None or an int >= 1",
-        )
-
-
 @dataclass
 class _Object:
     """One object's bounded state."""
 
     box: np.ndarray  # 4 float64, frame pixels, exclusive max
     memory: np.ndarray  # D float32, unit norm
+    prompt: np.ndarray  # 4 float64: the prompt box whose mask was accepted last
     state: str = "tracked"
     missed: int = 0
 
@@ -242,12 +195,12 @@ class PromptTracker:
         """
         emb = self._embedding(frame)
         pts, lab = self._clicks(points, labels, required=False)
-        n_box = 0
+        n_box, given = 0, np.zeros((0, 4))
         if boxes is not None and np.size(boxes):
             arr = as_coords("boxes", boxes, 4)
             if arr.ndim != 2 or arr.shape[1] != 4:
                 raise InputError(f"boxes must be P x 4 numbers, got shape {arr.shape}")
-            n_box = len(arr)
+            n_box, given = len(arr), arr
         n_new = (1 if pts is not None else 0) + n_box
         if n_new == 0:
             raise InputError("add() needs boxes=... or points=... (with labels=...)")
@@ -262,9 +215,12 @@ class PromptTracker:
             k = len(pts)
             masks = [self._combine(res.masks[:k], lab), *masks[k:]]
         new = []  # all made before any is kept: a failed add leaves the tracker as it was
-        for mask in masks:
-            obj = _Object(np.zeros(4), np.zeros(1, np.float32))
-            self._reset_object(obj, emb, mask)
+        h, w = emb.frame_hw
+        prompts = [_click_box(emb, pts)] * (len(masks) - n_box)
+        prompts += list(np.clip(given, 0, [w, h, w, h]))  # a box is its object's first prompt
+        for mask, prompt in zip(masks, prompts):
+            obj = _Object(np.zeros(4), np.zeros(1, np.float32), np.zeros(4))
+            self._reset_object(obj, emb, mask, prompt)
             new.append(obj)
         ids = list(range(self._next_id, self._next_id + len(new)))
         self._objects.update(zip(ids, new))
@@ -295,7 +251,7 @@ class PromptTracker:
         assert pts is not None and lab is not None
         res = self.seg.prompt(emb, points=pts)
         mask = self._combine(res.masks, lab)
-        self._reset_object(obj, emb, mask)
+        self._reset_object(obj, emb, mask, _click_box(emb, pts))
         score = float(res.iou[lab == 1].mean())
         return PromptTrack(obj_id, mask, obj.box.astype(np.int32), score, 1.0, obj.state)
 
@@ -319,7 +275,7 @@ class PromptTracker:
         if not self._objects:
             return PromptTrackResult(index, [], emb.frame_hw, timings)
         boxes, owner = self._search_boxes(emb.frame_hw)
-        res = self.seg.prompt(emb, boxes=boxes)
+        res = self._decode(emb, boxes)
         timings.update(res.timings)
         t0 = time.perf_counter()
         cells = self._cells(emb)
@@ -327,7 +283,7 @@ class PromptTracker:
         out = []
         for k, (oid, obj) in enumerate(self._objects.items()):
             cand = np.flatnonzero(owner == k)
-            out.append(self._verify(oid, obj, res, boxes_out, cand, emb, cells))
+            out.append(self._verify(oid, obj, res, (boxes, boxes_out), cand, emb, cells))
         timings["tracking"] = _ms(t0)
         return PromptTrackResult(index, out, emb.frame_hw, timings)
 
@@ -394,8 +350,11 @@ class PromptTracker:
         neg = masks[labels == 0].any(axis=0) if (labels == 0).any() else None
         return pos if neg is None else pos & ~neg
 
-    def _reset_object(self, obj: _Object, emb: ImageEmbedding, mask: np.ndarray) -> None:
-        """(Re)start ``obj`` from ``mask`` on ``emb``: box, memory, state "tracked"."""
+    def _reset_object(
+        self, obj: _Object, emb: ImageEmbedding, mask: np.ndarray, prompt: Any = None
+    ) -> None:
+        """(Re)start ``obj`` from ``mask`` on ``emb``: box, memory, state "tracked", and
+        ``prompt`` (None: the mask's box) as the prompt of its accepted mask."""
         box = _mask_box(mask)
         if box is None:
             raise InputError(
@@ -403,13 +362,14 @@ class PromptTracker:
                 "inside the object, or give a box)"
             )
         obj.box = box
+        obj.prompt = box.copy() if prompt is None else np.asarray(prompt, np.float64)
         obj.memory = _pool(emb, mask, self._cells(emb))
         obj.state, obj.missed = "tracked", 0
 
     def _search_boxes(self, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """The frame's prompts, all objects in one decoder call: per tracked object its last
-        box enlarged by ``margin``; per occluded / lost object that box and the box enlarged
-        by ``search_margin``. Returns (Q x 4 boxes, Q owning object indices)."""
+        """The frame's prompts, all objects in one decoder call: per object its last box
+        enlarged by ``margin`` (and by ``search_margin`` while occluded / lost) and its last
+        accepted prompt. Returns (Q x 4 boxes, Q owning object indices)."""
         h, w = hw
         boxes, owner = [], []
         for k, obj in enumerate(self._objects.values()):
@@ -421,7 +381,26 @@ class PromptTracker:
                 dx, dy = m * (x1 - x0), m * (y1 - y0)
                 boxes.append(np.clip([x0 - dx, y0 - dy, x1 + dx, y1 + dy], 0, [w, h, w, h]))
                 owner.append(k)
+            if not np.array_equal(obj.prompt, boxes[-1]):
+                boxes.append(obj.prompt)
+                owner.append(k)
         return np.array(boxes), np.array(owner)
+
+    def _decode(self, emb: ImageEmbedding, boxes: np.ndarray) -> PromptResult:
+        """``Segmenter.prompt`` on ``boxes``, in calls of at most ``max_prompts`` boxes (an
+        object may have up to three candidates)."""
+        step = self.seg.max_prompts
+        if len(boxes) <= step:
+            return self.seg.prompt(emb, boxes=boxes)
+        parts = [
+            self.seg.prompt(emb, boxes=boxes[i : i + step]) for i in range(0, len(boxes), step)
+        ]
+        timings: dict[str, float] = {}
+        for part in parts:
+            for key, ms in part.timings.items():
+                timings[key] = timings.get(key, 0.0) + ms
+        masks, iou, stab = (np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS)
+        return PromptResult(masks, iou, stab, timings)
 
     def _cells(self, emb: ImageEmbedding) -> tuple[np.ndarray, np.ndarray]:
         """Frame-pixel (rows, cols) of the centres of the feature cells inside the frame."""
@@ -438,15 +417,16 @@ class PromptTracker:
         oid: int,
         obj: _Object,
         res: PromptResult,
-        boxes: np.ndarray,
+        prompts_boxes: tuple[np.ndarray, np.ndarray],
         cand: np.ndarray,
         emb: ImageEmbedding,
         cells: tuple[np.ndarray, np.ndarray],
     ) -> PromptTrack:
         """Pick the object's best candidate among ``res``'s masks ``cand`` (highest
-        similarity among those with enough area and score) and move its state machine
-        (the module doc, step 3 and 4)."""
+        similarity among those with enough area and score; ``prompts_boxes``: each mask's
+        prompt and box) and move its state machine (the module doc, step 3 and 4)."""
         cfg = self.config
+        prompts, boxes = prompts_boxes
         best: tuple[float, int, np.ndarray, np.ndarray] | None = None
         for i in cand:
             mask, (x0, y0, x1, y1) = res.masks[i], boxes[i].astype(np.int64)
@@ -459,8 +439,12 @@ class PromptTracker:
             if best is None or sim > best[0]:
                 best = (sim, int(i), boxes[i], feat)
         if best is not None and best[0] >= cfg.min_similarity:
-            sim, i, box, feat = best
-            obj.box, obj.state, obj.missed = box, "tracked", 0
+            sim, i, box, feat = best  # the mask's box is reported; the next prompt is cut
+            if obj.state == "tracked":  # against box creep: grow at most max_growth a side
+                obj.box = _clamp_growth(box, obj.box, cfg.max_growth)
+            else:
+                obj.box = box
+            obj.prompt, obj.state, obj.missed = prompts[i], "tracked", 0
             mem = cfg.momentum * obj.memory + (1 - cfg.momentum) * feat
             obj.memory = mem / max(float(np.linalg.norm(mem)), 1e-12)
             return PromptTrack(
@@ -474,10 +458,28 @@ class PromptTracker:
         return PromptTrack(oid, empty, obj.box.astype(np.int32), score, sim, obj.state)
 
 
+def _click_box(emb: ImageEmbedding, pts: np.ndarray | None) -> np.ndarray | None:
+    """The box prompt, in frame pixels, that one click is decoded as (``POINT_BOX_HALF`` of
+    the network input around it, cut to the frame); None unless there is one click."""
+    if pts is None or len(pts) != 1:
+        return None
+    half = POINT_BOX_HALF / emb.prepared.scale
+    h, w = emb.frame_hw
+    return np.clip(np.concatenate([pts[0] - half, pts[0] + half]), 0, [w, h, w, h])
+
+
 def _mask_box(mask: np.ndarray) -> np.ndarray | None:
     """(x0, y0, x1, y1) float64 of a mask, exclusive max; None when empty."""
     box = np.asarray(ops.masks_to_boxes(np.ascontiguousarray(mask)), dtype=np.float64)
     return None if box[2] <= box[0] else box
+
+
+def _clamp_growth(box: np.ndarray, last: np.ndarray, growth: float) -> np.ndarray:
+    """``box`` cut to ``last`` enlarged by ``growth`` of its size on each side; ``box``
+    itself when the two do not overlap."""
+    g = growth * np.array([last[0] - last[2], last[1] - last[3]] * 2)
+    out = np.concatenate([np.maximum(box[:2], (last + g)[:2]), np.minimum(box[2:], (last - g)[2:])])
+    return out if out[2] > out[0] and out[3] > out[1] else box
 
 
 def _pool(
