@@ -128,6 +128,28 @@ std::vector<float> pool(const ImageEmbedding& emb, const uint8_t* mask, const Ce
     return v;
 }
 
+// Python's _click_box: the box prompt (frame pixels) one click is decoded as, POINT_BOX_HALF
+// of the network input around it cut to the frame; false unless there is exactly one click.
+bool click_box(const ImageEmbedding& emb, const std::vector<double>& points, double box[4]) {
+    if (points.size() != 2) return false;
+    const double half = contract::kPointBoxHalf / emb.prepared.geometry.scale;
+    const double lim[4] = {double(emb.prepared.frame_w), double(emb.prepared.frame_h),
+                           double(emb.prepared.frame_w), double(emb.prepared.frame_h)};
+    const double b[4] = {points[0] - half, points[1] - half, points[0] + half, points[1] + half};
+    for (int k = 0; k < 4; ++k) box[k] = std::clamp(b[k], 0.0, lim[k]);
+    return true;
+}
+
+// Python's _clamp_growth: `box` cut to `last` enlarged by `growth` of its size on each side;
+// `box` itself when the two do not overlap.
+void clamp_growth(const double box[4], const double last[4], double growth, double out[4]) {
+    const double gx = growth * (last[0] - last[2]), gy = growth * (last[1] - last[3]);
+    const double c[4] = {std::max(box[0], last[0] + gx), std::max(box[1], last[1] + gy),
+                         std::min(box[2], last[2] - gx), std::min(box[3], last[3] - gy)};
+    const bool ok = c[2] > c[0] && c[3] > c[1];
+    for (int k = 0; k < 4; ++k) out[k] = ok ? c[k] : box[k];
+}
+
 float dot(const std::vector<float>& a, const std::vector<float>& b) {
     double s = 0;
     for (size_t i = 0; i < a.size(); ++i) s += double(a[i]) * b[i];
@@ -144,6 +166,7 @@ void PromptTrackerConfig::validate() const {
     };
     const auto in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
     need(in(margin, 0, 10), "margin", "a number in [0, 10]", margin);
+    need(in(max_growth, 0, 10), "max_growth", "a number in [0, 10]", max_growth);
     need(in(search_margin, 0, 10) && search_margin >= margin, "search_margin",
          "a number in [margin, 10]", search_margin);
     need(in(min_score, 0, 1), "min_score", "a number in [0, 1]", min_score);
@@ -224,11 +247,18 @@ std::vector<int> PromptTracker::add_on(std::shared_ptr<const ImageEmbedding> emb
     size_t k = 0;
     if (has_clicks) {
         const std::vector<uint8_t> mask = combine(res, labels);
-        reset_object(made.emplace_back(), *emb, mask.data());
+        double prompt[4];
+        const bool one = click_box(*emb, p.points, prompt);
+        reset_object(made.emplace_back(), *emb, mask.data(), one ? prompt : nullptr);
         k = labels.size();
     }
-    for (; k < static_cast<size_t>(res.count); ++k)
-        reset_object(made.emplace_back(), *emb, res.masks.data() + k * hw);
+    const double lim[4] = {double(res.width), double(res.height), double(res.width),
+                           double(res.height)};
+    for (size_t b = 0; k < static_cast<size_t>(res.count); ++k, ++b) {
+        double prompt[4];  // a box is its object's first prompt
+        for (int c = 0; c < 4; ++c) prompt[c] = std::clamp(p.boxes[4 * b + c], 0.0, lim[c]);
+        reset_object(made.emplace_back(), *emb, res.masks.data() + k * hw, prompt);
+    }
     std::vector<int> out;
     for (Object& obj : made) {
         out.push_back(next_id_);
@@ -246,7 +276,9 @@ PromptTrack PromptTracker::refine(int id, const TrackPrompts& c) {
     if (!c.boxes.empty()) invalid("refine() takes clicks only (points and labels), not boxes");
     const PromptResult res = seg_.prompt(emb, c.points.data(), labels.size(), nullptr, 0);
     const std::vector<uint8_t> mask = combine(res, labels);
-    reset_object(obj, emb, mask.data());
+    double prompt[4];
+    const bool one = click_box(emb, c.points, prompt);
+    reset_object(obj, emb, mask.data(), one ? prompt : nullptr);
     double score = 0, n = 0;
     for (size_t k = 0; k < labels.size(); ++k)
         if (labels[k] == 1) score += res.iou[k], n += 1;
@@ -272,7 +304,7 @@ PromptTrackResult PromptTracker::step(const uint8_t* frame, int frame_h, int fra
     std::vector<double> boxes;
     std::vector<size_t> owner;
     search_boxes(frame_h, frame_w, boxes, owner);
-    const PromptResult res = seg_.prompt(*emb, nullptr, 0, boxes.data(), owner.size());
+    const PromptResult res = decode(*emb, boxes);
     std::vector<int32_t> boxes_out(owner.size() * 4);
     masks_to_boxes(res.masks.data(), res.count, res.height, res.width, boxes_out.data());
     const Cells c = cells(*emb, seg_.bundle().feat_stride);
@@ -281,7 +313,7 @@ PromptTrackResult PromptTracker::step(const uint8_t* frame, int frame_h, int fra
         for (size_t i = 0; i < owner.size(); ++i)
             if (owner[i] == k) cand.push_back(i);
         out.objects.push_back(
-            verify(objects_[k].first, objects_[k].second, res, boxes_out, cand, *emb, c));
+            verify(objects_[k].first, objects_[k].second, res, boxes, boxes_out, cand, *emb, c));
     }
     return out;
 }
@@ -320,21 +352,22 @@ void PromptTracker::check_size(const ImageEmbedding& emb) const {
 }
 
 // Python's _reset_object: (re)start `obj` from `mask` on `emb`
-void PromptTracker::reset_object(Object& obj, const ImageEmbedding& emb,
-                                 const uint8_t* mask) const {
+void PromptTracker::reset_object(Object& obj, const ImageEmbedding& emb, const uint8_t* mask,
+                                 const double* prompt) const {
     double box[4];
     if (!mask_box(mask, emb.prepared.frame_h, emb.prepared.frame_w, box))
         invalid(
             "the prompt gives an empty mask on this frame: nothing to track (prompt "
             "inside the object, or give a box)");
     std::copy(box, box + 4, obj.box);
+    std::copy(prompt ? prompt : box, (prompt ? prompt : box) + 4, obj.prompt);  // null: the box
     obj.memory = pool(emb, mask, cells(emb, seg_.bundle().feat_stride));
     obj.state = "tracked";
     obj.missed = 0;
 }
 
-// Python's _search_boxes: per tracked object its last box enlarged by margin; per occluded /
-// lost object that box and the one enlarged by search_margin (owner: the object's index)
+// Python's _search_boxes: per object its last box enlarged by margin (and by search_margin
+// while occluded / lost) and its last accepted prompt (owner: the object's index)
 void PromptTracker::search_boxes(int h, int w, std::vector<double>& boxes,
                                  std::vector<size_t>& owner) const {
     const double lim[4] = {double(w), double(h), double(w), double(h)};
@@ -349,12 +382,36 @@ void PromptTracker::search_boxes(int h, int w, std::vector<double>& boxes,
             for (int i = 0; i < 4; ++i) boxes.push_back(std::clamp(e[i], 0.0, lim[i]));
             owner.push_back(k);
         }
+        if (!std::equal(obj.prompt, obj.prompt + 4, boxes.end() - 4)) {  // the last accepted
+            boxes.insert(boxes.end(), obj.prompt, obj.prompt + 4);
+            owner.push_back(k);
+        }
     }
+}
+
+// Python's _decode: Segmenter::prompt on `boxes`, in calls of at most max_prompts boxes (an
+// object may have up to three candidates)
+PromptResult PromptTracker::decode(const ImageEmbedding& emb, const std::vector<double>& boxes) {
+    const size_t n = boxes.size() / 4, step = static_cast<size_t>(seg_.max_prompts());
+    if (n <= step) return seg_.prompt(emb, nullptr, 0, boxes.data(), n);
+    PromptResult all;
+    for (size_t i = 0; i < n; i += step) {
+        PromptResult part = seg_.prompt(emb, nullptr, 0, boxes.data() + 4 * i,
+                                        std::min(step, n - i));
+        all.masks.insert(all.masks.end(), part.masks.begin(), part.masks.end());
+        all.iou.insert(all.iou.end(), part.iou.begin(), part.iou.end());
+        all.stability.insert(all.stability.end(), part.stability.begin(), part.stability.end());
+        all.count += part.count;
+        all.height = part.height;
+        all.width = part.width;
+    }
+    return all;
 }
 
 // Python's _verify: the object's best candidate (highest similarity among those with enough
 // area and score) and its state machine
 PromptTrack PromptTracker::verify(int id, Object& obj, const PromptResult& res,
+                                  const std::vector<double>& prompts,
                                   const std::vector<int32_t>& boxes,
                                   const std::vector<size_t>& cand, const ImageEmbedding& emb,
                                   const Cells& c) const {
@@ -386,7 +443,13 @@ PromptTrack PromptTracker::verify(int id, Object& obj, const PromptResult& res,
     PromptTrack t;
     t.id = id;
     if (found && double(best_sim) >= cfg.min_similarity) {
-        for (int k = 0; k < 4; ++k) obj.box[k] = boxes[4 * best + k];
+        double box[4];  // the mask's box is reported; the next prompt is cut
+        for (int k = 0; k < 4; ++k) box[k] = boxes[4 * best + k];
+        if (obj.state == "tracked")  // against box creep: grow at most max_growth a side
+            clamp_growth(box, obj.box, cfg.max_growth, obj.box);
+        else
+            std::copy(box, box + 4, obj.box);
+        std::copy(prompts.begin() + 4 * best, prompts.begin() + 4 * best + 4, obj.prompt);
         obj.state = "tracked";
         obj.missed = 0;
         const float a = static_cast<float>(cfg.momentum), b = static_cast<float>(1 - cfg.momentum);

@@ -8,15 +8,18 @@
 //     auto ids = pt.add(frame0, h, w, prompts);
 //     for (...) { auto res = pt.step(frame, h, w); /* res.objects: id, mask, box, state */ }
 //
-// Method (the Python module's doc gives it with its sources): per frame one encoder pass;
-// every object is re-prompted, all in ONE prompt-decoder call, with the box of its last mask
-// enlarged by `margin` (and, while occluded or lost, also by `search_margin`); a candidate
-// mask passes when its predicted IoU >= min_score, its appearance (the unit-norm mean of the
-// encoder features over the feature cells whose centre lies in the mask) has cosine
-// similarity >= min_similarity to the object's memory (a moving average of that appearance)
-// and it has >= min_area pixels. States: "tracked" while it passes, "occluded" when it fails,
-// "lost" after max_occluded failures in a row; the best passing candidate brings an object
-// back under its own id.
+// Method (the Python module's doc gives it with its sources and measures): per frame one
+// encoder pass; every object has two candidate prompts, its last box enlarged by `margin`
+// and the prompt whose mask it accepted last (at first its given box, or the box a single
+// click is decoded as), and while occluded or lost also its last box enlarged by
+// `search_margin`; all go to one prompt-decoder call (split at max_prompts). A candidate
+// passes with predicted IoU >= min_score and >= min_area pixels; the passing one whose
+// appearance (the unit-norm mean of the encoder features over the feature cells whose centre
+// lies in the mask) is most similar to the object's memory (a moving average of that
+// appearance) is kept when that similarity is >= min_similarity. States: "tracked" while one
+// is kept (the next prompt box is the mask's box cut to the last box grown by `max_growth`),
+// "occluded" when none is, "lost" after max_occluded failures in a row; an occluded or lost
+// object returns under its own id.
 //
 // Errors: std::invalid_argument for bad input, naming it (an unknown id, no frame yet, a
 // frame of another size mid-stream, malformed prompts or labels, prompts outside the frame,
@@ -38,6 +41,7 @@ namespace rapsam {
 /// Settings of a PromptTracker (Python's PromptTrackerConfig; defaults from contract.json).
 struct PromptTrackerConfig {
     double margin = contract::prompt_tracker::kMargin;                 ///< [0, 10]
+    double max_growth = contract::prompt_tracker::kMaxGrowth;          ///< [0, 10]
     double search_margin = contract::prompt_tracker::kSearchMargin;    ///< [margin, 10]
     double min_score = contract::prompt_tracker::kMinScore;            ///< [0, 1]
     double min_similarity = contract::prompt_tracker::kMinSimilarity;  ///< [-1, 1]
@@ -106,8 +110,9 @@ public:
 
     struct Cells;    ///< the feature cells' centres on a frame (prompt_tracker.cpp)
     struct Object {  ///< one object's bounded state
-        double box[4] = {0, 0, 0, 0};  ///< frame pixels, exclusive max
-        std::vector<float> memory;     ///< D, unit norm
+        double box[4] = {0, 0, 0, 0};     ///< frame pixels, exclusive max
+        double prompt[4] = {0, 0, 0, 0};  ///< the prompt box whose mask was accepted last
+        std::vector<float> memory;        ///< D, unit norm
         std::string state = "tracked";
         int missed = 0;
     };
@@ -126,11 +131,14 @@ private:
     const Object& get(int id) const;
     void check_size(const ImageEmbedding& emb) const;
     const ImageEmbedding& last() const;
-    void reset_object(Object& obj, const ImageEmbedding& emb, const uint8_t* mask) const;
+    void reset_object(Object& obj, const ImageEmbedding& emb, const uint8_t* mask,
+                      const double* prompt) const;
+    PromptResult decode(const ImageEmbedding& emb, const std::vector<double>& boxes);
     void search_boxes(int h, int w, std::vector<double>& boxes, std::vector<size_t>& owner) const;
     PromptTrack verify(int id, Object& obj, const PromptResult& res,
-                       const std::vector<int32_t>& boxes, const std::vector<size_t>& cand,
-                       const ImageEmbedding& emb, const Cells& cells) const;
+                       const std::vector<double>& prompts, const std::vector<int32_t>& boxes,
+                       const std::vector<size_t>& cand, const ImageEmbedding& emb,
+                       const Cells& cells) const;
 };
 
 }  // namespace rapsam

@@ -69,7 +69,12 @@ static void config_errors(rapsam::Segmenter& seg) {
         };
     };
     CHECK(refuses(with([](auto& c) { c.margin = -1; }), "PromptTrackerConfig.margin"));
-    CHECK(refuses(with([](auto& c) { c.search_margin = 0.05; }), "search_margin"));
+    CHECK(refuses(with([](auto& c) { c.max_growth = -0.1; }), "max_growth"));
+    CHECK(refuses(with([](auto& c) {
+                      c.margin = 0.2;
+                      c.search_margin = 0.1;
+                  }),
+                  "search_margin"));
     CHECK(refuses(with([](auto& c) { c.min_score = 1.5; }), "min_score"));
     CHECK(refuses(with([](auto& c) { c.min_similarity = 0.0 / 0.0; }), "min_similarity"));
     CHECK(refuses(with([](auto& c) { c.min_area = 0; }), "min_area"));
@@ -167,6 +172,29 @@ static void track_refine_remove(rapsam::Segmenter& seg) {
     CHECK(pt.add(f0.data(), h, w, box(115, 75, 205, 165)) == std::vector<int>{1});
 }
 
+// more candidates than max_prompts: the decoder calls are split (Python's _decode)
+static void split_decoder_calls(const rapsam::Bundle& bundle) {
+    rapsam::SegmenterOptions options;
+    options.static_copies = false;
+    options.max_prompts = 2;
+    rapsam::Segmenter seg(bundle, options);
+    const int h = 240, w = 320;
+    rapsam::PromptTrackerConfig cfg;
+    cfg.min_similarity = 0.9;
+    rapsam::PromptTracker pt(seg, cfg);
+    const auto f0 = frame(h, w, 120, 80, 80);
+    rapsam::TrackPrompts two;
+    two.boxes = {115, 75, 205, 165, 0, 0, 320, 240};
+    CHECK(pt.add(f0.data(), h, w, two) == (std::vector<int>{1, 2}));
+    const std::vector<uint8_t> blank(size_t(h) * w * 3, 0);
+    // the square occluded: >= 2 candidates for it and >= 1 for the other, calls of two
+    CHECK(pt.step(blank.data(), h, w).objects.at(0).state == "occluded");
+    const auto r = pt.step(f0.data(), h, w);
+    CHECK(r.objects.size() == 2 && r.objects[0].id == 1 && r.objects[1].id == 2);
+    CHECK(r.objects[0].state == "tracked");
+    CHECK(r.objects[0].mask.size() == size_t(h) * w && r.objects[1].mask.size() == size_t(h) * w);
+}
+
 int main() {
     const char* dir = std::getenv("RAPSAM_BUNDLE");
     if (dir == nullptr) {
@@ -175,10 +203,12 @@ int main() {
     }
     rapsam::SegmenterOptions options;
     options.static_copies = false;
-    rapsam::Segmenter seg(rapsam::load_bundle(dir), options);
+    const rapsam::Bundle bundle = rapsam::load_bundle(dir);
+    rapsam::Segmenter seg(bundle, options);
     config_errors(seg);
     input_errors(seg);
     track_refine_remove(seg);
+    split_decoder_calls(bundle);
     std::printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
 }
