@@ -95,7 +95,8 @@ def _run(bundle: Path, src: Path, *args: str) -> subprocess.CompletedProcess:
 def _prompts(seg: Segmenter, frame: np.ndarray, how: str) -> dict:
     """The objects to add on the first frame: "boxes", the thing's and the region's boxes
     (two objects in one decoder call); "clicks", one object from a positive click on the
-    thing's pixel nearest its centroid and a negative one on the region's."""
+    thing's pixel nearest its centroid and a negative one on the region's; "click", the
+    positive click alone."""
     pan = seg.panoptic(frame)
     masks = {}
     for cls in (THING, REGION):
@@ -107,6 +108,8 @@ def _prompts(seg: Segmenter, frame: np.ndarray, how: str) -> dict:
             ys, xs = np.nonzero(masks[cls])
             boxes.append([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1])
         return {"boxes": boxes}
+    if how == "click":  # one click: its object's first prompt is the click's box
+        return {"points": [_centre(masks[THING])], "labels": [1]}
     return {"points": [_centre(masks[THING]), _centre(masks[REGION])], "labels": [1, 0]}
 
 
@@ -124,7 +127,7 @@ def _args(prompts: dict) -> list[str]:
     return ["--track-click", ":".join(groups)]
 
 
-@pytest.mark.parametrize("how", ["boxes", "clicks"])
+@pytest.mark.parametrize("how", ["boxes", "clicks", "click"])
 def test_cpp_prompt_tracker_matches_python(
     seg: Segmenter, frames: list[np.ndarray], shipped_bundle: Path, tmp_path: Path, how: str
 ):
