@@ -33,7 +33,7 @@ class PromptTrackerConfig:
     """
 
     margin: float = float(_D["margin"])
-    max_growth: float = float(_D["max_growth"])
+    max_growth: float = float(_D["max_box_growth"])
     search_margin: float = float(_D["search_margin"])
     min_score: float = float(_D["min_score"])
     min_similarity: float = float(_D["min_similarity"])
