@@ -38,7 +38,7 @@ function(rapsam_generate_contract json_file out_header)
   string(APPEND _h "constexpr int kMaxMissed = ${_v};\n")
   # the click-to-track tracker's defaults (PromptTrackerConfig, Python and C++)
   string(APPEND _h "\n/// PromptTrackerConfig defaults (contract.json's prompt_tracker).\nnamespace prompt_tracker {\n")
-  foreach(_entry margin:kMargin max_growth:kMaxGrowth search_margin:kSearchMargin min_score:kMinScore
+  foreach(_entry margin:kMargin max_box_growth:kMaxBoxGrowth search_margin:kSearchMargin min_score:kMinScore
                  min_similarity:kMinSimilarity momentum:kMomentum)
     string(REPLACE ":" ";" _parts "${_entry}")
     list(GET _parts 0 _key)

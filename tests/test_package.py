@@ -172,7 +172,11 @@ def test_cmake_builds_release_when_no_build_type_is_given(tmp_path):
 
     assert f"constexpr int kMaxOccluded = {pt['max_occluded']};" in header
     assert f"constexpr int kMinMaskPixels = {pt['min_mask_pixels']};" in header
-    names = {"margin": "kMargin", "search_margin": "kSearchMargin", "max_growth": "kMaxGrowth"}
+    names = {
+        "margin": "kMargin",
+        "search_margin": "kSearchMargin",
+        "max_box_growth": "kMaxBoxGrowth",
+    }
     names.update(min_score="kMinScore", min_similarity="kMinSimilarity")
     for key, name in names.items():
         line = next(x for x in header.splitlines() if f"double {name} = " in x)

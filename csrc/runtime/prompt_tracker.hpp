@@ -41,7 +41,7 @@ namespace rapsam {
 /// Settings of a PromptTracker (Python's PromptTrackerConfig; defaults from contract.json).
 struct PromptTrackerConfig {
     double margin = contract::prompt_tracker::kMargin;                 ///< [0, 10]
-    double max_growth = contract::prompt_tracker::kMaxGrowth;          ///< [0, 10]
+    double max_growth = contract::prompt_tracker::kMaxBoxGrowth;       ///< [0, 10]
     double search_margin = contract::prompt_tracker::kSearchMargin;    ///< [margin, 10]
     double min_score = contract::prompt_tracker::kMinScore;            ///< [0, 1]
     double min_similarity = contract::prompt_tracker::kMinSimilarity;  ///< [-1, 1]
