@@ -59,6 +59,7 @@ RUNTIME_MODULES = frozenset(
         "test_profile_benchmark_app",
         "test_profile_telemetry",
         "test_prompt_tracker",
+        "test_cpp_prompt_tracker",
     }
 )
 

@@ -167,6 +167,20 @@ def test_cmake_builds_release_when_no_build_type_is_given(tmp_path):
     assert "CMAKE_BUILD_TYPE:STRING=Release" in cache
     header = (build / "generated" / "rapsam_contract.hpp").read_text()
     assert "kScoreThreshold" in header and "kMaxThreads = 256;" in header
+    # the prompt tracker's defaults, from their one home (contract.json), for the C++ twin
+    from rapsam_edge.contract.shared import PROMPT_TRACKER_DEFAULTS as pt
+
+    assert f"constexpr int kMaxOccluded = {pt['max_occluded']};" in header
+    assert f"constexpr int kMinMaskPixels = {pt['min_mask_pixels']};" in header
+    names = {
+        "margin": "kMargin",
+        "search_margin": "kSearchMargin",
+        "max_box_growth": "kMaxBoxGrowth",
+    }
+    names.update(min_score="kMinScore", min_similarity="kMinSimilarity")
+    for key, name in names.items():
+        line = next(x for x in header.splitlines() if f"double {name} = " in x)
+        assert float(line.split("= ")[1].rstrip(";")) == pt[key], line
 
 
 # ---------------------------------------------------------------- a bad ops setting is loud, typed

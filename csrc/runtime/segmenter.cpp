@@ -313,9 +313,17 @@ void Segmenter::check_embedding(const ImageEmbedding& e) const {
 
 PromptResult Segmenter::prompt(const ImageEmbedding& e, const std::vector<float>& points,
                                const std::vector<float>& boxes) {
-    check_embedding(e);
     if (points.size() % 2 || boxes.size() % 4) invalid("points are P x 2 and boxes P x 4");
-    const size_t np = points.size() / 2, nb = boxes.size() / 4, total = np + nb;
+    const std::vector<double> p(points.begin(), points.end()), b(boxes.begin(), boxes.end());
+    return prompt(e, p.data(), p.size() / 2, b.data(), b.size() / 4);
+}
+
+PromptResult Segmenter::prompt(const ImageEmbedding& e, const double* points, size_t n_points,
+                               const double* boxes, size_t n_boxes) {
+    check_embedding(e);
+    if ((n_points && points == nullptr) || (n_boxes && boxes == nullptr))
+        invalid("points or boxes is null with a nonzero count");
+    const size_t np = n_points, nb = n_boxes, total = np + nb;
     if (total == 0) invalid("prompt() needs at least one point or box");
     if (total > static_cast<size_t>(options_.max_prompts))
         invalid(std::to_string(total) + " prompts in one call; at most max_prompts=" +

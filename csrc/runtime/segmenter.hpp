@@ -99,6 +99,11 @@ public:
     /// (clipped to it). The same rule as the Python prompt(); std::invalid_argument otherwise.
     PromptResult prompt(const ImageEmbedding& embedding, const std::vector<float>& points,
                         const std::vector<float>& boxes);
+    /// The same on double coordinates (n_points x 2 and n_boxes x 4 values; either pointer
+    /// may be null when its count is 0), as Python's prompt() reads float64 prompts (what
+    /// the PromptTracker feeds: its boxes are not rounded to float before scaling).
+    PromptResult prompt(const ImageEmbedding& embedding, const double* points, size_t n_points,
+                        const double* boxes, size_t n_boxes);
 
     /// Online video instance segmentation: thing segments get stable ids from `tracker`
     /// (one per video; tracker.hpp, the twin of the Python tracker), as Segmenter.track().
@@ -108,6 +113,8 @@ public:
     /// The backend the graphs run on ("openvino", ...).
     std::string backend_name() const { return backend_->name(); }
     std::vector<std::string> class_names() const;
+    /// Most prompts one prompt() call takes (SegmenterOptions::max_prompts).
+    int max_prompts() const { return options_.max_prompts; }
 
 private:
     Bundle bundle_;

@@ -1,4 +1,5 @@
 // segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] [--loops N | --bench N]
+//                [--track-box X0,Y0,X1,Y1[:...]] [--track-click X,Y,L[:...]]
 //                [--threads T] [--input-size S] [--backend NAME] [--static-shapes auto|off]
 //
 // A robot-node-style program with no Python in the process: loads and verifies a bundle, then
@@ -14,6 +15,13 @@
 //                   panoptic colours elsewhere, blended over the frame with boundaries
 //   --dump DIR      writes per frame NAME.ppm (the decoded RGB frame), NAME.panoptic (int32
 //                   H x W) and NAME.prompt (uint8 H x W), raw (the parity test reads them)
+//   --track-box X0,Y0,X1,Y1[:X0,Y0,X1,Y1...]  click-to-track instead (rapsam::PromptTracker):
+//                   one object per box (frame pixels), added on the first frame; every later
+//                   frame is stepped and printed, one line per object, as
+//                   "frame I: id ID STATE score S sim M box X0 Y0 X1 Y1"; with --dump,
+//                   NAME.ppm and NAME.track (uint8 N x H x W, the objects' masks) per frame
+//   --track-click X,Y,L[:X,Y,L...]  the same with one object made from clicks (label L: 1
+//                   positive, 0 negative), added before the boxes' objects
 //   --loops N       tracks the frames N times over and prints the resident memory after the
 //                   first and the last loop (a soak); nothing else is printed
 //   --bench N       times N panoptic calls on the first frame (after N / 10 + 1 warm-ups) and
@@ -41,6 +49,7 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -53,6 +62,7 @@
 #include <vector>
 
 #include "overlay.hpp"
+#include "prompt_tracker.hpp"
 #include "segmenter.hpp"
 
 #ifdef RAPSAM_EXAMPLE_OPENCV
@@ -325,7 +335,8 @@ long resident_kb() {  // Linux: resident set size from /proc/self/statm
 int usage() {
     std::cerr << "usage: segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] "
                  "[--loops N | --bench N] [--threads T] [--input-size S] [--backend NAME] "
-                 "[--static-shapes auto|off]\n";
+                 "[--static-shapes auto|off] [--track-box X0,Y0,X1,Y1[:...]] "
+                 "[--track-click X,Y,L[:...]]\n";
     return 2;
 }
 
@@ -343,6 +354,62 @@ bool parse_int(const std::string& text, int lo, int hi, int& out) {
     if (v < lo || v > hi) return false;
     out = static_cast<int>(v);
     return true;
+}
+
+// "a,b,..[:a,b,..]": groups of k finite numbers separated by ':', appended to `out`; false on
+// anything else (bad usage).
+bool parse_groups(const std::string& text, size_t k, std::vector<double>& out) {
+    std::string part;
+    size_t in_group = 0;
+    for (size_t i = 0; i <= text.size(); ++i) {
+        const char c = i < text.size() ? text[i] : ':';
+        if (c != ',' && c != ':') {
+            part += c;
+            continue;
+        }
+        char* stop = nullptr;
+        const double v = std::strtod(part.c_str(), &stop);
+        if (part.empty() || *stop != '\0' || !std::isfinite(v)) return false;
+        out.push_back(v);
+        part.clear();
+        ++in_group;
+        if (c == ':') {
+            if (in_group != k) return false;
+            in_group = 0;
+        }
+    }
+    return true;
+}
+
+// --track-box / --track-click: objects added on the first frame, stepped through the others.
+size_t track_prompts(rapsam::Segmenter& seg, const fs::path& source,
+                     const rapsam::TrackPrompts& prompts, const std::string& dump) {
+    rapsam::PromptTracker pt(seg);
+    if (!dump.empty()) fs::create_directories(dump);
+    size_t i = 0;
+    for_each_frame(source, [&](const Frame& f) {
+        if (!dump.empty()) write_ppm(fs::path(dump) / (f.name + ".ppm"), f.rgb.data(), f.h, f.w);
+        if (i++ == 0) {
+            std::printf("frame 0: added ids [");
+            const auto ids = pt.add(f.rgb.data(), f.h, f.w, prompts);
+            for (size_t k = 0; k < ids.size(); ++k) std::printf("%s%d", k ? " " : "", ids[k]);
+            std::printf("]\n");
+            return true;
+        }
+        const auto res = pt.step(f.rgb.data(), f.h, f.w);
+        std::ofstream masks;
+        if (!dump.empty()) masks.open(fs::path(dump) / (f.name + ".track"), std::ios::binary);
+        for (const auto& o : res.objects) {
+            std::printf("frame %zu: id %d %s score %.4f sim %.4f box %d %d %d %d\n", i - 1, o.id,
+                        o.state.c_str(), o.score, o.similarity, o.box[0], o.box[1], o.box[2],
+                        o.box[3]);
+            if (masks)
+                masks.write(reinterpret_cast<const char*>(o.mask.data()),
+                            static_cast<std::streamsize>(o.mask.size()));
+        }
+        return true;
+    });
+    return i;
 }
 
 // One line on stderr, whatever the message holds (OpenVINO's run over several lines).
@@ -365,9 +432,10 @@ int main(int argc, char** argv) {
     std::map<std::string, std::string> opts;
     for (int i = 3; i < argc; i += 2) {
         const std::string key = argv[i];
-        if (i + 1 >= argc || (key != "--overlays" && key != "--dump" && key != "--loops" &&
-                              key != "--bench" && key != "--threads" && key != "--input-size" &&
-                              key != "--backend" && key != "--static-shapes"))
+        if (i + 1 >= argc ||
+            (key != "--overlays" && key != "--dump" && key != "--loops" && key != "--bench" &&
+             key != "--threads" && key != "--input-size" && key != "--backend" &&
+             key != "--static-shapes" && key != "--track-box" && key != "--track-click"))
             return usage();
         opts[key] = argv[i + 1];
     }
@@ -415,6 +483,21 @@ int main(int argc, char** argv) {
             std::printf("panoptic %dx%d: p50 %.3f ms, p90 %.3f ms over %d calls\n", f.w, f.h,
                         ms[ms.size() / 2], ms[ms.size() * 9 / 10], n);
             return 0;
+        }
+        if (opts.count("--track-box") || opts.count("--track-click")) {  // click-to-track
+            rapsam::TrackPrompts prompts;
+            std::vector<double> clicks;
+            if ((opts.count("--track-box") &&
+                 !parse_groups(opts["--track-box"], 4, prompts.boxes)) ||
+                (opts.count("--track-click") && !parse_groups(opts["--track-click"], 3, clicks)))
+                return usage();
+            for (size_t k = 0; k < clicks.size(); k += 3) {
+                if (clicks[k + 2] != 0 && clicks[k + 2] != 1) return usage();
+                prompts.points.insert(prompts.points.end(), {clicks[k], clicks[k + 1]});
+                prompts.labels.push_back(static_cast<int>(clicks[k + 2]));
+            }
+            const std::string dump = opts.count("--dump") ? opts["--dump"] : "";
+            return track_prompts(seg, source, prompts, dump) == 0 ? no_frames() : 0;
         }
         rapsam::OnlineTracker tracker;  // one per video
         if (opts.count("--loops")) {    // soak: the frames over and over
