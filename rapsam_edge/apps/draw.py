@@ -12,9 +12,16 @@ import cv2
 import numpy as np
 
 from .. import ops
-from ..runtime.results import PanopticResult, PromptResult, TrackResult
+from ..runtime.results import PanopticResult, PromptResult, PromptTrackResult, TrackResult
 
-__all__ = ["draw_label", "draw_panoptic", "draw_prompts", "draw_tracks", "interior_point"]
+__all__ = [
+    "draw_label",
+    "draw_panoptic",
+    "draw_prompt_tracks",
+    "draw_prompts",
+    "draw_tracks",
+    "interior_point",
+]
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 FONT_SCALE = 0.4
@@ -210,4 +217,34 @@ def draw_prompts(
             for i, (kind, iou) in enumerate(zip(kinds, result.iou.tolist()))
         ],
     )
+    return out
+
+
+def draw_prompt_tracks(image: np.ndarray, result: PromptTrackResult) -> np.ndarray:
+    """Colour overlay of a ``PromptTracker`` frame: each tracked object's mask in its id's
+    colour (the same colour as ``ops.overlay`` gives label ``id``) with its box and a
+    "#id tracked score" label; an occluded or lost object's last box in grey with
+    "#id occluded" / "#id lost"; "frame i: n objects" in the top-left corner.
+
+    Arguments:
+      image: H x W x 3 uint8 frame the result belongs to.
+      result: its ``PromptTrackResult``.
+    Returns:
+      a new H x W x 3 uint8 image.
+    """
+    labels = np.zeros(image.shape[:2], dtype=np.int32)
+    for obj in result.objects:
+        if obj.state == "tracked":
+            labels[obj.mask] = obj.id
+    out = ops.overlay(np.ascontiguousarray(image), labels)
+    for obj in result.objects:
+        x0, y0, x1, y1 = (int(v) for v in obj.box)
+        if obj.state == "tracked":
+            cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), LABEL_FG, 1)
+            draw_label(out, f"#{obj.id} tracked {obj.score:.2f}", x0, y0 - 3)
+        else:
+            cv2.rectangle(out, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), (128, 128, 128), 1)
+            draw_label(out, f"#{obj.id} {obj.state}", x0, y0 - 3)
+    n = len(result.objects)
+    _corner_lines(out, [f"frame {result.frame_index}: {n} object{'' if n == 1 else 's'}"])
     return out
