@@ -184,8 +184,8 @@ def stream(
             emb = seg._embed(prepared)  # the frame's one encoder pass
             result: StreamResult | None = None
             if task == "track":
-                t0 = time.perf_counter()
-                result = associate(seg._panoptic(emb), stream_tracker, t0)
+                pan = seg._panoptic(emb)
+                result = associate(pan, stream_tracker, time.perf_counter())
             elif task == "panoptic":
                 result = seg._panoptic(emb)
             if pt is not None:
