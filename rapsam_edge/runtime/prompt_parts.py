@@ -24,8 +24,8 @@ def clicks(
     """Clicks as (P x 2 float64, P int labels in {0, 1}), or (None, None) when none.
 
     Raises:
-      InputError: points not P x 2 real numbers (NaN / inf: ``Segmenter.prompt``'s rule,
-        checked here too), labels not one 0 / 1 int per point, labels without points, no
+      InputError: points not P x 2 real numbers (NaN / inf and points outside the frame:
+        ``Segmenter.prompt``'s rules, where the clicks are decoded), labels not one 0 / 1 int per point, labels without points, no
         positive click, or no click when ``required``."""
     if points is None or np.size(points) == 0:
         if required:
@@ -36,8 +36,6 @@ def clicks(
     pts = as_coords("points", points, 2)
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise InputError(f"points must be P x 2 numbers, got shape {pts.shape}")
-    if not np.isfinite(pts).all():
-        raise InputError(f"points must be finite numbers, got {pts.tolist()}")
     if labels is None:
         lab = np.ones(len(pts), np.int64)
     else:

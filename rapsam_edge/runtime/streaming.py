@@ -38,7 +38,6 @@ from .tracker import Detection, OnlineTracker
 
 if TYPE_CHECKING:
     from .capture import SourceOptions
-    from .segmenter import Segmenter
 
 __all__ = ["PROMPT_KEYS", "STREAM_TASKS", "StreamResult", "associate", "prompt_specs", "stream"]
 
@@ -155,7 +154,7 @@ def _first_frame(pt: PromptTracker, emb: ImageEmbedding, specs: list) -> PromptT
 
 
 def stream(
-    seg: Segmenter,
+    seg: Any,
     source: Any,
     *,
     task: str,
@@ -166,7 +165,7 @@ def stream(
     prompt_tracker: PromptTracker | None,
 ) -> Iterator[tuple[np.ndarray, StreamResult]]:
     """``Segmenter.stream`` (its docstring gives the arguments and errors; this module's
-    doc the prompts)."""
+    doc the prompts). ``seg``: the Segmenter (not imported here: it imports this module)."""
     specs = prompt_specs(prompts)
     _check(task, tracker, prompt_tracker, specs)
     check_stream_args("track", max_frames)
