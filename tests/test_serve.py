@@ -141,10 +141,8 @@ def test_socket_click_step_remove_box_and_bad_messages(seg, thing_point):
         assert (await _ask(ws, json.dumps({"type": "click", "x": x, "y": y})))["ids"] == [1]
         state = await (await client.get("/state")).json()
         assert state["frame_index"] == 0 and state["paused"] is True
-        assert state["objects"] == [
-            {"id": 1, "state": "new", "box": None, "score": None,
-             "prompt": {"frame_index": 0, "points": [[x, y]]}},
-        ]  # fmt: skip
+        new = {"id": 1, "state": "new", "box": None, "score": None}
+        assert state["objects"] == [{**new, "prompt": {"frame_index": 0, "points": [[x, y]]}}]
         assert (await _ask(ws, '{"type": "step", "frames": 2}'))["op"] == "step"
         meta = await _until(ws, _frame(2))
         (obj,) = meta["objects"]

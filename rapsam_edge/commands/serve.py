@@ -37,6 +37,9 @@ def _fps(text: str) -> float:
     return value
 
 
+_fps.__name__ = "float"  # argparse names the type in its messages
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="video file or camera index")
     parser.add_argument(
