@@ -104,6 +104,9 @@ BAD_MESSAGES = [
     ("[1, 2]", "JSON object"),
     ('{"type": "click", "x": NaN, "y": 3}', "NaN"),
     ('{"type": "click", "x": 1e999, "y": 3}', "finite"),
+    ('{"type": "click", "x": 1' + "0" * 400 + ', "y": 3}', "finite"),
+    ('{"type": "remove", "id": 1' + "0" * 400 + "}", "no tracked object"),
+    ('{"type": "step", "frames": 1' + "0" * 400 + "}", "frames"),
     ('{"type": "click", "x": -1, "y": 3}', "outside the frame"),
     ('{"type": "click", "x": 480, "y": 3}', "outside the frame"),
     ('{"type": "click", "x": "5", "y": 3}', "finite number"),
@@ -178,11 +181,16 @@ def test_several_clients_share_one_tracker_and_a_client_may_leave(seg, thing_poi
         await _until(a, _frame(0))
         await _until(b, _frame(0))
         x, y = thing_point
-        assert (await _ask(a, json.dumps({"type": "click", "x": x, "y": y})))["ids"] == [1]
+        click = json.dumps({"type": "click", "x": x, "y": y})
+        assert (await _ask(a, click))["ids"] == [1]
+        # another tab right-clicks it before any frame showed it (paused): its click's point
+        remove = json.dumps({"type": "remove", "x": x + 2, "y": y})
+        assert (await _ask(b, remove))["ids"] == [1]
+        assert (await _ask(a, click))["ids"] == [2]
         await a.close()  # a tab closes: the stream goes on for the other
         await _ask(b, '{"type": "step", "frames": 1}')
-        assert [o["id"] for o in (await _until(b, _frame(1)))["objects"]] == [1]
-        assert (await _ask(b, '{"type": "remove", "id": 1}'))["type"] == "ack"
+        assert [o["id"] for o in (await _until(b, _frame(1)))["objects"]] == [2]
+        assert (await _ask(b, '{"type": "remove", "id": 2}'))["type"] == "ack"
         await b.close()
 
     _serve(engine, body)
@@ -291,13 +299,18 @@ def _start_cli(*extra: str) -> tuple[subprocess.Popen, str]:
     raise AssertionError(f"serve printed no URL: {proc.communicate(timeout=WAIT)[1][-2000:]}")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_the_command_serves_and_stops_on_a_signal(sig):
+@pytest.mark.parametrize(
+    ("sig", "host"), [(signal.SIGTERM, None), (signal.SIGINT, None), (signal.SIGTERM, "0.0.0.0")]
+)
+def test_the_command_serves_and_stops_on_a_signal(sig, host):
     from urllib.request import urlopen
 
-    proc, url = _start_cli("--max-fps", "20", "--loop")
+    remote = ["--host", host, "--allow-remote"] if host else []
+    proc, url = _start_cli("--max-fps", "20", "--loop", *remote)
     try:
-        assert url.startswith("http://127.0.0.1:")
+        assert url.startswith(f"http://{host or '127.0.0.1'}:")
+        if host:
+            url = url.replace(host, "127.0.0.1")
         with urlopen(url, timeout=WAIT) as r:
             assert b'<img id="view"' in r.read()
         deadline = time.monotonic() + WAIT
@@ -310,6 +323,7 @@ def test_the_command_serves_and_stops_on_a_signal(sig):
     finally:
         proc.kill()
     assert proc.returncode == 0 and "stopping" in err and "Traceback" not in err, err
+    assert ("WARNING" in err and "not a loopback" in err) == bool(host), err
 
 
 @pytest.mark.parametrize(

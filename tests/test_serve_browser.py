@@ -177,6 +177,9 @@ def test_click_tracks_in_the_browser_and_the_screenshot_matches_the_runtime(brow
         _show(driver, img, None)  # natural size: the screenshot is the frame, pixel for pixel
         _wait("the image at its natural size", lambda: img.rect["width"] == 480)
         shot = cv2.imdecode(np.frombuffer(img.screenshot_as_png, np.uint8), cv2.IMREAD_COLOR)
+        if SHOT_DIR:  # the whole page, for a person to look at
+            Path(SHOT_DIR).mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(Path(SHOT_DIR) / "serve_page.png"))
 
         # the runtime's own result: the same click on the same frame, the same frames after
         pt = seg.prompt_tracker()

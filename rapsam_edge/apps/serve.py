@@ -50,12 +50,14 @@ from aiohttp import WSMsgType, web
 from ..errors import ConfigError, InputError, RapsamEdgeError
 from .serve_engine import MAX_STEP, Engine, Meta
 
-__all__ = ["MAX_PENDING", "Hub", "check_host", "handle_message", "make_app", "serve"]
+__all__ = ["MAX_CLIENTS", "MAX_PENDING", "Hub", "check_host", "handle_message", "make_app", "serve"]
 
 #: messages other than frames one client may have waiting (the oldest is dropped)
 MAX_PENDING = 32
 #: largest message the page may send (characters; a longer one is answered with an error)
 MAX_MESSAGE = 4096
+#: most WebSockets open at once (a further one is refused with 503)
+MAX_CLIENTS = 32
 #: a socket frame over this is a protocol error: aiohttp closes that socket (code 1009)
 MAX_FRAME = 1 << 20
 _LOOPBACK_NAMES = ("localhost",)
@@ -143,8 +145,12 @@ def _reject_constant(name: str) -> Any:
 def _number(msg: Meta, key: str, limit: float, *, inclusive: bool) -> float:
     """``msg[key]``: a finite number in [0, limit) (``inclusive``: [0, limit])."""
     v = msg.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise InputError(f"{key!r} must be a finite number, got {v!r}")
+    try:  # an int past float's range (JSON has no limit) is not finite either
+        finite = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    except OverflowError:
+        finite = False
+    if not finite or not isinstance(v, (int, float)):
+        raise InputError(f"{key!r} must be a finite number, got {str(v)[:40]!r}")
     if not (0 <= v <= limit if inclusive else 0 <= v < limit):
         raise InputError(f"{key}={v} is outside the frame (0 to {limit:g})")
     return float(v)
@@ -218,10 +224,14 @@ async def handle_message(engine: Engine, text: str) -> Meta:
         return {"type": "error", "message": f"not a JSON message: {exc}"}
     if not isinstance(msg, dict):
         return {"type": "error", "message": "a message is a JSON object with a 'type'"}
+    op = str(msg.get("type"))[:40]
     try:
         return {"type": "ack", **await asyncio.to_thread(_apply, engine, msg)}
     except RapsamEdgeError as exc:
-        return {"type": "error", "message": str(exc), "op": str(msg.get("type"))[:40]}
+        return {"type": "error", "message": str(exc), "op": op}
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError) as exc:
+        # a value no check above foresaw: still only this message fails
+        return {"type": "error", "message": f"bad message: {type(exc).__name__}: {exc}", "op": op}
 
 
 # ------------------------------------------------------------------ the app
@@ -236,6 +246,8 @@ async def _ws(request: web.Request) -> web.StreamResponse:
     hub: Hub = request.app["hub"]
     if not _same_origin(request):
         raise web.HTTPForbidden(text="cross-origin WebSocket refused")
+    if len(hub.clients) >= MAX_CLIENTS:
+        raise web.HTTPServiceUnavailable(text=f"{MAX_CLIENTS} clients are connected already")
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_FRAME)
     await ws.prepare(request)
     client = _Client(ws)

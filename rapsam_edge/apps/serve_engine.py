@@ -176,6 +176,10 @@ class Engine:
         except Exception as exc:  # shown on the page and logged, never a silent death
             log.exception("serve: inference loop failed")
             self._fail(f"internal error: {type(exc).__name__}: {exc}")
+        finally:  # in the thread that iterates: release the capture
+            close = getattr(self._frames, "close", None)
+            if close is not None:
+                close()
 
     def _fail(self, message: str) -> None:
         self.error, self.ended = message, True
@@ -288,18 +292,25 @@ class Engine:
         """Remove the object whose mask on the last frame holds (x, y), else the one whose
         box is nearest; returns its id. Raises InputError: no object on the last frame."""
         with self.lock:
-            current = set(self.tracker.ids)
-            objs = [o for o in (self.last.objects if self.last else []) if o.id in current]
-            if not objs:
-                raise InputError("no tracked object on the frame shown to remove")
-            xi, yi = int(x), int(y)
-            hit = [o for o in objs if o.mask.shape and bool(o.mask[yi, xi])]
+            shown = {o.id: o for o in (self.last.objects if self.last else [])}
+            hit, boxes = None, {}
+            for oid in self.tracker.ids:
+                if oid in shown:  # its mask and box on the frame shown
+                    o = shown[oid]
+                    if hit is None and bool(o.mask[int(y), int(x)]):
+                        hit = oid
+                    boxes[oid] = [float(v) for v in o.box]
+                else:  # added since that frame: its prompt
+                    p = self.prompts.get(oid, {})
+                    boxes[oid] = p.get("box") or [*p["points"][0], *p["points"][0]]
+            if not boxes:
+                raise InputError("no tracked object to remove")
 
-            def gap(o: Any) -> float:
-                x0, y0, x1, y1 = (float(v) for v in o.box)
+            def gap(oid: int) -> float:
+                x0, y0, x1, y1 = boxes[oid]
                 return float(np.hypot(max(x0 - x, 0.0, x - x1), max(y0 - y, 0.0, y - y1)))
 
-            oid = hit[0].id if hit else min(objs, key=gap).id
+            oid = hit if hit is not None else min(boxes, key=gap)
             self.tracker.remove(oid)
             self.prompts.pop(oid, None)
             return oid
