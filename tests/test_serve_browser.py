@@ -230,8 +230,8 @@ def _check_screenshot(
     lift = np.abs(ref.astype(np.int16) - frame.astype(np.int16)).mean(axis=2)
     # the overlay changes the object's pixels far more than JPEG does
     assert lift[mask].mean() > 30, lift[mask].mean()
-    assert diff[mask].mean() < 8, diff[mask].mean()
-    assert diff.mean() < 6, diff.mean()
+    assert diff[mask].mean() < 8, diff[mask].mean()  # measured 5.6; the frame before: 15
+    assert diff.mean() < 3, diff.mean()
     a, b = _coloured(shot, frame), _coloured(ref, frame)
     iou = (a & b).sum() / max((a | b).sum(), 1)
-    assert iou > 0.85, iou
+    assert iou > 0.95, iou  # the frame before: 0.84
