@@ -5,7 +5,10 @@ dataset (COCO panoptic + YouTube-VIS); metrics in percent under the keys ``pq``,
 ``vis_ap`` (plus the detailed ones). Task ``vos``: the prompt tracker on the YouTube-VIS videos
 (``DIR/ytvis`` or ``DIR`` itself), DAVIS J&F in [0, 1] under ``jf_box``, ``jf_click`` and
 ``jf_oracle_box`` (each with ``j``, ``f``, ``jf``), plus ``id_switches``, ``per_object_ms`` and
-``counts`` (``eval.vos_protocol``). Default model: the shipped default bundle."""
+``counts`` (``eval.vos_protocol``), and the panoptic video tracker on the same videos for
+comparison: ``panoptic_tracker`` (the J&F of the track best matching each object on its first
+frame) and ``id_switches["panoptic_tracker"]`` (one ID-switch rule for both trackers). Default
+model: the shipped default bundle."""
 
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ TASKS = {
     "all": ("PQ, 1-click mIoU (+ NoC) and video AP, in percent", ("pq", "miou", "vis_ap")),
     "vos": (
         "the prompt tracker: DAVIS J&F in [0, 1] from a box, a click and a ground-truth box on "
-        "every frame, ID switches, per-object step cost",
-        ("jf_box", "jf_click", "jf_oracle_box"),
+        "every frame, ID switches (and the panoptic tracker's, for comparison), per-object "
+        "step cost",
+        ("jf_box", "jf_click", "jf_oracle_box", "panoptic_tracker", "id_switches"),
     ),
 }
 
@@ -183,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         check_written(args.json, "the metrics file")
     headline = {k: clean.get(k) for k in TASKS[args.task][1]}
     if args.task == "vos":
-        headline = {k: (v or {}).get("jf") for k, v in headline.items()}
+        headline = {
+            k: v if k == "id_switches" else (v or {}).get("jf") for k, v in headline.items()
+        }
     print(json.dumps(headline))
     return 0

@@ -24,14 +24,18 @@ The definitions follow the DAVIS 2017 evaluation (davisvideochallenge/davis2017-
 - A frame where the GT object is absent (it left, or it is hidden) is still scored: an empty
   prediction there has J = F = 1, any predicted pixel J = F = 0.
 
-ID switches (``IdSwitches``), the CLEAR-MOT rule on masks: on each scored frame where the GT
-object is visible, its match is the predicted object with the highest IoU among those with
-IoU >= ``min_iou`` (0.5; ties: the lower id), or none. A switch is counted each time the match
-differs from the previous match, the previous match starting as the id the tracker gave the
-object when it was prompted. Frames without a match change nothing (losing the object is
-what J measures, not a switch); coming back under the original id after another id had the
-object is a second switch. With IoU >= 0.5 and GT objects that do not overlap, no predicted
-object can match two GT objects on one frame, so per-GT matching is one-to-one.
+ID switches (``IdSwitches``), the CLEAR-MOT rule on masks, one definition for every tracker
+the SDK measures (the prompt tracker in ``eval.vos_protocol``, the panoptic video tracker there
+and in ``eval.harness``): on each scored frame where the GT object is visible, its match is the
+predicted object with the highest IoU among those with IoU >= ``min_iou`` (0.5; ties: the
+lower id), or none. A switch is counted each time the match differs from the previous match.
+The previous match starts as ``initial_id``: the id a prompt tracker gave the object when it
+was prompted, or the panoptic track matched on the frame the prompt was given; ``None`` (no
+id yet) lets the first match set it without a switch. Frames without a match change nothing
+(losing the object is what J measures, not a switch; a miss then a re-acquire under the same
+id is no switch); coming back under the original id after another id had the object is a
+second switch. With IoU >= 0.5 and GT objects that do not overlap, no predicted object can
+match two GT objects on one frame, so per-GT matching is one-to-one.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "boundary_map",
     "boundary_radius",
     "count_id_switches",
+    "index_map_predictions",
     "region_j",
 ]
 
@@ -165,7 +170,7 @@ class IdSwitches:
     """ID switches of one GT object (module docstring). ``update(gt, predictions)`` per
     scored frame, ``predictions`` {tracker id: H x W mask} (what the tracker shows)."""
 
-    def __init__(self, initial_id: int, min_iou: float = 0.5) -> None:
+    def __init__(self, initial_id: int | None = None, min_iou: float = 0.5) -> None:
         self.last = initial_id
         self.min_iou = float(min_iou)
         self.switches = 0
@@ -196,20 +201,28 @@ class IdSwitches:
         if best is None:
             return None
         self.matched += 1
-        if best != self.last:
+        if self.last is not None and best != self.last:
             self.switches += 1
         self.last = best
         return best
 
 
+def index_map_predictions(index_map: np.ndarray, gt: np.ndarray) -> dict[int, np.ndarray]:
+    """{id: index_map == id} for the nonzero ids of an H x W id map (0 = nothing) that overlap
+    ``gt``: what ``IdSwitches.update`` needs from a tracker that outputs one id map (ids not
+    touching the GT object can never match it, so leaving them out changes nothing)."""
+    ids = np.unique(np.asarray(index_map)[_mask(gt, "gt")])
+    return {int(i): index_map == i for i in ids.tolist() if i != 0}
+
+
 def count_id_switches(
     gt: Sequence[np.ndarray],
     predictions: Sequence[Mapping[int, np.ndarray]],
-    initial_id: int,
+    initial_id: int | None = None,
     min_iou: float = 0.5,
 ) -> int:
     """ID switches of one GT object over its scored frames (``gt`` and ``predictions`` one
-    entry per frame, the prompted frame excluded)."""
+    entry per frame, the prompted frame excluded; ``initial_id``: see ``IdSwitches``)."""
     if len(gt) != len(predictions):
         raise ValueError(f"{len(gt)} GT frames but {len(predictions)} prediction frames")
     counter = IdSwitches(initial_id, min_iou)
