@@ -205,7 +205,7 @@ def test_id_switches_on_a_scripted_sequence():
         (g, {1: weak}),
         (empty, {1: g}),
         (g, {1: weak, 2: g}),
-        (g, {2: g, 1: half}),  # equal best: the IoU 1 one
+        (g, {2: g, 1: half}),  # 2 kept (still valid; the higher IoU too)
         (g, {1: g, 3: g}),  # tie at IoU 1: the lower id
     ]
     counter = IdSwitches(initial_id=1)
@@ -215,6 +215,27 @@ def test_id_switches_on_a_scripted_sequence():
     assert count_id_switches([f[0] for f in frames], [f[1] for f in frames], 1) == 2
     # prompted as 7 but answered as 1 from the first frame on: one switch
     assert count_id_switches([g, g], [{1: g}, {1: g}], initial_id=7) == 1
+
+
+def test_a_still_valid_match_is_kept():
+    """CLEAR-MOT: the previous match stays while its IoU is >= 0.5, even when another
+    (overlapping) predicted mask scores higher: that one drifted onto this object, which is
+    its error, not a switch of this one. Once the previous match falls under 0.5, the best
+    other one takes over (a switch)."""
+    g = _rect(5, 15, 5, 13)  # 80 px
+    wide = _rect(5, 15, 5, 14)  # 90 px, IoU 80/90
+    half = _rect(5, 15, 5, 9)  # IoU 0.5
+    weak = _rect(5, 9, 5, 13)  # IoU 0.4
+    counter = IdSwitches(initial_id=2)
+    assert counter.update(g, {1: g, 2: wide}) == 2  # 1 scores 1.0, but 2 is still valid
+    assert counter.update(g, {1: g, 2: half}) == 2  # exactly 0.5 is still valid
+    assert counter.update(g, {1: wide, 2: weak}) == 1  # 2 fell under 0.5: a switch
+    assert counter.update(g, {1: half, 2: g}) == 1  # and 1 is kept in turn
+    assert counter.switches == 1
+    # without a previous match the highest IoU wins; absent ids are simply not kept
+    assert IdSwitches().match(g, {1: wide, 2: g}) == 2
+    assert IdSwitches().match(g, {1: wide, 2: g}, keep=3) == 2
+    assert IdSwitches().match(g, {1: wide, 2: g}, keep=1) == 1
 
 
 def test_id_switches_without_an_initial_id():
@@ -273,7 +294,10 @@ def _old_harness_id_switches(track_maps, gt_instances):
 @pytest.mark.parametrize("seed", range(4))
 def test_harness_id_switches_keep_their_meaning(seed: int):
     """The video eval's ID switches, now counted by ``IdSwitches``, equal the old rule on
-    random track maps (blocks of a few ids, some frames empty, GT objects that come and go)."""
+    random track maps (blocks of a few ids, some frames empty, GT objects that come and go).
+    On an id map the rules differ only where two disjoint tracks each have IoU exactly 0.5
+    (two halves of the GT object), impossible here: track areas are multiples of 16 pixels,
+    a GT object 36 (see test_the_one_case_where_the_harness_count_differs)."""
     from rapsam_edge.eval.harness import _id_switches
 
     rng = np.random.default_rng(seed)
@@ -289,6 +313,20 @@ def test_harness_id_switches_keep_their_meaning(seed: int):
     got = _id_switches(maps, gts)
     assert got == _old_harness_id_switches(maps, gts)
     assert got[1] == sum(int(g.masks.any(axis=(1, 2)).sum()) for g in gts)
+
+
+def test_the_one_case_where_the_harness_count_differs():
+    """Two disjoint tracks, each exactly half of the GT object (IoU 0.5 each), after the
+    right half was matched: the old rule took the lower id (a switch), the kept match stays."""
+    from rapsam_edge.eval.harness import _id_switches
+
+    maps = np.zeros((2, H, W), np.int32)
+    maps[0, 5:15, 9:13] = 2  # frame 0: only the right half, id 2 (IoU 0.5)
+    maps[1, 5:15, 5:9] = 1  # frame 1: left half id 1, right half id 2 (IoU 0.5 each)
+    maps[1, 5:15, 9:13] = 2
+    inst = SimpleNamespace(masks=np.stack([_rect(5, 15, 5, 13)] * 2))
+    assert _old_harness_id_switches(maps, [inst]) == (1, 2)
+    assert _id_switches(maps, [inst]) == (0, 2)
 
 
 # ----------------------------------------------------------------- the tiny data set

@@ -180,8 +180,9 @@ def evaluate_video(
 def _id_switches(track_maps: np.ndarray, gt_instances) -> tuple[int, int]:
     """(switches, GT-visible frames) over a video's T x H x W track maps: ``eval.vos``'s
     ``IdSwitches`` per GT instance over all its frames, no initial id (the first match sets
-    it): the track matching it with IoU >= 0.5 on each frame; a switch is a change of that
-    track between matched frames."""
+    it): the track matching it with IoU >= 0.5 on each frame (on an id map's disjoint masks,
+    the one with the highest IoU); a switch is a change of that track between matched
+    frames."""
     from .vos import IdSwitches, index_map_predictions
 
     switches, frames = 0, 0

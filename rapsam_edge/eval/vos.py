@@ -24,11 +24,19 @@ The definitions follow the DAVIS 2017 evaluation (davisvideochallenge/davis2017-
 - A frame where the GT object is absent (it left, or it is hidden) is still scored: an empty
   prediction there has J = F = 1, any predicted pixel J = F = 0.
 
-ID switches (``IdSwitches``), the CLEAR-MOT rule on masks, one definition for every tracker
-the SDK measures (the prompt tracker in ``eval.vos_protocol``, the panoptic video tracker there
-and in ``eval.harness``): on each scored frame where the GT object is visible, its match is the
-predicted object with the highest IoU among those with IoU >= ``min_iou`` (0.5; ties: the
-lower id), or none. A switch is counted each time the match differs from the previous match.
+ID switches (``IdSwitches``), the CLEAR-MOT rule on masks (Bernardin and Stiefelhagen,
+"Evaluating multiple object tracking performance: the CLEAR MOT metrics", 2008, its mapping
+procedure; py-motmetrics' ``MOTAccumulator`` keeps prior matches the same way), one definition for
+every tracker the SDK measures (the prompt tracker in ``eval.vos_protocol``, the panoptic video
+tracker there and in ``eval.harness``): on each scored frame where the GT object is visible,
+its match is the previous match while that predicted object still has IoU >= ``min_iou``
+(0.5) with it; otherwise the predicted object with the highest IoU among those with IoU >=
+``min_iou`` (ties: the lower id), or none. A switch is counted each time the match differs
+from the previous match. (Keeping a still-valid match matters where predicted masks may
+overlap, as a prompt tracker's may: another object's mask drifting onto this object, even
+one scoring a higher IoU, is that object's error, not a switch of this one; on a tracker's
+id map, whose masks are disjoint, two ids can both reach IoU 0.5 only as two halves of
+exactly 0.5 each, so there the rule is the plain highest-IoU one.)
 The previous match starts as ``initial_id``: the id a prompt tracker gave the object when it
 was prompted, or the panoptic track matched on the frame the prompt was given; ``None`` (no
 id yet) lets the first match set it without a switch. Frames without a match change nothing
@@ -177,8 +185,12 @@ class IdSwitches:
         self.matched = 0  # visible frames with a match
         self.visible = 0  # frames scored with the GT object visible
 
-    def match(self, gt: np.ndarray, predictions: Mapping[int, np.ndarray]) -> int | None:
-        """The id that matches ``gt`` on this frame, or None."""
+    def match(
+        self, gt: np.ndarray, predictions: Mapping[int, np.ndarray], keep: int | None = None
+    ) -> int | None:
+        """The id that matches ``gt`` on this frame, or None: ``keep`` (the previous match)
+        while its IoU is >= ``min_iou``, else the highest IoU >= ``min_iou`` (ties: the lower
+        id)."""
         g = _mask(gt, "gt")
         area = int(np.count_nonzero(g))
         best, best_iou = None, -1.0
@@ -188,6 +200,8 @@ class IdSwitches:
             if inter == 0:
                 continue
             iou = inter / (area + int(np.count_nonzero(p)) - inter)
+            if iou >= self.min_iou and tid == keep:
+                return tid
             if iou >= self.min_iou and iou > best_iou:
                 best, best_iou = tid, iou
         return best
@@ -197,7 +211,7 @@ class IdSwitches:
         if not np.any(gt):
             return None
         self.visible += 1
-        best = self.match(gt, predictions)
+        best = self.match(gt, predictions, keep=self.last)
         if best is None:
             return None
         self.matched += 1
