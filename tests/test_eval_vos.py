@@ -543,6 +543,8 @@ def test_swapped_ids_count_id_switches(ytvis: Path):
     frames 4 and 5 (one switch), B matches A's id on frame 5 (one switch)."""
     out = _run(ytvis, swap_from=4)
     assert out["id_switches"] == {"jf_box": 2, "jf_click": 2}
+    # on another object: B's id shows A on frames 4 and 5, A's id shows B on frame 5
+    assert out["wrong_object_frames"] == {"jf_box": 3, "jf_click": 3}
     assert out["jf_box"]["j"] == pytest.approx((3 / 5 + 1 / 3 + 1) / 3)
 
 
@@ -650,6 +652,7 @@ def test_panoptic_tracker_is_scored_on_the_same_frames(ytvis: Path):
     assert out["id_switches"] == {"jf_box": 0, "jf_click": 0, "panoptic_tracker": 0}
     frames = {"jf_box": 9, "jf_click": 9, "panoptic_tracker": 9}
     assert out["id_switch_frames"] == frames and out["id_switch_matched"] == frames
+    assert out["wrong_object_frames"] == {"jf_box": 0, "jf_click": 0, "panoptic_tracker": 0}
     assert set(out) >= {"jf_box", "jf_click", "jf_oracle_box", "panoptic_tracker"}
     # the panoptic tracker's steps are not the prompt tracker's per-object cost
     assert out["steps_by_objects"] == {"1": 8, "2": 6}
@@ -660,6 +663,7 @@ def test_panoptic_tracker_swaps_count_as_the_prompt_trackers_do(ytvis: Path):
     as the prompt tracker's; the J&F follows the track chosen on the first frame."""
     out = _compare(ytvis, swap_from=4)
     assert out["id_switches"]["panoptic_tracker"] == 2
+    assert out["wrong_object_frames"]["panoptic_tracker"] == 3
     assert out["panoptic_tracker"]["j"] == pytest.approx((3 / 5 + 1 / 3 + 1) / 3)
 
 
@@ -673,6 +677,7 @@ def test_panoptic_tracker_miss_reacquire_and_late_first_match(ytvis: Path):
     assert out["id_switches"]["panoptic_tracker"] == 1
     assert out["id_switch_frames"]["panoptic_tracker"] == 9
     assert out["id_switch_matched"]["panoptic_tracker"] == 8
+    assert out["wrong_object_frames"]["panoptic_tracker"] == 0
     # A: frame 2 empty (J 0), others 1 -> 4/5; B: 1/3; C: frame 5 is id 99 (J 0) -> 1/2
     assert out["panoptic_tracker"]["j"] == pytest.approx((4 / 5 + 1 / 3 + 1 / 2) / 3)
 
@@ -792,6 +797,7 @@ def test_cli_writes_the_json(ytvis: Path, tmp_path: Path, monkeypatch, capsys):
         "jf_oracle_box": 1.0,
         "panoptic_tracker": pytest.approx((3 / 5 + 1 / 3 + 1) / 3),
         "id_switches": switches,
+        "wrong_object_frames": {"jf_box": 0, "jf_click": 0, "panoptic_tracker": 3},
     }
     metrics = json.loads(out.read_text())
     for mode in MODES:
@@ -800,3 +806,26 @@ def test_cli_writes_the_json(ytvis: Path, tmp_path: Path, monkeypatch, capsys):
     assert metrics["id_switch_frames"]["panoptic_tracker"] == 9
     assert metrics["counts"]["videos"] == 2 and metrics["counts"]["objects"] == 3
     assert "per_object_ms" in metrics and metrics["task"] == "vos"
+
+
+def test_a_duplicate_mask_is_a_wrong_object_frame_not_a_switch(ytvis: Path):
+    """A prompted object whose mask jumps onto another tracked object (both ids show B's
+    mask from frame 3 on): B keeps its own still-valid id (no switch; the old highest-IoU rule
+    gave the tie to the lower id, A's, and counted one); A is missed (its own J) and its
+    mask sits on B on frames 3 and 5 (B is absent on 4)."""
+    frames = _frames(ytvis)
+
+    class Duplicate(FakeTracker):
+        def step(self, frame):
+            res = super().step(frame)
+            _, t, _ = frames[_key(frame)]
+            if t >= 3 and len(res.objects) == 2 and _key(frame) in video0:
+                res.objects[0].mask = res.objects[1].mask
+                res.objects[0].state = "tracked" if res.objects[1].mask.any() else "occluded"
+            return res
+
+    video0 = {k for k, (v, _, _) in frames.items() if v == 0}
+    out = evaluate_vos(lambda: Duplicate(frames, []), ytvis / "ytvis", "val", modes=("jf_box",))
+    assert out["id_switches"] == {"jf_box": 0}
+    assert out["wrong_object_frames"] == {"jf_box": 2}
+    assert out["id_switch_matched"] == {"jf_box": 9 - 3}  # A unmatched on frames 3 to 5

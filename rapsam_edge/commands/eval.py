@@ -7,8 +7,9 @@ dataset (COCO panoptic + YouTube-VIS); metrics in percent under the keys ``pq``,
 ``jf_oracle_box`` (each with ``j``, ``f``, ``jf``), plus ``id_switches``, ``per_object_ms`` and
 ``counts`` (``eval.vos_protocol``), and the panoptic video tracker on the same videos for
 comparison: ``panoptic_tracker`` (the J&F of the track best matching each object on its first
-frame) and ``id_switches["panoptic_tracker"]`` (one ID-switch rule for both trackers). Default
-model: the shipped default bundle."""
+frame) and ``id_switches["panoptic_tracker"]`` (one ID-switch rule for both trackers), and
+``wrong_object_frames`` (object-frames shown on another object). Default model: the shipped
+default bundle."""
 
 from __future__ import annotations
 
@@ -33,7 +34,14 @@ TASKS = {
         "the prompt tracker: DAVIS J&F in [0, 1] from a box, a click and a ground-truth box on "
         "every frame, ID switches (and the panoptic tracker's, for comparison), per-object "
         "step cost",
-        ("jf_box", "jf_click", "jf_oracle_box", "panoptic_tracker", "id_switches"),
+        (
+            "jf_box",
+            "jf_click",
+            "jf_oracle_box",
+            "panoptic_tracker",
+            "id_switches",
+            "wrong_object_frames",
+        ),
     ),
 }
 
@@ -188,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
     headline = {k: clean.get(k) for k in TASKS[args.task][1]}
     if args.task == "vos":
         headline = {
-            k: v if k == "id_switches" else (v or {}).get("jf") for k, v in headline.items()
+            k: v if k.startswith(("id_", "wrong_")) else (v or {}).get("jf")
+            for k, v in headline.items()
         }
     print(json.dumps(headline))
     return 0

@@ -38,6 +38,12 @@ The protocol, per video (frames in file order, RGB uint8, as ``data.ytvis`` read
 - ID switches (``eval.vos.IdSwitches``, one definition) are counted for ``jf_box`` and
   ``jf_click`` (the oracle has no tracker, hence no ids), each object's count starting from
   the id ``add`` returned, on the object's scored frames where it is visible.
+- ``wrong_object_frames`` (each mode but the oracle): scored object-frames where what is
+  shown for the object (its mask; for ``panoptic_tracker`` its chosen track's) has IoU >= 0.5
+  with another GT object of the video: the object's id sits on another object. The ID-switch
+  rule keeps a still-valid match, so a prompted object whose mask drifts onto an object that
+  is already tracked (a duplicate of that object's mask) costs its own J, not a switch; this
+  count shows it. (A panoptic id map cannot hold duplicates: its masks are disjoint.)
 - ``panoptic_tracker`` (the comparison, when a ``PanopticTracker`` factory is given): the
   panoptic video tracker (``Segmenter.track`` with a fresh ``new_tracker()`` per video) runs
   over every frame of the video, with no prompt; its output is the track id map. Each GT
@@ -59,7 +65,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,6 +93,8 @@ __all__ = [
 MODES = ("jf_box", "jf_click", "jf_oracle_box", "panoptic_tracker")
 STATES = ("tracked", "occluded", "lost")
 Progress = Callable[[str, int, int], None]
+#: an object's shown mask with at least this IoU with another GT object is "on" that object
+WRONG_OBJECT_IOU = 0.5
 #: (frame, N x 4 boxes (x0, y0, x1, y1)) -> N x H x W bool masks, one per box
 BoxPrompt = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #: () -> a fresh video's tracker: (frame) -> H x W int track id map (0 = no track)
@@ -198,6 +206,29 @@ class _Run:
     scores: VosScores
     switches: dict[tuple[int, int], IdSwitches]
     steps: list[tuple[int, float]]  # (objects held, step ms)
+    wrong: int = 0  # object-frames shown on another GT object
+
+
+def _score(
+    run: _Run,
+    objects: Sequence[_Object],
+    k: int,
+    t: int,
+    pred: np.ndarray,
+    candidates: Mapping[int, np.ndarray],
+) -> None:
+    """One object-frame: J and F of ``pred`` (what is shown for object ``k``), its ID
+    switches against ``candidates`` (every id's mask) and whether ``pred`` sits on another
+    GT object (IoU >= 0.5 with it)."""
+    obj = objects[k]
+    run.scores.add(obj.key, obj.masks[t], pred)
+    run.switches[obj.key].update(obj.masks[t], candidates)
+    if pred.any() and any(
+        other.masks[t].any() and region_j(other.masks[t], pred) >= WRONG_OBJECT_IOU
+        for i, other in enumerate(objects)
+        if i != k
+    ):
+        run.wrong += 1
 
 
 def _track_video(
@@ -219,9 +250,7 @@ def _track_video(
             run.steps.append((len(ids), 1000.0 * (clock() - t0)))
             preds = _Predictions(result, shape)
             for k, oid in ids.items():
-                obj = objects[k]
-                run.scores.add(obj.key, obj.masks[t], preds.of(oid))
-                run.switches[obj.key].update(obj.masks[t], preds.masks)
+                _score(run, objects, k, t, preds.of(oid), preds.masks)
         for k, obj in enumerate(objects):
             if obj.first == t < len(images) - 1:  # added where a later frame scores it
                 ids[k] = _add(tracker, frame, mode, obj.masks[t])
@@ -277,8 +306,8 @@ def _panoptic_video(
         for k, obj in enumerate(objects):
             gt = obj.masks[t]
             if k in chosen:
-                run.scores.add(obj.key, gt, tmap == chosen[k] if chosen[k] else np.zeros_like(gt))
-                run.switches[obj.key].update(gt, index_map_predictions(tmap, gt))
+                pred = tmap == chosen[k] if chosen[k] else np.zeros_like(gt)
+                _score(run, objects, k, t, pred, index_map_predictions(tmap, gt))
             elif obj.first == t < len(images) - 1:
                 preds = index_map_predictions(tmap, gt)
                 run.switches[obj.key] = IdSwitches(IdSwitches().match(gt, preds))
@@ -365,7 +394,8 @@ def evaluate_vos(
     Returns:
       {mode: {"j", "f", "jf"} in [0, 1] (NaN: no object scored)}, ``id_switches``,
       ``id_switch_frames`` (GT-visible frames scored) and ``id_switch_matched`` (those of
-      them with a match) {mode: count} for each mode but the oracle, ``per_object_ms``,
+      them with a match) {mode: count} for each mode but the oracle, ``wrong_object_frames``
+      {mode: object-frames whose shown mask sits on another GT object}, ``per_object_ms``,
       ``step_ms_by_objects``, ``steps_by_objects``, ``counts`` {"videos", "objects" (with
       a scored frame), "frames" (of the videos), "object_frames" (scored, each mode)}.
     """
@@ -412,6 +442,7 @@ def evaluate_vos(
         ("id_switch_matched", "matched"),
     ):
         out[key] = {m: sum(getattr(c, attr) for c in runs[m].switches.values()) for m in with_ids}
+    out["wrong_object_frames"] = {m: runs[m].wrong for m in with_ids}
     out.update(step_cost(row for m in with_ids for row in runs[m].steps))
     out["counts"] = {
         "videos": n,
