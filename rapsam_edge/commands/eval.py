@@ -18,6 +18,7 @@ import json
 import math
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _progress(quiet: bool):
+def _progress(quiet: bool) -> Callable[[str, int, int], None]:
     bars: dict = {}
     if quiet:
         return lambda _task, _done, _total: None

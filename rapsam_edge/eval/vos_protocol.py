@@ -367,6 +367,31 @@ def step_cost(steps: Iterable[tuple[int, float]]) -> dict[str, Any]:
     }
 
 
+def _summary(runs: dict[str, _Run], videos: int, frames: int, scored: list[int]) -> dict[str, Any]:
+    """The modes' runs -> ``evaluate_vos``'s result (its docstring)."""
+    out: dict[str, Any] = {}
+    for mode, run in runs.items():
+        s = run.scores.compute()
+        out[mode] = {"j": s["j"], "f": s["f"], "jf": s["jf"]}
+    with_ids = [m for m in runs if m != "jf_oracle_box"]
+    for key, attr in (
+        ("id_switches", "switches"),
+        ("id_switch_frames", "visible"),
+        ("id_switch_matched", "matched"),
+    ):
+        out[key] = {m: sum(getattr(c, attr) for c in runs[m].switches.values()) for m in with_ids}
+    out["wrong_object_frames"] = {m: runs[m].wrong for m in with_ids}
+    prompted = [m for m in runs if m in ("jf_box", "jf_click")]  # the timed steps
+    out.update(step_cost(row for m in prompted for row in runs[m].steps))
+    out["counts"] = {
+        "videos": videos,
+        "objects": scored[0],
+        "frames": frames,
+        "object_frames": scored[1],
+    }
+    return out
+
+
 def evaluate_vos(
     new_tracker: Callable[[], PromptTracker],
     ytvis_root: str | Path,
@@ -431,23 +456,4 @@ def evaluate_vos(
             else:
                 _track_video(new_tracker, video.images, objects, mode, runs[mode], clock)
         progress("vos", v + 1, n)
-    out: dict[str, Any] = {}
-    for mode, run in runs.items():
-        s = run.scores.compute()
-        out[mode] = {"j": s["j"], "f": s["f"], "jf": s["jf"]}
-    with_ids = [m for m in modes if m != "jf_oracle_box"]
-    for key, attr in (
-        ("id_switches", "switches"),
-        ("id_switch_frames", "visible"),
-        ("id_switch_matched", "matched"),
-    ):
-        out[key] = {m: sum(getattr(c, attr) for c in runs[m].switches.values()) for m in with_ids}
-    out["wrong_object_frames"] = {m: runs[m].wrong for m in with_ids}
-    out.update(step_cost(row for m in with_ids for row in runs[m].steps))
-    out["counts"] = {
-        "videos": n,
-        "objects": scored[0],
-        "frames": frames,
-        "object_frames": scored[1],
-    }
-    return out
+    return _summary(runs, n, frames, scored)
