@@ -39,6 +39,11 @@ COMMANDS: dict[str, Command] = {
     "run": Command(
         "rapsam_edge.commands.run", "run a bundle on an image, a video file or a camera", None
     ),
+    "serve": Command(
+        "rapsam_edge.commands.serve",
+        "a browser view of click-to-track on a live source: click, drag or right-click objects",
+        "serve",
+    ),
     "profile": Command(
         "rapsam_edge.commands.profile",
         "on-device FPS profiler: per-stage latency, FPS, memory, environment, top operators",
@@ -102,6 +107,7 @@ COMMANDS: dict[str, Command] = {
 EXTRA_HINT = {
     "train": "pip install 'rapsam-edge[train]' (a CPU-only torch: add "
     "--extra-index-url https://download.pytorch.org/whl/cpu, see README)",
+    "serve": "pip install 'rapsam-edge[serve]' (aiohttp)",
 }
 
 

@@ -60,6 +60,8 @@ RUNTIME_MODULES = frozenset(
         "test_profile_telemetry",
         "test_prompt_tracker",
         "test_cpp_prompt_tracker",
+        "test_serve",
+        "test_serve_browser",
     }
 )
 

@@ -32,6 +32,10 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
     "demo": [("", ["--bundle", H, "--out", "{O}"]), (".png", ["--source", H, "--out", "{O}"])],
     "run": [("", [H, "--source", "{I}"]), (".png", ["{B}", "--source", H, "--out", "{O}"])],
     "profile": [("", [H])],
+    "serve": [
+        ("", ["--bundle", H, "--source", "{I}"]),
+        (".mp4", ["--bundle", "{B}", "--backend", "ort", "--source", H]),
+    ],
     "benchmark": [("", ["--bundle", H, "--no-fresh"])],
     "info": [("", [H])],
     "make-data": [],  # writes only

@@ -304,6 +304,8 @@ MISSING = [
     ),
     ("run", "bundle", ["{missing}", "--source", "{img}", "--out", "{dir}/o"]),
     ("run", "--source", ["--source", "{missing}", "--out", "{dir}/o"]),
+    ("serve", "--bundle", ["--bundle", "{missing}", "--source", "{img}"]),
+    ("serve", "--source", ["--source", "{missing}"]),
     ("train", "--config", ["--config", "{missing}"]),
     ("train", "--data", ["--data", "{missing}"]),
     ("train", "--init-weights", ["--data", "{data}", "--init-weights", "{missing}"]),
@@ -322,6 +324,7 @@ WRONG_KIND = [
     ("eval", ["--data", "{file}"]),
     ("export", ["--weights", "{dir}", "--out", "{dir}/b", "--classes", "{dir}"]),
     ("run", ["--source", "{dir}", "--out", "{dir}/o"]),
+    ("serve", ["--source", "{dir}"]),
     ("train", ["--data", "{file}"]),
 ]
 

@@ -86,10 +86,9 @@ def frames() -> list[np.ndarray]:
 
 
 def _run(bundle: Path, src: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [EXAMPLE, str(bundle), str(src), "--static-shapes", "off", *args],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""},
-    )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": ""}
+    cmd = [EXAMPLE, str(bundle), str(src), "--static-shapes", "off", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
 def _prompts(seg: Segmenter, frame: np.ndarray, how: str) -> dict:

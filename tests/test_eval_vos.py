@@ -2,7 +2,8 @@
 measures on hand-made masks with values worked out by hand, and the protocol driven through
 fake prompt trackers on a tiny YouTube-VIS set written by the SDK's own writer: an oracle
 (J&F = 1), a shifted-mask tracker (J and F computed by hand), trackers that keep a stale mask,
-hide objects or swap ids, and the CLI's checks.
+hide objects or swap ids, and the CLI's checks; the panoptic tracker's comparison through fake
+track-map trackers, and the one ID-switch rule both trackers (and ``eval.harness``) share.
 
 The tiny set (40 x 48 frames: the boundary tolerance is ceil(0.008 x 62.5) = 1 pixel):
 video 1, 6 frames: A, rows 5..14 x cols 5+t..12+t, on every frame; B, rows 20..29 x cols
@@ -35,9 +36,16 @@ from rapsam_edge.eval.vos import (
     boundary_map,
     boundary_radius,
     count_id_switches,
+    index_map_predictions,
     region_j,
 )
-from rapsam_edge.eval.vos_protocol import evaluate_vos, find_ytvis_root, first_box, first_click
+from rapsam_edge.eval.vos_protocol import (
+    evaluate_vos,
+    find_ytvis_root,
+    first_box,
+    first_click,
+    panoptic_tracker_of,
+)
 
 H, W, T = 40, 48, 6
 
@@ -197,7 +205,7 @@ def test_id_switches_on_a_scripted_sequence():
         (g, {1: weak}),
         (empty, {1: g}),
         (g, {1: weak, 2: g}),
-        (g, {2: g, 1: half}),  # equal best: the IoU 1 one
+        (g, {2: g, 1: half}),  # 2 kept (still valid; the higher IoU too)
         (g, {1: g, 3: g}),  # tie at IoU 1: the lower id
     ]
     counter = IdSwitches(initial_id=1)
@@ -207,6 +215,118 @@ def test_id_switches_on_a_scripted_sequence():
     assert count_id_switches([f[0] for f in frames], [f[1] for f in frames], 1) == 2
     # prompted as 7 but answered as 1 from the first frame on: one switch
     assert count_id_switches([g, g], [{1: g}, {1: g}], initial_id=7) == 1
+
+
+def test_a_still_valid_match_is_kept():
+    """CLEAR-MOT: the previous match stays while its IoU is >= 0.5, even when another
+    (overlapping) predicted mask scores higher: that one drifted onto this object, which is
+    its error, not a switch of this one. Once the previous match falls under 0.5, the best
+    other one takes over (a switch)."""
+    g = _rect(5, 15, 5, 13)  # 80 px
+    wide = _rect(5, 15, 5, 14)  # 90 px, IoU 80/90
+    half = _rect(5, 15, 5, 9)  # IoU 0.5
+    weak = _rect(5, 9, 5, 13)  # IoU 0.4
+    counter = IdSwitches(initial_id=2)
+    assert counter.update(g, {1: g, 2: wide}) == 2  # 1 scores 1.0, but 2 is still valid
+    assert counter.update(g, {1: g, 2: half}) == 2  # exactly 0.5 is still valid
+    assert counter.update(g, {1: wide, 2: weak}) == 1  # 2 fell under 0.5: a switch
+    assert counter.update(g, {1: half, 2: g}) == 1  # and 1 is kept in turn
+    assert counter.switches == 1
+    # without a previous match the highest IoU wins; absent ids are simply not kept
+    assert IdSwitches().match(g, {1: wide, 2: g}) == 2
+    assert IdSwitches().match(g, {1: wide, 2: g}, keep=3) == 2
+    assert IdSwitches().match(g, {1: wide, 2: g}, keep=1) == 1
+
+
+def test_id_switches_without_an_initial_id():
+    """No id yet (a panoptic track not matched on the prompt frame): the first match sets it
+    without a switch; a miss then a re-acquire under the same id is no switch; a swap to
+    another id and back is two."""
+    g = _rect(5, 15, 5, 13)
+    empty = np.zeros((H, W), bool)
+    assert count_id_switches([g, g], [{}, {4: g}]) == 0
+    assert count_id_switches([g, g, g, g], [{4: g}, {}, {4: empty, 5: empty}, {4: g}]) == 0
+    assert count_id_switches([g, g, g], [{4: g}, {5: g}, {4: g}]) == 2
+    assert count_id_switches([g, empty, g], [{4: g}, {5: g}, {4: g}]) == 0  # absent: nothing
+    counter = IdSwitches()
+    assert [counter.update(g, {9: g}), counter.update(g, {3: g})] == [9, 3]
+    assert (counter.switches, counter.matched, counter.visible, counter.last) == (1, 2, 2, 3)
+
+
+def test_index_map_predictions_keeps_only_ids_touching_the_object():
+    tmap = np.zeros((H, W), np.int32)
+    tmap[5:15, 5:9] = 2
+    tmap[5:15, 9:13] = 7
+    tmap[30:35, 30:35] = 4  # far from the object
+    g = _rect(5, 15, 5, 13)
+    preds = index_map_predictions(tmap, g)
+    assert sorted(preds) == [2, 7] and all(isinstance(k, int) for k in preds)
+    assert np.array_equal(preds[2], tmap == 2)
+    assert IdSwitches().match(g, preds) == 2  # IoU 0.5 each: the lower id
+
+
+def _old_harness_id_switches(track_maps, gt_instances):
+    """``eval.harness._id_switches`` as it was before it used ``eval.vos.IdSwitches``."""
+    switches, frames = 0, 0
+    for inst in gt_instances:
+        last = None
+        for t in range(len(track_maps)):
+            gt = inst.masks[t]
+            if not gt.any():
+                continue
+            frames += 1
+            ids, counts = np.unique(track_maps[t][gt], return_counts=True)
+            best, best_iou = None, 0.0
+            for tid, inter in zip(ids.tolist(), counts.tolist()):
+                if tid == 0:
+                    continue
+                union = gt.sum() + (track_maps[t] == tid).sum() - inter
+                if inter / union >= 0.5 and inter / union > best_iou:
+                    best, best_iou = tid, inter / union
+            if best is None:
+                continue
+            if last is not None and best != last:
+                switches += 1
+            last = best
+    return switches, frames
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_harness_id_switches_keep_their_meaning(seed: int):
+    """The video eval's ID switches, now counted by ``IdSwitches``, equal the old rule on
+    random track maps (blocks of a few ids, some frames empty, GT objects that come and go).
+    On an id map the rules differ only where two disjoint tracks each have IoU exactly 0.5
+    (two halves of the GT object), impossible here: track areas are multiples of 16 pixels,
+    a GT object 36 (see test_the_one_case_where_the_harness_count_differs)."""
+    from rapsam_edge.eval.harness import _id_switches
+
+    rng = np.random.default_rng(seed)
+    t_, h, w = 8, 12, 12
+    maps = np.kron(rng.integers(0, 4, (t_, 3, 3)), np.ones((1, 4, 4), np.int64))
+    maps[rng.random(t_) < 0.2] = 0
+    gts = []
+    for _ in range(3):
+        m = np.zeros((t_, h, w), bool)
+        r, c = rng.integers(0, 6, 2)
+        m[:, r : r + 6, c : c + 6] = rng.random((t_, 1, 1)) < 0.8
+        gts.append(SimpleNamespace(masks=m))
+    got = _id_switches(maps, gts)
+    assert got == _old_harness_id_switches(maps, gts)
+    assert got[1] == sum(int(g.masks.any(axis=(1, 2)).sum()) for g in gts)
+
+
+def test_the_one_case_where_the_harness_count_differs():
+    """Two disjoint tracks, each exactly half of the GT object (IoU 0.5 each), after the
+    right half was matched: the old rule took the lower id (a switch), the kept match stays."""
+    from rapsam_edge.eval.harness import _id_switches
+
+    maps = np.zeros((2, H, W), np.int32)
+    maps[0, 5:15, 9:13] = 2  # frame 0: only the right half, id 2 (IoU 0.5)
+    maps[1, 5:15, 5:9] = 1  # frame 1: left half id 1, right half id 2 (IoU 0.5 each)
+    maps[1, 5:15, 9:13] = 2
+    inst = SimpleNamespace(masks=np.stack([_rect(5, 15, 5, 13)] * 2))
+    assert _old_harness_id_switches(maps, [inst]) == (1, 2)
+    assert _id_switches(maps, [inst]) == (0, 2)
 
 
 # ----------------------------------------------------------------- the tiny data set
@@ -423,6 +543,8 @@ def test_swapped_ids_count_id_switches(ytvis: Path):
     frames 4 and 5 (one switch), B matches A's id on frame 5 (one switch)."""
     out = _run(ytvis, swap_from=4)
     assert out["id_switches"] == {"jf_box": 2, "jf_click": 2}
+    # on another object: B's id shows A on frames 4 and 5, A's id shows B on frame 5
+    assert out["wrong_object_frames"] == {"jf_box": 3, "jf_click": 3}
     assert out["jf_box"]["j"] == pytest.approx((3 / 5 + 1 / 3 + 1) / 3)
 
 
@@ -485,6 +607,103 @@ def test_the_oracle_needs_a_box_prompt_that_answers_each_box(ytvis: Path):
             modes=("jf_oracle_box",),
             box_prompt=_prompter(ytvis, bad=True),
         )
+
+
+# ----------------------------------------------------- the panoptic tracker's comparison
+def _panoptic(root: Path, *, swap_from=None, drop=(), renumber=None, bad=False):
+    """A fake panoptic tracker: the track map of a frame from the GT, instance k of the video
+    as track id 10 + k; ``swap_from``: from that frame on, instances 0 and 1 of video 0
+    swap ids; ``drop``: (video, instance, frame) left out of the map; ``renumber``: (video,
+    instance, from frame, new id); ``bad``: a float map."""
+    frames = _frames(root)
+
+    def new_video():
+        def track(frame):
+            v, t, masks = frames[_key(frame)]
+            tmap = np.zeros((H, W), np.int32)
+            for k, m in enumerate(masks):
+                tid = 10 + k
+                if swap_from is not None and v == 0 and t >= swap_from and k < 2:
+                    tid = 10 + (1 - k)
+                if renumber is not None and renumber[:2] == (v, k) and t >= renumber[2]:
+                    tid = renumber[3]
+                if (v, k, t) not in drop:
+                    tmap[m[t]] = tid
+            return tmap * 0.5 if bad else tmap
+
+        return track
+
+    return new_video
+
+
+def _compare(root: Path, **kw):
+    return evaluate_vos(
+        _factory(root),
+        root / "ytvis",
+        "val",
+        box_prompt=_prompter(root),
+        panoptic=_panoptic(root, **kw),
+    )
+
+
+def test_panoptic_tracker_is_scored_on_the_same_frames(ytvis: Path):
+    out = _compare(ytvis)
+    assert out["panoptic_tracker"] == {"j": 1.0, "f": 1.0, "jf": 1.0}
+    assert out["id_switches"] == {"jf_box": 0, "jf_click": 0, "panoptic_tracker": 0}
+    frames = {"jf_box": 9, "jf_click": 9, "panoptic_tracker": 9}
+    assert out["id_switch_frames"] == frames and out["id_switch_matched"] == frames
+    assert out["wrong_object_frames"] == {"jf_box": 0, "jf_click": 0, "panoptic_tracker": 0}
+    assert set(out) >= {"jf_box", "jf_click", "jf_oracle_box", "panoptic_tracker"}
+    # the panoptic tracker's steps are not the prompt tracker's per-object cost
+    assert out["steps_by_objects"] == {"1": 8, "2": 6}
+
+
+def test_panoptic_tracker_swaps_count_as_the_prompt_trackers_do(ytvis: Path):
+    """The same swap as test_swapped_ids_count_id_switches, in the track map: 2 switches,
+    as the prompt tracker's; the J&F follows the track chosen on the first frame."""
+    out = _compare(ytvis, swap_from=4)
+    assert out["id_switches"]["panoptic_tracker"] == 2
+    assert out["wrong_object_frames"]["panoptic_tracker"] == 3
+    assert out["panoptic_tracker"]["j"] == pytest.approx((3 / 5 + 1 / 3 + 1) / 3)
+
+
+def test_panoptic_tracker_miss_reacquire_and_late_first_match(ytvis: Path):
+    """A missed on frame 2 and back under its id: no switch (4 of 5 frames matched); B
+    unseen on its first frame (2): no id to start from, the first match (frame 3) sets it,
+    no switch, and no track for its J&F (empty prediction: J = F = 1 only on frame 4, where
+    B is absent); C renumbered from frame 5: one switch."""
+    out = _compare(ytvis, drop={(0, 0, 2), (0, 1, 2)}, renumber=(1, 0, 5, 99))
+    # video 1: A is instance 0, B instance 1; video 2: C is instance 0 (renumbered on 5)
+    assert out["id_switches"]["panoptic_tracker"] == 1
+    assert out["id_switch_frames"]["panoptic_tracker"] == 9
+    assert out["id_switch_matched"]["panoptic_tracker"] == 8
+    assert out["wrong_object_frames"]["panoptic_tracker"] == 0
+    # A: frame 2 empty (J 0), others 1 -> 4/5; B: 1/3; C: frame 5 is id 99 (J 0) -> 1/2
+    assert out["panoptic_tracker"]["j"] == pytest.approx((4 / 5 + 1 / 3 + 1 / 2) / 3)
+
+
+def test_panoptic_tracker_checks(ytvis: Path):
+    with pytest.raises(ValueError, match="panoptic"):
+        evaluate_vos(_factory(ytvis), ytvis / "ytvis", "val", modes=("panoptic_tracker",))
+    with pytest.raises(BackendError, match="panoptic tracker"):
+        evaluate_vos(
+            _factory(ytvis),
+            ytvis / "ytvis",
+            "val",
+            modes=("panoptic_tracker",),
+            panoptic=_panoptic(ytvis, bad=True),
+        )
+
+
+def test_panoptic_tracker_of_a_segmenter_uses_a_fresh_tracker_per_video():
+    calls: list = []
+    seg = SimpleNamespace(
+        new_tracker=lambda: calls.append("new") or len(calls),
+        track=lambda frame, tracker: SimpleNamespace(track_map=(frame, tracker)),
+    )
+    factory = panoptic_tracker_of(seg)
+    first, second = factory(), factory()
+    assert first("a") == ("a", 1) and first("b") == ("b", 1) and second("c") == ("c", 2)
 
 
 # ------------------------------------------------------------------------ data paths
@@ -560,14 +779,53 @@ def test_cli_writes_the_json(ytvis: Path, tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setattr(
         Segmenter, "prompt", lambda self, emb, boxes=None: SimpleNamespace(masks=prompt(emb, boxes))
     )
+    panoptic = _panoptic(ytvis, swap_from=4)  # the panoptic tracker: GT track maps, a swap
+    monkeypatch.setattr(Segmenter, "new_tracker", lambda self: panoptic())
+    monkeypatch.setattr(
+        Segmenter,
+        "track",
+        lambda self, frame, tracker: SimpleNamespace(track_map=tracker(frame)),
+    )
     out = tmp_path / "m" / "vos.json"
     argv = ["eval", "--task", "vos", "--data", str(ytvis), "--json", str(out), "--quiet"]
     assert main(argv) == 0
     headline = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert headline == {"jf_box": 1.0, "jf_click": 1.0, "jf_oracle_box": 1.0}
+    switches = {"jf_box": 0, "jf_click": 0, "panoptic_tracker": 2}
+    assert headline == {
+        "jf_box": 1.0,
+        "jf_click": 1.0,
+        "jf_oracle_box": 1.0,
+        "panoptic_tracker": pytest.approx((3 / 5 + 1 / 3 + 1) / 3),
+        "id_switches": switches,
+        "wrong_object_frames": {"jf_box": 0, "jf_click": 0, "panoptic_tracker": 3},
+    }
     metrics = json.loads(out.read_text())
     for mode in MODES:
         assert metrics[mode] == {"j": 1.0, "f": 1.0, "jf": 1.0}
-    assert metrics["id_switches"] == {"jf_box": 0, "jf_click": 0}
+    assert metrics["id_switches"] == switches
+    assert metrics["id_switch_frames"]["panoptic_tracker"] == 9
     assert metrics["counts"]["videos"] == 2 and metrics["counts"]["objects"] == 3
     assert "per_object_ms" in metrics and metrics["task"] == "vos"
+
+
+def test_a_duplicate_mask_is_a_wrong_object_frame_not_a_switch(ytvis: Path):
+    """A prompted object whose mask jumps onto another tracked object (both ids show B's
+    mask from frame 3 on): B keeps its own still-valid id (no switch; the old highest-IoU rule
+    gave the tie to the lower id, A's, and counted one); A is missed (its own J) and its
+    mask sits on B on frames 3 and 5 (B is absent on 4)."""
+    frames = _frames(ytvis)
+
+    class Duplicate(FakeTracker):
+        def step(self, frame):
+            res = super().step(frame)
+            _, t, _ = frames[_key(frame)]
+            if t >= 3 and len(res.objects) == 2 and _key(frame) in video0:
+                res.objects[0].mask = res.objects[1].mask
+                res.objects[0].state = "tracked" if res.objects[1].mask.any() else "occluded"
+            return res
+
+    video0 = {k for k, (v, _, _) in frames.items() if v == 0}
+    out = evaluate_vos(lambda: Duplicate(frames, []), ytvis / "ytvis", "val", modes=("jf_box",))
+    assert out["id_switches"] == {"jf_box": 0}
+    assert out["wrong_object_frames"] == {"jf_box": 2}
+    assert out["id_switch_matched"] == {"jf_box": 9 - 3}  # A unmatched on frames 3 to 5

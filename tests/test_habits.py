@@ -78,6 +78,7 @@ def test_wheel_ships_py_typed_and_the_license(tmp_path):
         licence = whl.read(f"{dist_info}/licenses/LICENSE").decode()
     assert "rapsam_edge/py.typed" in names
     assert "rapsam_edge/_core.pyi" in names  # the stubs the marker vouches for
+    assert "rapsam_edge/apps/static/serve.html" in names  # `rapsam-edge serve`'s page
     assert _metadata_licence_fields(metadata) == [
         "License-Expression: Apache-2.0",
         "License-File: LICENSE",

@@ -5,7 +5,11 @@ dataset (COCO panoptic + YouTube-VIS); metrics in percent under the keys ``pq``,
 ``vis_ap`` (plus the detailed ones). Task ``vos``: the prompt tracker on the YouTube-VIS videos
 (``DIR/ytvis`` or ``DIR`` itself), DAVIS J&F in [0, 1] under ``jf_box``, ``jf_click`` and
 ``jf_oracle_box`` (each with ``j``, ``f``, ``jf``), plus ``id_switches``, ``per_object_ms`` and
-``counts`` (``eval.vos_protocol``). Default model: the shipped default bundle."""
+``counts`` (``eval.vos_protocol``), and the panoptic video tracker on the same videos for
+comparison: ``panoptic_tracker`` (the J&F of the track best matching each object on its first
+frame) and ``id_switches["panoptic_tracker"]`` (one ID-switch rule for both trackers), and
+``wrong_object_frames`` (object-frames shown on another object). Default model: the shipped
+default bundle."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import json
 import math
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +33,16 @@ TASKS = {
     "all": ("PQ, 1-click mIoU (+ NoC) and video AP, in percent", ("pq", "miou", "vis_ap")),
     "vos": (
         "the prompt tracker: DAVIS J&F in [0, 1] from a box, a click and a ground-truth box on "
-        "every frame, ID switches, per-object step cost",
-        ("jf_box", "jf_click", "jf_oracle_box"),
+        "every frame, ID switches (and the panoptic tracker's, for comparison), per-object "
+        "step cost",
+        (
+            "jf_box",
+            "jf_click",
+            "jf_oracle_box",
+            "panoptic_tracker",
+            "id_switches",
+            "wrong_object_frames",
+        ),
     ),
 }
 
@@ -83,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _progress(quiet: bool):
+def _progress(quiet: bool) -> Callable[[str, int, int], None]:
     bars: dict = {}
     if quiet:
         return lambda _task, _done, _total: None
@@ -183,6 +196,9 @@ def run(args: argparse.Namespace) -> int:
         check_written(args.json, "the metrics file")
     headline = {k: clean.get(k) for k in TASKS[args.task][1]}
     if args.task == "vos":
-        headline = {k: (v or {}).get("jf") for k, v in headline.items()}
+        headline = {
+            k: v if k.startswith(("id_", "wrong_")) else (v or {}).get("jf")
+            for k, v in headline.items()
+        }
     print(json.dumps(headline))
     return 0

@@ -178,29 +178,19 @@ def evaluate_video(
 
 
 def _id_switches(track_maps: np.ndarray, gt_instances) -> tuple[int, int]:
-    """Per GT instance, the track covering most of its pixels in each frame (IoU >= 0.5);
-    a switch is a change of that track between consecutive matched frames."""
+    """(switches, GT-visible frames) over a video's T x H x W track maps: ``eval.vos``'s
+    ``IdSwitches`` per GT instance over all its frames, no initial id (the first match sets
+    it): the track matching it with IoU >= 0.5 on each frame (on an id map's disjoint masks,
+    the one with the highest IoU); a switch is a change of that track between matched
+    frames."""
+    from .vos import IdSwitches, index_map_predictions
+
     switches, frames = 0, 0
     for inst in gt_instances:
-        last = None
+        counter = IdSwitches()
         for t in range(len(track_maps)):
-            gt = inst.masks[t]
-            if not gt.any():
-                continue
-            frames += 1
-            ids, counts = np.unique(track_maps[t][gt], return_counts=True)
-            best, best_iou = None, 0.0
-            for tid, inter in zip(ids.tolist(), counts.tolist()):
-                if tid == 0:
-                    continue
-                union = gt.sum() + (track_maps[t] == tid).sum() - inter
-                if inter / union >= 0.5 and inter / union > best_iou:
-                    best, best_iou = tid, inter / union
-            if best is None:
-                continue
-            if last is not None and best != last:
-                switches += 1
-            last = best
+            counter.update(inst.masks[t], index_map_predictions(track_maps[t], inst.masks[t]))
+        switches, frames = switches + counter.switches, frames + counter.visible
     return switches, frames
 
 
@@ -261,8 +251,9 @@ def evaluate_vos_task(
     progress: Progress = _no_progress,
 ) -> dict[str, Any]:
     """Task "vos": ``eval.vos_protocol.evaluate_vos`` with ``segmenter.prompt_tracker`` on the
-    YouTube-VIS data under ``data_root`` (``data_root/ytvis`` or ``data_root`` itself)."""
-    from .vos_protocol import box_prompt_of, evaluate_vos, find_ytvis_root
+    YouTube-VIS data under ``data_root`` (``data_root/ytvis`` or ``data_root`` itself), and
+    the panoptic video tracker (``segmenter.track``) on the same videos for comparison."""
+    from .vos_protocol import box_prompt_of, evaluate_vos, find_ytvis_root, panoptic_tracker_of
 
     require_prompt_tracker(segmenter)
     root = find_ytvis_root(data_root, split)
@@ -271,6 +262,7 @@ def evaluate_vos_task(
         root,
         split,
         box_prompt=box_prompt_of(segmenter),
+        panoptic=panoptic_tracker_of(segmenter),
         max_videos=max_videos,
         progress=progress,
     )

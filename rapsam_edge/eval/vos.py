@@ -24,14 +24,26 @@ The definitions follow the DAVIS 2017 evaluation (davisvideochallenge/davis2017-
 - A frame where the GT object is absent (it left, or it is hidden) is still scored: an empty
   prediction there has J = F = 1, any predicted pixel J = F = 0.
 
-ID switches (``IdSwitches``), the CLEAR-MOT rule on masks: on each scored frame where the GT
-object is visible, its match is the predicted object with the highest IoU among those with
-IoU >= ``min_iou`` (0.5; ties: the lower id), or none. A switch is counted each time the match
-differs from the previous match, the previous match starting as the id the tracker gave the
-object when it was prompted. Frames without a match change nothing (losing the object is
-what J measures, not a switch); coming back under the original id after another id had the
-object is a second switch. With IoU >= 0.5 and GT objects that do not overlap, no predicted
-object can match two GT objects on one frame, so per-GT matching is one-to-one.
+ID switches (``IdSwitches``), the CLEAR-MOT rule on masks (Bernardin and Stiefelhagen,
+"Evaluating multiple object tracking performance: the CLEAR MOT metrics", 2008, its mapping
+procedure; py-motmetrics' ``MOTAccumulator`` keeps prior matches the same way), one definition for
+every tracker the SDK measures (the prompt tracker in ``eval.vos_protocol``, the panoptic video
+tracker there and in ``eval.harness``): on each scored frame where the GT object is visible,
+its match is the previous match while that predicted object still has IoU >= ``min_iou``
+(0.5) with it; otherwise the predicted object with the highest IoU among those with IoU >=
+``min_iou`` (ties: the lower id), or none. A switch is counted each time the match differs
+from the previous match. (Keeping a still-valid match matters where predicted masks may
+overlap, as a prompt tracker's may: another object's mask drifting onto this object, even
+one scoring a higher IoU, is that object's error, not a switch of this one; on a tracker's
+id map, whose masks are disjoint, two ids can both reach IoU 0.5 only as two halves of
+exactly 0.5 each, so there the rule is the plain highest-IoU one.)
+The previous match starts as ``initial_id``: the id a prompt tracker gave the object when it
+was prompted, or the panoptic track matched on the frame the prompt was given; ``None`` (no
+id yet) lets the first match set it without a switch. Frames without a match change nothing
+(losing the object is what J measures, not a switch; a miss then a re-acquire under the same
+id is no switch); coming back under the original id after another id had the object is a
+second switch. With IoU >= 0.5 and GT objects that do not overlap, no predicted object can
+match two GT objects on one frame, so per-GT matching is one-to-one.
 """
 
 from __future__ import annotations
@@ -50,6 +62,7 @@ __all__ = [
     "boundary_map",
     "boundary_radius",
     "count_id_switches",
+    "index_map_predictions",
     "region_j",
 ]
 
@@ -165,15 +178,19 @@ class IdSwitches:
     """ID switches of one GT object (module docstring). ``update(gt, predictions)`` per
     scored frame, ``predictions`` {tracker id: H x W mask} (what the tracker shows)."""
 
-    def __init__(self, initial_id: int, min_iou: float = 0.5) -> None:
+    def __init__(self, initial_id: int | None = None, min_iou: float = 0.5) -> None:
         self.last = initial_id
         self.min_iou = float(min_iou)
         self.switches = 0
         self.matched = 0  # visible frames with a match
         self.visible = 0  # frames scored with the GT object visible
 
-    def match(self, gt: np.ndarray, predictions: Mapping[int, np.ndarray]) -> int | None:
-        """The id that matches ``gt`` on this frame, or None."""
+    def match(
+        self, gt: np.ndarray, predictions: Mapping[int, np.ndarray], keep: int | None = None
+    ) -> int | None:
+        """The id that matches ``gt`` on this frame, or None: ``keep`` (the previous match)
+        while its IoU is >= ``min_iou``, else the highest IoU >= ``min_iou`` (ties: the lower
+        id)."""
         g = _mask(gt, "gt")
         area = int(np.count_nonzero(g))
         best, best_iou = None, -1.0
@@ -183,6 +200,8 @@ class IdSwitches:
             if inter == 0:
                 continue
             iou = inter / (area + int(np.count_nonzero(p)) - inter)
+            if iou >= self.min_iou and tid == keep:
+                return tid
             if iou >= self.min_iou and iou > best_iou:
                 best, best_iou = tid, iou
         return best
@@ -192,24 +211,32 @@ class IdSwitches:
         if not np.any(gt):
             return None
         self.visible += 1
-        best = self.match(gt, predictions)
+        best = self.match(gt, predictions, keep=self.last)
         if best is None:
             return None
         self.matched += 1
-        if best != self.last:
+        if self.last is not None and best != self.last:
             self.switches += 1
         self.last = best
         return best
 
 
+def index_map_predictions(index_map: np.ndarray, gt: np.ndarray) -> dict[int, np.ndarray]:
+    """{id: index_map == id} for the nonzero ids of an H x W id map (0 = nothing) that overlap
+    ``gt``: what ``IdSwitches.update`` needs from a tracker that outputs one id map (ids not
+    touching the GT object can never match it, so leaving them out changes nothing)."""
+    ids = np.unique(np.asarray(index_map)[_mask(gt, "gt")])
+    return {int(i): index_map == i for i in ids.tolist() if i != 0}
+
+
 def count_id_switches(
     gt: Sequence[np.ndarray],
     predictions: Sequence[Mapping[int, np.ndarray]],
-    initial_id: int,
+    initial_id: int | None = None,
     min_iou: float = 0.5,
 ) -> int:
     """ID switches of one GT object over its scored frames (``gt`` and ``predictions`` one
-    entry per frame, the prompted frame excluded)."""
+    entry per frame, the prompted frame excluded; ``initial_id``: see ``IdSwitches``)."""
     if len(gt) != len(predictions):
         raise ValueError(f"{len(gt)} GT frames but {len(predictions)} prediction frames")
     counter = IdSwitches(initial_id, min_iou)

@@ -35,8 +35,27 @@ The protocol, per video (frames in file order, RGB uint8, as ``data.ytvis`` read
   ``add`` starts from, had it the true box on every frame; no tracker state is involved, so
   the bound does not depend on what a tracker's ``step`` does on the frame it was given in
   ``add``. An object absent from the frame gets no prompt and an empty prediction.
-- ID switches (``eval.vos.IdSwitches``) are counted for ``jf_box`` and ``jf_click`` (the
-  oracle has no tracker, hence no ids).
+- ID switches (``eval.vos.IdSwitches``, one definition) are counted for ``jf_box`` and
+  ``jf_click`` (the oracle has no tracker, hence no ids), each object's count starting from
+  the id ``add`` returned, on the object's scored frames where it is visible.
+- ``wrong_object_frames`` (each mode but the oracle): scored object-frames where what is
+  shown for the object (its mask; for ``panoptic_tracker`` its chosen track's) has IoU >= 0.5
+  with another GT object of the video: the object's id sits on another object. The ID-switch
+  rule keeps a still-valid match, so a prompted object whose mask drifts onto an object that
+  is already tracked (a duplicate of that object's mask) costs its own J, not a switch; this
+  count shows it. (A panoptic id map cannot hold duplicates: its masks are disjoint.)
+- ``panoptic_tracker`` (the comparison, when a ``PanopticTracker`` factory is given): the
+  panoptic video tracker (``Segmenter.track`` with a fresh ``new_tracker()`` per video) runs
+  over every frame of the video, with no prompt; its output is the track id map. Each GT
+  object's ID switches are counted with the same ``IdSwitches`` on the same frames as the
+  prompt tracker's (every visible frame after the object's first visible frame), starting
+  from the track matched (IoU >= 0.5) on that first frame, where the prompt tracker gets its
+  prompt (none matched there: the first later match sets it, without a switch). Its J&F is
+  that of one track per object, chosen without a prompt by the ground truth: the track with
+  the highest IoU with the object's mask on its first visible frame (none overlapping: an
+  empty prediction), its mask scored on the same frames as ``jf_box``. The panoptic tracker
+  follows only segments of known thing classes; the objects of a data set whose objects are
+  all of known thing classes (``make-data``'s synthetic videos) are all within its reach.
 - Cost: every ``step`` of ``jf_box`` and ``jf_click`` is timed with ``k`` = the objects the
   tracker holds; ``per_object_ms`` is the least-squares slope of step time over ``k`` (ms per
   extra object), ``step_ms_by_objects`` the mean step time for each ``k``.
@@ -46,7 +65,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,25 +74,31 @@ import numpy as np
 
 from ..errors import BackendError, DatasetError
 from .prompt_iou import click_at_max_distance
-from .vos import BOUNDARY_TOLERANCE, IdSwitches, VosScores
+from .vos import BOUNDARY_TOLERANCE, IdSwitches, VosScores, index_map_predictions, region_j
 
 __all__ = [
     "MODES",
     "STATES",
     "BoxPrompt",
+    "PanopticTracker",
     "PromptTracker",
     "box_prompt_of",
     "evaluate_vos",
     "find_ytvis_root",
     "first_box",
     "first_click",
+    "panoptic_tracker_of",
 ]
 
-MODES = ("jf_box", "jf_click", "jf_oracle_box")
+MODES = ("jf_box", "jf_click", "jf_oracle_box", "panoptic_tracker")
 STATES = ("tracked", "occluded", "lost")
 Progress = Callable[[str, int, int], None]
+#: an object's shown mask with at least this IoU with another GT object is "on" that object
+WRONG_OBJECT_IOU = 0.5
 #: (frame, N x 4 boxes (x0, y0, x1, y1)) -> N x H x W bool masks, one per box
 BoxPrompt = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: () -> a fresh video's tracker: (frame) -> H x W int track id map (0 = no track)
+PanopticTracker = Callable[[], Callable[[np.ndarray], np.ndarray]]
 
 
 class PromptTracker(Protocol):
@@ -181,6 +206,29 @@ class _Run:
     scores: VosScores
     switches: dict[tuple[int, int], IdSwitches]
     steps: list[tuple[int, float]]  # (objects held, step ms)
+    wrong: int = 0  # object-frames shown on another GT object
+
+
+def _score(
+    run: _Run,
+    objects: Sequence[_Object],
+    k: int,
+    t: int,
+    pred: np.ndarray,
+    candidates: Mapping[int, np.ndarray],
+) -> None:
+    """One object-frame: J and F of ``pred`` (what is shown for object ``k``), its ID
+    switches against ``candidates`` (every id's mask) and whether ``pred`` sits on another
+    GT object (IoU >= 0.5 with it)."""
+    obj = objects[k]
+    run.scores.add(obj.key, obj.masks[t], pred)
+    run.switches[obj.key].update(obj.masks[t], candidates)
+    if pred.any() and any(
+        other.masks[t].any() and region_j(other.masks[t], pred) >= WRONG_OBJECT_IOU
+        for i, other in enumerate(objects)
+        if i != k
+    ):
+        run.wrong += 1
 
 
 def _track_video(
@@ -202,9 +250,7 @@ def _track_video(
             run.steps.append((len(ids), 1000.0 * (clock() - t0)))
             preds = _Predictions(result, shape)
             for k, oid in ids.items():
-                obj = objects[k]
-                run.scores.add(obj.key, obj.masks[t], preds.of(oid))
-                run.switches[obj.key].update(obj.masks[t], preds.masks)
+                _score(run, objects, k, t, preds.of(oid), preds.masks)
         for k, obj in enumerate(objects):
             if obj.first == t < len(images) - 1:  # added where a later frame scores it
                 ids[k] = _add(tracker, frame, mode, obj.masks[t])
@@ -237,6 +283,47 @@ def _oracle_video(
             masks = {obj.key: out[i].astype(bool, copy=False) for i, obj in enumerate(visible)}
         for obj in scored:
             scores.add(obj.key, obj.masks[t], masks.get(obj.key, empty))
+
+
+def _panoptic_video(
+    panoptic: PanopticTracker,
+    images: np.ndarray,
+    objects: Sequence[_Object],
+    run: _Run,
+) -> None:
+    """``panoptic_tracker`` on one video (module docstring): every frame through a fresh
+    tracker; per object, ID switches and the J&F of the track chosen on its first frame."""
+    track = panoptic()
+    shape = images.shape[1:3]
+    chosen: dict[int, int] = {}  # object index -> track id scored for J&F (0: none)
+    for t, frame in enumerate(images):
+        tmap = np.asarray(track(frame))
+        if tmap.shape != shape or tmap.dtype.kind not in "iu":
+            raise BackendError(
+                f"the panoptic tracker returned a {tmap.dtype} map of shape {tmap.shape} for "
+                f"a {shape} frame (expected H x W integer track ids)"
+            )
+        for k, obj in enumerate(objects):
+            gt = obj.masks[t]
+            if k in chosen:
+                pred = tmap == chosen[k] if chosen[k] else np.zeros_like(gt)
+                _score(run, objects, k, t, pred, index_map_predictions(tmap, gt))
+            elif obj.first == t < len(images) - 1:
+                preds = index_map_predictions(tmap, gt)
+                run.switches[obj.key] = IdSwitches(IdSwitches().match(gt, preds))
+                ious = {tid: region_j(gt, m) for tid, m in preds.items()}
+                chosen[k] = max(sorted(ious), key=lambda tid: ious[tid]) if ious else 0
+
+
+def panoptic_tracker_of(segmenter: Any) -> PanopticTracker:
+    """The comparison tracker through a ``Segmenter``: per video a ``new_tracker()``, and
+    ``track(frame, tracker=...).track_map`` per frame."""
+
+    def new_video() -> Callable[[np.ndarray], np.ndarray]:
+        tracker = segmenter.new_tracker()
+        return lambda frame: segmenter.track(frame, tracker=tracker).track_map
+
+    return new_video
 
 
 def box_prompt_of(segmenter: Any) -> BoxPrompt:
@@ -280,14 +367,40 @@ def step_cost(steps: Iterable[tuple[int, float]]) -> dict[str, Any]:
     }
 
 
+def _summary(runs: dict[str, _Run], videos: int, frames: int, scored: list[int]) -> dict[str, Any]:
+    """The modes' runs -> ``evaluate_vos``'s result (its docstring)."""
+    out: dict[str, Any] = {}
+    for mode, run in runs.items():
+        s = run.scores.compute()
+        out[mode] = {"j": s["j"], "f": s["f"], "jf": s["jf"]}
+    with_ids = [m for m in runs if m != "jf_oracle_box"]
+    for key, attr in (
+        ("id_switches", "switches"),
+        ("id_switch_frames", "visible"),
+        ("id_switch_matched", "matched"),
+    ):
+        out[key] = {m: sum(getattr(c, attr) for c in runs[m].switches.values()) for m in with_ids}
+    out["wrong_object_frames"] = {m: runs[m].wrong for m in with_ids}
+    prompted = [m for m in runs if m in ("jf_box", "jf_click")]  # the timed steps
+    out.update(step_cost(row for m in prompted for row in runs[m].steps))
+    out["counts"] = {
+        "videos": videos,
+        "objects": scored[0],
+        "frames": frames,
+        "object_frames": scored[1],
+    }
+    return out
+
+
 def evaluate_vos(
     new_tracker: Callable[[], PromptTracker],
     ytvis_root: str | Path,
     split: str = "val",
     *,
     box_prompt: BoxPrompt | None = None,
+    panoptic: PanopticTracker | None = None,
     max_videos: int | None = None,
-    modes: Sequence[str] = MODES,
+    modes: Sequence[str] | None = None,
     tolerance: float = BOUNDARY_TOLERANCE,
     progress: Progress = _no_progress,
     clock: Callable[[], float] = time.perf_counter,
@@ -298,21 +411,30 @@ def evaluate_vos(
       new_tracker: returns a fresh prompt tracker (e.g. ``segmenter.prompt_tracker``).
       box_prompt: the oracle's prompt (``box_prompt_of(segmenter)``); needed for
         ``jf_oracle_box``.
+      panoptic: the comparison's tracker factory (``panoptic_tracker_of(segmenter)``);
+        needed for ``panoptic_tracker``.
       ytvis_root: the YouTube-VIS root (``find_ytvis_root``). max_videos: the first N only.
-      modes: any of ``MODES``. clock: seconds, for the step timings.
+      modes: any of ``MODES``; default: the three J&F modes, and ``panoptic_tracker`` when
+        ``panoptic`` is given. clock: seconds, for the step timings.
     Returns:
-      {mode: {"j", "f", "jf"} in [0, 1] (NaN: no object scored)}, ``id_switches`` and
-      ``id_switch_frames`` {mode: count} (GT-visible frames scored), ``per_object_ms``,
+      {mode: {"j", "f", "jf"} in [0, 1] (NaN: no object scored)}, ``id_switches``,
+      ``id_switch_frames`` (GT-visible frames scored) and ``id_switch_matched`` (those of
+      them with a match) {mode: count} for each mode but the oracle, ``wrong_object_frames``
+      {mode: object-frames whose shown mask sits on another GT object}, ``per_object_ms``,
       ``step_ms_by_objects``, ``steps_by_objects``, ``counts`` {"videos", "objects" (with
       a scored frame), "frames" (of the videos), "object_frames" (scored, each mode)}.
     """
     from ..data.ytvis import YtvisDataset
 
+    if modes is None:
+        modes = MODES[:3] + (("panoptic_tracker",) if panoptic is not None else ())
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise ValueError(f"unknown modes {unknown}; known: {MODES}")
     if "jf_oracle_box" in modes and box_prompt is None:
         raise ValueError("jf_oracle_box needs box_prompt (e.g. box_prompt_of(segmenter))")
+    if "panoptic_tracker" in modes and panoptic is None:
+        raise ValueError("panoptic_tracker needs panoptic (e.g. panoptic_tracker_of(segmenter))")
     data = YtvisDataset(ytvis_root, split)
     n = len(data) if max_videos is None else min(len(data), max_videos)
     runs = {m: _Run(VosScores(tolerance), {}, []) for m in modes}
@@ -328,23 +450,10 @@ def evaluate_vos(
             if mode == "jf_oracle_box":
                 assert box_prompt is not None  # checked above
                 _oracle_video(box_prompt, video.images, objects, runs[mode].scores)
+            elif mode == "panoptic_tracker":
+                assert panoptic is not None  # checked above
+                _panoptic_video(panoptic, video.images, objects, runs[mode])
             else:
                 _track_video(new_tracker, video.images, objects, mode, runs[mode], clock)
         progress("vos", v + 1, n)
-    out: dict[str, Any] = {}
-    for mode, run in runs.items():
-        s = run.scores.compute()
-        out[mode] = {"j": s["j"], "f": s["f"], "jf": s["jf"]}
-    tracked = [m for m in modes if m != "jf_oracle_box"]
-    out["id_switches"] = {m: sum(c.switches for c in runs[m].switches.values()) for m in tracked}
-    out["id_switch_frames"] = {
-        m: sum(c.visible for c in runs[m].switches.values()) for m in tracked
-    }
-    out.update(step_cost(row for m in tracked for row in runs[m].steps))
-    out["counts"] = {
-        "videos": n,
-        "objects": scored[0],
-        "frames": frames,
-        "object_frames": scored[1],
-    }
-    return out
+    return _summary(runs, n, frames, scored)
