@@ -32,7 +32,7 @@ def test_shipped_bundle_and_clip_exist():
 
 def test_demo_writes_outputs_and_timings(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--repeats", "2"]) == 0
-    for name in ("panoptic.png", "prompts.png", "tracking.mp4", "timings.json"):
+    for name in ("panoptic.png", "prompts.png", "tracking.mp4", "tracks.mp4", "timings.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     report = json.loads((tmp_path / "timings.json").read_text())
     assert report["frames"] == 48

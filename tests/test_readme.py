@@ -72,7 +72,7 @@ def test_demo_from_any_directory_clicks_on_objects_and_reports_tracks(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    for name in ("panoptic.png", "prompts.png", "tracking.mp4", "timings.json"):
+    for name in ("panoptic.png", "prompts.png", "tracking.mp4", "tracks.mp4", "timings.json"):
         assert (out / name).stat().st_size > 0, name
     report = json.loads((out / "timings.json").read_text())
     started = report["tracks_started"]

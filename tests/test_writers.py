@@ -79,7 +79,7 @@ def test_run_refuses_an_out_folder_that_is_a_file(tmp_path, capsys):
 
 
 def test_demo_refuses_any_of_its_files_being_a_directory(tmp_path, capsys):
-    for name in ("panoptic.png", "prompts.png", "tracking.mp4", "timings.json"):
+    for name in ("panoptic.png", "prompts.png", "tracking.mp4", "tracks.mp4", "timings.json"):
         out = tmp_path / name.split(".")[0]
         (out / name).mkdir(parents=True)
         argv = ["demo", "--backend", "ort-cpu", "--repeats", "1", "--out", str(out)]

@@ -138,6 +138,18 @@ def plan_prompts(
     return points, [box], [t.name for t in clicked] + [targets[0].name]
 
 
+def track_click(targets: list[Target], frame_hw: tuple[int, int]) -> tuple[tuple[int, int], str]:
+    """The click that starts the demo's click-to-track: the interior point of the largest
+    target (on the sample clip the ring, which moves and grows through the clip), or the
+    frame's centre when there is none.
+
+    Returns:
+      ((x, y) pixels, the target's name)."""
+    if not targets:
+        return (frame_hw[1] // 2, frame_hw[0] // 2), "the frame's centre"
+    return interior_point(targets[0].mask), targets[0].name
+
+
 def time_panoptic(
     seg: Segmenter, frame: np.ndarray, repeats: int
 ) -> tuple[PanopticResult, StageTimes]:

@@ -35,12 +35,14 @@ class StageTimes:
 
     def table(self) -> str:
         """``summary()`` as a fixed-width text table, one line per stage."""
+        summary = self.summary()
+        w = max([14, *map(len, summary)])  # a long stage name widens the column
         lines = [
-            f"{'stage':14s} {'n':>5s} {'p50 ms':>9s} {'p90 ms':>9s} {'p99 ms':>9s} {'mean ms':>9s}"
+            f"{'stage':{w}s} {'n':>5s} {'p50 ms':>9s} {'p90 ms':>9s} {'p99 ms':>9s} {'mean ms':>9s}"
         ]
-        for stage, s in self.summary().items():
+        for stage, s in summary.items():
             lines.append(
-                f"{stage:14s} {s['n']:5d} {s['p50_ms']:9.2f} {s['p90_ms']:9.2f} "
+                f"{stage:{w}s} {s['n']:5d} {s['p50_ms']:9.2f} {s['p90_ms']:9.2f} "
                 f"{s['p99_ms']:9.2f} {s['mean_ms']:9.2f}"
             )
         return "\n".join(lines)

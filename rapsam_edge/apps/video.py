@@ -1,18 +1,20 @@
 """Run a Segmenter over a video source and write an annotated MP4, and say how many tracks it
-found (shared by demo and run)."""
+found, or, for prompted objects, in how many frames each was tracked, occluded and lost
+(shared by demo and run)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import SourceError
-from ..runtime.results import TrackResult
-from .draw import draw_panoptic, draw_tracks
+from ..runtime.prompt_tracker import STATES
+from ..runtime.results import PanopticResult, PromptTrackResult, TrackResult
+from .draw import draw_panoptic, draw_prompt_tracks, draw_tracks
 from .timing import StageTimes
 from .writers import VideoOut
 
@@ -20,7 +22,42 @@ if TYPE_CHECKING:
     from ..runtime.capture import VideoSource
     from ..runtime.segmenter import Segmenter
 
-__all__ = ["process_stream", "tracks_report"]
+__all__ = ["ObjectStates", "process_stream", "tracks_report"]
+
+
+class ObjectStates:
+    """Per prompted object: the frames it was "tracked", "occluded" and "lost" in (the
+    frames of a stream from the one it was added on)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[int, dict[str, int]] = {}
+
+    def add(self, result: PromptTrackResult) -> None:
+        for obj in result.objects:
+            self.counts.setdefault(obj.id, dict.fromkeys(STATES, 0))[obj.state] += 1
+
+    def lines(self, names: Mapping[int, str] | None = None) -> list[str]:
+        """One line per object, "object 1 (NAME): tracked 40, occluded 3, lost 5 of 48
+        frames" (``names``: id -> what made it)."""
+        names = names or {}
+        return [
+            f"object {oid}"
+            + (f" ({names[oid]})" if oid in names else "")
+            + ": "
+            + ", ".join(f"{k} {n}" for k, n in c.items())
+            + f" of {sum(c.values())} frames"
+            for oid, c in self.counts.items()
+        ]
+
+
+def _draw(
+    frame: np.ndarray, result: TrackResult | PanopticResult | PromptTrackResult, seg: Segmenter
+) -> np.ndarray:
+    if isinstance(result, TrackResult):
+        return draw_tracks(frame, result, seg.class_names)
+    if isinstance(result, PromptTrackResult):
+        return draw_prompt_tracks(frame, result)
+    return draw_panoptic(frame, result)
 
 
 def process_stream(
@@ -31,49 +68,64 @@ def process_stream(
     out_video: Path | None,
     fps: float = 10.0,
     max_frames: int | None = None,
+    prompts: Any = None,
+    prompt_video: Path | None = None,
+    states: ObjectStates | None = None,
 ) -> tuple[StageTimes, int, float]:
-    """Run ``seg.stream(source, task=task)`` and write the annotated frames to ``out_video``
-    (track ids, frame index and track count for "track"; class labels for "panoptic").
+    """Run ``seg.stream(source, task=task, prompts=prompts)`` and write the annotated frames
+    to ``out_video`` (track ids, frame index and track count for "track"; class labels for
+    "panoptic"; each prompted object's mask, id and state for "prompt").
 
     Arguments:
       seg: a ``Segmenter``; its ``last_stream_tracker`` afterwards holds the stream's tracks.
       source: camera index, video path or iterable of frames (``Segmenter.stream``).
-      task: "track" or "panoptic".
+      task: "track", "panoptic" or "prompt".
       out_video: a .mp4 (mp4v) or .avi (MJPG) file to write (``writers.VideoOut``: checked
         before the first frame, each frame of another size letterboxed to the first one's,
         the file checked at the end), or None.
       fps: frames per second of the written file.
       max_frames: stop after this many frames (None: the whole source).
+      prompts: objects to track from the first frame (``Segmenter.stream``'s ``prompts``).
+      prompt_video: tasks "track" / "panoptic" with ``prompts``: a second file showing the
+        prompted objects alone (the same stream: one encoder pass per frame).
+      states: collects each prompted object's per-state frame counts.
     Returns:
       (per-stage times in ms incl. end-to-end "frame", frames processed, wall seconds); when
-      it returns with frames processed, ``out_video`` holds every one of them.
+      it returns with frames processed, the videos hold every one of them.
     Raises:
       SourceError: the source cannot be opened or yields no frame. ConfigError: bad task /
-      max_frames. OutputError: ``out_video`` cannot be written, or is not what was written.
+      max_frames / prompts. InputError: prompts the tracker refuses. OutputError: a video
+      cannot be written, or is not what was written.
     """
     times = StageTimes()
-    video = VideoOut(out_video, fps, f"the {task} video") if out_video is not None else None
+    videos = [
+        VideoOut(path, fps, what) if path is not None else None
+        for path, what in ((out_video, f"the {task} video"), (prompt_video, "the prompt video"))
+    ]
     n = 0
     t_start = t_last = time.perf_counter()
     try:
-        for frame, result in seg.stream(source, task=task, max_frames=max_frames):
+        for frame, result in seg.stream(source, task=task, max_frames=max_frames, prompts=prompts):
             now = time.perf_counter()
             times.add({**result.timings, "frame": (now - t_last) * 1e3})
-            if video is not None:
-                video.write(
-                    draw_tracks(frame, result, seg.class_names)
-                    if isinstance(result, TrackResult)  # task "track"
-                    else draw_panoptic(frame, result)
-                )
+            pres = result if isinstance(result, PromptTrackResult) else result.prompts
+            if states is not None and pres is not None:
+                states.add(pres)
+            if videos[0] is not None:
+                videos[0].write(_draw(frame, result, seg))
+            if videos[1] is not None and pres is not None:
+                videos[1].write(draw_prompt_tracks(frame, pres))
             n += 1
             t_last = time.perf_counter()
     finally:
-        if video is not None:
-            video.release()
+        for video in videos:
+            if video is not None:
+                video.release()
     if n == 0 and max_frames != 0:
         raise SourceError(f"no frame could be read from {source!r} (empty or not a video?)")
-    if video is not None and n:
-        video.close()  # the file holds every frame, or OutputError
+    for video in videos:
+        if video is not None and n:
+            video.close()  # the file holds every frame, or OutputError
     return times, n, time.perf_counter() - t_start
 
 

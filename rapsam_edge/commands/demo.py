@@ -1,11 +1,14 @@
 """`rapsam-edge demo`: the shipped default bundle on the shipped sample clip, all three tasks.
 
 Writes ``panoptic.png`` (first frame), ``prompts.png`` (clicks and a box on objects of the
-first frame), ``tracking.mp4`` (online video instance segmentation with track ids, frame
-index and track count) and ``timings.json`` (timings, the prompts and their masks' areas,
-the track count) to ``--out``, and prints per-stage timings (p50 / p90 / p99), what was
-clicked and how many tracks the video gave (and why none, when none). How the clicks are
-chosen: ``apps.demo``."""
+first frame), ``tracking.mp4`` (click-to-track: one object clicked on the first frame,
+tracked through the clip with its id and state), ``tracks.mp4`` (online video instance
+segmentation with track ids, frame index and track count; the same pass over the clip, one
+encoder run per frame serving both) and ``timings.json`` (timings, the prompts and their
+masks' areas, the clicked object's states, the track count) to ``--out``, and prints
+per-stage timings (p50 / p90 / p99), what was clicked, in how many frames the clicked object
+was tracked and how many tracks the video gave (and why none, when none). How the clicks
+are chosen: ``apps.demo``."""
 
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     require(args.source, "--source", "file")
     from ..apps import demo
     from ..apps.draw import draw_panoptic, draw_prompts
-    from ..apps.video import process_stream, tracks_report
+    from ..apps.video import ObjectStates, process_stream, tracks_report
     from ..apps.writers import check_written, write_image
     from ..assets import sample_clip
     from ..runtime.segmenter import Segmenter
@@ -78,12 +81,25 @@ def run(args: argparse.Namespace) -> int:
     print(prompt_times.table())
     print(f"one prompt after set_image costs 1/{ratio:.1f} of a full panoptic frame")
 
-    # 3. online video instance segmentation over the clip
-    track_times, n, wall = process_stream(seg, source, task="track", out_video=out["tracking"])
+    # 3. one pass over the clip: click-to-track and online video instance segmentation
+    click, target = demo.track_click(targets, frame.shape[:2])
+    states = ObjectStates()
+    track_times, n, wall = process_stream(
+        seg,
+        source,
+        task="track",
+        out_video=out["tracks"],
+        prompts={"points": [click]},
+        prompt_video=out["tracking"],
+        states=states,
+    )
     started, tracks_line = tracks_report(seg)
     print(
-        f"\n[tracking] {n} frames in {wall:.2f} s = {n / wall:.1f} FPS end to end "
-        f"(capture + letterbox of frame t+1 overlap inference of frame t)\n{tracks_line}"
+        f"\n[click-to-track] clicked (x, y) = {click} on {target} in the first frame:\n  "
+        + "\n  ".join(states.lines())
+        + f"\n[tracking] {n} frames in {wall:.2f} s = {n / wall:.1f} FPS end to end (one "
+        "encoder pass per frame feeds the video tracker and the clicked object's tracker; "
+        f"capture + letterbox of frame t+1 overlap inference of frame t)\n{tracks_line}"
     )
     print(track_times.table())
 
@@ -96,22 +112,27 @@ def run(args: argparse.Namespace) -> int:
         tracking_fps=n / wall,
         frames=n,
         tracks_started=started,
+        click_to_track={"click": list(click), "target": target, "states": states.counts},
     )
     out["timings"].write_text(json.dumps(report, indent=1) + "\n")  # OSError: one line
     check_written(out["timings"], "the timings report")
-    print(f"\nwrote {args.out}/panoptic.png, prompts.png, tracking.mp4 ({n} frames), timings.json")
+    print(
+        f"\nwrote {args.out}/panoptic.png, prompts.png, tracking.mp4 (the clicked object, "
+        f"{n} frames), tracks.mp4 ({n} frames), timings.json"
+    )
     return 0
 
 
 def _outputs(folder: Path) -> dict[str, Path]:
-    """The four files ``demo`` writes in ``folder``, each checked (``writers.check_output``:
+    """The five files ``demo`` writes in ``folder``, each checked (``writers.check_output``:
     not a directory, its folder made)."""
     from ..apps.writers import IMAGE_SUFFIXES, VIDEO_CODECS, check_output
 
     names = {
         "panoptic": ("panoptic.png", "the panoptic image", IMAGE_SUFFIXES),
         "prompts": ("prompts.png", "the prompts image", IMAGE_SUFFIXES),
-        "tracking": ("tracking.mp4", "the tracking video", frozenset(VIDEO_CODECS)),
+        "tracking": ("tracking.mp4", "the click-to-track video", frozenset(VIDEO_CODECS)),
+        "tracks": ("tracks.mp4", "the tracks video", frozenset(VIDEO_CODECS)),
         "timings": ("timings.json", "the timings report", None),
     }
     return {k: check_output(folder / name, what, ok) for k, (name, what, ok) in names.items()}

@@ -1,16 +1,28 @@
 """`rapsam-edge run [BUNDLE] --source IMAGE|VIDEO|CAMERA_INDEX`: run a bundle (a directory or a
 shipped bundle's name; default: the shipped one) on an image, a video file or a camera and
 write annotated output, printing per-stage timings, each segment's class name and score (for
-images) and, for videos, how many tracks it found."""
+images) and, for videos, how many tracks it found.
+
+Click-to-track: `--prompt x,y` and `--box x0,y0,x1,y1` (repeatable; frame pixels) each make one
+object on the first frame (ids 1, 2, ... in command-line order), tracked through the video
+(task "prompt": `OUT/prompt.mp4`, each object's mask, id and state; per object the frames it
+was tracked, occluded and lost are printed) or, on an image, segmented (`OUT/STEM_prompt.png`)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..apps.checks import positive_int, side
 from ..errors import SourceError
 from ..runtime.capture import DEFAULT_OPEN_TIMEOUT, DEFAULT_READ_TIMEOUT, MAX_TIMEOUT
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..runtime.segmenter import Segmenter
 
 
 def _seconds(text: str) -> float:
@@ -24,6 +36,35 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _numbers(text: str, n: int, form: str) -> list[float]:
+    parts = text.split(",")
+    try:
+        values = [float(p) for p in parts] if len(parts) == n else []
+    except ValueError:
+        values = []
+    if len(values) != n or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected {form} ({n} finite numbers), got {text!r}")
+    return values
+
+
+def _click(text: str) -> tuple[str, tuple[float, ...]]:
+    """argparse type of --prompt: "x,y" frame pixels, each >= 0 -> ("points", (x, y))."""
+    x, y = _numbers(text, 2, "x,y")
+    if x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"a click lies in the frame: x, y >= 0, got {text!r}")
+    return "points", (x, y)
+
+
+def _box(text: str) -> tuple[str, tuple[float, ...]]:
+    """argparse type of --box: "x0,y0,x1,y1" frame pixels, x1 > x0, y1 > y0 -> ("boxes", ...)."""
+    x0, y0, x1, y1 = _numbers(text, 4, "x0,y0,x1,y1")
+    if x1 <= x0 or y1 <= y0 or x1 <= 0 or y1 <= 0:
+        raise argparse.ArgumentTypeError(
+            f"a box needs x1 > x0, y1 > y0 and x1, y1 > 0 (it must overlap the frame), got {text!r}"
+        )
+    return "boxes", (x0, y0, x1, y1)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "bundle",
@@ -34,9 +75,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="image, video file or camera index")
     parser.add_argument(
         "--task",
-        choices=("panoptic", "track"),
-        default="track",
-        help="for videos / cameras (default %(default)s; images: always panoptic)",
+        choices=("panoptic", "track", "prompt"),
+        default=None,
+        help="for videos / cameras (default: prompt with --prompt / --box, else track; "
+        "images: panoptic, or the prompts' masks with --prompt / --box)",
+    )
+    parser.add_argument(
+        "--prompt",
+        dest="prompts",
+        action="append",
+        type=_click,
+        metavar="X,Y",
+        help="click-to-track: one object from a click at pixel (x, y) of the first frame; "
+        "repeat for more objects (default: none)",
+    )
+    parser.add_argument(
+        "--box",
+        dest="prompts",
+        action="append",
+        type=_box,
+        metavar="X0,Y0,X1,Y1",
+        help="click-to-track: one object from a box (pixels, exclusive max) on the first "
+        "frame; repeat for more objects (default: none)",
     )
     parser.add_argument(
         "--backend",
@@ -92,14 +152,33 @@ def _check_source(source: str):
     return None
 
 
+def _task(args: argparse.Namespace) -> str:
+    """The task: --task, else "prompt" with --prompt / --box, else "track".
+
+    Raises:
+      ConfigError: --prompt / --box with --task track or panoptic (they do not draw them)."""
+    from ..errors import ConfigError
+
+    if not args.prompts:
+        return args.task or "track"
+    if args.task not in (None, "prompt"):
+        raise ConfigError(
+            f"--prompt / --box are tracked by task 'prompt', not --task {args.task}",
+            hint="leave --task out (prompt is the default with --prompt / --box)",
+        )
+    return "prompt"
+
+
 def _output(args: argparse.Namespace, image: bool) -> Path:
     """The file ``run`` writes, checked before the bundle loads (``writers.check_output``):
-    OUT/STEM_panoptic.png for an image, OUT/TASK.mp4 for a video or camera."""
+    OUT/STEM_panoptic.png (OUT/STEM_prompt.png with prompts) for an image, OUT/TASK.mp4 for
+    a video or camera."""
     from ..apps.writers import IMAGE_SUFFIXES, VIDEO_CODECS, check_output
 
     if image:
-        path = args.out / (Path(args.source).stem + "_panoptic.png")
-        return check_output(path, "the panoptic image", IMAGE_SUFFIXES)
+        kind = "prompt" if args.prompts else "panoptic"
+        path = args.out / (Path(args.source).stem + f"_{kind}.png")
+        return check_output(path, f"the {kind} image", IMAGE_SUFFIXES)
     return check_output(
         args.out / f"{args.task}.mp4", f"the {args.task} video", frozenset(VIDEO_CODECS)
     )
@@ -121,10 +200,46 @@ def _run_image(seg, frame, out: Path) -> None:
         print(line)
 
 
+def _specs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One ``PromptTracker.add`` mapping per --prompt / --box, in command-line order."""
+    return [{kind: [value]} for kind, value in args.prompts or ()]
+
+
+def _names(args: argparse.Namespace) -> dict[int, str]:
+    """Object id -> what made it ("click (x, y)", "box (x0, y0, x1, y1)")."""
+    return {
+        i + 1: f"{'click' if kind == 'points' else 'box'} ({', '.join(f'{v:g}' for v in value)})"
+        for i, (kind, value) in enumerate(args.prompts or ())
+    }
+
+
+def _run_prompt_image(
+    seg: Segmenter, frame: np.ndarray, out: Path, args: argparse.Namespace
+) -> None:
+    from ..apps.draw import draw_prompt_tracks
+    from ..apps.writers import write_image
+    from ..runtime.results import PromptTrackResult
+
+    pt = seg.prompt_tracker()
+    emb = seg.set_image(frame)
+    records = [rec for spec in _specs(args) for rec in pt.add_tracks(emb, **spec)]
+    result = PromptTrackResult(0, records, emb.frame_hw, dict(emb.timings))
+    write_image(out, draw_prompt_tracks(frame, result), "the prompt image")
+    names = _names(args)
+    for rec in records:
+        x0, y0, x1, y1 = (int(v) for v in rec.box)
+        print(
+            f"object {rec.id} ({names[rec.id]}): mask of {int(rec.mask.sum())} px, box "
+            f"({x0}, {y0}, {x1}, {y1}), predicted IoU {rec.score:.2f}"
+        )
+    print(f"{len(records)} objects -> {out}")
+
+
 def run(args: argparse.Namespace) -> int:
+    args.task = _task(args)
     frame = _check_source(args.source)  # before the bundle loads and backends are timed
     out = _output(args, frame is not None)  # so is the output path
-    from ..apps.video import process_stream, tracks_report
+    from ..apps.video import ObjectStates, process_stream, tracks_report
     from ..runtime.capture import SourceOptions, VideoSource
 
     if frame is None:
@@ -138,14 +253,26 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"bundle {seg.bundle.root}\nbackend {seg.backend_name}")
     if frame is not None:
-        _run_image(seg, frame, out)
+        if args.prompts:
+            _run_prompt_image(seg, frame, out, args)
+        else:
+            _run_image(seg, frame, out)
         return 0
+    states = ObjectStates()
     times, n, wall = process_stream(
-        seg, video, task=args.task, out_video=out, max_frames=args.max_frames
+        seg,
+        video,
+        task=args.task,
+        out_video=out,
+        max_frames=args.max_frames,
+        prompts=_specs(args) or None,
+        states=states,
     )
     print(f"{n} frames in {wall:.2f} s ({n / max(wall, 1e-9):.1f} FPS)")
     if args.task == "track":
         print(tracks_report(seg)[1])
+    for line in states.lines(_names(args)):
+        print(line)
     print(times.table())
     print(f"wrote {out} ({n} frames, checked)")  # process_stream checked the file
     return 0

@@ -59,10 +59,15 @@ Objects made from clicks: the positive clicks are decoded as prompts of their ow
 first mask is their masks' union less the negative clicks' masks (``refine`` the same, on
 the frame stepped last). State is bounded: per object two boxes, a D-vector memory and
 counters, and the last frame's embedding (for ``add`` / ``refine``).
+
+Threads: every method takes the tracker's lock, so objects may be added, refined and
+removed from another thread (a web handler) while a stream steps; each call sees the frame
+stepped last. Encoder passes run outside the lock (``step`` / ``add`` given a frame).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,9 +77,9 @@ import numpy as np
 
 from .. import ops
 from ..bundle import Bundle
-from ..contract.postprocess import POINT_BOX_HALF
 from ..errors import ConfigError, InputError
-from .inputs import as_coords
+from .inputs import as_coords, check_embedding
+from .prompt_parts import cells, clamp_growth, click_box, clicks, combine, mask_box, pool
 from .prompt_tracker_config import PromptTrackerConfig
 from .results import ImageEmbedding, PromptResult, PromptTrack, PromptTrackResult
 
@@ -85,6 +90,7 @@ STATES = ("tracked", "occluded", "lost")
 
 
 _FIELDS = ("masks", "iou", "stability")
+Frame = np.ndarray | ImageEmbedding | None
 
 
 def _ms(t0: float) -> float:
@@ -97,6 +103,9 @@ class Prompter(Protocol):
 
     bundle: Bundle
     max_prompts: int
+
+    @property
+    def encoder_id(self) -> str: ...
 
     def set_image(self, frame: np.ndarray) -> ImageEmbedding: ...
 
@@ -118,8 +127,8 @@ class _Object:
 
 class PromptTracker:
     """Objects prompted by boxes or clicks, tracked with one encoder pass and one
-    prompt-decoder call per frame (the module doc gives the method). Not thread-safe: one
-    tracker per video, frames in order."""
+    prompt-decoder call per frame (the module doc gives the method). One tracker per video,
+    frames in order; its methods may be called from several threads (one lock)."""
 
     def __init__(self, segmenter: Prompter, config: PromptTrackerConfig | None = None) -> None:
         config = PromptTrackerConfig() if config is None else config
@@ -141,6 +150,7 @@ class PromptTracker:
         self._objects: dict[int, _Object] = {}
         self._next_id = 1
         self._emb: ImageEmbedding | None = None
+        self._lock = threading.RLock()
         #: frames stepped so far (the index of the next frame)
         self.frame_index = 0
 
@@ -148,31 +158,35 @@ class PromptTracker:
     @property
     def ids(self) -> list[int]:
         """The ids of the objects being tracked, in the order they were added."""
-        return list(self._objects)
+        with self._lock:
+            return list(self._objects)
 
     def state(self, obj_id: int) -> str:
         """The state of one object ("tracked", "occluded" or "lost")."""
-        return self._get(obj_id).state
+        with self._lock:
+            return self._get(obj_id).state
 
     def reset(self) -> None:
         """Forget every object and the last frame (start of a new video); ids restart at 1."""
-        self._objects.clear()
-        self._next_id = 1
-        self._emb = None
-        self.frame_index = 0
+        with self._lock:
+            self._objects.clear()
+            self._next_id = 1
+            self._emb = None
+            self.frame_index = 0
 
     def remove(self, obj_id: int) -> None:
         """Stop tracking ``obj_id``.
 
         Raises:
           InputError: no such object."""
-        self._get(obj_id)
-        # a new dict, not ``del``: a dict's table never shrinks on deletion alone
-        self._objects = {k: v for k, v in self._objects.items() if k != obj_id}
+        with self._lock:
+            self._get(obj_id)
+            # a new dict, not ``del``: a dict's table never shrinks on deletion alone
+            self._objects = {k: v for k, v in self._objects.items() if k != obj_id}
 
     def add(
         self,
-        frame: np.ndarray | ImageEmbedding | None,
+        frame: Frame,
         *,
         points: Sequence[Sequence[float]] | np.ndarray | None = None,
         labels: Sequence[int] | np.ndarray | None = None,
@@ -189,12 +203,27 @@ class PromptTracker:
         Returns:
           the new ids, the clicks' object first, then one per box.
         Raises:
-          InputError: no frame yet (None), a frame of another size than the stream's,
-            malformed prompts or labels, prompts outside the frame, more than
-            ``max_objects`` objects in all.
+          InputError: no frame yet (None), a frame of another size than the stream's, an
+            embedding of another encoder, malformed prompts or labels (NaN / inf, wrong
+            shapes, labels not 0 / 1, boxes with x1 <= x0), prompts outside the frame, no
+            prompt, more than ``max_objects`` objects in all.
         """
-        emb = self._embedding(frame)
-        pts, lab = self._clicks(points, labels, required=False)
+        return [t.id for t in self.add_tracks(frame, points=points, labels=labels, boxes=boxes)]
+
+    def add_tracks(
+        self,
+        frame: Frame,
+        *,
+        points: Sequence[Sequence[float]] | np.ndarray | None = None,
+        labels: Sequence[int] | np.ndarray | None = None,
+        boxes: Sequence[Sequence[float]] | np.ndarray | None = None,
+    ) -> list[PromptTrack]:
+        """``add``, returning each new object's record on that frame (its first mask, box,
+        the decoder's predicted IoU as score, similarity 1, "tracked") instead of its id:
+        what a stream shows on the frame the objects were given on. Same arguments and
+        errors as ``add``; a failed call leaves the tracker as it was."""
+        emb = self._encode(frame)
+        pts, lab = clicks(points, labels, required=False)
         n_box, given = 0, np.zeros((0, 4))
         if boxes is not None and np.size(boxes):
             arr = as_coords("boxes", boxes, 4)
@@ -204,29 +233,35 @@ class PromptTracker:
         n_new = (1 if pts is not None else 0) + n_box
         if n_new == 0:
             raise InputError("add() needs boxes=... or points=... (with labels=...)")
-        if len(self._objects) + n_new > self.max_objects:
-            raise InputError(
-                f"{len(self._objects)} objects tracked + {n_new} new exceeds max_objects="
-                f"{self.max_objects}; remove() some first"
-            )
-        res = self.seg.prompt(emb, points=pts, boxes=boxes)
-        masks = list(res.masks)
-        if pts is not None and lab is not None:
-            k = len(pts)
-            masks = [self._combine(res.masks[:k], lab), *masks[k:]]
-        new = []  # all made before any is kept: a failed add leaves the tracker as it was
-        h, w = emb.frame_hw
-        prompts = [_click_box(emb, pts)] * (len(masks) - n_box)
-        prompts += list(np.clip(given, 0, [w, h, w, h]))  # a box is its object's first prompt
-        for mask, prompt in zip(masks, prompts):
-            obj = _Object(np.zeros(4), np.zeros(1, np.float32), np.zeros(4))
-            self._reset_object(obj, emb, mask, prompt)
-            new.append(obj)
-        ids = list(range(self._next_id, self._next_id + len(new)))
-        self._objects.update(zip(ids, new))
-        self._next_id += len(new)
-        self._emb = emb
-        return ids
+        with self._lock:
+            emb = self._current(emb, rescale=False)
+            if len(self._objects) + n_new > self.max_objects:
+                raise InputError(
+                    f"{len(self._objects)} objects tracked + {n_new} new exceeds max_objects="
+                    f"{self.max_objects}; remove() some first"
+                )
+            res = self.seg.prompt(emb, points=pts, boxes=given if n_box else None)
+            masks, scores = list(res.masks), list(res.iou.tolist())
+            if pts is not None and lab is not None:
+                k = len(pts)
+                masks = [combine(res.masks[:k], lab), *masks[k:]]
+                scores = [float(res.iou[:k][lab == 1].mean()), *scores[k:]]
+            new = []  # all made before any is kept: a failed add leaves the tracker as it was
+            h, w = emb.frame_hw
+            prompts = [click_box(emb, pts)] * (len(masks) - n_box)
+            prompts += list(np.clip(given, 0, [w, h, w, h]))  # a box: its object's 1st prompt
+            for mask, prompt in zip(masks, prompts):
+                obj = _Object(np.zeros(4), np.zeros(1, np.float32), np.zeros(4))
+                self._reset_object(obj, emb, mask, prompt)
+                new.append(obj)
+            ids = list(range(self._next_id, self._next_id + len(new)))
+            self._objects.update(zip(ids, new))
+            self._next_id += len(new)
+            self._emb = emb
+        return [
+            PromptTrack(i, m, o.box.astype(np.int32), s, 1.0, o.state)
+            for i, m, o, s in zip(ids, masks, new, scores)
+        ]
 
     def refine(
         self,
@@ -245,47 +280,60 @@ class PromptTracker:
           InputError: unknown id, no frame yet, malformed clicks, no positive click, clicks
             outside the frame.
         """
-        obj = self._get(obj_id)
-        emb = self._embedding(None)
-        pts, lab = self._clicks(points, labels, required=True)
+        pts, lab = clicks(points, labels, required=True)
         assert pts is not None and lab is not None
-        res = self.seg.prompt(emb, points=pts)
-        mask = self._combine(res.masks, lab)
-        self._reset_object(obj, emb, mask, _click_box(emb, pts))
-        score = float(res.iou[lab == 1].mean())
-        return PromptTrack(obj_id, mask, obj.box.astype(np.int32), score, 1.0, obj.state)
+        with self._lock:
+            obj = self._get(obj_id)
+            emb = self._current(None, rescale=False)
+            res = self.seg.prompt(emb, points=pts)
+            mask = combine(res.masks, lab)
+            self._reset_object(obj, emb, mask, click_box(emb, pts))
+            score = float(res.iou[lab == 1].mean())
+            return PromptTrack(int(obj_id), mask, obj.box.astype(np.int32), score, 1.0, obj.state)
 
-    def step(self, frame: np.ndarray) -> PromptTrackResult:
+    def step(
+        self, frame: np.ndarray | ImageEmbedding, *, rescale: bool = False
+    ) -> PromptTrackResult:
         """Track every object into the next frame of the video.
 
         Arguments:
           frame: H x W x 3 uint8 in the Segmenter's ``color_order``, the size of the
-            stream's earlier frames.
+            stream's earlier frames; or its ``ImageEmbedding`` from this Segmenter (no
+            second encoder pass when the caller has one: ``Segmenter.stream``).
+          rescale: a frame of another size than the last one is the same view at another
+            resolution (a camera reconnected in another mode): every object's boxes are
+            scaled to it and the objects are verified by their appearance as on any frame
+            (one not found turns occluded, then lost, under its id). False: InputError.
         Returns:
           ``PromptTrackResult``: one ``PromptTrack`` per object (in ``ids`` order) and
           timings (ms): prepare, encoder, decoder, postprocess, tracking.
         Raises:
-          InputError: a bad frame, or one of another size than the stream's.
+          InputError: a bad frame, an embedding of another encoder, or (``rescale`` False)
+            a frame of another size than the stream's while objects are tracked.
         """
-        emb = self._embedding(frame)
-        self._emb = emb
-        timings = dict(emb.timings)
-        index = self.frame_index
-        self.frame_index += 1
-        if not self._objects:
-            return PromptTrackResult(index, [], emb.frame_hw, timings)
-        boxes, owner = self._search_boxes(emb.frame_hw)
-        res = self._decode(emb, boxes)
-        timings.update(res.timings)
-        t0 = time.perf_counter()
-        cells = self._cells(emb)
-        boxes_out = np.asarray(ops.masks_to_boxes(res.masks), dtype=np.float64).reshape(-1, 4)
-        out = []
-        for k, (oid, obj) in enumerate(self._objects.items()):
-            cand = np.flatnonzero(owner == k)
-            out.append(self._verify(oid, obj, res, (boxes, boxes_out), cand, emb, cells))
-        timings["tracking"] = _ms(t0)
-        return PromptTrackResult(index, out, emb.frame_hw, timings)
+        if frame is None:
+            raise InputError("step() needs a frame or an ImageEmbedding, got None")
+        emb = self._encode(frame)
+        with self._lock:
+            emb = self._current(emb, rescale=rescale)
+            self._emb = emb
+            timings = dict(emb.timings)
+            index = self.frame_index
+            self.frame_index += 1
+            if not self._objects:
+                return PromptTrackResult(index, [], emb.frame_hw, timings)
+            boxes, owner = self._search_boxes(emb.frame_hw)
+            res = self._decode(emb, boxes)
+            timings.update(res.timings)
+            t0 = time.perf_counter()
+            grid = self._cells(emb)
+            boxes_out = np.asarray(ops.masks_to_boxes(res.masks), np.float64).reshape(-1, 4)
+            out = []
+            for k, (oid, obj) in enumerate(self._objects.items()):
+                cand = np.flatnonzero(owner == k)
+                out.append(self._verify(oid, obj, res, (boxes, boxes_out), cand, emb, grid))
+            timings["tracking"] = _ms(t0)
+            return PromptTrackResult(index, out, emb.frame_hw, timings)
 
     # ------------------------------------------------------------------ internals
     def _get(self, obj_id: Any) -> _Object:
@@ -295,67 +343,46 @@ class PromptTracker:
             raise InputError(f"no tracked object with id {obj_id!r}; tracked ids: {self.ids}")
         return obj
 
-    def _embedding(self, frame: np.ndarray | ImageEmbedding | None) -> ImageEmbedding:
+    def _encode(self, frame: Any) -> ImageEmbedding | None:
+        """A frame's embedding (its encoder pass, outside the lock), a given embedding
+        checked to come from this Segmenter's encoder, or None (the frame stepped last)."""
         if frame is None:
+            return None
+        if isinstance(frame, ImageEmbedding):
+            return check_embedding(frame, None, self.seg.encoder_id, self.seg.bundle.feat_stride)
+        return self.seg.set_image(frame)
+
+    def _current(self, emb: ImageEmbedding | None, *, rescale: bool) -> ImageEmbedding:
+        """The frame a call works on (under the lock): ``emb``, or the frame stepped last
+        when None; a frame of another size than the last one is refused while objects are
+        tracked, or (``rescale``) their boxes are scaled to it."""
+        if emb is None:
             if self._emb is None:
                 raise InputError(
                     "no frame yet: pass a frame (or an ImageEmbedding) to add(), or step() "
                     "one first"
                 )
             return self._emb
-        emb = frame if isinstance(frame, ImageEmbedding) else self.seg.set_image(frame)
         if self._emb is not None and self._objects and emb.frame_hw != self._emb.frame_hw:
-            h, w = self._emb.frame_hw
-            raise InputError(
-                f"frame of {emb.frame_hw[0]} x {emb.frame_hw[1]} in a stream of {h} x {w} "
-                "frames: the tracked objects' boxes belong to that size; reset() for a new "
-                "video"
-            )
-        return emb
-
-    @staticmethod
-    def _clicks(
-        points: Any, labels: Any, *, required: bool
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Clicks as (P x 2 float64, P int labels in {0, 1}), or (None, None) when none."""
-        if points is None or np.size(points) == 0:
-            if required:
-                raise InputError("refine() needs points=... (with labels=...)")
-            if labels is not None and np.size(labels):
-                raise InputError("labels=... given without points=...")
-            return None, None
-        pts = as_coords("points", points, 2)
-        if pts.ndim != 2 or pts.shape[1] != 2:
-            raise InputError(f"points must be P x 2 numbers, got shape {pts.shape}")
-        if labels is None:
-            lab = np.ones(len(pts), np.int64)
-        else:
-            lab = np.asarray(labels)
-            if lab.dtype.kind not in "iub" or lab.shape != (len(pts),):
+            (h, w), (nh, nw) = self._emb.frame_hw, emb.frame_hw
+            if not rescale:
                 raise InputError(
-                    f"labels must be {len(pts)} ints (1 positive, 0 negative), one per point; "
-                    f"got {lab.dtype} of shape {lab.shape}"
+                    f"frame of {nh} x {nw} in a stream of {h} x {w} frames: the tracked "
+                    "objects' boxes belong to that size; reset() for a new video (or "
+                    "step(frame, rescale=True) for the same view at another resolution)"
                 )
-            if not np.isin(lab, (0, 1)).all():
-                raise InputError(f"labels must be 1 (positive) or 0 (negative), got {lab}")
-            lab = lab.astype(np.int64)
-        if not (lab == 1).any():
-            raise InputError("the clicks need at least one positive point (label 1)")
-        return pts, lab
-
-    @staticmethod
-    def _combine(masks: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """The union of the positive clicks' masks less the negative clicks' masks."""
-        pos = masks[labels == 1].any(axis=0)
-        neg = masks[labels == 0].any(axis=0) if (labels == 0).any() else None
-        return pos if neg is None else pos & ~neg
+            scale, size = np.array([nw / w, nh / h] * 2), np.array([nw, nh] * 2)
+            for obj in self._objects.values():
+                obj.box = np.clip(obj.box * scale, 0, size)
+                obj.prompt = np.clip(obj.prompt * scale, 0, size)
+        return emb
 
     def _reset_object(
         self, obj: _Object, emb: ImageEmbedding, mask: np.ndarray, prompt: Any = None
     ) -> None:
         """(Re)start ``obj`` from ``mask`` on ``emb``: box, memory, state "tracked", and
         ``prompt`` (None: the mask's box) as the prompt of its accepted mask."""
-        box = _mask_box(mask)
+        box = mask_box(mask)
         if box is None:
             raise InputError(
                 "the prompt gives an empty mask on this frame: nothing to track (prompt "
@@ -363,7 +390,7 @@ class PromptTracker:
             )
         obj.box = box
         obj.prompt = box.copy() if prompt is None else np.asarray(prompt, np.float64)
-        obj.memory = _pool(emb, mask, self._cells(emb))
+        obj.memory = pool(emb, mask, self._cells(emb))
         obj.state, obj.missed = "tracked", 0
 
     def _search_boxes(self, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -404,13 +431,7 @@ class PromptTracker:
 
     def _cells(self, emb: ImageEmbedding) -> tuple[np.ndarray, np.ndarray]:
         """Frame-pixel (rows, cols) of the centres of the feature cells inside the frame."""
-        s = self.seg.bundle.feat_stride
-        scale = emb.prepared.scale
-        vh, vw = emb.prepared.valid_hw
-        h, w = emb.frame_hw
-        rows = np.minimum(((np.arange(-(-vh // s)) + 0.5) * s / scale).astype(np.int64), h - 1)
-        cols = np.minimum(((np.arange(-(-vw // s)) + 0.5) * s / scale).astype(np.int64), w - 1)
-        return rows, cols
+        return cells(emb, self.seg.bundle.feat_stride)
 
     def _verify(
         self,
@@ -420,7 +441,7 @@ class PromptTracker:
         prompts_boxes: tuple[np.ndarray, np.ndarray],
         cand: np.ndarray,
         emb: ImageEmbedding,
-        cells: tuple[np.ndarray, np.ndarray],
+        grid: tuple[np.ndarray, np.ndarray],
     ) -> PromptTrack:
         """Pick the object's best candidate among ``res``'s masks ``cand`` (highest
         similarity among those with enough area and score; ``prompts_boxes``: each mask's
@@ -434,14 +455,14 @@ class PromptTracker:
                 continue
             if cfg.min_area > 1 and mask[y0:y1, x0:x1].sum() < cfg.min_area:
                 continue
-            feat = _pool(emb, mask, cells)
+            feat = pool(emb, mask, grid)
             sim = float(feat @ obj.memory)
             if best is None or sim > best[0]:
                 best = (sim, int(i), boxes[i], feat)
         if best is not None and best[0] >= cfg.min_similarity:
             sim, i, box, feat = best  # the mask's box is reported; the next prompt is cut
             if obj.state == "tracked":  # against box creep: grow at most max_growth a side
-                obj.box = _clamp_growth(box, obj.box, cfg.max_growth)
+                obj.box = clamp_growth(box, obj.box, cfg.max_growth)
             else:
                 obj.box = box
             obj.prompt, obj.state, obj.missed = prompts[i], "tracked", 0
@@ -456,45 +477,3 @@ class PromptTracker:
         empty = np.zeros(emb.frame_hw, dtype=bool)
         score = float(res.iou[cand].max())
         return PromptTrack(oid, empty, obj.box.astype(np.int32), score, sim, obj.state)
-
-
-def _click_box(emb: ImageEmbedding, pts: np.ndarray | None) -> np.ndarray | None:
-    """The box prompt, in frame pixels, that one click is decoded as (``POINT_BOX_HALF`` of
-    the network input around it, cut to the frame); None unless there is one click."""
-    if pts is None or len(pts) != 1:
-        return None
-    half = POINT_BOX_HALF / emb.prepared.scale
-    h, w = emb.frame_hw
-    return np.clip(np.concatenate([pts[0] - half, pts[0] + half]), 0, [w, h, w, h])
-
-
-def _mask_box(mask: np.ndarray) -> np.ndarray | None:
-    """(x0, y0, x1, y1) float64 of a mask, exclusive max; None when empty."""
-    box = np.asarray(ops.masks_to_boxes(np.ascontiguousarray(mask)), dtype=np.float64)
-    return None if box[2] <= box[0] else box
-
-
-def _clamp_growth(box: np.ndarray, last: np.ndarray, growth: float) -> np.ndarray:
-    """``box`` cut to ``last`` enlarged by ``growth`` of its size on each side; ``box``
-    itself when the two do not overlap."""
-    g = growth * np.array([last[0] - last[2], last[1] - last[3]] * 2)
-    out = np.concatenate([np.maximum(box[:2], (last + g)[:2]), np.minimum(box[2:], (last - g)[2:])])
-    return out if out[2] > out[0] and out[3] > out[1] else box
-
-
-def _pool(
-    emb: ImageEmbedding, mask: np.ndarray, cells: tuple[np.ndarray, np.ndarray]
-) -> np.ndarray:
-    """The unit-norm mean of the encoder features over the feature cells whose centre lies
-    in ``mask`` (the mask's own centre cell when it is smaller than a cell)."""
-    rows, cols = cells
-    inside = mask[np.ix_(rows, cols)]
-    feats = emb.feats[0, :, : len(rows), : len(cols)]
-    if not inside.any():  # a mask smaller than one cell: its centre's cell
-        ys, xs = np.nonzero(mask)
-        r = min(int(np.searchsorted(rows, ys.mean())), len(rows) - 1)
-        c = min(int(np.searchsorted(cols, xs.mean())), len(cols) - 1)
-        inside = np.zeros((len(rows), len(cols)), bool)
-        inside[r, c] = True
-    v = feats[:, inside].mean(axis=1)
-    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)

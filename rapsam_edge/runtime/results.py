@@ -50,13 +50,15 @@ class PanopticResult:
     """``panoptic_map``: H x W int32 segment ids (0 = void) at the frame's size; ``segments``:
     K records of ``ops.SEGMENT_DTYPE`` (id, class, query, score, area, is_thing);
     ``class_names``: the bundle's class names; ``query_embed``: K x D embeddings of the
-    queries that made the segments (for tracking); ``timings``: milliseconds per stage."""
+    queries that made the segments (for tracking); ``timings``: milliseconds per stage;
+    ``prompts``: the prompt tracker's frame in a ``Segmenter.stream`` given prompts."""
 
     panoptic_map: np.ndarray
     segments: np.ndarray
     class_names: Sequence[str]
     query_embed: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    prompts: PromptTrackResult | None = None
 
     @cached_property
     def boxes(self) -> np.ndarray:
@@ -125,6 +127,8 @@ class TrackResult:
       track_scores: T float32 class scores of those detections.
       panoptic: the frame's ``PanopticResult`` (stuff included).
       timings: milliseconds per stage (panoptic stages + "tracking").
+      prompts: the prompt tracker's frame in a ``Segmenter.stream`` given prompts (its
+        stages also in ``timings`` as "prompt_..."), else None.
     """
 
     frame_index: int
@@ -134,6 +138,7 @@ class TrackResult:
     track_scores: np.ndarray
     panoptic: PanopticResult
     timings: dict[str, float] = field(default_factory=dict)
+    prompts: PromptTrackResult | None = None
 
 
 class YtvisRecorder:

@@ -7,6 +7,8 @@ backend and post-processes with the C++ core. Never imports torch.
     res = seg.prompt(emb, points=[(x, y)], boxes=[(x0, y0, x1, y1)])   # ... cheap decodes
     for frame, tracked in seg.stream(0):                # camera 0: tracked instances
         ...
+    for frame, res in seg.stream(0, task="prompt", prompts={"boxes": [box]}):  # click-to-track
+        ...                                             # runtime.streaming gives the details
 
 Frames are H x W x 3 uint8 in ``color_order`` ("RGB" by default; "BGR" for OpenCV frames);
 ``stream`` reads with OpenCV and converts by itself. Points and boxes are in frame pixels.
@@ -22,8 +24,6 @@ own; ``track(frame)`` without ``tracker=`` uses the Segmenter's default one unde
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import threading
 import time
@@ -38,6 +38,7 @@ from ..bundle import Bundle
 from ..contract.graphs import ENCODER, PANOPTIC_DECODER, PROMPT_DECODER
 from ..contract.shared import STABILITY_OFFSET
 from ..errors import BackendError, ManifestError
+from . import streaming
 from .base import Backend
 from .capture import SourceOptions, VideoSource
 from .inputs import as_frame, check_embedding, encoder_id, prompt_boxes
@@ -46,8 +47,9 @@ from .outputs import checked_outputs
 from .prompt_tracker import PromptTracker, PromptTrackerConfig
 from .results import ImageEmbedding, PanopticResult, PreparedFrame, PromptResult, TrackResult
 from .selection import backend_name, create_backends
-from .sources import check_stream_args, open_source, prefetch
-from .tracker import Detection, OnlineTracker, TrackerConfig
+from .sources import open_source
+from .streaming import associate
+from .tracker import OnlineTracker, TrackerConfig
 
 __all__ = [
     "ImageEmbedding",
@@ -65,6 +67,9 @@ def _ms(t0: float) -> float:
 
 class Segmenter:
     """Panoptic, interactive and video segmentation with one exported model."""
+
+    #: the video tracker of the stream that ran last (the demo reports its track count)
+    last_stream_tracker: OnlineTracker
 
     def __init__(
         self,
@@ -231,13 +236,19 @@ class Segmenter:
         s = self.bundle.feat_stride
         return prepared.valid_hw[0] / s, prepared.valid_hw[1] / s
 
-    def _panoptic(self, prepared: PreparedFrame) -> PanopticResult:
-        """encoder -> panoptic decoder -> fusion, on a frame ``prepare`` validated (the graphs
-        run on the arrays it made, unchecked)."""
-        timings = {"prepare": prepared.prepare_ms}
+    def _embed(self, prepared: PreparedFrame) -> ImageEmbedding:
+        """The encoder's pass over a frame ``prepare`` validated: its ``ImageEmbedding``
+        (read-only features; timings "prepare" and "encoder")."""
         t0 = time.perf_counter()
         feats = self._encode(prepared)
-        timings[ENCODER] = _ms(t0)  # the stage is named after the graph it runs
+        feats.flags.writeable = False
+        timings = {"prepare": prepared.prepare_ms, ENCODER: _ms(t0)}
+        return ImageEmbedding(prepared, feats, timings, encoder=self._encoder_id)
+
+    def _panoptic(self, emb: ImageEmbedding) -> PanopticResult:
+        """panoptic decoder -> fusion on a frame's embedding (``_embed``: the graphs run on
+        the arrays it made, unchecked)."""
+        timings, feats, prepared = dict(emb.timings), emb.feats, emb.prepared
         t0 = time.perf_counter()
         dims = {
             **self._feat_dims(feats),
@@ -273,7 +284,7 @@ class Segmenter:
           InputError: a bad frame. BackendError: a graph output holds NaN (or, not a
             logit, infinity), naming the graph and tensor (``runtime.outputs``).
         """
-        return self._panoptic(self.prepare(frame))
+        return self._panoptic(self._embed(self.prepare(frame)))
 
     def set_image(self, frame: np.ndarray) -> ImageEmbedding:
         """Run the encoder once for ``prompt`` calls on this frame.
@@ -287,16 +298,7 @@ class Segmenter:
           InputError: a bad frame. BackendError: the encoder's ``feats`` hold NaN or
             infinity.
         """
-        prepared = self.prepare(frame)
-        t0 = time.perf_counter()
-        feats = self._encode(prepared)
-        feats.flags.writeable = False
-        emb = ImageEmbedding(
-            prepared,
-            feats,
-            {"prepare": prepared.prepare_ms, ENCODER: _ms(t0)},
-            encoder=self._encoder_id,
-        )
+        emb = self._embed(self.prepare(frame))
         self._last = emb
         return emb
 
@@ -352,6 +354,12 @@ class Segmenter:
         iou = out["iou"][0]
         return PromptResult(masks, iou, stability, timings)
 
+    @property
+    def encoder_id(self) -> str:
+        """The bundle and encoder files (with digests) that make this Segmenter's
+        embeddings (``ImageEmbedding.encoder``)."""
+        return self._encoder_id
+
     def prompt_tracker(self, config: PromptTrackerConfig | None = None) -> PromptTracker:
         """A new click / box tracker on this Segmenter (its own state; ``prompt_tracker``)."""
         return PromptTracker(self, config)
@@ -372,40 +380,15 @@ class Segmenter:
             logit, infinity); raised before the tracker is touched, so a failed frame
             leaves it as it was.
         """
-        return self._track(self.prepare(frame), tracker)
+        return self._track(self._embed(self.prepare(frame)), tracker)
 
-    def _track(self, prepared: PreparedFrame, tracker: OnlineTracker | None) -> TrackResult:
-        pan = self._panoptic(prepared)
+    def _track(self, emb: ImageEmbedding, tracker: OnlineTracker | None) -> TrackResult:
+        pan = self._panoptic(emb)
+        t0 = time.perf_counter()
         if tracker is None:
             with self._track_lock:
-                return self._associate(pan, self.tracker)
-        return self._associate(pan, tracker)
-
-    def _associate(self, pan: PanopticResult, tracker: OnlineTracker) -> TrackResult:
-        t0 = time.perf_counter()
-        things = np.flatnonzero(pan.segments["is_thing"])
-        segs = pan.segments[things]
-        embed = pan.query_embed
-        assert embed is not None  # _panoptic always sets it
-        dets = [
-            Detection(embedding=embed[i], class_id=int(s["class"]), score=float(s["score"]))
-            for i, s in zip(things, segs)
-        ]
-        ids = np.array(tracker.update(dets), dtype=np.int32)
-        lut = np.zeros(int(pan.segments["id"].max(initial=0)) + 1, dtype=np.int32)
-        lut[segs["id"]] = ids
-        track_map = lut[pan.panoptic_map]
-        keep = ids > 0
-        timings = {**pan.timings, "tracking": _ms(t0)}
-        return TrackResult(
-            tracker.frame_index,
-            track_map,
-            ids[keep],
-            segs["class"][keep].astype(np.int32),
-            segs["score"][keep].astype(np.float32),
-            pan,
-            timings,
-        )
+                return associate(pan, self.tracker, t0)
+        return associate(pan, tracker, t0)
 
     def reset_tracks(self) -> None:
         """Forget the default tracker's tracks (start of a new video)."""
@@ -420,7 +403,9 @@ class Segmenter:
         max_frames: int | None = None,
         tracker: OnlineTracker | None = None,
         source_options: SourceOptions | None = None,
-    ) -> Iterator[tuple[np.ndarray, TrackResult | PanopticResult]]:
+        prompts: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        prompt_tracker: PromptTracker | None = None,
+    ) -> Iterator[tuple[np.ndarray, Any]]:
         """Yield (frame, result) for a camera index, a video file, a named pipe, a capture
         device or an iterable of frames, capturing and letterboxing frame t+1 in a thread
         while frame t is inferred (queue of 2: memory stays flat on endless streams).
@@ -438,36 +423,53 @@ class Segmenter:
         Leaving the loop (break, close(), an exception, KeyboardInterrupt) returns within
         half a second whatever the capture thread is doing.
 
+        Click-to-track (``runtime.streaming`` gives the details): with ``prompts`` or a
+        ``prompt_tracker``, each frame's one encoder pass also feeds the prompt tracker.
+        Tasks "track" / "panoptic" then carry its ``PromptTrackResult`` as
+        ``result.prompts`` and its stages in ``timings`` ("prompt_decoder",
+        "prompt_postprocess", "prompt_tracking", on the first frame "prompt_add"); task
+        "prompt" yields the ``PromptTrackResult`` alone and runs no panoptic decoder. A
+        frame of another size mid-stream (a camera reconnected in another mode) keeps the
+        objects: their boxes are scaled to it and each is verified by its appearance.
+
         Arguments:
           source: camera index, video path (file, named pipe, device), a
             ``capture.VideoSource``, or an iterable of H x W x 3 uint8 frames. Camera / file
             frames are BGR (OpenCV); frames from an iterable are in ``color_order``.
-          task: "track" (TrackResult) or "panoptic" (PanopticResult).
+          task: "track" (TrackResult), "panoptic" (PanopticResult) or "prompt"
+            (PromptTrackResult; needs ``prompts`` or ``prompt_tracker``).
           max_frames: stop after this many frames (no more are read).
-          tracker: the stream's tracker (default: a new one, so streams do not share state).
+          tracker: the stream's video tracker, task "track" only (default: a new one, so
+            streams do not share state).
           source_options: timeouts and reconnect back-off of a video source
             (``capture.SourceOptions``; default: its defaults).
+          prompts: objects to track from the first frame: ``PromptTracker.add``'s keywords
+            as a mapping (points, labels, boxes; frame pixels), or a list of such mappings
+            (one ``add`` each, e.g. one object per click).
+          prompt_tracker: a ``PromptTracker`` of this Segmenter to step (default: a new one
+            when ``prompts`` are given); objects may be added to it (``add(None, ...)``: on
+            the frame yielded last), refined or removed between yields, from any thread.
         Raises:
-          ConfigError: bad task / max_frames / source_options. SourceError: the source cannot
-            be opened; its kinds ``SourceUnavailable`` (could not open, or not within the
-            open timeout), ``SourceStalled`` (no frame within a timeout), ``SourceTruncated``
-            (a file ended early), ``SourceLost`` (a camera dropped; reconnecting failed).
+          ConfigError: bad task / max_frames / source_options / prompts (not mappings of
+            points / labels / boxes), ``tracker`` with a task other than "track", task
+            "prompt" with neither ``prompts`` nor ``prompt_tracker``.
+          InputError: (first frame) prompts the tracker refuses: malformed, NaN / inf,
+            outside the frame, empty masks, more than its ``max_objects``.
+          SourceError: the source cannot be opened; its kinds ``SourceUnavailable`` (could
+            not open, or not within the open timeout), ``SourceStalled`` (no frame within a
+            timeout), ``SourceTruncated`` (a file ended early), ``SourceLost`` (a camera
+            dropped; reconnecting failed).
         """
-        check_stream_args(task, max_frames)
-        frames, order = open_source(source, self.color_order, source_options)
-        stream_tracker = tracker if tracker is not None else self.new_tracker()
-        #: the tracker of the stream running last (the demo reports its track count)
-        self.last_stream_tracker = stream_tracker
-        prepare = functools.partial(self.prepare, color_order=order)
-        with contextlib.closing(prefetch(frames, prepare, limit=max_frames)) as items:
-            for frame, prepared, read_ms in items:
-                result: TrackResult | PanopticResult
-                if task == "track":
-                    result = self._track(prepared, stream_tracker)
-                else:
-                    result = self._panoptic(prepared)
-                result.timings = {"read": read_ms, **result.timings}
-                yield frame, result
+        yield from streaming.stream(
+            self,
+            source,
+            task=task,
+            max_frames=max_frames,
+            tracker=tracker,
+            source_options=source_options,
+            prompts=prompts,
+            prompt_tracker=prompt_tracker,
+        )
 
     # ------------------------------------------------------------------ life cycle
     def settle(self, timeout: float | None = None) -> bool:
