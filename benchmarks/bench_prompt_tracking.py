@@ -98,6 +98,7 @@ class Config:
         self.e2e: list[float] = []
         self.stages: dict[str, list[float]] = {s: [] for s in STAGES}
         self.states: dict[str, int] = {}
+        self.copies_at_settle = 0
 
     def run(self, frames: int, record: bool) -> None:
         for _ in range(frames):
@@ -114,6 +115,11 @@ class Config:
             for o in res.objects:
                 self.states[o.state] = self.states.get(o.state, 0) + 1
 
+    def static_copies(self) -> int:
+        """OpenVINO static copies of the prompt decoder, made or being made (0 elsewhere)."""
+        g = self.seg.graphs["prompt_decoder"]
+        return len(getattr(g, "_compiled", ())) + len(getattr(g, "_pending", ()))
+
     def row(self) -> dict:
         e2e = summarize(self.e2e)
         return {
@@ -125,6 +131,7 @@ class Config:
             "fps_worst": 1e3 / e2e["max"],
             "stage_p50_ms": {s: float(np.median(v)) for s, v in self.stages.items()},
             "object_states": self.states,
+            "static_copies_settle_end": [self.copies_at_settle, self.static_copies()],
         }
 
 
@@ -138,6 +145,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], dict]:
             c.run(args.block, record=False)
     for c in configs:
         c.seg.settle()  # OpenVINO's static copies of repeated shapes land before timing
+        c.copies_at_settle = c.static_copies()
     load_before = load()
     rounds = -(-args.iters // args.block)
     t0 = time.perf_counter()
@@ -226,12 +234,15 @@ def table(rows: list[dict], slope_rows: list[dict], facts: dict, command: str) -
         f"{facts['warmup_frames_per_config']} warm-up frames and `settle()`. End to end = "
         "the wall time of `pt.step(frame)` (prepare, encoder, prompt decoder, mask "
         "post-processing, verification); 0 objects = prepare + encoder only. Stage columns: "
-        f"medians of `result.timings`. Command `{command}`.",
+        "medians of `result.timings`. Last column: OpenVINO's static copies of the prompt "
+        "decoder (one per prompt count seen twice, compiled in the background) after "
+        "`settle()` and at the end: a copy made during the timed frames is a compile that "
+        f"shared the 2 cores with them. Command `{command}`.",
         "",
         "| bundle | backend | objects | e2e p50 ms | p90 | p99 | worst | FPS (1000/p50) | "
         "FPS (1000/worst) | prepare | encoder | decoder | postprocess | tracking | "
-        "object-frames tracked / occluded / lost |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "object-frames tracked / occluded / lost | prompt decoder static copies (settle, end) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
         e, s, st = r["e2e_ms"], r["stage_p50_ms"], r["object_states"]
@@ -241,7 +252,9 @@ def table(rows: list[dict], slope_rows: list[dict], facts: dict, command: str) -
             f"{e['p90']:.2f} | {e['p99']:.2f} | {e['max']:.2f} | {r['fps_p50']:.1f} | "
             f"{r['fps_worst']:.1f} | "
             + " | ".join(f"{s[k]:.2f}" for k in STAGES)
-            + f" | {states if r['objects'] else '-'} |"
+            + f" | {states if r['objects'] else '-'} | "
+            + ", ".join(map(str, r["static_copies_settle_end"]))
+            + " |"
         )
     lines += [
         "",
