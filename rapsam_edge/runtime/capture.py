@@ -328,6 +328,8 @@ class VideoSource:
                 why = (
                     "not a video, an unknown codec, or a truncated file?"
                     if self.kind.counted
+                    else "server down, wrong path or credentials, or not a video?"
+                    if self.kind.network
                     else "in use, unplugged, or not a camera?"
                 )
                 raise SourceUnavailable(
