@@ -26,6 +26,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from ..contract import shared
 from ..errors import SourceUnavailable
 
 __all__ = [
@@ -42,17 +43,17 @@ __all__ = [
     "scheme_of",
 ]
 
-#: longest URL or pipeline accepted, in UTF-8 bytes
-MAX_SOURCE_TEXT = 2048
+#: longest URL or pipeline accepted, in UTF-8 bytes (contract.json: the C++ example's too)
+MAX_SOURCE_TEXT = shared.MAX_SOURCE_TEXT
 #: OpenCV's ``cv2.CAP_FFMPEG`` and ``cv2.CAP_GSTREAMER`` (stable values; tests check them)
 CAP_FFMPEG = 1900
 CAP_GSTREAMER = 1800
-#: the URL schemes taken, by source kind
-SCHEMES = {"rtsp": "rtsp", "rtsps": "rtsp", "http": "http", "https": "http"}
+#: URL scheme -> source kind (contract.json: rtsp, rtsps -> "rtsp"; http, https -> "http")
+SCHEMES = shared.URL_SCHEMES
 #: what a source may be, for messages
 ACCEPTED = (
-    "rtsp://, rtsps://, http://, https:// URLs, a GStreamer pipeline ending in "
-    "'! appsink', a video file path or a camera index"
+    ", ".join(f"{scheme}://" for scheme in SCHEMES)
+    + " URLs, a GStreamer pipeline ending in '! appsink', a video file path or a camera index"
 )
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -146,7 +147,7 @@ def check_url(text: str) -> str:
             "file:// URLs are not taken",
             f"give the file's path itself ({text[len('file://') :]!r} for a local file)",
         )
-    if scheme not in SCHEMES:
+    if scheme is None or scheme not in SCHEMES:
         raise _refuse(text, f"the scheme {scheme!r} is not taken", f"give one of: {ACCEPTED}")
     if not _URL_CHARS.fullmatch(text):
         bad = sorted({c for c in text if not _URL_CHARS.fullmatch(c)})

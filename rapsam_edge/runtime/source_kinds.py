@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..contract import shared
 from ..errors import ConfigError, SourceError, SourceUnavailable
 from .net_sources import (
     ACCEPTED,
@@ -42,15 +43,15 @@ __all__ = [
 ]
 
 #: seconds to open a source and read its first frame (also after each reconnect)
-DEFAULT_OPEN_TIMEOUT = 5.0
+DEFAULT_OPEN_TIMEOUT = shared.OPEN_TIMEOUT
 #: seconds to wait for each later frame
-DEFAULT_READ_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = shared.READ_TIMEOUT
 #: seconds waited before each reconnect attempt of a live source (one entry per attempt)
-DEFAULT_RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+DEFAULT_RECONNECT_DELAYS = shared.RECONNECT_DELAYS
 #: seconds one outage may take in all (delays + opens) before ``SourceLost``
-DEFAULT_RECONNECT_TOTAL = 30.0
+DEFAULT_RECONNECT_TOTAL = shared.RECONNECT_TOTAL
 #: largest timeout / total accepted (an hour): a larger one is a hang by another name
-MAX_TIMEOUT = 3600.0
+MAX_TIMEOUT = shared.MAX_TIMEOUT
 #: Largest camera index ``stream`` passes to OpenCV. ``cv2.VideoCapture(index)`` reads an
 #: index of 100 or more as ``camera + CAP_*`` (its documented ``camera_id + domain_offset``
 #: form: 200 is V4L2's camera 0), and some builds crash on a negative one, so an index is
