@@ -467,6 +467,7 @@ int fail(const char* what, int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each frame's line as it is made (live sources)
     if (argc < 3) return usage();
 #ifdef RAPSAM_EXAMPLE_OPENCV
     if (reexec_with_pixel_limit(argv))
