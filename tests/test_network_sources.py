@@ -259,6 +259,9 @@ REFUSED = [
     ("rtsp://127.0.0.1:99999/x", "malformed URL"),
     ("rtsp://127.0.0.1:-1/x", "malformed URL"),
     (f"rtsp://admin:{SECRET}/x", "malformed URL"),  # forgot '@host': the password is a port
+    (f"rtsp://admin:pa/{SECRET}@cam/x", "malformed URL"),  # '/' in the password
+    (f"rtsp://admin:pa?{SECRET}@cam/x", "malformed URL"),  # '?' in the password
+    (f"rtsp://admin:pa#{SECRET}@cam/x", "malformed URL"),  # '#' in the password
     ("http://[::zz]/x", "malformed URL"),
     ("rtsp://cam era/x", "outside RFC 3986"),
     ("rtsp://cam/a b", "outside RFC 3986"),
@@ -303,6 +306,8 @@ def test_urls_are_classified_case_insensitively_and_masked():
         assert source_kinds.classify(url).name == kind
     shown = VideoSource(f"rtsp://admin:{SECRET}@cam/s?token={SECRET}&ch=1").shown
     assert SECRET not in shown and shown == "'rtsp://***@cam/s?token=***&ch=***'"
+    shown = VideoSource(f"rtsp://admin:p@{SECRET}@cam/s").shown  # '@' in the password
+    assert shown == "'rtsp://***@cam/s'"
     pipeline = f"rtspsrc location=rtsp://u:{SECRET}@cam/s user-pw={SECRET} ! decodebin ! appsink"
     assert SECRET not in net_sources.mask(pipeline)
 
@@ -444,3 +449,45 @@ def test_rapsam_edge_run_refuses_a_bad_url_in_one_line(tmp_path, source, why):
     assert out.returncode == 2, out.stderr
     assert why in out.stderr and "hint:" in out.stderr and "Traceback" not in out.stderr
     assert SECRET not in out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------ one home: contract.json
+def test_the_cpp_header_gets_the_same_video_source_facts(tmp_path):
+    """cmake/contract.cmake writes contract.json's video_source into rapsam_contract.hpp (the
+    C++ example's defaults): the values Python reads."""
+    import shutil
+
+    from rapsam_edge.contract import shared
+
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake is not installed")
+    (tmp_path / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.19)\nproject(probe NONE)\n"
+        f'include("{REPO}/cmake/contract.cmake")\n'
+        f'rapsam_generate_contract("{shared.CONTRACT_FILE}" "{tmp_path}/out.hpp")\n'
+    )
+    out = subprocess.run(
+        [cmake, "-S", str(tmp_path), "-B", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    header = (tmp_path / "out.hpp").read_text()
+    for name, value in [
+        ("kOpenTimeout", shared.OPEN_TIMEOUT),
+        ("kReadTimeout", shared.READ_TIMEOUT),
+        ("kReconnectTotal", shared.RECONNECT_TOTAL),
+        ("kMaxTimeout", shared.MAX_TIMEOUT),
+    ]:
+        line = next(x for x in header.splitlines() if f"double {name} = " in x)
+        assert float(line.split("= ")[1].rstrip(";")) == value, line
+    assert f"kMaxSourceText = {shared.MAX_SOURCE_TEXT};" in header
+    delays = next(x for x in header.splitlines() if "kReconnectDelays[]" in x)
+    assert tuple(float(d) for d in delays.split("{")[1].split("}")[0].split(",")) == (
+        shared.RECONNECT_DELAYS
+    )
+    for scheme, kind in shared.URL_SCHEMES.items():
+        assert f'{{"{scheme}", "{kind}"}}' in header
+    assert capture.DEFAULT_RECONNECT_DELAYS == shared.RECONNECT_DELAYS

@@ -96,11 +96,14 @@ inline std::string mask(const std::string& text) {
     size_t i = 0;
     while (i < text.size()) {
         const char c = text[i];
-        if (c == '@') {  // userinfo: back to the '/', space, quote or start before it
-            size_t j = out.size();
-            while (j > 0 && out[j - 1] != '/' && out[j - 1] != '?' && out[j - 1] != '#' &&
-                   out[j - 1] != '@' && out[j - 1] != '"' && !is_space(out[j - 1]))
-                --j;
+        if (c == '@') {  // userinfo: from the word's "scheme:" (and its slashes) to this '@'
+            size_t word = out.size();  // a password may hold '@', '/', '?' or '#' unescaped
+            while (word > 0 && out[word - 1] != '"' && out[word - 1] != '\'' &&
+                   !is_space(out[word - 1]))
+                --word;
+            size_t j = out.find(':', word);
+            j = j == std::string::npos ? word : j + 1;
+            while (j < out.size() && out[j] == '/') ++j;
             out.replace(j, out.size() - j, "***@");
             ++i;
             continue;

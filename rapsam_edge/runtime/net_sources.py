@@ -60,8 +60,9 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-#: user:password@ after a scheme, also where a slash is missing ('rtsp:/user:pw@host')
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/*)[^/?#@\s]*@")
+#: user:password@ after a scheme, also where a slash is missing ('rtsp:/user:pw@host'): up to
+#: the LAST '@' of the word, as a password may hold '@', '/', '?' or '#' unescaped
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/*)[^\s\"']*@")
 _QUERY_VALUE = re.compile(r"([?&;][^=&;#\s]*=)[^&;#\s]*")
 _PIPELINE_SECRET = re.compile(
     r"\b(user-id|user-pw|user|password|passwd|pass|pwd)=(\"[^\"]*\"|[^\s&;#]+)"
