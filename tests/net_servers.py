@@ -122,6 +122,7 @@ class MjpegServer:
             cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes() for f in frames
         ]
         self.fps, self.port, self.sent = fps, 0, 0
+        self.stall_until = 0.0  # time.monotonic() until which no client gets a frame
         self._stop = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -150,6 +151,8 @@ class MjpegServer:
                         owner.sent += 1
                         i += 1
                         owner._stop.wait(1.0 / owner.fps)
+                        while time.monotonic() < owner.stall_until and not owner._stop.is_set():
+                            owner._stop.wait(0.02)  # stalled: the connection open, no data
                 with contextlib.suppress(OSError):  # drop the client: a camera gone
                     self.connection.shutdown(socket.SHUT_RDWR)
 
@@ -239,6 +242,32 @@ class RtspServer:
         return f"rtsp://{userinfo}127.0.0.1:{self.port}/clip"
 
 
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that accepts connections and never answers (a hung camera):
+    yields the port; the connections are closed at the end."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(10)
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
 def free_port() -> int:
     """A port nothing listens on (closed right after it was bound)."""
     with socket.socket() as s:
@@ -259,4 +288,5 @@ __all__ = [
     "free_port",
     "http_files",
     "rtsp_server_available",
+    "silent_server",
 ]

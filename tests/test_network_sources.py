@@ -204,6 +204,34 @@ def test_a_live_camera_gone_for_good_is_source_lost_within_the_budget(mjpeg, cap
     assert not any(SECRET in r.getMessage() for r in caplog.records)
 
 
+def test_a_live_camera_that_stalls_is_reconnected(mjpeg):
+    """The connection stays open but no frame comes: the read timeout ends the wait, the
+    source is reopened and frames resume once the camera sends again."""
+    source = VideoSource(mjpeg.url(), QUICK)
+    frames = iter(source)
+    try:
+        bounded(lambda: take(frames, 5))
+        mjpeg.stall_until = time.monotonic() + QUICK.read_timeout + 1.0
+        after = bounded(lambda: take(frames, 10))
+    finally:
+        frames.close()
+    assert len(after) == 10 and source.reconnects >= 1
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+def test_a_server_that_never_answers_is_unavailable_and_no_thread_stays_stuck(scheme):
+    """A port that accepts and never answers: SourceUnavailable at the open timeout, and the
+    capture thread left behind returns too (OpenCV's own open timeout is set), never a hang."""
+    options = SourceOptions(open_timeout=1.0, read_timeout=1.0)
+    with S.silent_server() as port:
+        with pytest.raises(SourceUnavailable):
+            bounded(lambda: list(VideoSource(f"{scheme}://127.0.0.1:{port}/x", options)))
+        end = time.monotonic() + 10.0  # 10 x the timeout; OpenCV's own default is 30 s
+        while capture.abandoned_captures() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert capture.abandoned_captures() == 0
+
+
 # ------------------------------------------------------------------ RTSP
 def test_rtsp_frames_equal_the_files_and_stream_through_the_segmenter(rtsp, seg, clip_frames):
     frames, order = open_source(rtsp.url(), "RGB", QUICK)
