@@ -109,6 +109,60 @@ def http_files(root: Path, *, ranges: bool = True) -> Iterator[str]:
         thread.join(10)
 
 
+class DroppingFiles:
+    """An HTTP file server (Range requests) on 127.0.0.1 that goes away mid-transfer: an
+    answer to a range that starts past 0 (FFmpeg reads an MP4 whole from 0 to find its index,
+    then again from its first frame) sends ``HOLD_AFTER`` bytes, then holds (the rest is
+    never sent) until ``drop()`` closes the port and cuts every connection."""
+
+    HOLD_AFTER = 48 * 1024
+
+    def __init__(self, root: Path) -> None:
+        conns: list[socket.socket] = []
+        self.conns, self.gone = conns, threading.Event()
+        gone = self.gone
+
+        class Holding(RangeHandler):
+            def setup(self) -> None:
+                super().setup()
+                conns.append(self.connection)
+
+            def copyfile(self, source, outputfile) -> None:  # type: ignore[no-untyped-def]
+                wanted = self.headers.get("Range", "")
+                if not wanted.startswith("bytes=") or wanted.startswith("bytes=0-"):
+                    with contextlib.suppress(OSError):
+                        super().copyfile(source, outputfile)
+                    return
+                with contextlib.suppress(OSError):
+                    outputfile.write(source.read(DroppingFiles.HOLD_AFTER))
+                    outputfile.flush()
+                    gone.wait(60)  # held: nothing more is sent
+                    outputfile.write(source.read())
+
+        self.server = _Server(("127.0.0.1", 0), functools.partial(Holding, directory=str(root)))
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.dropped = False
+
+    def drop(self) -> None:
+        if self.dropped:
+            return
+        self.dropped = True
+        for conn in self.conns:  # cut first: the held answers end
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self.gone.set()
+        self.server.shutdown()
+        self.server.server_close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self.thread.join(10)
+
+
 class MjpegServer:
     """A live MJPEG-over-HTTP camera on 127.0.0.1 serving ``frames`` in a loop (JPEG
     quality 95) at ``fps``; ``sent`` counts the frames sent since the last ``start``."""
@@ -282,6 +336,7 @@ def copy_clip(src: Path, dst_dir: Path) -> Path:
 
 __all__ = [
     "SYSTEM_PYTHON",
+    "DroppingFiles",
     "MjpegServer",
     "RtspServer",
     "copy_clip",

@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 from rapsam_edge import Segmenter
-from rapsam_edge.errors import SourceLost, SourceUnavailable
+from rapsam_edge.errors import SourceLost, SourceTruncated, SourceUnavailable
 from rapsam_edge.runtime import capture, net_sources, source_kinds
 from rapsam_edge.runtime.capture import SourceOptions, VideoSource
 from rapsam_edge.runtime.sources import open_source
@@ -151,6 +151,21 @@ def test_an_http_file_that_does_not_exist_is_source_unavailable(tmp_path):
     with S.http_files(tmp_path) as base:
         with pytest.raises(SourceUnavailable, match="OpenCV refused the http"):
             bounded(lambda: list(VideoSource(f"{base}/none.mp4", QUICK)))
+
+
+def test_an_http_file_whose_server_goes_away_mid_transfer_is_source_truncated(tmp_path):
+    """A finite file does not reconnect: a transfer cut before the declared frames is a
+    SourceTruncated naming the frame it ended after, never a hang."""
+    S.copy_clip(CLIP, tmp_path)
+    server = S.DroppingFiles(tmp_path)
+    try:
+        frames = iter(VideoSource(f"{server.base}/clip.mp4", SourceOptions(read_timeout=2.0)))
+        bounded(lambda: take(frames, 10))
+        server.drop()
+        with pytest.raises(SourceTruncated, match=r"ended after frame \d+ of the 48 .*dropped"):
+            bounded(lambda: list(frames))
+    finally:
+        server.drop()
 
 
 def test_segmenter_streams_an_http_file(seg, tmp_path):

@@ -359,10 +359,14 @@ class VideoSource:
                 "+faststart)",
             )
         if count > 0 and n < count - max(2, count // COUNT_SLACK_FRACTION):
-            why = "the connection dropped, or " if self.kind.network else ""
+            why = (
+                "the connection dropped, or the file is truncated"
+                if self.kind.network
+                else "truncated or still being written"
+            )
             raise SourceTruncated(
                 f"{self.kind.name} {self.shown} ended after frame {n} of the {count} its "
-                f"container declares ({why}truncated or still being written)"
+                f"container declares ({why})"
             )
         now = self._size()
         if size is not None and now is not None and now != size:
