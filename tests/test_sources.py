@@ -243,7 +243,7 @@ def cameras(monkeypatch):
     FakeCapture.unblock = threading.Event()
 
     def install(*plan: FakeCapture) -> list[FakeCapture]:
-        def factory(target: Any, kind: capture.SourceKind) -> FakeCapture:
+        def factory(target: Any, kind: capture.SourceKind, options: Any) -> FakeCapture:
             cap = plan[min(len(made), len(plan) - 1)]
             made.append(cap)
             return cap

@@ -1,6 +1,7 @@
 // segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] [--loops N | --bench N]
 //                [--track-box X0,Y0,X1,Y1[:...]] [--track-click X,Y,L[:...]]
 //                [--threads T] [--input-size S] [--backend NAME] [--static-shapes auto|off]
+//                [--open-timeout S] [--read-timeout S] [--max-frames N]
 //
 // A robot-node-style program with no Python in the process: loads and verifies a bundle, then
 // for every frame of SOURCE runs panoptic segmentation with online tracking and a click at
@@ -8,8 +9,11 @@
 // the track ids and the click's mask area.
 //
 // SOURCE is a video file or a folder of images (sorted by name). Built with OpenCV (found at
-// configure time) it reads any video OpenCV's videoio reads and any image imgcodecs reads;
-// without OpenCV, a folder of binary PPM (P6) frames (e.g. `ffmpeg -i clip.mp4 f/%05d.ppm`).
+// configure time) it reads any video OpenCV's videoio reads and any image imgcodecs reads,
+// and network cameras: rtsp:// rtsps:// http:// https:// URLs and GStreamer pipelines ending
+// in "! appsink", read with timeouts and reconnected when they drop (video_input.hpp, the
+// same rules and defaults as the Python runtime); without OpenCV, a folder of binary PPM (P6)
+// frames (e.g. `ffmpeg -i clip.mp4 f/%05d.ppm`).
 //
 //   --overlays DIR  writes DIR/NAME.png (PPM without OpenCV): track colours (thing segments),
 //                   panoptic colours elsewhere, blended over the frame with boundaries
@@ -31,6 +35,9 @@
 //   --backend NAME  one of rapsam::backend_names() (default: auto)
 //   --static-shapes auto|off  auto (default): static copies of repeated input shapes,
 //                   compiled in the background; off: the dynamic-shape model only
+//   --open-timeout S  URLs: seconds to open (and per reconnect attempt); default 5
+//   --read-timeout S  URLs: seconds to wait for each frame; default 5 (both in (0, 3600])
+//   --max-frames N  stops after N frames (a camera or stream never ends by itself)
 // Frames are decoded one at a time as they are processed (only --loops keeps them all).
 // Image files are read only if they are regular files (a named pipe, device or folder with an
 // image's name is refused, never waited on), and never decoded past kMaxFramePixels
@@ -69,6 +76,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
+
+#include "video_input.hpp"
 #endif
 
 namespace fs = std::filesystem;
@@ -238,6 +247,8 @@ cv::Mat read_image(const fs::path& path) {
     }
 }
 
+video_input::Options g_stream;  // --open-timeout / --read-timeout of URLs and pipelines
+
 bool from_mat(const cv::Mat& bgr, Frame& f) {
     if (bgr.empty() || bgr.depth() != CV_8U) return false;
     cv::Mat rgb;
@@ -257,7 +268,27 @@ bool from_mat(const cv::Mat& bgr, Frame& f) {
 // Decodes the frames of SOURCE (a folder of images or, with OpenCV, a video file) one at a
 // time and hands each to `visit`, which returns false to stop: one frame in memory, however
 // long the video. Throws SourceError.
-void for_each_frame(const fs::path& source, const std::function<bool(Frame&)>& visit) {
+size_t g_max_frames = 0;  // --max-frames (0: all)
+
+void for_each_frame(const fs::path& source, const std::function<bool(Frame&)>& visit_one) {
+    size_t seen = 0;
+    const auto visit = [&](Frame& f) {
+        return visit_one(f) && (g_max_frames == 0 || ++seen < g_max_frames);
+    };
+#ifdef RAPSAM_EXAMPLE_OPENCV
+    const video_input::Kind kind = video_input::classify(source.string());  // a URL: checked
+    if (kind != video_input::Kind::path) {
+        video_input::for_each_stream_frame(source.string(), kind, g_stream,
+                                           [&](const cv::Mat& bgr, size_t index) {
+                                               Frame f;
+                                               char name[24];
+                                               std::snprintf(name, sizeof name, "%05zu", index);
+                                               f.name = name;
+                                               return from_mat(bgr, f) && visit(f);
+                                           });
+        return;
+    }
+#endif
     if (fs::is_directory(source)) {
         std::vector<fs::path> files;
         for (const auto& e : fs::directory_iterator(source)) {
@@ -336,7 +367,8 @@ int usage() {
     std::cerr << "usage: segment_frames BUNDLE SOURCE [--overlays DIR] [--dump DIR] "
                  "[--loops N | --bench N] [--threads T] [--input-size S] [--backend NAME] "
                  "[--static-shapes auto|off] [--track-box X0,Y0,X1,Y1[:...]] "
-                 "[--track-click X,Y,L[:...]]\n";
+                 "[--track-click X,Y,L[:...]] [--open-timeout S] [--read-timeout S] "
+                 "[--max-frames N]\n";
     return 2;
 }
 
@@ -353,6 +385,17 @@ bool parse_int(const std::string& text, int lo, int hi, int& out) {
     if (text[0] == '-') v = -v;
     if (v < lo || v > hi) return false;
     out = static_cast<int>(v);
+    return true;
+}
+
+// A timeout: a finite number of seconds in (0, kMaxTimeout], else false (bad usage).
+bool parse_seconds(const std::string& text, double& out) {
+    char* stop = nullptr;
+    const double v = std::strtod(text.c_str(), &stop);
+    if (text.empty() || *stop != '\0' || !std::isfinite(v) || v <= 0 ||
+        v > rapsam::contract::video_source::kMaxTimeout)
+        return false;
+    out = v;
     return true;
 }
 
@@ -424,6 +467,7 @@ int fail(const char* what, int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each frame's line as it is made (live sources)
     if (argc < 3) return usage();
 #ifdef RAPSAM_EXAMPLE_OPENCV
     if (reexec_with_pixel_limit(argv))
@@ -435,7 +479,8 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc ||
             (key != "--overlays" && key != "--dump" && key != "--loops" && key != "--bench" &&
              key != "--threads" && key != "--input-size" && key != "--backend" &&
-             key != "--static-shapes" && key != "--track-box" && key != "--track-click"))
+             key != "--static-shapes" && key != "--track-box" && key != "--track-click" &&
+             key != "--open-timeout" && key != "--read-timeout" && key != "--max-frames"))
             return usage();
         opts[key] = argv[i + 1];
     }
@@ -455,6 +500,15 @@ int main(int argc, char** argv) {
             if (v != "auto" && v != "off") return usage();
             options.static_copies = v == "auto";
         }
+#ifdef RAPSAM_EXAMPLE_OPENCV
+        for (const auto& [key, seconds] : {std::pair{"--open-timeout", &g_stream.open_timeout},
+                                           std::pair{"--read-timeout", &g_stream.read_timeout}})
+            if (opts.count(key) && !parse_seconds(opts[key], *seconds)) return usage();
+#endif
+        int max_frames = 0;
+        if (opts.count("--max-frames") && !parse_int(opts["--max-frames"], 1, 1 << 30, max_frames))
+            return usage();
+        g_max_frames = static_cast<size_t>(max_frames);
         rapsam::Segmenter seg(bundle, options);
         const fs::path source = argv[2];
         const auto no_frames = [&] {
@@ -558,6 +612,10 @@ int main(int argc, char** argv) {
         if (i == 0) return no_frames();
     } catch (const SourceError& e) {
         return fail(e.what(), 2);
+#ifdef RAPSAM_EXAMPLE_OPENCV
+    } catch (const video_input::SourceError& e) {
+        return fail(e.what(), 2);
+#endif
     } catch (const std::exception& e) {
         return fail(e.what(), 1);
     } catch (...) {

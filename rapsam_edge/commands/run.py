@@ -72,7 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="bundle directory or a shipped bundle's name (default: the shipped one)",
     )
-    parser.add_argument("--source", required=True, help="image, video file or camera index")
+    parser.add_argument(
+        "--source",
+        required=True,
+        help="image, video file, camera index, rtsp:// or http(s):// URL, or a GStreamer "
+        "pipeline ending in '! appsink'",
+    )
     parser.add_argument(
         "--task",
         choices=("panoptic", "track", "prompt"),
@@ -141,7 +146,10 @@ def _check_source(source: str):
       directory.
     """
     from ..apps.image import is_image, read_image
+    from ..runtime.net_sources import names_stream
 
+    if names_stream(source):  # a URL or pipeline: VideoSource checks it, before the bundle
+        return None
     if is_image(source):
         return read_image(source)
     if not source.isdigit():

@@ -34,8 +34,11 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "MAX_MISSED",
     "MAX_PROMPTS",
+    "MAX_SOURCE_TEXT",
     "MAX_THREADS",
+    "MAX_TIMEOUT",
     "MOMENTUM",
+    "OPEN_TIMEOUT",
     "OPS_ENV_VAR",
     "OVERLAP_THRESHOLD",
     "PANOPTIC_DECODER",
@@ -44,13 +47,17 @@ __all__ = [
     "PROMPT_DECODER",
     "PROMPT_THRESHOLD",
     "PROMPT_TRACKER_DEFAULTS",
+    "READ_TIMEOUT",
     "REALTIME_BUNDLE",
+    "RECONNECT_DELAYS",
+    "RECONNECT_TOTAL",
     "SAMPLE_CLIP",
     "SATURATED_LOGIT",
     "SCORE_THRESHOLD",
     "SHIPPED_BUNDLES",
     "STABILITY_OFFSET",
     "THREADS_ENV_VAR",
+    "URL_SCHEMES",
 ]
 
 #: the data file (also read by CMake: cmake/contract.cmake)
@@ -123,6 +130,24 @@ MAX_THREADS: int = int(_DATA["threads"]["max"])
 MAX_PROMPTS: int = int(_DATA["prompts"]["max"])
 THREADS_ENV_VAR: str = _DATA["env"]["threads"]
 OPS_ENV_VAR: str = _DATA["env"]["ops"]
+
+_VS = _DATA["video_source"]
+#: seconds to open a video source and read its first frame (also per reconnect attempt)
+OPEN_TIMEOUT: float = float(_VS["open_timeout"])
+#: seconds to wait for each later frame
+READ_TIMEOUT: float = float(_VS["read_timeout"])
+#: seconds waited before each reconnect attempt of a live source (one entry per attempt)
+RECONNECT_DELAYS: tuple[float, ...] = tuple(float(d) for d in _VS["reconnect_delays"])
+#: seconds one outage may take in all (delays + opens) before the source is lost
+RECONNECT_TOTAL: float = float(_VS["reconnect_total"])
+#: largest timeout / total accepted (an hour): a larger one is a hang by another name
+MAX_TIMEOUT: float = float(_VS["max_timeout"])
+#: longest URL or GStreamer pipeline accepted (UTF-8 bytes)
+MAX_SOURCE_TEXT: int = int(_VS["max_source_text"])
+#: URL scheme -> source kind ("rtsp", "http"); other schemes are refused
+URL_SCHEMES: Mapping[str, str] = MappingProxyType(
+    {scheme: kind for kind, schemes in _VS["schemes"].items() for scheme in schemes}
+)
 
 _BUNDLES = _DATA["bundles"]
 #: the bundle ``Segmenter()`` loads when given none

@@ -5,12 +5,15 @@ pipe, camera or network share is a typed ``SourceError`` instead of a hang.
 - ``SourceOptions``: the timeouts and the reconnect back-off (defaults in ``source_kinds``:
   5 s to open and read the first frame, 5 s per later frame; reconnects after 0.5, 1, 2, 4
   and 8 s, at most 30 s per outage).
-- ``SOURCE_KINDS`` (``source_kinds``, re-exported here): the one table of source kinds (camera index, capture device, named pipe,
+- ``SOURCE_KINDS`` (``source_kinds``, re-exported here): the one table of source kinds
+  (camera index, rtsp:// and http:// URLs, GStreamer pipelines, capture device, named pipe,
   file). A kind says whether the source is *live* (its end or stall is a loss: reconnect
   within the back-off) and whether its end is *counted* (checked against the frames the
-  container declares, so a truncated file is an error, not the end of the video). Network
-  sources (rtsp://, http://, GStreamer pipelines) are one more row each: a ``matches`` test
-  on the string, ``live=True``, and their OpenCV ``api`` preference.
+  container declares, so a truncated file is an error, not the end of the video). An
+  http:// or pipeline source that declares a frame count when opened is a finite video
+  (``finite_if_counted``); URLs and pipelines are checked before OpenCV sees them, shown
+  masked in messages and logs, and opened with OpenCV's own timeouts set
+  (``net_sources``).
 - ``VideoSource``: a re-iterable source of BGR frames; iterating opens it (``VideoFrames``),
   counts its reconnects (``reconnects``) and logs each attempt (logger ``rapsam_edge.runtime
   .capture``).
@@ -57,6 +60,7 @@ from .source_kinds import (
     SourceOptions,
     camera_index,
     classify,
+    mask,
 )
 
 __all__ = [
@@ -90,13 +94,19 @@ _POLL = 0.05  # s: how often a wait looks at its cancel flag
 FIFO_WAKE_FOR = 10.0
 
 
-def open_capture(target: int | str, kind: SourceKind) -> Any:
+def open_capture(target: int | str, kind: SourceKind, options: SourceOptions) -> Any:
     """A ``cv2.VideoCapture`` for ``target`` (called in the capture's I/O thread; it may
-    block). The one place captures are made: tests replace it with a fake."""
+    block). The one place captures are made: tests replace it with a fake. A network kind
+    gets OpenCV's open / read timeouts (FFmpeg's interrupt callback) set to ``options``', so
+    that a call abandoned at our deadline returns soon after inside OpenCV too."""
     import cv2
 
     if kind.api is None:
         return cv2.VideoCapture(target)
+    if kind.network and kind.api == cv2.CAP_FFMPEG:
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(options.open_timeout * 1000)]
+        params += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(options.read_timeout * 1000)]
+        return cv2.VideoCapture(target, kind.api, params)
     return cv2.VideoCapture(target, kind.api)
 
 
@@ -154,8 +164,9 @@ class _Capture:
     """A capture owned by one daemon I/O thread: ``open`` and ``read`` post a request and
     wait for its answer with a deadline; ``close`` never waits on a stuck call."""
 
-    def __init__(self, target: int | str, kind: SourceKind) -> None:
-        self.target, self.kind = target, kind
+    def __init__(self, target: int | str, kind: SourceKind, options: SourceOptions) -> None:
+        self.target, self.kind, self.options = target, kind, options
+        self.shown = kind.shown(target)  # a URL masked: no credentials in messages
         self.frame_count = 0.0  # what the container declares (0 or less: unknown)
         self._requests: queue.Queue[bool] = queue.Queue()
         self._answers: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -169,7 +180,7 @@ class _Capture:
 
         cap = None
         try:
-            cap = open_capture(self.target, self.kind)
+            cap = open_capture(self.target, self.kind, self.options)
             if self._closed.is_set():
                 return
             if not cap.isOpened():
@@ -186,7 +197,7 @@ class _Capture:
                 try:
                     cap.release()
                 except Exception:  # a failing release must not hide the cause
-                    log.debug("release of %r failed", self.target, exc_info=True)
+                    log.debug("release of %s failed", self.shown, exc_info=True)
 
     def _wait(self, timeout: float, cancel: threading.Event) -> tuple[str, Any]:
         self._busy = True
@@ -204,7 +215,8 @@ class _Capture:
                 exc = answer[1]
                 if not isinstance(exc, Exception):
                     raise exc
-                raise SourceError(f"reading {self.target!r} failed: {exc}") from exc
+                text = mask(str(exc)) if self.kind.network else str(exc)
+                raise SourceError(f"reading {self.shown} failed: {text}") from exc
             return answer
         raise _Cancelled
 
@@ -213,7 +225,7 @@ class _Capture:
         stuck = _stuck_alive()
         if stuck >= MAX_STUCK_CAPTURES:
             raise SourceUnavailable(
-                f"cannot open {self.target!r}: {stuck} capture threads are still blocked in "
+                f"cannot open {self.shown}: {stuck} capture threads are still blocked in "
                 "OpenCV on earlier stalled sources",
                 hint="end what feeds those stalled sources (pipes, cameras), then retry",
             )
@@ -248,16 +260,18 @@ class _Capture:
 
 # ------------------------------------------------------------------ the source
 class VideoSource:
-    """A camera index, capture device, named pipe or video file, read as BGR frames with
-    the deadlines and back-off of ``options``. Iterating opens it (each iteration opens it
-    anew); ``reconnects`` counts the reconnects of a live source so far (each attempt is also
-    logged, as a warning).
+    """A camera index, rtsp:// or http:// URL, GStreamer pipeline, capture device, named
+    pipe or video file, read as BGR frames with the deadlines and back-off of ``options``.
+    Iterating opens it (each iteration opens it anew); ``reconnects`` counts the reconnects
+    of a live source so far (each attempt is also logged, as a warning); ``live`` says how
+    the last iteration read it (an http:// source is finite when it declares a frame count).
 
     Arguments:
-      target: a camera index (int) or a path.
+      target: a camera index (int), a URL, a pipeline or a path.
       options: timeouts and back-off (default ``SourceOptions()``).
     Raises (at construction):
-      SourceUnavailable: a path that does not exist or is no video source (a directory).
+      SourceUnavailable: a path that does not exist or is no video source (a directory); a
+        refused URL or pipeline (``net_sources``: unknown scheme, malformed, no GStreamer).
     The iteration raises ``SourceUnavailable`` (cannot open / open timed out),
     ``SourceStalled`` (no frame within a timeout), ``SourceTruncated`` (a file ended before
     its declared frames) or ``SourceLost`` (a live source dropped and did not come back).
@@ -273,15 +287,19 @@ class VideoSource:
         self.target: int | str = (
             camera_index(target) if isinstance(target, (int, np.integer)) else str(target)
         )
-        self.kind = classify(self.target)
+        self.kind = classify(self.target)  # a URL / pipeline checked here
+        #: the target as messages and logs show it (a URL without its credentials)
+        self.shown = self.kind.shown(self.target)
         self.options = options if options is not None else SourceOptions()
         #: reconnects that succeeded (a live source), over all iterations
         self.reconnects = 0
         #: frames read, over all iterations
         self.frames_read = 0
+        #: whether the last iteration read it as live (reconnects) or finite; None before
+        self.live: bool | None = None
 
     def __repr__(self) -> str:
-        return f"VideoSource({self.target!r}, kind={self.kind.name!r})"
+        return f"VideoSource({self.shown}, kind={self.kind.name!r})"
 
     def __iter__(self) -> VideoFrames:
         return VideoFrames(self)
@@ -297,30 +315,32 @@ class VideoSource:
     def _attempt(self, cancel: threading.Event, budget: float) -> tuple[_Capture, Any]:
         """Open a capture and read its first frame within ``budget`` seconds: (capture,
         first frame or None where the source holds none)."""
-        cap = _Capture(self.target, self.kind)
+        cap = _Capture(self.target, self.kind, self.options)
         deadline = time.monotonic() + budget
         try:
             try:
                 opened = cap.open(budget, cancel)
             except _TimedOut:
                 raise SourceUnavailable(
-                    f"{self.kind.name} {self.target!r} did not open within {budget:g} s"
+                    f"{self.kind.name} {self.shown} did not open within {budget:g} s"
                 ) from None
             if not opened:
                 why = (
                     "not a video, an unknown codec, or a truncated file?"
                     if self.kind.counted
+                    else "server down, wrong path or credentials, or not a video?"
+                    if self.kind.network
                     else "in use, unplugged, or not a camera?"
                 )
                 raise SourceUnavailable(
-                    f"cannot open video source {self.target!r}: OpenCV refused the "
+                    f"cannot open video source {self.shown}: OpenCV refused the "
                     f"{self.kind.name} ({why})"
                 )
             try:
                 first = cap.read(max(deadline - time.monotonic(), _POLL), cancel)
             except _TimedOut:
                 raise SourceStalled(
-                    f"{self.kind.name} {self.target!r} opened but gave no frame within {budget:g} s"
+                    f"{self.kind.name} {self.shown} opened but gave no frame within {budget:g} s"
                 ) from None
         except BaseException:
             cap.close()
@@ -331,15 +351,27 @@ class VideoSource:
         """A counted source that ended: raise unless it gave the frames it declares."""
         declared = cap.frame_count
         count = round(declared) if math.isfinite(declared) and declared > 0 else 0
+        if self.kind.network and n == 0:
+            raise SourceUnavailable(
+                f"{self.kind.name} {self.shown} opened, declares {count} frames, gave none",
+                hint="an MP4 whose index (moov) is at its end needs a server that answers "
+                "HTTP Range requests; or write it with the index first (ffmpeg -movflags "
+                "+faststart)",
+            )
         if count > 0 and n < count - max(2, count // COUNT_SLACK_FRACTION):
+            why = (
+                "the connection dropped, or the file is truncated"
+                if self.kind.network
+                else "truncated or still being written"
+            )
             raise SourceTruncated(
-                f"{self.kind.name} {self.target!r} ended after frame {n} of the {count} its "
-                "container declares (truncated or still being written)"
+                f"{self.kind.name} {self.shown} ended after frame {n} of the {count} its "
+                f"container declares ({why})"
             )
         now = self._size()
         if size is not None and now is not None and now != size:
             raise SourceTruncated(
-                f"file {self.target!r} ended after frame {n} while it was being written "
+                f"file {self.shown} ended after frame {n} while it was being written "
                 f"({size} bytes when opened, {now} now)"
             )
 
@@ -352,8 +384,8 @@ class VideoSource:
             if left <= 0 or cancel.wait(min(delay, left)):
                 break
             log.warning(
-                "%s %r lost after frame %d (%s): reconnect attempt %d of %d",
-                *(self.kind.name, self.target, n, last, i, attempts),
+                "%s %s lost after frame %d (%s): reconnect attempt %d of %d",
+                *(self.kind.name, self.shown, n, last, i, attempts),
             )
             left, tried = opts.reconnect_total - (time.monotonic() - start), i
             try:
@@ -363,14 +395,14 @@ class VideoSource:
                 continue
             if first is not None:
                 self.reconnects += 1
-                log.warning("%s %r reconnected (attempt %d)", self.kind.name, self.target, i)
+                log.warning("%s %s reconnected (attempt %d)", self.kind.name, self.shown, i)
                 return cap, first
             cap.close()
             last = "reopened but read no frame"
         if cancel.is_set():
             raise _Cancelled
         raise SourceLost(
-            f"{self.kind.name} {self.target!r} lost after frame {n} ({why}); {tried} "
+            f"{self.kind.name} {self.shown} lost after frame {n} ({why}); {tried} "
             f"reconnect attempts in {time.monotonic() - start:.1f} s failed (last: {last})"
         )
 
@@ -381,6 +413,9 @@ class VideoSource:
             cap, frame = self._attempt(cancel, opts.open_timeout)
         except _Cancelled:
             return
+        declared = cap.frame_count
+        finite = self.kind.finite_if_counted and math.isfinite(declared) and declared > 0
+        self.live = live = self.kind.live and not finite
         try:
             while True:
                 if frame is not None:
@@ -392,7 +427,7 @@ class VideoSource:
                     except _TimedOut:
                         frame, why = None, f"no frame within {opts.read_timeout:g} s"
                     except SourceError as exc:  # OpenCV raised: a live source reconnects
-                        if not self.kind.live:
+                        if not live:
                             raise
                         frame, why = None, str(exc)
                     else:
@@ -401,15 +436,15 @@ class VideoSource:
                         continue
                 elif n == 0:
                     why = "no first frame"
-                if not self.kind.live:
+                if not live:
                     if why.startswith("no frame within"):
                         raise SourceStalled(
-                            f"{self.kind.name} {self.target!r} stalled after frame {n}: {why}"
+                            f"{self.kind.name} {self.shown} stalled after frame {n}: {why}"
                         )
                     self._check_end(cap, n, size)
                     return
                 if n == 0:  # a live source that never gave a frame: refuse, do not retry
-                    raise SourceUnavailable(f"{self.kind.name} {self.target!r} gave no frame")
+                    raise SourceUnavailable(f"{self.kind.name} {self.shown} gave no frame")
                 cap.close()
                 cap, frame = self._reconnect(n, why, cancel)
         except _Cancelled:

@@ -1,7 +1,7 @@
 """Kinds of video source and the settings that bound reading them (torch-free, no OpenCV
 import): ``SourceOptions`` (timeouts and reconnect back-off, defaults below), the one table
-of source kinds ``SOURCE_KINDS`` (``classify`` picks a row) and ``camera_index``. Reading is
-``capture.VideoSource``'s.
+of source kinds ``SOURCE_KINDS`` (``classify`` picks a row and checks URLs and pipelines,
+``net_sources``) and ``camera_index``. Reading is ``capture.VideoSource``'s.
 """
 
 from __future__ import annotations
@@ -15,7 +15,18 @@ from typing import Any
 
 import numpy as np
 
+from ..contract import shared
 from ..errors import ConfigError, SourceError, SourceUnavailable
+from .net_sources import (
+    ACCEPTED,
+    CAP_FFMPEG,
+    CAP_GSTREAMER,
+    check_pipeline,
+    check_url,
+    is_pipeline,
+    mask,
+    scheme_of,
+)
 
 __all__ = [
     "DEFAULT_OPEN_TIMEOUT",
@@ -32,15 +43,15 @@ __all__ = [
 ]
 
 #: seconds to open a source and read its first frame (also after each reconnect)
-DEFAULT_OPEN_TIMEOUT = 5.0
+DEFAULT_OPEN_TIMEOUT = shared.OPEN_TIMEOUT
 #: seconds to wait for each later frame
-DEFAULT_READ_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = shared.READ_TIMEOUT
 #: seconds waited before each reconnect attempt of a live source (one entry per attempt)
-DEFAULT_RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+DEFAULT_RECONNECT_DELAYS = shared.RECONNECT_DELAYS
 #: seconds one outage may take in all (delays + opens) before ``SourceLost``
-DEFAULT_RECONNECT_TOTAL = 30.0
+DEFAULT_RECONNECT_TOTAL = shared.RECONNECT_TOTAL
 #: largest timeout / total accepted (an hour): a larger one is a hang by another name
-MAX_TIMEOUT = 3600.0
+MAX_TIMEOUT = shared.MAX_TIMEOUT
 #: Largest camera index ``stream`` passes to OpenCV. ``cv2.VideoCapture(index)`` reads an
 #: index of 100 or more as ``camera + CAP_*`` (its documented ``camera_id + domain_offset``
 #: form: 200 is V4L2's camera 0), and some builds crash on a negative one, so an index is
@@ -124,11 +135,19 @@ class SourceKind:
     """One row of ``SOURCE_KINDS``.
 
     Attributes:
-      name: shown in messages ("camera", "file", ...).
+      name: shown in messages ("camera", "file", "rtsp", ...).
       matches: whether a target (an int camera index, or a string) is of this kind.
       live: its end or stall is a loss: reconnect within the back-off, then ``SourceLost``.
       counted: its end is checked against the frame count its container declares.
       api: OpenCV's ``CAP_*`` backend preference (None: OpenCV's choice).
+      finite_if_counted: (a live kind) a source whose container declares a frame count when
+        opened is a finite video instead: it ends at its end (checked against the count)
+        and is not reconnected (an HTTP file, a pipeline from a file).
+      network: a URL or pipeline: its text is checked by ``check`` before OpenCV sees it,
+        shown masked (``net_sources.mask``: no credentials) in messages and logs, and
+        OpenCV's own open / read timeouts are set to ``SourceOptions``'.
+      check: raises ``SourceUnavailable`` for a target of this kind that must not reach
+        OpenCV (called by ``classify``).
     """
 
     name: str
@@ -136,13 +155,52 @@ class SourceKind:
     live: bool
     counted: bool
     api: int | None = None
+    finite_if_counted: bool = False
+    network: bool = False
+    check: Callable[[str], object] | None = None
+
+    def shown(self, target: int | str) -> str:
+        """``target`` as messages and logs show it (a URL masked)."""
+        return repr(mask(target) if self.network and isinstance(target, str) else target)
 
 
-#: The kinds of video source, the first match wins. Add network sources here, e.g.
-#: ``SourceKind("rtsp", lambda t: isinstance(t, str) and t.startswith("rtsp://"), live=True,
-#: counted=False)`` (a GStreamer pipeline: ``api=cv2.CAP_GSTREAMER``).
+def _scheme_is(*schemes: str) -> Callable[[int | str], bool]:
+    return lambda t: isinstance(t, str) and scheme_of(t) in schemes
+
+
+#: The kinds of video source, the first match wins. URLs and pipelines come before paths:
+#: ``rtsp://...`` is a URL even where a folder ``rtsp:`` exists.
 SOURCE_KINDS: tuple[SourceKind, ...] = (
     SourceKind("camera", lambda t: isinstance(t, int), live=True, counted=False),
+    SourceKind(
+        "rtsp",
+        _scheme_is("rtsp", "rtsps"),
+        live=True,
+        counted=False,
+        api=CAP_FFMPEG,
+        network=True,
+        check=check_url,
+    ),
+    SourceKind(
+        "http",
+        _scheme_is("http", "https"),
+        live=True,
+        counted=False,
+        api=CAP_FFMPEG,
+        finite_if_counted=True,
+        network=True,
+        check=check_url,
+    ),
+    SourceKind(
+        "pipeline",
+        lambda t: isinstance(t, str) and is_pipeline(t),
+        live=True,
+        counted=False,
+        api=CAP_GSTREAMER,
+        finite_if_counted=True,
+        network=True,
+        check=check_pipeline,
+    ),
     SourceKind("device", lambda t: stat.S_ISCHR(_mode(t) or 0), live=True, counted=False),
     SourceKind("pipe", lambda t: stat.S_ISFIFO(_mode(t) or 0), live=False, counted=True),
     SourceKind("file", lambda t: stat.S_ISREG(_mode(t) or 0), live=False, counted=True),
@@ -150,17 +208,25 @@ SOURCE_KINDS: tuple[SourceKind, ...] = (
 
 
 def classify(target: int | str) -> SourceKind:
-    """The kind of ``target`` (``SOURCE_KINDS``).
+    """The kind of ``target`` (``SOURCE_KINDS``), its URL or pipeline checked.
 
     Raises:
       SourceUnavailable: a path that does not exist, or that no kind takes (a directory,
-        a socket)."""
+        a socket); a URL of a scheme no kind takes (``file://`` included) or a malformed
+        one; a pipeline this OpenCV cannot run (``net_sources``)."""
     for kind in SOURCE_KINDS:
         if kind.matches(target):
+            if kind.check is not None and isinstance(target, str):
+                kind.check(target)
             return kind
+    if isinstance(target, str) and scheme_of(target) is not None:
+        check_url(target)  # refuses it, naming the schemes taken
     if _mode(target) is None:
-        raise SourceUnavailable(f"video source {target!r} does not exist")
+        raise SourceUnavailable(
+            f"video source {mask(str(target))!r} does not exist",
+            hint=f"give one of: {ACCEPTED}",
+        )
     raise SourceUnavailable(
-        f"video source {target!r} is not a video file, pipe, capture device or camera "
+        f"video source {mask(str(target))!r} is not a video file, pipe, capture device or camera "
         "(a directory or a socket?)"
     )

@@ -1,7 +1,7 @@
-"""Frame sources for ``Segmenter.stream``: opening a camera, a video file or an iterable of
-frames (``open_source``; cameras, devices, pipes and files are ``capture.VideoSource``s,
-read with timeouts and reconnects), and the capture thread that reads and prepares frame
-t+1 while frame t is inferred (``prefetch``).
+"""Frame sources for ``Segmenter.stream``: opening a camera, a URL, a video file or an
+iterable of frames (``open_source``; cameras, URLs, pipelines, devices, pipes and files are
+``capture.VideoSource``s, read with timeouts and reconnects), and the capture thread that
+reads and prepares frame t+1 while frame t is inferred (``prefetch``).
 """
 
 from __future__ import annotations
@@ -40,17 +40,24 @@ def check_stream_args(task: Any, max_frames: Any) -> None:
         raise ConfigError(f"max_frames must be a non-negative int or None, got {max_frames!r}")
 
 
+def _is_index(text: str) -> bool:
+    """Whether ``text`` is a camera index: ASCII digits only (``int`` refuses '²')."""
+    return text.isascii() and text.isdigit()
+
+
 def open_source(
     source: Any, color_order: str, options: SourceOptions | None = None
 ) -> tuple[Iterable[np.ndarray], str]:
-    """(frames, their colour order) for a camera index, a video path, a ``VideoSource`` or an
-    iterable of frames. Camera / device / pipe / file frames are BGR H x W x 3 uint8, read
+    """(frames, their colour order) for a camera index, a video path, an rtsp:// / http://
+    URL or GStreamer pipeline (``net_sources``), a ``VideoSource`` or an iterable of frames.
+    Camera / URL / device / pipe / file frames are BGR H x W x 3 uint8, read
     lazily with the timeouts and back-off of ``options`` (``capture.VideoFrames``: opened on
     the first ``next``, released when it ends or is closed); an iterable passes through in
     ``color_order`` and its end is the end of the stream.
 
     Raises:
-      SourceError: a missing path or one that is no video source (a directory), a camera
+      SourceError: a missing path or one that is no video source (a directory), a refused
+        URL or pipeline (unknown scheme, malformed, no GStreamer back-end), a camera
         index outside [0, ``MAX_CAMERA_INDEX``] (before OpenCV sees it), or another type.
         Opening and reading raise the ``SourceError`` kinds of ``capture.VideoSource``.
       ConfigError: ``options`` is not a ``SourceOptions``.
@@ -62,7 +69,7 @@ def open_source(
     if isinstance(source, (int, np.integer)):
         return iter(VideoSource(camera_index(source), options)), "BGR"
     if isinstance(source, (str, Path)):
-        if isinstance(source, str) and source.isdigit() and not Path(source).exists():
+        if isinstance(source, str) and _is_index(source) and not Path(source).exists():
             return iter(VideoSource(camera_index(int(source)), options)), "BGR"
         return iter(VideoSource(source, options)), "BGR"
     if not isinstance(source, Iterable):
