@@ -5,6 +5,7 @@ them and the MCAP recorder writes them, so both carry the same messages on the s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from .messages import (
 )
 from .topics import TOPICS
 
-__all__ = ["OutputInfo", "frame_messages", "label_info_message"]
+__all__ = ["FpsMeter", "OutputInfo", "frame_messages", "label_info_message"]
 
 
 # ------------------------------------------------------------------------- one frame
@@ -115,3 +116,25 @@ def frame_messages(
 def label_info_message(header: Mapping[str, Any], info: OutputInfo) -> Msg:
     """The ``label_info`` message (sent once, latched) for ``info``'s classes."""
     return label_info(header, info.class_names, info.score_threshold)
+
+
+class FpsMeter:
+    """Frames per second from the wall-clock gaps between ``tick()`` calls, smoothed (an
+    exponential mean of the gap, weight ``alpha`` for the newest); None before the second
+    tick."""
+
+    def __init__(self, alpha: float = 0.1) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise InputError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self._last: float | None = None
+        self._gap: float | None = None
+
+    def tick(self, now: float | None = None) -> float | None:
+        """Count one frame (at ``now`` seconds, default ``time.monotonic()``); -> the fps."""
+        now = time.monotonic() if now is None else now
+        if self._last is not None:
+            gap = max(now - self._last, 1e-9)
+            self._gap = gap if self._gap is None else self._gap + self.alpha * (gap - self._gap)
+        self._last = now
+        return None if self._gap is None else 1.0 / self._gap
