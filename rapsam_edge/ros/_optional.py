@@ -17,11 +17,14 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "mcap_ros2._dynamic": ("MCAP recording", "pip install 'rapsam-edge[record]'"),
     "rerun": ("the Rerun view", "pip install 'rapsam-edge[view]'"),
     "yaml": ("the node's parameter file", "pip install 'rapsam-edge[ros]'"),
-    "rclpy": (
-        "the ROS 2 node",
-        "source a ROS 2 installation (`source /opt/ros/jazzy/setup.bash`); rclpy is not on PyPI",
-    ),
 }
+_ROS_HINT = "source a ROS 2 installation (`source /opt/ros/jazzy/setup.bash`); rclpy is not on PyPI"
+for _pkg in ("rclpy", "sensor_msgs", "geometry_msgs", "diagnostic_msgs", "std_msgs"):
+    EXTRAS[_pkg] = ("the ROS 2 node", _ROS_HINT)
+EXTRAS["vision_msgs"] = (
+    "the ROS 2 node",
+    "install vision_msgs 4.x (`sudo apt install ros-$ROS_DISTRO-vision-msgs`)",
+)
 
 
 def require(module: str) -> ModuleType:
@@ -30,7 +33,8 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        what, how = EXTRAS.get(module, ("rapsam_edge.ros", "pip install 'rapsam-edge[ros]'"))
+        default = ("rapsam_edge.ros", "pip install 'rapsam-edge[ros]'")
+        what, how = EXTRAS.get(module, EXTRAS.get(module.split(".")[0], default))
         raise MissingDependencyError(
             f"{what} needs the Python package {module.split('.')[0]!r}, which cannot be "
             f"imported here ({e})",
