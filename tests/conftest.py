@@ -60,6 +60,10 @@ RUNTIME_MODULES = frozenset(
         "test_profile_telemetry",
         "test_prompt_tracker",
         "test_cpp_prompt_tracker",
+        "test_ros_messages",
+        "test_record_mcap",
+        "test_rerun_view",
+        "test_ros_node",
     }
 )
 

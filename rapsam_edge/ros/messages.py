@@ -251,10 +251,9 @@ def semantic_labels(result: PanopticResult | TrackResult) -> tuple[np.ndarray, s
             f"{n} classes do not fit a mono16 label image (at most {MONO16_UNLABELED}; "
             f"{MONO16_UNLABELED} is vision_msgs' UNLABELED)"
         )
-    if n <= MONO8_UNLABELED:
-        dtype, void, encoding = np.dtype(np.uint8), MONO8_UNLABELED, "mono8"
-    else:
-        dtype, void, encoding = np.dtype(np.uint16), MONO16_UNLABELED, "mono16"
+    small = n <= MONO8_UNLABELED
+    dtype: type[np.unsignedinteger[Any]] = np.uint8 if small else np.uint16
+    void, encoding = (MONO8_UNLABELED, "mono8") if small else (MONO16_UNLABELED, "mono16")
     classes = np.asarray(pan.segments["class"], dtype=np.int64)
     if classes.size and (classes.min() < 0 or classes.max() >= n):
         raise InputError(f"segment classes {classes.tolist()[:20]} outside 0..{n - 1}")

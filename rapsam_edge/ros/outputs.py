@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..contract.shared import SCORE_THRESHOLD
 from ..errors import InputError
 from ..runtime.results import PanopticResult, PromptTrackResult, TrackResult
 from .messages import (
@@ -38,7 +39,7 @@ class OutputInfo:
 
     class_names: tuple[str, ...]
     color_order: str = "RGB"
-    score_threshold: float = 0.0
+    score_threshold: float = SCORE_THRESHOLD
     backend: str = ""
     bundle: str = ""
 
