@@ -320,6 +320,11 @@ def test_huge_ids_need_no_table_of_their_size() -> None:
     pan.panoptic_map[pan.panoptic_map == 9] = big
     pan.segments["id"][2] = big
     np.testing.assert_array_equal(confidence_map(pan)[0, 12:], np.float32(0.95))
+    labels, _ = semantic_labels(pan)
+    np.testing.assert_array_equal(labels, _expected_labels(pan, 255))
+    pan.panoptic_map[0, 0] = big - 1  # not a segment's id, on the binary-search path
+    with pytest.raises(InputError, match=f"pixel value {big - 1}"):
+        semantic_labels(pan)
 
 
 def test_track_ids_not_in_the_map_are_refused() -> None:

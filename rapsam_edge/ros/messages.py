@@ -52,6 +52,7 @@ __all__ = [
     "image_msg",
     "label_info",
     "make_header",
+    "panoptic_layers",
     "prompt_masks",
     "semantic_labels",
 ]
@@ -62,6 +63,8 @@ Msg = dict[str, Any]
 MONO8_UNLABELED = 255
 MONO16_UNLABELED = 65535
 _INT32_MAX = 2**31 - 1
+#: ids up to this are looked up through a table (4 MiB of int32 at most)
+_TABLE_IDS = 1 << 20
 _NS = 1_000_000_000
 
 
@@ -206,25 +209,38 @@ def frame_from_image(msg: Mapping[str, Any], color_order: str) -> np.ndarray:
 def _lookup(id_map: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
     """Index (0..K-1) into ``ids`` of every pixel of ``id_map``, -1 where it is 0.
 
+    A table indexed by id when the largest id is at most ``_TABLE_IDS`` (one gather per
+    pixel), else a binary search (no table the size of a hostile id).
+
     Raises:
       InputError: a pixel holds a negative id or one that is not in ``ids``; ``ids`` holds
         0, a negative or a repeated value."""
     ids = np.asarray(ids, dtype=np.int64)
     if ids.size and (ids.min() <= 0 or np.unique(ids).size != ids.size):
         raise InputError(f"{what}: ids must be positive and unique, got {ids.tolist()[:20]}")
-    flat = np.asarray(id_map, dtype=np.int64)
-    order = np.argsort(ids)
-    sorted_ids = ids[order]
-    pos = np.searchsorted(sorted_ids, flat)
-    pos_c = np.minimum(pos, max(ids.size - 1, 0))
-    found = (
-        (pos < ids.size) & (sorted_ids[pos_c] == flat) if ids.size else np.zeros_like(flat, bool)
-    )
-    bad = ~found & (flat != 0)
-    if bad.any():
-        value = int(flat[bad].flat[0])
+    id_map = np.asarray(id_map)
+    if id_map.dtype.kind not in "iu":
+        raise InputError(f"{what}: ids must be integers, got {id_map.dtype}")
+    top = int(ids.max()) if ids.size else 0
+    lo, hi = (int(id_map.min()), int(id_map.max())) if id_map.size else (0, 0)
+    if lo >= 0 and hi <= top <= _TABLE_IDS:
+        table = np.full(top + 1, -2, dtype=np.int32)
+        table[0] = -1
+        table[ids] = np.arange(ids.size, dtype=np.int32)
+        idx = table[id_map]
+        found = idx != -2
+    else:
+        flat = id_map.astype(np.int64)
+        order = np.argsort(ids)
+        sorted_ids = ids[order]
+        pos = np.minimum(np.searchsorted(sorted_ids, flat), max(ids.size - 1, 0))
+        hit = sorted_ids[pos] == flat if ids.size else np.zeros(flat.shape, bool)
+        idx = np.where(hit, order[pos] if ids.size else 0, -1).astype(np.int32)
+        found = hit | (flat == 0)
+    if not found.all():
+        value = int(id_map[~found].flat[0])
         raise InputError(f"{what}: pixel value {value} is not one of its ids {ids.tolist()[:20]}")
-    return np.where(found, order[pos_c] if ids.size else 0, -1)
+    return idx
 
 
 def _panoptic(result: PanopticResult | TrackResult) -> PanopticResult:
@@ -237,13 +253,13 @@ def _segment_index(pan: PanopticResult) -> np.ndarray:
     return _lookup(pan.panoptic_map, pan.segments["id"], "panoptic_map")
 
 
-def semantic_labels(result: PanopticResult | TrackResult) -> tuple[np.ndarray, str]:
-    """(H x W class ids, encoding): mono8 for at most 255 classes, else mono16; void pixels
-    hold 255 / 65535 (UNLABELED).
+def panoptic_layers(result: PanopticResult | TrackResult) -> tuple[np.ndarray, str, np.ndarray]:
+    """(class id image, its encoding, confidence image) of a result, the segment of each
+    pixel looked up once (``semantic_labels`` and ``confidence_map`` in one pass).
 
     Raises:
       InputError: more than 65535 classes, a class id outside the class list, an id in the
-        map that no segment has."""
+        map that no segment has, a map that is not H x W."""
     pan = _panoptic(result)
     n = len(pan.class_names)
     if n > MONO16_UNLABELED:
@@ -258,16 +274,21 @@ def semantic_labels(result: PanopticResult | TrackResult) -> tuple[np.ndarray, s
     if classes.size and (classes.min() < 0 or classes.max() >= n):
         raise InputError(f"segment classes {classes.tolist()[:20]} outside 0..{n - 1}")
     idx = _segment_index(pan)
-    lut = np.append(classes, void).astype(dtype)  # index -1 -> void
-    return lut[idx], encoding
+    labels = np.append(classes, void).astype(dtype)[idx]  # index -1 -> void
+    scores = np.append(np.asarray(pan.segments["score"], dtype=np.float32), np.float32(0))
+    return labels, encoding, scores[idx]
+
+
+def semantic_labels(result: PanopticResult | TrackResult) -> tuple[np.ndarray, str]:
+    """(H x W class ids, encoding): mono8 for at most 255 classes, else mono16; void pixels
+    hold 255 / 65535 (UNLABELED). Raises as ``panoptic_layers``."""
+    labels, encoding, _ = panoptic_layers(result)
+    return labels, encoding
 
 
 def confidence_map(result: PanopticResult | TrackResult) -> np.ndarray:
     """H x W float32: the score of the segment under each pixel, 0 on void."""
-    pan = _panoptic(result)
-    idx = _segment_index(pan)
-    lut = np.append(np.asarray(pan.segments["score"], dtype=np.float32), np.float32(0))
-    return lut[idx]
+    return panoptic_layers(result)[2]
 
 
 def label_info(header: Mapping[str, Any], class_names: Sequence[str], threshold: float) -> Msg:

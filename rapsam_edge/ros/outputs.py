@@ -18,13 +18,12 @@ from ..runtime.results import PanopticResult, PromptTrackResult, TrackResult
 from .messages import (
     Msg,
     check_header,
-    confidence_map,
     detections,
     diagnostics,
     image_msg,
     label_info,
+    panoptic_layers,
     prompt_masks,
-    semantic_labels,
 )
 from .topics import TOPICS
 
@@ -86,12 +85,12 @@ def frame_messages(
             "(an H x W x 3 uint8 frame)"
         )
     hdr = check_header(header)
-    labels, label_enc = semantic_labels(result)
+    labels, label_enc, confidence = panoptic_layers(result)
     dets, id_image = detections(hdr, result)
     out = {
         "panoptic/segments": image_msg(hdr, pan.panoptic_map.astype(np.int32), "32SC1"),
         "semantic/labels": image_msg(hdr, labels, label_enc),
-        "semantic/confidence": image_msg(hdr, confidence_map(result), "32FC1"),
+        "semantic/confidence": image_msg(hdr, confidence, "32FC1"),
         "detections": dets,
         "detections/ids": image_msg(hdr, id_image, "32SC1"),
         "diagnostics": diagnostics(
