@@ -149,6 +149,12 @@ def test_needs_exactly_one_sink(tmp_path) -> None:
         RerunView(info, save=tmp_path / "a.rrd", spawn=True)
 
 
+def test_more_classes_than_uint16_ids_are_refused(tmp_path) -> None:
+    with pytest.raises(InputError, match="uint16"):
+        RerunView(OutputInfo(tuple(f"c{i}" for i in range(65536))), save=tmp_path / "a.rrd")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_output_path_rules(tmp_path) -> None:
     info = OutputInfo(("a",))
     path = tmp_path / "x.rrd"

@@ -127,6 +127,11 @@ class Recorder:
         self.frames = 0
         self.counts: dict[str, int] = {}
 
+    @classmethod
+    def for_segmenter(cls, path: str | Path, seg: Any, **kwargs: Any) -> Recorder:
+        """``Recorder(path, OutputInfo.of(seg), **kwargs)``."""
+        return cls(path, OutputInfo.of(seg), **kwargs)
+
     # ------------------------------------------------------------------------ writing
     def _channel(self, topic: str) -> tuple[int, Any]:
         if topic not in self._channels:

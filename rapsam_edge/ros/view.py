@@ -76,9 +76,14 @@ class RerunView:
           overwrite: replace an existing ``save`` file.
         Raises:
           ConfigError: not exactly one of save / spawn / connect.
+          InputError: more than 65535 classes.
           OutputError / OutputExistsError: as for the MCAP recorder.
           MissingDependencyError: rerun-sdk is not installed.
         """
+        if len(info.class_names) > MONO16_UNLABELED:
+            raise InputError(
+                f"{len(info.class_names)} classes: Rerun class ids are uint16 (< 65535)"
+            )
         if sum((save is not None, bool(spawn), connect is not None)) != 1:
             raise ConfigError(
                 "RerunView needs exactly one of save=PATH, spawn=True, connect=URL",
@@ -114,6 +119,11 @@ class RerunView:
             self._rec.disconnect()
             self._drop()
             raise
+
+    @classmethod
+    def for_segmenter(cls, seg: Any, **kwargs: Any) -> RerunView:
+        """``RerunView(OutputInfo.of(seg), **kwargs)``."""
+        return cls(OutputInfo.of(seg), **kwargs)
 
     def annotation_context(self) -> Any:
         """``rr.AnnotationContext``: class id -> (name, colour); both UNLABELED ids
