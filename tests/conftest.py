@@ -62,6 +62,10 @@ RUNTIME_MODULES = frozenset(
         "test_cpp_prompt_tracker",
         "test_serve",
         "test_serve_browser",
+        "test_ros_messages",
+        "test_record_mcap",
+        "test_rerun_view",
+        "test_ros_node",
     }
 )
 

@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "runtime": 2,
     "apps": 3,
     "profile": 3,
+    "ros": 3,
     "data": 4,
     "model": 4,
     "train": 5,
@@ -47,7 +48,7 @@ LAYERS: dict[str, int] = {
 }
 #: what may run without torch (the torch-free wheel)
 RUNTIME_SIDE = frozenset(
-    ("errors", "_core", "contract", "ops", "bundle", "assets", "runtime", "apps", "profile")
+    ("errors", "_core", "contract", "ops", "bundle", "assets", "runtime", "apps", "profile", "ros")
 )
 TRAINING_SIDE = frozenset(("data", "model", "train", "eval", "deploy"))
 #: verbs that must run from the torch-free wheel (``cli.COMMANDS`` extra None)

@@ -1,0 +1,234 @@
+"""A live view of the results in Rerun (``rerun-sdk``), or the same log in an ``.rrd`` file.
+
+    seg = Segmenter()
+    with RerunView(OutputInfo.of(seg), save="run.rrd") as view:   # or spawn=True / connect=URL
+        for frame, result in seg.stream(0):
+            view.log(frame, result)
+
+Entities (``ENTITIES`` names them), on the timeline ``frame`` (and ``stamp`` when a stamp is
+given):
+  * ``camera/image``: the frame (``rr.Image``, in the frames' colour order);
+  * ``camera/segmentation``: the class id per pixel (``rr.SegmentationImage``), the same image
+    as the ROS ``semantic/labels`` topic (void = 255 / 65535, vision_msgs' UNLABELED), coloured
+    and named by the class annotation context logged once on ``camera`` (class id -> name,
+    colour; the UNLABELED id transparent);
+  * ``camera/detections``: one box per track (``rr.Boxes2D``, x0 y0 x1 y1) with its class id and
+    the label "#track_id class";
+  * ``camera/prompts``: the prompted objects' masks (object id per pixel), when given;
+  * ``timings/<stage>``: each stage's milliseconds (``rr.Scalars``), and ``fps``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from .. import ops
+from ..apps.writers import check_output, check_written
+from ..errors import ConfigError, InputError, OutputError, OutputExistsError
+from ..runtime.results import PanopticResult, PromptTrackResult, TrackResult
+from ._optional import require
+from .messages import MONO8_UNLABELED, MONO16_UNLABELED, detections, prompt_masks, semantic_labels
+from .outputs import FpsMeter, OutputInfo
+
+__all__ = ["ENTITIES", "RRD_SUFFIXES", "RerunView"]
+
+RRD_SUFFIXES = frozenset({".rrd"})
+#: what the view logs, by entity path
+ENTITIES = {
+    "camera": "the class annotation context (static)",
+    "camera/image": "the frame",
+    "camera/segmentation": "class id per pixel (as semantic/labels)",
+    "camera/detections": "boxes with class ids and '#track_id class' labels",
+    "camera/prompts": "prompted object id per pixel",
+    "timings": "one scalar series per stage (ms), and fps",
+}
+
+
+class RerunView:
+    """Logs each frame's results to Rerun: a viewer it starts (``spawn``), one it connects to
+    (``connect``), or an ``.rrd`` file (``save``)."""
+
+    def __init__(
+        self,
+        info: OutputInfo,
+        *,
+        save: str | Path | None = None,
+        spawn: bool = False,
+        connect: str | None = None,
+        overwrite: bool = False,
+        application_id: str = "rapsam_edge",
+        recording_id: str | None = None,
+    ) -> None:
+        """
+        Arguments:
+          info: class names and colour order (``OutputInfo.of(seg)``).
+          save: write an ``.rrd`` file (written beside it, renamed at ``close``).
+          spawn: start the Rerun viewer and stream to it.
+          connect: stream to a running viewer at this gRPC URL
+            (``rerun+http://127.0.0.1:9876/proxy``).
+          overwrite: replace an existing ``save`` file.
+        Raises:
+          ConfigError: not exactly one of save / spawn / connect.
+          InputError: more than 65535 classes.
+          OutputError / OutputExistsError: as for the MCAP recorder.
+          MissingDependencyError: rerun-sdk is not installed.
+        """
+        if len(info.class_names) > MONO16_UNLABELED:
+            raise InputError(
+                f"{len(info.class_names)} classes: Rerun class ids are uint16 (< 65535)"
+            )
+        if sum((save is not None, bool(spawn), connect is not None)) != 1:
+            raise ConfigError(
+                "RerunView needs exactly one of save=PATH, spawn=True, connect=URL",
+                hint="--view opens a viewer; --view FILE.rrd writes a file",
+            )
+        self.info = info
+        self.path: Path | None = None
+        self._tmp: Path | None = None
+        if save is not None:
+            self.path = check_output(Path(save), "the Rerun recording", RRD_SUFFIXES)
+            if self.path.exists() and not overwrite:
+                raise OutputExistsError(
+                    f"the Rerun recording {str(self.path)!r} exists",
+                    hint="pass overwrite=True (--overwrite) or another file name",
+                )
+            self._tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.partial")
+        self.overwrite = overwrite
+        self._rr: Any = require("rerun")
+        self._rec: Any = self._rr.RecordingStream(application_id, recording_id=recording_id)
+        self._open = True
+        self._fps = FpsMeter()
+        self.frames = 0
+        try:
+            if self._tmp is not None:
+                self._rec.save(str(self._tmp))
+            elif spawn:
+                self._rec.spawn()
+            else:
+                self._rec.connect_grpc(connect)
+            self._rec.log("camera", self.annotation_context(), static=True)
+        except BaseException:
+            self._open = False  # nothing half-made stays behind
+            self._rec.disconnect()
+            self._drop()
+            raise
+
+    @classmethod
+    def for_segmenter(cls, seg: Any, **kwargs: Any) -> RerunView:
+        """``RerunView(OutputInfo.of(seg), **kwargs)``."""
+        return cls(OutputInfo.of(seg), **kwargs)
+
+    def annotation_context(self) -> Any:
+        """``rr.AnnotationContext``: class id -> (name, colour); both UNLABELED ids
+        transparent."""
+        rr = self._rr
+        ids = np.arange(len(self.info.class_names))
+        # the overlay's colour of label k + 1 (full strength, no boundary): the ops palette
+        row = (ids + 1).astype(np.int32)[None]
+        colours = ops.overlay(np.zeros((1, ids.size, 3), np.uint8), row, 1.0, False)[0]
+        infos = [
+            rr.AnnotationInfo(id=int(i), label=name, color=tuple(int(c) for c in colour))
+            for i, name, colour in zip(ids, self.info.class_names, colours)
+        ]
+        infos += [
+            rr.AnnotationInfo(id=void, label="unlabeled", color=(0, 0, 0, 0))
+            for void in (MONO8_UNLABELED, MONO16_UNLABELED)
+            if void >= len(self.info.class_names)
+        ]
+        return rr.AnnotationContext(infos)
+
+    def log(
+        self,
+        frame: np.ndarray,
+        result: PanopticResult | TrackResult,
+        *,
+        stamp_ns: int | None = None,
+        prompts: PromptTrackResult | None = None,
+        fps: float | None = None,
+    ) -> None:
+        """Log one frame and its result at ``frame`` = the number of frames logged so far.
+
+        Raises:
+          InputError: a malformed result (``messages``' checks). OutputError: closed."""
+        if not self._open:
+            raise OutputError("the Rerun view is closed")
+        rr, rec = self._rr, self._rec
+        labels, _ = semantic_labels(result)
+        if np.asarray(frame).shape[:2] != labels.shape:
+            raise InputError(f"frame {np.shape(frame)} does not match the maps {labels.shape}")
+        dets, _ = detections({"stamp": {"sec": 0, "nanosec": 0}, "frame_id": ""}, result)
+        measured = self._fps.tick()
+        rec.set_time("frame", sequence=self.frames)
+        if stamp_ns is not None:
+            rec.set_time("stamp", timestamp=np.datetime64(int(stamp_ns), "ns"))
+        rec.log("camera/image", rr.Image(frame, color_model=self.info.color_order))
+        rec.log("camera/segmentation", rr.SegmentationImage(labels))
+        rec.log("camera/detections", self._boxes(dets["detections"]))
+        if prompts is not None:
+            rec.log("camera/prompts", rr.SegmentationImage(prompt_masks(prompts)))
+        for stage, ms in result.timings.items():
+            rec.log(f"timings/{stage}", rr.Scalars(float(ms)))
+        rate = measured if fps is None else fps
+        if rate is not None:
+            rec.log("timings/fps", rr.Scalars(float(rate)))
+        self.frames += 1
+
+    def _boxes(self, dets: list[dict[str, Any]]) -> Any:
+        names = self.info.class_names
+        xyxy, classes, labels = [], [], []
+        for d in dets:
+            b = d["bbox"]
+            cx, cy = b["center"]["position"]["x"], b["center"]["position"]["y"]
+            hx, hy = b["size_x"] / 2, b["size_y"] / 2
+            xyxy.append((cx - hx, cy - hy, cx + hx, cy + hy))
+            cls = int(d["results"][0]["hypothesis"]["class_id"])
+            classes.append(cls)
+            labels.append(f"#{d['id']} {names[cls]}")
+        return self._rr.Boxes2D(
+            array=np.array(xyxy, np.float32).reshape(-1, 4),
+            array_format=self._rr.Box2DFormat.XYXY,
+            class_ids=np.array(classes, np.uint16),
+            labels=labels,
+        )
+
+    def close(self) -> Path | None:
+        """Flush and disconnect; a saved file is moved to its path and checked.
+
+        Returns:
+          the ``.rrd`` path, or None for a live view."""
+        if not self._open:
+            return self.path
+        self._open = False
+        self._rec.flush()
+        self._rec.disconnect()
+        if self.path is None or self._tmp is None:
+            return None
+        if self.path.exists() and not self.overwrite:
+            self._drop()
+            raise OutputExistsError(f"the Rerun recording {str(self.path)!r} appeared meanwhile")
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError as e:
+            self._drop()
+            raise OutputError(f"cannot write the Rerun recording {str(self.path)!r}: {e}") from e
+        return check_written(self.path, "the Rerun recording")
+
+    def _drop(self) -> None:
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
+
+    def __enter__(self) -> RerunView:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
