@@ -79,6 +79,13 @@ def test_wheel_ships_py_typed_and_the_license(tmp_path):
     assert "rapsam_edge/py.typed" in names
     assert "rapsam_edge/_core.pyi" in names  # the stubs the marker vouches for
     assert "rapsam_edge/apps/static/serve.html" in names  # `rapsam-edge serve`'s page
+    # the ROS 2 message definitions, parameters and launch file (rapsam_edge.ros)
+    for data in (
+        "rapsam_edge/ros/msg/vision_msgs/Detection2DArray.msg",
+        "rapsam_edge/ros/config/rapsam_edge.yaml",
+        "rapsam_edge/ros/launch/rapsam_edge_launch.py",
+    ):
+        assert data in names, data
     assert _metadata_licence_fields(metadata) == [
         "License-Expression: Apache-2.0",
         "License-File: LICENSE",
@@ -132,7 +139,8 @@ def test_pre_commit_hooks_are_local_and_use_the_environments_tools():
 
 _GOOD_PY = "def twice(x: int) -> int:\n    return 2 * x\n"
 _GOOD_CPP = "namespace demo {\n\nint twice(int x) { return 2 * x; }\n\n}  // namespace demo\n"
-_MYPY_FOLDERS = ("runtime", "ops", "contract", "apps", "profile")
+#: the folders `mypy` checks (pyproject.toml's [tool.mypy] files, one home)
+_MYPY_FOLDERS = tuple(Path(f).name for f in PYPROJECT["tool"]["mypy"]["files"])
 
 
 def _git(repo: Path, *args: str) -> None:
