@@ -213,9 +213,10 @@ def _fake_panoptic(rows: int, width: int, value: float = 1.0) -> Callable[[Manif
 
 
 def _fake_prompt(grid: bool, iou: float) -> Callable[[Manifest, Path], None]:
-    """A prompt decoder for one prompt: mask logits on the feature grid (channel 0 of the
+    """A prompt decoder: per prompt, mask logits on the feature grid (channel 0 of the
     features; ``grid`` False: 4 x 4 whatever the grid, where the manifest says "H/8", "W/8")
-    and an iou of ``iou``."""
+    and an iou of ``iou`` (as many rows as the boxes fed: the runtimes pad the prompt count
+    to a multiple of contract prompts.count_bucket)."""
 
     def edit(m: Manifest, bundle: Path) -> None:
         import openvino as ov
@@ -228,10 +229,15 @@ def _fake_prompt(grid: bool, iou: float) -> Callable[[Manifest, Path], None]:
             masks = ops.slice(feats, [0, 0, 0, 0], [1, 1, 2**31 - 1, 2**31 - 1], [1, 1, 1, 1])
         else:
             masks = ops.constant(np.ones((1, 1, 4, 4), np.float32))
+        # 1 x P x 1 zeros from the boxes: one row per prompt
+        zeros = ops.multiply(
+            ops.slice(boxes, [0, 0, 0], [1, 2**31 - 1, 1], [1, 1, 1]), np.float32(0)
+        )
+        masks = ops.add(masks, ops.unsqueeze(zeros, [3]))
         model = ov.Model(
             [
                 _result(ops, masks, "mask_logits"),
-                _result(ops, ops.constant(np.full((1, 1), iou, np.float32)), "iou"),
+                _result(ops, ops.add(ops.squeeze(zeros, [2]), np.float32(iou)), "iou"),
             ],
             [feats, boxes],
             "prompt_decoder",

@@ -352,14 +352,22 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const double* points, si
         for (int k = 0; k < 4; ++k)
             net.push_back(static_cast<float>(std::clamp(b[k], 0.0, lim[k]) * s));
     }
+    // Python's prompt_decoder_boxes: padded (the last box repeated) to a multiple of
+    // kPromptCountBucket, at most max_prompts, so the decoder sees few distinct prompt counts
+    // (OpenVINO's static copies); prompts do not interact, the first `total` rows are kept
+    const size_t bucket = static_cast<size_t>(contract::kPromptCountBucket);
+    const size_t padded = std::max(total, std::min((total + bucket - 1) / bucket * bucket,
+                                                   static_cast<size_t>(options_.max_prompts)));
+    for (size_t i = total; i < padded; ++i)
+        for (int k = 0; k < 4; ++k) net.push_back(net[4 * (total - 1) + k]);
     auto outs =
         backend_->run(prompt_decoder::name,
                       {{InputView::Type::f32, {1, e.dim, e.feat_h, e.feat_w}, e.feats.data()},
-                       {InputView::Type::f32, {1, static_cast<int64_t>(total), 4}, net.data()}});
-    // both outputs checked against the prompt count and the embedding's feature grid before
-    // any pointer into them is formed
+                       {InputView::Type::f32, {1, static_cast<int64_t>(padded), 4}, net.data()}});
+    // both outputs checked against the padded prompt count and the embedding's feature grid
+    // before any pointer into them is formed
     const char* g = prompt_decoder::name;
-    const int64_t p = static_cast<int64_t>(total);
+    const int64_t p = static_cast<int64_t>(padded);
     OutputTensor& logits_t = outs.at(prompt_decoder::out_mask_logits);
     OutputTensor& iou_t = outs.at(prompt_decoder::out_iou);
     check_output(logits_t, g, output_name(g, prompt_decoder::out_mask_logits),
@@ -375,6 +383,8 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const double* points, si
     saturate(logits, where + output_name(g, prompt_decoder::out_mask_logits));
     r.iou = std::move(iou_t.data);
     require_finite(r.iou.data(), r.iou.size(), where + output_name(g, prompt_decoder::out_iou));
+    // every row checked (as Python's checked_outputs); the caller gets the first `total`
+    r.iou.resize(total);
     r.masks.resize(total * r.height * r.width);
     r.stability.resize(total);
     prompt_masks(logits.data(), static_cast<int>(total), static_cast<int>(e.feat_h),

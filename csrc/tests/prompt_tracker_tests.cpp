@@ -3,6 +3,7 @@
 // the setting or the frame size), refine / remove / reset, the state machine, ids never
 // reused. Parity with Python is tests/test_cpp_prompt_tracker.py. Nonzero exit on failure.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -195,6 +196,32 @@ static void split_decoder_calls(const rapsam::Bundle& bundle) {
     CHECK(r.objects[0].mask.size() == size_t(h) * w && r.objects[1].mask.size() == size_t(h) * w);
 }
 
+// prompt() pads the prompt count to a multiple of kPromptCountBucket (at most max_prompts):
+// the caller gets exactly its n rows, equal to an unpadded call (a Segmenter whose
+// max_prompts is n pads nothing); prompts do not interact in the decoder
+static void padded_equals_unpadded(const rapsam::Bundle& bundle, rapsam::Segmenter& seg) {
+    const int h = 240, w = 320;
+    const auto f0 = frame(h, w, 120, 80, 80);
+    const auto emb = seg.set_image(f0.data(), h, w);
+    std::vector<float> boxes;
+    for (int n = 1; n <= 9; ++n) {
+        const float k = float(n);
+        for (float v : {115 - 9 * k, 75 - 6 * k, 205 + 5 * k, 165 + 4 * k}) boxes.push_back(v);
+        rapsam::SegmenterOptions options;
+        options.static_copies = false;
+        options.max_prompts = n;
+        rapsam::Segmenter ref(bundle, options);
+        const auto got = seg.prompt(emb, {}, boxes);
+        const auto want = ref.prompt(ref.set_image(f0.data(), h, w), {}, boxes);
+        CHECK(got.count == n && got.iou.size() == size_t(n) && got.stability.size() == size_t(n));
+        CHECK(got.masks.size() == size_t(n) * h * w && got.masks == want.masks);
+        for (int i = 0; i < n; ++i) {
+            CHECK(std::abs(got.iou[i] - want.iou[i]) <= 1e-5f);
+            CHECK(std::abs(got.stability[i] - want.stability[i]) <= 1e-5f);
+        }
+    }
+}
+
 int main() {
     const char* dir = std::getenv("RAPSAM_BUNDLE");
     if (dir == nullptr) {
@@ -209,6 +236,7 @@ int main() {
     input_errors(seg);
     track_refine_remove(seg);
     split_decoder_calls(bundle);
+    padded_equals_unpadded(bundle, seg);
     std::printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
 }

@@ -44,6 +44,7 @@ __all__ = [
     "PANOPTIC_DECODER",
     "PARTIAL_BUNDLE_MARK",
     "POINT_BOX_HALF",
+    "PROMPT_COUNT_BUCKET",
     "PROMPT_DECODER",
     "PROMPT_THRESHOLD",
     "PROMPT_TRACKER_DEFAULTS",
@@ -128,6 +129,11 @@ MAX_THREADS: int = int(_DATA["threads"]["max"])
 #: most prompts one ``prompt`` call accepts (the default and the upper bound of
 #: ``max_prompts``, Python's and the C++ runtime's ``SegmenterOptions``)
 MAX_PROMPTS: int = int(_DATA["prompts"]["max"])
+#: a ``prompt`` call's boxes are padded (the last one repeated) to the next multiple of this,
+#: at most ``max_prompts``, and only the caller's rows are returned: the prompt decoder then
+#: sees few distinct input shapes (OpenVINO's "auto" static copies, one compile per shape).
+#: Prompts do not interact in RAP-SAM's prompt decoder (checked: tests/test_prompt_bucket.py)
+PROMPT_COUNT_BUCKET: int = int(_DATA["prompts"]["count_bucket"])
 THREADS_ENV_VAR: str = _DATA["env"]["threads"]
 OPS_ENV_VAR: str = _DATA["env"]["ops"]
 

@@ -13,7 +13,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..contract.graphs import ENCODER
 from ..contract.postprocess import POINT_BOX_HALF
-from ..contract.shared import MAX_FRAME_PIXELS
+from ..contract.shared import MAX_FRAME_PIXELS, PROMPT_COUNT_BUCKET
 from ..errors import InputError
 from ..ops import MAX_SIDE
 from .results import ImageEmbedding, PreparedFrame
@@ -24,7 +24,9 @@ __all__ = [
     "as_frame",
     "check_embedding",
     "encoder_id",
+    "padded_prompt_count",
     "prompt_boxes",
+    "prompt_decoder_boxes",
 ]
 
 
@@ -211,6 +213,28 @@ def prompt_boxes(points: Any, boxes: Any, prepared: PreparedFrame, max_prompts: 
     to_boxes = {"points": _point_boxes, "boxes": _box_boxes}
     out = [to_boxes[name](arr, w, h, prepared.scale) for name, arr in parts]
     return np.ascontiguousarray(np.concatenate(out)[None], dtype=np.float32)
+
+
+def padded_prompt_count(n: int, max_prompts: int, bucket: int = PROMPT_COUNT_BUCKET) -> int:
+    """The prompt count the decoder is run with for ``n`` prompts: ``n`` rounded up to a
+    multiple of ``bucket``, but never above ``max(max_prompts, n)``."""
+    return max(n, min(-(-n // bucket) * bucket, max_prompts))
+
+
+def prompt_decoder_boxes(
+    points: Any, boxes: Any, prepared: PreparedFrame, max_prompts: int
+) -> tuple[np.ndarray, int]:
+    """``prompt_boxes``, padded for the decoder: (1 x P' x 4, n), the caller's ``n`` boxes then
+    the last one repeated up to P' = ``padded_prompt_count(n, max_prompts)``. Prompts do not
+    interact in the prompt decoder, so its first ``n`` rows are the unpadded call's (float
+    rounding) and the caller gets those; the decoder sees few distinct P (OpenVINO's static
+    copies, one compile per input shape). The C++ runtime pads the same way."""
+    arr = prompt_boxes(points, boxes, prepared, max_prompts)
+    n = arr.shape[1]
+    padded = padded_prompt_count(n, max_prompts)
+    if padded > n:
+        arr = np.concatenate([arr, np.repeat(arr[:, -1:], padded - n, axis=1)], axis=1)
+    return arr, n
 
 
 def encoder_id(bundle: Bundle) -> str:

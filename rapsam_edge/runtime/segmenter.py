@@ -41,7 +41,7 @@ from ..errors import BackendError, ManifestError
 from . import streaming
 from .base import Backend
 from .capture import SourceOptions, VideoSource
-from .inputs import as_frame, check_embedding, encoder_id, prompt_boxes
+from .inputs import as_frame, check_embedding, encoder_id, prompt_decoder_boxes
 from .options import MAX_PROMPTS, SegmenterOptions, load_segmenter_bundle
 from .outputs import checked_outputs
 from .prompt_tracker import PromptTracker, PromptTrackerConfig
@@ -335,7 +335,8 @@ class Segmenter:
             embedding, self._last, self._encoder_id, self.bundle.feat_stride
         )
         prepared = embedding.prepared
-        boxes_in = prompt_boxes(points, boxes, prepared, self.max_prompts)
+        # padded to PROMPT_COUNT_BUCKET (few decoder shapes); the first n rows are the caller's
+        boxes_in, n = prompt_decoder_boxes(points, boxes, prepared, self.max_prompts)
         t0 = time.perf_counter()
         # checked: the embedding comes from the caller
         dims = {**self._feat_dims(embedding.feats), "P": boxes_in.shape[1]}
@@ -344,15 +345,14 @@ class Segmenter:
         timings = {"decoder": _ms(t0)}
         t0 = time.perf_counter()
         masks, stability = ops.kernel("prompt_masks")(
-            out["mask_logits"][0],
+            out["mask_logits"][0, :n],
             self._valid_cells(prepared),
             prepared.frame_hw,
             float(self.postprocess.prompt_threshold),
             STABILITY_OFFSET,
         )
         timings["postprocess"] = _ms(t0)
-        iou = out["iou"][0]
-        return PromptResult(masks, iou, stability, timings)
+        return PromptResult(masks, out["iou"][0, :n].copy(), stability, timings)
 
     @property
     def encoder_id(self) -> str:
