@@ -385,8 +385,8 @@ class PromptTracker:
             (h, w), (nh, nw) = self._emb.frame_hw, emb.frame_hw
             if not rescale:
                 raise InputError(
-                    f"frame of {nh} x {nw} (H x W) in a stream of {h} x {w} frames: the "
-                    "tracked objects' boxes belong to that size; reset() for a new video (or "
+                    f"frame of {nh} x {nw} in a stream of {h} x {w} frames: the tracked "
+                    "objects' boxes belong to that size; reset() for a new video (or "
                     "step(frame, rescale=True) for the same view at another resolution)"
                 )
             objs = list(self._objects.values())  # checked before any box is changed
