@@ -302,7 +302,10 @@ def test_a_tiny_box_scaled_down_keeps_one_pixel_and_a_valid_report(seg, clip):
     [
         ({"points": [(100, 200)], "labels": [True]}, "labels must be ints"),
         ({"points": [(100, 200)], "labels": np.array([True])}, "labels must be ints"),
-        ({"points": [(100, 200), (50, 50)], "labels": [1, True]}, "labels must be numbers, not"),
+        (
+            {"points": [(100, 200), (50, 50)], "labels": [1, True]},
+            "labels must be ints 0 / 1, not bools",
+        ),
         ({"points": [(100, 200)], "labels": [1.0]}, "labels must be ints"),
         ({"points": [(100, 200)], "labels": ["1"]}, "labels must be ints"),
         ({"points": [(100, True)], "labels": [1]}, "points must be numbers, not bools"),

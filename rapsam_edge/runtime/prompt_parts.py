@@ -39,7 +39,7 @@ RESCALE_MAX_ASPECT = 1.5
 RESCALE_MIN_SIDE = 32
 
 
-def no_bools(name: str, value: Any) -> None:
+def no_bools(name: str, value: Any, kind: str = "numbers") -> None:
     """Refuse bools in a prompt given as (nested) lists / tuples: numpy turns ``[1, True]``
     into ints, so the array's dtype alone would let them through (bool arrays are refused
     by their dtype where the array is checked).
@@ -50,7 +50,7 @@ def no_bools(name: str, value: Any) -> None:
     while todo:
         v = todo.pop()
         if isinstance(v, (bool, np.bool_)):
-            raise InputError(f"{name} must be numbers, not bools; got {v!r}")
+            raise InputError(f"{name} must be {kind}, not bools; got {v!r}")
         if isinstance(v, (list, tuple)):  # sizes: the array of it was made and checked
             todo.extend(v)
 
@@ -118,7 +118,7 @@ def clicks(
             raise InputError(f"{want}: {e}") from e
         if lab.dtype.kind not in "iu" or lab.shape != (n,):
             raise InputError(f"{want}; got {lab.dtype} of shape {lab.shape}")
-        no_bools("labels", labels)
+        no_bools("labels", labels, "ints 0 / 1")
         if not np.isin(lab, (0, 1)).all():
             raise InputError(f"labels must be 1 (positive) or 0 (negative), got {lab}")
         lab = lab.astype(np.int64)
