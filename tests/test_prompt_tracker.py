@@ -243,3 +243,117 @@ def test_state_is_bounded_over_10000_frames(shipped_bundle):
         assert pt.frame_index == 10_000
         assert sizes[0] == sizes[1]
         assert states == {"tracked", "occluded", "lost"}
+
+
+@pytest.mark.parametrize(
+    "hw",
+    [(1, 1), (5000, 1), (1, 480), (31, 40), (360, 31), (360, 1000), (720, 480), (100, 300)],
+)
+def test_rescale_refuses_a_size_that_is_no_resolution_change_of_the_view(seg, clip, refs, hw):
+    """step(rescale=True) takes a frame of another size as the same view at another
+    resolution only with both sides >= RESCALE_MIN_SIDE and the aspect ratio within
+    RESCALE_MAX_ASPECT of the last frame's; anything else is an InputError that leaves the
+    tracker as it was (its boxes not scaled, the frame not counted)."""
+    pt = seg.prompt_tracker()
+    pt.add(clip[0], boxes=[_box(refs[THING][0])])
+    before = pt.step(clip[1])
+    with pytest.raises(InputError, match=rf"frame of {hw[0]} x {hw[1]} \(H x W\) after 360 x"):
+        pt.step(np.zeros((*hw, 3), np.uint8), rescale=True)
+    after = pt.step(clip[2])  # the same size as before: tracked on, boxes untouched
+    assert after.frame_index == before.frame_index + 1 and after.frame_hw == (360, 480)
+    assert after.objects[0].state == "tracked"
+    assert _iou(after.objects[0].mask, refs[THING][2]) > 0.5
+
+
+@pytest.mark.parametrize("wh", [(640, 480), (240, 180), (640, 360), (360, 360)])
+def test_rescale_scales_the_boxes_to_a_new_mode_of_the_same_view(seg, clip, refs, wh):
+    """4:3 at another resolution, a 16:9 or 1:1 mode (aspect within 1.5x): boxes scaled,
+    every reported box non-empty inside the new frame."""
+    pt = seg.prompt_tracker()
+    pt.add(clip[0], boxes=[_box(refs[THING][0])])
+    res = pt.step(cv2.resize(clip[1], wh, interpolation=cv2.INTER_AREA), rescale=True)
+    assert res.frame_hw == (wh[1], wh[0])
+    (obj,) = res.objects
+    x0, y0, x1, y1 = (int(v) for v in obj.box)
+    assert 0 <= x0 < x1 <= wh[0] and 0 <= y0 < y1 <= wh[1], obj.box
+
+
+def test_a_tiny_box_scaled_down_keeps_one_pixel_and_a_valid_report(seg, clip):
+    """A 2-pixel box scaled by 1/8 would round to an empty box (no prompt: the object gone,
+    or reported 'tracked' at [0, 0, 0, 0]); it is kept >= 1 pixel a side, inside the frame,
+    also at the frame's edge."""
+    from rapsam_edge.runtime.prompt_parts import rescaled
+
+    got = rescaled((2880, 3840), (360, 480), [np.array([100.0, 100, 102, 102])])[0]
+    assert got[2] - got[0] >= 1 and got[3] - got[1] >= 1 and int(got[2]) > int(got[0])
+    edge = rescaled((2880, 3840), (360, 480), [np.array([3838.0, 2878, 3840, 2880])])[0]
+    assert edge[2] <= 480 and edge[3] <= 360 and edge[2] - edge[0] >= 1, edge
+    pt = seg.prompt_tracker()
+    big = cv2.resize(clip[0], (1920, 1440), interpolation=cv2.INTER_LINEAR)
+    pt.add(big, boxes=[(900, 700, 1100, 900)])
+    res = pt.step(cv2.resize(clip[1], (240, 180), interpolation=cv2.INTER_AREA), rescale=True)
+    (obj,) = res.objects
+    x0, y0, x1, y1 = (int(v) for v in obj.box)
+    assert x1 > x0 and y1 > y0, obj.box  # whatever the state, never an empty box
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"points": [(100, 200)], "labels": [True]}, "labels must be ints"),
+        ({"points": [(100, 200)], "labels": np.array([True])}, "labels must be ints"),
+        (
+            {"points": [(100, 200), (50, 50)], "labels": [1, True]},
+            "labels must be ints 0 / 1, not bools",
+        ),
+        ({"points": [(100, 200)], "labels": [1.0]}, "labels must be ints"),
+        ({"points": [(100, 200)], "labels": ["1"]}, "labels must be ints"),
+        ({"points": [(100, True)], "labels": [1]}, "points must be numbers, not bools"),
+        ({"boxes": [(10, 10, True, 50)]}, "boxes must be numbers, not bools"),
+        ({"boxes": [[10, 10, 50, np.True_]]}, "boxes must be numbers, not bools"),
+        ({"points": [(10, 20)], "labels": [1, 1]}, r"one per point \(1 for 1 point\)"),
+        ({"points": [(10, 20), (5, 5)], "labels": [1]}, r"\(2 for 2 points\)"),
+    ],
+)
+def test_labels_are_ints_and_no_prompt_holds_a_bool(seg, clip, kwargs, match):
+    """The SDK's rule for prompt numbers (``as_coords``: bools refused) holds for labels too
+    and for bools mixed into a list of ints (numpy would turn them into 1 / 0)."""
+    pt = seg.prompt_tracker()
+    pt.step(clip[0])
+    with pytest.raises(InputError, match=match):
+        pt.add(None, **kwargs)
+    assert pt.ids == []
+    if "labels" in kwargs:  # refine's clicks: the same rule
+        (oid,) = pt.add(None, points=[(100, 200)], labels=[1])
+        with pytest.raises(InputError, match=match):
+            pt.refine(oid, **kwargs)
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, 0, None, 1.0, "False"])
+def test_rescale_must_be_a_bool(seg, clip, bad):
+    pt = seg.prompt_tracker()
+    with pytest.raises(InputError, match="rescale must be True or False"):
+        pt.step(clip[0], rescale=bad)
+    assert pt.frame_index == 0
+    assert pt.step(clip[0], rescale=np.bool_(True)).frame_index == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        ((), {"foo": 1}, "unknown setting 'foo'; the settings are margin, max_growth"),
+        ((), {"max_box_growth": 0.2}, "unknown setting 'max_box_growth'"),
+        ((), {"min_mask_pixels": 5}, "unknown setting 'min_mask_pixels'.*min_area"),
+        ((0.1,), {"margin": 0.2}, "margin given twice"),
+        (tuple(range(10)), {}, "10 positional settings for 9"),
+    ],
+)
+def test_an_unknown_config_setting_is_a_config_error_listing_the_valid_ones(args, kwargs, match):
+    import dataclasses
+
+    with pytest.raises(ConfigError, match=match):
+        PromptTrackerConfig(*args, **kwargs)
+    if kwargs and not args:
+        with pytest.raises(ConfigError, match=match):
+            dataclasses.replace(PromptTrackerConfig(), **kwargs)
+    assert PromptTrackerConfig(max_growth=0.2, min_area=5).min_area == 5

@@ -13,6 +13,7 @@ import pytest
 
 from rapsam_edge.assets import sample_clip
 from rapsam_edge.cli import main
+from rapsam_edge.contract.shared import MAX_PROMPTS
 from rapsam_edge.data.clip import clip_ground_truth
 
 RING_CLICK = (160, 262)  # the ring's interior point on the clip's first frame
@@ -154,3 +155,31 @@ def test_demo_tracking_video_follows_the_clicked_object(tmp_path, capsys):
         # (frame 0: the click's mask spills onto the crescent next to the ring)
         assert changed[ring].mean() >= 0.6, t
         assert changed[~near].mean() <= 0.02, t
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--task", "prompt"], "--task prompt tracks the objects given by --prompt / --box"),
+        (["--box", "10,10,50,50"] * (MAX_PROMPTS + 1), f"at most {MAX_PROMPTS} objects"),
+        (["--prompt", "5,5"] * MAX_PROMPTS + ["--box", "1,1,9,9"], f"at most {MAX_PROMPTS}"),
+    ],
+)
+def test_prompts_the_cli_cannot_track_are_refused_before_the_bundle_loads(
+    extra, match, tmp_path, capsys, monkeypatch
+):
+    """No prompts with --task prompt, or more --prompt / --box than objects one decoder call
+    takes: refused in CLI words (the flags, not the Python API's prompts= / remove()), before
+    the model loads (the limit is the contract's, no manifest needed)."""
+    from rapsam_edge.runtime import segmenter
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the bundle was loaded")
+
+    monkeypatch.setattr(segmenter, "Segmenter", no_load)
+    argv = ["run", "--source", str(sample_clip()), "--out", str(tmp_path / "o"), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and match in err and "rapsam-edge: hint:" in err, err
+    assert "--prompt" in err and "prompts=" not in err and "remove()" not in err, err
+    assert not (tmp_path / "o").exists()

@@ -233,6 +233,20 @@ def test_a_video_ends_or_loops(seg, tmp_path):
         assert state["ended"] is True and state["frame_index"] == 2 and state["error"] is None
         reply = await _ask(ws, '{"type": "click", "x": 10, "y": 10}')
         assert reply["type"] == "error" and "ended" in reply["message"]
+        # the controls cannot act once no frame will come: an error, never an "ok"
+        for text in (
+            '"step", "frames": 3',
+            '"resume"',
+            '"pause"',
+            '"box", "x0": 1, "y0": 1, "x1": 9, "y1": 9',
+        ):
+            reply = await _ask(ws, f'{{"type": {text}}}')
+            assert reply["type"] == "error", reply
+            assert reply["message"].startswith("the stream has ended"), reply
+        assert (
+            engine.paused is False
+            and (await (await client.get("/state")).json())["frame_index"] == 2
+        )
         late = await client.ws_connect("/ws")  # a tab opened after the end is told too
         await _until(late, lambda m: m["type"] == "ended")
 
@@ -262,6 +276,8 @@ def test_a_failing_source_is_shown_and_the_server_stays_up(seg):
         assert "camera unplugged" in msg["message"]
         state = await (await client.get("/state")).json()
         assert "camera unplugged" in state["error"] and state["frame_index"] == 1
+        reply = await _ask(ws, '{"type": "step", "frames": 1}')  # no frame will come
+        assert reply["type"] == "error" and "camera unplugged" in reply["message"]
 
     _serve(engine, body)
 

@@ -160,6 +160,30 @@ def test_stream_prompts_on_a_held_tracker_are_all_added_or_none(seg, clip, rings
     assert pt.ids == []
 
 
+def test_a_held_tracker_goes_on_across_streams_until_reset(seg, clip, rings):
+    """A held tracker is the caller's: a second stream on it keeps its objects, ids and
+    frame count (a reconnect of the same camera), by design; ``reset()`` starts a new video
+    at frame_index 0 with no objects. Prompts alone get a new tracker per stream."""
+    pt = seg.prompt_tracker()
+    prompts = {"boxes": [_box(rings[0])]}
+    first = [
+        r for _, r in seg.stream(iter(clip[:2]), task="prompt", prompts=prompts, prompt_tracker=pt)
+    ]
+    again = [r for _, r in seg.stream(iter(clip[2:4]), task="prompt", prompt_tracker=pt)]
+    assert [r.frame_index for r in first + again] == [0, 1, 2, 3]
+    assert all(r.ids == [1] for r in first + again) and pt.ids == [1]
+    assert again[-1].objects[0].state == "tracked"
+    assert _iou(again[-1].objects[0].mask, rings[3]) >= 0.6
+    pt.reset()
+    fresh = [
+        r for _, r in seg.stream(iter(clip[:2]), task="prompt", prompts=prompts, prompt_tracker=pt)
+    ]
+    assert [r.frame_index for r in fresh] == [0, 1] and all(r.ids == [1] for r in fresh)
+    for _ in range(2):  # prompts without a held tracker: each stream starts anew
+        alone = [r for _, r in seg.stream(iter(clip[:2]), task="prompt", prompts=prompts)]
+        assert [r.frame_index for r in alone] == [0, 1] and alone[-1].ids == [1]
+
+
 # ------------------------------------------------------------------ threads
 class _Pausing:
     """A Segmenter whose prompt decoder, during ``step``, lets another thread try to add an
@@ -259,7 +283,7 @@ def test_a_camera_back_at_another_resolution_keeps_its_objects(seg, clip, rings,
             pass
 
     plan = [Camera(clip[:4]), Camera(big)]
-    monkeypatch.setattr(capture, "open_capture", lambda target, kind: plan.pop(0))
+    monkeypatch.setattr(capture, "open_capture", lambda target, kind, options: plan.pop(0))
     source = VideoSource(0, SourceOptions(reconnect_delays=(0.0, 0.0, 0.0)))
     prompts = {"boxes": [_box(rings[0])]}
     got = list(seg.stream(source, task="prompt", prompts=prompts, max_frames=N))

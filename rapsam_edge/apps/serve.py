@@ -15,7 +15,10 @@ Routes:
   mask holds the point, else the nearest box) or ``{"type": "remove", "id"}``, ``{"type":
   "pause" | "resume"}``, ``{"type": "step", "frames": n}``. A bad message (not JSON, NaN,
   a coordinate outside the frame, an unknown id or type) is answered with an ``error``
-  message; the inference loop never sees it.
+  message; the inference loop never sees it. Once the stream has ended (a video's end
+  without ``--loop``, or a source error), ``click``, ``box``, ``pause``, ``resume`` and
+  ``step`` cannot act and are answered with an ``error`` "the stream has ended ...";
+  ``remove`` still acts (the object leaves ``/state``).
 - ``GET /state``: JSON: the frame index on screen, the objects (id, state, box, score, the
   prompt that made it), the timings, paused / ended / error. ``GET /frame.jpg``: the latest
   annotated frame.

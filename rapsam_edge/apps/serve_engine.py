@@ -141,19 +141,32 @@ class Engine:
 
     # ------------------------------------------------------------------ controls
     def pause(self) -> None:
+        """Hold after the frame on screen. Raises InputError: the stream has ended."""
         with self._cond:
+            self._check_playing("pause")
             self.paused, self._steps = True, 0
 
     def resume(self) -> None:
+        """Run on. Raises InputError: the stream has ended."""
         with self._cond:
+            self._check_playing("resume")
             self.paused, self._steps = False, 0
             self._cond.notify_all()
 
     def step(self, n: int) -> None:
-        """Run ``n`` more frames, then hold (pauses a running stream)."""
+        """Run ``n`` more frames, then hold (pauses a running stream). Raises InputError:
+        the stream has ended."""
         with self._cond:
+            self._check_playing("step")
             self.paused, self._steps = True, n
             self._cond.notify_all()
+
+    def _check_playing(self, op: str) -> None:
+        """Refuse a control that cannot act: no frame will come (end of a video without
+        ``--loop``, or a source error), so an "ok" would be a lie."""
+        if self.ended:
+            why = f" ({self.error})" if self.error else ""
+            raise InputError(f"the stream has ended{why}: nothing to {op}")
 
     # ------------------------------------------------------------------ the loop
     def _run(self) -> None:
@@ -264,7 +277,8 @@ class Engine:
 
     def _check_running(self) -> None:
         if self.ended or self.last is None:
-            raise InputError("the stream has ended: no frame to add an object on")
+            why = f" ({self.error})" if self.error else ""
+            raise InputError(f"the stream has ended{why}: no frame to add an object on")
 
     def add(self, *, point: tuple[float, float] | None = None, box: Any = None) -> list[int]:
         """Add one object from a click (x, y) or a box (x0, y0, x1, y1), frame pixels, on the

@@ -164,11 +164,25 @@ def _task(args: argparse.Namespace) -> str:
     """The task: --task, else "prompt" with --prompt / --box, else "track".
 
     Raises:
-      ConfigError: --prompt / --box with --task track or panoptic (they do not draw them)."""
+      ConfigError: --prompt / --box with --task track or panoptic (they do not draw them),
+        --task prompt without them, or more of them than one decoder call takes (objects:
+        the Segmenter's max_prompts, the contract's MAX_PROMPTS: known before any load)."""
+    from ..contract.shared import MAX_PROMPTS
     from ..errors import ConfigError
 
     if not args.prompts:
+        if args.task == "prompt":
+            raise ConfigError(
+                "--task prompt tracks the objects given by --prompt / --box; none given",
+                hint="add --prompt X,Y (a click) or --box X0,Y0,X1,Y1 on the first frame",
+            )
         return args.task or "track"
+    if len(args.prompts) > MAX_PROMPTS:
+        raise ConfigError(
+            f"{len(args.prompts)} --prompt / --box given; at most {MAX_PROMPTS} objects are "
+            "tracked at once (one per --prompt / --box)",
+            hint=f"give at most {MAX_PROMPTS} --prompt / --box arguments",
+        )
     if args.task not in (None, "prompt"):
         raise ConfigError(
             f"--prompt / --box are tracked by task 'prompt', not --task {args.task}",

@@ -79,7 +79,17 @@ from .. import ops
 from ..bundle import Bundle
 from ..errors import ConfigError, InputError
 from .inputs import as_coords, check_embedding
-from .prompt_parts import cells, clamp_growth, click_box, clicks, combine, mask_box, pool
+from .prompt_parts import (
+    cells,
+    clamp_growth,
+    click_box,
+    clicks,
+    combine,
+    mask_box,
+    no_bools,
+    pool,
+    rescaled,
+)
 from .prompt_tracker_config import PromptTrackerConfig
 from .results import ImageEmbedding, PromptResult, PromptTrack, PromptTrackResult
 
@@ -229,6 +239,7 @@ class PromptTracker:
             arr = as_coords("boxes", boxes, 4)
             if arr.ndim != 2 or arr.shape[1] != 4:
                 raise InputError(f"boxes must be P x 4 numbers, got shape {arr.shape}")
+            no_bools("boxes", boxes)
             n_box, given = len(arr), arr
         n_new = (1 if pts is not None else 0) + n_box
         if n_new == 0:
@@ -302,17 +313,24 @@ class PromptTracker:
             second encoder pass when the caller has one: ``Segmenter.stream``).
           rescale: a frame of another size than the last one is the same view at another
             resolution (a camera reconnected in another mode): every object's boxes are
-            scaled to it and the objects are verified by their appearance as on any frame
-            (one not found turns occluded, then lost, under its id). False: InputError.
+            scaled to it (kept >= 1 pixel a side) and the objects are verified by their
+            appearance as on any frame (one not found turns occluded, then lost, under its
+            id). Only a size with both sides >= ``RESCALE_MIN_SIDE`` and the aspect ratio
+            within ``RESCALE_MAX_ASPECT`` of the last frame's counts as the same view
+            (``runtime.prompt_parts``). False: InputError. Must be a bool.
         Returns:
           ``PromptTrackResult``: one ``PromptTrack`` per object (in ``ids`` order) and
           timings (ms): prepare, encoder, decoder, postprocess, tracking.
         Raises:
-          InputError: a bad frame, an embedding of another encoder, or (``rescale`` False)
-            a frame of another size than the stream's while objects are tracked.
+          InputError: a bad frame, an embedding of another encoder, ``rescale`` not a
+            bool, or, while objects are tracked, a frame of another size than the stream's
+            (``rescale`` False) or of a size that is no resolution change of the same view
+            (``rescale`` True); a refused frame leaves the tracker as it was.
         """
         if frame is None:
             raise InputError("step() needs a frame or an ImageEmbedding, got None")
+        if not isinstance(rescale, (bool, np.bool_)):
+            raise InputError(f"rescale must be True or False, got {rescale!r}")
         emb = self._encode(frame)
         with self._lock:
             emb = self._current(emb, rescale=rescale)
@@ -371,10 +389,10 @@ class PromptTracker:
                     "objects' boxes belong to that size; reset() for a new video (or "
                     "step(frame, rescale=True) for the same view at another resolution)"
                 )
-            scale, size = np.array([nw / w, nh / h] * 2), np.array([nw, nh] * 2)
-            for obj in self._objects.values():
-                obj.box = np.clip(obj.box * scale, 0, size)
-                obj.prompt = np.clip(obj.prompt * scale, 0, size)
+            objs = list(self._objects.values())  # checked before any box is changed
+            boxes = rescaled((h, w), (nh, nw), [o.box for o in objs] + [o.prompt for o in objs])
+            for k, obj in enumerate(objs):
+                obj.box, obj.prompt = boxes[k], boxes[len(objs) + k]
         return emb
 
     def _reset_object(

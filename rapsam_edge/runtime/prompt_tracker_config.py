@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, fields
+from typing import Any
 
 from ..contract.shared import PROMPT_TRACKER_DEFAULTS as _D
 from ..errors import ConfigError
@@ -13,7 +15,10 @@ __all__ = ["PromptTrackerConfig"]
 
 @dataclass(frozen=True)
 class PromptTrackerConfig:
-    """Settings of a ``PromptTracker``; a bad one raises ConfigError naming it.
+    """Settings of a ``PromptTracker``; a bad value, or an unknown name, raises ConfigError
+    naming it (these field names are the settings' public names; contract.json's keys of
+    the same defaults differ for two: ``max_box_growth`` is ``max_growth``,
+    ``min_mask_pixels`` is ``min_area``).
 
     Attributes:
       margin: the re-prompt box is the last mask's box enlarged by this fraction of its
@@ -76,3 +81,33 @@ class PromptTrackerConfig:
             "max_objects",
             "None or an int >= 1",
         )
+
+
+def _named_settings(init: Any) -> Any:
+    """``PromptTrackerConfig.__init__`` that refuses an unknown setting (a typo, or a
+    contract.json key such as ``max_box_growth``) with a ConfigError listing the valid ones,
+    where the dataclass's own ``__init__`` raises a bare TypeError."""
+
+    @functools.wraps(init)
+    def checked(self: PromptTrackerConfig, *args: Any, **kwargs: Any) -> None:
+        names = [f.name for f in fields(PromptTrackerConfig)]
+        unknown = [k for k in kwargs if k not in names]
+        twice = [k for k in names[: len(args)] if k in kwargs]
+        what = ""
+        if unknown:
+            what = f"unknown setting {', '.join(map(repr, unknown))}"
+        elif len(args) > len(names):
+            what = f"{len(args)} positional settings for {len(names)}"
+        elif twice:
+            what = f"{', '.join(twice)} given twice (by position and by name)"
+        if what:
+            raise ConfigError(
+                f"PromptTrackerConfig: {what}; the settings are {', '.join(names)}",
+                hint="PromptTrackerConfig's docstring gives each setting's range",
+            )
+        init(self, *args, **kwargs)
+
+    return checked
+
+
+setattr(PromptTrackerConfig, "__init__", _named_settings(PromptTrackerConfig.__init__))  # noqa: B010

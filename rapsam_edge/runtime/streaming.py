@@ -11,13 +11,25 @@ move on to it), and the new objects' first masks are part of the first frame's r
 held tracker may get objects added (``add(None, ...)``: on the frame yielded last),
 refined or removed between yields, from any thread (its lock).
 
+A held tracker (``prompt_tracker=``) is the caller's, and a stream never resets it: its
+objects, ids and ``frame_index`` go on from where the last stream (or ``step``) left them,
+so a stream opened again on the same camera (a reconnect, a second ``stream`` call) keeps
+its objects, and ``PromptTrackResult.frame_index`` counts the tracker's frames, not the
+source's. For a new video, call ``pt.reset()`` first (or make a new tracker): its objects
+would otherwise be searched for in the new video's first frame (a different-size frame is
+taken as the same view rescaled, below). Prompts given by ``prompts=`` alone get a new
+tracker per stream.
+
 A frame of another size mid-stream (a camera reconnected in another mode, an iterable of
 frames of mixed sizes): the panoptic tracker matches query embeddings and does not mind;
 the prompt tracker scales its objects' boxes to the new size (``PromptTracker.step(...,
 rescale=True)``: the same view assumed) and verifies each object by its appearance as on
 any frame, so an object not found turns occluded, then lost, under its own id, and one
-found again is tracked again. ``PromptTracker.step`` called by hand refuses such a frame
-(``InputError``) unless asked to rescale.
+found again is tracked again. A size that cannot be the same view (a side under
+``prompt_parts.RESCALE_MIN_SIDE`` or the aspect ratio off by more than
+``RESCALE_MAX_ASPECT``) ends the stream with ``InputError`` while objects are tracked.
+``PromptTracker.step`` called by hand refuses any other size (``InputError``) unless
+asked to rescale.
 """
 
 from __future__ import annotations
