@@ -203,8 +203,9 @@ class YtvisDataset(Sequence[VideoSample]):
         if hw is not None and image.shape[:2] != hw:
             h, w = image.shape[:2]
             raise DatasetError(
-                f"{self.ann_file}: video {vid}, frame {k}: {name!r} is {w} x {h}, the video "
-                f"declares {hw[1]} x {hw[0]} (width x height)",
+                f"{self.ann_file}: video {vid}, frame {k}: {name!r} is {w} x {h} (width x "
+                f"height), the video's frames are {hw[1]} x {hw[0]} (its height / width, or "
+                "its first frame)",
                 hint="the annotations must belong to these frames (height / width per video)",
             )
         return image

@@ -228,7 +228,8 @@ def check_ytvis(data: Any, where: Path) -> None:
         raise DatasetError(f"{where}: not a YouTube-VIS annotation file (not a JSON object)")
     try:
         videos, cats = _list(data.get("videos"), "videos"), _list(data.get("categories"), "cat")
-        anns = _list(data.get("annotations") or [], "annotations")
+        anns = data.get("annotations")  # absent or null: an unannotated split
+        anns = [] if anns is None else _list(anns, "annotations")
     except _Bad as e:
         raise DatasetError(f"{where}: {e} (videos, categories and annotations)") from None
     if not videos:
