@@ -380,3 +380,11 @@ def test_a_linked_frames_folder_still_reads(valid: Path, tmp_path: Path):
     root = tmp_path / "ytvis"
     root.symlink_to(elsewhere)
     assert YtvisDataset(root, "val")[1].images.shape == (T, H, W, 3)
+
+
+def test_a_link_loop_is_refused(valid: Path, tmp_path: Path):
+    root = _copy(valid, tmp_path, None)
+    frame = root / "val" / "JPEGImages" / "000001" / "00001.png"
+    frame.unlink()
+    frame.symlink_to(frame)
+    assert "video 1, frame 1: cannot resolve" in _read_error(root)

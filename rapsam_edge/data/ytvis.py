@@ -5,8 +5,9 @@ Layout under ``root``::
     <split>/JPEGImages/<video>/<frame>.png|.jpg
     annotations/instances_<split>.json   videos, categories, annotations
 
-An annotation is one instance track: ``segmentations`` (one COCO compressed RLE or null per
-frame), ``areas`` and ``bboxes`` (null where absent). Only thing instances are annotated.
+An annotation is one instance track: ``segmentations`` (one COCO RLE, compressed or not, a
+list of polygons, or null per frame), ``areas`` and ``bboxes`` (null where absent). Only thing
+instances are annotated. The reader checks every field (``data.ytvis_checks``).
 """
 
 from __future__ import annotations
@@ -192,8 +193,13 @@ class YtvisDataset(Sequence[VideoSample]):
         """Frame ``k`` of video ``vid``: inside the frames folder (links followed), of size
         ``hw`` (None: any)."""
         path = self.image_dir / name
-        base = self.image_dir.resolve()
-        if not path.resolve().is_relative_to(base):
+        try:
+            inside = path.resolve().is_relative_to(self.image_dir.resolve())
+        except (OSError, RuntimeError) as e:  # a link loop
+            raise DatasetError(
+                f"{self.ann_file}: video {vid}, frame {k}: cannot resolve {name!r} ({e})"
+            ) from None
+        if not inside:
             raise DatasetError(
                 f"{self.ann_file}: video {vid}, frame {k}: {name!r} leads outside the frames "
                 f"folder {str(self.image_dir)!r} (through a symbolic link)",
