@@ -388,3 +388,30 @@ def test_a_link_loop_is_refused(valid: Path, tmp_path: Path):
     frame.unlink()
     frame.symlink_to(frame)
     assert "video 1, frame 1: cannot resolve" in _read_error(root)
+
+
+@pytest.mark.parametrize(
+    "seg,words",
+    [
+        ([[0, 0, 10, 0]], ["annotation 5", "at least 3 points"]),
+        ([[0, 0, 10, 0, float("nan"), 3]], ["annotation 5", "finite number"]),
+        ([[0, 0, 1e12, 0, 10, 10]], ["annotation 5", "far outside"]),
+        ({"size": [10, 10], "counts": [100]}, ["annotation 1", "differs from the video's"]),
+    ],
+    ids=["2 points", "NaN", "far outside", "rle of another size"],
+)
+def test_the_mmdet_layout_gets_the_same_checks(tmp_path: Path, seg: Any, words: list[str]):
+    (tmp_path / "annotations").mkdir()
+    frame = {"id": 1, "video_id": 1, "frame_id": 0, "file_name": "v/0.png"}
+    ann = {"id": 5, "image_id": 1, "instance_id": 1, "category_id": 1, "segmentation": seg}
+    data = {
+        "videos": [{"id": 1}],
+        "images": [{**frame, "height": 20, "width": 20}],
+        "annotations": [ann],
+        "categories": [{"id": 1, "name": "a"}],
+    }
+    _ann_file(tmp_path).write_text(json.dumps(data))
+    with pytest.raises(DatasetError) as info:
+        YtvisDataset(tmp_path, "val")
+    for word in [str(_ann_file(tmp_path)), *words]:
+        assert word in str(info.value)

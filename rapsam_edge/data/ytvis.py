@@ -28,7 +28,7 @@ from .imageio import read_rgb, write_rgb
 from .jsonfile import read_json
 from .segments import Segment
 from .writer import AnnotationWriter
-from .ytvis_checks import check_ytvis, decode_segmentation, video_hw
+from .ytvis_checks import check_polygons, check_ytvis, decode_segmentation, video_hw
 
 
 @dataclass
@@ -306,6 +306,7 @@ def _polygons_to_rle(polygons: list, h: int, w: int) -> dict[str, Any]:
             f"a polygon segmentation on a {h} x {w} frame: the frame size must be positive "
             f"and at most {MAX_IMAGE_PIXELS} pixels"
         )
+    check_polygons(polygons, (h, w))
     mask = np.zeros((h, w), np.uint8)
     for poly in polygons:
         pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
@@ -366,7 +367,10 @@ def from_mmdet_video_layout(data: Mapping[str, Any]) -> dict[str, Any]:
         )
         seg = ann.get("segmentation")
         if isinstance(seg, list):
-            seg = _polygons_to_rle(seg, h, w)
+            try:
+                seg = _polygons_to_rle(seg, h, w)
+            except DatasetError as e:
+                raise DatasetError(f"annotation {ann.get('id')!r:.20}: {e}", hint=e.hint) from None
         track["segmentations"][t] = seg
         track["areas"][t] = ann.get("area")
         track["bboxes"][t] = ann.get("bbox")

@@ -36,7 +36,7 @@ from ..contract.limits import MAX_IMAGE_PIXELS
 from ..errors import DatasetError, InputError
 from ..ops import rle_decode
 
-__all__ = ["check_file_name", "check_ytvis", "decode_segmentation", "video_hw"]
+__all__ = ["check_file_name", "check_polygons", "check_ytvis", "decode_segmentation", "video_hw"]
 
 HINT_SEG = (
     "each segmentation is null, a COCO RLE of the video's height x width "
@@ -146,6 +146,17 @@ def _check_polygons(seg: list, hw: tuple[int, int] | None) -> None:
             xs, ys = xy[0::2], xy[1::2]
             if min(xs) < -w or max(xs) > 2 * w or min(ys) < -h or max(ys) > 2 * h:
                 raise _Bad(f"a polygon reaches far outside the {w} x {h} frame")
+
+
+def check_polygons(seg: Any, hw: tuple[int, int]) -> None:
+    """A list of polygons (flat x, y lists) on an ``hw`` frame, checked as in the file checks.
+
+    Raises:
+      DatasetError: it is not (without where: the caller adds it)."""
+    try:
+        _check_polygons(_list(seg, "polygons"), hw)
+    except _Bad as e:
+        raise DatasetError(f"segmentation {e}", hint=HINT_SEG) from None
 
 
 def _check_segmentation(seg: Any, hw: tuple[int, int] | None) -> None:
