@@ -415,3 +415,18 @@ def test_the_mmdet_layout_gets_the_same_checks(tmp_path: Path, seg: Any, words: 
         YtvisDataset(tmp_path, "val")
     for word in [str(_ann_file(tmp_path)), *words]:
         assert word in str(info.value)
+
+
+def test_a_frame_error_through_the_cli_is_one_line_naming_where(
+    valid: Path, tmp_path: Path, capsys
+):
+    """What only reading a video shows comes after the shipped model loads: still one line
+    (and a hint) naming the file, annotation and frame, not the ops' call docstring."""
+    root = _copy(valid, tmp_path, _set("annotations.0.segmentations.1.counts", "!!!!garbage"))
+    assert main(["eval", "--task", "vos", "--data", str(root.parent), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = [x for x in err.strip().splitlines() if not x.startswith("evaluating ")]
+    assert lines[0].startswith("rapsam-edge: error: ") and len(lines) <= 2, err
+    assert str(_ann_file(root)) in lines[0] and "annotation 1 (video 1), frame 1" in lines[0]
+    assert "docstring" not in err and "null, a COCO RLE" in err
