@@ -42,6 +42,10 @@ HINT_SEG = (
     "each segmentation is null, a COCO RLE of the video's height x width "
     "(pycocotools.mask.encode) or a list of polygons [[x1, y1, x2, y2, ...], ...]"
 )
+HINT_VIDEO = (
+    "each video has an integer id, a non-empty file_names list, and optionally length (its "
+    "number of frames), height and width (its frames' size)"
+)
 HINT_PATH = "file_names are relative paths (with /) inside SPLIT/JPEGImages/, e.g. VIDEO/00000.jpg"
 
 
@@ -238,7 +242,10 @@ def check_ytvis(data: Any, where: Path) -> None:
     if not isinstance(data, Mapping):
         raise DatasetError(f"{where}: not a YouTube-VIS annotation file (not a JSON object)")
     try:
-        videos, cats = _list(data.get("videos"), "videos"), _list(data.get("categories"), "cat")
+        videos, cats = (
+            _list(data.get("videos"), "videos"),
+            _list(data.get("categories"), "categories"),
+        )
         anns = data.get("annotations")  # absent or null: an unannotated split
         anns = [] if anns is None else _list(anns, "annotations")
     except _Bad as e:
@@ -250,7 +257,8 @@ def check_ytvis(data: Any, where: Path) -> None:
         try:
             _check_video(video)
         except _Bad as e:
-            raise DatasetError(f"{where}: video {vid} {e}", hint=HINT_PATH) from None
+            hint = HINT_PATH if "file name" in str(e) else HINT_VIDEO
+            raise DatasetError(f"{where}: video {vid} {e}", hint=hint) from None
     cat_ids = set(_ids(cats, "category", where))
     _ids(anns, "annotation", where)
     for ann in anns:
