@@ -258,7 +258,8 @@ def check_ytvis(data: Any, where: Path) -> None:
             _check_video(video)
         except _Bad as e:
             hint = HINT_PATH if "file name" in str(e) else HINT_VIDEO
-            raise DatasetError(f"{where}: video {vid} {e}", hint=hint) from None
+            sep = ", " if str(e).startswith("frame") else " "
+            raise DatasetError(f"{where}: video {vid}{sep}{e}", hint=hint) from None
     cat_ids = set(_ids(cats, "category", where))
     _ids(anns, "annotation", where)
     for ann in anns:
@@ -266,7 +267,8 @@ def check_ytvis(data: Any, where: Path) -> None:
             _check_annotation(ann, by_id, cat_ids)
         except _Bad as e:
             raise DatasetError(
-                f"{where}: annotation {ann['id']} (video {ann.get('video_id')!r:.20}) {e}",
+                f"{where}: annotation {ann['id']} (video {ann.get('video_id')!r:.20})"
+                f"{', ' if str(e).startswith('frame') else ' '}{e}",
                 hint=HINT_SEG,
             ) from None
 
