@@ -124,10 +124,10 @@ def _check_task(args: argparse.Namespace) -> None:
         if given:
             raise ConfigError(f"{flag} applies to --task all, not --task {args.task}")
     from ..eval.harness import require_prompt_tracker
-    from ..eval.vos_protocol import find_ytvis_root
+    from ..eval.vos_protocol import find_ytvis_root, open_vos_split
     from ..runtime.segmenter import Segmenter
 
-    find_ytvis_root(args.data, args.split)
+    open_vos_split(find_ytvis_root(args.data, args.split), args.split)  # its fields checked
     require_prompt_tracker(Segmenter)
 
 

@@ -5,8 +5,9 @@ Layout under ``root``::
     <split>/JPEGImages/<video>/<frame>.png|.jpg
     annotations/instances_<split>.json   videos, categories, annotations
 
-An annotation is one instance track: ``segmentations`` (one COCO compressed RLE or null per
-frame), ``areas`` and ``bboxes`` (null where absent). Only thing instances are annotated.
+An annotation is one instance track: ``segmentations`` (one COCO RLE, compressed or not, a
+list of polygons, or null per frame), ``areas`` and ``bboxes`` (null where absent). Only thing
+instances are annotated. The reader checks every field (``data.ytvis_checks``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import numpy as np
 
 from ..contract.limits import MAX_IMAGE_PIXELS, MAX_VIDEO_SAMPLE_BYTES
 from ..errors import DatasetError
-from ..ops import rle_decode, rle_encode
+from ..ops import rle_encode
 from .coco_panoptic import contiguous_classes
 from .imageio import read_rgb, write_rgb
 from .jsonfile import read_json
 from .segments import Segment
 from .writer import AnnotationWriter
+from .ytvis_checks import check_polygons, check_ytvis, decode_segmentation, video_hw
 
 
 @dataclass
@@ -130,7 +132,17 @@ class YtvisWriter(AnnotationWriter):
 class YtvisDataset(Sequence[VideoSample]):
     """Reads a YouTube-VIS 2019 style dataset (ours or a real one) lazily, one video per item.
     Category ids map to contiguous train ids (sorted), or through ``category_map``;
-    annotations of unmapped categories are skipped."""
+    annotations of unmapped categories are skipped.
+
+    Every field is checked when the file is opened (``data.ytvis_checks``); each video's
+    frames when it is read: inside the frames folder after symbolic links are followed (a
+    link out of it is refused), of the declared height x width (all of one size when none
+    is declared), within the per-video memory limit before they are decoded.
+
+    Raises:
+      DatasetError: a missing or malformed field, an empty video, a frame path leaving the
+        frames folder, a frame of another size, a segmentation that does not decode (the
+        message names the file, video, annotation and frame)."""
 
     def __init__(
         self,
@@ -148,14 +160,6 @@ class YtvisDataset(Sequence[VideoSample]):
         try:
             if is_mmdet_video_layout(data):
                 data = from_mmdet_video_layout(data)
-            self.categories: list[dict[str, Any]] = data["categories"]
-            self.cat_to_train, self.classes = contiguous_classes(self.categories, category_map)
-            self._videos: list[dict[str, Any]] = list(data["videos"])
-            self._tracks: dict[int, list[dict[str, Any]]] = {}
-            for ann in data.get("annotations") or []:  # absent in unannotated (test) splits
-                self._tracks.setdefault(int(ann["video_id"]), []).append(ann)
-            for video in self._videos:
-                _ = video["id"], video["file_names"]
         except DatasetError as e:
             raise DatasetError(f"{self.ann_file}: {e}") from e
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -163,6 +167,16 @@ class YtvisDataset(Sequence[VideoSample]):
                 f"{self.ann_file}: not a YouTube-VIS annotation file "
                 f"({type(e).__name__}: {e}; missing or malformed field)"
             ) from e
+        check_ytvis(data, self.ann_file)
+        self.categories: list[dict[str, Any]] = data["categories"]
+        try:
+            self.cat_to_train, self.classes = contiguous_classes(self.categories, category_map)
+        except (KeyError, TypeError, ValueError) as e:
+            raise DatasetError(f"{self.ann_file}: {e}") from e
+        self._videos: list[dict[str, Any]] = list(data["videos"])
+        self._tracks: dict[int, list[dict[str, Any]]] = {}
+        for ann in data.get("annotations") or []:  # absent in unannotated (test) splits
+            self._tracks.setdefault(ann["video_id"], []).append(ann)
 
     def __len__(self) -> int:
         return len(self._videos)
@@ -171,48 +185,99 @@ class YtvisDataset(Sequence[VideoSample]):
         for i in range(len(self)):
             yield self[i]
 
+    def annotated_objects(self) -> int:
+        """How many annotations (instance tracks) name a video of the file."""
+        return sum(len(v) for v in self._tracks.values())
+
+    def _frame(self, vid: int, k: int, name: str, hw: tuple[int, int] | None) -> np.ndarray:
+        """Frame ``k`` of video ``vid``: inside the frames folder (links followed), of size
+        ``hw`` (None: any)."""
+        path = self.image_dir / name
+        try:
+            inside = path.resolve().is_relative_to(self.image_dir.resolve())
+        except (OSError, RuntimeError) as e:  # a link loop
+            raise DatasetError(
+                f"{self.ann_file}: video {vid}, frame {k}: cannot resolve {name!r} ({e})"
+            ) from None
+        if not inside:
+            raise DatasetError(
+                f"{self.ann_file}: video {vid}, frame {k}: {name!r} leads outside the frames "
+                f"folder {str(self.image_dir)!r} (through a symbolic link)",
+                hint="link or copy the whole frames folder, not files or folders inside it",
+            )
+        image = read_rgb(path)
+        if hw is not None and image.shape[:2] != hw:
+            h, w = image.shape[:2]
+            raise DatasetError(
+                f"{self.ann_file}: video {vid}, frame {k}: {name!r} is {w} x {h} (width x "
+                f"height), the video's frames are {hw[1]} x {hw[0]} (its height / width, or "
+                "its first frame)",
+                hint="the annotations must belong to these frames (height / width per video)",
+            )
+        return image
+
+    def _read_images(self, video: Mapping[str, Any], tracks: int) -> np.ndarray:
+        vid, names = video["id"], video["file_names"]
+        hw = video_hw(video)
+        if hw is not None:  # what the annotations declare, checked before any frame is read
+            _check_video_size(self.ann_file, vid, len(names), hw, tracks)
+        first = self._frame(vid, 0, names[0], hw)
+        if hw is None:
+            hw = (first.shape[0], first.shape[1])
+            _check_video_size(self.ann_file, vid, len(names), hw, tracks)
+        images = np.empty((len(names), *first.shape), np.uint8)
+        images[0] = first
+        for k in range(1, len(names)):
+            images[k] = self._frame(vid, k, names[k], hw)
+        return images
+
+    def _instance(
+        self, ann: Mapping[str, Any], train: int, hw: tuple[int, int], t: int
+    ) -> VideoInstance:
+        h, w = hw
+        masks = np.zeros((t, h, w), dtype=bool)
+        for k, seg in enumerate(ann["segmentations"]):
+            if seg is None:
+                continue
+            try:
+                masks[k] = decode_segmentation(seg, h, w)
+            except DatasetError as e:
+                raise DatasetError(
+                    f"{self.ann_file}: annotation {ann['id']} (video {ann['video_id']}), "
+                    f"frame {k}: {e}",
+                    hint=e.hint,
+                ) from None
+        areas = ann.get("areas") or [None] * t
+        bboxes = ann.get("bboxes") or [None] * t
+        return VideoInstance(
+            class_id=train,
+            iscrowd=bool(ann.get("iscrowd", 0)),
+            masks=masks,
+            areas=[None if a is None else int(a) for a in areas],
+            bboxes=[None if b is None else tuple(b) for b in bboxes],
+        )
+
     def __getitem__(self, index: int) -> VideoSample:  # type: ignore[override]
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         video = self._videos[index]
         names = list(video["file_names"])
-        first = [read_rgb(self.image_dir / names[0])] if names else []
-        tracks = self._tracks.get(int(video["id"]), [])
-        if first:  # what the annotations declare, checked before the rest is decoded
-            _check_video_size(self.ann_file, video["id"], len(names), first[0], len(tracks))
-        images = np.stack(first + [read_rgb(self.image_dir / f) for f in names[1:]])
+        tracks = self._tracks.get(video["id"], [])
+        images = self._read_images(video, len(tracks))
         t, h, w = images.shape[:3]
         instances = []
         for ann in tracks:
-            train = self.cat_to_train.get(int(ann["category_id"]))
-            if train is None:
-                continue
-            masks = np.zeros((t, h, w), dtype=bool)
-            segs = ann["segmentations"]
-            if len(segs) != t:
-                raise ValueError(f"annotation {ann['id']}: {len(segs)} masks for {t} frames")
-            for k, rle in enumerate(segs):
-                if rle is not None:
-                    masks[k] = _decode(rle, h, w)
-            areas = ann.get("areas") or [None] * t
-            bboxes = ann.get("bboxes") or [None] * t
-            instances.append(
-                VideoInstance(
-                    class_id=train,
-                    iscrowd=bool(ann.get("iscrowd", 0)),
-                    masks=masks,
-                    areas=[None if a is None else int(a) for a in areas],
-                    bboxes=[None if b is None else tuple(b) for b in bboxes],
-                )
-            )
+            train = self.cat_to_train.get(ann["category_id"])
+            if train is not None:
+                instances.append(self._instance(ann, train, (h, w), t))
         return VideoSample(int(video["id"]), names[0].split("/")[0], names, images, instances)
 
 
-def _check_video_size(where: Path, vid: Any, frames: int, first: np.ndarray, tracks: int) -> None:
-    """A video of ``frames`` frames like ``first`` with ``tracks`` instance masks must
+def _check_video_size(where: Path, vid: Any, frames: int, hw: tuple[int, int], tracks: int) -> None:
+    """A video of ``frames`` frames of ``hw`` with ``tracks`` instance masks must
     decode to at most ``MAX_VIDEO_SAMPLE_BYTES`` (a 4 MB JSON listing one image 100,000
     times made a reader allocate 2.7 GB and more)."""
-    h, w = first.shape[:2]
+    h, w = hw
     need = frames * h * w * (3 + tracks)
     if need > MAX_VIDEO_SAMPLE_BYTES:
         raise DatasetError(
@@ -241,6 +306,7 @@ def _polygons_to_rle(polygons: list, h: int, w: int) -> dict[str, Any]:
             f"a polygon segmentation on a {h} x {w} frame: the frame size must be positive "
             f"and at most {MAX_IMAGE_PIXELS} pixels"
         )
+    check_polygons(polygons, (h, w))
     mask = np.zeros((h, w), np.uint8)
     for poly in polygons:
         pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
@@ -301,7 +367,10 @@ def from_mmdet_video_layout(data: Mapping[str, Any]) -> dict[str, Any]:
         )
         seg = ann.get("segmentation")
         if isinstance(seg, list):
-            seg = _polygons_to_rle(seg, h, w)
+            try:
+                seg = _polygons_to_rle(seg, h, w)
+            except DatasetError as e:
+                raise DatasetError(f"annotation {ann.get('id')!r:.20}: {e}", hint=e.hint) from None
         track["segmentations"][t] = seg
         track["areas"][t] = ann.get("area")
         track["bboxes"][t] = ann.get("bbox")
@@ -311,11 +380,3 @@ def from_mmdet_video_layout(data: Mapping[str, Any]) -> dict[str, Any]:
         cats = track.pop("_cats")
         annotations.append({"id": i, "category_id": max(set(cats), key=cats.count), **track})
     return {"videos": videos, "annotations": annotations, "categories": data["categories"]}
-
-
-def _decode(rle: Mapping[str, Any], h: int, w: int) -> np.ndarray:
-    """One frame's segmentation (compressed RLE with str/bytes counts, or uncompressed)."""
-    mask = rle_decode(dict(rle))
-    if mask.shape != (h, w):
-        raise ValueError(f"mask size {mask.shape} differs from the frame size {(h, w)}")
-    return mask

@@ -68,13 +68,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..errors import BackendError, DatasetError
 from .prompt_iou import click_at_max_distance
 from .vos import BOUNDARY_TOLERANCE, IdSwitches, VosScores, index_map_predictions, region_j
+
+if TYPE_CHECKING:
+    from ..data.ytvis import YtvisDataset
 
 __all__ = [
     "MODES",
@@ -87,6 +90,7 @@ __all__ = [
     "find_ytvis_root",
     "first_box",
     "first_click",
+    "open_vos_split",
     "panoptic_tracker_of",
 ]
 
@@ -392,6 +396,23 @@ def _summary(runs: dict[str, _Run], videos: int, frames: int, scored: list[int])
     return out
 
 
+def open_vos_split(ytvis_root: str | Path, split: str) -> YtvisDataset:
+    """The YouTube-VIS split, every field checked (``YtvisDataset``), with annotations.
+
+    Raises:
+      DatasetError: a malformed file, or no annotation (nothing to evaluate)."""
+    from ..data.ytvis import YtvisDataset
+
+    data = YtvisDataset(ytvis_root, split)
+    if not data.annotated_objects():
+        raise DatasetError(
+            f"{data.ann_file}: no annotated objects (the annotations list is empty or absent): "
+            "nothing to evaluate",
+            hint="--task vos needs an annotated split (instance tracks per video)",
+        )
+    return data
+
+
 def evaluate_vos(
     new_tracker: Callable[[], PromptTracker],
     ytvis_root: str | Path,
@@ -417,15 +438,16 @@ def evaluate_vos(
       modes: any of ``MODES``; default: the three J&F modes, and ``panoptic_tracker`` when
         ``panoptic`` is given. clock: seconds, for the step timings.
     Returns:
-      {mode: {"j", "f", "jf"} in [0, 1] (NaN: no object scored)}, ``id_switches``,
+      {mode: {"j", "f", "jf"} in [0, 1]}, ``id_switches``,
       ``id_switch_frames`` (GT-visible frames scored) and ``id_switch_matched`` (those of
       them with a match) {mode: count} for each mode but the oracle, ``wrong_object_frames``
       {mode: object-frames whose shown mask sits on another GT object}, ``per_object_ms``,
       ``step_ms_by_objects``, ``steps_by_objects``, ``counts`` {"videos", "objects" (with
       a scored frame), "frames" (of the videos), "object_frames" (scored, each mode)}.
+    Raises:
+      DatasetError: the split is malformed (``YtvisDataset``), has no annotations, or no
+        object of the videos evaluated has a frame to score (nothing to evaluate).
     """
-    from ..data.ytvis import YtvisDataset
-
     if modes is None:
         modes = MODES[:3] + (("panoptic_tracker",) if panoptic is not None else ())
     unknown = [m for m in modes if m not in MODES]
@@ -435,7 +457,7 @@ def evaluate_vos(
         raise ValueError("jf_oracle_box needs box_prompt (e.g. box_prompt_of(segmenter))")
     if "panoptic_tracker" in modes and panoptic is None:
         raise ValueError("panoptic_tracker needs panoptic (e.g. panoptic_tracker_of(segmenter))")
-    data = YtvisDataset(ytvis_root, split)
+    data = open_vos_split(ytvis_root, split)
     n = len(data) if max_videos is None else min(len(data), max_videos)
     runs = {m: _Run(VosScores(tolerance), {}, []) for m in modes}
     frames, scored = 0, [0, 0]  # frames of the videos; objects and object-frames scored
@@ -456,4 +478,10 @@ def evaluate_vos(
             else:
                 _track_video(new_tracker, video.images, objects, mode, runs[mode], clock)
         progress("vos", v + 1, n)
+    if not scored[0]:
+        raise DatasetError(
+            f"{data.ann_file}: no object to score in the first {n} videos (an object needs "
+            "a visible frame before its video's last frame): nothing to evaluate",
+            hint="--task vos needs objects visible on at least two frames of their video",
+        )
     return _summary(runs, n, frames, scored)
