@@ -84,9 +84,9 @@ def _prompt_cases() -> dict[str, tuple[str, dict, str]]:
         "point_outside": (
             "a point outside the frame",
             {"points": [(90, 10)]},
-            "inside the 80 x 60",
+            "inside the 60 x 80",
         ),
-        "point_negative": ("a negative point", {"points": [(-1, 10)]}, "inside the 80 x 60"),
+        "point_negative": ("a negative point", {"points": [(-1, 10)]}, "inside the 60 x 80"),
         "point_nan": ("a NaN point", {"points": [(np.nan, 10)]}, "finite"),
         "point_inf": ("an infinite point", {"points": [(np.inf, 10)]}, "finite"),
         "point_3d": ("P x 3 points", {"points": [(1, 2, 3)]}, "P x 2"),
@@ -105,12 +105,12 @@ def _prompt_cases() -> dict[str, tuple[str, dict, str]]:
         "box_outside": (
             "a box entirely outside",
             {"boxes": [(100, 100, 120, 130)]},
-            "overlap the 80 x 60",
+            "overlap the 60 x 80",
         ),
         "box_left_of": (
             "a box left of the frame",
             {"boxes": [(-50, 5, -10, 30)]},
-            "overlap the 80 x 60",
+            "overlap the 60 x 80",
         ),
         "box_inverted": ("x1 < x0", {"boxes": [(10, 10, 5, 20)]}, "x1 > x0"),
         "box_zero_area": ("x1 == x0", {"boxes": [(10, 10, 10, 20)]}, "x1 > x0"),

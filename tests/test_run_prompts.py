@@ -110,7 +110,7 @@ def test_a_malformed_prompt_is_a_usage_error(bad, tmp_path, capsys):
     [
         (["--task", "track", "--prompt", "5,5"], "task 'prompt'"),
         (["--task", "panoptic", "--box", "1,1,9,9"], "task 'prompt'"),
-        (["--prompt", "5000,5"], "inside the 480 x 360 frame"),
+        (["--prompt", "5000,5"], "inside the 360 x 480"),
         (["--box", "600,400,700,500"], "overlap"),
     ],
 )

@@ -117,12 +117,12 @@ def test_bad_inputs(seg):
             seg.panoptic(bad)
     emb = seg.set_image(frame)
     cases = [
-        ({"points": [(90, 10)]}, "inside the 80 x 60 frame"),
+        ({"points": [(90, 10)]}, "inside the 60 x 80"),
         # the message names the first offending row, not just the rule
         ({"points": [(5, 5), (5, -1), (100, 5)]}, r"points\[1\] = \[5.0, -1.0\].*2 of 3"),
         ({"points": [(5, 5), (float("nan"), 1)]}, r"finite.*points\[1\].*NaN or inf"),
         ({"boxes": [(0, 0, float("inf"), 9)]}, r"finite.*boxes\[0\].*NaN or inf"),
-        ({"boxes": [(100, 100, 120, 130)]}, "overlap the 80 x 60 frame"),
+        ({"boxes": [(100, 100, 120, 130)]}, "overlap the 60 x 80"),
         ({"boxes": [(10, 10, 5, 20)]}, "x1 > x0"),
         ({"points": [(1, 2, 3)]}, "P x 2"),
         ({"points": [("a", 1)]}, "numbers"),

@@ -334,8 +334,8 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const double* points, si
         const double x = points[2 * i], y = points[2 * i + 1];
         if (!std::isfinite(x) || !std::isfinite(y)) invalid("points must be finite numbers");
         if (x < 0 || y < 0 || x > w || y > h)
-            invalid("points must lie inside the " + std::to_string(int(w)) + " x " +
-                    std::to_string(int(h)) + " frame");
+            invalid("points must lie inside the " + std::to_string(int(h)) + " x " +
+                    std::to_string(int(w)) + " (H x W) frame");
         for (double v : {x * s - kPointBoxHalf, y * s - kPointBoxHalf, x * s + kPointBoxHalf,
                          y * s + kPointBoxHalf})
             net.push_back(static_cast<float>(v));
@@ -346,8 +346,8 @@ PromptResult Segmenter::prompt(const ImageEmbedding& e, const double* points, si
             if (!std::isfinite(v)) invalid("boxes must be finite numbers");
         if (b[2] <= b[0] || b[3] <= b[1]) invalid("boxes need x1 > x0 and y1 > y0");
         if (b[2] <= 0 || b[3] <= 0 || b[0] >= w || b[1] >= h)
-            invalid("boxes must overlap the " + std::to_string(int(w)) + " x " +
-                    std::to_string(int(h)) + " frame");
+            invalid("boxes must overlap the " + std::to_string(int(h)) + " x " +
+                    std::to_string(int(w)) + " (H x W) frame");
         const double lim[4] = {w, h, w, h};
         for (int k = 0; k < 4; ++k)
             net.push_back(static_cast<float>(std::clamp(b[k], 0.0, lim[k]) * s));

@@ -173,7 +173,7 @@ def _point_boxes(arr: np.ndarray, w: int, h: int, scale: float) -> np.ndarray:
     if outside.size:
         i = outside[0]
         raise InputError(
-            f"points must lie inside the {w} x {h} frame (x in [0, {w}], y in "
+            f"points must lie inside the {h} x {w} (H x W) frame (x in [0, {w}], y in "
             f"[0, {h}]): points[{i}] = {arr[i].tolist()} does not "
             f"({outside.size} of {len(arr)} points outside)"
         )
@@ -190,7 +190,7 @@ def _box_boxes(arr: np.ndarray, w: int, h: int, scale: float) -> np.ndarray:
         or (arr[:, 0] >= w).any()
         or (arr[:, 1] >= h).any()
     ):
-        raise InputError(f"boxes must overlap the {w} x {h} frame")
+        raise InputError(f"boxes must overlap the {h} x {w} (H x W) frame")
     return np.clip(arr, 0, [w, h, w, h]) * scale
 
 
