@@ -73,11 +73,13 @@ def check_viewer_url(url: Any) -> str:
     hint = "give the viewer's URL as rerun+http://HOST:PORT/proxy (default port 9876)"
     if not isinstance(url, str):
         raise ConfigError(f"the viewer URL must be a string, got {type(url).__name__}", hint=hint)
-    shown = mask(url[:_MAX_URL])
-    if len(url) > _MAX_URL or not url.isprintable():
+    if len(url) > _MAX_URL or not url.isprintable():  # not echoed: it may not be a URL at all
         raise ConfigError(
-            f"viewer URL {shown!r} refused: too long or holds a control character", hint=hint
+            f"a viewer URL of {len(url)} characters refused: longer than {_MAX_URL} or "
+            "holds a control character",
+            hint=hint,
         )
+    shown = mask(url)
     try:
         parts = urlsplit(url)
         port = parts.port
