@@ -98,6 +98,25 @@ def _draw(
     return draw_panoptic(frame, result)
 
 
+def _finish(
+    videos: list[VideoOut | None],
+    sinks: Sequence[Sink],
+    n: int,
+    max_frames: int | None,
+    source: Any,
+) -> None:
+    """After the loop: no frame -> SourceError (sinks dropped); else each file checked."""
+    if n == 0 and max_frames != 0:
+        _end_sinks(sinks, keep=False)
+        raise SourceError(f"no frame could be read from {source!r} (empty or not a video?)")
+    try:
+        for video in videos:
+            if video is not None and n:
+                video.close()  # the file holds every frame, or OutputError
+    finally:
+        _close_sinks(sinks)
+
+
 def process_stream(
     seg: Segmenter,
     source: int | str | Path | VideoSource | Iterable[np.ndarray],
@@ -170,15 +189,7 @@ def process_stream(
         for video in videos:
             if video is not None:
                 video.release()
-    if n == 0 and max_frames != 0:
-        _end_sinks(sinks, keep=False)
-        raise SourceError(f"no frame could be read from {source!r} (empty or not a video?)")
-    try:
-        for video in videos:
-            if video is not None and n:
-                video.close()  # the file holds every frame, or OutputError
-    finally:
-        _close_sinks(sinks)
+    _finish(videos, sinks, n, max_frames, source)
     return times, n, time.perf_counter() - t_start
 
 
