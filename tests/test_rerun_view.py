@@ -282,3 +282,29 @@ def test_a_view_garbage_collected_unclosed_is_finished(tmp_path) -> None:
         gc.collect()
     assert read_rrd(path)["/camera/segmentation"]["frame"] == [0]
     assert _leftovers(tmp_path) == []
+
+
+def test_spawning_without_a_display_is_a_config_error(monkeypatch, tmp_path) -> None:
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the display check is Linux's (DISPLAY / WAYLAND_DISPLAY)")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="no display"):
+        RerunView(OutputInfo(("a",)), spawn=True)
+
+
+def test_an_unreachable_viewer_is_an_output_error_at_close() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    info = OutputInfo(("a", "b"))
+    pan = PanopticResult(np.zeros((4, 5), np.int32), np.zeros(0, SEGMENT_DTYPE), ("a", "b"))
+    view = RerunView(info, connect=f"rerun+http://127.0.0.1:{port}/proxy")
+    view.log(np.zeros((4, 5, 3), np.uint8), pan)
+    with pytest.raises(OutputError, match="could not be reached"):
+        view.close()
+    assert view.close() is None  # closed once

@@ -45,7 +45,7 @@ from ..runtime.results import PanopticResult, PromptTrackResult, TrackResult
 from . import msgdefs
 from ._closing import finish_unclosed, track, untrack
 from ._optional import require
-from .messages import Msg, check_header, check_message, make_header
+from .messages import Msg, check_fps, check_header, check_message, make_header
 from .outputs import (
     FpsMeter,
     OutputInfo,
@@ -214,6 +214,7 @@ class Recorder:
         if self._file is None:
             raise OutputError(f"the MCAP recording {str(self.path)!r} is closed")
         scene, _ = split_result(result, prompts)
+        check_fps(fps)  # before the meter counts this frame
         if header is None:
             header = make_header(time.time_ns() if stamp_ns is None else stamp_ns, self.frame_id)
         measured = self._fps.tick()

@@ -45,7 +45,7 @@ def check_sinks(record: str | Path | None, view: str | None, overwrite: bool) ->
       OutputError / OutputExistsError: a bad or existing path. ConfigError: a bad viewer
       URL. MissingDependencyError: the package a sink needs is missing."""
     from .record import MCAP_SUFFIXES
-    from .view import RRD_SUFFIXES, check_viewer_url
+    from .view import RRD_SUFFIXES, check_display, check_viewer_url
 
     rec_path = None
     if record is not None:
@@ -57,6 +57,7 @@ def check_sinks(record: str | Path | None, view: str | None, overwrite: bool) ->
     if view is not None:
         if view == "":
             mode = "spawn"
+            check_display()
         elif "://" in view:
             mode, target = "connect", check_viewer_url(view)
         else:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -50,12 +51,33 @@ from .messages import (
 )
 from .outputs import FpsMeter, OutputInfo, check_output_file, split_result
 
-__all__ = ["ENTITIES", "RRD_SUFFIXES", "VIEWER_SCHEMES", "RerunView", "check_viewer_url"]
+__all__ = [
+    "ENTITIES",
+    "RRD_SUFFIXES",
+    "VIEWER_SCHEMES",
+    "RerunView",
+    "check_display",
+    "check_viewer_url",
+]
 
 RRD_SUFFIXES = frozenset({".rrd"})
 #: the URL schemes Rerun's ``connect_grpc`` takes (path ``/proxy``)
 VIEWER_SCHEMES = ("rerun", "rerun+http", "rerun+https")
 _MAX_URL = 2048
+
+
+def check_display() -> None:
+    """On Linux, a spawned viewer needs a display: ``DISPLAY`` or ``WAYLAND_DISPLAY``.
+
+    Raises:
+      ConfigError: neither is set (a headless robot or server)."""
+    names = ("DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET")
+    if sys.platform.startswith("linux") and not any(os.environ.get(n) for n in names):
+        raise ConfigError(
+            "cannot spawn the Rerun viewer: no display (DISPLAY / WAYLAND_DISPLAY unset)",
+            hint="log to a file (--view FILE.rrd, save=...) or to a viewer running elsewhere "
+            "(--view rerun+http://HOST:9876/proxy, connect=...)",
+        )
 
 
 def check_viewer_url(url: Any) -> str:
@@ -137,7 +159,8 @@ class RerunView:
           overwrite: replace an existing ``save`` file.
         Raises:
           ConfigError: not exactly one of save / spawn / connect; a bad ``connect`` URL, or
-            one Rerun refuses (the message shows it with credentials masked).
+            one Rerun refuses (the message shows it with credentials masked); ``spawn``
+            without a display (Linux: no DISPLAY / WAYLAND_DISPLAY).
           InputError: more than 65535 classes.
           OutputError / OutputExistsError: as for the MCAP recorder.
           MissingDependencyError: rerun-sdk is not installed.
@@ -169,6 +192,7 @@ class RerunView:
             if self._tmp is not None:
                 self._rec.save(str(self._tmp))
             elif spawn:
+                check_display()
                 self._rec.spawn()
             else:
                 self._connect(connect)
@@ -294,12 +318,25 @@ class RerunView:
         """Flush and disconnect; a saved file is moved to its path and checked.
 
         Returns:
-          the ``.rrd`` path, or None for a live view."""
+          the ``.rrd`` path, or None for a live view.
+        Raises:
+          OutputError: the file cannot be finished or moved, or a live viewer could not be
+            reached (the frames were not delivered)."""
         untrack(self)
         if not self._open:
             return self.path
         self._open = False
-        self._rec.flush()
+        try:
+            self._rec.flush()
+        except RuntimeError as e:  # a live viewer gone or never reached (a file: below)
+            self._rec.disconnect()
+            self._drop()
+            if self.path is not None:
+                raise OutputError(f"cannot write the Rerun recording {str(self.path)!r}") from e
+            raise OutputError(
+                "the Rerun viewer could not be reached: the frames logged were not delivered",
+                hint="start the viewer first (rerun), or log to a file with --view FILE.rrd",
+            ) from None  # rerun's text holds the URL
         self._rec.disconnect()
         if self.path is None or self._tmp is None:
             return None
