@@ -11,7 +11,8 @@ type named ``pkg/msg/Name`` with encoding ``ros2msg`` (the full definition text,
 (``/`` + the names of ``topics.TOPICS``, under ``namespace``), each channel's metadata holding
 ``offered_qos_profiles`` (so ``ros2 bag play`` re-publishes ``label_info`` transient local).
 Each message's log and publish times are its header stamp. ``label_info`` is written once,
-with the first frame's header.
+with the header of the first frame that has a panoptic / track result (a ``task="prompt"``
+recording has none: it has no class map to describe).
 
 The file is written under a temporary name beside ``path`` (``.NAME.HEX.partial``) and
 renamed when ``close()`` succeeds, so ``path`` only ever holds a finished recording; a ``with``
