@@ -416,3 +416,22 @@ def test_a_recorder_garbage_collected_unclosed_is_finished(tmp_path, clip) -> No
         gc.collect()
     msgs, _ = read_all(path)
     assert len(msgs["/semantic/labels"]) == 1 and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"namespace": "a b"},
+        {"namespace": "/1cam"},
+        {"namespace": 3},
+        {"overlay": "no"},
+        {"overwrite": 1},
+        {"chunk_size": 0},
+        {"chunk_size": 1.5},
+        {"frame_id": 7},
+    ],
+)
+def test_bad_options_are_refused_before_any_file(tmp_path, clip, kwargs) -> None:
+    with pytest.raises(InputError):
+        Recorder(tmp_path / "o.mcap", clip[0], **kwargs)
+    assert list(tmp_path.iterdir()) == []

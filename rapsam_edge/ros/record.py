@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -85,6 +86,25 @@ def topic_name(topic: str, namespace: str = "/") -> str:
     return (ns.rstrip("/") + "/" + topic) if ns != "/" else "/" + topic
 
 
+_NAMESPACE = re.compile(r"/?([A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*)?/?")
+
+
+def _check_options(namespace: Any, *, chunk_size: Any, **flags: Any) -> None:
+    """Raises InputError for a namespace that is not a ROS 2 name, a flag that is not a
+    bool, or a chunk size that is not an int in 1 .. 1 GiB."""
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+        raise InputError(
+            f"namespace {namespace!r} is not a ROS 2 namespace ('/', '/front', 'robot/cam')"
+        )
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise InputError(f"{name} must be True or False, got {value!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise InputError(f"chunk_size must be an int, got {type(chunk_size).__name__}")
+    if not 1 <= chunk_size <= 1 << 30:
+        raise InputError(f"chunk_size must be in 1 .. 2**30 bytes, got {chunk_size}")
+
+
 class Recorder:
     """An MCAP recording of the node's output topics (``topics.TOPICS``, direction "out")."""
 
@@ -111,13 +131,15 @@ class Recorder:
         Raises:
           OutputError: the path is a directory, a pipe or device, has another suffix, or its
             folder does not exist. OutputExistsError: it exists and ``overwrite`` is False.
+          InputError: a bad frame id, namespace, chunk size, or a flag that is not a bool.
           MissingDependencyError: ``mcap`` / ``mcap-ros2-support`` are not installed.
         """
         self.path = check_output_file(path, "the MCAP recording", MCAP_SUFFIXES, overwrite)
+        _check_options(namespace, overwrite=overwrite, overlay=overlay, chunk_size=chunk_size)
+        make_header(0, frame_id)  # checks the frame id
         self.overwrite = overwrite
         self.info, self.frame_id, self.overlay = info, frame_id, overlay
         self.namespace = namespace
-        make_header(0, frame_id)  # checks the frame id
         mcap_writer = require("mcap.writer")
         self._serialize = require("mcap_ros2._dynamic").serialize_dynamic
         # a new file beside ``path`` (the umask's mode, as ``open`` gives), renamed at close

@@ -169,7 +169,11 @@ class RerunView:
             raise InputError(
                 f"{len(info.class_names)} classes: Rerun class ids are uint16 (< 65535)"
             )
-        if sum((save is not None, bool(spawn), connect is not None)) != 1:
+        if not isinstance(spawn, bool) or not isinstance(overwrite, bool):
+            raise ConfigError(
+                f"spawn and overwrite must be True or False, got {spawn!r}, {overwrite!r}"
+            )
+        if sum((save is not None, spawn, connect is not None)) != 1:
             raise ConfigError(
                 "RerunView needs exactly one of save=PATH, spawn=True, connect=URL",
                 hint="--view opens a viewer; --view FILE.rrd writes a file",
