@@ -261,3 +261,177 @@ def test_prompt_masks_are_recorded(tmp_path, clip) -> None:
     np.testing.assert_array_equal(
         wire.image_pixels(msgs["/prompts/masks"][0][1]), np.where(mask, 3, 0)
     )
+
+
+# ------------------------------------------------------------------ TRIAL27 findings
+@pytest.fixture(scope="module")
+def prompted(tmp_path_factory):
+    """(info, [(frame, PromptTrackResult)], [(frame, TrackResult with .prompts)])."""
+    from rapsam_edge.assets import models_dir
+    from rapsam_edge.runtime.segmenter import Segmenter
+
+    seg = Segmenter(DEFAULT_BUNDLE)
+    box = {"boxes": [(130, 250, 256, 312)]}
+    clip = models_dir() / SAMPLE_CLIP
+    only = list(seg.stream(clip, max_frames=3, task="prompt", prompts=box))
+    both = list(seg.stream(clip, max_frames=3, prompts=box))
+    assert all(r.prompts is not None and r.prompts.objects for _, r in both)
+    return OutputInfo.of(seg), only, both
+
+
+def test_a_prompt_task_stream_records_the_prompt_topics(tmp_path, prompted) -> None:
+    from rapsam_edge.ros.messages import prompt_masks
+
+    info, only, _ = prompted
+    path = tmp_path / "p.mcap"
+    with Recorder(path, info) as rec:
+        for i, (frame, res) in enumerate(only):
+            rec.write(frame, res, stamp_ns=10 + i)
+    msgs, conns = read_all(path)
+    assert set(conns) == {"/prompts/masks", "/debug/overlay", "/diagnostics"}
+    for i, (frame, res) in enumerate(only):
+        np.testing.assert_array_equal(
+            wire.image_pixels(msgs["/prompts/masks"][i][1]), prompt_masks(res)
+        )
+        assert wire.image_pixels(msgs["/debug/overlay"][i][1]).shape == frame.shape
+        keys = {kv.key for kv in msgs["/diagnostics"][i][1].status[0].values}
+        assert {f"latency_ms/{s}" for s in res.timings} <= keys
+
+
+def test_stream_prompts_are_recorded_by_default(tmp_path, prompted) -> None:
+    from rapsam_edge.ros.messages import prompt_masks
+
+    info, _, both = prompted
+    path = tmp_path / "b.mcap"
+    with Recorder(path, info, overlay=False) as rec:
+        for i, (frame, res) in enumerate(both):
+            rec.write(frame, res, stamp_ns=10 + i)
+    msgs, _ = read_all(path)
+    assert len(msgs["/prompts/masks"]) == len(both) and len(msgs["/label_info"]) == 1
+    for i, (_, res) in enumerate(both):
+        got = wire.image_pixels(msgs["/prompts/masks"][i][1])
+        np.testing.assert_array_equal(got, prompt_masks(res.prompts))
+        assert got.any()
+
+
+@pytest.mark.parametrize("bad", [None, "result", 3, np.zeros((4, 4), np.int32)])
+def test_a_result_of_another_type_is_refused(tmp_path, clip, bad) -> None:
+    info, pairs = clip
+    path = tmp_path / "t.mcap"
+    with Recorder(path, info) as rec:
+        with pytest.raises(InputError, match="PromptTrackResult"):
+            rec.write(pairs[0][0], bad, stamp_ns=1)
+        with pytest.raises(InputError, match="prompts must be"):
+            rec.write(*pairs[0], stamp_ns=1, prompts=pairs[0][1])
+        assert rec.frames == 0 and rec.counts == {}
+
+
+@pytest.mark.parametrize("fps", [float("nan"), float("inf"), -1.0, "30", True])
+def test_a_bad_fps_is_refused(tmp_path, clip, fps) -> None:
+    info, pairs = clip
+    with Recorder(tmp_path / "f.mcap", info) as rec:
+        with pytest.raises(InputError, match="fps"):
+            rec.write(*pairs[0], stamp_ns=1, fps=fps)
+        assert rec.frames == 0
+
+
+def test_a_missing_folder_is_refused_not_made(tmp_path, clip) -> None:
+    with pytest.raises(OutputError, match="does not exist"):
+        Recorder(tmp_path / "no" / "such" / "x.mcap", clip[0])
+    assert list(tmp_path.iterdir()) == []
+
+
+_SCRIPT = """
+import os, signal, sys
+from rapsam_edge.contract.shared import DEFAULT_BUNDLE, SAMPLE_CLIP
+from rapsam_edge.assets import models_dir
+from rapsam_edge.runtime.segmenter import Segmenter
+from rapsam_edge.ros.record import Recorder
+seg = Segmenter(DEFAULT_BUNDLE)
+rec = Recorder.for_segmenter(sys.argv[1], seg, chunk_size=int(sys.argv[3]))
+for i, (f, r) in enumerate(seg.stream(models_dir() / SAMPLE_CLIP, max_frames=3)):
+    rec.write(f, r, stamp_ns=100 + i)
+if sys.argv[2] == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+elif sys.argv[2] == "interrupt":
+    raise KeyboardInterrupt
+"""
+
+
+@pytest.mark.parametrize("end", ["exit", "interrupt", "kill"])
+def test_a_recording_never_closed(tmp_path, end) -> None:
+    """Never closed: finished at exit (the 3 frames kept, a WARNING printed). Killed: the
+    temporary file keeps every complete chunk, readable by mcap's stream reader."""
+    import subprocess
+
+    from mcap.records import Channel, Message
+    from mcap.stream_reader import StreamReader
+
+    path = tmp_path / "nc.mcap"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    chunk = "1" if end == "kill" else str(4 * 1024 * 1024)  # 1: one message per chunk
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(path), end, chunk],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if end != "kill":
+        assert "was never closed" in proc.stderr, proc.stderr
+        msgs, _ = read_all(path)
+        assert [t for t, _ in msgs["/semantic/labels"]] == [100, 101, 102]
+        assert _leftovers(tmp_path) == []
+        return
+    assert proc.returncode == -9 and not path.exists()
+    (partial,) = _leftovers_paths(tmp_path)
+    topics: dict[int, str] = {}
+    labels = []
+    with open(partial, "rb") as f:
+        with pytest.raises(Exception, match="") as cut:  # the file ends mid-record
+            for record in StreamReader(f).records:
+                if isinstance(record, Channel):
+                    topics[record.id] = record.topic
+                elif (
+                    isinstance(record, Message) and topics[record.channel_id] == "/semantic/labels"
+                ):
+                    labels.append(record.log_time)
+        assert type(cut.value).__name__ == "EndOfFile"
+    assert labels == [100, 101, 102]
+
+
+def _leftovers_paths(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.endswith(".partial"))
+
+
+def test_a_recorder_garbage_collected_unclosed_is_finished(tmp_path, clip) -> None:
+    import gc
+
+    info, pairs = clip
+    path = tmp_path / "gc.mcap"
+    rec = Recorder(path, info)
+    rec.write(*pairs[0], stamp_ns=1)
+    with pytest.warns(ResourceWarning, match="never closed"):
+        del rec
+        gc.collect()
+    msgs, _ = read_all(path)
+    assert len(msgs["/semantic/labels"]) == 1 and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"namespace": "a b"},
+        {"namespace": "/1cam"},
+        {"namespace": 3},
+        {"overlay": "no"},
+        {"overwrite": 1},
+        {"chunk_size": 0},
+        {"chunk_size": 1.5},
+        {"frame_id": 7},
+    ],
+)
+def test_bad_options_are_refused_before_any_file(tmp_path, clip, kwargs) -> None:
+    with pytest.raises(InputError):
+        Recorder(tmp_path / "o.mcap", clip[0], **kwargs)
+    assert list(tmp_path.iterdir()) == []

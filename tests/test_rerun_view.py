@@ -178,3 +178,133 @@ def test_bad_frames_are_refused_and_the_file_stays_valid(tmp_path) -> None:
     with pytest.raises(OutputError, match="closed"):
         view.log(np.zeros((4, 5, 3), np.uint8), pan)
     assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------ TRIAL27 findings
+@pytest.fixture(scope="module")
+def prompted():
+    from rapsam_edge.assets import models_dir
+    from rapsam_edge.runtime.segmenter import Segmenter
+
+    seg = Segmenter(DEFAULT_BUNDLE)
+    box = {"boxes": [(130, 250, 256, 312)]}
+    clip = models_dir() / SAMPLE_CLIP
+    only = list(seg.stream(clip, max_frames=2, task="prompt", prompts=box))
+    both = list(seg.stream(clip, max_frames=2, prompts=box))
+    return OutputInfo.of(seg), only, both
+
+
+def _prompt_images(rrd) -> list[np.ndarray]:
+    rows = rrd["/camera/prompts"]
+    return [
+        np.asarray(buf, np.uint8).view("<i4").reshape(fmt["height"], fmt["width"])  # int32 ids
+        for (buf,), (fmt,) in zip(
+            rows["SegmentationImage:buffer"], rows["SegmentationImage:format"]
+        )
+    ]
+
+
+def test_prompt_task_results_and_stream_prompts_are_logged(tmp_path, prompted) -> None:
+    from rapsam_edge.ros.messages import prompt_masks
+
+    info, only, both = prompted
+    for name, pairs in (("only", only), ("both", both)):
+        path = tmp_path / f"{name}.rrd"
+        with RerunView(info, save=path) as view:
+            for frame, res in pairs:
+                view.log(frame, res)
+        rrd = read_rrd(path)
+        assert ("/camera/segmentation" in rrd) == (name == "both")
+        want = [prompt_masks(r if name == "only" else r.prompts) for _, r in pairs]
+        got = _prompt_images(rrd)
+        assert len(got) == len(want) and all(w.any() for w in want)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("bad", [None, "x", 1.5])
+def test_other_results_and_bad_fps_are_refused(tmp_path, bad) -> None:
+    info = OutputInfo(("a", "b"))
+    pan = PanopticResult(np.zeros((4, 5), np.int32), np.zeros(0, SEGMENT_DTYPE), ("a", "b"))
+    with RerunView(info, save=tmp_path / "b.rrd") as view:
+        with pytest.raises(InputError, match="PromptTrackResult"):
+            view.log(np.zeros((4, 5, 3), np.uint8), bad)
+        with pytest.raises(InputError, match="fps"):
+            view.log(np.zeros((4, 5, 3), np.uint8), pan, fps=float("nan"))
+        assert view.frames == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://bob:PW@:0/x", "port"),
+        ("rerun+http://bob:PW@127.0.0.1:9876/proxy", "credentials"),
+        ("rerun+http://127.0.0.1:9876/proxy?token=PW", "query"),
+        ("https://127.0.0.1:9876/proxy", "scheme"),
+        ("rerun+http://127.0.0.1:9876/other", "path"),
+        ("rerun+http:///proxy", "host"),
+        ("rerun+http://127.0.0.1:9876/proxy\nPW", "control"),
+        (b"rerun+http://127.0.0.1:9876/proxy", "string"),
+    ],
+)
+def test_bad_viewer_urls_are_config_errors_without_the_secret(url, why) -> None:
+    with pytest.raises(ConfigError, match=why) as info:
+        RerunView(OutputInfo(("a",)), connect=url)
+    assert "PW" not in str(info.value)
+
+
+def test_a_url_rerun_refuses_is_a_config_error(monkeypatch) -> None:
+    def refuse(self, url=None, **kw):
+        raise RuntimeError(f"invalid endpoint {url!r}")
+
+    monkeypatch.setattr(rr.RecordingStream, "connect_grpc", refuse)
+    with pytest.raises(ConfigError, match="Rerun refused") as info:
+        RerunView(OutputInfo(("a",)), connect="rerun+http://127.0.0.1:9876/proxy")
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_a_missing_folder_is_refused_not_made(tmp_path) -> None:
+    with pytest.raises(OutputError, match="does not exist"):
+        RerunView(OutputInfo(("a",)), save=tmp_path / "no" / "a" / "x.rrd")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_view_garbage_collected_unclosed_is_finished(tmp_path) -> None:
+    import gc
+
+    info = OutputInfo(("a", "b"))
+    pan = PanopticResult(np.zeros((4, 5), np.int32), np.zeros(0, SEGMENT_DTYPE), ("a", "b"))
+    path = tmp_path / "gc.rrd"
+    view = RerunView(info, save=path)
+    view.log(np.zeros((4, 5, 3), np.uint8), pan)
+    with pytest.warns(ResourceWarning, match="never closed"):
+        del view
+        gc.collect()
+    assert read_rrd(path)["/camera/segmentation"]["frame"] == [0]
+    assert _leftovers(tmp_path) == []
+
+
+def test_spawning_without_a_display_is_a_config_error(monkeypatch, tmp_path) -> None:
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the display check is Linux's (DISPLAY / WAYLAND_DISPLAY)")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="no display"):
+        RerunView(OutputInfo(("a",)), spawn=True)
+
+
+def test_an_unreachable_viewer_is_an_output_error_at_close() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    info = OutputInfo(("a", "b"))
+    pan = PanopticResult(np.zeros((4, 5), np.int32), np.zeros(0, SEGMENT_DTYPE), ("a", "b"))
+    view = RerunView(info, connect=f"rerun+http://127.0.0.1:{port}/proxy")
+    view.log(np.zeros((4, 5, 3), np.uint8), pan)
+    with pytest.raises(OutputError, match="could not be reached"):
+        view.close()
+    assert view.close() is None  # closed once

@@ -4,10 +4,11 @@ found, or, for prompted objects, in how many frames each was tracked, occluded a
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -22,7 +23,44 @@ if TYPE_CHECKING:
     from ..runtime.capture import VideoSource
     from ..runtime.segmenter import Segmenter
 
-__all__ = ["ObjectStates", "process_stream", "tracks_report"]
+__all__ = ["ObjectStates", "Sink", "process_stream", "tracks_report"]
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Where ``process_stream`` also sends each (frame, result) pair (``ros.Recorder``,
+    ``ros.RerunView``): ``write`` per pair, ``close`` at the end (keeping what was
+    written), ``abort`` to drop it."""
+
+    def write(self, frame: np.ndarray, result: Any) -> Any: ...
+
+    def close(self) -> Any: ...
+
+    def abort(self) -> Any: ...
+
+
+def _end_sinks(sinks: Sequence[Sink], keep: bool) -> None:
+    """After a failed stream: close each sink (``keep``: the frames so far stay, e.g. a
+    camera that dropped) or abort it; a sink failing here is logged, so the stream's own
+    error is the one raised."""
+    for sink in sinks:
+        try:
+            sink.close() if keep else sink.abort()
+        except Exception as e:  # noqa: BLE001 - the stream's error goes on
+            log.warning("could not %s %r: %s", "close" if keep else "abort", sink, e)
+
+
+def _close_sinks(sinks: Sequence[Sink]) -> None:
+    """Close every sink; the first failure is raised after the others were closed."""
+    first: BaseException | None = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception as e:  # noqa: BLE001 - re-raised below
+            first = first or e
+    if first is not None:
+        raise first
 
 
 class ObjectStates:
@@ -60,6 +98,25 @@ def _draw(
     return draw_panoptic(frame, result)
 
 
+def _finish(
+    videos: list[VideoOut | None],
+    sinks: Sequence[Sink],
+    n: int,
+    max_frames: int | None,
+    source: Any,
+) -> None:
+    """After the loop: no frame -> SourceError (sinks dropped); else each file checked."""
+    if n == 0 and max_frames != 0:
+        _end_sinks(sinks, keep=False)
+        raise SourceError(f"no frame could be read from {source!r} (empty or not a video?)")
+    try:
+        for video in videos:
+            if video is not None and n:
+                video.close()  # the file holds every frame, or OutputError
+    finally:
+        _close_sinks(sinks)
+
+
 def process_stream(
     seg: Segmenter,
     source: int | str | Path | VideoSource | Iterable[np.ndarray],
@@ -71,6 +128,7 @@ def process_stream(
     prompts: Any = None,
     prompt_video: Path | None = None,
     states: ObjectStates | None = None,
+    sinks: Sequence[Sink] = (),
 ) -> tuple[StageTimes, int, float]:
     """Run ``seg.stream(source, task=task, prompts=prompts)`` and write the annotated frames
     to ``out_video`` (track ids, frame index and track count for "track"; class labels for
@@ -89,6 +147,11 @@ def process_stream(
       prompt_video: tasks "track" / "panoptic" with ``prompts``: a second file showing the
         prompted objects alone (the same stream: one encoder pass per frame).
       states: collects each prompted object's per-state frame counts.
+      sinks: each gets every (frame, result) pair of the same loop (``write``; a
+        ``PromptTrackResult`` for "prompt", else a result carrying ``result.prompts`` when
+        prompts were given) and is closed at the end. On an error they are closed with
+        the frames so far (a camera lost mid-stream keeps its recording) unless no frame
+        was processed or the error is a file / disk one (``OSError``): then aborted.
     Returns:
       (per-stage times in ms incl. end-to-end "frame", frames processed, wall seconds); when
       it returns with frames processed, the videos hold every one of them.
@@ -115,17 +178,18 @@ def process_stream(
                 videos[0].write(_draw(frame, result, seg))
             if videos[1] is not None and pres is not None:
                 videos[1].write(draw_prompt_tracks(frame, pres))
+            for sink in sinks:
+                sink.write(frame, result)
             n += 1
             t_last = time.perf_counter()
+    except BaseException as e:
+        _end_sinks(sinks, keep=n > 0 and not isinstance(e, OSError))
+        raise
     finally:
         for video in videos:
             if video is not None:
                 video.release()
-    if n == 0 and max_frames != 0:
-        raise SourceError(f"no frame could be read from {source!r} (empty or not a video?)")
-    for video in videos:
-        if video is not None and n:
-            video.close()  # the file holds every frame, or OutputError
+    _finish(videos, sinks, n, max_frames, source)
     return times, n, time.perf_counter() - t_start
 
 

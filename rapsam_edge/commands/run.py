@@ -136,6 +136,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="videos / cameras: fail (a camera: reconnect) when no next frame comes within "
         "this time (default %(default)s)",
     )
+    _add_sink_arguments(parser)
+
+
+def _add_sink_arguments(parser: argparse.ArgumentParser) -> None:
+    """--record / --view / --overwrite (``ros.sinks``; docs/ros.md)."""
+    parser.add_argument(
+        "--record",
+        metavar="FILE.mcap",
+        help="videos / cameras: also write the ROS 2 output messages to this MCAP file "
+        "(Foxglove, ros2 bag; its folder must exist; needs rapsam-edge[record])",
+    )
+    parser.add_argument(
+        "--view",
+        nargs="?",
+        const="",
+        metavar="FILE.rrd|URL",
+        help="videos / cameras: log to Rerun: no value spawns the viewer, FILE.rrd saves to "
+        "a file, rerun+http://HOST:PORT/proxy streams to a running viewer (needs "
+        "rapsam-edge[view])",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --record / --view replace an existing file (default: refused)",
+    )
 
 
 def _check_source(source: str):
@@ -261,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
     args.task = _task(args)
     frame = _check_source(args.source)  # before the bundle loads and backends are timed
     out = _output(args, frame is not None)  # so is the output path
+    sink_spec = _check_sinks(args, frame is not None)  # and --record / --view
     from ..apps.video import ObjectStates, process_stream, tracks_report
     from ..runtime.capture import SourceOptions, VideoSource
 
@@ -281,6 +307,11 @@ def run(args: argparse.Namespace) -> int:
             _run_image(seg, frame, out)
         return 0
     states = ObjectStates()
+    sinks = []
+    if sink_spec is not None:
+        from ..ros.sinks import open_sinks
+
+        sinks = open_sinks(seg, sink_spec)
     times, n, wall = process_stream(
         seg,
         video,
@@ -289,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         prompts=_specs(args) or None,
         states=states,
+        sinks=sinks,
     )
     print(f"{n} frames in {wall:.2f} s ({n / max(wall, 1e-9):.1f} FPS)")
     if args.task == "track":
@@ -297,4 +329,27 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(times.table())
     print(f"wrote {out} ({n} frames, checked)")  # process_stream checked the file
+    for sink in sinks:
+        if getattr(sink, "path", None) is not None:
+            print(f"wrote {sink.path} ({n} frames)")
     return 0
+
+
+def _check_sinks(args: argparse.Namespace, image: bool):
+    """--record / --view checked before the bundle loads (``ros.sinks.check_sinks``), or
+    None when neither is given.
+
+    Raises:
+      ConfigError: --record / --view with an image source."""
+    if args.record is None and args.view is None:
+        return None
+    if image:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            "--record / --view take a video, camera or stream source, not an image",
+            hint="give a video file, a camera index or a URL as --source",
+        )
+    from ..ros.sinks import check_sinks
+
+    return check_sinks(args.record, args.view, args.overwrite)

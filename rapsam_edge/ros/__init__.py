@@ -7,6 +7,8 @@
   (``pip install rapsam-edge[record]``: ``mcap``, ``mcap-ros2-support``).
 * ``view``: ``RerunView``, a live view or an ``.rrd`` file (``pip install rapsam-edge[view]``:
   ``rerun-sdk``).
+* ``sinks``: ``rapsam-edge run --record FILE.mcap --view [FILE.rrd | URL]`` (checked before
+  the bundle loads, then given to ``apps.video.process_stream``).
 * ``node``: the rclpy node (ROS 2's own Python packages, from a ROS 2 installation).
 
 Importing this package imports none of rclpy, mcap or rerun: each is imported when its module

@@ -402,6 +402,21 @@ def prompt_masks(result: PromptTrackResult) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------- diagnostics
+def check_fps(fps: Any) -> float | None:
+    """``fps`` as a float: None, or a finite real number >= 0 (not a bool).
+
+    Raises:
+      InputError: anything else (NaN, inf, negative, a string)."""
+    if fps is None:
+        return None
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise InputError(f"fps must be a number or None, got {type(fps).__name__}")
+    value = float(fps)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise InputError(f"fps must be finite and >= 0, got {fps!r}")
+    return value
+
+
 def diagnostics(
     header: Mapping[str, Any],
     timings: Mapping[str, float],
@@ -411,8 +426,15 @@ def diagnostics(
     bundle: str,
 ) -> Msg:
     """``diagnostic_msgs/DiagnosticArray`` with one status "rapsam_edge" (level OK): fps,
-    ``latency_ms/<stage>`` per stage, backend, bundle (values as text, as the type has it)."""
-    values = [{"key": "fps", "value": "" if fps is None else f"{fps:.2f}"}]
+    ``latency_ms/<stage>`` per stage, backend, bundle (values as text, as the type has it).
+    ``fps`` None (the first frame: no rate measured yet) leaves the "fps" value out.
+
+    Raises:
+      InputError: an fps or timing that is not a finite number (fps also >= 0)."""
+    values = []
+    rate = check_fps(fps)
+    if rate is not None:
+        values.append({"key": "fps", "value": f"{rate:.2f}"})
     for stage, ms in timings.items():
         if not math.isfinite(float(ms)):
             raise InputError(f"timing {stage!r} is {ms}")

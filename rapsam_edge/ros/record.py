@@ -11,11 +11,18 @@ type named ``pkg/msg/Name`` with encoding ``ros2msg`` (the full definition text,
 (``/`` + the names of ``topics.TOPICS``, under ``namespace``), each channel's metadata holding
 ``offered_qos_profiles`` (so ``ros2 bag play`` re-publishes ``label_info`` transient local).
 Each message's log and publish times are its header stamp. ``label_info`` is written once,
-with the first frame's header.
+with the header of the first frame that has a panoptic / track result (a ``task="prompt"``
+recording has none: it has no class map to describe).
 
-The file is written under a temporary name beside ``path`` and renamed when ``close()``
-succeeds; a ``with`` block that raises still closes it (frames written so far are kept, the
-file is valid MCAP) unless writing itself failed, in which case the partial file is removed.
+The file is written under a temporary name beside ``path`` (``.NAME.HEX.partial``) and
+renamed when ``close()`` succeeds, so ``path`` only ever holds a finished recording; a ``with``
+block that raises still closes it (frames written so far are kept, the file is valid MCAP)
+unless writing itself failed, in which case the partial file is removed. A recorder never
+closed is finished when it is garbage-collected or the interpreter exits, with a
+``ResourceWarning`` and a logged WARNING (``_closing``). A process killed outright leaves the
+temporary file: its messages are in zstd chunks of at most ``chunk_size`` bytes written as
+they fill, so every complete chunk is readable (``mcap recover`` rewrites it as a finished
+file; mcap's stream reader reads the messages up to the cut).
 Serialisation is ``mcap-ros2-support``'s CDR encoder; the tests decode with ``rosbags``, an
 independent implementation.
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -33,13 +41,21 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..apps.writers import check_output, check_written
+from ..apps.writers import check_written
 from ..errors import InputError, OutputError, OutputExistsError
 from ..runtime.results import PanopticResult, PromptTrackResult, TrackResult
 from . import msgdefs
+from ._closing import finish_unclosed, track, untrack
 from ._optional import require
-from .messages import Msg, check_header, check_message, make_header
-from .outputs import FpsMeter, OutputInfo, frame_messages, label_info_message
+from .messages import Msg, check_fps, check_header, check_message, make_header
+from .outputs import (
+    FpsMeter,
+    OutputInfo,
+    check_output_file,
+    frame_messages,
+    label_info_message,
+    split_result,
+)
 from .topics import QOS, TOPICS, QosSpec
 
 __all__ = ["MCAP_SUFFIXES", "Recorder", "qos_yaml", "topic_name"]
@@ -70,6 +86,25 @@ def topic_name(topic: str, namespace: str = "/") -> str:
     return (ns.rstrip("/") + "/" + topic) if ns != "/" else "/" + topic
 
 
+_NAMESPACE = re.compile(r"/?([A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*)?/?")
+
+
+def _check_options(namespace: Any, *, chunk_size: Any, **flags: Any) -> None:
+    """Raises InputError for a namespace that is not a ROS 2 name, a flag that is not a
+    bool, or a chunk size that is not an int in 1 .. 1 GiB."""
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+        raise InputError(
+            f"namespace {namespace!r} is not a ROS 2 namespace ('/', '/front', 'robot/cam')"
+        )
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise InputError(f"{name} must be True or False, got {value!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise InputError(f"chunk_size must be an int, got {type(chunk_size).__name__}")
+    if not 1 <= chunk_size <= 1 << 30:
+        raise InputError(f"chunk_size must be in 1 .. 2**30 bytes, got {chunk_size}")
+
+
 class Recorder:
     """An MCAP recording of the node's output topics (``topics.TOPICS``, direction "out")."""
 
@@ -95,19 +130,16 @@ class Recorder:
           chunk_size: MCAP chunk size in bytes (zstd-compressed chunks).
         Raises:
           OutputError: the path is a directory, a pipe or device, has another suffix, or its
-            folder cannot be made. OutputExistsError: it exists and ``overwrite`` is False.
+            folder does not exist. OutputExistsError: it exists and ``overwrite`` is False.
+          InputError: a bad frame id, namespace, chunk size, or a flag that is not a bool.
           MissingDependencyError: ``mcap`` / ``mcap-ros2-support`` are not installed.
         """
-        self.path = check_output(Path(path), "the MCAP recording", MCAP_SUFFIXES)
-        if self.path.exists() and not overwrite:
-            raise OutputExistsError(
-                f"the MCAP recording {str(self.path)!r} exists",
-                hint="pass overwrite=True (--overwrite) or another file name",
-            )
+        self.path = check_output_file(path, "the MCAP recording", MCAP_SUFFIXES, overwrite)
+        _check_options(namespace, overwrite=overwrite, overlay=overlay, chunk_size=chunk_size)
+        make_header(0, frame_id)  # checks the frame id
         self.overwrite = overwrite
         self.info, self.frame_id, self.overlay = info, frame_id, overlay
         self.namespace = namespace
-        make_header(0, frame_id)  # checks the frame id
         mcap_writer = require("mcap.writer")
         self._serialize = require("mcap_ros2._dynamic").serialize_dynamic
         # a new file beside ``path`` (the umask's mode, as ``open`` gives), renamed at close
@@ -126,6 +158,8 @@ class Recorder:
         #: frames written, and messages per topic
         self.frames = 0
         self.counts: dict[str, int] = {}
+        self._labels_written = False
+        track(self)
 
     @classmethod
     def for_segmenter(cls, path: str | Path, seg: Any, **kwargs: Any) -> Recorder:
@@ -174,7 +208,7 @@ class Recorder:
     def write(
         self,
         frame: np.ndarray,
-        result: PanopticResult | TrackResult,
+        result: PanopticResult | TrackResult | PromptTrackResult,
         *,
         stamp_ns: int | None = None,
         header: Mapping[str, Any] | None = None,
@@ -185,16 +219,25 @@ class Recorder:
 
         Arguments:
           frame, result: a pair from ``Segmenter.stream`` (frame in ``info.color_order``).
+            A ``PromptTrackResult`` (``task="prompt"``) writes the prompt topics only:
+            ``prompts/masks``, ``debug/overlay``, ``diagnostics`` (no ``label_info``).
           stamp_ns: the frame's time in ns (default: now); ignored when ``header`` is given.
           header: the input image's ``std_msgs/Header`` (stamp and frame id are copied).
-          prompts: the prompt tracker's result on this frame (``prompts/masks``).
-          fps: the rate to report (default: measured between ``write`` calls).
+          prompts: the prompt tracker's result on this frame (``prompts/masks``); default:
+            ``result.prompts`` (a stream given prompts).
+          fps: the rate to report (default: measured between ``write`` calls; none on the
+            first frame, whose ``diagnostics`` then has no "fps" value).
         Returns:
           the messages written, by topic.
         Raises:
-          InputError: a frame / result / header that does not fit (nothing is written for
-            this frame). OutputError: the recording is closed.
+          InputError: a frame / result / header / fps that does not fit, a result that is not
+            a stream result (nothing is written for this frame). OutputError: the recording
+            is closed.
         """
+        if self._file is None:
+            raise OutputError(f"the MCAP recording {str(self.path)!r} is closed")
+        scene, _ = split_result(result, prompts)
+        check_fps(fps)  # before the meter counts this frame
         if header is None:
             header = make_header(time.time_ns() if stamp_ns is None else stamp_ns, self.frame_id)
         measured = self._fps.tick()
@@ -207,11 +250,13 @@ class Recorder:
             overlay=self.overlay,
             prompts=prompts,
         )
-        if self.frames == 0:
+        if scene is not None and not self._labels_written:
             msgs = {"label_info": label_info_message(header, self.info), **msgs}
+            self._labels_written = True
         for topic, msg in msgs.items():
             self.write_message(topic, msg)
         self.frames += 1
+        self._file.flush()  # chunks completed so far reach the OS (a killed process keeps them)
         return msgs
 
     # ------------------------------------------------------------------------ closing
@@ -224,6 +269,7 @@ class Recorder:
           OutputError: the file cannot be finished or moved (the partial file is removed).
           OutputExistsError: ``path`` appeared meanwhile and ``overwrite`` is False.
         """
+        untrack(self)
         if self._file is None:
             return self.path
         try:
@@ -242,6 +288,7 @@ class Recorder:
 
     def abort(self) -> None:
         """Drop the recording: close the file and remove it (nothing appears at ``path``)."""
+        untrack(self)
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
@@ -260,6 +307,9 @@ class Recorder:
         else:
             self.close()  # the frames written so far make a valid recording
 
-    def __del__(self) -> None:
+    def _finish_unclosed(self, why: str) -> None:
         if getattr(self, "_file", None) is not None:
-            self.abort()
+            finish_unclosed(self, f"the MCAP recording {str(self.path)!r}", why)
+
+    def __del__(self) -> None:
+        self._finish_unclosed("it was garbage-collected")
