@@ -6,7 +6,8 @@
 //   file when its container declares a frame count) are read through OpenCV's FFmpeg back-end
 //   with OpenCV's open and read timeouts set (CAP_PROP_OPEN_TIMEOUT_MSEC /
 //   CAP_PROP_READ_TIMEOUT_MSEC: FFmpeg's interrupt callback ends a blocked call, so a read
-//   never hangs). Schemes match case-insensitively.
+//   never hangs). Schemes match case-insensitively; OpenCV is given the URL with its scheme
+//   and host in lower case (normalize_url).
 // - A GStreamer pipeline: a text holding " ! " whose last element is appsink, read through
 //   OpenCV's GStreamer back-end (refused, saying what to do, where this OpenCV has none). Its
 //   stalls are bounded by its own elements (e.g. rtspsrc's timeout properties).
@@ -20,6 +21,8 @@
 //   max(2, count / 50)) it is an error.
 // - Messages and warnings show a URL masked (mask: user and password, query values and a
 //   pipeline's user-id / user-pw / password properties replaced by ***). No shell anywhere.
+//   A bad port of digits only (at most 5) is shown with its host; any other "port" hides
+//   the whole host part (rtsp://***/x: it is most likely a password whose @host is missing).
 #pragma once
 
 #include <arpa/inet.h>
@@ -219,16 +222,44 @@ inline Kind check_url(const std::string& text) {
     const size_t colon = hostport.find(':', close == std::string::npos ? 0 : close);
     const std::string host = hostport.substr(0, colon);
     if (colon != std::string::npos) {
+        // A port of digits only (at most 5) is shown with its host: a bad port number. Any
+        // other "port" hides the whole host part: 'rtsp://admin:secret/x' (a forgotten
+        // '@host') parses as host 'admin', port 'secret' - a password.
         const std::string port = hostport.substr(colon + 1);
         const bool digits = !port.empty() && port.size() <= 5 &&
                             std::all_of(port.begin(), port.end(),
                                         [](char ch) { return ch >= '0' && ch <= '9'; });
-        if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535)  // shown without its host
-            refuse(mask(text.substr(0, start) + "***" + text.substr(end)),  // and port: they may be
-                   "malformed URL (a port that is not a number in 1..65535)");  // credentials
+        if (port.empty() || (digits && std::stoi(port) == 0))
+            refuse(mask(text), "the URL's port is empty or 0");
+        if (digits && std::stoi(port) > 65535)
+            refuse(mask(text), "the URL's port " + port + " is not in 1..65535");
+        if (!digits)
+            refuse(mask(text.substr(0, start) + "***" + text.substr(end)),
+                   "malformed URL (a port that is not a number in 1..65535; host and port "
+                   "hidden: such a 'port' is often a password whose '@host' is missing)");
     }
     check_host(text, host);
     return std::string(kind) == "rtsp" ? Kind::rtsp : Kind::http;
+}
+
+// The checked URL `text` with its scheme and host in lower case (both case-insensitive, RFC
+// 3986; FFmpeg takes only lower-case schemes); user, password, port, path, query and an IPv6
+// zone id stay as given. The twin of net_sources.normalize_url.
+inline std::string normalize_url(const std::string& text) {
+    const size_t start = text.find("://");
+    if (start == std::string::npos) return text;
+    std::string out = text;
+    for (size_t i = 0; i < start; ++i) out[i] = lower(out[i]);
+    const size_t end = std::min(text.find_first_of("/?#", start + 3), text.size());
+    const size_t at = text.rfind('@', end == 0 ? 0 : end - 1);
+    const size_t host = at != std::string::npos && at > start ? at + 1 : start + 3;
+    const bool bracket = host < end && text[host] == '[';
+    size_t host_end = bracket ? text.find(']', host) : text.find(':', host);
+    if (host_end == std::string::npos || host_end > end) host_end = end;
+    const size_t zone = text.find('%', host);
+    if (bracket && zone != std::string::npos && zone < host_end) host_end = zone;
+    for (size_t i = host; i < host_end; ++i) out[i] = lower(out[i]);
+    return out;
 }
 
 // The kind of SOURCE: a URL or pipeline (checked), or a path. Throws SourceError.
@@ -317,7 +348,8 @@ inline void for_each_stream_frame(const std::string& text, Kind kind, const Opti
                                   const std::function<bool(const cv::Mat&, size_t)>& visit) {
     const std::string shown = "'" + mask(text) + "'";
     const std::string name = kind_name(kind);
-    cv::VideoCapture cap = open_stream(text, kind, opts);
+    const std::string url = kind == Kind::pipeline ? text : normalize_url(text);
+    cv::VideoCapture cap = open_stream(url, kind, opts);
     if (!cap.isOpened())
         throw SourceError("cannot open " + name + " " + shown +
                           ": OpenCV refused it (server down, wrong path or credentials, or not a "
@@ -351,7 +383,7 @@ inline void for_each_stream_frame(const std::string& text, Kind kind, const Opti
         int tried = 0;
         const auto t0 = std::chrono::steady_clock::now();
         cap.release();
-        if (!reconnect(cap, bgr, text, kind, opts, shown, n, last, tried)) {
+        if (!reconnect(cap, bgr, url, kind, opts, shown, n, last, tried)) {
             const std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
             throw SourceError(name + " " + shown + " lost after frame " + std::to_string(n) + " (" +
                               last + "); " + std::to_string(tried) + " reconnect attempts in " +
