@@ -243,6 +243,9 @@ def test_a_live_camera_gone_for_good_is_source_lost_within_the_budget(mjpeg, cap
     assert took < QUICK.read_timeout + QUICK.reconnect_total, took
     assert SECRET not in str(info.value) and "***@127.0.0.1" in str(info.value)
     assert not any(SECRET in r.getMessage() for r in caplog.records)
+    # the hint fits an HTTP camera: the server and the network, not a cable or a pipe
+    assert "server" in info.value.hint and "network" in info.value.hint
+    assert "cable" not in info.value.hint and "pipe" not in info.value.hint
 
 
 def test_a_live_camera_that_stalls_is_reconnected(mjpeg):

@@ -182,8 +182,8 @@ def _net_hints(what: str) -> KindHints:
     )
 
 
-#: hints per kind (``SourceKind.hints``), one row per ``SOURCE_KINDS`` row
-HINTS: dict[str, KindHints] = {
+#: the hints of each kind (``SourceKind.hints``: each ``SOURCE_KINDS`` row takes its own)
+_HINTS: dict[str, KindHints] = {
     "camera": KindHints(
         unavailable="check the camera index (0 is the first camera), that the camera is "
         f"plugged in and that no other program holds it; {_OPEN_LONGER}",
@@ -239,6 +239,8 @@ class SourceKind:
     Attributes:
       name: shown in messages ("camera", "file", "rtsp", ...).
       matches: whether a target (an int camera index, or a string) is of this kind.
+      hints: what to do when a source of this kind fails, per ``SourceError`` subclass
+        (the ``hint`` of the errors ``capture.VideoSource`` raises for it).
       live: its end or stall is a loss: reconnect within the back-off, then ``SourceLost``.
       counted: its end is checked against the frame count its container declares.
       api: OpenCV's ``CAP_*`` backend preference (None: OpenCV's choice).
@@ -258,16 +260,12 @@ class SourceKind:
     matches: Callable[[int | str], bool]
     live: bool
     counted: bool
+    hints: KindHints
     api: int | None = None
     finite_if_counted: bool = False
     network: bool = False
     check: Callable[[str], object] | None = None
     normalize: Callable[[str], str] | None = None
-
-    @property
-    def hints(self) -> KindHints:
-        """What to do when a source of this kind fails (``HINTS``)."""
-        return HINTS[self.name]
 
     def opened_as(self, target: int | str) -> int | str:
         """``target`` as OpenCV is given it (``normalize``)."""
@@ -287,12 +285,15 @@ def _scheme_is(*schemes: str) -> Callable[[int | str], bool]:
 #: The kinds of video source, the first match wins. URLs and pipelines come before paths:
 #: ``rtsp://...`` is a URL even where a folder ``rtsp:`` exists.
 SOURCE_KINDS: tuple[SourceKind, ...] = (
-    SourceKind("camera", lambda t: isinstance(t, int), live=True, counted=False),
+    SourceKind(
+        "camera", lambda t: isinstance(t, int), live=True, counted=False, hints=_HINTS["camera"]
+    ),
     SourceKind(
         "rtsp",
         _scheme_is("rtsp", "rtsps"),
         live=True,
         counted=False,
+        hints=_HINTS["rtsp"],
         api=CAP_FFMPEG,
         network=True,
         check=check_url,
@@ -303,6 +304,7 @@ SOURCE_KINDS: tuple[SourceKind, ...] = (
         _scheme_is("http", "https"),
         live=True,
         counted=False,
+        hints=_HINTS["http"],
         api=CAP_FFMPEG,
         finite_if_counted=True,
         network=True,
@@ -314,15 +316,38 @@ SOURCE_KINDS: tuple[SourceKind, ...] = (
         lambda t: isinstance(t, str) and is_pipeline(t),
         live=True,
         counted=False,
+        hints=_HINTS["pipeline"],
         api=CAP_GSTREAMER,
         finite_if_counted=True,
         network=True,
         check=check_pipeline,
     ),
-    SourceKind("device", lambda t: stat.S_ISCHR(_mode(t) or 0), live=True, counted=False),
-    SourceKind("pipe", lambda t: stat.S_ISFIFO(_mode(t) or 0), live=False, counted=True),
-    SourceKind("file", lambda t: stat.S_ISREG(_mode(t) or 0), live=False, counted=True),
+    SourceKind(
+        "device",
+        lambda t: stat.S_ISCHR(_mode(t) or 0),
+        live=True,
+        counted=False,
+        hints=_HINTS["device"],
+    ),
+    SourceKind(
+        "pipe",
+        lambda t: stat.S_ISFIFO(_mode(t) or 0),
+        live=False,
+        counted=True,
+        hints=_HINTS["pipe"],
+    ),
+    SourceKind(
+        "file",
+        lambda t: stat.S_ISREG(_mode(t) or 0),
+        live=False,
+        counted=True,
+        hints=_HINTS["file"],
+    ),
 )
+
+
+#: kind name -> its hints (the rows' own, for lookups and tests)
+HINTS: dict[str, KindHints] = {kind.name: kind.hints for kind in SOURCE_KINDS}
 
 
 def classify(target: int | str) -> SourceKind:
