@@ -13,8 +13,10 @@ exit 2; any other exception is reported, in one line, as a bug (exit 1); Ctrl-C 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import socket
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -175,6 +177,52 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+_NET_DOWN = "check the host / URL and that the server is up and reachable from here"
+#: errno -> hint for an OSError that names no file (a socket, a connection, the system)
+_ERRNO_HINTS: dict[int, str] = {
+    errno.EADDRINUSE: "another program (or another `rapsam-edge serve`) holds that port: give "
+    "another --port, or --port 0 to let the system pick a free one",
+    errno.EADDRNOTAVAIL: "that address is not one of this machine's: check --host",
+    errno.EACCES: "the system refused it (binding a port below 1024 needs privileges: give a "
+    "--port of 1024 or more, or 0)",
+    errno.ECONNREFUSED: _NET_DOWN,
+    errno.ECONNRESET: _NET_DOWN,
+    errno.EHOSTUNREACH: _NET_DOWN,
+    errno.ENETUNREACH: _NET_DOWN,
+    errno.ETIMEDOUT: _NET_DOWN,
+    errno.ENOSPC: "the disk is full: free space or write to another disk",
+    errno.EMFILE: "too many open files: raise `ulimit -n` or close other programs",
+    errno.ENFILE: "too many open files on this system: close other programs",
+}
+_ERRNO_HINTS[errno.EPERM] = _ERRNO_HINTS[errno.EACCES]
+#: errno -> hint for an OSError about a file the user named
+_PATH_HINTS: dict[int, str] = {
+    errno.EACCES: "check the permissions of that path (and of the directories above it)",
+    errno.EPERM: "check the permissions of that path (and of the directories above it)",
+    errno.EROFS: "that file system is read-only: write somewhere else",
+    errno.ENOSPC: "the disk is full: free space or write to another disk",
+}
+
+
+def _os_error(e: OSError) -> tuple[str, str]:
+    """(message, hint) for an OSError: a path the user gave (the paths hint, or the
+    permission / space one), a port already in use (say so: --port), a connection, or
+    another system error (no path hint where no path is involved)."""
+    text = e.strerror or _one_line(e)
+    code = e.errno if isinstance(e.errno, int) else None
+    if getattr(e, "filename", None):
+        hint = _PATH_HINTS.get(code or 0, "check the paths given on the command line")
+        return f"{text}: {e.filename}", hint
+    if code == errno.EADDRINUSE:
+        return f"the port is already in use ({text})", _ERRNO_HINTS[code]
+    if isinstance(e, socket.gaierror):
+        return f"cannot resolve the host name ({text})", _NET_DOWN
+    if isinstance(e, TimeoutError) and code is None:
+        return f"timed out ({text})", _NET_DOWN
+    other = "an operating-system error that names no file: --debug shows where it came from"
+    return text, _ERRNO_HINTS.get(code or 0, other)
+
+
 def _classify(e: Exception, name: str) -> tuple[str, str | None, int]:
     """(message, hint, exit status) for an exception that escaped verb ``name``."""
     if isinstance(e, RapsamEdgeError):
@@ -182,13 +230,9 @@ def _classify(e: Exception, name: str) -> tuple[str, str | None, int]:
     if isinstance(e, ModuleNotFoundError):
         extra = COMMANDS[name].extra or "train"
         return f"{e} (needed by `rapsam-edge {name}`)", EXTRA_HINT.get(extra), 2
-    if isinstance(e, OSError):  # a path the user gave cannot be read or written
-        where = f": {e.filename}" if getattr(e, "filename", None) else ""
-        return (
-            f"{e.strerror or _one_line(e)}{where}",
-            "check the paths given on the command line",
-            2,
-        )
+    if isinstance(e, OSError):  # a path, a port or a connection: the hint fits which
+        message, hint = _os_error(e)
+        return message, hint, 2
     if isinstance(e, MemoryError):
         return (
             f"out of memory in `rapsam-edge {name}` ({type(e).__name__}: {_one_line(e)})",

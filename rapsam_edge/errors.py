@@ -26,7 +26,9 @@ from ``RapsamEdgeError``, so an application can catch the SDK's errors apart fro
 twins because the compiled core is missing or failed to load.
 
 Every error carries a ``hint``: one line saying what to do (the CLI prints the message and
-the hint, without a traceback unless ``--debug``).
+the hint, without a traceback unless ``--debug``). The class hints below are the fallback: a
+``SourceError`` raised by ``runtime.capture`` carries its source kind's own hint
+(``runtime.source_kinds.HINTS``: a URL's names the server, a pipe's its writer).
 """
 
 from __future__ import annotations
@@ -88,7 +90,10 @@ class ConfigError(InputError):
 class SourceError(InputError):
     """A camera, video file or frame source cannot be opened or read."""
 
-    default_hint = "check the camera index / file path (`rapsam-edge run --source ...`)"
+    default_hint = (
+        "check the source: a camera index, a video file path, a URL or a pipeline "
+        "(`rapsam-edge run --source ...`)"
+    )
 
 
 class SourceUnavailable(SourceError):
@@ -97,8 +102,9 @@ class SourceUnavailable(SourceError):
     writer, a camera that does not answer)."""
 
     default_hint = (
-        "check the camera index / path and that something writes to a pipe; "
-        "`rapsam-edge run --open-timeout SECONDS` waits longer"
+        "check the source: a camera index, a video file path, a URL (server up and reachable, "
+        "credentials) or a named pipe with a writer; `rapsam-edge run --open-timeout SECONDS` "
+        "waits longer"
     )
 
 
@@ -115,14 +121,20 @@ class SourceTruncated(SourceError):
     """A video file or pipe ended before the frames its container declares (truncated,
     or still being written); the message names the frame it ended after."""
 
-    default_hint = "the file is incomplete: wait until its writer finishes, or re-copy it"
+    default_hint = (
+        "the source ended early: a file still being written or cut short (re-copy it), a "
+        "pipe's writer or a connection that stopped"
+    )
 
 
 class SourceLost(SourceError):
     """A live source (a camera) stopped giving frames and every reconnect attempt of the
     back-off failed; the message gives the attempts and the time spent."""
 
-    default_hint = "check the camera's cable / driver; the stream reconnects within its back-off"
+    default_hint = (
+        "the live source stopped: check the camera's cable / driver, or the server and the "
+        "network for a URL; the stream reconnects within its back-off"
+    )
 
 
 class DatasetError(InputError):

@@ -98,6 +98,16 @@ def test_an_http_file_gives_the_files_output(file_lines, tmp_path):
     assert out.stdout.splitlines() == file_lines  # identical frames, identical results
 
 
+def test_an_upper_case_scheme_and_host_give_the_files_output(file_lines, tmp_path):
+    """Scheme and host are case-insensitive: the example gives OpenCV them in lower case
+    (FFmpeg refuses 'HTTP://'), the path as given (the server's file is 'Clip.mp4')."""
+    (tmp_path / "Clip.mp4").write_bytes(CLIP.read_bytes())
+    with S.http_files(tmp_path) as base:
+        out = example(base.replace("http://127.0.0.1", "HTTP://LOCALHOST") + "/Clip.mp4")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == file_lines
+
+
 def test_a_live_http_camera_that_drops_and_returns_is_reconnected(file_lines):
     import cv2
 
@@ -197,8 +207,12 @@ def test_a_gstreamer_pipeline_runs_or_is_refused_naming_the_backend():
         (f"rtsp://admin:pa/{SECRET}@cam/x", "malformed URL"),
         (f"rtsp://admin:pa?{SECRET}@cam/x", "malformed URL"),
         (f"rtsp://admin:p@{SECRET}@127.0.0.1:{S.free_port()}/x", "OpenCV refused it"),
-        ("rtsp://127.0.0.1:0/x", "malformed URL"),
-        ("rtsp://127.0.0.1:70000/x", "malformed URL"),
+        ("rtsp://127.0.0.1:0/x", "'rtsp://127.0.0.1:0/x' refused: the URL's port is empty or 0"),
+        ("rtsp://127.0.0.1:70000/x", "'rtsp://127.0.0.1:70000/x' refused: the URL's port 70000"),
+        (f"rtsp://u:{SECRET}@cam:99999/x?k={SECRET}", "'rtsp://***@cam:99999/x?k=***' refused"),
+        ("rtsp://admin:1234567/x", "'rtsp://***/x' refused: malformed URL"),
+        (f"rtsp://admin:{SECRET} x/y", "'rtsp://***/y' refused: the URL holds a character"),
+        (f"rtsp://admin:{SECRET}%zz/y", "'rtsp://***/y' refused: the URL holds a malformed %"),
         ("rtsp://cam/a b", "outside RFC 3986"),
         ("rtsp://cam/x\n\x1b[2Jy", "control character"),
         ("http://caméra/x", "outside RFC 3986"),

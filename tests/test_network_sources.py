@@ -138,6 +138,32 @@ def test_an_http_file_gives_the_files_frames_identically_and_ends(clip_frames, t
     assert all(np.array_equal(a, b) for a, b in zip(got, clip_frames, strict=True))
 
 
+@pytest.mark.parametrize("spell", ["HTTP", "Http", "hTTp"])
+def test_an_upper_case_scheme_and_host_read_the_same_frames(clip_frames, tmp_path, spell):
+    """Scheme and host are case-insensitive (RFC 3986): OpenCV is given them in lower case
+    (FFmpeg refuses 'HTTP://'); the path keeps its case (the server's file is 'Clip.mp4')."""
+    (tmp_path / "Clip.mp4").write_bytes(CLIP.read_bytes())
+    with S.http_files(tmp_path) as base:
+        host = base.split("://", 1)[1].replace(
+            "127.0.0.1", "LOCALHOST" if spell == "Http" else "127.0.0.1"
+        )
+        source = VideoSource(f"{spell}://{host}/Clip.mp4", QUICK)
+        got = bounded(lambda: list(source))
+    assert source.target == f"http://{host.lower()}/Clip.mp4"
+    assert source.shown == repr(source.target)  # messages show what OpenCV was given
+    assert len(got) == 48 and all(np.array_equal(a, b) for a, b in zip(got, clip_frames))
+
+
+def test_normalize_url_lowers_scheme_and_host_only():
+    norm = net_sources.normalize_url
+    assert norm(f"RTSP://Admin:{SECRET}@Cam.LAN:554/Stream1?Token=AbC") == (
+        f"rtsp://Admin:{SECRET}@cam.lan:554/Stream1?Token=AbC"
+    )
+    assert norm("HTTPS://[FE80::A%25Eth0]:8443/X") == "https://[fe80::a%25Eth0]:8443/X"
+    assert norm(f"Http://u:P@{SECRET}@HOST/A@B") == f"http://u:P@{SECRET}@host/A@B"
+    assert norm("rtsp://cam/x") == "rtsp://cam/x"
+
+
 def test_an_http_file_without_range_support_is_refused_with_the_fix(tmp_path):
     """An MP4 with its index at its end needs Range requests: opened, no frame: typed."""
     S.copy_clip(CLIP, tmp_path)
@@ -217,6 +243,9 @@ def test_a_live_camera_gone_for_good_is_source_lost_within_the_budget(mjpeg, cap
     assert took < QUICK.read_timeout + QUICK.reconnect_total, took
     assert SECRET not in str(info.value) and "***@127.0.0.1" in str(info.value)
     assert not any(SECRET in r.getMessage() for r in caplog.records)
+    # the hint fits an HTTP camera: the server and the network, not a cable or a pipe
+    assert "server" in info.value.hint and "network" in info.value.hint
+    assert "cable" not in info.value.hint and "pipe" not in info.value.hint
 
 
 def test_a_live_camera_that_stalls_is_reconnected(mjpeg):
@@ -299,8 +328,10 @@ REFUSED = [
     (f"rtsp://admin:{SECRET}@/x", "names no host"),
     ("rtsp://127.0.0.1:0/x", "port is empty or 0"),
     ("rtsp://127.0.0.1:/x", "port is empty or 0"),
-    ("rtsp://127.0.0.1:99999/x", "malformed URL"),
+    ("rtsp://127.0.0.1:99999/x", "port 99999 is not in 1..65535"),
     ("rtsp://127.0.0.1:-1/x", "malformed URL"),
+    (f"rtsp://admin:{SECRET}@127.0.0.1:65536/x", "port 65536 is not in 1..65535"),
+    ("rtsp://admin:1234567/x", "malformed URL"),  # 7 digits: no port, maybe a password
     (f"rtsp://admin:{SECRET}/x", "malformed URL"),  # forgot '@host': the password is a port
     (f"rtsp://admin:pa/{SECRET}@cam/x", "malformed URL"),  # '/' in the password
     (f"rtsp://admin:pa?{SECRET}@cam/x", "malformed URL"),  # '?' in the password
@@ -330,6 +361,40 @@ def test_refused_urls_never_reach_opencv(url, why, monkeypatch):
         open_source(url, "BGR")
     text = f"{info.value} {info.value.hint}"
     assert SECRET not in text and "\n" not in str(info.value) and "\x1b" not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # a bad port of digits only (at most 5): a port number, shown with its host
+        ("http://127.0.0.1:99999/x", "'http://127.0.0.1:99999/x'"),
+        ("HTTP://Cam.Lan:70000/x", "'HTTP://Cam.Lan:70000/x'"),
+        ("rtsp://127.0.0.1:0/x", "'rtsp://127.0.0.1:0/x'"),
+        ("rtsp://127.0.0.1:00000/x", "'rtsp://127.0.0.1:00000/x'"),
+        ("http://[::1]:99999/x", "'http://[::1]:99999/x'"),
+        (f"rtsp://admin:{SECRET}@cam:99999/x?token={SECRET}", "'rtsp://***@cam:99999/x?token=***'"),
+        # anything else in the port's place may be a password whose '@host' is missing
+        (f"rtsp://admin:{SECRET}/x", "'rtsp://***/x'"),
+        ("rtsp://admin:123456/x", "'rtsp://***/x'"),
+        ("rtsp://admin:12a45/x", "'rtsp://***/x'"),
+        ("rtsp://admin:-1/x", "'rtsp://***/x'"),
+        ("rtsp://admin:1:2/x", "'rtsp://***/x'"),
+        # refused for another fault first: the same rule decides what is shown
+        (f"rtsp://admin:{SECRET} x/y", "'rtsp://***/y'"),
+        (f"rtsp://admin:{SECRET}%zz/y", "'rtsp://***/y'"),
+        (f"rtsp://admin:{SECRET}/y\x1b[2J", "'rtsp://***/y\\x1b[2J'"),
+        (f"rtsp://admin:{SECRET}/y z", "'rtsp://***/y z'"),
+        ("rtsp://cam:554/a b", "'rtsp://cam:554/a b'"),
+    ],
+)
+def test_a_bad_port_is_shown_only_when_it_is_a_number(url, shown, monkeypatch):
+    """Only credentials are masked: a numeric bad port is shown with its host (the fault is
+    visible); a non-numeric one hides the host part (it is most likely a password)."""
+    monkeypatch.setattr(capture, "open_capture", lambda *a: pytest.fail("OpenCV reached"))
+    with pytest.raises(SourceUnavailable) as info:
+        VideoSource(url)
+    assert str(info.value).startswith(f"video source {shown} refused: "), info.value
+    assert SECRET not in f"{info.value} {info.value.hint}"
 
 
 def test_unknown_schemes_name_the_accepted_ones():
@@ -492,6 +557,10 @@ def test_rapsam_edge_run_refuses_a_bad_url_in_one_line(tmp_path, source, why):
     assert out.returncode == 2, out.stderr
     assert why in out.stderr and "hint:" in out.stderr and "Traceback" not in out.stderr
     assert SECRET not in out.stdout + out.stderr
+    hint = next(line for line in out.stderr.splitlines() if "hint:" in line)
+    if "OpenCV refused" in why:  # the hint fits a URL: no pipe writer, no camera index
+        assert "URL" in hint and "server" in hint and "credentials" in hint, hint
+        assert "pipe" not in hint and "camera index" not in hint, hint
 
 
 # ------------------------------------------------------------------ one home: contract.json

@@ -6,7 +6,8 @@
 //   file when its container declares a frame count) are read through OpenCV's FFmpeg back-end
 //   with OpenCV's open and read timeouts set (CAP_PROP_OPEN_TIMEOUT_MSEC /
 //   CAP_PROP_READ_TIMEOUT_MSEC: FFmpeg's interrupt callback ends a blocked call, so a read
-//   never hangs). Schemes match case-insensitively.
+//   never hangs). Schemes match case-insensitively; OpenCV is given the URL with its scheme
+//   and host in lower case (normalize_url).
 // - A GStreamer pipeline: a text holding " ! " whose last element is appsink, read through
 //   OpenCV's GStreamer back-end (refused, saying what to do, where this OpenCV has none). Its
 //   stalls are bounded by its own elements (e.g. rtspsrc's timeout properties).
@@ -20,6 +21,8 @@
 //   max(2, count / 50)) it is an error.
 // - Messages and warnings show a URL masked (mask: user and password, query values and a
 //   pipeline's user-id / user-pw / password properties replaced by ***). No shell anywhere.
+//   A bad port of digits only (at most 5) is shown with its host; any other "port" hides
+//   the whole host part (rtsp://***/x: it is most likely a password whose @host is missing).
 #pragma once
 
 #include <arpa/inet.h>
@@ -191,24 +194,56 @@ inline void check_host(const std::string& text, const std::string& host) {
     if (!ok) refuse(mask(text), "the URL's host is not a host name or address");
 }
 
+// The port text of the URL `text` (after the host's first ':', or "]:" of [v6]); `has` is
+// false where it has none.
+inline std::string port_of(const std::string& text, bool& has) {
+    const size_t start = text.find("://") + 3;
+    const size_t end = std::min(text.find_first_of("/?#", start), text.size());
+    const std::string netloc = text.substr(start, end - start);
+    const size_t at = netloc.rfind('@');
+    const std::string hostport = at == std::string::npos ? netloc : netloc.substr(at + 1);
+    const size_t close = hostport.rfind(']');
+    const size_t colon = hostport.find(':', close == std::string::npos ? 0 : close);
+    has = colon != std::string::npos;
+    return has ? hostport.substr(colon + 1) : std::string();
+}
+
+inline bool port_number(const std::string& port) {  // digits only, at most 5
+    return !port.empty() && port.size() <= 5 &&
+           std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+// The URL `text` as a refusal shows it: masked; with its whole host part hidden where its
+// "port" is not a number of at most 5 digits (a password whose @host is missing), whatever
+// fault it is refused for. The twin of net_sources._shown.
+inline std::string url_shown(const std::string& text) {
+    bool has = false;
+    const std::string port = port_of(text, has);
+    if (!has || port.empty() || port_number(port)) return mask(text);
+    const size_t start = text.find("://") + 3;
+    const size_t end = std::min(text.find_first_of("/?#", start), text.size());
+    return mask(text.substr(0, start) + "***" + text.substr(end));
+}
+
 // The kind of the URL `text` after checking it (the rules above). Throws SourceError.
 inline Kind check_url(const std::string& text) {
+    const std::string shown = url_shown(text);
     const std::string scheme = scheme_of(text);
-    if (scheme == "file") refuse(mask(text), "file:// URLs are not taken; give the file's path");
+    if (scheme == "file") refuse(shown, "file:// URLs are not taken; give the file's path");
     const char* kind = nullptr;
     for (const auto& s : vs::kSchemes)
         if (scheme == s.scheme) kind = s.kind;
     if (kind == nullptr)
-        refuse(mask(text), "the scheme '" + scheme + "' is not taken; give " + accepted());
+        refuse(shown, "the scheme '" + scheme + "' is not taken; give " + accepted());
     static const std::string allowed =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%";
     for (size_t i = 0; i < text.size(); ++i) {
         if (allowed.find(text[i]) == std::string::npos)
-            refuse(mask(text), "the URL holds a character outside RFC 3986 (percent-encode it)");
+            refuse(shown, "the URL holds a character outside RFC 3986 (percent-encode it)");
         if (text[i] == '%' &&
             (i + 2 >= text.size() || !std::isxdigit(static_cast<unsigned char>(text[i + 1])) ||
              !std::isxdigit(static_cast<unsigned char>(text[i + 2]))))
-            refuse(mask(text), "the URL holds a malformed % escape (write % as %25)");
+            refuse(shown, "the URL holds a malformed % escape (write % as %25)");
     }
     const size_t start = scheme.size() + 3;
     const size_t end = std::min(text.find_first_of("/?#", start), text.size());
@@ -216,19 +251,47 @@ inline Kind check_url(const std::string& text) {
     const size_t at = netloc.rfind('@');
     const std::string hostport = at == std::string::npos ? netloc : netloc.substr(at + 1);
     const size_t close = hostport.rfind(']');
-    const size_t colon = hostport.find(':', close == std::string::npos ? 0 : close);
-    const std::string host = hostport.substr(0, colon);
-    if (colon != std::string::npos) {
-        const std::string port = hostport.substr(colon + 1);
-        const bool digits = !port.empty() && port.size() <= 5 &&
-                            std::all_of(port.begin(), port.end(),
-                                        [](char ch) { return ch >= '0' && ch <= '9'; });
-        if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535)  // shown without its host
-            refuse(mask(text.substr(0, start) + "***" + text.substr(end)),  // and port: they may be
-                   "malformed URL (a port that is not a number in 1..65535)");  // credentials
+    const std::string host = hostport.substr(0,
+                                             hostport.find(':',
+                                                           close == std::string::npos ? 0 : close));
+    bool has = false;
+    const std::string port = port_of(text, has);
+    if (has) {
+        // A port of digits only (at most 5) is shown with its host: a bad port number. Any
+        // other "port" hides the whole host part (url_shown): 'rtsp://admin:secret/x' (a
+        // forgotten '@host') parses as host 'admin', port 'secret' - a password.
+        const bool digits = port_number(port);
+        if (port.empty() || (digits && std::stoi(port) == 0))
+            refuse(shown, "the URL's port is empty or 0");
+        if (digits && std::stoi(port) > 65535)
+            refuse(shown, "the URL's port " + port + " is not in 1..65535");
+        if (!digits)
+            refuse(shown,
+                   "malformed URL (a port that is not a number in 1..65535; host and port "
+                   "hidden: such a 'port' is often a password whose '@host' is missing)");
     }
     check_host(text, host);
     return std::string(kind) == "rtsp" ? Kind::rtsp : Kind::http;
+}
+
+// The checked URL `text` with its scheme and host in lower case (both case-insensitive, RFC
+// 3986; FFmpeg takes only lower-case schemes); user, password, port, path, query and an IPv6
+// zone id stay as given. The twin of net_sources.normalize_url.
+inline std::string normalize_url(const std::string& text) {
+    const size_t start = text.find("://");
+    if (start == std::string::npos) return text;
+    std::string out = text;
+    for (size_t i = 0; i < start; ++i) out[i] = lower(out[i]);
+    const size_t end = std::min(text.find_first_of("/?#", start + 3), text.size());
+    const size_t at = text.rfind('@', end == 0 ? 0 : end - 1);
+    const size_t host = at != std::string::npos && at > start ? at + 1 : start + 3;
+    const bool bracket = host < end && text[host] == '[';
+    size_t host_end = bracket ? text.find(']', host) : text.find(':', host);
+    if (host_end == std::string::npos || host_end > end) host_end = end;
+    const size_t zone = text.find('%', host);
+    if (bracket && zone != std::string::npos && zone < host_end) host_end = zone;
+    for (size_t i = host; i < host_end; ++i) out[i] = lower(out[i]);
+    return out;
 }
 
 // The kind of SOURCE: a URL or pipeline (checked), or a path. Throws SourceError.
@@ -242,7 +305,8 @@ inline Kind classify(const std::string& text) {
                           " bytes");
     for (const char c : text)
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-            refuse(mask(text), "the " + what + " holds a control character");
+            refuse(pipeline ? mask(text) : url_shown(text),
+                   "the " + what + " holds a control character");
     if (!pipeline) return check_url(text);
     if (!cv::videoio_registry::hasBackend(cv::CAP_GSTREAMER))
         throw SourceError("GStreamer pipeline '" + mask(text) +
@@ -317,7 +381,8 @@ inline void for_each_stream_frame(const std::string& text, Kind kind, const Opti
                                   const std::function<bool(const cv::Mat&, size_t)>& visit) {
     const std::string shown = "'" + mask(text) + "'";
     const std::string name = kind_name(kind);
-    cv::VideoCapture cap = open_stream(text, kind, opts);
+    const std::string url = kind == Kind::pipeline ? text : normalize_url(text);
+    cv::VideoCapture cap = open_stream(url, kind, opts);
     if (!cap.isOpened())
         throw SourceError("cannot open " + name + " " + shown +
                           ": OpenCV refused it (server down, wrong path or credentials, or not a "
@@ -351,7 +416,7 @@ inline void for_each_stream_frame(const std::string& text, Kind kind, const Opti
         int tried = 0;
         const auto t0 = std::chrono::steady_clock::now();
         cap.release();
-        if (!reconnect(cap, bgr, text, kind, opts, shown, n, last, tried)) {
+        if (!reconnect(cap, bgr, url, kind, opts, shown, n, last, tried)) {
             const std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
             throw SourceError(name + " " + shown + " lost after frame " + std::to_string(n) + " (" +
                               last + "); " + std::to_string(tried) + " reconnect attempts in " +

@@ -216,7 +216,9 @@ class _Capture:
                 if not isinstance(exc, Exception):
                     raise exc
                 text = mask(str(exc)) if self.kind.network else str(exc)
-                raise SourceError(f"reading {self.shown} failed: {text}") from exc
+                raise SourceError(
+                    f"reading {self.shown} failed: {text}", hint=self.kind.hints.of(SourceError)
+                ) from exc
             return answer
         raise _Cancelled
 
@@ -288,6 +290,8 @@ class VideoSource:
             camera_index(target) if isinstance(target, (int, np.integer)) else str(target)
         )
         self.kind = classify(self.target)  # a URL / pipeline checked here
+        #: what OpenCV is given (a URL's scheme and host in lower case: FFmpeg needs it)
+        self.target = self.kind.opened_as(self.target)
         #: the target as messages and logs show it (a URL without its credentials)
         self.shown = self.kind.shown(self.target)
         self.options = options if options is not None else SourceOptions()
@@ -322,7 +326,8 @@ class VideoSource:
                 opened = cap.open(budget, cancel)
             except _TimedOut:
                 raise SourceUnavailable(
-                    f"{self.kind.name} {self.shown} did not open within {budget:g} s"
+                    f"{self.kind.name} {self.shown} did not open within {budget:g} s",
+                    hint=self.kind.hints.unavailable,
                 ) from None
             if not opened:
                 why = (
@@ -334,13 +339,15 @@ class VideoSource:
                 )
                 raise SourceUnavailable(
                     f"cannot open video source {self.shown}: OpenCV refused the "
-                    f"{self.kind.name} ({why})"
+                    f"{self.kind.name} ({why})",
+                    hint=self.kind.hints.unavailable,
                 )
             try:
                 first = cap.read(max(deadline - time.monotonic(), _POLL), cancel)
             except _TimedOut:
                 raise SourceStalled(
-                    f"{self.kind.name} {self.shown} opened but gave no frame within {budget:g} s"
+                    f"{self.kind.name} {self.shown} opened but gave no frame within {budget:g} s",
+                    hint=self.kind.hints.stalled,
                 ) from None
         except BaseException:
             cap.close()
@@ -356,7 +363,9 @@ class VideoSource:
                 f"{self.kind.name} {self.shown} opened, declares {count} frames, gave none",
                 hint="an MP4 whose index (moov) is at its end needs a server that answers "
                 "HTTP Range requests; or write it with the index first (ffmpeg -movflags "
-                "+faststart)",
+                "+faststart)"
+                if self.kind.name == "http"
+                else self.kind.hints.unavailable,
             )
         if count > 0 and n < count - max(2, count // COUNT_SLACK_FRACTION):
             why = (
@@ -366,13 +375,15 @@ class VideoSource:
             )
             raise SourceTruncated(
                 f"{self.kind.name} {self.shown} ended after frame {n} of the {count} its "
-                f"container declares ({why})"
+                f"container declares ({why})",
+                hint=self.kind.hints.truncated,
             )
         now = self._size()
         if size is not None and now is not None and now != size:
             raise SourceTruncated(
                 f"file {self.shown} ended after frame {n} while it was being written "
-                f"({size} bytes when opened, {now} now)"
+                f"({size} bytes when opened, {now} now)",
+                hint=self.kind.hints.truncated,
             )
 
     def _reconnect(self, n: int, why: str, cancel: threading.Event) -> tuple[_Capture, Any]:
@@ -403,7 +414,8 @@ class VideoSource:
             raise _Cancelled
         raise SourceLost(
             f"{self.kind.name} {self.shown} lost after frame {n} ({why}); {tried} "
-            f"reconnect attempts in {time.monotonic() - start:.1f} s failed (last: {last})"
+            f"reconnect attempts in {time.monotonic() - start:.1f} s failed (last: {last})",
+            hint=self.kind.hints.lost,
         )
 
     def _frames(self, cancel: threading.Event) -> Generator[np.ndarray, None, None]:
@@ -439,12 +451,16 @@ class VideoSource:
                 if not live:
                     if why.startswith("no frame within"):
                         raise SourceStalled(
-                            f"{self.kind.name} {self.shown} stalled after frame {n}: {why}"
+                            f"{self.kind.name} {self.shown} stalled after frame {n}: {why}",
+                            hint=self.kind.hints.stalled,
                         )
                     self._check_end(cap, n, size)
                     return
                 if n == 0:  # a live source that never gave a frame: refuse, do not retry
-                    raise SourceUnavailable(f"{self.kind.name} {self.shown} gave no frame")
+                    raise SourceUnavailable(
+                        f"{self.kind.name} {self.shown} gave no frame",
+                        hint=self.kind.hints.unavailable,
+                    )
                 cap.close()
                 cap, frame = self._reconnect(n, why, cancel)
         except _Cancelled:

@@ -4,7 +4,9 @@ OpenCV is imported only to ask which back-ends it has).
 - URLs: ``rtsp://`` / ``rtsps://`` (a live camera) and ``http://`` / ``https://`` (a live
   stream, or a finite video file when its container declares a frame count), read through
   OpenCV's FFmpeg back-end with OpenCV's own open / read timeouts set. The scheme is matched
-  case-insensitively. A URL is refused (``SourceUnavailable``) when it is longer than
+  case-insensitively, and ``normalize_url`` writes the scheme and host in lower case (both
+  case-insensitive, RFC 3986; FFmpeg takes only lower-case schemes) before OpenCV sees the
+  URL: its user, password, port, path and query stay as given. A URL is refused (``SourceUnavailable``) when it is longer than
   ``MAX_SOURCE_TEXT`` bytes, holds a character outside RFC 3986 (a space, a control
   character, a non-ASCII letter: percent-encode it), a malformed ``%`` escape, no host, an
   invalid host or a port outside 1..65535. Any other ``scheme://`` is refused naming the
@@ -17,7 +19,11 @@ OpenCV is imported only to ask which back-ends it has).
   pipelines you trust.
 - ``mask``: the text shown in messages and logs: the user and password of every URL, every
   query value and the ``user-id`` / ``user-pw`` / ``password`` properties of a pipeline are
-  replaced by ``***``. Nothing here runs a shell.
+  replaced by ``***``. Nothing here runs a shell. A URL refused for its port shows its host
+  and port when the port is digits only (at most 5: ``http://cam:99999/x``, ``:0``): a bad
+  port number. A non-numeric "port" (or more than 5 digits) hides the whole host part
+  (``rtsp://***/x``), as it is most likely a password whose ``@host`` was forgotten
+  (``rtsp://admin:secret/x`` parses as host ``admin``, port ``secret``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ __all__ = [
     "is_pipeline",
     "mask",
     "names_stream",
+    "normalize_url",
     "scheme_of",
 ]
 
@@ -60,6 +67,8 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+#: a port shown in a message: digits only, at most 5 (anything else may be a password)
+_PORT_NUMBER = re.compile(r"[0-9]{1,5}")
 #: user:password@ after a scheme, also where a slash is missing ('rtsp:/user:pw@host'): up to
 #: the LAST '@' of the word, as a password may hold '@', '/', '?' or '#' unescaped
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/*)[^\s\"']*@")
@@ -105,8 +114,74 @@ def _hide_netloc(text: str) -> str:
     return mask(f"{head}://***{after[cut:]}")
 
 
+def _split_url(text: str) -> tuple[str, str, str, str | None, str]:
+    """(``scheme://``, ``user:password@`` or "", host, port text or None, the rest from the
+    path on), split as ``urllib.parse.urlsplit`` splits them (the host of ``[v6]`` keeps its
+    brackets; everything after the first ':' of another host is its port)."""
+    head, sep, after = text.partition("://")
+    cut = min([after.find(c) for c in "/?#" if c in after], default=len(after))
+    netloc, rest = after[:cut], after[cut:]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if "[" in hostport:
+        before, _, inside = hostport.partition("[")
+        inner, close, port_part = inside.partition("]")
+        host = f"{before}[{inner}{close}"
+        port = port_part.partition(":")[2] if ":" in port_part else None
+    else:
+        host, colon, port_text = hostport.partition(":")
+        port = port_text if colon else None
+    return head + sep, userinfo + at, host, port, rest
+
+
+def normalize_url(text: str) -> str:
+    """``text`` (a checked URL) with its scheme and host in lower case (both are
+    case-insensitive: RFC 3986 6.2.2.1); the user, password, port, path, query and an IPv6
+    zone id stay as given. OpenCV's FFmpeg back-end takes only lower-case schemes."""
+    head, userinfo, host, port, rest = _split_url(text)
+    address, pct, zone = host.partition("%")
+    port_text = "" if port is None else f":{port}"
+    return f"{head.lower()}{userinfo}{address.lower()}{pct}{zone}{port_text}{rest}"
+
+
+def _check_port(text: str) -> None:
+    """Refuse a URL whose port is empty, 0, out of 1..65535 or not a number: shown with its
+    host and port when the port is a number (``_PORT_NUMBER``), else with the whole host
+    part hidden (module doc: such a "port" is most likely a password)."""
+    port = _split_url(text)[3]
+    if port is None:
+        return
+    if port == "" or (_PORT_NUMBER.fullmatch(port) and int(port) == 0):
+        raise _refuse(text, "the URL's port is empty or 0", "give a port in 1..65535")
+    if _PORT_NUMBER.fullmatch(port):
+        if int(port) > 65535:
+            raise _refuse(
+                text,
+                f"the URL's port {port} is not in 1..65535",
+                "give the server's port (rtsp's default is 554, http's 80, https' 443)",
+            )
+        return
+    raise SourceUnavailable(
+        f"video source {_hide_netloc(text)!r} refused: malformed URL (a port that is not a "
+        "number in 1..65535; host and port hidden: such a 'port' is often a password whose "
+        "'@host' is missing)",
+        hint="write it as scheme://[USER:PASSWORD@]HOST[:PORT]/PATH",
+    )
+
+
+def _shown(text: str) -> str:
+    """``text`` as a refusal shows it: masked (``mask``); a URL whose "port" is not a number
+    of at most 5 digits also with its whole host part hidden (module doc), whatever fault
+    it is refused for ('rtsp://admin:se cret/x' is refused for its space)."""
+    if scheme_of(text) is None:
+        return mask(text)  # a pipeline
+    port = _split_url(text)[3]
+    if port is None or port == "" or _PORT_NUMBER.fullmatch(port):
+        return mask(text)
+    return _hide_netloc(text)
+
+
 def _refuse(text: str, why: str, hint: str) -> SourceUnavailable:
-    return SourceUnavailable(f"video source {mask(text)!r} refused: {why}", hint=hint)
+    return SourceUnavailable(f"video source {_shown(text)!r} refused: {why}", hint=hint)
 
 
 def _check_text(text: str, what: str) -> None:
@@ -159,20 +234,16 @@ def check_url(text: str) -> str:
         )
     if _BAD_ESCAPE.search(text):
         raise _refuse(text, "the URL holds a malformed % escape", "write % as %25")
+    _check_port(text)
     try:
         parts = urlsplit(text)
-        port = parts.port
-    except ValueError:  # a port out of range or not a number, a bad IPv6 literal
-        # shown without its host and port: 'rtsp://admin:secret/x' (no '@') parses as a
-        # host and port that are in fact credentials
+        parts.port  # noqa: B018 - raises for what _check_port let through
+    except ValueError:  # a bad [IPv6] literal ('[' cannot start a password: host shown)
+        shown = mask(text) if _split_url(text)[2].startswith("[") else _hide_netloc(text)
         raise SourceUnavailable(
-            f"video source {_hide_netloc(text)!r} refused: "
-            "malformed URL (a port that is not a number in 1..65535, or a bad [IPv6] host)",
+            f"video source {shown!r} refused: malformed URL (a bad [IPv6] host)",
             hint="write it as scheme://[USER:PASSWORD@]HOST[:PORT]/PATH",
         ) from None
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    if port == 0 or netloc.endswith(":"):
-        raise _refuse(text, "the URL's port is empty or 0", "give a port in 1..65535")
     _check_host(text, parts.hostname)
     return SCHEMES[scheme]
 
