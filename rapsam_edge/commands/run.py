@@ -6,7 +6,9 @@ images) and, for videos, how many tracks it found.
 Click-to-track: `--prompt x,y` and `--box x0,y0,x1,y1` (repeatable; frame pixels) each make one
 object on the first frame (ids 1, 2, ... in command-line order), tracked through the video
 (task "prompt": `OUT/prompt.mp4`, each object's mask, id and state; per object the frames it
-was tracked, occluded and lost are printed) or, on an image, segmented (`OUT/STEM_prompt.png`)."""
+was tracked, occluded and lost are printed) or, on an image, segmented (`OUT/STEM_prompt.png`).
+
+Several `--source` (videos / cameras): one process serves them all (``run_many``)."""
 
 from __future__ import annotations
 
@@ -72,7 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="bundle directory or a shipped bundle's name (default: the shipped one)",
     )
-    parser.add_argument("--source", required=True, help="image, video file or camera index")
+    parser.add_argument(
+        "--source",
+        required=True,
+        action="append",
+        help="image, video file or camera index; repeat for several videos / cameras in one "
+        "process (each writes OUT/I/TASK.mp4, I = its position from 0)",
+    )
     parser.add_argument(
         "--task",
         choices=("panoptic", "track", "prompt"),
@@ -237,6 +245,11 @@ def _run_prompt_image(
 
 def run(args: argparse.Namespace) -> int:
     args.task = _task(args)
+    if len(args.source) > 1:
+        from .run_many import run_many
+
+        return run_many(args, args.task)
+    args.source = args.source[0]
     frame = _check_source(args.source)  # before the bundle loads and backends are timed
     out = _output(args, frame is not None)  # so is the output path
     from ..apps.video import ObjectStates, process_stream, tracks_report
