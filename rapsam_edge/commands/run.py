@@ -8,7 +8,7 @@ object on the first frame (ids 1, 2, ... in command-line order), tracked through
 (task "prompt": `OUT/prompt.mp4`, each object's mask, id and state; per object the frames it
 was tracked, occluded and lost are printed) or, on an image, segmented (`OUT/STEM_prompt.png`).
 
-Several `--source` (videos / cameras): one process serves them all (``run_many``)."""
+Several `--source` (videos / cameras): one process serves them all (``apps.multi_video``)."""
 
 from __future__ import annotations
 
@@ -246,7 +246,7 @@ def _run_prompt_image(
 def run(args: argparse.Namespace) -> int:
     args.task = _task(args)
     if len(args.source) > 1:
-        from .run_many import run_many
+        from ..apps.multi_video import run_many
 
         return run_many(args, args.task)
     args.source = args.source[0]

@@ -24,7 +24,7 @@ from .. import ops
 from ..contract.graphs import ENCODER, PANOPTIC_DECODER
 from .results import ImageEmbedding, PanopticResult, PreparedFrame
 
-__all__ = ["encode_many", "max_batch", "panoptic_many"]
+__all__ = ["encode_many", "fuse_many", "max_batch", "panoptic_logits", "panoptic_many"]
 
 
 def _ms(t0: float) -> float:
@@ -69,10 +69,9 @@ def encode_many(seg: Any, prepared: Sequence[PreparedFrame]) -> list[ImageEmbedd
     ]
 
 
-def panoptic_many(seg: Any, embs: Sequence[ImageEmbedding]) -> list[PanopticResult]:
-    """panoptic decoder (one call) -> fusion per frame on embeddings of one network shape
-    (``encode_many``: the graphs run on the arrays it made, unchecked). Each result's
-    "decoder" timing is the whole call's time."""
+def panoptic_logits(seg: Any, embs: Sequence[ImageEmbedding]) -> tuple[dict, float]:
+    """The panoptic decoder's one call on embeddings of one network shape (``encode_many``:
+    the graph runs on the arrays it made, unchecked): (its outputs by role, ms)."""
     t0 = time.perf_counter()
     feats = embs[0].feats if len(embs) == 1 else np.concatenate([e.feats for e in embs])
     dims = {
@@ -83,14 +82,20 @@ def panoptic_many(seg: Any, embs: Sequence[ImageEmbedding]) -> list[PanopticResu
         "N": seg.bundle.num_queries,
         "C1": len(seg.is_thing) + 1,
     }
-    out = seg._run(PANOPTIC_DECODER, {"feats": feats}, dims=dims)
-    decoder_ms = _ms(t0)
+    return seg._run(PANOPTIC_DECODER, {"feats": feats}, dims=dims), _ms(t0)
+
+
+def fuse_many(
+    seg: Any, embs: Sequence[ImageEmbedding], out: dict, decoder_ms: float
+) -> list[PanopticResult]:
+    """Fusion per frame of the panoptic decoder's batch outputs ``out`` (row i: embs[i]);
+    each result's "decoder" timing is the whole call's ``decoder_ms``."""
     results = []
+    s = seg.bundle.feat_stride
     for i, emb in enumerate(embs):
         timings = {**emb.timings, "decoder": decoder_ms}
         t0 = time.perf_counter()
         prepared = emb.prepared
-        s = seg.bundle.feat_stride
         label_map, segments = ops.kernel("panoptic_fuse")(
             out["cls_logits"][i],
             out["mask_logits"][i],
@@ -104,3 +109,9 @@ def panoptic_many(seg: Any, embs: Sequence[ImageEmbedding]) -> list[PanopticResu
         timings["postprocess"] = _ms(t0)
         results.append(PanopticResult(label_map, segments, seg.class_names, embed, timings))
     return results
+
+
+def panoptic_many(seg: Any, embs: Sequence[ImageEmbedding]) -> list[PanopticResult]:
+    """panoptic decoder (one call) -> fusion per frame on embeddings of one network shape
+    (``panoptic_logits`` then ``fuse_many``)."""
+    return fuse_many(seg, embs, *panoptic_logits(seg, embs))

@@ -42,6 +42,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,7 +50,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import ConfigError, SourceError
-from .batched import encode_many, max_batch, panoptic_many
+from .batched import encode_many, fuse_many, max_batch, panoptic_logits
 from .capture import SourceOptions, VideoSource
 from .prompt_tracker import PromptTracker
 from .results import PromptTrackResult
@@ -69,6 +70,7 @@ __all__ = ["MAX_SOURCES", "SourceFrame", "stream_many"]
 #: most sources one ``stream_many`` serves
 MAX_SOURCES = 64
 ON_ERROR = ("report", "raise")
+_POST_THREAD = True
 
 
 class SourceFrame(NamedTuple):
@@ -276,12 +278,25 @@ def _settings(seg: Any, sources: Any, task: Any, max_frames: Any, kw: dict[str, 
     )
 
 
-def _results(
-    seg: Any, task: str, st: _Settings, items: list[tuple[int, Any, Any, float]], dropped: list
-) -> Iterator[SourceFrame]:
-    """Run one batch (frames of one network shape) and yield its ``SourceFrame``s."""
+def _infer(seg: Any, task: str, items: list[tuple[int, Any, Any, float]]) -> tuple[list, Any]:
+    """The graphs of one batch (frames of one network shape): the encoder, then the
+    panoptic decoder (not for task "prompt"): (embeddings, (decoder outputs, ms) or None)."""
     embs = encode_many(seg, [prepared for _, _, prepared, _ in items])
-    pans = panoptic_many(seg, embs) if task != "prompt" else [None] * len(items)
+    return embs, panoptic_logits(seg, embs) if task != "prompt" else None
+
+
+def _finish(
+    seg: Any,
+    task: str,
+    st: _Settings,
+    batch: tuple[list[tuple[int, Any, Any, float]], list, Any],
+    dropped: list[int],
+) -> list[SourceFrame]:
+    """One batch's fusion and trackers (in source order of its frames): its
+    ``SourceFrame``s. Runs in the post-processing thread, one batch after another."""
+    items, embs, logits = batch
+    pans = fuse_many(seg, embs, *logits) if logits is not None else [None] * len(items)
+    out = []
     for (i, frame, _, read_ms), emb, pan in zip(items, embs, pans):
         result: StreamResult | None = pan
         if task == "track" and pan is not None:
@@ -299,7 +314,8 @@ def _results(
                 )
         assert result is not None  # _settings: task "prompt" has prompt trackers
         result.timings = {"read": read_ms, **result.timings}
-        yield SourceFrame(i, frame, result, None, dropped[i], len(items))
+        out.append(SourceFrame(i, frame, result, None, dropped[i], len(items)))
+    return out
 
 
 def _gather(feeds: dict[int, _Feed], wake: threading.Event) -> list[tuple[int, Any]]:
@@ -313,6 +329,26 @@ def _gather(feeds: dict[int, _Feed], wake: threading.Event) -> list[tuple[int, A
         wake.wait(0.05)
 
 
+def _take(
+    feeds: list[_Feed | None], live: dict[int, _Feed], wake: threading.Event, on_error: str
+) -> tuple[list[tuple[int, Any, Any, float]], list[SourceFrame]]:
+    """One step's input: (frames ready, one per source at most; ``SourceFrame``s of the
+    sources that failed). Ended sources leave ``live``."""
+    frames: list[tuple[int, Any, Any, float]] = []
+    errors: list[SourceFrame] = []
+    for i, item in _gather(live, wake):
+        if item is _DONE:
+            del live[i]
+        elif isinstance(item, BaseException):
+            live.pop(i).leave()
+            if on_error == "raise" or not isinstance(item, Exception):
+                raise item
+            errors.append(SourceFrame(i, None, None, item, dropped_of(feeds, i)))
+        else:
+            frames.append((i, item[0], item[1], item[2]))
+    return frames, errors
+
+
 def _steps(
     seg: Any,
     task: str,
@@ -320,23 +356,21 @@ def _steps(
     feeds: list[_Feed | None],
     wake: threading.Event,
     on_error: str,
+    post: ThreadPoolExecutor,
 ) -> Iterator[SourceFrame]:
     """The steps of ``stream_many`` over the sources' feeds (None: failed to open), which
-    set ``wake`` after each item."""
+    set ``wake`` after each item. The graphs of a batch run here while the ``post`` thread
+    fuses and tracks the batch before it (the C++ core and OpenVINO release the GIL)."""
     live = {i: f for i, f in enumerate(feeds) if f is not None}
+    pending: Future | None = None
     while live:
-        frames: list[tuple[int, Any, Any, float]] = []
-        errors: list[SourceFrame] = []
-        for i, item in _gather(live, wake):
-            if item is _DONE:
-                del live[i]
-            elif isinstance(item, BaseException):
-                live.pop(i).leave()
-                if on_error == "raise" or not isinstance(item, Exception):
-                    raise item
-                errors.append(SourceFrame(i, None, None, item, dropped_of(feeds, i)))
-            else:
-                frames.append((i, item[0], item[1], item[2]))
+        if pending is not None and all(f.q.empty() for f in live.values()):
+            yield from pending.result()  # nothing to overlap it with: never hold it back
+            pending = None
+        frames, errors = _take(feeds, live, wake, on_error)
+        if errors and pending is not None:  # a source's error comes after its frames
+            yield from pending.result()
+            pending = None
         yield from errors
         dropped = [0 if f is None else f.dropped for f in feeds]
         groups: dict[tuple, list] = {}
@@ -344,7 +378,17 @@ def _steps(
             groups.setdefault(entry[2].image.shape, []).append(entry)
         for group in groups.values():
             for k in range(0, len(group), st.batch):
-                yield from _results(seg, task, st, group[k : k + st.batch], dropped)
+                items = group[k : k + st.batch]
+                batch = (items, *_infer(seg, task, items))
+                if pending is not None:
+                    yield from pending.result()
+                if _POST_THREAD:
+                    pending = post.submit(_finish, seg, task, st, batch, dropped)
+                else:
+                    yield from _finish(seg, task, st, batch, dropped)
+                    pending = None
+    if pending is not None:
+        yield from pending.result()
 
 
 def dropped_of(feeds: list[_Feed | None], i: int) -> int:
@@ -398,8 +442,10 @@ def stream_many(
     st = _settings(seg, sources, task, max_frames, kw)
     seg.last_stream_trackers = st.trackers
     feeds, errors, wake = _open(seg, st, max_frames, kw["latest"], kw["on_error"])
+    post = ThreadPoolExecutor(1, thread_name_prefix="rapsam-post")
     try:
         yield from errors
-        yield from _steps(seg, task, st, feeds, wake, kw["on_error"])
+        yield from _steps(seg, task, st, feeds, wake, kw["on_error"], post)
     finally:
+        post.shutdown(wait=False, cancel_futures=True)
         _leave(feeds)

@@ -1,4 +1,4 @@
-"""`rapsam-edge run BUNDLE --source A --source B ...`: several videos / cameras in one process
+"""`rapsam-edge run BUNDLE --source A --source B ...` (``commands.run`` calls ``run_many``): several videos / cameras in one process
 (``Segmenter.stream_many``: a capture thread per source, one tracker each, the encoder
 batched across them). Each source writes ``OUT/I/TASK.mp4`` (I: its position on the
 command line, from 0: two cameras or two files of one name never collide) and gets one
@@ -25,8 +25,8 @@ def _sources(args: argparse.Namespace) -> list[Any]:
     Raises:
       ConfigError: an image among several sources, --prompt / --box (they name pixels of
         one source), a source given twice. SourceError: a missing path, a directory."""
-    from ..apps.image import is_image
     from ..runtime.multi_stream import _check_sources
+    from .image import is_image
 
     if args.prompts:
         raise ConfigError(
@@ -54,8 +54,8 @@ class _Out:
     """One source's output: its video, frame count, times and end."""
 
     def __init__(self, path: Path, task: str) -> None:
-        from ..apps.timing import StageTimes
-        from ..apps.writers import VideoOut
+        from .timing import StageTimes
+        from .writers import VideoOut
 
         self.video = VideoOut(path, 10.0, f"the {task} video")
         self.times = StageTimes()
@@ -65,7 +65,7 @@ class _Out:
 
 
 def _summary(seg: Any, i: int, source: Any, out: _Out, task: str, start: float) -> str:
-    from ..apps.video import tracks_report
+    from .video import tracks_report
 
     head = f"source {i} ({source}): {out.frames} frames"
     if out.error is not None:
@@ -83,9 +83,9 @@ def _summary(seg: Any, i: int, source: Any, out: _Out, task: str, start: float) 
 
 def run_many(args: argparse.Namespace, task: str) -> int:
     """``rapsam-edge run`` with several --source (this module's doc)."""
-    from ..apps.video import _draw
-    from ..apps.writers import check_output
     from ..runtime.capture import SourceOptions, VideoSource
+    from .video import _draw
+    from .writers import check_output
 
     sources = _sources(args)
     paths = [args.out / str(i) / f"{task}.mp4" for i in range(len(sources))]
