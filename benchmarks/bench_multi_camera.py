@@ -58,11 +58,11 @@ def _child(args: argparse.Namespace) -> None:
     seg.settle()
     print("ready", flush=True)
     sys.stdin.readline()
-    n, start = 0, time.monotonic()
+    n, start, cpu = 0, time.monotonic(), time.process_time()
     for _ in seg.stream(_camera(frames, args.index, args.frames)):
         n += 1
-    end = time.monotonic()
-    print(json.dumps({"start": start, "end": end, "frames": n}), flush=True)
+    end, cpu = time.monotonic(), time.process_time() - cpu
+    print(json.dumps({"start": start, "end": end, "frames": n, "cpu": cpu}), flush=True)
     seg.close()
 
 
@@ -90,7 +90,9 @@ def _processes(n: int, threads: int, args: argparse.Namespace) -> dict:
     out = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     wall = max(o["end"] for o in out) - min(o["start"] for o in out)
     per = [o["frames"] / (o["end"] - o["start"]) for o in out]
-    return {"aggregate": sum(o["frames"] for o in out) / wall, "per_camera": per}
+    frames = sum(o["frames"] for o in out)
+    cpu_ms = sum(o["cpu"] for o in out) * 1e3 / frames
+    return {"aggregate": frames / wall, "per_camera": per, "cpu_ms_per_frame": cpu_ms}
 
 
 def _one_process(seg, frames: list, n: int, batch, args: argparse.Namespace) -> dict:
@@ -102,16 +104,17 @@ def _one_process(seg, frames: list, n: int, batch, args: argparse.Namespace) -> 
     cams = [_camera(frames, i, args.frames) for i in range(n)]
     counts, last = [0] * n, [0.0] * n
     batches: list[int] = []
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
     for item in seg.stream_many(cams, batch=batch):
         assert item.error is None, item.error
         counts[item.source] += 1
         last[item.source] = time.monotonic()
         batches.append(item.batch)
-    wall = time.monotonic() - start
+    wall, cpu = time.monotonic() - start, time.process_time() - cpu
     per = [c / (t - start) for c, t in zip(counts, last)]
     return {
         "aggregate": sum(counts) / wall,
+        "cpu_ms_per_frame": cpu * 1e3 / sum(counts),
         "per_camera": per,
         "mean_batch": statistics.mean(batches),
     }
@@ -176,10 +179,12 @@ def _table(results: dict, modes: list, graphs: dict) -> list[str]:
         "# Several cameras in one process (`bench_multi_camera.py`)",
         "",
         f"{describe()}; bundle {BUNDLE} on {BACKEND}, task track, 640x480 frames from memory "
-        "(the sample clip, resized; no decode), medians of the rounds.",
+        "(the sample clip, resized; no decode), medians of the rounds. CPU ms / frame: the "
+        "process time of all the processes (all their threads) over the frames.",
         "",
-        "| cameras | mode | aggregate FPS | per-camera FPS (mean / min) | mean batch | vs N processes (split) |",
-        "|---|---|---|---|---|---|",
+        "| cameras | mode | aggregate FPS | per-camera FPS (mean / min) | mean batch "
+        "| CPU ms / frame | vs N processes (split), median of the rounds' ratios |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, n, _ in modes:
         r = results[(label, n)]
@@ -187,10 +192,12 @@ def _table(results: dict, modes: list, graphs: dict) -> list[str]:
         agg = statistics.median(r["aggregate"])
         per = [statistics.median(c) for c in zip(*r["per_camera"])]
         batch = f"{statistics.median(r['mean_batch']):.2f}" if r.get("mean_batch") else "-"
-        ratio = agg / statistics.median(split["aggregate"])
+        # paired: this mode's FPS over the split processes' FPS of the same round
+        ratio = statistics.median(a / b for a, b in zip(r["aggregate"], split["aggregate"]))
+        cpu = statistics.median(r["cpu_ms_per_frame"])
         lines.append(
             f"| {n} | {label} | {agg:.1f} | {statistics.mean(per):.1f} / {min(per):.1f} "
-            f"| {batch} | {ratio:.2f}x |"
+            f"| {batch} | {cpu:.1f} | {ratio:.2f}x |"
         )
     lines += ["", "Graphs alone on a batch (OpenVINO, LATENCY hint, static shapes):", ""]
     lines += ["| graph | batch | ms per call | frames/s | vs batch 1 |", "|---|---|---|---|---|"]
@@ -205,9 +212,9 @@ def _table(results: dict, modes: list, graphs: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--frames", type=int, default=150, help="timed frames per camera")
+    parser.add_argument("--frames", type=int, default=120, help="timed frames per camera")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
@@ -223,10 +230,12 @@ def main() -> None:
     seg = _segmenter()
     modes = _modes(args.cameras, cores)
     results: dict = {
-        (label, n): {"aggregate": [], "per_camera": [], "mean_batch": []} for label, n, _ in modes
+        (label, n): {"aggregate": [], "per_camera": [], "mean_batch": [], "cpu_ms_per_frame": []}
+        for label, n, _ in modes
     }
     for rnd in range(args.rounds):
-        for label, n, kind in modes:
+        # every other round in reverse order: a drift of the machine's load favours no mode
+        for label, n, kind in modes if rnd % 2 == 0 else modes[::-1]:
             if kind in ("split", "shared"):
                 threads = max(1, cores // n) if kind == "split" else cores
                 r = _processes(n, threads, args)

@@ -13,7 +13,10 @@ step takes the frame each source has ready, without waiting for the others (a ca
 stalls delays nobody: its read timeout runs in its own thread), runs the encoder once on
 the step's frames of one network shape (a batch; ``batched``), then the panoptic decoder
 once on them, then per frame the fusion and the trackers, and yields one ``SourceFrame``
-per frame, in source order. Each source's frames come in order, none is dropped
+per frame, in source order. The fusion and trackers of a batch run in a post-processing
+thread while the graphs of the next batch run (the C++ core and OpenVINO release the GIL),
+so a batch's results are yielded once the next batch's graphs are done, or at once when no
+frame is waiting. Each source's frames come in order, none is dropped
 (``latest=False``), so each source's results are those ``stream`` gives for it alone.
 ``latest=True`` keeps only each source's newest frame instead (a robot's choice: bounded
 latency on live cameras; older frames not yet taken are dropped, counted in
