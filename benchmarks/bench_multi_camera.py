@@ -225,7 +225,8 @@ def main() -> None:
     from rapsam_edge.contract.threads import usable_cores
 
     cores = usable_cores()
-    print(f"load: {os.getloadavg()}", flush=True)
+    load_before = os.getloadavg()
+    print(f"load: {load_before}", flush=True)
     frames = clip_frames(64, HW)
     seg = _segmenter()
     modes = _modes(args.cameras, cores)
@@ -247,7 +248,13 @@ def main() -> None:
     seg.close()
     graphs = _graph_batches(args.rounds)
     lines = _table(results, modes, graphs)
-    lines += ["", f"load average after: {os.getloadavg()}"]
+    after = os.getloadavg()
+    lines += [
+        "",
+        "Load average (1, 5, 15 min) before: {:.2f}, {:.2f}, {:.2f}; after: {:.2f}, {:.2f}, "
+        "{:.2f} (the machine is shared: a load above its 2 cores slows every mode; the "
+        "ratios are paired per round).".format(*load_before, *after),
+    ]
     payload = {
         "machine": describe(),
         "bundle": BUNDLE,

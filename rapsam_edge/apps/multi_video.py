@@ -19,33 +19,20 @@ __all__ = ["run_many"]
 
 
 def _sources(args: argparse.Namespace) -> list[Any]:
-    """The command line's sources as ``stream_many`` takes them, checked before the bundle
-    loads: each an existing video file or a camera index, none twice.
+    """The command line's sources as ``stream_many`` takes them (each checked by ``run``
+    first: an existing video file or a camera index), checked before the bundle loads.
 
     Raises:
-      ConfigError: an image among several sources, --prompt / --box (they name pixels of
-        one source), a source given twice. SourceError: a missing path, a directory."""
+      ConfigError: --prompt / --box (they name pixels of one source), a source given
+        twice."""
     from ..runtime.multi_stream import _check_sources
-    from .image import is_image
 
     if args.prompts:
         raise ConfigError(
             "--prompt / --box name pixels of one source; they cannot be used with several --source",
             hint="run the prompted source alone",
         )
-    out: list[Any] = []
-    for source in args.source:
-        if is_image(source):
-            raise ConfigError(
-                f"{source!r} is an image: several --source are videos or cameras",
-                hint="run an image alone: rapsam-edge run --source IMAGE",
-            )
-        if not source.isdigit():
-            if not Path(source).exists():
-                raise SourceError(f"video source {source!r} does not exist")
-            if Path(source).is_dir():
-                raise SourceError(f"video source {source!r} is a directory, not a video file")
-        out.append(int(source) if source.isdigit() and not Path(source).exists() else source)
+    out = [int(s) if s.isdigit() and not Path(s).exists() else s for s in args.source]
     _check_sources(out)
     return out
 

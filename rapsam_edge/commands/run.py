@@ -245,9 +245,16 @@ def _run_prompt_image(
 
 def run(args: argparse.Namespace) -> int:
     args.task = _task(args)
-    if len(args.source) > 1:
+    if len(args.source) > 1:  # several videos / cameras, one process
         from ..apps.multi_video import run_many
+        from ..errors import ConfigError
 
+        for source in args.source:
+            if _check_source(source) is not None:
+                raise ConfigError(
+                    f"{source!r} is an image: several --source are videos or cameras",
+                    hint="run an image alone: rapsam-edge run --source IMAGE",
+                )
         return run_many(args, args.task)
     args.source = args.source[0]
     frame = _check_source(args.source)  # before the bundle loads and backends are timed

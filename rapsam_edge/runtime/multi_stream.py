@@ -174,8 +174,8 @@ def _source_key(source: Any) -> Any:
         return ("camera", int(source))
     if isinstance(source, str) and source.isdigit() and not Path(source).exists():
         return ("camera", int(source))
-    if isinstance(source, (str, Path)):
-        return ("path", os.path.realpath(source))
+    if isinstance(source, (str, Path)):  # a file by its real path, a URL as written
+        return ("path", os.path.realpath(source)) if Path(source).exists() else ("name", source)
     return ("object", id(source))
 
 
