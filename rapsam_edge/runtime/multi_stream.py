@@ -25,8 +25,9 @@ latency on live cameras; older frames not yet taken are dropped, counted in
 Batching (``batch``): "auto" batches up to all the sources' frames per call when the
 graphs accept a batch (a dynamic "B" axis: the shipped bundles; ``batched.max_batch``);
 an int caps the frames per call (1: one call per frame, the cameras interleaved). On this
-project's 2-core CPU the OpenVINO INT8 encoder runs 1.2x (batch 2) to 1.35x (batch 4)
-more frames per second batched than one by one (benchmarks/results/multi_camera.md).
+project's 2-core CPU the OpenVINO INT8 encoder and panoptic decoder run 1.2x (batch 2) to
+1.35x (batch 4) more frames per second batched than one by one, and 4 cameras in one
+process 1.65x the aggregate FPS of 4 separate processes (benchmarks/results/multi_camera.md).
 
 A source that fails (its ``SourceError`` kinds as in ``stream``, an ``InputError`` for a
 bad frame of an iterable, any error its iterable raises) yields one last ``SourceFrame``
