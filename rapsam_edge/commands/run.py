@@ -6,7 +6,9 @@ images) and, for videos, how many tracks it found.
 Click-to-track: `--prompt x,y` and `--box x0,y0,x1,y1` (repeatable; frame pixels) each make one
 object on the first frame (ids 1, 2, ... in command-line order), tracked through the video
 (task "prompt": `OUT/prompt.mp4`, each object's mask, id and state; per object the frames it
-was tracked, occluded and lost are printed) or, on an image, segmented (`OUT/STEM_prompt.png`)."""
+was tracked, occluded and lost are printed) or, on an image, segmented (`OUT/STEM_prompt.png`).
+
+Several `--source` (videos / cameras): one process serves them all (``apps.multi_video``)."""
 
 from __future__ import annotations
 
@@ -75,8 +77,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source",
         required=True,
+        action="append",
         help="image, video file, camera index, rtsp:// or http(s):// URL, or a GStreamer "
-        "pipeline ending in '! appsink'",
+        "pipeline ending in '! appsink'; repeat for several videos / cameras in one process "
+        "(each writes OUT/I/TASK.mp4, I = its position from 0)",
     )
     parser.add_argument(
         "--task",
@@ -284,6 +288,23 @@ def _run_prompt_image(
 
 def run(args: argparse.Namespace) -> int:
     args.task = _task(args)
+    if len(args.source) > 1:  # several videos / cameras, one process
+        from ..apps.multi_video import run_many
+        from ..errors import ConfigError
+
+        if args.record is not None or args.view is not None:
+            raise ConfigError(
+                "--record / --view take one --source (several sources write a video each)",
+                hint="record or view each camera in its own run",
+            )
+        for source in args.source:
+            if _check_source(source) is not None:
+                raise ConfigError(
+                    f"{source!r} is an image: several --source are videos or cameras",
+                    hint="run an image alone: rapsam-edge run --source IMAGE",
+                )
+        return run_many(args, args.task)
+    args.source = args.source[0]
     frame = _check_source(args.source)  # before the bundle loads and backends are timed
     out = _output(args, frame is not None)  # so is the output path
     sink_spec = _check_sinks(args, frame is not None)  # and --record / --view

@@ -16,10 +16,9 @@ Frames are H x W x 3 uint8 in ``color_order`` ("RGB" by default; "BGR" for OpenC
 Threads: one Segmenter may be shared by several threads. ``panoptic`` and ``prompt`` (with
 the handle ``set_image`` returned) keep no per-call state in the Segmenter; the backends are
 safe to call concurrently (ONNX Runtime and OpenVINO run calls in parallel, TensorRT and
-torch one at a time). ``track`` state lives in an ``OnlineTracker``: each ``stream`` has its
-own; ``track(frame)`` without ``tracker=`` uses the Segmenter's default one under a lock
-(frames of one video must arrive in order, so give each video its own tracker from
-``new_tracker()``).
+torch one at a time). ``track`` state lives in an ``OnlineTracker``: each ``stream`` (each
+source of ``stream_many``) has its own; ``track(frame)`` without ``tracker=`` uses the
+Segmenter's default one under a lock (give each video its own from ``new_tracker()``).
 """
 
 from __future__ import annotations
@@ -35,11 +34,12 @@ import numpy as np
 
 from .. import ops
 from ..bundle import Bundle
-from ..contract.graphs import ENCODER, PANOPTIC_DECODER, PROMPT_DECODER
+from ..contract.graphs import ENCODER, PROMPT_DECODER
 from ..contract.shared import STABILITY_OFFSET
 from ..errors import BackendError, ManifestError
-from . import streaming
+from . import multi_stream, streaming
 from .base import Backend
+from .batched import encode_many, panoptic_many
 from .capture import SourceOptions, VideoSource
 from .inputs import as_frame, check_embedding, encoder_id, prompt_decoder_boxes
 from .options import MAX_PROMPTS, SegmenterOptions, load_segmenter_bundle
@@ -222,12 +222,6 @@ class Segmenter:
         out = self.graphs[graph].run_roles(feeds, check=check)
         return checked_outputs(graph, out, dims)
 
-    def _encode(self, prepared: PreparedFrame) -> np.ndarray:
-        _, h, w, _ = prepared.image.shape
-        s = self.bundle.feat_stride
-        dims = {"B": 1, "D": self._feat_dim, "h": h // s, "w": w // s}
-        return self._run(ENCODER, {"image": prepared.image}, dims=dims)["feats"]
-
     def _feat_dims(self, feats: np.ndarray) -> dict[str, int]:
         """The sizes a decoder's outputs must have on features ``feats`` (B x D x h x w)."""
         return {"B": 1, "D": self._feat_dim, "h": feats.shape[2], "w": feats.shape[3]}
@@ -238,38 +232,12 @@ class Segmenter:
 
     def _embed(self, prepared: PreparedFrame) -> ImageEmbedding:
         """The encoder's pass over a frame ``prepare`` validated: its ``ImageEmbedding``
-        (read-only features; timings "prepare" and "encoder")."""
-        t0 = time.perf_counter()
-        feats = self._encode(prepared)
-        feats.flags.writeable = False
-        timings = {"prepare": prepared.prepare_ms, ENCODER: _ms(t0)}
-        return ImageEmbedding(prepared, feats, timings, encoder=self._encoder_id)
+        (read-only features; timings "prepare" and "encoder"; ``batched.encode_many``)."""
+        return encode_many(self, [prepared])[0]
 
     def _panoptic(self, emb: ImageEmbedding) -> PanopticResult:
-        """panoptic decoder -> fusion on a frame's embedding (``_embed``: the graphs run on
-        the arrays it made, unchecked)."""
-        timings, feats, prepared = dict(emb.timings), emb.feats, emb.prepared
-        t0 = time.perf_counter()
-        dims = {
-            **self._feat_dims(feats),
-            "N": self.bundle.num_queries,
-            "C1": len(self.is_thing) + 1,
-        }
-        out = self._run(PANOPTIC_DECODER, {"feats": feats}, dims=dims)
-        timings["decoder"] = _ms(t0)
-        t0 = time.perf_counter()
-        label_map, segments = ops.kernel("panoptic_fuse")(
-            out["cls_logits"][0],
-            out["mask_logits"][0],
-            self._valid_cells(prepared),
-            prepared.frame_hw,
-            self.is_thing,
-            float(self.postprocess.score_threshold),
-            float(self.postprocess.overlap_threshold),
-        )
-        embed = out["query_embed"][0][segments["query"]]
-        timings["postprocess"] = _ms(t0)
-        return PanopticResult(label_map, segments, self.class_names, embed, timings)
+        """panoptic decoder -> fusion on a frame's embedding (``batched.panoptic_many``)."""
+        return panoptic_many(self, [emb])[0]
 
     # ------------------------------------------------------------------ public API
     def panoptic(self, frame: np.ndarray) -> PanopticResult:
@@ -469,6 +437,38 @@ class Segmenter:
             source_options=source_options,
             prompts=prompts,
             prompt_tracker=prompt_tracker,
+        )
+
+    def stream_many(
+        self,
+        sources: Sequence[int | str | Path | VideoSource | Iterable[np.ndarray]],
+        *,
+        task: str = "track",
+        max_frames: int | None = None,
+        source_options: SourceOptions | Sequence[SourceOptions | None] | None = None,
+        trackers: Sequence[OnlineTracker | None] | None = None,
+        prompts: Sequence[Any] | None = None,
+        batch: int | str = "auto",
+        latest: bool = False,
+        on_error: str = "report",
+    ) -> Iterator[multi_stream.SourceFrame]:
+        """``stream`` for several sources at once, each with its own capture thread and
+        trackers; a ``SourceFrame`` (source, frame, result, error, dropped, batch) per frame.
+        The encoder and panoptic decoder run once per step on the ready frames (``batch``:
+        "auto" or the most per call); per-source lists of ``stream``'s settings; a failing
+        source yields its error and the others go on. ``runtime.multi_stream``: details.
+        Raises ConfigError (no, too many or repeated sources, bad settings); else as stream."""
+        yield from multi_stream.stream_many(
+            self,
+            sources,
+            task=task,
+            max_frames=max_frames,
+            source_options=source_options,
+            trackers=trackers,
+            prompts=prompts,
+            batch=batch,
+            latest=latest,
+            on_error=on_error,
         )
 
     # ------------------------------------------------------------------ life cycle
