@@ -231,20 +231,23 @@ def make_core(segmenter, **params):
 
 
 class Spy:
-    """The Segmenter, recording the frames and results the node got from ``track`` (two runs
-    of a backend on one frame may differ in the last bits of a score, so the test compares
-    with the very result the node published, not with a second run)."""
+    """The Segmenter, recording the frames the node prepared and how many encoder passes
+    it ran (the test compares with the very result the node published, ``core.result``:
+    two runs of a backend on one frame may differ in the last bits of a score)."""
 
     def __init__(self, seg) -> None:
-        self.seg, self.calls = seg, []
+        self.seg, self.frames, self.encodes = seg, [], 0
 
     def __getattr__(self, name):
         return getattr(self.seg, name)
 
-    def track(self, frame, *, tracker=None):
-        result = self.seg.track(frame, tracker=tracker)
-        self.calls.append((frame.copy(), result))
-        return result
+    def prepare(self, frame, **kw):
+        self.frames.append(frame.copy())
+        return self.seg.prepare(frame, **kw)
+
+    def _embed(self, prepared):
+        self.encodes += 1
+        return self.seg._embed(prepared)
 
 
 def test_core_outputs_are_the_segmenters_results(store, frames, segmenter) -> None:
@@ -258,7 +261,7 @@ def test_core_outputs_are_the_segmenters_results(store, frames, segmenter) -> No
     for i, bgr in enumerate(frames):
         outs = core.on_image(image_dict(store, bgr, sec=100 + i, frame_id="front"))
         assert set(outs) == OUT - {"label_info", "prompts/masks"}
-        frame, result = spy.calls[-1]
+        frame, result = spy.frames[-1], core.result
         np.testing.assert_array_equal(frame, bgr[:, :, ::-1])  # RGB, the Segmenter's order
         header = {"stamp": {"sec": 100 + i, "nanosec": 7}, "frame_id": "front"}
         expect = frame_messages(header, frame, result, core.info)
@@ -276,7 +279,7 @@ def test_core_outputs_are_the_segmenters_results(store, frames, segmenter) -> No
             f"latency_ms/{k}": f"{v:.3f}" for k, v in result.timings.items()
         }
         assert outs["diagnostics"]["header"] == header
-    assert len(spy.calls) == len(frames)
+    assert len(spy.frames) == spy.encodes == len(frames)  # one encoder pass per frame
     assert core.label_info()["class_map"][0] == {
         "class_id": 0,
         "class_name": core.info.class_names[0],

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..runtime.results import PromptTrackResult
 from .messages import Msg, check_header, frame_from_image, make_header
 from .outputs import FpsMeter, OutputInfo, frame_messages, label_info_message
 from .params import NodeParams
@@ -74,16 +75,29 @@ class NodeCore:
         self.params = params
         self.seg = segmenter
         self.info = OutputInfo.of(segmenter)
-        self.tracker = segmenter.new_tracker()
         self.prompt_tracker = (
             segmenter.prompt_tracker(params.prompt_tracker_config()) if params.prompts else None
         )
+        self._new_step()
         self.fps = FpsMeter()
         self.frames = 0
         self._frame_hw: tuple[int, int] | None = None
         self._has_frame = False
-        #: the last frame when the prompt tracker did not step it (nothing tracked yet)
-        self._pending: np.ndarray | None = None
+
+    def _new_step(self) -> None:
+        """A fresh video tracker, and the per-frame work of ``Segmenter.stream``: one encoder
+        pass serves the panoptic / track result and the prompt tracker (which steps every
+        frame, objects or not, so that prompts apply to the frame processed last)."""
+        from ..runtime.streaming import FrameStep
+
+        task = self.params.task
+        self.tracker = self.seg.new_tracker()
+        self._step = FrameStep(
+            self.seg,
+            task=task,
+            tracker=self.tracker if task == "track" else None,
+            prompt_tracker=self.prompt_tracker,
+        )
 
     def label_info(self, header: Mapping[str, Any] | None = None) -> Msg:
         """The ``label_info`` message (the node latches it at start)."""
@@ -105,18 +119,14 @@ class NodeCore:
             )
             self.reset()
         self._frame_hw = hw
-        if self.params.task == "track":
-            result = self.seg.track(frame, tracker=self.tracker)
-        else:
-            result = self.seg.panoptic(frame)
-        prompts = None
-        if self.prompt_tracker is not None:
-            self._has_frame = True
-            self._pending = None
-            if self.prompt_tracker.ids:
-                prompts = self.prompt_tracker.step(frame)
-            else:  # nothing to track yet: keep the frame for a prompt that comes later
-                self._pending = frame
+        result = self._step(frame)  # one encoder pass (prompts: result.prompts)
+        #: the last frame's TrackResult / PanopticResult (what the messages were made of)
+        self.result = result
+        assert not isinstance(result, PromptTrackResult)  # params.task: track or panoptic
+        if result.prompts is not None and not result.prompts.objects:
+            result.prompts = None  # nothing tracked yet: no prompts/masks message
+        prompts = result.prompts
+        self._has_frame = True
         self.frames += 1
         return frame_messages(
             header,
@@ -128,35 +138,35 @@ class NodeCore:
             prompts=prompts,
         )
 
-    def _prompt_frame(self) -> np.ndarray | None:
-        """The frame prompts apply to: the last one (None: the one the tracker stepped)."""
+    def _prompt_frame(self) -> None:
+        """The frame prompts apply to: None, the one the prompt tracker stepped last.
+
+        Raises:
+          InputError: prompts are off, or no image came yet."""
         if self.prompt_tracker is None:
             raise InputError("prompts are off (parameter prompts: false)")
         if not self._has_frame:
             raise InputError("a prompt came before any image: it needs a frame")
-        pending, self._pending = self._pending, None
-        return pending
 
     def on_boxes(self, msg: Mapping[str, Any]) -> list[int]:
         """``prompts/boxes``: start tracking one object per detection box; -> their ids."""
         boxes = boxes_of(msg)
         if len(boxes) == 0:
             return []
-        frame = self._prompt_frame()
+        self._prompt_frame()
         assert self.prompt_tracker is not None
-        return list(self.prompt_tracker.add(frame, boxes=boxes))
+        return list(self.prompt_tracker.add(None, boxes=boxes))
 
     def on_point(self, msg: Mapping[str, Any]) -> list[int]:
         """``prompts/point``: start tracking the object under a click; -> its id."""
         x, y = point_of(msg)
-        frame = self._prompt_frame()
+        self._prompt_frame()
         assert self.prompt_tracker is not None
-        return list(self.prompt_tracker.add(frame, points=[[x, y]], labels=[1]))
+        return list(self.prompt_tracker.add(None, points=[[x, y]], labels=[1]))
 
     def reset(self) -> None:
         """Forget tracks and prompted objects (a new scene, a new frame size)."""
-        self.tracker = self.seg.new_tracker()
         if self.prompt_tracker is not None:
             self.prompt_tracker.reset()
+        self._new_step()
         self._has_frame = False
-        self._pending = None

@@ -51,7 +51,15 @@ from .tracker import Detection, OnlineTracker
 if TYPE_CHECKING:
     from .capture import SourceOptions
 
-__all__ = ["PROMPT_KEYS", "STREAM_TASKS", "StreamResult", "associate", "prompt_specs", "stream"]
+__all__ = [
+    "PROMPT_KEYS",
+    "STREAM_TASKS",
+    "FrameStep",
+    "StreamResult",
+    "associate",
+    "prompt_specs",
+    "stream",
+]
 
 #: what ``Segmenter.stream`` can yield per frame
 STREAM_TASKS = ("track", "panoptic", "prompt")
@@ -165,6 +173,74 @@ def _first_frame(pt: PromptTracker, emb: ImageEmbedding, specs: list) -> PromptT
     return res
 
 
+class FrameStep:
+    """``stream``'s work on one frame, for callers that receive frames themselves (a ROS
+    callback, a web handler): one encoder pass serves the task's result and the prompt
+    tracker, exactly as in ``stream`` (which is this over a source).
+
+        step = FrameStep(seg, task="track", prompt_tracker=seg.prompt_tracker())
+        result = step(frame)            # TrackResult; result.prompts: PromptTrackResult
+        step.prompt_tracker.add(None, boxes=[...])   # on the frame stepped last
+
+    Arguments:
+      seg: the Segmenter.
+      task, tracker, prompts, prompt_tracker: as ``Segmenter.stream``'s (a prompt tracker
+        is made when ``prompts`` are given without one).
+    Raises (at construction):
+      ConfigError: as ``stream``.
+    """
+
+    def __init__(
+        self,
+        seg: Any,
+        *,
+        task: str = "track",
+        tracker: OnlineTracker | None = None,
+        prompts: Any = None,
+        prompt_tracker: PromptTracker | None = None,
+    ) -> None:
+        self.specs = prompt_specs(prompts)
+        _check(task, tracker, prompt_tracker, self.specs)
+        self.seg = seg
+        self.task = task
+        self.tracker = tracker if tracker is not None else seg.new_tracker()
+        self.prompt_tracker = prompt_tracker
+        if prompt_tracker is None and self.specs:
+            self.prompt_tracker = seg.prompt_tracker()
+        self._first = True
+
+    def __call__(self, frame: np.ndarray | None = None, *, prepared: Any = None) -> StreamResult:
+        """One frame (H x W x 3 uint8 in the Segmenter's ``color_order``), or a frame
+        ``seg.prepare`` made already; -> TrackResult / PanopticResult (``.prompts`` set when
+        there is a prompt tracker) or, task "prompt", a PromptTrackResult.
+
+        Raises:
+          InputError: a bad frame, prompts the tracker refuses. BackendError: a graph's
+            output."""
+        if prepared is None:
+            prepared = self.seg.prepare(frame)
+        emb = self.seg._embed(prepared)  # the frame's one encoder pass
+        result: StreamResult | None = None
+        if self.task == "track":
+            pan = self.seg._panoptic(emb)
+            result = associate(pan, self.tracker, time.perf_counter())
+        elif self.task == "panoptic":
+            result = self.seg._panoptic(emb)
+        pt = self.prompt_tracker
+        if pt is not None:
+            first, self._first = self._first, False
+            pres = _first_frame(pt, emb, self.specs) if first else pt.step(emb, rescale=True)
+            if result is None:  # task "prompt"
+                result = pres
+            elif not isinstance(result, PromptTrackResult):
+                result.prompts = pres
+                result.timings.update(
+                    {f"prompt_{k}": pres.timings[k] for k in _PROMPT_STAGES if k in pres.timings}
+                )
+        assert result is not None  # _check: task "prompt" has a prompt tracker
+        return result
+
+
 def stream(
     seg: Any,
     source: Any,
@@ -178,41 +254,16 @@ def stream(
 ) -> Iterator[tuple[np.ndarray, StreamResult]]:
     """``Segmenter.stream`` (its docstring gives the arguments and errors; this module's
     doc the prompts). ``seg``: the Segmenter (not imported here: it imports this module)."""
-    specs = prompt_specs(prompts)
-    _check(task, tracker, prompt_tracker, specs)
+    step = FrameStep(
+        seg, task=task, tracker=tracker, prompts=prompts, prompt_tracker=prompt_tracker
+    )
     check_stream_args("track", max_frames)
-    pt = prompt_tracker
-    if pt is None and specs:
-        pt = seg.prompt_tracker()
     frames, order = open_source(source, seg.color_order, source_options)
-    stream_tracker = tracker if tracker is not None else seg.new_tracker()
     #: the tracker of the stream running last (the demo reports its track count)
-    seg.last_stream_tracker = stream_tracker
+    seg.last_stream_tracker = step.tracker
     prepare = functools.partial(seg.prepare, color_order=order)
-    first = True
     with contextlib.closing(prefetch(frames, prepare, limit=max_frames)) as items:
         for frame, prepared, read_ms in items:
-            emb = seg._embed(prepared)  # the frame's one encoder pass
-            result: StreamResult | None = None
-            if task == "track":
-                pan = seg._panoptic(emb)
-                result = associate(pan, stream_tracker, time.perf_counter())
-            elif task == "panoptic":
-                result = seg._panoptic(emb)
-            if pt is not None:
-                pres = _first_frame(pt, emb, specs) if first else pt.step(emb, rescale=True)
-                if result is None:  # task "prompt"
-                    result = pres
-                elif not isinstance(result, PromptTrackResult):
-                    result.prompts = pres
-                    result.timings.update(
-                        {
-                            f"prompt_{k}": pres.timings[k]
-                            for k in _PROMPT_STAGES
-                            if k in pres.timings
-                        }
-                    )
-            assert result is not None  # _check: task "prompt" has a prompt tracker
-            first = False
+            result = step(prepared=prepared)
             result.timings = {"read": read_ms, **result.timings}
             yield frame, result
