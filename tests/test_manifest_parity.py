@@ -388,7 +388,7 @@ def _python_verdict(root: Path, in_subprocess: bool) -> str:
             "import BundleError\ntry:\n    load_bundle(sys.argv[1])\n    print('ok')\n"
             "except BundleError as e:\n    print(e)\n"
         )
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        env = dict(os.environ)  # conftest: PYTHONPATH leads to the imported rapsam_edge
         r = subprocess.run(
             [sys.executable, "-c", code, str(root)],
             capture_output=True,

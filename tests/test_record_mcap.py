@@ -368,7 +368,7 @@ def test_a_recording_never_closed(tmp_path, end) -> None:
     from mcap.stream_reader import StreamReader
 
     path = tmp_path / "nc.mcap"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = dict(os.environ)  # conftest: PYTHONPATH leads to the imported rapsam_edge
     chunk = "1" if end == "kill" else str(4 * 1024 * 1024)  # 1: one message per chunk
     proc = subprocess.run(
         [sys.executable, "-c", _SCRIPT, str(path), end, chunk],

@@ -149,7 +149,8 @@ def _add_sink_arguments(parser: argparse.ArgumentParser) -> None:
         "--record",
         metavar="FILE.mcap",
         help="videos / cameras: also write the ROS 2 output messages to this MCAP file "
-        "(Foxglove, ros2 bag; its folder must exist; needs rapsam-edge[record])",
+        "(Foxglove, ros2 bag; its folder must exist; needs rapsam-edge[record]; default: no "
+        "recording)",
     )
     parser.add_argument(
         "--view",
@@ -158,7 +159,7 @@ def _add_sink_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.rrd|URL",
         help="videos / cameras: log to Rerun: no value spawns the viewer, FILE.rrd saves to "
         "a file, rerun+http://HOST:PORT/proxy streams to a running viewer (needs "
-        "rapsam-edge[view])",
+        "rapsam-edge[view]; default: no view)",
     )
     parser.add_argument(
         "--overwrite",
