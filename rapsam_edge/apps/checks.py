@@ -15,15 +15,18 @@ from pathlib import Path
 
 from ..contract.files import file_kind
 from ..errors import ConfigError, MissingFileError
+from ..runtime.source_kinds import DEFAULT_OPEN_TIMEOUT, DEFAULT_READ_TIMEOUT, MAX_TIMEOUT
 
 __all__ = [
     "SIDE_MAX",
     "SIDE_MIN",
+    "add_source_timeouts",
     "finite_float",
     "int_in",
     "nonneg_int",
     "positive_int",
     "require",
+    "seconds",
     "side",
 ]
 
@@ -92,3 +95,35 @@ def require(path: str | Path | None, option: str, kind: str = "any") -> None:
     if kind == "dir" and not p.is_dir():
         what = "a file" if p.is_file() else file_kind(p.stat().st_mode)
         raise ConfigError(f"{option} {str(path)!r} is {what}, not a directory")
+
+
+def seconds(text: str) -> float:
+    """argparse type: seconds in (0, MAX_TIMEOUT]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0.0 < value <= MAX_TIMEOUT:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_TIMEOUT:g}] seconds, got {text}")
+    return value
+
+
+def add_source_timeouts(parser: argparse.ArgumentParser, scope: str = "") -> None:
+    """``--open-timeout`` / ``--read-timeout`` of a verb that reads a video source
+    (``SourceOptions``' two timeouts); ``scope`` starts their help (e.g. "videos / cameras: ")."""
+    parser.add_argument(
+        "--open-timeout",
+        type=seconds,
+        default=DEFAULT_OPEN_TIMEOUT,
+        metavar="SECONDS",
+        help=f"{scope}fail when the source does not open and give its first frame "
+        "within this time (also per camera reconnect attempt; default %(default)s)",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=seconds,
+        default=DEFAULT_READ_TIMEOUT,
+        metavar="SECONDS",
+        help=f"{scope}fail (a camera: reconnect) when no next frame comes within "
+        "this time (default %(default)s)",
+    )

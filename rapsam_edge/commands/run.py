@@ -17,25 +17,13 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..apps.checks import positive_int, side
+from ..apps.checks import add_source_timeouts, positive_int, side
 from ..errors import SourceError
-from ..runtime.capture import DEFAULT_OPEN_TIMEOUT, DEFAULT_READ_TIMEOUT, MAX_TIMEOUT
 
 if TYPE_CHECKING:
     import numpy as np
 
     from ..runtime.segmenter import Segmenter
-
-
-def _seconds(text: str) -> float:
-    """argparse type: seconds in (0, MAX_TIMEOUT]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0.0 < value <= MAX_TIMEOUT:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_TIMEOUT:g}] seconds, got {text}")
-    return value
 
 
 def _numbers(text: str, n: int, form: str) -> list[float]:
@@ -124,22 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-size", type=side, help="network long side in pixels (default: the bundle's)"
     )
-    parser.add_argument(
-        "--open-timeout",
-        type=_seconds,
-        default=DEFAULT_OPEN_TIMEOUT,
-        metavar="SECONDS",
-        help="videos / cameras: fail when the source does not open and give its first frame "
-        "within this time (also per camera reconnect attempt; default %(default)s)",
-    )
-    parser.add_argument(
-        "--read-timeout",
-        type=_seconds,
-        default=DEFAULT_READ_TIMEOUT,
-        metavar="SECONDS",
-        help="videos / cameras: fail (a camera: reconnect) when no next frame comes within "
-        "this time (default %(default)s)",
-    )
+    add_source_timeouts(parser, "videos / cameras: ")
     _add_sink_arguments(parser)
 
 

@@ -8,22 +8,10 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..apps.checks import int_in, side
-from ..runtime.capture import DEFAULT_OPEN_TIMEOUT, DEFAULT_READ_TIMEOUT, MAX_TIMEOUT
+from ..apps.checks import add_source_timeouts, int_in, side
 
 #: the port when --port is not given
 DEFAULT_PORT = 8765
-
-
-def _seconds(text: str) -> float:
-    """argparse type: seconds in (0, MAX_TIMEOUT]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0.0 < value <= MAX_TIMEOUT:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_TIMEOUT:g}] seconds, got {text}")
-    return value
 
 
 def _fps(text: str) -> float:
@@ -87,22 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-size", type=side, help="network long side in pixels (default: the bundle's)"
     )
-    parser.add_argument(
-        "--open-timeout",
-        type=_seconds,
-        default=DEFAULT_OPEN_TIMEOUT,
-        metavar="SECONDS",
-        help="fail when the source does not open and give its first frame within this time "
-        "(default %(default)s)",
-    )
-    parser.add_argument(
-        "--read-timeout",
-        type=_seconds,
-        default=DEFAULT_READ_TIMEOUT,
-        metavar="SECONDS",
-        help="fail (a camera: reconnect) when no next frame comes within this time "
-        "(default %(default)s)",
-    )
+    add_source_timeouts(parser)
 
 
 def run(args: argparse.Namespace) -> int:
