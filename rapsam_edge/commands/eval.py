@@ -127,7 +127,8 @@ def _check_task(args: argparse.Namespace) -> None:
     from ..eval.vos_protocol import find_ytvis_root, open_vos_split
     from ..runtime.segmenter import Segmenter
 
-    open_vos_split(find_ytvis_root(args.data, args.split), args.split)  # its fields checked
+    # its fields checked before the model loads; the evaluation uses this very split
+    args.vos_split = open_vos_split(find_ytvis_root(args.data, args.split), args.split)
     require_prompt_tracker(Segmenter)
 
 
@@ -156,7 +157,12 @@ def _evaluate(seg: Segmenter, args: argparse.Namespace) -> dict:
             progress=_progress(args.quiet),
         )
     return RUN[args.task](
-        seg, args.data, split=args.split, max_videos=args.max_videos, progress=_progress(args.quiet)
+        seg,
+        args.data,
+        split=args.split,
+        max_videos=args.max_videos,
+        progress=_progress(args.quiet),
+        dataset=args.vos_split,
     )
 
 

@@ -249,17 +249,18 @@ def evaluate_vos_task(
     split: str = "val",
     max_videos: int | None = None,
     progress: Progress = _no_progress,
+    dataset: Any = None,
 ) -> dict[str, Any]:
     """Task "vos": ``eval.vos_protocol.evaluate_vos`` with ``segmenter.prompt_tracker`` on the
     YouTube-VIS data under ``data_root`` (``data_root/ytvis`` or ``data_root`` itself), and
-    the panoptic video tracker (``segmenter.track``) on the same videos for comparison."""
+    the panoptic video tracker (``segmenter.track``) on the same videos for comparison.
+    ``dataset``: that split already opened (``vos_protocol.open_vos_split``), not read again."""
     from .vos_protocol import box_prompt_of, evaluate_vos, find_ytvis_root, panoptic_tracker_of
 
     require_prompt_tracker(segmenter)
-    root = find_ytvis_root(data_root, split)
     out = evaluate_vos(
         segmenter.prompt_tracker,
-        root,
+        find_ytvis_root(data_root, split) if dataset is None else dataset,
         split,
         box_prompt=box_prompt_of(segmenter),
         panoptic=panoptic_tracker_of(segmenter),

@@ -415,7 +415,7 @@ def open_vos_split(ytvis_root: str | Path, split: str) -> YtvisDataset:
 
 def evaluate_vos(
     new_tracker: Callable[[], PromptTracker],
-    ytvis_root: str | Path,
+    ytvis_root: str | Path | YtvisDataset,
     split: str = "val",
     *,
     box_prompt: BoxPrompt | None = None,
@@ -434,7 +434,8 @@ def evaluate_vos(
         ``jf_oracle_box``.
       panoptic: the comparison's tracker factory (``panoptic_tracker_of(segmenter)``);
         needed for ``panoptic_tracker``.
-      ytvis_root: the YouTube-VIS root (``find_ytvis_root``). max_videos: the first N only.
+      ytvis_root: the YouTube-VIS root (``find_ytvis_root``), or the split already opened
+        (``open_vos_split``: not read again). max_videos: the first N only.
       modes: any of ``MODES``; default: the three J&F modes, and ``panoptic_tracker`` when
         ``panoptic`` is given. clock: seconds, for the step timings.
     Returns:
@@ -457,7 +458,12 @@ def evaluate_vos(
         raise ValueError("jf_oracle_box needs box_prompt (e.g. box_prompt_of(segmenter))")
     if "panoptic_tracker" in modes and panoptic is None:
         raise ValueError("panoptic_tracker needs panoptic (e.g. panoptic_tracker_of(segmenter))")
-    data = open_vos_split(ytvis_root, split)
+    from ..data.ytvis import YtvisDataset
+
+    if isinstance(ytvis_root, YtvisDataset):
+        data = ytvis_root
+    else:
+        data = open_vos_split(ytvis_root, split)
     n = len(data) if max_videos is None else min(len(data), max_videos)
     runs = {m: _Run(VosScores(tolerance), {}, []) for m in modes}
     frames, scored = 0, [0, 0]  # frames of the videos; objects and object-frames scored
