@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# the tests' helper modules (waits.py, ...) import by name from any test module
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 # Subprocesses started by tests (`python -c ...`, multiprocessing spawn) must import the same
 # rapsam_edge as this process (the installed one under `pytest`), never the source tree that

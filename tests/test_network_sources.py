@@ -20,6 +20,7 @@ subprocess timeout: the only bound on time is "returned within a generous bound"
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -33,6 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import waits
 
 from rapsam_edge import Segmenter
 from rapsam_edge.errors import SourceLost, SourceTruncated, SourceUnavailable
@@ -59,24 +61,7 @@ def _load_servers() -> Any:
 S = _load_servers()
 
 
-def bounded(fn: Any, limit: float = BOUND) -> Any:
-    """fn() in a daemon thread: its result or its exception; fails when it runs past
-    ``limit`` s (a hang)."""
-    out: dict[str, Any] = {}
-
-    def body() -> None:
-        try:
-            out["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            out["error"] = exc
-
-    worker = threading.Thread(target=body, daemon=True)
-    worker.start()
-    worker.join(limit)
-    assert not worker.is_alive(), f"still running after {limit} s: a hang"
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
+bounded = functools.partial(waits.bounded, limit=BOUND)  # tests/waits.py
 
 
 def take(frames: Any, n: int) -> list[np.ndarray]:

@@ -11,6 +11,7 @@ delays of 0 so the back-off costs no time.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import waits
 
 from rapsam_edge import Segmenter
 from rapsam_edge.errors import (
@@ -47,24 +49,7 @@ FAST = SourceOptions(open_timeout=0.5, read_timeout=0.5, reconnect_delays=(0.0, 
 RETRY = SourceOptions(reconnect_delays=(0.0, 0.0, 0.0))
 
 
-def bounded(fn: Callable[[], Any], limit: float = BOUND) -> Any:
-    """fn() in a daemon thread: its result, or its exception re-raised; fails the test when
-    it has not finished within ``limit`` s (a hang)."""
-    out: dict[str, Any] = {}
-
-    def body() -> None:
-        try:
-            out["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            out["error"] = exc
-
-    worker = threading.Thread(target=body, daemon=True)
-    worker.start()
-    worker.join(limit)
-    assert not worker.is_alive(), f"still running after {limit} s: a hang"
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
+bounded = functools.partial(waits.bounded, limit=BOUND)  # tests/waits.py
 
 
 def eventually(check: Callable[[], bool], limit: float = BOUND) -> bool:

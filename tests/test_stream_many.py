@@ -9,13 +9,15 @@ no test asserts how fast anything is."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+import waits
 
 from rapsam_edge.assets import sample_clip
 from rapsam_edge.errors import ConfigError, InputError, SourceTruncated, SourceUnavailable
@@ -30,23 +32,7 @@ N = 10  # frames of the clip per source
 BOUND = 60.0  # s: "did not hang"
 
 
-def bounded(fn: Callable[[], Any], limit: float = BOUND) -> Any:
-    """fn() in a daemon thread: its result or its exception; fails when it hangs."""
-    out: dict[str, Any] = {}
-
-    def body() -> None:
-        try:
-            out["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            out["error"] = exc
-
-    t = threading.Thread(target=body, daemon=True)
-    t.start()
-    t.join(limit)
-    assert not t.is_alive(), f"still running after {limit} s: a hang"
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
+bounded = functools.partial(waits.bounded, limit=BOUND)  # tests/waits.py
 
 
 @pytest.fixture(scope="module")
