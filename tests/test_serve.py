@@ -25,15 +25,13 @@ import numpy as np
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
+from serve_cli import BACKEND, BUNDLE, WAIT, start_cli  # tests/serve_cli.py
 
 from rapsam_edge.apps.draw import interior_point
 from rapsam_edge.apps.serve import MAX_PENDING, Hub, _Client, check_host, make_app
 from rapsam_edge.apps.serve_engine import Engine
 from rapsam_edge.assets import sample_clip
 from rapsam_edge.errors import ConfigError, SourceError
-
-BUNDLE, BACKEND = "edge-s-synthetic", "ort"
-WAIT = 60.0  # s: the most any one wait may take (a busy 2-core machine); never asserted
 
 
 @pytest.fixture(scope="module")
@@ -298,23 +296,6 @@ def test_a_slow_client_holds_one_frame_and_bounded_messages():
     asyncio.run(main())
 
 
-def _start_cli(*extra: str) -> tuple[subprocess.Popen, str]:
-    """``rapsam-edge serve`` on the sample clip, port 0: (process, the URL it printed)."""
-    cmd = [sys.executable, "-m", "rapsam_edge.cli", "serve", "--source", str(sample_clip())]
-    proc = subprocess.Popen(
-        [*cmd, "--bundle", BUNDLE, "--backend", BACKEND, "--port", "0", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("serving "):
-            return proc, line.split()[1]
-    proc.kill()
-    raise AssertionError(f"serve printed no URL: {proc.communicate(timeout=WAIT)[1][-2000:]}")
-
-
 @pytest.mark.parametrize(
     ("sig", "host"), [(signal.SIGTERM, None), (signal.SIGINT, None), (signal.SIGTERM, "0.0.0.0")]
 )
@@ -322,7 +303,7 @@ def test_the_command_serves_and_stops_on_a_signal(sig, host):
     from urllib.request import urlopen
 
     remote = ["--host", host, "--allow-remote"] if host else []
-    proc, url = _start_cli("--max-fps", "20", "--loop", *remote)
+    proc, url = start_cli("--max-fps", "20", "--loop", *remote)
     try:
         assert url.startswith(f"http://{host or '127.0.0.1'}:")
         if host:

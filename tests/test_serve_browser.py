@@ -16,8 +16,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,34 +25,15 @@ from urllib.request import urlopen
 import cv2
 import numpy as np
 import pytest
+from serve_cli import BACKEND, BUNDLE, WAIT, start_cli  # tests/serve_cli.py
 
 from rapsam_edge.apps.draw import draw_prompt_tracks, interior_point
 from rapsam_edge.assets import sample_clip
-
-BUNDLE, BACKEND = "edge-s-synthetic", "ort"
-WAIT = 60.0  # s: the most any one wait may take (a busy 2-core machine); never asserted
 
 STEPS = 5  # the frame the screenshot is compared on
 SHOW_WIDTH = 720  # px: the image is shown 1.5 x the clip's 480 when clicked
 #: where a screenshot is also written for a person to look at (not needed by the test)
 SHOT_DIR = os.environ.get("RAPSAM_SERVE_SHOTS")
-
-
-def start_cli(*extra: str) -> tuple[subprocess.Popen, str]:
-    """``rapsam-edge serve`` on the sample clip, port 0: (process, the URL it printed)."""
-    cmd = [sys.executable, "-m", "rapsam_edge.cli", "serve", "--source", str(sample_clip())]
-    proc = subprocess.Popen(
-        [*cmd, "--bundle", BUNDLE, "--backend", BACKEND, "--port", "0", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("serving "):
-            return proc, line.split()[1]
-    proc.kill()
-    raise AssertionError(f"serve printed no URL: {proc.communicate(timeout=WAIT)[1][-2000:]}")
 
 
 def _browser_paths() -> tuple[str, str]:
