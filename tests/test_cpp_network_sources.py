@@ -13,7 +13,6 @@ without them unless RAPSAM_REQUIRE_NET_SOURCES=1).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import threading
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import net_servers
 import pytest
 
 from rapsam_edge.contract import shared
@@ -38,15 +38,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _load_servers() -> Any:
-    spec = importlib.util.spec_from_file_location("net_servers", REPO / "tests" / "net_servers.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-S = _load_servers()
+S = net_servers  # tests/net_servers.py
 
 
 def example(source: str, *args: str) -> subprocess.CompletedProcess[str]:

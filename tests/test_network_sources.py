@@ -21,7 +21,6 @@ subprocess timeout: the only bound on time is "returned within a generous bound"
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import os
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import net_servers
 import numpy as np
 import pytest
 import waits
@@ -50,15 +50,7 @@ SECRET = "s3cretPW"
 QUICK = SourceOptions(open_timeout=5.0, read_timeout=2.0, reconnect_delays=(0.3,) * 5)
 
 
-def _load_servers() -> Any:
-    spec = importlib.util.spec_from_file_location("net_servers", REPO / "tests" / "net_servers.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-S = _load_servers()
+S = net_servers  # tests/net_servers.py
 
 
 bounded = functools.partial(waits.bounded, limit=BOUND)  # tests/waits.py

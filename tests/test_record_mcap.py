@@ -6,7 +6,6 @@ header stamp as written."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import struct
 import sys
@@ -14,17 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ros_wire as wire  # tests/ros_wire.py
 
 from rapsam_edge.contract.shared import DEFAULT_BUNDLE, SAMPLE_CLIP
 from rapsam_edge.errors import InputError, OutputError, OutputExistsError
 from rapsam_edge.ros import QOS, TOPICS, OutputInfo, msgdefs
 from rapsam_edge.runtime.results import TrackResult
 
-_spec = importlib.util.spec_from_file_location("ros_wire", Path(__file__).with_name("ros_wire.py"))
-assert _spec is not None and _spec.loader is not None
-wire = importlib.util.module_from_spec(_spec)
-sys.modules["ros_wire"] = wire
-_spec.loader.exec_module(wire)
 pytest.importorskip("mcap", reason="mcap is not installed")
 pytest.importorskip("mcap_ros2", reason="mcap-ros2-support is not installed")
 rosbag2 = pytest.importorskip("rosbags.rosbag2", reason="rosbags is not installed")

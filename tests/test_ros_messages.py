@@ -7,12 +7,9 @@ recomputed here without the package's lookup code.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+import ros_wire as wire  # tests/ros_wire.py
 
 from rapsam_edge.contract.postprocess import SEGMENT_DTYPE
 from rapsam_edge.errors import InputError
@@ -30,11 +27,6 @@ from rapsam_edge.ros.messages import (
 )
 from rapsam_edge.runtime.results import PanopticResult, PromptTrack, PromptTrackResult, TrackResult
 
-_spec = importlib.util.spec_from_file_location("ros_wire", Path(__file__).with_name("ros_wire.py"))
-assert _spec is not None and _spec.loader is not None
-wire = importlib.util.module_from_spec(_spec)
-sys.modules["ros_wire"] = wire
-_spec.loader.exec_module(wire)
 mcap_dynamic = pytest.importorskip("mcap_ros2._dynamic", reason="mcap-ros2-support is missing")
 
 FLOAT32 = frozenset({"threshold"})

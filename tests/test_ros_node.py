@@ -15,17 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ros_wire as wire  # tests/ros_wire.py
 
 from rapsam_edge.contract.shared import DEFAULT_BUNDLE, SAMPLE_CLIP
 from rapsam_edge.errors import ConfigError, InputError, MissingDependencyError
 from rapsam_edge.ros import QOS, TOPICS, frame_messages, msgdefs
 from rapsam_edge.ros.params import MAX_PARAMS_BYTES, NodeParams
-
-_spec = importlib.util.spec_from_file_location("ros_wire", Path(__file__).with_name("ros_wire.py"))
-assert _spec is not None and _spec.loader is not None
-wire = importlib.util.module_from_spec(_spec)
-sys.modules["ros_wire"] = wire
-_spec.loader.exec_module(wire)
 
 CONFIG = Path(__file__).resolve().parents[1] / "rapsam_edge/ros/config/rapsam_edge.yaml"
 OUT = {t for t, v in TOPICS.items() if v.direction == "out"}

@@ -6,12 +6,11 @@ a stream that fails mid-way keeps the frames so far, one that yields nothing lea
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import ros_wire as wire  # tests/ros_wire.py
 
 from rapsam_edge.assets import sample_clip
 from rapsam_edge.cli import main
@@ -22,12 +21,6 @@ pytest.importorskip("mcap", reason="mcap is not installed")
 pytest.importorskip("mcap_ros2", reason="mcap-ros2-support is not installed")
 rosbag2 = pytest.importorskip("rosbags.rosbag2", reason="rosbags is not installed")
 rr_chunk = pytest.importorskip("rerun.chunk", reason="this rerun-sdk has no rerun.chunk reader")
-
-_spec = importlib.util.spec_from_file_location("ros_wire", Path(__file__).with_name("ros_wire.py"))
-assert _spec is not None and _spec.loader is not None
-wire = importlib.util.module_from_spec(_spec)
-sys.modules["ros_wire"] = wire
-_spec.loader.exec_module(wire)
 
 N = 6
 RING_CLICK = (160, 262)  # the ring's interior on the clip's first frame (test_run_prompts)
