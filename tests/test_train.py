@@ -250,3 +250,39 @@ def test_prompt_box_fraction_out_of_range(tiny_data: Path):
 
     with pytest.raises(ValueError, match="prompt_box_fraction"):
         PanopticPromptSet(tiny_data / "coco", "train", size=64, num_prompts=2, box_fraction=1.5)
+
+
+def test_training_sides_and_their_refusals():
+    from rapsam_edge.errors import ConfigError
+    from rapsam_edge.train.batches import training_sides
+
+    assert training_sides(320, 0) == (320,)
+    assert training_sides(320, 320) == (320,)
+    assert training_sides(320, 640) == (320, 352, 384, 416, 448, 480, 512, 544, 576, 608, 640)
+    with pytest.raises(ConfigError, match="below"):
+        training_sides(640, 320)
+    with pytest.raises(ConfigError, match="multiples of 32"):
+        training_sides(320, 500)
+
+
+def test_multi_scale_batches_share_one_side_each(tiny_data: Path, tmp_path: Path):
+    """With --max-image-size every batch has one side drawn from the range (panoptic and video
+    loaders alike), the sides vary across batches, and a short run trains through them."""
+    from rapsam_edge.train.batches import build_loaders
+
+    cfg = _cfg(tiny_data, tmp_path / "run", image_size=64, max_image_size=128, video_every=1)
+    pan_loader, vid_loader, _ = build_loaders(cfg)
+    seen = set()
+    for _ in range(4):
+        for batch in pan_loader:
+            side = batch.images.shape[-1]
+            assert batch.images.shape[-2:] == (side, side)
+            assert batch.prompt_masks.shape[-2:] == (side, side)
+            assert all(t["masks"].shape[-2:] == (side, side) for t in batch.targets)
+            assert batch.prompt_boxes.max() <= side + 3.0  # a point as a +-3 pixel box
+            seen.add(side)
+    assert seen <= {64, 96, 128} and len(seen) >= 2
+    clip = next(iter(vid_loader)).clips
+    assert clip.shape[-1] in (64, 96, 128) and clip.shape[-2] == clip.shape[-1]
+    train(_cfg(tiny_data, tmp_path / "ms", steps=3, max_image_size=128))
+    assert (tmp_path / "ms" / "model.safetensors").exists()

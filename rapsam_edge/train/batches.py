@@ -10,14 +10,71 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    Sampler,
+)
 
 from ..data.augment import augment, augment_clip
 from ..data.coco_panoptic import CocoPanopticDataset
 from ..data.prompts import sample_prompts
 from ..data.ytvis import YtvisDataset
+from ..errors import ConfigError
 from ..model.prompt_encoder import points_to_boxes
 from .config import TrainConfig
+
+#: multi-scale sides are multiples of this (the network's largest stride)
+SIZE_STEP = 32
+
+
+def training_sides(image_size: int, max_image_size: int) -> tuple[int, ...]:
+    """The square sides batches are drawn from: ``image_size`` alone, or ``image_size`` ..
+    ``max_image_size`` in steps of ``SIZE_STEP`` (both ends included)."""
+    if max_image_size <= 0 or max_image_size == image_size:
+        return (image_size,)
+    if max_image_size < image_size:
+        raise ConfigError(
+            f"max_image_size {max_image_size} is below image_size {image_size}",
+            hint="pass --max-image-size 0 (one side) or a side >= --image-size",
+        )
+    if image_size % SIZE_STEP or max_image_size % SIZE_STEP:
+        raise ConfigError(
+            f"multi-scale sides must be multiples of {SIZE_STEP}, got "
+            f"{image_size}..{max_image_size}",
+            hint=f"pass --image-size and --max-image-size as multiples of {SIZE_STEP}",
+        )
+    return tuple(range(image_size, max_image_size + 1, SIZE_STEP))
+
+
+class SizedBatchSampler(Sampler):
+    """Batches of ``(index, side)`` pairs: one side per batch, drawn uniformly from ``sides``
+    by its own seeded generator (the same sequence on every run with the same seed)."""
+
+    def __init__(self, batches: BatchSampler, sides: tuple[int, ...], seed: int) -> None:
+        self.batches, self.sides = batches, sides
+        self.rng = np.random.default_rng(seed)
+
+    def __iter__(self):
+        for batch in self.batches:
+            side = int(self.sides[int(self.rng.integers(len(self.sides)))])
+            yield [(index, side) for index in batch]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forwarded to a DistributedSampler underneath (its shuffle depends on the epoch)."""
+        inner = self.batches.sampler
+        if hasattr(inner, "set_epoch"):
+            inner.set_epoch(epoch)
+
+
+def _index_side(item, default: int) -> tuple[int, int]:
+    return (int(item[0]), int(item[1])) if isinstance(item, tuple) else (int(item), default)
 
 
 @dataclass
@@ -59,12 +116,13 @@ class PanopticPromptSet(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, item):
+        index, size = _index_side(item, self.size)
         rng = _sample_rng()
         sample = self.data[index]
         crowd = [s.id for s in sample.segments if s.iscrowd]
         ids = np.where(np.isin(sample.ids, crowd), 0, sample.ids) if crowd else sample.ids
-        image, ids, _ = augment(sample.image, ids, rng, out_hw=(self.size, self.size))
+        image, ids, _ = augment(sample.image, ids, rng, out_hw=(size, size))
         # panoptic targets: one mask per remaining segment
         by_id = {s.id: s.class_id for s in sample.segments if not s.iscrowd}
         present = [i for i in np.unique(ids) if i in by_id]
@@ -75,8 +133,8 @@ class PanopticPromptSet(Dataset):
             ids, rng, num_prompts=self.num_prompts, box_fraction=self.box_fraction
         )
         if len(prompts.masks) == 0:  # nothing visible: one whole-image box, empty target
-            boxes = np.array([[0, 0, self.size, self.size]] * self.num_prompts, np.float32)
-            prompt_masks = np.zeros((self.num_prompts, self.size, self.size), bool)
+            boxes = np.array([[0, 0, size, size]] * self.num_prompts, np.float32)
+            prompt_masks = np.zeros((self.num_prompts, size, size), bool)
         else:
             centres = prompts.points.astype(np.float32) + 0.5
             boxes = np.where(prompts.use_box[:, None], prompts.boxes, points_to_boxes(centres))
@@ -100,7 +158,8 @@ class VideoClipSet(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, item):
+        index, size = _index_side(item, self.size)
         rng = _sample_rng()
         video = self.data[index]
         total = len(video.images)
@@ -109,7 +168,7 @@ class VideoClipSet(Dataset):
         start = int(rng.integers(0, max(total - span, 1)))
         frames = np.minimum(start + gap * np.arange(self.length), total - 1)
         ids = video.ids()[frames]
-        images, ids, _ = augment_clip(video.images[frames], ids, rng, out_hw=(self.size, self.size))
+        images, ids, _ = augment_clip(video.images[frames], ids, rng, out_hw=(size, size))
         present = [k for k in np.unique(ids) if k > 0]
         classes = torch.tensor([video.instances[k - 1].class_id for k in present], dtype=torch.long)
         masks = (
@@ -130,18 +189,24 @@ def _collate_video(items) -> VideoBatch:
     return VideoBatch(torch.stack(clips), list(targets))
 
 
-def _loader(dataset: Dataset, batch_size: int, cfg: TrainConfig, rank: int, world: int, collate):
+def _loader(
+    dataset: Dataset, batch_size: int, cfg: TrainConfig, rank: int, world: int, collate, stream=0
+):
     if world > 1:
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, seed=cfg.seed)
     else:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
+    sides = training_sides(cfg.image_size, cfg.max_image_size)
+    batches = SizedBatchSampler(
+        BatchSampler(sampler, batch_size, drop_last=True),
+        sides,
+        seed=(cfg.seed * 1000 + rank) * 2 + stream,
+    )
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler,
+        batch_sampler=batches,
         num_workers=cfg.workers,
         collate_fn=collate,
-        drop_last=True,
         persistent_workers=cfg.workers > 0,
     )
 
@@ -161,5 +226,5 @@ def build_loaders(cfg: TrainConfig, *, rank: int = 0, world: int = 1):
     vid_loader = None
     if cfg.video_every > 0 and (root / "ytvis").exists():
         vid = VideoClipSet(root / "ytvis", cfg.split, size=cfg.image_size, length=cfg.clip_length)
-        vid_loader = _loader(vid, cfg.video_batch_size, cfg, rank, world, _collate_video)
+        vid_loader = _loader(vid, cfg.video_batch_size, cfg, rank, world, _collate_video, 1)
     return pan_loader, vid_loader, pan.classes

@@ -51,6 +51,9 @@ class TrainConfig:
     steps: int = 2000  # optimizer steps
     batch_size: int = 8  # images per step (per process)
     image_size: int = 320  # square training crops
+    # multi-scale training: each batch's side drawn uniformly from image_size..this in steps
+    # of 32, so one set of weights serves every network side in the range (0: image_size only)
+    max_image_size: int = 0
     prompts_per_image: int = 8  # prompts sampled per image for the interactive branch
     prompt_box_fraction: float = 0.5  # share of prompts given as a box (the rest: a point)
     video_every: int = 2  # a video clip batch every k steps (0 = no video co-training)

@@ -156,8 +156,9 @@ def _load_checkpoint(path: Path, model, heads, optimizer, scheduler) -> int:
 def _forever(loader) -> Iterator:
     epoch = 0
     while True:
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
+        batches = loader.batch_sampler
+        if hasattr(batches, "set_epoch"):
+            batches.set_epoch(epoch)
         yield from loader
         epoch += 1
 
