@@ -24,7 +24,14 @@ from pathlib import Path
 
 from ..apps.checks import finite_float, int_in, positive_int, require, side
 
-__all__ = ["add_arguments", "add_gate_arguments", "limits_from", "run"]
+__all__ = [
+    "add_arguments",
+    "add_gate_arguments",
+    "add_qat_arguments",
+    "limits_from",
+    "qat_from",
+    "run",
+]
 
 
 def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,11 +134,73 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"quantization with this max drop of prompt mask IoU, in points, in [{low:g}, {high:g}] "
         "(default: off)",
     )
+    add_qat_arguments(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a previous bundle at --out, once the new one passed its gate (never a "
         "directory holding other files; default: off: refuse)",
+    )
+
+
+def add_qat_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--qat`` and its settings (``deploy.quantize.qat_settings.QatSettings``)."""
+    from ..deploy.quantize.qat_settings import QatSettings
+
+    qat = QatSettings()
+    from ..contract import GRAPH_NAMES
+
+    parser.add_argument(
+        "--qat",
+        nargs="*",
+        choices=GRAPH_NAMES,
+        default=None,
+        metavar="GRAPH",
+        help="quantization-aware distillation instead of post-training INT8 for these graphs "
+        "(none named: every converted graph; the others get post-training INT8): each one's "
+        "fake-quantized copy is fine-tuned against the FP32 model, then the bundle is gated "
+        "as usual; SOURCE must be trained weights and --to int8 (default: off)",
+    )
+    parser.add_argument(
+        "--qat-steps",
+        type=positive_int,
+        default=qat.steps,
+        help="--qat: optimizer steps per graph, >= 1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--qat-batch-size",
+        type=positive_int,
+        default=qat.batch_size,
+        help="--qat: frames per step, >= 1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--qat-lr",
+        type=finite_float,
+        default=qat.lr,
+        help="--qat: Adam learning rate, > 0 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--qat-sides",
+        type=side,
+        nargs="+",
+        default=list(qat.sides),
+        help="--qat: network sides the training draws from, multiples of 32 (default: "
+        f"{' '.join(map(str, qat.sides))})",
+    )
+
+
+def qat_from(args: argparse.Namespace):
+    """The QatSettings of parsed ``add_qat_arguments`` options, or None without ``--qat``."""
+    if args.qat is None:
+        return None
+    from ..deploy.quantize.qat_settings import QatSettings
+
+    return QatSettings(
+        steps=args.qat_steps,
+        batch_size=args.qat_batch_size,
+        lr=args.qat_lr,
+        sides=tuple(args.qat_sides),
+        graphs=tuple(args.qat),
     )
 
 
@@ -167,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
         accuracy_control=args.accuracy_control,
         overwrite=args.overwrite,
         input_size=args.input_size,
+        qat=qat_from(args),
     )
     require(args.calib, "--calib")
     require(args.val, "--val")

@@ -38,7 +38,9 @@ __all__ = [
     "ExportResult",
     "check_static_friendly",
     "export_onnx",
+    "pin_io_shapes",
     "simplify",
+    "trace_wrapper",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,9 +80,15 @@ def _constants(model: RapSam) -> dict[str, int]:
 
 
 def _trace(model: RapSam, graph: str, opset: int) -> onnx.ModelProto:
+    return trace_wrapper(make_graph(model, graph), graph, example_inputs(model, graph), opset)
+
+
+def trace_wrapper(
+    wrapper: torch.nn.Module, graph: str, args: tuple, opset: int = DEFAULT_OPSET
+) -> onnx.ModelProto:
+    """``wrapper`` (a graph's export wrapper, ``graphs.make_graph``, possibly with quantizers
+    inserted) traced on ``args`` to ONNX with the contract's tensor names and dynamic axes."""
     spec = GRAPH_IO[graph]
-    wrapper = make_graph(model, graph)
-    args = example_inputs(model, graph)
     dynamic_axes = {
         name: {i: _DIM_PARAMS[a] for i, a in enumerate(shape) if a in _DIM_PARAMS}
         for name, _, shape in spec.inputs + spec.outputs
@@ -156,7 +164,7 @@ def _ort_basic(proto: onnx.ModelProto) -> onnx.ModelProto:
         return onnx.load(str(dst))
 
 
-def _pin_io_shapes(proto: onnx.ModelProto, model: RapSam, graph: str) -> None:
+def pin_io_shapes(proto: onnx.ModelProto, model: RapSam, graph: str) -> None:
     """Write the spec's shapes on the graph inputs / outputs: constants as dim_value,
     dynamic axes as named dim_param (the tracer leaves names like 'Addcls_logits_dim_1')."""
     consts = _constants(model)
@@ -210,7 +218,7 @@ def export_onnx(
         proto = _trace(model, graph, opset)
     onnx.checker.check_model(proto)
     proto, used = simplify(proto, prefer=simplifier)
-    _pin_io_shapes(proto, model, graph)
+    pin_io_shapes(proto, model, graph)
     check_static_friendly(proto)
     onnx.checker.check_model(proto, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,8 +88,21 @@ def write_derived_bundle(
             "source_manifest_sha256": sha256_file(source.root / MANIFEST_NAME),
         },
     )
-    write_manifest(out, json.loads(json.dumps(manifest.to_dict(), default=_plain)))
+    plain = json.loads(json.dumps(manifest.to_dict(), default=_plain))
+    write_manifest(out, _finite(plain))
     return load_staged(out)
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None: a gate number with nothing
+    to measure (no segment of a class, no mask) is NaN, which JSON cannot hold."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _plain(obj: Any) -> Any:

@@ -70,6 +70,7 @@ class QuantizeRequest:
     accuracy_control: float | None = None  # openvino int8 / mixed only, in ACCURACY_CONTROL_RANGE
     overwrite: bool = False  # replace a previous bundle at ``out`` (never another directory)
     input_size: int | None = None  # weights only: export size (default: the trained size)
+    qat: Any = None  # a qat.QatSettings: quantization-aware distillation (weights, int8 only)
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -114,6 +115,7 @@ def check_options(req: QuantizeRequest) -> None:
     unknown = sorted(set(req.graphs or ()) - set(GRAPH_NAMES))
     if unknown or (req.graphs is not None and not req.graphs):
         raise ConfigError(f"--graphs {unknown or '[]'}: choose from {list(GRAPH_NAMES)}")
+    _check_qat(req)
     ac = req.accuracy_control
     if ac is not None:
         low, high = ACCURACY_CONTROL_RANGE
@@ -127,6 +129,30 @@ def check_options(req: QuantizeRequest) -> None:
                 f"--backend {req.backend} --to {req.to}",
                 hint="drop --accuracy-control, or quantize with --backend openvino --to int8",
             )
+
+
+def _check_qat(req: QuantizeRequest) -> None:
+    if req.qat is None:
+        return
+    from .qat_settings import QatSettings
+
+    if not isinstance(req.qat, QatSettings):
+        raise ConfigError(f"qat must be a QatSettings, got {type(req.qat).__name__}")
+    if req.to != "int8":
+        raise ConfigError(f"--qat makes INT8 graphs; --to {req.to} is not int8")
+    if req.accuracy_control is not None:
+        raise ConfigError("--qat and --accuracy-control exclude each other")
+    outside = sorted(set(req.qat.graphs) - set(req.graphs or req.qat.graphs))
+    if outside:
+        raise ConfigError(
+            f"--qat {' '.join(outside)}: not among the converted graphs --graphs {list(req.graphs or [])}"
+        )
+    source = Path(req.source)
+    if not (source / "config.json").is_file() or (source / "manifest.json").is_file():
+        raise ConfigError(
+            f"--qat trains the model's weights; {req.source} is not a training run directory",
+            hint="pass the run directory with model.safetensors and config.json",
+        )
 
 
 def check_request(req: QuantizeRequest) -> Path:
@@ -243,10 +269,21 @@ def _convert_graphs(
     tag = "int8" if req.to == "mixed" else req.to
     frames = calibration_frames(req.calib, limit=req.calib_samples)
     calibration = frames_record(Path(req.calib).resolve().name, frames)
-    feeds = graph_feeds(source, frames)
     converted: dict[str, tuple[str, str]] = {}
     records: dict[str, Any] = {}
-    for g in graphs:
+    if req.qat is not None:  # QAT for its graphs (all by default), post-training for the rest
+        from ...model.io import load_model
+        from .qat import qat_convert
+
+        trained = [g for g in graphs if not req.qat.graphs or g in req.qat.graphs]
+        names = {g: graph_file_names(g, fmt, tag)[0] for g in trained}
+        records = qat_convert(
+            load_model(req.source), trained, frames, req.qat, fmt=fmt, names=names, stage=stage
+        )
+        converted = {g: (names[g], tag) for g in trained}
+    rest = [g for g in graphs if g not in converted]
+    feeds = graph_feeds(source, frames) if rest else {}
+    for g in rest:
         src = source.graph_path(g, fmt if fmt in source.graphs[g].files else "onnx")
         name = graph_file_names(g, fmt, tag)[0]
         options = {
