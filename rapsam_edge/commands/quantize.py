@@ -180,6 +180,13 @@ def add_qat_arguments(parser: argparse.ArgumentParser) -> None:
         help="--qat: Adam learning rate, > 0 (default: %(default)s)",
     )
     parser.add_argument(
+        "--qat-fp32-quantizers",
+        type=int_in(0, 1000, what="--qat-fp32-quantizers"),
+        default=qat.fp32_quantizers,
+        help="--qat: quantizers left out (their tensors stay FP32), the most harmful ones "
+        "alone on the calibration inputs, 0..1000 (default: %(default)s)",
+    )
+    parser.add_argument(
         "--qat-sides",
         type=side,
         nargs="+",
@@ -200,6 +207,7 @@ def qat_from(args: argparse.Namespace):
         batch_size=args.qat_batch_size,
         lr=args.qat_lr,
         sides=tuple(args.qat_sides),
+        fp32_quantizers=args.qat_fp32_quantizers,
         graphs=tuple(args.qat),
     )
 

@@ -20,12 +20,22 @@ class QatSettings:
     lr: float = 2e-5  # Adam learning rate (weights and quantizer ranges)
     sides: tuple[int, ...] = (320, 640)  # network sides drawn from, multiples of 32
     calib: int = 16  # inputs that set the quantizers' initial ranges
-    temperature: float = 2.0  # T of the class KL
+    temperature: float = 1.0  # T of the class KL
+    # quantizers left out (FP32), the most harmful alone on the calibration inputs (0: none)
+    fp32_quantizers: int = 16
     seed: int = 0  # frame order, sides, prompts
     # the graphs trained this way; the other converted ones get post-training INT8 (empty: all)
     graphs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.fp32_quantizers, bool)
+            or not isinstance(self.fp32_quantizers, int)
+            or self.fp32_quantizers < 0
+        ):
+            raise ConfigError(
+                f"--qat-fp32-quantizers must be an int >= 0, got {self.fp32_quantizers!r}"
+            )
         for name in ("steps", "batch_size", "calib"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
