@@ -19,6 +19,7 @@ segment IoUs cover stuff only; the prompt-mask IoUs cover every object. The repo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,14 @@ import numpy as np
 
 from ...errors import ConfigError, RapsamEdgeError
 
-__all__ = ["LIMITS", "AccuracyGateError", "GateLimits", "run_gate"]
+__all__ = [
+    "LIMITS",
+    "MAX_GATE_SIZES",
+    "AccuracyGateError",
+    "GateLimits",
+    "check_gate_sizes",
+    "run_gate",
+]
 
 #: each gate limit: (option, lowest, highest valid value, what it bounds). Drops are in
 #: points of a 0-100 score (PQ, mIoU), so a max drop lies in [0, 100] (a negative one would
@@ -124,6 +132,163 @@ def _agreement(fp32, quant, root: Path, split: str, max_images: int) -> dict[str
     }
 
 
+#: most network sides one gate run measures (each size is a full FP32 + quantized evaluation)
+MAX_GATE_SIZES = 4
+#: the pad divisor every network side is a multiple of (the models' coarsest stride)
+SIZE_MULTIPLE = 32
+#: report numbers and which way is worse: "max" (a drop) or "min" (an IoU or agreement)
+WORST: dict[str, str] = {
+    "pq_drop": "max",
+    "miou_drop": "max",
+    "mask_iou_median": "min",
+    "mask_iou_p10": "min",
+    "prompt_mask_iou_median": "min",
+    "segment_iou_median": "min",
+    "label_agreement": "min",
+}
+
+
+def check_gate_sizes(sizes: Any, flag: str = "--gate-sizes") -> tuple[int, ...] | None:
+    """``sizes`` (None, or a sequence of network sides) checked -> a tuple, or None.
+
+    Raises:
+      ConfigError: naming ``flag``: not a sequence of integers, empty, more than
+      ``MAX_GATE_SIZES``, a duplicate, or a side that is not a multiple of ``SIZE_MULTIPLE``
+      in ``apps.checks`` SIDE_MIN..SIDE_MAX.
+    """
+    from ...apps.checks import SIDE_MAX, SIDE_MIN
+
+    if sizes is None:
+        return None
+    hint = (
+        f"give {flag} 1 to {MAX_GATE_SIZES} distinct network sides, multiples of {SIZE_MULTIPLE} "
+        f"in {SIDE_MIN}..{SIDE_MAX} (e.g. 320 640)"
+    )
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise ConfigError(f"{flag} must be a list of network sides, got {sizes!r}", hint=hint)
+    out = tuple(sizes)
+    if not 1 <= len(out) <= MAX_GATE_SIZES:
+        raise ConfigError(f"{flag}: {len(out)} sizes; 1 to {MAX_GATE_SIZES} are allowed", hint=hint)
+    for size in out:
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, int)
+            or not SIDE_MIN <= size <= SIDE_MAX
+            or size % SIZE_MULTIPLE
+        ):
+            raise ConfigError(
+                f"{flag}: {size!r} is not a multiple of {SIZE_MULTIPLE} in {SIDE_MIN}..{SIDE_MAX}",
+                hint=hint,
+            )
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{flag}: {list(out)} names a size twice", hint=hint)
+    return out
+
+
+def _failures(report: dict[str, Any], limits: GateLimits) -> list[str]:
+    failures = []
+    if not report["pq_drop"] <= limits.max_pq_drop:
+        failures.append(f"PQ drop {report['pq_drop']:.2f} > {limits.max_pq_drop}")
+    if not report["miou_drop"] <= limits.max_miou_drop:
+        failures.append(f"1-click mIoU drop {report['miou_drop']:.2f} > {limits.max_miou_drop}")
+    if not report["mask_iou_median"] >= limits.min_median_mask_iou:
+        failures.append(
+            f"median mask IoU vs FP32 {report['mask_iou_median']:.3f} < {limits.min_median_mask_iou}"
+        )
+    if not report["label_agreement"] >= limits.min_label_agreement:
+        failures.append(
+            f"label agreement {report['label_agreement']:.4f} < {limits.min_label_agreement}"
+        )
+    return failures
+
+
+def _gate_at(
+    fp32_bundle: Any,
+    quant_bundle: Any,
+    root: Path,
+    backend: str,
+    limits: GateLimits,
+    split: str,
+    max_images: int,
+    backend_options: dict[str, Any] | None,
+    input_size: int | None,
+) -> dict[str, Any]:
+    """One gate run, both Segmenters at ``input_size`` (None: the bundle's own)."""
+    from ...runtime.segmenter import Segmenter
+
+    fp32 = Segmenter(fp32_bundle, backend, input_size=input_size)
+    try:
+        quant = Segmenter(
+            quant_bundle, backend, backend_options=backend_options, input_size=input_size
+        )
+    except BaseException:
+        fp32.close()
+        raise
+    try:
+        keys = ("pq", "pq_th", "pq_st", "miou")
+        m32 = _metrics(fp32, root, split, max_images)
+        mq = _metrics(quant, root, split, max_images)
+        report: dict[str, Any] = {
+            "backend": backend,
+            "input_size": quant.input_size,
+            "images": min(max_images, m32.get("num_images", max_images)),
+            "limits": asdict(limits),
+            "fp32": {k: m32.get(k) for k in keys},
+            "quantized": {k: mq.get(k) for k in keys},
+            "pq_drop": m32["pq"] - mq["pq"],
+            "miou_drop": m32["miou"] - mq["miou"],
+            **_agreement(fp32, quant, root, split, max_images),
+        }
+    finally:
+        fp32.close()
+        quant.close()
+    notes = []
+    if (m32.get("pq_th") or 0.0) < 1.0:
+        notes.append(
+            "the FP32 model names no thing class (PQ_th < 1): PQ and segment IoUs cover stuff; "
+            "the prompt-mask IoUs cover every object"
+        )
+    report["notes"] = notes
+    report["failures"] = _failures(report, limits)
+    report["passed"] = not report["failures"]
+    return report
+
+
+def _worst_of(per_size: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Per-size reports -> one report: each ``WORST`` number the worst over sizes (NaN, which
+    fails every limit, counts as worst), ``worst_size`` naming the size each came from;
+    ``fp32`` / ``quantized`` from the size of the largest PQ drop; failures prefixed with
+    their size; passed only if every size passed."""
+
+    def badness(key: str, value: float) -> float:
+        if value is None or math.isnan(value):
+            return math.inf
+        return value if WORST[key] == "max" else -value
+
+    first = next(iter(per_size.values()))
+    worst_size = {key: max(per_size, key=lambda s: badness(key, per_size[s][key])) for key in WORST}
+    at_pq = per_size[worst_size["pq_drop"]]
+    notes: list[str] = []
+    for r in per_size.values():
+        notes += [n for n in r["notes"] if n not in notes]
+    failures = [f"at {s}: {f}" for s, r in per_size.items() for f in r["failures"]]
+    return {
+        "backend": first["backend"],
+        "images": first["images"],
+        "limits": first["limits"],
+        "input_sizes": list(per_size),
+        "fp32": at_pq["fp32"],
+        "quantized": at_pq["quantized"],
+        **{key: per_size[worst_size[key]][key] for key in WORST},
+        "num_masks": sum(r["num_masks"] for r in per_size.values()),
+        "worst_size": worst_size,
+        "notes": notes,
+        "failures": failures,
+        "passed": all(r["passed"] for r in per_size.values()),
+        "sizes": {str(s): r for s, r in per_size.items()},
+    }
+
+
 def run_gate(
     fp32_bundle,
     quant_bundle,
@@ -134,6 +299,7 @@ def run_gate(
     split: str = "val",
     max_images: int = 50,
     backend_options: dict[str, Any] | None = None,
+    input_sizes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``quant_bundle`` against ``fp32_bundle`` on ``backend``.
 
@@ -143,50 +309,23 @@ def run_gate(
       backend: the backend both run on (the quantized graphs' target).
       limits: pass conditions.
       backend_options: for the quantized bundle's backend (e.g. {"precision": "bf16"}).
+      input_sizes: network sides to gate at, both bundles run at each (``check_gate_sizes``:
+        1 to ``MAX_GATE_SIZES`` distinct multiples of 32); None: the bundle's own size only.
     Returns:
       {"passed", "failures": [...], "limits", "fp32": {pq, pq_th, pq_st, miou}, "quantized":
-      {...}, "pq_drop", "miou_drop", "mask_iou_median", "label_agreement", ..., "notes"}.
-    """
-    from ...runtime.segmenter import Segmenter
+      {...}, "pq_drop", "miou_drop", "mask_iou_median", "label_agreement", ..., "notes",
+      "input_size"}. With ``input_sizes``: the same keys, each number the worst over the sizes
+      (largest drop, smallest IoU / agreement; ``worst_size`` says where each came from;
+      ``fp32`` / ``quantized`` are those of the size with the largest PQ drop; ``num_masks``
+      the total), ``failures`` prefixed "at SIZE: ", ``passed`` only if every size passed,
+      ``input_sizes`` and ``sizes``: {"320": that size's report, ...} (no ``input_size``).
 
+    Raises:
+      ConfigError: ``input_sizes`` invalid (before any model is loaded).
+    """
+    sizes = check_gate_sizes(input_sizes, "input_sizes")
     root = Path(data_root)
-    fp32 = Segmenter(fp32_bundle, backend)
-    quant = Segmenter(quant_bundle, backend, backend_options=backend_options)
-    keys = ("pq", "pq_th", "pq_st", "miou")
-    m32 = _metrics(fp32, root, split, max_images)
-    mq = _metrics(quant, root, split, max_images)
-    report: dict[str, Any] = {
-        "backend": backend,
-        "images": min(max_images, m32.get("num_images", max_images)),
-        "limits": asdict(limits),
-        "fp32": {k: m32.get(k) for k in keys},
-        "quantized": {k: mq.get(k) for k in keys},
-        "pq_drop": m32["pq"] - mq["pq"],
-        "miou_drop": m32["miou"] - mq["miou"],
-        **_agreement(fp32, quant, root, split, max_images),
-    }
-    notes = []
-    if (m32.get("pq_th") or 0.0) < 1.0:
-        notes.append(
-            "the FP32 model names no thing class (PQ_th < 1): PQ and segment IoUs cover stuff; "
-            "the prompt-mask IoUs cover every object"
-        )
-    report["notes"] = notes
-    failures = []
-    if report["pq_drop"] > limits.max_pq_drop:
-        failures.append(f"PQ drop {report['pq_drop']:.2f} > {limits.max_pq_drop}")
-    if report["miou_drop"] > limits.max_miou_drop:
-        failures.append(f"1-click mIoU drop {report['miou_drop']:.2f} > {limits.max_miou_drop}")
-    if not report["mask_iou_median"] >= limits.min_median_mask_iou:
-        failures.append(
-            f"median mask IoU vs FP32 {report['mask_iou_median']:.3f} < {limits.min_median_mask_iou}"
-        )
-    if not report["label_agreement"] >= limits.min_label_agreement:
-        failures.append(
-            f"label agreement {report['label_agreement']:.4f} < {limits.min_label_agreement}"
-        )
-    report["failures"] = failures
-    report["passed"] = not failures
-    fp32.close()
-    quant.close()
-    return report
+    args = (fp32_bundle, quant_bundle, root, backend, limits, split, max_images, backend_options)
+    if sizes is None:
+        return _gate_at(*args, None)
+    return _worst_of({size: _gate_at(*args, size) for size in sizes})

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError, SourceError
-from .gate import AccuracyGateError, GateLimits
+from .gate import AccuracyGateError, GateLimits, check_gate_sizes
 from .report import gate_line
 
 __all__ = ["PRECISIONS", "SUPPORTED", "TARGETS", "QuantizeRequest", "quantize_bundle"]
@@ -70,6 +70,7 @@ class QuantizeRequest:
     accuracy_control: float | None = None  # openvino int8 / mixed only, in ACCURACY_CONTROL_RANGE
     overwrite: bool = False  # replace a previous bundle at ``out`` (never another directory)
     input_size: int | None = None  # weights only: export size (default: the trained size)
+    gate_sizes: tuple[int, ...] | None = None  # network sides to gate at (default: the bundle's)
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -107,6 +108,7 @@ def check_options(req: QuantizeRequest) -> None:
     _int_in(req.val_images, 1, None, "--val-images")
     if req.input_size is not None:
         _int_in(req.input_size, SIDE_MIN, SIDE_MAX, "--input-size")
+    check_gate_sizes(req.gate_sizes)
     if req.name is not None:
         from ..provenance import check_portable
 
@@ -282,7 +284,13 @@ def _gate_with_fallback(
 
     def run(b: Any) -> dict[str, Any]:
         return run_gate(
-            source, b, val, backend=gate_backend, limits=req.limits, max_images=req.val_images
+            source,
+            b,
+            val,
+            backend=gate_backend,
+            limits=req.limits,
+            max_images=req.val_images,
+            input_sizes=req.gate_sizes,
         )
 
     def fp32(g: str) -> tuple[str, str]:
