@@ -14,6 +14,12 @@ Which numbers mean something depends on the model: a model that names no thing c
 shipped synthetic one: PQ_th 0 in FP32) can only show PQ changes on stuff, and its panoptic
 segment IoUs cover stuff only; the prompt-mask IoUs cover every object. The report says so
 (``notes``).
+
+Network sides: by default both bundles run at the bundle's own size. ``input_sizes`` (``rapsam-edge
+quantize --gate-sizes 320 640``) gates at each side (a bundle with dynamic H/W serves several):
+one report per size under ``sizes``, the top-level numbers the worst over them (``WORST``), and
+the bundle passes only if it passes at every size. A drop or IoU that cannot be measured (NaN)
+fails its limit.
 """
 
 from __future__ import annotations
@@ -290,8 +296,8 @@ def _worst_of(per_size: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_gate(
-    fp32_bundle,
-    quant_bundle,
+    fp32_bundle: Any,
+    quant_bundle: Any,
     data_root: str | Path,
     *,
     backend: str,
