@@ -6,10 +6,12 @@ refused before any model loads."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rapsam_edge.bundle import load_bundle
@@ -123,8 +125,11 @@ BAD_SIZES = [
     ((300,), "300"),  # not a multiple of 32
     ((16,), "16"),  # below SIDE_MIN
     ((8224,), "8224"),  # above SIDE_MAX
+    ((-320,), "-320"),
     ((320, 320), "twice"),
-    ((320, 384, 448, 512, 640), "5 sizes"),
+    ((320, 384, 448, 512, 640), "more than 4 sizes"),
+    (itertools.count(320, 32), "more than 4 sizes"),  # endless: refused, not hung on
+    ((4128,), "4128"),  # a multiple of 32 above the runtime's MAX_INPUT_SIZE
     ((), "0 sizes"),
     ((True,), "True"),
     ((320.0,), "320.0"),
@@ -147,6 +152,27 @@ def test_bad_sizes_are_refused_before_any_work(sizes, said, tmp_path):
     with pytest.raises(ConfigError, match="input_sizes"):
         # a missing data root: the sizes are refused first
         run_gate(FP32, INT8, tmp_path / "absent", backend="openvino", input_sizes=sizes)
+
+
+def test_sizes_are_read_once_into_a_tuple_of_ints(tmp_path):
+    request = QuantizeRequest(
+        source=str(FP32),
+        out=tmp_path / "out",
+        to="int8",
+        backend="openvino",
+        calib=tmp_path,
+        gate_sizes=(s for s in [np.int64(320), 640]),  # a generator: read once, kept
+    )
+    assert request.gate_sizes == (320, 640) and all(type(s) is int for s in request.gate_sizes)
+
+
+def test_a_size_the_bundle_cannot_pad_to_is_refused_before_conversion():
+    from rapsam_edge.deploy.quantize.pipeline import check_sizes_fit
+
+    check_sizes_fit((320, 640), 32)
+    check_sizes_fit(None, 64)
+    with pytest.raises(ConfigError, match=r"--gate-sizes \[352\].*multiples of 64"):
+        check_sizes_fit((320, 352), 64)
 
 
 def test_the_cli_parses_gate_sizes_and_refuses_bad_ones(tmp_path, capsys):

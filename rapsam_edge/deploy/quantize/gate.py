@@ -155,40 +155,47 @@ WORST: dict[str, str] = {
 
 
 def check_gate_sizes(sizes: Any, flag: str = "--gate-sizes") -> tuple[int, ...] | None:
-    """``sizes`` (None, or a sequence of network sides) checked -> a tuple, or None.
+    """``sizes`` (None, or an iterable of network sides) checked -> a tuple of ints, or None.
 
     Raises:
-      ConfigError: naming ``flag``: not a sequence of integers, empty, more than
+      ConfigError: naming ``flag``: not an iterable of integers, empty, more than
       ``MAX_GATE_SIZES``, a duplicate, or a side that is not a multiple of ``SIZE_MULTIPLE``
-      in ``apps.checks`` SIDE_MIN..SIDE_MAX.
+      in ``apps.checks`` SIDE_MIN..min(SIDE_MAX, the runtime's ``MAX_INPUT_SIZE``).
     """
+    import itertools
+    import numbers
+
     from ...apps.checks import SIDE_MAX, SIDE_MIN
+    from ...runtime.options import MAX_INPUT_SIZE
 
     if sizes is None:
         return None
+    high = min(SIDE_MAX, MAX_INPUT_SIZE)
     hint = (
-        f"give {flag} 1 to {MAX_GATE_SIZES} distinct network sides, multiples of {SIZE_MULTIPLE} "
-        f"in {SIDE_MIN}..{SIDE_MAX} (e.g. 320 640)"
+        f"give {flag} 1 to {MAX_GATE_SIZES} distinct network sides, multiples of "
+        f"{SIZE_MULTIPLE} in {SIDE_MIN}..{high} (e.g. 320 640)"
     )
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
         raise ConfigError(f"{flag} must be a list of network sides, got {sizes!r}", hint=hint)
-    out = tuple(sizes)
+    # never more than one past the cap is read (an endless iterator is refused, not hung on)
+    out = tuple(itertools.islice(iter(sizes), MAX_GATE_SIZES + 1))
     if not 1 <= len(out) <= MAX_GATE_SIZES:
-        raise ConfigError(f"{flag}: {len(out)} sizes; 1 to {MAX_GATE_SIZES} are allowed", hint=hint)
+        many = f"more than {MAX_GATE_SIZES}" if out else "0"
+        raise ConfigError(f"{flag}: {many} sizes; 1 to {MAX_GATE_SIZES} are allowed", hint=hint)
     for size in out:
         if (
             isinstance(size, bool)
-            or not isinstance(size, int)
-            or not SIDE_MIN <= size <= SIDE_MAX
+            or not isinstance(size, numbers.Integral)
+            or not SIDE_MIN <= size <= high
             or size % SIZE_MULTIPLE
         ):
             raise ConfigError(
-                f"{flag}: {size!r} is not a multiple of {SIZE_MULTIPLE} in {SIDE_MIN}..{SIDE_MAX}",
+                f"{flag}: {size!r} is not a multiple of {SIZE_MULTIPLE} in {SIDE_MIN}..{high}",
                 hint=hint,
             )
     if len(set(out)) != len(out):
         raise ConfigError(f"{flag}: {list(out)} names a size twice", hint=hint)
-    return out
+    return tuple(int(size) for size in out)
 
 
 def _failures(report: dict[str, Any], limits: GateLimits) -> list[str]:

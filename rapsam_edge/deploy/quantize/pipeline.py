@@ -73,6 +73,8 @@ class QuantizeRequest:
     gate_sizes: tuple[int, ...] | None = None  # network sides to gate at (default: the bundle's)
 
     def __post_init__(self) -> None:
+        # any iterable of sides -> a checked tuple, read once (ConfigError naming the option)
+        object.__setattr__(self, "gate_sizes", check_gate_sizes(self.gate_sizes))
         check_options(self)
 
 
@@ -150,6 +152,19 @@ def check_request(req: QuantizeRequest) -> Path:
         )
     check_target(Path(req.out), replace=req.overwrite)
     return val
+
+
+def check_sizes_fit(sizes: Sequence[int] | None, pad_divisor: int) -> None:
+    """Refuse gate sizes the source bundle cannot run at, before any conversion.
+
+    Raises:
+      ConfigError: a size not a multiple of the bundle's pad divisor."""
+    bad = [s for s in sizes or () if s % pad_divisor]
+    if bad:
+        raise ConfigError(
+            f"--gate-sizes {bad}: the bundle pads to multiples of {pad_divisor}",
+            hint=f"give sides that are multiples of {pad_divisor}",
+        )
 
 
 def source_bundle(source: str, tmp: Path, input_size: int | None = None) -> Any:
@@ -372,6 +387,7 @@ def _build_and_gate(
 
     gate_backend, fmt = TARGETS[req.backend]
     source = source_bundle(req.source, tmp, req.input_size)
+    check_sizes_fit(req.gate_sizes, source.input.pad_divisor)
     graphs = list(req.graphs or source.graphs)
     unknown = sorted(set(graphs) - set(source.graphs))
     if unknown:
