@@ -116,9 +116,11 @@ def test_a_limit_failed_at_one_size_fails_the_gate_naming_it(val, report, key, l
     assert gated["sizes"][str(good)]["passed"] is True
     assert gated["sizes"][str(bad)]["passed"] is False
     assert len(gated["failures"]) == 1 and gated["failures"][0].startswith(f"at {bad}: ")
-    assert gated["worst_size"][key] == bad and gated[key] == per_size[bad]
-    # the same numbers as the passing run: only the limit changed
-    assert gated["sizes"][str(bad)][key] == report["sizes"][str(bad)][key]
+    assert gated["worst_size"][key] == bad and gated[key] == gated["sizes"][str(bad)][key]
+    # the numbers of the passing run: only the limit changed (OpenVINO's results vary in
+    # the last digits from one run to the next, far less than the gap ``between`` splits)
+    assert gated[key] == pytest.approx(per_size[bad], abs=0.005)
+    assert abs(per_size[bad] - per_size[good]) > 0.01
 
 
 BAD_SIZES = [
@@ -203,6 +205,8 @@ def test_quantize_records_every_size_in_the_manifest(val, tmp_path, capsys):
     argv += ["--gate-sizes", "320", "640", "--max-pq-drop", "100", "--max-miou-drop", "100"]
     argv += ["--min-mask-iou", "0", "--min-label-agreement", "0"]
     assert main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "at 320: gate PASS" in printed and "at 640: gate PASS" in printed
     gate = dict(load_bundle(out).export)["quantization"]["gate"]
     assert gate["passed"] is True and gate["input_sizes"] == [320, 640]
     assert {s: r["input_size"] for s, r in gate["sizes"].items()} == {"320": 320, "640": 640}

@@ -370,6 +370,8 @@ def quantize_bundle(req: QuantizeRequest, *, echo: Callable[[str], None] = print
     echo(f"wrote {out}: precision per graph {precisions}")
     keys = ("pq_drop", "miou_drop", "mask_iou_median", "label_agreement")
     echo(json.dumps({k: report[k] for k in keys}, indent=1))
+    for size, at in report.get("sizes", {}).items():  # --gate-sizes: each size's numbers
+        echo(f"at {size}: {gate_line(at, [])}")
     return bundle
 
 
