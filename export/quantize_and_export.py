@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recipes import RECIPES
 
 from rapsam_edge.apps.checks import require
-from rapsam_edge.commands.quantize import add_gate_arguments, limits_from
+from rapsam_edge.commands.quantize import add_gate_arguments, gate_sizes_from, limits_from
 from rapsam_edge.errors import RapsamEdgeError
 
 
@@ -90,6 +90,7 @@ def _export(args: argparse.Namespace) -> None:
         limits=limits,
         calib_samples=args.calib_samples,
         val_images=args.val_images,
+        gate_sizes=gate_sizes_from(args),
     )
 
 

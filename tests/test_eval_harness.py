@@ -119,3 +119,98 @@ def test_miou_breakdown_groups():
     assert out["miou_medium"] == pytest.approx(50.0)  # 5000
     assert out["miou_large"] == pytest.approx(0.0)  # 20000 >= 96^2
     assert all(np.isnan(v) for v in miou_breakdown([]).values())
+
+
+class ClassBlindOracle(OracleSegmenter):
+    """Answers every click with its own GT mask, except on segments of ``blind`` (a train
+    class id): there the mask is empty (1-click IoU 0)."""
+
+    def __init__(self, root: Path, split: str, blind: int) -> None:
+        super().__init__(root, split)
+        self.blind = blind
+
+    def prompt(self, emb, points=None, boxes=None) -> PromptResult:
+        out = super().prompt(emb, points=points)
+        classes = {s.id: s.class_id for s in emb.segments}
+        for k, (x, y) in enumerate(np.asarray(points, dtype=float).astype(int)):
+            if classes.get(int(emb.ids[y, x])) == self.blind:
+                out.masks[k] = False
+        return out
+
+
+def _weighted(per_class: dict) -> float:
+    return sum(v["miou"] * v["n"] for v in per_class.values()) / sum(
+        v["n"] for v in per_class.values()
+    )
+
+
+def test_miou_per_class_from_the_same_clicks(data: Path):
+    oracle = evaluate(OracleSegmenter(data, "val"), data, split="val")
+    table = oracle["miou_per_class"]
+    assert table and all(v["miou"] == pytest.approx(100.0) for v in table.values())
+    assert sum(v["n"] for v in table.values()) == oracle["num_segments"]
+    classes = CocoPanopticDataset(data / "coco", "val").classes
+    kinds = {c.name: c.is_thing for c in classes}
+    assert all(v["is_thing"] == kinds[name] for name, v in table.items())
+
+    degraded = evaluate(OracleSegmenter(data, "val", drop_every=2), data, split="val")
+    table = degraded["miou_per_class"]
+    assert sum(v["n"] for v in table.values()) == degraded["num_segments"]
+    assert _weighted(table) == pytest.approx(degraded["miou"])
+    assert any(v["miou"] < 100 for v in table.values())
+
+
+def test_worst_thing_class_names_the_class_that_fails(data: Path):
+    samples = CocoPanopticDataset(data / "coco", "val")
+    things = sorted(
+        {s.class_id for smp in samples for s in smp.segments if s.is_thing and not s.iscrowd}
+    )
+    blind = things[len(things) // 2]
+    name = samples.classes[blind].name
+    metrics = evaluate(ClassBlindOracle(data, "val", blind), data, split="val")
+    table = metrics["miou_per_class"]
+    assert table[name]["miou"] == pytest.approx(0.0) and table[name]["is_thing"]
+    assert all(v["miou"] == pytest.approx(100.0) for k, v in table.items() if k != name)
+    worst = metrics["miou_worst_thing_class"]
+    assert worst == {"name": name, "miou": pytest.approx(0.0), "n": table[name]["n"]}
+    assert metrics["miou"] < 100 and _weighted(table) == pytest.approx(metrics["miou"])
+
+
+def test_one_class_per_class_miou_is_the_miou(tmp_path: Path, data: Path):
+    """Every segment relabelled to one thing class: its per-class mIoU is the mIoU."""
+    import json
+    import shutil
+
+    root = tmp_path / "one"
+    shutil.copytree(data, root)
+    ann = root / "coco" / "annotations" / "panoptic_val.json"
+    spec = json.loads(ann.read_text())
+    cat = next(c for c in spec["categories"] if c["isthing"])
+    spec["categories"] = [cat]
+    for a in spec["annotations"]:
+        for s in a["segments_info"]:
+            s["category_id"] = cat["id"]
+    ann.write_text(json.dumps(spec))
+    metrics = evaluate(OracleSegmenter(root, "val", drop_every=3), root, split="val")
+    assert list(metrics["miou_per_class"]) == [cat["name"]]
+    entry = metrics["miou_per_class"][cat["name"]]
+    assert 0 < metrics["miou"] < 100
+    assert entry["miou"] == pytest.approx(metrics["miou"])
+    assert entry["n"] == metrics["num_segments"] and entry["is_thing"]
+    assert metrics["miou_worst_thing_class"]["name"] == cat["name"]
+
+
+def test_miou_by_class_rows():
+    from rapsam_edge.eval.harness import miou_by_class
+
+    rows = [(1.0, True, 10, 0), (0.5, True, 10, 0), (0.25, True, 10, 2), (0.0, False, 10, 1)]
+    out = miou_by_class(rows, ["a", "b", "c"])
+    assert out["miou_per_class"] == {
+        "a": {"miou": 75.0, "n": 2, "is_thing": True},
+        "b": {"miou": 0.0, "n": 1, "is_thing": False},
+        "c": {"miou": 25.0, "n": 1, "is_thing": True},
+    }
+    assert out["miou_worst_thing_class"] == {"name": "c", "miou": 25.0, "n": 1}
+    assert miou_by_class([], ["a"]) == {"miou_per_class": {}, "miou_worst_thing_class": None}
+    stuff_only = miou_by_class([(0.5, False, 10, 1)], ["a", "b"])
+    assert stuff_only["miou_worst_thing_class"] is None

@@ -28,6 +28,7 @@ __all__ = [
     "add_arguments",
     "add_gate_arguments",
     "add_qat_arguments",
+    "gate_sizes_from",
     "limits_from",
     "qat_from",
     "run",
@@ -39,7 +40,12 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     gate's data size and limits, and the FP32 fallback. Each says its valid range; a value
     outside it is refused before any work (argparse for the types, ``GateLimits`` for the
     limits' ranges, a ConfigError)."""
-    from ..deploy.quantize.gate import LIMITS, GateLimits  # numpy only: --help needs no torch
+    from ..deploy.quantize.gate import (  # numpy only: --help needs no torch
+        LIMITS,
+        MAX_GATE_SIZES,
+        SIZE_MULTIPLE,
+        GateLimits,
+    )
     from ..deploy.quantize.pipeline import MAX_CALIB_SAMPLES
 
     parser.add_argument(
@@ -66,6 +72,16 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="trained weights only: the long side to export the FP32 bundle at "
         "(default: the size the run was trained at, train_config.json image_size)",
+    )
+    parser.add_argument(
+        "--gate-sizes",
+        type=side,
+        nargs="+",
+        default=None,
+        metavar="SIDE",
+        help=f"network sides to gate at, each a multiple of {SIZE_MULTIPLE}, at most "
+        f"{MAX_GATE_SIZES}, e.g. 320 640: both bundles run at each, and the bundle passes only "
+        "if it passes at every one (default: the bundle's own size)",
     )
     default = GateLimits()
     for name, (flag, low, high, what) in LIMITS.items():
@@ -224,6 +240,12 @@ def limits_from(args: argparse.Namespace):
     )
 
 
+def gate_sizes_from(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """The parsed ``--gate-sizes`` as ``QuantizeRequest.gate_sizes`` (None: not given)."""
+    sizes = getattr(args, "gate_sizes", None)
+    return None if sizes is None else tuple(sizes)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..deploy.quantize.pipeline import QuantizeRequest, quantize_bundle
 
@@ -245,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         input_size=args.input_size,
         qat=qat_from(args),
+        gate_sizes=gate_sizes_from(args),
     )
     require(args.calib, "--calib")
     require(args.val, "--val")

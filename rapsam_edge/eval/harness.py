@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +46,11 @@ def evaluate_panoptic_and_prompts(
     from ..data.coco_panoptic import CocoPanopticDataset
 
     data = CocoPanopticDataset(coco_root, split)
-    is_thing = (
-        [c.is_thing for c in data.classes]
-        if hasattr(data.classes[0], "is_thing")
-        else [bool(c["is_thing"]) for c in data.classes]
-    )
+    names, is_thing = _class_names(data.classes)
     pq = PanopticQuality(len(is_thing), is_thing)
     clicks = InteractiveEval()
-    per_segment: list[tuple[float, bool, int]] = []  # single-click IoU, is thing, GT area
+    # single-click IoU, is thing, GT area, train class id
+    per_segment: list[tuple[float, bool, int, int]] = []
     n = _take(len(data), max_images)
     t0 = time.perf_counter()
     for i in range(n):
@@ -73,7 +70,7 @@ def evaluate_panoptic_and_prompts(
             pred = segmenter.prompt(emb, points=points)
             ious = clicks.update_masks(pred.masks, gt_masks)
             per_segment += [
-                (float(v), is_thing[t.class_id], int(m.sum()))
+                (float(v), is_thing[t.class_id], int(m.sum()), t.class_id)
                 for v, t, m in zip(ious, targets, gt_masks)
                 if not math.isnan(v)
             ]
@@ -83,6 +80,7 @@ def evaluate_panoptic_and_prompts(
     seconds = time.perf_counter() - t0
     out: dict[str, Any] = {**pq.compute(), **clicks.compute(), **miou_breakdown(per_segment)}
     out.pop("per_class", None)
+    out.update(miou_by_class(per_segment, names))
     out["num_images"] = n
     out["panoptic_seconds_per_image"] = seconds / max(n, 1)
     return out
@@ -92,17 +90,64 @@ def evaluate_panoptic_and_prompts(
 AREA_RANGES = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, math.inf)}
 
 
-def miou_breakdown(per_segment: list[tuple[float, bool, int]]) -> dict[str, float]:
+def _class_names(classes: Any) -> tuple[list[str], list[bool]]:
+    """The dataset's train classes (``ClassInfo``s or category dicts) -> (names, is thing)."""
+    if hasattr(classes[0], "is_thing"):
+        return [str(c.name) for c in classes], [bool(c.is_thing) for c in classes]
+    return [str(c.get("name", i)) for i, c in enumerate(classes)], [
+        bool(c["is_thing"]) for c in classes
+    ]
+
+
+def miou_by_class(
+    per_segment: list[tuple[float, bool, int, int]], names: list[str]
+) -> dict[str, Any]:
+    """Single-click mIoU (percent) per class, from the same first clicks as ``miou``.
+
+    Arguments:
+      per_segment: (IoU in [0, 1], is thing, GT area, train class id) per evaluated segment.
+      names: train class id -> class name.
+    Returns:
+      ``miou_per_class``: class name -> {"miou", "n" (segments scored), "is_thing"}, for
+      every class with at least one segment scored (the n sum to ``num_segments``);
+      ``miou_worst_thing_class``: {"name", "miou", "n"} of the thing class with the lowest
+      mIoU (ties: the first in class order), None when no thing segment was scored.
+    """
+    groups: dict[int, list[float]] = {}
+    kinds: dict[int, bool] = {}
+    for iou, thing, _area, cls in per_segment:
+        groups.setdefault(int(cls), []).append(iou)
+        kinds[int(cls)] = bool(thing)
+    table: dict[str, dict[str, Any]] = {}
+    worst: dict[str, Any] | None = None
+    for cls in sorted(groups):
+        ious = groups[cls]
+        name = names[cls] if 0 <= cls < len(names) else str(cls)
+        if name in table:  # two classes of one name: keep both apart
+            name = f"{name} ({cls})"
+        entry = {
+            "miou": 100.0 * math.fsum(ious) / len(ious),
+            "n": len(ious),
+            "is_thing": kinds[cls],
+        }
+        table[name] = entry
+        if entry["is_thing"] and (worst is None or entry["miou"] < worst["miou"]):
+            worst = {"name": name, "miou": entry["miou"], "n": entry["n"]}
+    return {"miou_per_class": table, "miou_worst_thing_class": worst}
+
+
+def miou_breakdown(per_segment: Sequence[tuple[Any, ...]]) -> dict[str, float]:
     """Single-click mIoU (percent) by kind and by COCO size range, to show what limits it.
 
     Arguments:
-      per_segment: (IoU in [0, 1], is thing, GT area in pixels) per evaluated segment.
+      per_segment: (IoU in [0, 1], is thing, GT area in pixels[, class id]) per evaluated
+        segment.
     Returns:
       ``miou_th`` / ``miou_st`` (things / stuff) and ``miou_small`` / ``miou_medium`` /
       ``miou_large`` (``AREA_RANGES``); NaN where a group is empty.
     """
 
-    def mean(rows: list[tuple[float, bool, int]]) -> float:
+    def mean(rows: list[tuple[Any, ...]]) -> float:
         return 100.0 * math.fsum(r[0] for r in rows) / len(rows) if rows else float("nan")
 
     out = {

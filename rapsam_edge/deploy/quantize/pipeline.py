@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError, SourceError
-from .gate import AccuracyGateError, GateLimits
+from .gate import AccuracyGateError, GateLimits, check_gate_sizes
 from .report import gate_line
 
 __all__ = ["PRECISIONS", "SUPPORTED", "TARGETS", "QuantizeRequest", "quantize_bundle"]
@@ -71,8 +71,11 @@ class QuantizeRequest:
     overwrite: bool = False  # replace a previous bundle at ``out`` (never another directory)
     input_size: int | None = None  # weights only: export size (default: the trained size)
     qat: Any = None  # a qat.QatSettings: quantization-aware distillation (weights, int8 only)
+    gate_sizes: tuple[int, ...] | None = None  # network sides to gate at (default: the bundle's)
 
     def __post_init__(self) -> None:
+        # any iterable of sides -> a checked tuple, read once (ConfigError naming the option)
+        object.__setattr__(self, "gate_sizes", check_gate_sizes(self.gate_sizes))
         check_options(self)
 
 
@@ -108,6 +111,7 @@ def check_options(req: QuantizeRequest) -> None:
     _int_in(req.val_images, 1, None, "--val-images")
     if req.input_size is not None:
         _int_in(req.input_size, SIDE_MIN, SIDE_MAX, "--input-size")
+    check_gate_sizes(req.gate_sizes)
     if req.name is not None:
         from ..provenance import check_portable
 
@@ -174,6 +178,19 @@ def check_request(req: QuantizeRequest) -> Path:
         )
     check_target(Path(req.out), replace=req.overwrite)
     return val
+
+
+def check_sizes_fit(sizes: Sequence[int] | None, pad_divisor: int) -> None:
+    """Refuse gate sizes the source bundle cannot run at, before any conversion.
+
+    Raises:
+      ConfigError: a size not a multiple of the bundle's pad divisor."""
+    bad = [s for s in sizes or () if s % pad_divisor]
+    if bad:
+        raise ConfigError(
+            f"--gate-sizes {bad}: the bundle pads to multiples of {pad_divisor}",
+            hint=f"give sides that are multiples of {pad_divisor}",
+        )
 
 
 def source_bundle(source: str, tmp: Path, input_size: int | None = None) -> Any:
@@ -319,7 +336,13 @@ def _gate_with_fallback(
 
     def run(b: Any) -> dict[str, Any]:
         return run_gate(
-            source, b, val, backend=gate_backend, limits=req.limits, max_images=req.val_images
+            source,
+            b,
+            val,
+            backend=gate_backend,
+            limits=req.limits,
+            max_images=req.val_images,
+            input_sizes=req.gate_sizes,
         )
 
     def fp32(g: str) -> tuple[str, str]:
@@ -384,6 +407,8 @@ def quantize_bundle(req: QuantizeRequest, *, echo: Callable[[str], None] = print
     echo(f"wrote {out}: precision per graph {precisions}")
     keys = ("pq_drop", "miou_drop", "mask_iou_median", "label_agreement")
     echo(json.dumps({k: report[k] for k in keys}, indent=1))
+    for size, at in report.get("sizes", {}).items():  # --gate-sizes: each size's numbers
+        echo(f"at {size}: {gate_line(at, [])}")
     return bundle
 
 
@@ -401,6 +426,7 @@ def _build_and_gate(
 
     gate_backend, fmt = TARGETS[req.backend]
     source = source_bundle(req.source, tmp, req.input_size)
+    check_sizes_fit(req.gate_sizes, source.input.pad_divisor)
     graphs = list(req.graphs or source.graphs)
     unknown = sorted(set(graphs) - set(source.graphs))
     if unknown:
