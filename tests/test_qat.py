@@ -158,6 +158,8 @@ def test_qat_settings_refuse_bad_values():
         ({"lr": 0.0}, "--qat-lr"),
         ({"sides": (100,)}, "--qat-sides"),
         ({"sides": ()}, "--qat-sides"),
+        ({"fp32_quantizers": -1}, "--qat-fp32-quantizers"),
+        ({"fp32_quantizers": True}, "--qat-fp32-quantizers"),
     ):
         with pytest.raises(ConfigError, match=flag):
             QatSettings(**kw)
@@ -205,7 +207,8 @@ def test_qat_round_trip_through_the_command(tiny_run, tmp_path, backend, runtime
     argv = [
         "quantize", str(run), "--to", "int8", "--backend", backend, "--calib", str(data),
         "--out", str(out), "--qat", *qat, "--qat-steps", "2", "--qat-batch-size", "1",
-        "--qat-sides", "64", "--calib-samples", "4", "--val-images", "2",
+        "--qat-sides", "64", "--qat-fp32-quantizers", "3", "--calib-samples", "4",
+        "--val-images", "2",
         "--graphs", "panoptic_decoder", "prompt_decoder",
         "--max-pq-drop", "100", "--max-miou-drop", "100", "--min-mask-iou", "0",
         "--min-label-agreement", "0",
@@ -220,6 +223,9 @@ def test_qat_round_trip_through_the_command(tiny_run, tmp_path, backend, runtime
         if not qat or graph in qat:
             assert "quantization-aware" in record["tool"] and record["fake_quantize"] > 0
             assert record["settings"]["steps"] == 2
+            # the quantizers left FP32 are named, and none of them was exported
+            assert len(record["fp32_quantizers"]) == 3
+            assert record["fake_quantize"] == record["quantizers"] - 3
         else:
             assert "quantization-aware" not in record["tool"]
     assert manifest["graphs"]["encoder"]["precision"] == "fp32"

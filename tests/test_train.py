@@ -286,3 +286,39 @@ def test_multi_scale_batches_share_one_side_each(tiny_data: Path, tmp_path: Path
     assert clip.shape[-1] in (64, 96, 128) and clip.shape[-2] == clip.shape[-1]
     train(_cfg(tiny_data, tmp_path / "ms", steps=3, max_image_size=128))
     assert (tmp_path / "ms" / "model.safetensors").exists()
+
+
+def test_teacher_view_scales_images_and_prompts_down_to_the_teacher_side():
+    """--kd-teacher-size: a batch larger than the teacher's side reaches the teacher scaled
+    down (images and prompt boxes by the same factor); a batch at or below it is unchanged."""
+    from rapsam_edge.train.trainer import _teacher_view
+
+    images = torch.rand(2, 3, 128, 128) * 255
+    boxes = torch.tensor([[[10.0, 20.0, 60.0, 100.0]]]).repeat(2, 1, 1)
+    small, small_boxes = _teacher_view(images, boxes, 64)
+    assert small.shape == (2, 3, 64, 64)
+    assert torch.allclose(small_boxes, boxes * 0.5)
+    assert abs(float(small.mean()) - float(images.mean())) < 1.0  # a resize, not a crop
+    same, same_boxes = _teacher_view(images, boxes, 128)
+    assert same is images and same_boxes is boxes
+    off, _ = _teacher_view(images, boxes, 0)
+    assert off is images
+
+
+def test_distill_with_a_single_scale_teacher_on_a_multi_scale_run(tiny_data: Path, tmp_path: Path):
+    teacher = tmp_path / "teacher"
+    train(_cfg(tiny_data, teacher, steps=1))
+    out = tmp_path / "student"
+    train(
+        _cfg(
+            tiny_data,
+            out,
+            steps=2,
+            max_image_size=128,
+            teacher=str(teacher),
+            kd_teacher_size=64,
+            kd_object_weight=1.0,
+        )
+    )
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(r["loss_kd_prompt"] > 0 and r["loss_kd_dense"] > 0 for r in rows)

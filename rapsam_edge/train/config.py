@@ -90,6 +90,10 @@ class TrainConfig:
     kd_feat_weight: float = 1.0  # F through a 1x1 adapter vs the teacher's F (0: no adapter)
     kd_object_weight: float = 0.0  # class KL of queries matched to teacher objects (0: off)
     kd_temperature: float = 2.0  # T of that KL
+    # run the teacher at this side when a batch is larger (images and prompts scaled down, its
+    # outputs compared on the same image extent): a single-scale teacher then teaches every
+    # side of a multi-scale run (0: the batch's own side)
+    kd_teacher_size: int = 0
     extra: dict = field(default_factory=dict)
 
     def save(self, path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -40,9 +41,11 @@ class TrainStep(nn.Module):
         semantic: bool = False,
         teacher: nn.Module | None = None,
         feat_adapter: bool = True,
+        teacher_size: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
+        self.teacher_size = teacher_size
         self.heads = nn.ModuleDict()
         dim = model.decoder.queries.embedding_dim
         if semantic:
@@ -64,17 +67,29 @@ class TrainStep(nn.Module):
         kd = None
         if self._teacher:
             teacher = self._teacher[0]
+            t_images, t_boxes = _teacher_view(images, boxes, self.teacher_size)
             with torch.no_grad():
-                t_feats = teacher.encode(images)
+                t_feats = teacher.encode(t_images)
                 t_out = {
                     "panoptic": teacher.decode_panoptic(t_feats),
-                    "prompts": teacher.decode_prompts(t_feats, boxes),
+                    "prompts": teacher.decode_prompts(t_feats, t_boxes),
                     "feats": t_feats,
                 }
             s_out = {"panoptic": panoptic, "prompts": prompts, "feats": feats}
             adapter = self.heads["feat_adapter"] if "feat_adapter" in self.heads else None
             kd = (s_out, t_out, adapter(feats) if adapter is not None else None)
         return panoptic, prompts, video, semantic, kd
+
+
+def _teacher_view(images: Tensor, boxes: Tensor, side: int) -> tuple[Tensor, Tensor]:
+    """The batch as a teacher of input side ``side`` sees it: images (B x 3 x S x S) and
+    prompt boxes scaled by side / S when S is larger (area-like antialiased resize); as it is
+    otherwise. The KD losses compare both models on the same image extent (``distill``)."""
+    size = images.shape[-1]
+    if side <= 0 or size <= side:
+        return images, boxes
+    small = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True)
+    return small, boxes * (side / size)
 
 
 def _stages(out: dict, use_aux: bool) -> list[dict]:
@@ -258,6 +273,7 @@ def train(cfg: TrainConfig) -> nn.Module:
         semantic=cfg.semantic_weight > 0,
         teacher=teacher,
         feat_adapter=cfg.kd_feat_weight > 0,
+        teacher_size=cfg.kd_teacher_size,
     )
     optimizer = build_optimizer(model, cfg, step_module.heads)
     scheduler = build_scheduler(optimizer, cfg)

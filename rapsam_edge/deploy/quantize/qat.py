@@ -218,6 +218,7 @@ def qat_graph(
         "tool": f"nncf {_nncf_version()} quantization-aware distillation (torch)",
         "settings": {**asdict(settings), "sides": list(settings.sides)},
         "frames": len(frames),
+        "quantizers": len(_quantizers(student)),
         "fp32_quantizers": kept,
         "loss_first": float(np.mean(losses[:tenth])),
         "loss_last": float(np.mean(losses[-tenth:])),

@@ -17,12 +17,12 @@ class QatSettings:
 
     steps: int = 300  # optimizer steps per graph
     batch_size: int = 4  # frames per step
-    lr: float = 2e-5  # Adam learning rate (weights and quantizer ranges)
+    lr: float = 5e-5  # Adam learning rate (weights and quantizer ranges)
     sides: tuple[int, ...] = (320, 640)  # network sides drawn from, multiples of 32
     calib: int = 16  # inputs that set the quantizers' initial ranges
     temperature: float = 1.0  # T of the class KL
     # quantizers left out (FP32), the most harmful alone on the calibration inputs (0: none)
-    fp32_quantizers: int = 16
+    fp32_quantizers: int = 32
     seed: int = 0  # frame order, sides, prompts
     # the graphs trained this way; the other converted ones get post-training INT8 (empty: all)
     graphs: tuple[str, ...] = ()
