@@ -206,7 +206,7 @@ def add_qat_arguments(parser: argparse.ArgumentParser) -> None:
         "--qat-sides",
         type=side,
         nargs="+",
-        default=list(qat.sides),
+        default=None,
         help="--qat: network sides the training draws from, multiples of 32 (default: "
         f"{' '.join(map(str, qat.sides))})",
     )
@@ -222,7 +222,7 @@ def qat_from(args: argparse.Namespace):
         steps=args.qat_steps,
         batch_size=args.qat_batch_size,
         lr=args.qat_lr,
-        sides=tuple(args.qat_sides),
+        sides=tuple(args.qat_sides or QatSettings().sides),
         fp32_quantizers=args.qat_fp32_quantizers,
         graphs=tuple(args.qat),
     )
