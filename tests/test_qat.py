@@ -225,7 +225,7 @@ def test_qat_round_trip_through_the_command(tiny_run, tmp_path, backend, runtime
             assert record["settings"]["steps"] == 2
             # the quantizers left FP32 are named, and none of them was exported
             assert len(record["fp32_quantizers"]) == 3
-            assert record["fake_quantize"] == record["quantizers"] - 3
+            assert 0 < record["fake_quantize"] <= record["quantizers"] - 3
         else:
             assert "quantization-aware" not in record["tool"]
     assert manifest["graphs"]["encoder"]["precision"] == "fp32"

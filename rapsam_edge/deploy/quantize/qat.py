@@ -140,10 +140,32 @@ def distill_loss(graph: str, student: Sequence[Tensor], teacher: Sequence[Tensor
 PROMPT_GEOMETRY_OPS = ("boxes", "/new_full/0", "/new_full/1", "/mul/0", "/div/0", "/div/1")
 
 
+class _TorchQuantizeFunctions:
+    """Stands in for NNCF's compiled CPU quantize extension: its pure-torch reference kernels.
+    NNCF otherwise compiles a C++ extension at the first training step (a compiler, ninja and
+    a minute on a 2-core machine; a compile killed half-way leaves a lock file that makes the
+    next load wait for its timeout). The decoders are small enough for the torch kernels."""
+
+    @staticmethod
+    def get(name: str) -> Any:
+        from nncf.torch.quantization.reference import ReferenceQuantizedFunctions
+
+        return getattr(ReferenceQuantizedFunctions, name)
+
+
+def _use_torch_quantize_functions() -> None:
+    from nncf.torch.quantization import quantize_functions
+
+    if hasattr(quantize_functions, "QuantizedFunctionsCPU"):
+        quantize_functions.QuantizedFunctionsCPU = _TorchQuantizeFunctions  # type: ignore[assignment]
+
+
 def _quantize(
     wrapper: torch.nn.Module, graph: str, calib: list[tuple[Tensor, ...]]
 ) -> torch.nn.Module:
     import nncf
+
+    _use_torch_quantize_functions()
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 
     ignored = PROMPT_GEOMETRY_OPS if graph == PROMPT_DECODER else ()
