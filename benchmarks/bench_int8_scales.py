@@ -58,7 +58,8 @@ def _rows(report: dict, side: int) -> list[str]:
         stages = target["stages"]
         cells = [f"{stages[s]['p50']:.2f}" for s in (*STAGES, "end_to_end")]
         fps = 1000.0 / stages["end_to_end"]["p50"]
-        rows.append(f"| {target['target']} | {side} | {fps:.0f} | " + " | ".join(cells) + " |")
+        label = target["target"]["label"].split(":", 1)[1]
+        rows.append(f"| {label} | {side} | {fps:.0f} | " + " | ".join(cells) + " |")
     return rows
 
 

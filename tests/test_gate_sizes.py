@@ -212,3 +212,20 @@ def test_quantize_records_every_size_in_the_manifest(val, tmp_path, capsys):
     assert {s: r["input_size"] for s, r in gate["sizes"].items()} == {"320": 320, "640": 640}
     raw = json.loads((out / "manifest.json").read_text())
     assert raw["export"]["quantization"]["gate"]["sizes"]["640"]["passed"] is True
+
+
+def test_calibration_feeds_cover_every_gate_size():
+    """quantize --gate-sizes also calibrates at those sides: frame i is prepared at
+    sizes[i % n], so the decoders' feeds hold feature grids of both sizes."""
+    import numpy as np
+
+    from rapsam_edge.bundle import load_bundle
+    from rapsam_edge.deploy.quantize.calibration import graph_feeds
+
+    bundle = load_bundle("edge-xs-synthetic")
+    frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(4)]
+    feeds = graph_feeds(bundle, frames, sizes=(64, 128))
+    name = bundle.graphs["panoptic_decoder"].name_of("feats")
+    grids = [f[name].shape[-2:] for f in feeds["panoptic_decoder"]]
+    assert grids[0] == grids[2] != grids[1] == grids[3]
+    assert grids[1][1] == 2 * grids[0][1]

@@ -102,24 +102,31 @@ def _prompt_boxes(frame_hw: tuple[int, int], scale: float, rng: np.random.Genera
 
 
 def graph_feeds(
-    bundle, frames: Sequence[np.ndarray], *, seed: int = 0
+    bundle, frames: Sequence[np.ndarray], *, seed: int = 0, sizes: Sequence[int] | None = None
 ) -> dict[str, list[Mapping[str, np.ndarray]]]:
     """Per graph, one feed dict per frame (tensor names from the manifest).
 
     Arguments:
       bundle: the FP32 ``Bundle`` (its ONNX graphs run on ONNX Runtime here).
       frames: H x W x 3 uint8 RGB frames.
+      sizes: network sides to calibrate at, frame i at ``sizes[i % len(sizes)]`` (a bundle
+        that serves 320 and 640 is calibrated on the activations of both; default: the
+        bundle's own side).
     Returns:
       {"encoder": [{image: 1 x Hp x Wp x 3 uint8}], "panoptic_decoder": [{feats: 1 x D x h x w}],
       "prompt_decoder": [{feats, boxes: 1 x 8 x 4}]}.
     """
     from ...runtime.segmenter import Segmenter
 
-    seg = Segmenter(bundle, "ort-cpu", color_order="RGB")
+    segs = [
+        Segmenter(bundle, "ort-cpu", color_order="RGB", input_size=size)
+        for size in (sizes or [None])
+    ]
     enc, pan, prm = (bundle.graphs[g] for g in GRAPH_NAMES)
     rng = np.random.default_rng(seed)
     out: dict[str, list[Mapping[str, np.ndarray]]] = {g: [] for g in bundle.graphs}
-    for frame in frames:
+    for i, frame in enumerate(frames):
+        seg = segs[i % len(segs)]
         prepared = seg.prepare(frame)
         feats = seg.graphs[ENCODER].run({enc.name_of("image"): prepared.image})[
             enc.name_of("feats")
@@ -128,5 +135,6 @@ def graph_feeds(
         out[PANOPTIC_DECODER].append({pan.name_of("feats"): feats})
         boxes = _prompt_boxes(prepared.frame_hw, prepared.scale, rng)
         out[PROMPT_DECODER].append({prm.name_of("feats"): feats, prm.name_of("boxes"): boxes})
-    seg.close()
+    for seg in segs:
+        seg.close()
     return out

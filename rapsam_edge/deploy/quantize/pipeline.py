@@ -299,7 +299,7 @@ def _convert_graphs(
         )
         converted = {g: (names[g], tag) for g in trained}
     rest = [g for g in graphs if g not in converted]
-    feeds = graph_feeds(source, frames) if rest else {}
+    feeds = graph_feeds(source, frames, sizes=req.gate_sizes) if rest else {}
     for g in rest:
         src = source.graph_path(g, fmt if fmt in source.graphs[g].files else "onnx")
         name = graph_file_names(g, fmt, tag)[0]
