@@ -30,6 +30,8 @@ from rapsam_edge.train.config import TrainConfig  # noqa: E402
         (320, 640.0, "not an integer"),
         (True, 0, "image_size is True, not an integer"),
         (640, 320, "below"),
+        (320, 100_000, "max_image_size 100000 is above the runtime's largest network side"),
+        (8192, 0, "image_size 8192 is above"),
     ],
 )
 def test_training_sides_refuse_what_the_model_cannot_run(image_size, max_image_size, match):

@@ -39,6 +39,13 @@ def network_side(name: str, value: object, *, zero_ok: bool) -> int:
         raise ConfigError(f"{name} is {value!r}, not an integer", hint=f"pass {flag} as a number")
     if value == 0 and zero_ok:
         return 0
+    from ..runtime.options import MAX_INPUT_SIZE
+
+    if value > MAX_INPUT_SIZE:  # the runtime could not run it; a batch alone takes gigabytes
+        raise ConfigError(
+            f"{name} {value} is above the runtime's largest network side {MAX_INPUT_SIZE}",
+            hint=f"pass {flag} <= {MAX_INPUT_SIZE}",
+        )
     if value < SIZE_STEP or value % SIZE_STEP:
         zero = "0 (off) or " if zero_ok else ""
         raise ConfigError(
