@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 
 from ..apps.checks import finite_float, int_in, positive_int, require, side
+from ..errors import ConfigError
 
 __all__ = [
     "add_arguments",
@@ -180,27 +181,27 @@ def add_qat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--qat-steps",
         type=positive_int,
-        default=qat.steps,
-        help="--qat: optimizer steps per graph, >= 1 (default: %(default)s)",
+        default=None,
+        help=f"--qat: optimizer steps per graph, >= 1 (default: {qat.steps})",
     )
     parser.add_argument(
         "--qat-batch-size",
         type=positive_int,
-        default=qat.batch_size,
-        help="--qat: frames per step, >= 1 (default: %(default)s)",
+        default=None,
+        help=f"--qat: frames per step, >= 1 (default: {qat.batch_size})",
     )
     parser.add_argument(
         "--qat-lr",
         type=finite_float,
-        default=qat.lr,
-        help="--qat: Adam learning rate, > 0 (default: %(default)s)",
+        default=None,
+        help=f"--qat: Adam learning rate, > 0 (default: {qat.lr})",
     )
     parser.add_argument(
         "--qat-fp32-quantizers",
         type=int_in(0, 1000, what="--qat-fp32-quantizers"),
-        default=qat.fp32_quantizers,
+        default=None,
         help="--qat: quantizers left out (their tensors stay FP32), the most harmful ones "
-        "alone on the calibration inputs, 0..1000 (default: %(default)s)",
+        f"alone on the calibration inputs, 0..1000 (default: {qat.fp32_quantizers})",
     )
     parser.add_argument(
         "--qat-sides",
@@ -212,18 +213,37 @@ def add_qat_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: the options that only --qat reads (a given one without --qat is refused, not ignored)
+QAT_OPTIONS = ("qat_steps", "qat_batch_size", "qat_lr", "qat_fp32_quantizers", "qat_sides")
+
+
 def qat_from(args: argparse.Namespace):
-    """The QatSettings of parsed ``add_qat_arguments`` options, or None without ``--qat``."""
-    if args.qat is None:
-        return None
+    """The QatSettings of parsed ``add_qat_arguments`` options, or None without ``--qat``.
+
+    Raises:
+      ConfigError: a ``--qat-*`` option given without ``--qat`` (it would do nothing)."""
     from ..deploy.quantize.qat_settings import QatSettings
 
+    if args.qat is None:
+        given = [o for o in QAT_OPTIONS if getattr(args, o, None) is not None]
+        if given:
+            flags = " ".join("--" + o.replace("_", "-") for o in given)
+            raise ConfigError(
+                f"{flags} without --qat: the option(s) set quantization-aware distillation",
+                hint="add --qat [GRAPH ...], or drop the --qat-* options",
+            )
+        return None
+    default = QatSettings()
+
+    def pick(name: str, value):
+        return getattr(default, name) if value is None else value
+
     return QatSettings(
-        steps=args.qat_steps,
-        batch_size=args.qat_batch_size,
-        lr=args.qat_lr,
-        sides=tuple(args.qat_sides or QatSettings().sides),
-        fp32_quantizers=args.qat_fp32_quantizers,
+        steps=pick("steps", args.qat_steps),
+        batch_size=pick("batch_size", args.qat_batch_size),
+        lr=pick("lr", args.qat_lr),
+        sides=tuple(args.qat_sides or default.sides),
+        fp32_quantizers=pick("fp32_quantizers", args.qat_fp32_quantizers),
         graphs=tuple(args.qat),
     )
 

@@ -31,23 +31,68 @@ from .config import TrainConfig
 SIZE_STEP = 32
 
 
+def network_side(name: str, value: object, *, zero_ok: bool) -> int:
+    """``value`` as a network side: an int (not a bool) that is a positive multiple of
+    ``SIZE_STEP`` (or 0 where ``zero_ok``); else ConfigError naming the flag."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} is {value!r}, not an integer", hint=f"pass {flag} as a number")
+    if value == 0 and zero_ok:
+        return 0
+    from ..runtime.options import MAX_INPUT_SIZE
+
+    if value > MAX_INPUT_SIZE:  # the runtime could not run it; a batch alone takes gigabytes
+        raise ConfigError(
+            f"{name} {value} is above the runtime's largest network side {MAX_INPUT_SIZE}",
+            hint=f"pass {flag} <= {MAX_INPUT_SIZE}",
+        )
+    if value < SIZE_STEP or value % SIZE_STEP:
+        zero = "0 (off) or " if zero_ok else ""
+        raise ConfigError(
+            f"{name} {value}: network sides are multiples of {SIZE_STEP} (its largest stride)",
+            hint=f"pass {flag} as {zero}a multiple of {SIZE_STEP}, e.g. 320",
+        )
+    return value
+
+
 def training_sides(image_size: int, max_image_size: int) -> tuple[int, ...]:
     """The square sides batches are drawn from: ``image_size`` alone, or ``image_size`` ..
-    ``max_image_size`` in steps of ``SIZE_STEP`` (both ends included)."""
-    if max_image_size <= 0 or max_image_size == image_size:
+    ``max_image_size`` in steps of ``SIZE_STEP`` (both ends included).
+
+    Raises:
+      ConfigError: a side that is not an integer, negative, or not a multiple of
+        ``SIZE_STEP`` (the model cannot run it), or ``max_image_size`` below ``image_size``.
+    """
+    image_size = network_side("image_size", image_size, zero_ok=False)
+    max_image_size = network_side("max_image_size", max_image_size, zero_ok=True)
+    if max_image_size == 0 or max_image_size == image_size:
         return (image_size,)
     if max_image_size < image_size:
         raise ConfigError(
             f"max_image_size {max_image_size} is below image_size {image_size}",
             hint="pass --max-image-size 0 (one side) or a side >= --image-size",
         )
-    if image_size % SIZE_STEP or max_image_size % SIZE_STEP:
-        raise ConfigError(
-            f"multi-scale sides must be multiples of {SIZE_STEP}, got "
-            f"{image_size}..{max_image_size}",
-            hint=f"pass --image-size and --max-image-size as multiples of {SIZE_STEP}",
-        )
     return tuple(range(image_size, max_image_size + 1, SIZE_STEP))
+
+
+def check_sizes(cfg: TrainConfig) -> tuple[int, ...]:
+    """The run's training sides (``training_sides``) after checking every size setting,
+    ``kd_teacher_size`` included, before any work: it is 0 or a multiple of ``SIZE_STEP``,
+    needs a ``teacher``, and must be below the largest side (else it never applies)."""
+    sides = training_sides(cfg.image_size, cfg.max_image_size)
+    teacher_size = network_side("kd_teacher_size", cfg.kd_teacher_size, zero_ok=True)
+    if teacher_size and not cfg.teacher:
+        raise ConfigError(
+            f"kd_teacher_size {teacher_size} without a teacher",
+            hint="pass --teacher RUN (rapsam-edge distill), or drop --kd-teacher-size",
+        )
+    if teacher_size and teacher_size >= sides[-1]:
+        raise ConfigError(
+            f"kd_teacher_size {teacher_size} is not below the largest training side "
+            f"{sides[-1]}: the teacher would never see a smaller view",
+            hint="pass a side below --max-image-size (the teacher's own), or 0 (off)",
+        )
+    return sides
 
 
 class SizedBatchSampler(Sampler):

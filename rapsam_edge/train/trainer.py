@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..model import build_model
 from ..model.io import load_model_grown, save_model
 from . import distributed as dist_utils
-from .batches import PanopticBatch, VideoBatch, build_loaders
+from .batches import PanopticBatch, VideoBatch, build_loaders, check_sizes, network_side
 from .config import TrainConfig
 from .distill import DistillWeights, distill_losses, load_teacher
 from .losses import LossWeights, prompt_loss, semantic_loss, set_loss
@@ -45,7 +45,7 @@ class TrainStep(nn.Module):
     ) -> None:
         super().__init__()
         self.model = model
-        self.teacher_size = teacher_size
+        self.teacher_size = network_side("kd_teacher_size", teacher_size, zero_ok=True)
         self.heads = nn.ModuleDict()
         dim = model.decoder.queries.embedding_dim
         if semantic:
@@ -252,6 +252,7 @@ def train(cfg: TrainConfig) -> nn.Module:
     ``model.safetensors``, ``config.json``, ``train_config.json``, ``log.jsonl`` and
     ``last.ckpt`` (written by rank 0)."""
     _check_kd(cfg)
+    check_sizes(cfg)  # every size setting, before the run directory or any data
     rank, world = dist_utils.init_from_env()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)

@@ -267,9 +267,16 @@ def _keep_sensitive_fp32(
     """Rank the quantizers by the distillation loss each one causes alone on the calibration
     inputs and switch off the ``settings.fp32_quantizers`` worst: those tensors stay FP32 in
     the exported graph (no FakeQuantize is traced for a disabled quantizer)."""
+    quantizers = _quantizers(student)
+    if len(quantizers) <= settings.fp32_quantizers:
+        # nothing left to quantize: the "INT8" graph would be the FP32 one, gated as INT8
+        raise ConfigError(
+            f"QAT of {graph}: --qat-fp32-quantizers {settings.fp32_quantizers} leaves none of "
+            f"its {len(quantizers)} quantizers on",
+            hint=f"pass --qat-fp32-quantizers below {len(quantizers)} (0: keep all)",
+        )
     if settings.fp32_quantizers <= 0:
         return []
-    quantizers = _quantizers(student)
     targets = [_as_tuple(teacher(*b)) for b in calib]
 
     def loss() -> float:
@@ -324,6 +331,11 @@ def write_qat_graph(proto: Any, fmt: str, dst: Path, tmp: Path) -> dict[str, Any
     import onnx
 
     fq = count_fake_quantize(proto)
+    if fq == 0:
+        raise ConfigError(
+            f"the QAT graph {dst.name} has no FakeQuantize node: it would ship FP32 as INT8",
+            hint="pass a lower --qat-fp32-quantizers, or leave the graph out of --qat",
+        )
     if fmt == "openvino":
         import openvino as ov
         from openvino._offline_transformations import compress_quantize_weights_transformation
