@@ -42,10 +42,24 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
 
 def _argv(run: Path, data: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "quantize", str(run), "--to", "int8", "--backend", "ort", "--calib", str(data),
-        "--out", str(out), "--calib-samples", "2", "--val-images", "2",
-        "--graphs", "panoptic_decoder", *extra,
-    ]  # fmt: skip
+        "quantize",
+        str(run),
+        "--to",
+        "int8",
+        "--backend",
+        "ort",
+        "--calib",
+        str(data),
+        "--out",
+        str(out),
+        "--calib-samples",
+        "2",
+        "--val-images",
+        "2",
+        "--graphs",
+        "panoptic_decoder",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize(
