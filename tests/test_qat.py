@@ -190,10 +190,13 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize(
-    "backend, runtime, qat",
-    [("openvino", "openvino", ["panoptic_decoder"]), ("ort", "ort-cpu", [])],
+    "backend, runtime, qat, graphs",
+    [
+        ("openvino", "openvino", ["panoptic_decoder"], ["panoptic_decoder", "prompt_decoder"]),
+        ("ort", "ort-cpu", [], ["panoptic_decoder"]),  # no names: every converted graph
+    ],
 )
-def test_qat_round_trip_through_the_command(tiny_run, tmp_path, backend, runtime, qat):
+def test_qat_round_trip_through_the_command(tiny_run, tmp_path, backend, runtime, qat, graphs):
     """`rapsam-edge quantize RUN --to int8 --qat [GRAPH ...]` (2 steps per graph): the
     bundle's graphs are INT8 files with quantizers, QAT for the graphs named (all without
     names) and post-training INT8 for the other converted ones, the manifest records which
@@ -245,7 +248,7 @@ def test_qat_round_trip_through_the_command(tiny_run, tmp_path, backend, runtime
     manifest = json.loads((out / "manifest.json").read_text())
     quant = manifest["export"]["quantization"]
     assert quant["gate"]["passed"] is True
-    for graph in ("panoptic_decoder", "prompt_decoder"):
+    for graph in graphs:
         assert manifest["graphs"][graph]["precision"] == "int8"
         record = quant["graphs"][graph]
         if not qat or graph in qat:
