@@ -167,26 +167,9 @@ def test_qat_settings_refuse_bad_values():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny edge-xs "training run" (random weights, the dataset's classes) and its data."""
-    from rapsam_edge.data.classes import CLASSES as DEFAULT_CLASSES
-    from rapsam_edge.data.generate import make_dataset
-    from rapsam_edge.model import build_model
-    from rapsam_edge.model.io import save_model
+    from qat_run import make_tiny_run
 
-    root = tmp_path_factory.mktemp("qat")
-    data = root / "data"
-    make_dataset(
-        data, seed=3, split="val", num_images=4, num_videos=0, image_size=(64, 64), progress=False
-    )
-    torch.manual_seed(0)
-    model = build_model("edge-xs", num_classes=len(DEFAULT_CLASSES))
-    model.config["classes"] = [
-        {"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in DEFAULT_CLASSES
-    ]
-    (root / "run").mkdir()
-    save_model(model, root / "run")
-    (root / "run" / "train_config.json").write_text(json.dumps({"image_size": 64}))
-    return root / "run", data
+    return make_tiny_run(tmp_path_factory.mktemp("qat"))
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@ settings that would ship the FP32 graph as INT8 are ConfigErrors naming the opti
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,26 +17,9 @@ from rapsam_edge.errors import ConfigError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny edge-xs "training run" (random weights) and a 4-image 64 x 64 dataset."""
-    from rapsam_edge.data.classes import CLASSES
-    from rapsam_edge.data.generate import make_dataset
-    from rapsam_edge.model import build_model
-    from rapsam_edge.model.io import save_model
+    from qat_run import make_tiny_run
 
-    root = tmp_path_factory.mktemp("qat-hostile")
-    data = root / "data"
-    make_dataset(
-        data, seed=3, split="val", num_images=4, num_videos=0, image_size=(64, 64), progress=False
-    )
-    torch.manual_seed(0)
-    model = build_model("edge-xs", num_classes=len(CLASSES))
-    model.config["classes"] = [
-        {"id": c.id, "name": c.name, "is_thing": c.is_thing} for c in CLASSES
-    ]
-    (root / "run").mkdir()
-    save_model(model, root / "run")
-    (root / "run" / "train_config.json").write_text(json.dumps({"image_size": 64}))
-    return root / "run", data
+    return make_tiny_run(tmp_path_factory.mktemp("qat-hostile"))
 
 
 def _argv(run: Path, data: Path, out: Path, *extra: str) -> list[str]:
